@@ -1,0 +1,18 @@
+// Each lowbit command lives in its own cli/cmd_<name>.cpp and adds itself to the CLI11 app
+// through one add_<name>_command() function. The callback it installs returns the exit code:
+// 0 ok, 1 failure, 2 usage (cli/common.h has the helpers that map Status to these).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace lowbit::cli {
+
+// The command a subcommand runs when selected; set by add_*_command().
+using CommandFn = std::function<int()>;
+
+void add_info_command(CLI::App& app, CommandFn& run);
+void add_smoke_command(CLI::App& app, CommandFn& run);
+
+}  // namespace lowbit::cli

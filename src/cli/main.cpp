@@ -1,0 +1,30 @@
+// lowbit: low-bit post-training quantization toolkit for YOLO detectors in ONNX.
+#include <cstdio>
+#include <vector>
+
+#include "cli/commands.h"
+
+int main(int argc, char** argv) {
+    CLI::App app{
+        "lowbit " LOWBIT_VERSION
+        " - quantize YOLO detectors in ONNX to INT8/FP8, measure accuracy, latency and per-node "
+        "sensitivity.\nRun `lowbit <command> --help` for a command's options."};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "lowbit " LOWBIT_VERSION);
+
+    lowbit::cli::CommandFn run;
+    using Adder = void (*)(CLI::App&, lowbit::cli::CommandFn&);
+    const std::vector<Adder> adders = {
+        lowbit::cli::add_info_command,
+        lowbit::cli::add_smoke_command,
+    };
+    for (Adder add : adders) add(app, run);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;  // usage errors exit 2
+    }
+    return run ? run() : 2;
+}

@@ -1,0 +1,109 @@
+#include "core/tensor.h"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <new>
+
+#include "core/half.h"
+#include "core/status.h"
+
+namespace lowbit {
+
+int64_t shape_numel(const Shape& s) {
+    int64_t n = 1;
+    for (int64_t d : s) n *= d;
+    return n;
+}
+
+std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
+
+Buffer::Buffer(size_t bytes) : bytes_(bytes) {
+    size_t rounded = (bytes + 63) / 64 * 64;
+    if (rounded == 0) rounded = 64;
+    data_ = std::aligned_alloc(64, rounded);
+    if (data_ == nullptr) throw std::bad_alloc();
+    std::memset(data_, 0, rounded);
+}
+
+Buffer::Buffer(void* data, size_t bytes, std::shared_ptr<void> keep)
+    : data_(data), bytes_(bytes), owned_(false), keep_(std::move(keep)) {}
+
+Buffer::~Buffer() {
+    if (owned_) std::free(data_);
+}
+
+Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
+    buffer_ = std::make_shared<Buffer>(static_cast<size_t>(shape_numel(shape_)) * dtype_size(dtype));
+}
+
+Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset)
+    : dtype_(dtype), shape_(std::move(shape)), buffer_(std::move(buffer)), offset_(offset) {
+    LOWBIT_CHECK(buffer_ && offset_ + nbytes() <= buffer_->size(),
+                 "tensor view {} {} at offset {} exceeds buffer of {} bytes", dtype_name(dtype_),
+                 shape_str(shape_), offset_, buffer_ ? buffer_->size() : 0);
+}
+
+Tensor Tensor::reshaped(Shape shape) const {
+    LOWBIT_CHECK(shape_numel(shape) == numel(), "reshape {} -> {}", shape_str(shape_),
+                 shape_str(shape));
+    Tensor t = *this;
+    t.shape_ = std::move(shape);
+    return t;
+}
+
+Tensor Tensor::clone() const {
+    Tensor t(dtype_, shape_);
+    if (nbytes() > 0) std::memcpy(t.raw(), raw(), nbytes());
+    return t;
+}
+
+double tensor_get_f64(const Tensor& t, int64_t i) {
+    const void* p = t.raw();
+    switch (t.dtype()) {
+        case DType::Float32: return static_cast<const float*>(p)[i];
+        case DType::Float64: return static_cast<const double*>(p)[i];
+        case DType::Float16: return half_to_float(static_cast<const uint16_t*>(p)[i]);
+        case DType::BFloat16: return bfloat16_to_float(static_cast<const uint16_t*>(p)[i]);
+        case DType::Float8E4M3FN:
+        case DType::Float8E4M3FNUZ:
+        case DType::Float8E5M2:
+        case DType::Float8E5M2FNUZ:
+            return fp8_to_float(static_cast<const uint8_t*>(p)[i], t.dtype());
+        case DType::Int8: return static_cast<const int8_t*>(p)[i];
+        case DType::UInt8: return static_cast<const uint8_t*>(p)[i];
+        case DType::Bool: return static_cast<const uint8_t*>(p)[i] != 0;
+        case DType::Int16: return static_cast<const int16_t*>(p)[i];
+        case DType::UInt16: return static_cast<const uint16_t*>(p)[i];
+        case DType::Int32: return static_cast<const int32_t*>(p)[i];
+        case DType::UInt32: return static_cast<const uint32_t*>(p)[i];
+        case DType::Int64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
+        case DType::UInt64: return static_cast<double>(static_cast<const uint64_t*>(p)[i]);
+        default: LOWBIT_CHECK(false, "tensor_get_f64 on {}", dtype_name(t.dtype()));
+    }
+    return 0;
+}
+
+int64_t tensor_get_i64(const Tensor& t, int64_t i) {
+    const void* p = t.raw();
+    switch (t.dtype()) {
+        case DType::Int64: return static_cast<const int64_t*>(p)[i];
+        case DType::Int32: return static_cast<const int32_t*>(p)[i];
+        case DType::Int16: return static_cast<const int16_t*>(p)[i];
+        case DType::Int8: return static_cast<const int8_t*>(p)[i];
+        case DType::UInt8: return static_cast<const uint8_t*>(p)[i];
+        case DType::UInt16: return static_cast<const uint16_t*>(p)[i];
+        case DType::UInt32: return static_cast<const uint32_t*>(p)[i];
+        case DType::UInt64: return static_cast<int64_t>(static_cast<const uint64_t*>(p)[i]);
+        case DType::Bool: return static_cast<const uint8_t*>(p)[i] != 0;
+        default: return static_cast<int64_t>(tensor_get_f64(t, i));
+    }
+}
+
+std::vector<int64_t> tensor_to_i64(const Tensor& t) {
+    std::vector<int64_t> v(static_cast<size_t>(t.numel()));
+    for (int64_t i = 0; i < t.numel(); ++i) v[static_cast<size_t>(i)] = tensor_get_i64(t, i);
+    return v;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,83 @@
+// Executor: turns a Model into a static execution plan and runs it.
+//
+// At load (Executor::create): shapes are resolved (graph input shapes from the model or from
+// ExecutorOptions::input_shapes), every node gets a kernel and is prepared in topological order,
+// subgraphs whose inputs are all constant are folded, and a memory planner assigns each
+// intermediate tensor a slot in one arena, reusing memory of tensors that are dead.
+//
+// Hooks:
+//  - observer: called for every tensor a node produces (after the node ran), in plan order. It
+//    serves calibration, sensitivity and debugging. The tensor is only valid during the call.
+//  - node override: called before a node runs with its input tensors; it may replace any input
+//    (e.g. by a fake-quantized copy) to run that node "with other settings". It must keep each
+//    input's dtype and shape.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "ir/graph.h"
+
+namespace lowbit {
+
+struct ExecutorOptions {
+    int n_threads = 0;  // <= 0: one per core
+    // Overrides for graph input shapes (by input name); needed when the model's are symbolic.
+    std::map<std::string, Shape> input_shapes;
+    // Use the reference kernels only (no oneDNN/vectorized fast paths). For tests.
+    bool reference_only = false;
+};
+
+using TensorObserver =
+    std::function<void(size_t node_index, const Node& node, const std::string& name, const Tensor& t)>;
+using NodeOverride = std::function<Status(size_t node_index, const Node& node,
+                                          std::vector<Tensor>& inputs)>;
+
+struct TensorDesc {
+    std::string name;
+    DType dtype = DType::Undefined;
+    Shape shape;
+};
+
+class Executor {
+public:
+    ~Executor();
+    Executor(const Executor&) = delete;
+    Executor& operator=(const Executor&) = delete;
+
+    // Plans `model` (copied/shared: the executor keeps what it needs). Fails with a message
+    // naming the node, op and attribute for anything unsupported.
+    static Result<std::unique_ptr<Executor>> create(const Model& model, ExecutorOptions opts = {});
+
+    const std::vector<TensorDesc>& inputs() const;
+    const std::vector<TensorDesc>& outputs() const;
+
+    // Runs the graph. `inputs` in graph-input order (excluding inputs that have initializers),
+    // with the planned dtypes and shapes; returns the outputs in graph-output order.
+    Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs);
+
+    void set_observer(TensorObserver obs);
+    void set_node_override(NodeOverride ov);
+
+    // Peak bytes of the intermediate-tensor arena (what `lowbit info` reports).
+    size_t peak_activation_bytes() const;
+    // Nodes in execution order (indices into the model's graph.nodes), after folding.
+    const std::vector<size_t>& plan_order() const;
+    const Graph& graph() const;
+    // Shape/dtype of every tensor known at plan time.
+    const TensorDesc* tensor_desc(const std::string& name) const;
+
+    struct Impl;
+
+private:
+    explicit Executor(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace lowbit

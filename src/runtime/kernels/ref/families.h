@@ -1,0 +1,22 @@
+// Each op family registers its reference kernels here. One .cpp file (or a few) per family.
+#pragma once
+
+namespace lowbit {
+
+class KernelRegistry;
+
+// elementwise.cpp: unary/binary math and activations with NumPy broadcasting (Add, Sub, Mul, Div,
+// Pow, Mod, Min, Max, Equal, Where, Sigmoid, Relu, ..., Sqrt, Exp, Log, Erf, Floor, Clip, ...).
+void register_elementwise_kernels(KernelRegistry& r);
+// tensor_ops.cpp: data movement and shape ops (Reshape, Transpose, Concat, Split, Slice, Gather,
+// GatherElements, Expand, Tile, Range, Shape, Constant, ConstantOfShape, Identity, Pad, TopK, ...).
+void register_tensor_kernels(KernelRegistry& r);
+// nn.cpp: Conv, MaxPool, AveragePool, GlobalAveragePool, MatMul, Gemm, Softmax,
+// BatchNormalization, Resize.
+void register_nn_kernels(KernelRegistry& r);
+// quant.cpp: QuantizeLinear, DequantizeLinear, Cast.
+void register_quant_kernels(KernelRegistry& r);
+// reduce.cpp: ReduceMax, ReduceMean, ReduceSum, ArgMax.
+void register_reduce_kernels(KernelRegistry& r);
+
+}  // namespace lowbit

@@ -1,0 +1,38 @@
+// Op type -> kernel factory. Kernels register themselves from their own .cpp file with
+// LOWBIT_REGISTER_KERNEL("Relu", ReluKernel) (default ONNX domain). Registration is explicit
+// per op family through register_*_kernels() functions called from registry.cpp, so that static
+// library linking never drops a kernel.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/kernel.h"
+
+namespace lowbit {
+
+using KernelFactory = std::function<std::unique_ptr<Kernel>()>;
+
+class KernelRegistry {
+public:
+    // The process-wide registry with every built-in kernel registered.
+    static const KernelRegistry& builtin();
+
+    void add(const std::string& op_type, KernelFactory factory);
+    // nullptr when the op type is unknown.
+    std::unique_ptr<Kernel> create(const std::string& op_type) const;
+    bool has(const std::string& op_type) const;
+    std::vector<std::string> op_types() const;  // sorted
+
+private:
+    std::vector<std::pair<std::string, KernelFactory>> entries_;
+};
+
+template <typename K>
+void register_kernel(KernelRegistry& r, const std::string& op_type) {
+    r.add(op_type, [] { return std::make_unique<K>(); });
+}
+
+}  // namespace lowbit
