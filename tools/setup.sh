@@ -16,7 +16,7 @@ APT_PACKAGES=(
 )
 # Pinned so that cross-check results do not move under us.
 PIP_PACKAGES=(
-  "numpy==2.4.6"
+  "numpy==2.2.6"
   "onnx==1.23.2"
   "onnxruntime==1.32.0"
   "pycocotools==2.0.11"
