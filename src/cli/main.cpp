@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
     const std::vector<Adder> adders = {
         lowbit::cli::add_info_command,
         lowbit::cli::add_smoke_command,
+        lowbit::cli::add_cocoeval_command,
     };
     for (Adder add : adders) add(app, run);
 
