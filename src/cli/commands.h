@@ -15,5 +15,6 @@ using CommandFn = std::function<int()>;
 void add_info_command(CLI::App& app, CommandFn& run);
 void add_smoke_command(CLI::App& app, CommandFn& run);
 void add_cocoeval_command(CLI::App& app, CommandFn& run);
+void add_calib_command(CLI::App& app, CommandFn& run);
 
 }  // namespace lowbit::cli

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
         lowbit::cli::add_info_command,
         lowbit::cli::add_smoke_command,
         lowbit::cli::add_cocoeval_command,
+        lowbit::cli::add_calib_command,
     };
     for (Adder add : adders) add(app, run);
 
