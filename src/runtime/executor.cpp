@@ -1,49 +1,86 @@
+// Executor: plan (shapes, kernels, constant folding), then one or two "programs" that run it.
+//
+// A program is the list of steps actually executed, with a storage layout per tensor and a
+// memory plan. Three kinds are built from the same prepared nodes:
+//  - reference (ExecutorOptions::reference_only): one step per node, reference kernels, plain
+//    layouts: the executable spec;
+//  - fast: optimized CPU ops (kernels/cpu), activations channels-last between convs, reorder
+//    steps inserted where a plain-layout op reads an NHWC tensor (once per tensor), and
+//    Conv -> Sigmoid -> Mul (SiLU) fused into the conv step;
+//  - hooked (built on first use, when an observer or a node override is set): like fast but
+//    without multi-node fusion, so that every node's inputs and outputs exist. Observer and
+//    override see plain (ONNX-order) tensors: NHWC ones are converted on demand, only then.
+// Graph outputs are always returned in plain layout.
+//
+// LOWBIT_PROFILE=1 in the environment times every step and prints per-op-kind totals to stderr
+// when the executor is destroyed (LOWBIT_PROFILE=2 adds the slowest individual steps).
 #include "runtime/executor.h"
 
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "runtime/kernel.h"
+#include "runtime/kernels/cpu/fast_ops.h"
+#include "runtime/layout.h"
 #include "runtime/memory_plan.h"
 #include "runtime/registry.h"
 
 namespace lowbit {
 
-struct Executor::Impl {
-    Graph graph;
-    int64_t opset = 0;
-    ThreadPool pool;
-    std::vector<TensorDesc> inputs, outputs;
-    std::unordered_map<std::string, TensorDesc> descs;  // every tensor known at plan time
-    std::unordered_map<std::string, Tensor> constants;  // initializers and folded values
+namespace {
 
-    struct Step {
-        size_t node_index;
-        std::unique_ptr<Kernel> kernel;
-    };
+constexpr size_t kNoNode = static_cast<size_t>(-1);
+
+struct Stored {
+    DType dtype = DType::Undefined;
+    Shape shape;  // logical (ONNX order)
+    Layout layout = Layout::Plain;
+};
+
+struct Step {
+    size_t node = kNoNode;      // graph node index; kNoNode for an inserted reorder
+    std::vector<size_t> fused;  // further nodes this step computes (a fused SiLU's Sigmoid, Mul)
+    std::vector<std::string> in, out;  // storage tensor names ("" = absent)
+    std::vector<Layout> in_layouts;    // layout of each `in` tensor
+    std::unique_ptr<cpu::FastOp> fast;  // null: the node's reference kernel, or a reorder
+    Layout reorder_to = Layout::Plain;
+    std::string label;  // profile key
+};
+
+struct Program {
     std::vector<Step> steps;
-    std::vector<size_t> order;  // node indices of steps
-
-    // Run-time tensors live in one arena at planned offsets.
-    std::unordered_map<std::string, size_t> slot_of;  // tensor name -> index in slots
+    std::unordered_map<std::string, Stored> stored;  // run-time tensors (graph ones and aliases)
+    std::unordered_map<std::string, Tensor> constants;  // plan-time NHWC copies of constants
+    std::unordered_map<std::string, size_t> slot_of;
     std::vector<MemorySlot> slots;
     size_t arena_bytes = 0;
     std::shared_ptr<Buffer> arena;
 
-    TensorObserver observer;
-    NodeOverride node_override;
-
-    explicit Impl(int n_threads) : pool(n_threads) {}
-
-    Status plan(const Model& model, const ExecutorOptions& opts);
-    Result<std::vector<Tensor>> run(const std::vector<Tensor>& in);
-    Tensor view(const std::string& name) const;
+    Layout layout_of(const std::string& name) const {
+        auto it = stored.find(name);
+        return it == stored.end() ? Layout::Plain : it->second.layout;
+    }
 };
 
-namespace {
+struct ProfileEntry {
+    double ms = 0;
+    int64_t calls = 0;
+};
+
+bool env_profile_level(int* level) {
+    const char* e = std::getenv("LOWBIT_PROFILE");
+    if (e == nullptr || *e == '\0' || std::string(e) == "0") return false;
+    *level = std::atoi(e) > 1 ? 2 : 1;
+    return true;
+}
 
 Status check_node_supported(const Node& n) {
     if (!n.domain.empty() && n.domain != "ai.onnx") {
@@ -55,9 +92,46 @@ Status check_node_supported(const Node& n) {
 
 }  // namespace
 
+struct Executor::Impl {
+    Graph graph;
+    int64_t opset = 0;
+    ThreadPool pool;
+    bool reference_only = false;
+    std::vector<TensorDesc> inputs, outputs;
+    std::unordered_map<std::string, TensorDesc> descs;  // every tensor known at plan time
+    std::unordered_map<std::string, Tensor> constants;  // initializers and folded values
+    std::vector<size_t> order;                          // run-time nodes, in execution order
+    std::vector<std::unique_ptr<Kernel>> kernels;       // reference kernel per graph node
+
+    std::unique_ptr<cpu::CpuBackend> backend;  // null with reference_only
+    std::unique_ptr<Program> main;             // fast (or reference) program
+    std::unique_ptr<Program> hooked;           // built on first hooked run (fast mode only)
+
+    TensorObserver observer;
+    NodeOverride node_override;
+
+    int profile_level = 0;
+    int64_t profile_runs = 0;
+    std::unordered_map<std::string, ProfileEntry> profile;
+    std::vector<double> step_ms;  // per step of the main program (level 2)
+
+    explicit Impl(int n_threads) : pool(n_threads) {}
+    ~Impl();
+
+    Status plan(const Model& model, const ExecutorOptions& opts);
+    Result<std::unique_ptr<Program>> build_program(bool fast, bool fuse);
+    Result<std::vector<Tensor>> run(const std::vector<Tensor>& in);
+    Tensor view(const Program& p, const std::string& name) const;
+    Tensor to_plain(const Program& p, const std::string& name) const;
+    Status run_step(Program& p, Step& s, std::span<const Tensor> ins, std::span<Tensor> outs);
+    std::string label_for(const Step& s, const Program& p) const;
+    void print_profile() const;
+};
+
 Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
     graph = model.graph;
     opset = model.default_opset();
+    reference_only = opts.reference_only;
     if (opset == 0) return invalid("model imports no default-domain (ai.onnx) opset");
 
     for (const auto& [name, t] : graph.initializers) {
@@ -110,6 +184,7 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
 
     LOWBIT_ASSIGN(std::vector<size_t> topo, topological_order(graph));
     const KernelRegistry& registry = KernelRegistry::builtin();
+    kernels.resize(graph.nodes.size());
     for (size_t idx : topo) {
         const Node& node = graph.nodes[idx];
         LOWBIT_TRY(check_node_supported(node));
@@ -174,7 +249,7 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
             }
             continue;
         }
-        steps.push_back({idx, std::move(kernel)});
+        kernels[idx] = std::move(kernel);
         order.push_back(idx);
     }
 
@@ -184,95 +259,333 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
         outputs.push_back(it->second);
     }
 
-    // Memory plan: each run-time tensor (graph inputs are copied in too) lives from the step
-    // that defines it to its last reader; graph outputs live to the end.
+    env_profile_level(&profile_level);
+    if (!reference_only) backend = std::make_unique<cpu::CpuBackend>(pool.size());
+    LOWBIT_ASSIGN(main, build_program(!reference_only, !reference_only));
+    if (profile_level > 1) step_ms.assign(main->steps.size(), 0.0);
+    return Status::ok();
+}
+
+Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool fuse) {
+    auto prog = std::make_unique<Program>();
+    Program& p = *prog;
+    for (const auto& d : inputs) p.stored[d.name] = {d.dtype, d.shape, Layout::Plain};
+
+    std::unordered_set<std::string> graph_outputs;
+    for (const auto& d : outputs) graph_outputs.insert(d.name);
+    // Run-time consumers of each tensor (by node index), for fusion.
+    std::unordered_map<std::string, std::vector<size_t>> consumers;
+    for (size_t idx : order) {
+        for (const auto& in : graph.nodes[idx].inputs) {
+            if (!in.empty()) consumers[in].push_back(idx);
+        }
+    }
+    auto sole_consumer = [&](const std::string& t, size_t node) {
+        auto it = consumers.find(t);
+        return it != consumers.end() && !graph_outputs.count(t) &&
+               std::all_of(it->second.begin(), it->second.end(),
+                           [&](size_t c) { return c == node; });
+    };
+    std::unordered_map<std::string, std::string> aliases;  // "name\x1f<layout>" -> alias name
+    // The storage name of `name` in layout `want`: itself, or a copy made by a reorder step
+    // (or at plan time, for constants) that is shared by every later reader.
+    auto storage = [&](const std::string& name, Layout want) -> std::string {
+        if (name.empty()) return name;
+        auto c = constants.find(name);
+        const Layout have = c != constants.end() ? Layout::Plain : p.layout_of(name);
+        if (have == want) return name;
+        const std::string key = name + "\x1f" + layout_name(want);
+        auto it = aliases.find(key);
+        if (it != aliases.end()) return it->second;
+        if (c != constants.end()) {
+            Tensor t(c->second.dtype(), c->second.shape());
+            convert_layout(c->second, have, t, want, pool);
+            p.constants[key] = t;
+        } else {
+            const Stored& src = p.stored.at(name);
+            p.stored[key] = {src.dtype, src.shape, want};
+            Step s;
+            s.in = {name};
+            s.in_layouts = {have};
+            s.out = {key};
+            s.reorder_to = want;
+            s.label = fmt::format("Reorder {}->{}", layout_name(have), layout_name(want));
+            p.steps.push_back(std::move(s));
+        }
+        aliases[key] = key;
+        return key;
+    };
+
+    std::vector<bool> covered(graph.nodes.size(), false);
+    std::vector<std::string> warnings;
+    for (size_t idx : order) {
+        if (covered[idx]) continue;
+        const Node& node = graph.nodes[idx];
+        Step step;
+        step.node = idx;
+        std::vector<std::string> outs = node.outputs;
+        cpu::FastPlan plan;
+        plan.in_layouts.assign(node.inputs.size(), Layout::Plain);
+        plan.out_layouts.assign(node.outputs.size(), Layout::Plain);
+        if (fast) {
+            std::vector<cpu::Operand> in_ops, out_ops;
+            for (const auto& name : node.inputs) {
+                cpu::Operand o;
+                if (!name.empty()) {
+                    const TensorDesc& d = descs.at(name);
+                    o.dtype = d.dtype;
+                    o.shape = d.shape;
+                    auto c = constants.find(name);
+                    if (c != constants.end()) o.constant = &c->second;
+                    else o.layout = p.layout_of(name);
+                }
+                in_ops.push_back(std::move(o));
+            }
+            for (const auto& name : node.outputs) {
+                cpu::Operand o;
+                if (!name.empty()) {
+                    o.dtype = descs.at(name).dtype;
+                    o.shape = descs.at(name).shape;
+                }
+                out_ops.push_back(std::move(o));
+            }
+            // Conv -> Sigmoid -> Mul(conv, sigmoid): SiLU, fused into the conv step when the
+            // conv output and the sigmoid feed nothing else.
+            size_t sig = kNoNode, mul = kNoNode;
+            if (fuse && node.op_type == "Conv" && node.outputs.size() == 1) {
+                const std::string& c = node.outputs[0];
+                auto it = consumers.find(c);
+                if (it != consumers.end() && it->second.size() == 2 && !graph_outputs.count(c)) {
+                    for (size_t k : it->second) {
+                        const Node& n = graph.nodes[k];
+                        if (n.op_type == "Sigmoid" && n.inputs.size() == 1 && n.outputs.size() == 1)
+                            sig = k;
+                    }
+                    for (size_t k : it->second) {
+                        const Node& n = graph.nodes[k];
+                        if (sig == kNoNode || n.op_type != "Mul" || n.inputs.size() != 2) continue;
+                        const std::string& s = graph.nodes[sig].outputs[0];
+                        if (((n.inputs[0] == c && n.inputs[1] == s) ||
+                             (n.inputs[1] == c && n.inputs[0] == s)) &&
+                            sole_consumer(s, k)) {
+                            mul = k;
+                        }
+                    }
+                }
+            }
+            if (mul != kNoNode) {
+                plan = backend->choose(node, opset, in_ops, out_ops, true, warnings);
+                if (plan.op) {
+                    step.fused = {sig, mul};
+                    covered[sig] = covered[mul] = true;
+                    outs = graph.nodes[mul].outputs;
+                }
+            }
+            if (!plan.op) plan = backend->choose(node, opset, in_ops, out_ops, false, warnings);
+        }
+        for (size_t i = 0; i < node.inputs.size(); ++i) {
+            step.in.push_back(storage(node.inputs[i], plan.in_layouts[i]));
+        }
+        for (size_t o = 0; o < outs.size(); ++o) {
+            if (outs[o].empty()) continue;
+            const TensorDesc& d = descs.at(outs[o]);
+            p.stored[outs[o]] = {d.dtype, d.shape, plan.out_layouts[o]};
+        }
+        step.in_layouts = plan.in_layouts;
+        step.out = outs;
+        step.fast = std::move(plan.op);
+        step.label = label_for(step, p);
+        p.steps.push_back(std::move(step));
+    }
+    for (const auto& w : warnings) fmt::print(stderr, "lowbit: warning: {}\n", w);
+
+    // Memory plan: each run-time tensor lives from the step that writes it to its last reader;
+    // graph inputs from before the first step, graph outputs to the end.
     std::unordered_map<std::string, std::pair<int, int>> life;
     for (const auto& d : inputs) life[d.name] = {-1, -1};
-    for (size_t s = 0; s < steps.size(); ++s) {
-        const Node& node = graph.nodes[steps[s].node_index];
-        for (const auto& in : node.inputs) {
+    for (size_t s = 0; s < p.steps.size(); ++s) {
+        for (const auto& in : p.steps[s].in) {
             auto it = life.find(in);
             if (it != life.end()) it->second.second = static_cast<int>(s);
         }
-        for (const auto& o : node.outputs) {
+        for (const auto& o : p.steps[s].out) {
             if (!o.empty()) life[o] = {static_cast<int>(s), static_cast<int>(s)};
         }
     }
-    const int end = static_cast<int>(steps.size());
+    const int end = static_cast<int>(p.steps.size());
     for (const auto& d : outputs) {
         auto it = life.find(d.name);
         if (it != life.end()) it->second.second = end;
     }
-    std::vector<MemoryRequest> reqs;
     std::vector<std::string> names;
-    for (const auto& [name, span] : life) {
-        const TensorDesc& d = descs.at(name);
+    for (const auto& [name, span] : life) names.push_back(name);
+    // Sorted names make the plan deterministic (unordered_map order is not).
+    std::sort(names.begin(), names.end());
+    std::vector<MemoryRequest> reqs;
+    for (const auto& name : names) {
+        const Stored& d = p.stored.at(name);
+        const auto& span = life.at(name);
         reqs.push_back({static_cast<size_t>(shape_numel(d.shape)) * dtype_size(d.dtype), span.first,
                         std::max(span.first, span.second)});
-        names.push_back(name);
     }
-    // Sorted names make the plan deterministic (unordered_map order is not).
-    std::vector<size_t> perm(names.size());
-    for (size_t i = 0; i < perm.size(); ++i) perm[i] = i;
-    std::sort(perm.begin(), perm.end(), [&](size_t a, size_t b) { return names[a] < names[b]; });
-    std::vector<MemoryRequest> sorted_reqs;
-    for (size_t i : perm) sorted_reqs.push_back(reqs[i]);
-    slots = plan_memory(sorted_reqs, &arena_bytes);
-    for (size_t k = 0; k < perm.size(); ++k) slot_of[names[perm[k]]] = k;
-    arena = std::make_shared<Buffer>(arena_bytes);
-    return Status::ok();
+    p.slots = plan_memory(reqs, &p.arena_bytes);
+    for (size_t k = 0; k < names.size(); ++k) p.slot_of[names[k]] = k;
+    p.arena = std::make_shared<Buffer>(p.arena_bytes);
+    return prog;
 }
 
-Tensor Executor::Impl::view(const std::string& name) const {
+std::string Executor::Impl::label_for(const Step& s, const Program& p) const {
+    if (s.node == kNoNode) return s.label;
+    if (s.fast) return s.fast->describe();
+    const Node& node = graph.nodes[s.node];
+    bool nhwc = false;
+    for (const auto& o : s.out) nhwc |= !o.empty() && p.layout_of(o) == Layout::Nhwc;
+    return fmt::format("{} [ref{}]", node.op_type, nhwc ? " nhwc" : "");
+}
+
+Tensor Executor::Impl::view(const Program& p, const std::string& name) const {
     auto c = constants.find(name);
     if (c != constants.end()) return c->second;
-    const TensorDesc& d = descs.at(name);
-    return Tensor(d.dtype, d.shape, arena, slots[slot_of.at(name)].offset);
+    auto pc = p.constants.find(name);
+    if (pc != p.constants.end()) return pc->second;
+    const Stored& d = p.stored.at(name);
+    return Tensor(d.dtype, d.shape, p.arena, p.slots[p.slot_of.at(name)].offset);
+}
+
+// A plain-layout view of a graph tensor: the tensor itself, or a converted copy.
+Tensor Executor::Impl::to_plain(const Program& p, const std::string& name) const {
+    Tensor v = view(p, name);
+    if (constants.count(name) || p.layout_of(name) == Layout::Plain) return v;
+    Tensor t(v.dtype(), v.shape());
+    convert_layout(v, p.layout_of(name), t, Layout::Plain, pool);
+    return t;
+}
+
+Status Executor::Impl::run_step(Program& p, Step& s, std::span<const Tensor> ins,
+                                std::span<Tensor> outs) {
+    if (s.node == kNoNode) {
+        convert_layout(ins[0], p.layout_of(s.in[0]), outs[0], s.reorder_to, pool);
+        return Status::ok();
+    }
+    if (s.fast) return s.fast->run(ins, outs, pool);
+    RunContext rc{graph.nodes[s.node], ins, outs, pool};
+    return kernels[s.node]->run(rc);
 }
 
 Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
     if (in.size() != inputs.size()) {
         return invalid("model has {} input(s), {} given", inputs.size(), in.size());
     }
+    const bool hooks = observer || node_override;
+    if (hooks && !reference_only && !hooked) {
+        LOWBIT_ASSIGN(hooked, build_program(true, false));
+    }
+    Program& p = hooks && !reference_only ? *hooked : *main;
+    omp_set_num_threads(pool.size());
     for (size_t i = 0; i < inputs.size(); ++i) {
         const TensorDesc& d = inputs[i];
         if (in[i].dtype() != d.dtype || in[i].shape() != d.shape) {
             return invalid("input '{}': expected {} {}, got {} {}", d.name, dtype_name(d.dtype),
                            shape_str(d.shape), dtype_name(in[i].dtype()), shape_str(in[i].shape()));
         }
-        Tensor dst = view(d.name);
+        Tensor dst = view(p, d.name);
         if (dst.nbytes()) std::memcpy(dst.raw(), in[i].raw(), dst.nbytes());
     }
+    using Clock = std::chrono::steady_clock;
+    const bool timed = profile_level > 0 && &p == main.get();
     std::vector<Tensor> ins, outs;
-    for (auto& step : steps) {
-        const Node& node = graph.nodes[step.node_index];
+    for (size_t si = 0; si < p.steps.size(); ++si) {
+        Step& step = p.steps[si];
         ins.clear();
         outs.clear();
-        for (const auto& name : node.inputs) ins.push_back(name.empty() ? Tensor() : view(name));
-        for (const auto& name : node.outputs) outs.push_back(name.empty() ? Tensor() : view(name));
-        if (node_override) {
-            std::vector<Tensor> before = ins;
-            LOWBIT_TRY(node_override(step.node_index, node, ins));
-            for (size_t i = 0; i < ins.size(); ++i) {
-                if (ins[i].dtype() != before[i].dtype() || ins[i].shape() != before[i].shape()) {
+        for (const auto& name : step.in) ins.push_back(name.empty() ? Tensor() : view(p, name));
+        for (const auto& name : step.out) outs.push_back(name.empty() ? Tensor() : view(p, name));
+        const Node* node = step.node == kNoNode ? nullptr : &graph.nodes[step.node];
+        if (node && node_override) {
+            // The override sees plain tensors in the node's own input order. An input it
+            // replaces is brought into the layout this step reads.
+            std::vector<Tensor> given;
+            for (const auto& name : node->inputs) {
+                given.push_back(name.empty() ? Tensor() : to_plain(p, name));
+            }
+            const std::vector<Tensor> before = given;
+            LOWBIT_TRY(node_override(step.node, *node, given));
+            for (size_t i = 0; i < given.size(); ++i) {
+                if (given[i].dtype() != before[i].dtype() || given[i].shape() != before[i].shape()) {
                     return invalid("node override for {} changed input {} from {} {} to {} {}",
-                                   node.describe(), i, dtype_name(before[i].dtype()),
-                                   shape_str(before[i].shape()), dtype_name(ins[i].dtype()),
-                                   shape_str(ins[i].shape()));
+                                   node->describe(), i, dtype_name(before[i].dtype()),
+                                   shape_str(before[i].shape()), dtype_name(given[i].dtype()),
+                                   shape_str(given[i].shape()));
+                }
+                if (given[i].buffer() == before[i].buffer() &&
+                    given[i].offset() == before[i].offset()) {
+                    continue;
+                }
+                const Layout want = step.in_layouts[i];
+                if (want == Layout::Plain) {
+                    ins[i] = given[i];
+                } else {
+                    Tensor t(given[i].dtype(), given[i].shape());
+                    convert_layout(given[i], Layout::Plain, t, want, pool);
+                    ins[i] = t;
                 }
             }
         }
-        RunContext rc{node, ins, outs, pool};
-        LOWBIT_TRY(step.kernel->run(rc));
-        if (observer) {
-            for (size_t o = 0; o < node.outputs.size(); ++o) {
-                if (!node.outputs[o].empty()) observer(step.node_index, node, node.outputs[o], outs[o]);
+        const auto t0 = timed ? Clock::now() : Clock::time_point();
+        LOWBIT_TRY(run_step(p, step, ins, outs));
+        if (timed) {
+            const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+            ProfileEntry& e = profile[step.label];
+            e.ms += ms;
+            ++e.calls;
+            if (!step_ms.empty()) step_ms[si] += ms;
+        }
+        if (node && observer) {
+            for (const auto& name : node->outputs) {
+                if (!name.empty()) observer(step.node, *node, name, to_plain(p, name));
             }
         }
     }
+    if (timed) ++profile_runs;
     std::vector<Tensor> result;
-    for (const auto& d : outputs) result.push_back(view(d.name).clone());
+    for (const auto& d : outputs) {
+        // to_plain() already made a fresh copy for an NHWC output; clone the others.
+        const bool converted = !constants.count(d.name) && p.layout_of(d.name) != Layout::Plain;
+        result.push_back(converted ? to_plain(p, d.name) : view(p, d.name).clone());
+    }
     return result;
+}
+
+void Executor::Impl::print_profile() const {
+    if (profile_runs == 0) return;
+    std::vector<std::pair<std::string, ProfileEntry>> rows(profile.begin(), profile.end());
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+    double total = 0;
+    for (const auto& r : rows) total += r.second.ms;
+    const double runs = static_cast<double>(profile_runs);
+    fmt::print(stderr, "lowbit profile: {} run(s), {} threads, {:.3f} ms/run in steps\n",
+               profile_runs, pool.size(), total / runs);
+    fmt::print(stderr, "  {:>9} {:>6} {:>6}  {}\n", "ms/run", "%", "calls", "op");
+    for (const auto& [label, e] : rows) {
+        fmt::print(stderr, "  {:9.3f} {:6.1f} {:6}  {}\n", e.ms / runs, 100.0 * e.ms / total,
+                   e.calls / profile_runs, label);
+    }
+    if (profile_level > 1 && main) {
+        std::vector<size_t> idx(step_ms.size());
+        for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+        std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return step_ms[a] > step_ms[b]; });
+        fmt::print(stderr, "  slowest steps:\n");
+        for (size_t k = 0; k < std::min<size_t>(40, idx.size()); ++k) {
+            const Step& s = main->steps[idx[k]];
+            const std::string who = s.node == kNoNode ? s.in[0] : graph.nodes[s.node].name;
+            fmt::print(stderr, "  {:9.3f}  {}  ({})\n", step_ms[idx[k]] / runs, s.label, who);
+        }
+    }
+}
+
+Executor::Impl::~Impl() {
+    if (profile_level > 0) print_profile();
 }
 
 Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -291,7 +604,7 @@ Result<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) {
 }
 void Executor::set_observer(TensorObserver obs) { impl_->observer = std::move(obs); }
 void Executor::set_node_override(NodeOverride ov) { impl_->node_override = std::move(ov); }
-size_t Executor::peak_activation_bytes() const { return impl_->arena_bytes; }
+size_t Executor::peak_activation_bytes() const { return impl_->main->arena_bytes; }
 const std::vector<size_t>& Executor::plan_order() const { return impl_->order; }
 const Graph& Executor::graph() const { return impl_->graph; }
 const TensorDesc* Executor::tensor_desc(const std::string& name) const {

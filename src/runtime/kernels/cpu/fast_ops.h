@@ -1,0 +1,84 @@
+// The optimized CPU path: oneDNN convolutions and matmuls, vectorized elementwise, softmax and
+// channels-last (NHWC) data movement. The executor asks CpuBackend::choose() how to run each
+// node; the answer says which layout every input must be stored in, which layout the outputs
+// will be stored in, and the op to run (or none: run the node's reference kernel, possibly on
+// NHWC-stored data when the op is elementwise and therefore layout-blind).
+//
+// Fast ops are created at plan time (weights reordered once, oneDNN primitives built with the
+// executor's thread count) and run on tensors with logical (ONNX-order) shapes; the layout of
+// each tensor is the one the plan assigned.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "core/thread_pool.h"
+#include "ir/graph.h"
+#include "runtime/layout.h"
+
+namespace lowbit::cpu {
+
+class FastOp {
+public:
+    virtual ~FastOp() = default;
+    // inputs/outputs: one per node input/output (absent optional ones empty), stored in the
+    // layouts of the plan that created the op.
+    virtual Status run(std::span<const Tensor> inputs, std::span<Tensor> outputs,
+                       const ThreadPool& pool) = 0;
+    // For the profile: "Conv 3x3 s2 g1 brgconv:avx512_core +SiLU".
+    virtual std::string describe() const = 0;
+};
+
+// What the planner knows about a node input or output.
+struct Operand {
+    DType dtype = DType::Undefined;  // Undefined: absent optional input
+    Shape shape;                     // logical (ONNX order)
+    Layout layout = Layout::Plain;   // how the producer stores it (inputs only)
+    const Tensor* constant = nullptr;  // the value when known at plan time (always Plain)
+
+    bool present() const { return dtype != DType::Undefined; }
+};
+
+struct FastPlan {
+    std::unique_ptr<FastOp> op;       // null: run the node's reference kernel
+    std::vector<Layout> in_layouts;   // one per input: how it must be stored when the step runs
+    std::vector<Layout> out_layouts;  // one per output
+};
+
+struct DnnlState;
+
+// Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one
+// executor (steps run one at a time).
+class CpuBackend {
+public:
+    explicit CpuBackend(int n_threads);
+    ~CpuBackend();
+    CpuBackend(const CpuBackend&) = delete;
+    CpuBackend& operator=(const CpuBackend&) = delete;
+
+    // How to run `node`. With fuse_silu the node is a Conv whose output is only consumed by a
+    // SiLU (Sigmoid + Mul); the op must then produce SiLU(conv) instead, or the plan must have
+    // no op (the caller then does not fuse). Unsupported cases are not errors: they get a plan
+    // without op that runs the reference kernel on plain inputs. Warnings (a oneDNN primitive
+    // that fell back to a slow reference implementation) go to `warnings`.
+    FastPlan choose(const Node& node, int64_t opset, std::span<const Operand> inputs,
+                    std::span<const Operand> outputs, bool fuse_silu,
+                    std::vector<std::string>& warnings);
+
+    int n_threads() const { return n_threads_; }
+    DnnlState& dnnl() { return *dnnl_; }
+
+private:
+    int n_threads_;
+    std::unique_ptr<DnnlState> dnnl_;
+};
+
+// Ops whose output element i depends only on input elements i (plus scalar parameters), so
+// they can run on NHWC-stored data unchanged when all full-size operands share one layout.
+bool is_layout_blind_op(const std::string& op_type);
+
+}  // namespace lowbit::cpu

@@ -1,0 +1,343 @@
+// Data movement on NHWC-stored 4-D tensors, so that YOLO's C2f/SPPF/FPN blocks (Split, Concat,
+// MaxPool, nearest Upsample) never leave channels-last. A logical [N, C, H, W] tensor stored
+// NHWC is a [pixels, C] matrix; channel-axis Concat/Split copy row segments, MaxPool and Resize
+// move whole channel rows.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "runtime/kernels/cpu/ops.h"
+
+namespace lowbit::cpu {
+
+bool window_2d(const Node& node, const Shape& x, const Shape& y,
+               const std::vector<int64_t>& kernel, Window& h, Window& w) {
+    if (x.size() != 4 || y.size() != 4 || kernel.size() != 2) return false;
+    const std::vector<int64_t> strides = node.attr_ints("strides", {1, 1});
+    const std::vector<int64_t> dilations = node.attr_ints("dilations", {1, 1});
+    const std::vector<int64_t> pads = node.attr_ints("pads", {0, 0, 0, 0});
+    const std::string auto_pad = node.attr_string("auto_pad", "NOTSET");
+    if (strides.size() != 2 || dilations.size() != 2 || pads.size() != 4) return false;
+    Window* axes[2] = {&h, &w};
+    for (size_t i = 0; i < 2; ++i) {
+        Window& a = *axes[i];
+        a.in = x[2 + i];
+        a.out = y[2 + i];
+        a.k = kernel[i];
+        a.stride = strides[i];
+        a.dilation = dilations[i];
+        if (a.k < 1 || a.stride < 1 || a.dilation < 1) return false;
+        const int64_t extent = (a.k - 1) * a.dilation + 1;
+        if (auto_pad == "NOTSET") {
+            a.pad_begin = pads[i];
+            a.pad_end = pads[i + 2];
+        } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+            const int64_t total = std::max<int64_t>(0, (a.out - 1) * a.stride + extent - a.in);
+            a.pad_begin = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+            a.pad_end = total - a.pad_begin;
+        } else if (auto_pad != "VALID") {
+            return false;
+        }
+        if (a.pad_begin < 0 || a.pad_end < 0) return false;
+    }
+    return true;
+}
+
+namespace {
+
+constexpr int64_t kGrainBytes = 64 * 1024;
+
+class ConcatNhwcOp final : public FastOp {
+public:
+    ConcatNhwcOp(std::vector<int64_t> channels, int64_t pixels, size_t elem)
+        : channels_(std::move(channels)), pixels_(pixels), elem_(elem) {
+        for (int64_t c : channels_) total_ += c;
+    }
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out,
+               const ThreadPool& pool) override {
+        auto* y = static_cast<char*>(out[0].raw());
+        const int64_t row = total_ * static_cast<int64_t>(elem_);
+        pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row)),
+                          [&](int64_t p0, int64_t p1) {
+            int64_t off = 0;
+            for (size_t k = 0; k < channels_.size(); ++k) {
+                const int64_t seg = channels_[k] * static_cast<int64_t>(elem_);
+                const auto* x = static_cast<const char*>(in[k].raw());
+                for (int64_t p = p0; p < p1; ++p) {
+                    std::memcpy(y + p * row + off, x + p * seg, static_cast<size_t>(seg));
+                }
+                off += seg;
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override {
+        return fmt::format("Concat(C) x{} [nhwc]", channels_.size());
+    }
+
+private:
+    std::vector<int64_t> channels_;
+    int64_t pixels_;
+    size_t elem_;
+    int64_t total_ = 0;
+};
+
+class SplitNhwcOp final : public FastOp {
+public:
+    SplitNhwcOp(std::vector<int64_t> channels, int64_t pixels, size_t elem)
+        : channels_(std::move(channels)), pixels_(pixels), elem_(elem) {
+        for (int64_t c : channels_) total_ += c;
+    }
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out,
+               const ThreadPool& pool) override {
+        const auto* x = static_cast<const char*>(in[0].raw());
+        const int64_t row = total_ * static_cast<int64_t>(elem_);
+        pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row)),
+                          [&](int64_t p0, int64_t p1) {
+            int64_t off = 0;
+            for (size_t k = 0; k < channels_.size(); ++k) {
+                const int64_t seg = channels_[k] * static_cast<int64_t>(elem_);
+                if (k < out.size() && !out[k].empty()) {
+                    auto* y = static_cast<char*>(out[k].raw());
+                    for (int64_t p = p0; p < p1; ++p) {
+                        std::memcpy(y + p * seg, x + p * row + off, static_cast<size_t>(seg));
+                    }
+                }
+                off += seg;
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override {
+        return fmt::format("Split(C) x{} [nhwc]", channels_.size());
+    }
+
+private:
+    std::vector<int64_t> channels_;
+    int64_t pixels_;
+    size_t elem_;
+    int64_t total_ = 0;
+};
+
+// MaxPool: each output pixel is the elementwise max of the valid window rows; padded
+// positions never win and the first of equal values is kept, as in the reference.
+class MaxPoolNhwcOp final : public FastOp {
+public:
+    MaxPoolNhwcOp(int64_t n, int64_t c, Window h, Window w) : n_(n), c_(c), h_(h), w_(w) {}
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out,
+               const ThreadPool& pool) override {
+        const float* x = in[0].data<float>();
+        float* y = out[0].data<float>();
+        const int64_t rows = n_ * h_.out;
+        pool.parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const int64_t b = r / h_.out;
+                const int64_t oh = r % h_.out;
+                const float* xb = x + b * h_.in * w_.in * c_;
+                for (int64_t ow = 0; ow < w_.out; ++ow) {
+                    float* yo = y + ((b * h_.out + oh) * w_.out + ow) * c_;
+                    bool first = true;
+                    for (int64_t kh = 0; kh < h_.k; ++kh) {
+                        const int64_t ih = oh * h_.stride - h_.pad_begin + kh * h_.dilation;
+                        if (ih < 0 || ih >= h_.in) continue;
+                        for (int64_t kw = 0; kw < w_.k; ++kw) {
+                            const int64_t iw = ow * w_.stride - w_.pad_begin + kw * w_.dilation;
+                            if (iw < 0 || iw >= w_.in) continue;
+                            const float* xi = xb + (ih * w_.in + iw) * c_;
+                            if (first) {
+                                std::memcpy(yo, xi, static_cast<size_t>(c_) * sizeof(float));
+                                first = false;
+                                continue;
+                            }
+                            for (int64_t ch = 0; ch < c_; ++ch) {
+                                yo[ch] = xi[ch] > yo[ch] ? xi[ch] : yo[ch];
+                            }
+                        }
+                    }
+                    if (first) std::fill_n(yo, c_, std::numeric_limits<float>::lowest());
+                }
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override {
+        return fmt::format("MaxPool {}x{} s{} [nhwc]", h_.k, w_.k, h_.stride);
+    }
+
+private:
+    int64_t n_, c_;
+    Window h_, w_;
+};
+
+// Nearest Resize by integer factors on H and W: output pixel (oh, ow) copies the channel row
+// of input pixel (map_h[oh], map_w[ow]); the maps are computed at plan time with the node's
+// coordinate transformation and rounding mode.
+class ResizeNhwcOp final : public FastOp {
+public:
+    ResizeNhwcOp(int64_t n, int64_t c, int64_t ih, int64_t iw, std::vector<int64_t> map_h,
+                 std::vector<int64_t> map_w, size_t elem)
+        : n_(n), c_(c), ih_(ih), iw_(iw), map_h_(std::move(map_h)), map_w_(std::move(map_w)),
+          elem_(elem) {}
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out,
+               const ThreadPool& pool) override {
+        const auto* x = static_cast<const char*>(in[0].raw());
+        auto* y = static_cast<char*>(out[0].raw());
+        const int64_t oh = static_cast<int64_t>(map_h_.size());
+        const int64_t ow = static_cast<int64_t>(map_w_.size());
+        const size_t row = static_cast<size_t>(c_) * elem_;
+        pool.parallel_for(n_ * oh, 1, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const int64_t b = r / oh;
+                const int64_t h = r % oh;
+                const char* src = x + (b * ih_ + map_h_[h]) * iw_ * static_cast<int64_t>(row);
+                char* dst = y + r * ow * static_cast<int64_t>(row);
+                for (int64_t w = 0; w < ow; ++w) {
+                    std::memcpy(dst + w * static_cast<int64_t>(row),
+                                src + map_w_[w] * static_cast<int64_t>(row), row);
+                }
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override {
+        return fmt::format("Resize nearest x{} [nhwc]", map_h_.size() / std::max<int64_t>(1, ih_));
+    }
+
+private:
+    int64_t n_, c_, ih_, iw_;
+    std::vector<int64_t> map_h_, map_w_;
+    size_t elem_;
+};
+
+// Source index for each output coordinate (ONNX Resize, opset 11+), integer `scale`. The
+// coordinate is computed in float, as the reference kernel and ONNX Runtime do, so that
+// rounding ties resolve identically.
+bool nearest_map(const std::string& ctm, const std::string& mode, int64_t in, int64_t out,
+                 int64_t scale, std::vector<int64_t>& map) {
+    map.resize(static_cast<size_t>(out));
+    const auto s = static_cast<float>(scale);
+    for (int64_t o = 0; o < out; ++o) {
+        const auto xo = static_cast<float>(o);
+        float x;
+        if (ctm == "asymmetric") {
+            x = xo / s;
+        } else if (ctm == "half_pixel" || (ctm == "pytorch_half_pixel" && out > 1)) {
+            x = (xo + 0.5f) / s - 0.5f;
+        } else {
+            return false;
+        }
+        int64_t i;
+        if (mode == "floor") {
+            i = static_cast<int64_t>(std::floor(x));
+        } else if (mode == "ceil") {
+            i = static_cast<int64_t>(std::ceil(x));
+        } else if (mode == "round_prefer_floor") {
+            i = static_cast<int64_t>(x == std::floor(x) + 0.5f ? std::floor(x) : std::round(x));
+        } else if (mode == "round_prefer_ceil") {
+            i = static_cast<int64_t>(std::round(x));
+        } else {
+            return false;
+        }
+        map[static_cast<size_t>(o)] = std::clamp<int64_t>(i, 0, in - 1);
+    }
+    return true;
+}
+
+}  // namespace
+
+std::unique_ptr<FastOp> make_concat_nhwc(const Node& node, std::span<const Operand> ins,
+                                         const Operand& out) {
+    if (out.shape.size() != 4 || ins.empty()) return nullptr;
+    int64_t axis = node.attr_int("axis", 1);
+    if (axis < 0) axis += 4;
+    if (axis != 1) return nullptr;
+    std::vector<int64_t> channels;
+    for (const Operand& o : ins) {
+        if (o.dtype != out.dtype || o.shape.size() != 4) return nullptr;
+        channels.push_back(o.shape[1]);
+    }
+    const size_t elem = dtype_size(out.dtype);
+    if (elem == 0) return nullptr;
+    return std::make_unique<ConcatNhwcOp>(std::move(channels),
+                                          out.shape[0] * out.shape[2] * out.shape[3], elem);
+}
+
+std::unique_ptr<FastOp> make_split_nhwc(const Node& node, std::span<const Operand> ins,
+                                        std::span<const Operand> outs) {
+    if (ins.empty() || ins[0].shape.size() != 4) return nullptr;
+    int64_t axis = node.attr_int("axis", 0);
+    if (axis < 0) axis += 4;
+    if (axis != 1) return nullptr;
+    std::vector<int64_t> channels;
+    int64_t total = 0;
+    for (const Operand& o : outs) {
+        if (o.shape.size() != 4 || o.dtype != ins[0].dtype) return nullptr;
+        channels.push_back(o.shape[1]);
+        total += o.shape[1];
+    }
+    const size_t elem = dtype_size(ins[0].dtype);
+    if (total != ins[0].shape[1] || elem == 0) return nullptr;
+    const Shape& s = ins[0].shape;
+    return std::make_unique<SplitNhwcOp>(std::move(channels), s[0] * s[2] * s[3], elem);
+}
+
+std::unique_ptr<FastOp> make_maxpool_nhwc(const Node& node, std::span<const Operand> ins,
+                                          std::span<const Operand> outs) {
+    if (ins.size() != 1 || ins[0].dtype != DType::Float32 || outs.size() != 1) return nullptr;
+    const std::vector<int64_t> kernel = node.attr_ints("kernel_shape");
+    Window h, w;
+    if (!window_2d(node, ins[0].shape, outs[0].shape, kernel, h, w)) return nullptr;
+    return std::make_unique<MaxPoolNhwcOp>(ins[0].shape[0], ins[0].shape[1], h, w);
+}
+
+std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
+                                         std::span<const Operand> ins, const Operand& out) {
+    if (opset < 11 || ins.empty() || ins[0].shape.size() != 4 || out.shape.size() != 4) {
+        return nullptr;
+    }
+    if (node.attr_string("mode", "nearest") != "nearest" || node.attr_int("antialias", 0) != 0 ||
+        node.has_attr("axes") ||
+        node.attr_string("keep_aspect_ratio_policy", "stretch") != "stretch") {
+        return nullptr;
+    }
+    const Shape& x = ins[0].shape;
+    if (out.shape[0] != x[0] || out.shape[1] != x[1]) return nullptr;
+    int64_t scale[2];
+    for (int i = 0; i < 2; ++i) {
+        if (x[2 + i] == 0 || out.shape[2 + i] % x[2 + i] != 0) return nullptr;
+        scale[i] = out.shape[2 + i] / x[2 + i];
+    }
+    // With a `scales` input, ONNX maps coordinates by that scale, not by out / in; accept it
+    // only when the two agree.
+    if (ins.size() > 2 && ins[2].present() && shape_numel(ins[2].shape) > 0) {
+        if (ins[2].constant == nullptr || ins[2].constant->numel() != 4) return nullptr;
+        for (int i = 0; i < 4; ++i) {
+            const double s = tensor_get_f64(*ins[2].constant, i);
+            const double want = i < 2 ? 1.0 : static_cast<double>(scale[i - 2]);
+            if (s != want) return nullptr;
+        }
+    }
+    const std::string ctm = node.attr_string("coordinate_transformation_mode", "half_pixel");
+    const std::string mode = node.attr_string("nearest_mode", "round_prefer_floor");
+    std::vector<int64_t> map_h, map_w;
+    if (!nearest_map(ctm, mode, x[2], out.shape[2], scale[0], map_h) ||
+        !nearest_map(ctm, mode, x[3], out.shape[3], scale[1], map_w)) {
+        return nullptr;
+    }
+    const size_t elem = dtype_size(out.dtype);
+    if (elem == 0) return nullptr;
+    return std::make_unique<ResizeNhwcOp>(x[0], x[1], x[2], x[3], std::move(map_h),
+                                          std::move(map_w), elem);
+}
+
+}  // namespace lowbit::cpu

@@ -1,0 +1,62 @@
+// Factories of the fast ops (internal to kernels/cpu; the executor sees only fast_ops.h).
+// Each returns nullptr when the node is outside what the op handles; the caller then runs the
+// reference kernel. Shapes are logical (ONNX order) throughout.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "runtime/kernels/cpu/fast_ops.h"
+
+namespace lowbit::cpu {
+
+struct DnnlState;
+
+// conv.cpp: 2-D float32 Conv through oneDNN, X and Y stored NHWC, constant W [M, C/g, kH, kW]
+// reordered once into the blocked format oneDNN picks, optional constant bias, optional fused
+// SiLU. `warnings` receives a line when oneDNN would use a reference implementation (the op is
+// then not created).
+std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
+                                  const Operand& out, bool silu, std::vector<std::string>& warnings);
+
+// matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
+std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node,
+                                    std::span<const Operand> ins, const Operand& out,
+                                    std::vector<std::string>& warnings);
+
+// eltwise.cpp: float32 Add/Sub/Mul/Div whose operands are full-size (the output's shape),
+// numel-1 scalars or, for NHWC 4-D outputs, per-channel vectors [1, C, 1, 1]; Sigmoid; and SiLU
+// as one op. `layout` is the storage layout of the output and full-size operands.
+std::unique_ptr<FastOp> make_binary(const Node& node, std::span<const Operand> ins,
+                                    const Operand& out, Layout layout);
+std::unique_ptr<FastOp> make_sigmoid(const Node& node, std::span<const Operand> ins);
+
+// softmax.cpp: float32 Softmax over one axis (opset >= 13) or the flattened trailing dims
+// (opset < 13), plain layout.
+std::unique_ptr<FastOp> make_softmax(const Node& node, int64_t opset, std::span<const Operand> ins);
+
+// nhwc_ops.cpp: data movement on NHWC-stored 4-D tensors.
+// Concat / Split on axis 1 (channels), any dtype.
+std::unique_ptr<FastOp> make_concat_nhwc(const Node& node, std::span<const Operand> ins,
+                                         const Operand& out);
+std::unique_ptr<FastOp> make_split_nhwc(const Node& node, std::span<const Operand> ins,
+                                        std::span<const Operand> outs);
+// MaxPool (float32, no Indices output).
+std::unique_ptr<FastOp> make_maxpool_nhwc(const Node& node, std::span<const Operand> ins,
+                                          std::span<const Operand> outs);
+// Resize, mode nearest, integer up-scaling of H and W only.
+std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
+                                         std::span<const Operand> ins, const Operand& out);
+
+// Spatial geometry of a Conv or pooling window on one axis, from the node's attributes and
+// the planned output size (auto_pad NOTSET / VALID / SAME_UPPER / SAME_LOWER).
+struct Window {
+    int64_t in = 1, out = 1, k = 1, stride = 1, dilation = 1, pad_begin = 0, pad_end = 0;
+};
+// kernel: kH, kW. Returns false when an attribute has a form this code does not handle.
+bool window_2d(const Node& node, const Shape& x, const Shape& y, const std::vector<int64_t>& kernel,
+               Window& h, Window& w);
+
+}  // namespace lowbit::cpu

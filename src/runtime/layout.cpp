@@ -1,0 +1,108 @@
+#include "runtime/layout.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/status.h"
+
+namespace lowbit {
+
+const char* layout_name(Layout l) { return l == Layout::Nhwc ? "nhwc" : "plain"; }
+
+namespace {
+
+// dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols, in cache-sized tiles.
+template <typename T>
+void transpose_tile(const T* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_t rows,
+                    int64_t cols) {
+    constexpr int64_t kB = 16;
+    for (int64_t i0 = 0; i0 < rows; i0 += kB) {
+        const int64_t i1 = std::min(rows, i0 + kB);
+        for (int64_t j0 = 0; j0 < cols; j0 += kB) {
+            const int64_t j1 = std::min(cols, j0 + kB);
+            for (int64_t j = j0; j < j1; ++j) {
+                T* d = dst + j * dst_ld;
+                for (int64_t i = i0; i < i1; ++i) d[i] = src[i * src_ld + j];
+            }
+        }
+    }
+}
+
+// Per batch image, transposes a [rows, cols] matrix into [cols, rows]. Work is split in chunks
+// of 64 along the longer side, so every thread writes long contiguous runs of the output.
+template <typename T>
+void transpose_batched(const T* src, T* dst, int64_t n, int64_t rows, int64_t cols,
+                       const ThreadPool& pool) {
+    const int64_t per = rows * cols;
+    const bool split_cols = cols >= rows;
+    const int64_t split = split_cols ? cols : rows;
+    const int64_t other = split_cols ? rows : cols;
+    constexpr int64_t kChunk = 64;
+    const int64_t chunks = (split + kChunk - 1) / kChunk;
+    // Tiny tensors stay on one thread: a parallel region costs a few microseconds.
+    const int64_t grain = std::max<int64_t>(1, 16384 / (kChunk * std::max<int64_t>(1, other)));
+    pool.parallel_for(n * chunks, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t t = begin; t < end; ++t) {
+            const int64_t b = t / chunks;
+            const int64_t s0 = (t % chunks) * kChunk;
+            const int64_t s1 = std::min(split, s0 + kChunk);
+            const T* s = src + b * per;
+            T* d = dst + b * per;
+            if (split_cols) {
+                transpose_tile(s + s0, cols, d + s0 * rows, rows, rows, s1 - s0);
+            } else {
+                transpose_tile(s + s0 * cols, cols, d + s0, rows, s1 - s0, cols);
+            }
+        }
+    });
+}
+
+template <typename F>
+void dispatch_elem(size_t elem, F&& f) {
+    switch (elem) {
+        case 1: f(uint8_t{}); break;
+        case 2: f(uint16_t{}); break;
+        case 4: f(uint32_t{}); break;
+        case 8: f(uint64_t{}); break;
+        default: LOWBIT_CHECK(false, "reorder of {}-byte elements", elem);
+    }
+}
+
+}  // namespace
+
+void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int64_t hw,
+                          size_t elem, const ThreadPool& pool) {
+    dispatch_elem(elem, [&](auto tag) {
+        using T = decltype(tag);
+        transpose_batched(static_cast<const T*>(src), static_cast<T*>(dst), n, c, hw, pool);
+    });
+}
+
+void reorder_nhwc_to_nchw(const void* src, void* dst, int64_t n, int64_t c, int64_t hw,
+                          size_t elem, const ThreadPool& pool) {
+    dispatch_elem(elem, [&](auto tag) {
+        using T = decltype(tag);
+        transpose_batched(static_cast<const T*>(src), static_cast<T*>(dst), n, hw, c, pool);
+    });
+}
+
+void convert_layout(const Tensor& src, Layout from, Tensor& dst, Layout to,
+                    const ThreadPool& pool) {
+    LOWBIT_CHECK(src.dtype() == dst.dtype() && src.shape() == dst.shape(),
+                 "convert_layout {} {} -> {} {}", dtype_name(src.dtype()), shape_str(src.shape()),
+                 dtype_name(dst.dtype()), shape_str(dst.shape()));
+    if (from == to || src.numel() == 0) {
+        if (src.raw() != dst.raw() && src.nbytes()) std::memcpy(dst.raw(), src.raw(), src.nbytes());
+        return;
+    }
+    LOWBIT_CHECK(src.rank() == 4, "layout change of a rank-{} tensor", src.rank());
+    const Shape& s = src.shape();
+    const size_t elem = dtype_size(src.dtype());
+    if (to == Layout::Nhwc) {
+        reorder_nchw_to_nhwc(src.raw(), dst.raw(), s[0], s[1], s[2] * s[3], elem, pool);
+    } else {
+        reorder_nhwc_to_nchw(src.raw(), dst.raw(), s[0], s[1], s[2] * s[3], elem, pool);
+    }
+}
+
+}  // namespace lowbit

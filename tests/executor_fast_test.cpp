@@ -1,0 +1,362 @@
+// The optimized CPU path (oneDNN conv/matmul, NHWC layout pass, vectorized elementwise, fused
+// SiLU) against the reference kernels: every graph here runs twice, once with
+// ExecutorOptions::reference_only, and the outputs must agree within 1e-4 of the output's
+// largest magnitude (conv accumulation order differs; everything else is close to exact).
+// Graphs are built directly with the IR so that each test names exactly what it exercises.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <set>
+
+#include "ir/graph.h"
+#include "runtime/executor.h"
+
+namespace lowbit {
+namespace {
+
+Tensor random_tensor(const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+    Tensor t(DType::Float32, shape);
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(lo, hi);
+    for (float& v : t.span<float>()) v = u(rng);
+    return t;
+}
+
+Tensor i64_tensor(const std::vector<int64_t>& v) {
+    return Tensor::from_vector(DType::Int64, {static_cast<int64_t>(v.size())}, v);
+}
+
+// A tiny graph builder: inputs, initializers, nodes with generated output names.
+class Builder {
+public:
+    Builder() { model_.opsets = {{"", 17}}; }
+
+    std::string input(const std::string& name, const Shape& shape) {
+        lowbit::ValueInfo vi;
+        vi.name = name;
+        vi.dtype = DType::Float32;
+        vi.has_shape = true;
+        for (int64_t d : shape) vi.dims.push_back({d, ""});
+        model_.graph.inputs.push_back(vi);
+        return name;
+    }
+    std::string init(const Tensor& t) {
+        const std::string name = fmt::format("init{}", counter_++);
+        model_.graph.set_initializer(name, t);
+        return name;
+    }
+    std::vector<std::string> node(const std::string& op, const std::vector<std::string>& ins,
+                                  std::map<std::string, Attr> attrs = {}, size_t n_out = 1) {
+        Node n;
+        n.op_type = op;
+        n.name = fmt::format("/{}_{}", op, counter_++);
+        n.inputs = ins;
+        n.attrs = std::move(attrs);
+        for (size_t i = 0; i < n_out; ++i) n.outputs.push_back(fmt::format("{}:{}", n.name, i));
+        model_.graph.nodes.push_back(n);
+        return n.outputs;
+    }
+    std::string op(const std::string& op, const std::vector<std::string>& ins,
+                   std::map<std::string, Attr> attrs = {}) {
+        return node(op, ins, std::move(attrs))[0];
+    }
+    // Conv with random weights (and bias), optionally followed by Sigmoid + Mul (SiLU).
+    std::string conv(const std::string& x, int64_t c, int64_t m, int64_t k, int64_t stride = 1,
+                     int64_t pad = -1, int64_t group = 1, bool silu = true, bool bias = true,
+                     int64_t dilation = 1) {
+        if (pad < 0) pad = (k - 1) / 2 * dilation;
+        const std::string w = init(random_tensor({m, c / group, k, k}, seed_++, -0.3f, 0.3f));
+        std::vector<std::string> ins = {x, w};
+        if (bias) ins.push_back(init(random_tensor({m}, seed_++)));
+        std::map<std::string, Attr> attrs = {
+            {"kernel_shape", Attr::make_ints({k, k})},
+            {"strides", Attr::make_ints({stride, stride})},
+            {"pads", Attr::make_ints({pad, pad, pad, pad})},
+            {"dilations", Attr::make_ints({dilation, dilation})},
+            {"group", Attr::make_int(group)}};
+        std::string y = op("Conv", ins, attrs);
+        if (silu) y = op("Mul", {y, op("Sigmoid", {y})});
+        return y;
+    }
+    void output(const std::string& name) {
+        lowbit::ValueInfo vi;
+        vi.name = name;
+        model_.graph.outputs.push_back(vi);
+    }
+    const Model& model() const { return model_; }
+
+private:
+    Model model_;
+    int counter_ = 0;
+    uint32_t seed_ = 100;
+};
+
+// max |a - b| / max(max |b|, 1e-6) over all elements.
+double rel_diff(const Tensor& a, const Tensor& b) {
+    EXPECT_EQ(a.shape(), b.shape());
+    if (a.shape() != b.shape() || a.dtype() != DType::Float32) return 1e9;
+    double mx = 1e-6, d = 0;
+    for (int64_t i = 0; i < b.numel(); ++i) {
+        mx = std::max(mx, static_cast<double>(std::fabs(b.data<float>()[i])));
+        d = std::max(d, static_cast<double>(std::fabs(a.data<float>()[i] - b.data<float>()[i])));
+    }
+    return d / mx;
+}
+
+std::unique_ptr<Executor> make(const Model& m, bool reference, int threads = 2) {
+    ExecutorOptions o;
+    o.reference_only = reference;
+    o.n_threads = threads;
+    auto ex = Executor::create(m, o);
+    EXPECT_TRUE(ex.is_ok()) << ex.status().message();
+    return ex.is_ok() ? std::move(ex).value() : nullptr;
+}
+
+std::vector<Tensor> run(Executor& e, const std::vector<Tensor>& in) {
+    auto r = e.run(in);
+    EXPECT_TRUE(r.is_ok()) << r.status().message();
+    return r.is_ok() ? std::move(r).value() : std::vector<Tensor>{};
+}
+
+// Runs `m` fast and reference on the same random inputs; returns the worst relative
+// difference over all outputs.
+double compare(const Model& m, int threads = 2, uint32_t seed = 7) {
+    auto fast = make(m, false, threads);
+    auto ref = make(m, true, threads);
+    if (!fast || !ref) return 1e9;
+    std::vector<Tensor> in;
+    for (const auto& d : fast->inputs()) in.push_back(random_tensor(d.shape, seed++, 0.0f, 1.0f));
+    auto a = run(*fast, in);
+    auto b = run(*ref, in);
+    if (a.size() != b.size() || a.empty()) return 1e9;
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, rel_diff(a[i], b[i]));
+    return worst;
+}
+
+constexpr double kTol = 1e-4;
+
+struct ConvCase {
+    int64_t c, m, h, w, k, stride, pad, group, dilation;
+    bool silu, bias;
+};
+
+TEST(ExecutorFast, ConvGrid) {
+    const ConvCase cases[] = {
+        {3, 16, 33, 31, 3, 2, 1, 1, 1, true, true},     // stem-like, odd sizes
+        {16, 24, 20, 20, 1, 1, 0, 1, 1, true, true},    // 1x1
+        {24, 24, 17, 19, 3, 1, 1, 24, 1, true, true},   // depthwise
+        {32, 32, 15, 15, 3, 2, 1, 32, 1, false, true},  // depthwise stride 2 (SCDown), no act
+        {32, 32, 16, 16, 7, 1, 3, 32, 1, true, true},   // depthwise 7x7 (RepVGGDW)
+        {12, 18, 14, 13, 3, 1, 1, 3, 1, true, false},   // grouped, no bias
+        {8, 16, 21, 21, 3, 1, 2, 1, 2, true, true},     // dilation 2
+        {8, 8, 10, 12, 5, 3, 0, 1, 1, false, true},     // stride 3, no pad
+        {8, 8, 9, 9, 2, 1, 0, 1, 1, false, true},       // even kernel
+        {5, 7, 11, 8, 3, 1, 1, 1, 1, true, true},       // odd channel counts
+    };
+    for (const ConvCase& c : cases) {
+        Builder b;
+        const std::string x = b.input("x", {1, c.c, c.h, c.w});
+        b.output(b.conv(x, c.c, c.m, c.k, c.stride, c.pad, c.group, c.silu, c.bias, c.dilation));
+        for (int threads : {1, 2}) {
+            EXPECT_LT(compare(b.model(), threads), kTol)
+                << "conv c" << c.c << " m" << c.m << " k" << c.k << " s" << c.stride << " g"
+                << c.group << " d" << c.dilation << " threads " << threads;
+        }
+    }
+}
+
+TEST(ExecutorFast, ConvAsymmetricPadsAndAutoPad) {
+    for (const std::string auto_pad : {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"}) {
+        Builder b;
+        const std::string x = b.input("x", {1, 6, 13, 10});
+        std::map<std::string, Attr> attrs = {{"kernel_shape", Attr::make_ints({3, 4})},
+                                             {"strides", Attr::make_ints({2, 3})},
+                                             {"auto_pad", Attr::make_string(auto_pad)}};
+        if (auto_pad == "NOTSET") attrs["pads"] = Attr::make_ints({0, 2, 1, 1});
+        const std::string w = b.init(random_tensor({8, 6, 3, 4}, 3));
+        b.output(b.op("Conv", {x, w}, attrs));
+        EXPECT_LT(compare(b.model()), kTol) << auto_pad;
+    }
+}
+
+TEST(ExecutorFast, Batch2) {
+    Builder b;
+    const std::string x = b.input("x", {2, 8, 12, 12});
+    std::string y = b.conv(x, 8, 16, 3);
+    y = b.conv(y, 16, 16, 3, 1, -1, 16);
+    b.output(b.op("Add", {y, b.conv(y, 16, 16, 1)}));
+    EXPECT_LT(compare(b.model()), kTol);
+}
+
+// A C2f/SPPF/FPN-shaped block: NHWC must flow through Split, Add (residual), Concat, MaxPool
+// and Resize, with reorders only before the plain-layout tail (Reshape, Transpose).
+TEST(ExecutorFast, NhwcPropagation) {
+    Builder b;
+    const std::string x = b.input("images", {1, 3, 32, 32});
+    const std::string a = b.conv(x, 3, 16, 3, 2);  // [1,16,16,16]
+    const auto parts = b.node("Split", {a, b.init(i64_tensor({6, 10}))}, {{"axis", Attr::make_int(1)}}, 2);
+    const std::string r = b.op("Add", {parts[1], b.conv(b.conv(parts[1], 10, 10, 3), 10, 10, 3)});
+    const std::string cat = b.op("Concat", {parts[0], parts[1], r}, {{"axis", Attr::make_int(1)}});
+    const std::string c = b.conv(cat, 26, 12, 1);
+    const std::string p1 = b.op("MaxPool", {c}, {{"kernel_shape", Attr::make_ints({5, 5})},
+                                                 {"strides", Attr::make_ints({1, 1})},
+                                                 {"pads", Attr::make_ints({2, 2, 2, 2})}});
+    const std::string p2 = b.op("MaxPool", {p1}, {{"kernel_shape", Attr::make_ints({3, 3})},
+                                                  {"strides", Attr::make_ints({2, 2})},
+                                                  {"ceil_mode", Attr::make_int(1)}});
+    const Tensor scales = Tensor::from_vector<float>(DType::Float32, {4}, {1, 1, 2, 2});
+    const std::string up = b.op("Resize", {p2, "", b.init(scales)},
+                                {{"mode", Attr::make_string("nearest")},
+                                 {"coordinate_transformation_mode", Attr::make_string("asymmetric")},
+                                 {"nearest_mode", Attr::make_string("floor")}});
+    const std::string cat2 = b.op("Concat", {up, p1, c}, {{"axis", Attr::make_int(-3)}});
+    const std::string h = b.conv(cat2, 36, 8, 3);
+    const std::string flat = b.op("Reshape", {h, b.init(i64_tensor({1, 8, -1}))});
+    const std::string tr = b.op("Transpose", {flat}, {{"perm", Attr::make_ints({0, 2, 1})}});
+    b.output(tr);
+    b.output(h);  // an NHWC tensor that is also a graph output
+    b.output(p2);
+    EXPECT_LT(compare(b.model()), kTol);
+    EXPECT_LT(compare(b.model(), 1), kTol);
+}
+
+// Elementwise ops the fast path has no kernel for run their reference kernel on NHWC data;
+// per-channel operands ([1, C, 1, 1]) broadcast along NHWC rows; a broadcast the fast path
+// cannot express forces a reorder.
+TEST(ExecutorFast, ElementwiseOnNhwc) {
+    Builder b;
+    const std::string x = b.input("x", {1, 8, 9, 11});
+    const std::string a = b.conv(x, 8, 16, 3);
+    const std::string relu = b.op("Relu", {b.op("Sub", {a, b.init(random_tensor({}, 1))})});
+    const std::string clip = b.op("Clip", {relu, b.init(random_tensor({}, 2, 0.0f, 0.1f)),
+                                           b.init(random_tensor({}, 3, 0.5f, 1.0f))});
+    const std::string ch = b.op("Mul", {clip, b.init(random_tensor({1, 16, 1, 1}, 4))});
+    const std::string ch2 = b.op("Add", {b.init(random_tensor({16, 1, 1}, 5)), ch});
+    const std::string rowb = b.op("Add", {ch2, b.init(random_tensor({1, 1, 1, 11}, 6))});
+    const std::string d = b.op("Div", {b.conv(rowb, 16, 16, 1), b.init(random_tensor({1}, 7, 1.0f, 2.0f))});
+    const std::string t = b.op("Tanh", {b.op("Add", {d, a})});
+    b.output(b.conv(t, 16, 4, 3, 1, -1, 1, false));
+    EXPECT_LT(compare(b.model()), kTol);
+}
+
+// YOLOv10's PSA attention shape: conv -> reshape -> split -> transpose -> matmul -> softmax
+// -> matmul -> reshape -> conv, plus a DFL-style softmax over a non-innermost axis.
+TEST(ExecutorFast, AttentionAndSoftmax) {
+    Builder b;
+    const std::string x = b.input("x", {1, 16, 6, 7});
+    const std::string qkv = b.conv(x, 16, 48, 1, 1, 0, 1, false);
+    const std::string r = b.op("Reshape", {qkv, b.init(i64_tensor({1, 2, 24, 42}))});
+    const auto qkv3 = b.node("Split", {r, b.init(i64_tensor({4, 4, 16}))}, {{"axis", Attr::make_int(2)}}, 3);
+    const std::string qt = b.op("Transpose", {qkv3[0]}, {{"perm", Attr::make_ints({0, 1, 3, 2})}});
+    const std::string att = b.op("Mul", {b.op("MatMul", {qt, qkv3[1]}), b.init(random_tensor({}, 9))});
+    const std::string sm = b.op("Softmax", {att}, {{"axis", Attr::make_int(-1)}});
+    const std::string smt = b.op("Transpose", {sm}, {{"perm", Attr::make_ints({0, 1, 3, 2})}});
+    const std::string o = b.op("MatMul", {qkv3[2], smt});
+    const std::string img = b.op("Reshape", {o, b.init(i64_tensor({1, 32, 6, 7}))});
+    const std::string y = b.conv(img, 32, 16, 3, 1, -1, 16);
+    const std::string dfl = b.op("Reshape", {y, b.init(i64_tensor({1, 4, 4, 42}))});
+    b.output(b.op("Softmax", {dfl}, {{"axis", Attr::make_int(1)}}));
+    b.output(b.op("MatMul", {b.op("Reshape", {y, b.init(i64_tensor({16, 42}))}),
+                             b.init(random_tensor({42, 5}, 11))}));
+    EXPECT_LT(compare(b.model()), kTol);
+}
+
+Model observer_model() {
+    Builder b;
+    const std::string x = b.input("x", {1, 4, 10, 10});
+    const std::string a = b.conv(x, 4, 8, 3);
+    const auto parts = b.node("Split", {a, b.init(i64_tensor({4, 4}))}, {{"axis", Attr::make_int(1)}}, 2);
+    const std::string c = b.conv(parts[1], 4, 4, 3, 1, -1, 4);
+    const std::string cat = b.op("Concat", {parts[0], b.op("Add", {parts[1], c})}, {{"axis", Attr::make_int(1)}});
+    const std::string y = b.conv(cat, 8, 6, 3, 2);
+    b.output(b.op("Reshape", {y, b.init(i64_tensor({1, 6, 25}))}));
+    return b.model();
+}
+
+// The observer sees every produced tensor, in ONNX layout, with the reference values — also
+// the conv outputs and sigmoids that the fast program fuses away.
+TEST(ExecutorFast, ObserverSeesPlainTensors) {
+    const Model m = observer_model();
+    std::map<std::string, Tensor> seen[2];
+    std::vector<std::string> order[2];
+    const Tensor in = random_tensor({1, 4, 10, 10}, 5, 0.0f, 1.0f);
+    std::vector<Tensor> outs[2];
+    for (int ref = 0; ref < 2; ++ref) {
+        auto e = make(m, ref == 1);
+        ASSERT_TRUE(e);
+        e->set_observer([&, ref](size_t, const Node& n, const std::string& name, const Tensor& t) {
+            seen[ref][name] = t.clone();
+            order[ref].push_back(name);
+        });
+        outs[ref] = run(*e, {in});
+    }
+    EXPECT_EQ(order[0], order[1]);
+    size_t produced = 0;
+    for (const Node& n : m.graph.nodes) produced += n.outputs.size();
+    EXPECT_EQ(seen[0].size(), produced);
+    for (const auto& [name, t] : seen[1]) {
+        ASSERT_TRUE(seen[0].count(name)) << name;
+        EXPECT_LT(rel_diff(seen[0][name], t), kTol) << name;
+    }
+    ASSERT_EQ(outs[0].size(), 1u);
+    EXPECT_LT(rel_diff(outs[0][0], outs[1][0]), kTol);
+}
+
+// A node override that replaces Conv weights (a fake-quantized copy, as sensitivity does) and
+// one that replaces an NHWC-stored activation input must both take effect on the fast path.
+TEST(ExecutorFast, OverrideReplacesWeightsAndActivations) {
+    const Model m = observer_model();
+    std::vector<std::string> convs;
+    for (const Node& n : m.graph.nodes) {
+        if (n.op_type == "Conv") convs.push_back(n.name);
+    }
+    ASSERT_GE(convs.size(), 3u);
+    auto coarse = [](const Tensor& t) {
+        Tensor c = t.clone();
+        for (float& v : c.span<float>()) v = std::round(v * 4.0f) / 4.0f;
+        return c;
+    };
+    NodeOverride ov = [&](size_t, const Node& n, std::vector<Tensor>& ins) -> Status {
+        if (n.name == convs[1]) ins[1] = coarse(ins[1]);  // depthwise weights
+        if (n.name == convs[2]) ins[0] = coarse(ins[0]);  // activation read from an NHWC tensor
+        if (n.op_type == "Add") ins[0] = coarse(ins[0]);
+        return Status::ok();
+    };
+    const Tensor in = random_tensor({1, 4, 10, 10}, 5, 0.0f, 1.0f);
+    auto plain_fast = make(m, false);
+    auto fast = make(m, false);
+    auto ref = make(m, true);
+    ASSERT_TRUE(plain_fast && fast && ref);
+    fast->set_node_override(ov);
+    ref->set_node_override(ov);
+    const auto base = run(*plain_fast, {in});
+    const auto a = run(*fast, {in});
+    const auto b = run(*ref, {in});
+    ASSERT_EQ(a.size(), 1u);
+    ASSERT_EQ(b.size(), 1u);
+    EXPECT_LT(rel_diff(a[0], b[0]), kTol);
+    EXPECT_GT(rel_diff(base[0], b[0]), 1e-3) << "the override had no visible effect";
+    // Clearing the hook returns to the fused program and the unmodified result.
+    fast->set_node_override(nullptr);
+    const auto again = run(*fast, {in});
+    EXPECT_LT(rel_diff(again[0], base[0]), 1e-6);
+}
+
+// A conv result that is also read by an op other than SiLU must not be fused away.
+TEST(ExecutorFast, NoFusionWhenConvOutputIsShared) {
+    Builder b;
+    const std::string x = b.input("x", {1, 4, 8, 8});
+    const std::string w = b.init(random_tensor({8, 4, 3, 3}, 1));
+    const std::string c = b.op("Conv", {x, w}, {{"pads", Attr::make_ints({1, 1, 1, 1})}});
+    const std::string s = b.op("Mul", {c, b.op("Sigmoid", {c})});
+    b.output(b.op("Add", {s, c}));
+    b.output(c);
+    EXPECT_LT(compare(b.model()), kTol);
+}
+
+}  // namespace
+}  // namespace lowbit
