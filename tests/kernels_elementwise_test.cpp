@@ -380,15 +380,18 @@ TEST(Elementwise, Float16RoundsResultsToNearestEven) {
 
 TEST(Elementwise, ClipForms) {
     Tensor x = f32({5}, {-kInf, -2, 0.5f, 3, kInf});
-    // Clip-11+: absent bounds do not clip; min > max gives max everywhere.
+    const float fmax = std::numeric_limits<float>::max();
+    // Clip-11+: absent bounds are the dtype's lowest/max (so infinities are clipped, as in ONNX
+    // Runtime); min > max gives max everywhere.
     EXPECT_EQ(values<float>(run_one({"Clip", {x, scalar_f32(-1)}})),
-              (std::vector<float>{-1, -1, 0.5f, 3, kInf}));
+              (std::vector<float>{-1, -1, 0.5f, 3, fmax}));
     EXPECT_EQ(values<float>(run_one({"Clip", {x, Tensor(), f32({1}, {1})}})),
-              (std::vector<float>{-kInf, -2, 0.5f, 1, 1}));
+              (std::vector<float>{-fmax, -2, 0.5f, 1, 1}));
+    EXPECT_EQ(values_f32(run_one({"Clip", {f16({2}, {-kInf, kInf})}})),
+              (std::vector<float>{-65504, 65504}));
     EXPECT_EQ(values<float>(run_one({"Clip", {x, scalar_f32(2), scalar_f32(1)}})),
               (std::vector<float>{1, 1, 1, 1, 1}));
     // Clip-6 attributes with the spec's FLT_MAX defaults.
-    const float fmax = std::numeric_limits<float>::max();
     EXPECT_EQ(values<float>(run_one({"Clip", {x}, {{"min", attr_f(0)}}, 6})),
               (std::vector<float>{0, 0, 0.5f, 3, fmax}));
     // Integer clip (Clip-12+).

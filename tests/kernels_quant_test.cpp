@@ -3,6 +3,7 @@
 // multiplication by a reciprocal), per-axis parameters, the FP8 grids, Cast's conversion rules.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -126,6 +127,35 @@ TEST(QuantizeLinear, PerAxis) {
     run_error(quantize(x, f32({3}, s), {}, {{"axis", attr_i(3)}}));
     msg = run_error(quantize(x, f32({1, 3}, s)));
     EXPECT_NE(msg.find("blocked"), std::string::npos) << msg;
+}
+
+TEST(QuantizeLinear, LargeTensorsMatchTheFormulaOnAnyThreadCount) {
+    // [2,64,20,20]: per-tensor and per-axis (axis 1) over more elements than one thread takes.
+    const Shape shape{2, 64, 20, 20};
+    std::vector<float> xv(static_cast<size_t>(shape_numel(shape)));
+    for (size_t i = 0; i < xv.size(); ++i) xv[i] = std::sin(static_cast<float>(i)) * 9.0f;
+    std::vector<float> scales(64);
+    std::vector<int8_t> zps(64);
+    for (int c = 0; c < 64; ++c) {
+        scales[c] = 0.01f + 0.003f * static_cast<float>(c);
+        zps[c] = static_cast<int8_t>(c - 32);
+    }
+    Tensor x = f32(shape, xv);
+    for (int threads : {1, 3}) {
+        KernelCall per_axis = quantize(x, f32({64}, scales), i8({64}, zps));
+        per_axis.n_threads = threads;
+        KernelCall per_tensor = quantize(x, scalar_f32(0.07f), i8({}, {3}));
+        per_tensor.n_threads = threads;
+        const std::vector<int8_t> a = values<int8_t>(run_one(per_axis));
+        const std::vector<int8_t> t = values<int8_t>(run_one(per_tensor));
+        for (size_t i = 0; i < xv.size(); ++i) {
+            const size_t c = (i / 400) % 64;
+            const float qa = std::clamp(std::nearbyint(xv[i] / scales[c]) + zps[c], -128.f, 127.f);
+            const float qt = std::clamp(std::nearbyint(xv[i] / 0.07f) + 3, -128.f, 127.f);
+            ASSERT_EQ(a[i], static_cast<int8_t>(qa)) << i;
+            ASSERT_EQ(t[i], static_cast<int8_t>(qt)) << i;
+        }
+    }
 }
 
 TEST(QuantizeLinear, RejectsBlockSize) {

@@ -33,21 +33,25 @@ using ref::sub_wrap;
 // Elements per parallel chunk: below this a loop stays on the calling thread.
 constexpr int64_t kGrain = 1 << 14;
 
-// Bounds that leave a value unclipped: +-inf for floats, the type's range for integers.
-template <class V>
-V no_lower_bound() {
-    if constexpr (std::is_floating_point_v<V>) {
-        return -std::numeric_limits<V>::infinity();
+// The dtype's lowest and largest finite values (Clip's defaults for absent bounds).
+template <DType D>
+typename ref::DTypeTraits<D>::Value lowest_finite() {
+    if constexpr (D == DType::Float16) {
+        return -65504.0f;
+    } else if constexpr (D == DType::BFloat16) {
+        return -0x1.FEp127f;
     } else {
-        return std::numeric_limits<V>::lowest();
+        return std::numeric_limits<typename ref::DTypeTraits<D>::Value>::lowest();
     }
 }
-template <class V>
-V no_upper_bound() {
-    if constexpr (std::is_floating_point_v<V>) {
-        return std::numeric_limits<V>::infinity();
+template <DType D>
+typename ref::DTypeTraits<D>::Value max_finite() {
+    if constexpr (D == DType::Float16) {
+        return 65504.0f;
+    } else if constexpr (D == DType::BFloat16) {
+        return 0x1.FEp127f;
     } else {
-        return std::numeric_limits<V>::max();
+        return std::numeric_limits<typename ref::DTypeTraits<D>::Value>::max();
     }
 }
 
@@ -762,9 +766,11 @@ public:
 
 // ---------------------------------------------------------------------------------------------
 // Clip(X[, min][, max]) -> Y, Y = min(max(X, min), max), so min > max gives max everywhere (as
-// the spec says). Clip-11+: min and max are optional one-element inputs of X's dtype; an absent
-// bound does not clip (+-inf for floats). Clip-6 (opset < 11): float attributes 'min'/'max' with
-// the spec's defaults -FLT_MAX/FLT_MAX. NaN passes through.
+// the spec says). Clip-11+: min and max are optional one-element inputs of X's dtype; absent
+// bounds default to the dtype's lowest / largest finite value (the spec's
+// numeric_limits::lowest() / max(), so +-inf is clipped to them, as ONNX Runtime does).
+// Clip-6 (opset < 11): float attributes 'min'/'max' with defaults -FLT_MAX/FLT_MAX. NaN passes
+// through.
 
 class ClipKernel final : public Kernel {
 public:
@@ -814,8 +820,9 @@ public:
             using S = typename decltype(tag)::Storage;
             using Tr = typename decltype(tag)::Traits;
             using V = typename decltype(tag)::Value;
-            V lo = no_lower_bound<V>();
-            V hi = no_upper_bound<V>();
+            constexpr DType kD = decltype(tag)::value;
+            V lo = lowest_finite<kD>();
+            V hi = max_finite<kD>();
             if (use_attrs_) {
                 if constexpr (std::is_floating_point_v<V>) {
                     lo = static_cast<V>(min_attr_);

@@ -129,12 +129,20 @@ void read_params(const Tensor& scale, const Tensor* zp, const QuantLayout& l,
     }
 }
 
-// Calls fn(row_begin, row_end) in parallel over the outer*channels rows of `l`, each row being
-// `inner` contiguous elements of channel (row % channels).
+// Calls fn(channel, begin, end) in parallel over element ranges [begin, end) of x that lie in
+// one channel (x viewed as [outer, channels, inner]), so per-tensor and per-axis tensors split
+// across threads alike.
 template <class F>
-void for_rows(const QuantLayout& l, const ThreadPool& pool, const F& fn) {
-    const int64_t rows = l.outer * l.channels;
-    pool.parallel_for(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(l.inner, 1)), fn);
+void for_channel_spans(const QuantLayout& l, const ThreadPool& pool, const F& fn) {
+    const int64_t inner = std::max<int64_t>(l.inner, 1);
+    pool.parallel_for(l.outer * l.channels * l.inner, kGrain, [&](int64_t begin, int64_t end) {
+        while (begin < end) {
+            const int64_t row = begin / inner;
+            const int64_t stop = std::min(end, (row + 1) * inner);
+            fn(static_cast<size_t>(row % l.channels), begin, stop);
+            begin = stop;
+        }
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,17 +219,12 @@ public:
                 constexpr DType kY = decltype(ytag)::value;
                 const XS* px = x.data<XS>();
                 YS* py = y.data<YS>();
-                for_rows(l, ctx.pool, [&](int64_t r0, int64_t r1) {
-                    for (int64_t r = r0; r < r1; ++r) {
-                        const size_t c = static_cast<size_t>(r % l.channels);
-                        const float s = scale[c];
-                        const float z = zero[c];
-                        const XS* xr = px + r * l.inner;
-                        YS* yr = py + r * l.inner;
-                        for (int64_t i = 0; i < l.inner; ++i) {
-                            const float v = static_cast<float>(XTr::load(xr[i])) / s;
-                            yr[i] = quantize_value<kY>(v, z);
-                        }
+                for_channel_spans(l, ctx.pool, [&](size_t c, int64_t begin, int64_t end) {
+                    const float s = scale[c];
+                    const float z = zero[c];
+                    for (int64_t i = begin; i < end; ++i) {
+                        const float v = static_cast<float>(XTr::load(px[i])) / s;
+                        py[i] = quantize_value<kY>(v, z);
                     }
                 });
             });
@@ -306,23 +309,18 @@ public:
                 using YTr = typename decltype(ytag)::Traits;
                 const XS* px = x.data<XS>();
                 YS* py = y.data<YS>();
-                for_rows(l, ctx.pool, [&](int64_t r0, int64_t r1) {
-                    for (int64_t r = r0; r < r1; ++r) {
-                        const size_t c = static_cast<size_t>(r % l.channels);
-                        const float s = scale[c];
-                        const XS* xr = px + r * l.inner;
-                        YS* yr = py + r * l.inner;
-                        if constexpr (std::is_integral_v<typename decltype(xtag)::Value>) {
-                            // (x - zero_point) is exact in integers; one rounding to float.
-                            const int64_t z = static_cast<int64_t>(zero[c]);
-                            for (int64_t i = 0; i < l.inner; ++i) {
-                                const int64_t d = static_cast<int64_t>(XTr::load(xr[i])) - z;
-                                yr[i] = YTr::store(static_cast<float>(d) * s);
-                            }
-                        } else {
-                            for (int64_t i = 0; i < l.inner; ++i) {
-                                yr[i] = YTr::store(XTr::load(xr[i]) * s);
-                            }
+                for_channel_spans(l, ctx.pool, [&](size_t c, int64_t begin, int64_t end) {
+                    const float s = scale[c];
+                    if constexpr (std::is_integral_v<typename decltype(xtag)::Value>) {
+                        // (x - zero_point) is exact in integers; one rounding to float.
+                        const int64_t z = static_cast<int64_t>(zero[c]);
+                        for (int64_t i = begin; i < end; ++i) {
+                            const int64_t d = static_cast<int64_t>(XTr::load(px[i])) - z;
+                            py[i] = YTr::store(static_cast<float>(d) * s);
+                        }
+                    } else {
+                        for (int64_t i = begin; i < end; ++i) {
+                            py[i] = YTr::store(XTr::load(px[i]) * s);
                         }
                     }
                 });
