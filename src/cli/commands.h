@@ -16,5 +16,6 @@ void add_info_command(CLI::App& app, CommandFn& run);
 void add_smoke_command(CLI::App& app, CommandFn& run);
 void add_cocoeval_command(CLI::App& app, CommandFn& run);
 void add_calib_command(CLI::App& app, CommandFn& run);
+void add_eval_command(CLI::App& app, CommandFn& run);
 
 }  // namespace lowbit::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
         lowbit::cli::add_smoke_command,
         lowbit::cli::add_cocoeval_command,
         lowbit::cli::add_calib_command,
+        lowbit::cli::add_eval_command,
     };
     for (Adder add : adders) add(app, run);
 

@@ -1,0 +1,255 @@
+#include "eval/evaluator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <unordered_map>
+
+#include "core/half.h"
+#include "core/progress.h"
+#include "data/letterbox.h"
+#include "eval/class_map.h"
+
+namespace lowbit {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct EvalImage {
+    int64_t id;
+    std::string path;
+};
+
+Result<std::vector<EvalImage>> select_images(const CocoDataset& gt, const EvalOptions& opts) {
+    std::unordered_map<int64_t, const CocoImage*> by_id;
+    for (const CocoImage& im : gt.images) by_id.emplace(im.id, &im);
+    std::vector<int64_t> ids = opts.image_ids;
+    if (ids.empty()) {
+        // The seed: getImgIds(), sorted ascending, first max_images (§5.2).
+        for (const auto& [id, im] : by_id) ids.push_back(id);
+        std::sort(ids.begin(), ids.end());
+    }
+    if (opts.max_images > 0 && ids.size() > static_cast<size_t>(opts.max_images)) {
+        ids.resize(static_cast<size_t>(opts.max_images));
+    }
+    if (ids.empty()) return invalid("{}: no images to evaluate", opts.ann_path);
+    std::vector<EvalImage> out;
+    for (int64_t id : ids) {
+        auto it = by_id.find(id);
+        if (it == by_id.end()) {
+            return invalid("image id {} is not in {}", id, opts.ann_path);
+        }
+        if (it->second->file_name.empty()) {
+            return invalid("{}: image id {} has no file_name", opts.ann_path, id);
+        }
+        fs::path p = fs::path(opts.images_dir) / it->second->file_name;
+        std::error_code ec;
+        if (!fs::is_regular_file(p, ec)) {
+            return io_error("image {} (id {} in {}) does not exist", p.string(), id, opts.ann_path);
+        }
+        out.push_back({id, p.string()});
+    }
+    return out;
+}
+
+std::vector<std::string> model_class_names(const Model& model) {
+    for (const auto& [k, v] : model.metadata) {
+        if (k == "names") return parse_ultralytics_names(v);
+    }
+    return {};
+}
+
+// Copies a float32 CHW image into the executor's input dtype.
+Tensor make_input(const TensorDesc& desc, const std::vector<float>& chw) {
+    Tensor t(desc.dtype, desc.shape);
+    if (desc.dtype == DType::Float16) {
+        uint16_t* p = t.data<uint16_t>();
+        for (size_t i = 0; i < chw.size(); ++i) p[i] = float_to_half(chw[i]);
+    } else {
+        std::memcpy(t.raw(), chw.data(), chw.size() * sizeof(float));
+    }
+    return t;
+}
+
+}  // namespace
+
+Result<ScoreMode> parse_score_mode(const std::string& s) {
+    if (s == "auto") return ScoreMode::Auto;
+    if (s == "logits") return ScoreMode::Logits;
+    if (s == "probs" || s == "probabilities") return ScoreMode::Probabilities;
+    return invalid("--scores '{}': expected auto, logits or probs", s);
+}
+
+Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const EvalOptions& opts) {
+    if (ex.inputs().empty()) return invalid("the model has no inputs");
+    if (ex.outputs().empty()) return invalid("the model has no outputs");
+    const TensorDesc& in = ex.inputs()[0];
+    const Shape want = {1, 3, opts.imgsz, opts.imgsz};
+    if (in.shape != want) {
+        return invalid("model input '{}' is {} but evaluation needs {} (--imgsz {})", in.name,
+                       shape_str(in.shape), shape_str(want), opts.imgsz);
+    }
+    if (in.dtype != DType::Float32 && in.dtype != DType::Float16) {
+        return unsupported("model input '{}' has dtype {}; expected float32 or float16", in.name,
+                           dtype_name(in.dtype));
+    }
+
+    LOWBIT_ASSIGN(CocoDataset gt, load_coco_gt(opts.ann_path));
+    LOWBIT_ASSIGN(std::vector<EvalImage> images, select_images(gt, opts));
+
+    EvalResult res;
+    res.num_images = static_cast<int64_t>(images.size());
+    res.output_name = ex.outputs()[0].name;
+    const std::vector<std::string> names = model_class_names(model);
+
+    // Warmup on zeros, before the image loop (seed-spec §5.4).
+    const size_t per_image = static_cast<size_t>(3) * opts.imgsz * opts.imgsz;
+    std::vector<float> chw(per_image, 0.0f);
+    for (int i = 0; i < opts.warmup_runs; ++i) {
+        auto r = ex.run({make_input(in, chw)});
+        if (!r) return r.status().with_context("warmup run");
+    }
+
+    DecodeOptions dec = opts.decode;
+    bool layout_known = false;
+    ClassMap cmap;
+    std::vector<double> seconds;
+    seconds.reserve(images.size());
+    std::unique_ptr<Progress> progress;
+    if (opts.progress) {
+        progress = std::make_unique<Progress>("eval", static_cast<int64_t>(images.size()), "img");
+    }
+
+    for (const EvalImage& im : images) {
+        LOWBIT_ASSIGN(Letterbox lb, load_letterboxed(im.path, opts.imgsz, chw.data()));
+        Tensor input = make_input(in, chw);
+        auto t0 = std::chrono::steady_clock::now();
+        auto outs = ex.run({input});
+        auto t1 = std::chrono::steady_clock::now();
+        if (!outs) return outs.status().with_context(im.path);
+        seconds.push_back(std::chrono::duration<double>(t1 - t0).count());
+        const Tensor& out = (*outs)[0];
+
+        if (!layout_known) {
+            // Decided once, from the first image, and kept for the run.
+            int expected = static_cast<int>(gt.categories.size());
+            if (!names.empty()) expected = static_cast<int>(names.size());
+            auto layout =
+                detect_head_layout(res.output_name, out.shape(), opts.imgsz, opts.head, expected);
+            if (!layout) return layout.status();
+            res.layout = *layout;
+            auto map =
+                build_class_map(gt.categories, res.layout.num_classes, opts.class_map_file, names);
+            if (!map) return map.status();
+            cmap = *map;
+            res.class_map = cmap.how;
+            if (res.layout.kind == HeadKind::EndToEnd) {
+                dec.apply_sigmoid = false;
+            } else if (opts.scores == ScoreMode::Auto) {
+                dec.apply_sigmoid = !class_values_are_probabilities(out, res.layout);
+                if (!dec.apply_sigmoid) {
+                    res.notes.push_back(fmt::format(
+                        "the class channels of '{}' are already probabilities (all in [0,1]); "
+                        "using them as scores without a sigmoid (--scores logits forces one, "
+                        "as the seed does)",
+                        res.output_name));
+                }
+            } else {
+                dec.apply_sigmoid = opts.scores == ScoreMode::Logits;
+            }
+            res.sigmoid_applied = dec.apply_sigmoid;
+            layout_known = true;
+        }
+
+        auto dets = decode_detections(out, res.layout, opts.imgsz, dec);
+        if (!dets) return dets.status().with_context(im.path);
+        for (Detection& d : *dets) {
+            int64_t cat = cmap.category(d.cls);
+            if (cat < 0) {
+                ++res.dropped_unmapped;
+                continue;
+            }
+            unletterbox_xyxy(lb, d.box);
+            if (!std::isfinite(d.box[0]) || !std::isfinite(d.box[1]) || !std::isfinite(d.box[2]) ||
+                !std::isfinite(d.box[3]) || !std::isfinite(d.score)) {
+                return invalid("{}: model output '{}' produced a non-finite box or score", im.path,
+                               res.output_name);
+            }
+            CocoAnnotation a;
+            a.id = static_cast<int64_t>(res.detections.size()) + 1;
+            a.image_id = im.id;
+            a.category_id = cat;
+            // COCO [x, y, w, h] from the clipped xyxy box, in float32 (seed-spec §5.7).
+            a.bbox = {d.box[0], d.box[1], std::max(0.0f, d.box[2] - d.box[0]),
+                      std::max(0.0f, d.box[3] - d.box[1])};
+            a.area = a.bbox[2] * a.bbox[3];
+            a.score = d.score;
+            res.detections.push_back(a);
+        }
+        if (progress) progress->advance();
+    }
+    if (progress) progress->finish();
+    if (res.dropped_unmapped > 0) {
+        res.notes.push_back(
+            fmt::format("{} detections had a class without a category ({}) and "
+                        "were dropped",
+                        res.dropped_unmapped, res.class_map));
+    }
+
+    CocoEvalOptions co;
+    for (const EvalImage& im : images) co.img_ids.push_back(im.id);
+    co.n_threads = opts.n_threads;
+    LOWBIT_ASSIGN(res.coco, coco_evaluate(gt, res.detections, co));
+    res.latency = latency_stats(std::move(seconds), opts.skip_latency);
+    return res;
+}
+
+nlohmann::ordered_json eval_metrics_json(const EvalRunInfo& info, const EvalResult& r) {
+    nlohmann::ordered_json j;
+    j["onnx_path"] = info.onnx_path;
+    j["data_root"] = info.data_root;
+    j["instances"] = info.instances;
+    j["images_dir"] = info.images_dir;
+    j["providers"] = info.providers;
+    j["imgsz"] = info.imgsz;
+    j["max_images"] = info.max_images;
+    j["warmup_runs"] = info.warmup_runs;
+    j["skip_latency"] = info.skip_latency;
+    j["conf"] = info.conf;
+    j["iou"] = info.iou;
+    j["max_det"] = info.max_det;
+    j["pre_nms_topk"] = info.pre_nms_topk;
+    const auto& s = r.coco.stats;
+    nlohmann::ordered_json m;
+    m["mAP_50_95"] = s[0];
+    m["mAP_50"] = s[1];
+    m["mAP_75"] = s[2];
+    m["mAP_small"] = s[3];
+    m["mAP_medium"] = s[4];
+    m["mAP_large"] = s[5];
+    m["num_images"] = r.num_images;
+    m["num_detections"] = r.detections.size();
+    m["stats"] = s;
+    j["metrics"] = m;
+    j["latency"] = {{"mean_ms", r.latency.mean_ms},
+                    {"median_ms", r.latency.median_ms},
+                    {"p90_ms", r.latency.p90_ms},
+                    {"throughput_fps", r.latency.throughput_fps}};
+    j["output"] = r.output_name;
+    j["head"] = r.layout.describe();
+    j["sigmoid_applied"] = r.sigmoid_applied;
+    j["class_map"] = r.class_map;
+    j["backend"] = "cpu";
+    j["threads"] = info.threads;
+    j["notes"] = r.notes;
+    j["lowbit_version"] = LOWBIT_VERSION;
+    return j;
+}
+
+}  // namespace lowbit

@@ -1,0 +1,81 @@
+// COCO evaluation of a detector: the seed's eval_yolov10m_onnx_coco.py as a library call
+// (research/seed-spec.md §5). Per image: letterbox -> executor (only this is timed) -> decode ->
+// NMS -> un-letterbox + clip -> COCO results; then pycocotools-exact COCOeval on the evaluated
+// image ids, and latency statistics.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "data/coco.h"
+#include "eval/cocoeval.h"
+#include "eval/decode.h"
+#include "eval/latency.h"
+#include "ir/graph.h"
+#include "runtime/executor.h"
+
+namespace lowbit {
+
+enum class ScoreMode { Auto, Logits, Probabilities };
+Result<ScoreMode> parse_score_mode(const std::string& s);  // auto | logits | probs
+
+struct EvalOptions {
+    std::string ann_path;    // COCO instances JSON
+    std::string images_dir;  // folder holding the images' file_name
+    // Images: `image_ids` in the given order when non-empty, else the annotation file's ids in
+    // ascending order; then the first `max_images` (<= 0: all).
+    std::vector<int64_t> image_ids;
+    int max_images = 100;
+    int imgsz = 640;
+    DecodeOptions decode;
+    HeadKind head = HeadKind::Auto;
+    ScoreMode scores = ScoreMode::Auto;
+    std::string class_map_file;
+    int warmup_runs = 0;
+    int skip_latency = 0;
+    int n_threads = 0;
+    bool progress = true;  // progress line on stderr when it is a terminal
+};
+
+struct EvalResult {
+    CocoEvalResult coco;
+    std::vector<CocoAnnotation> detections;  // COCO results, image order then score order
+    LatencyStats latency;
+    HeadLayout layout;
+    std::string output_name;
+    std::string class_map;  // how classes were mapped to category ids
+    bool sigmoid_applied = true;
+    int64_t num_images = 0;          // requested images
+    int64_t dropped_unmapped = 0;    // detections whose class has no category
+    std::vector<std::string> notes;  // decisions worth telling the user (printed by the CLI)
+};
+
+// Evaluates `model` (already planned in `ex`, input [1,3,imgsz,imgsz] float32/float16).
+// Errors name the image, annotation file or output tensor involved.
+Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const EvalOptions& opts);
+
+// Fields of metrics.json that describe the invocation (seed schema, §5.10).
+struct EvalRunInfo {
+    std::string onnx_path;
+    std::string data_root;
+    std::string instances;
+    std::string images_dir;
+    std::vector<std::string> providers;
+    int imgsz = 640;
+    int max_images = 100;
+    int warmup_runs = 0;
+    int skip_latency = 0;
+    double conf = 0.001;
+    double iou = 0.7;
+    int max_det = 300;
+    int pre_nms_topk = 30000;
+    int threads = 0;
+};
+
+// metrics.json: the seed's keys in the seed's order (metrics.stats adds all 12 COCO stats),
+// followed by lowbit's own fields (head, class map, notes, version).
+nlohmann::ordered_json eval_metrics_json(const EvalRunInfo& info, const EvalResult& r);
+
+}  // namespace lowbit
