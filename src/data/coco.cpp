@@ -20,7 +20,7 @@ const char* section_name(Section s) {
         case Section::Categories: return "categories";
         case Section::None: break;
     }
-    return "results";
+    return "?";
 }
 
 // A scalar JSON value as the record fields need it.
@@ -149,8 +149,7 @@ public:
             if (section_ != Section::None) seen_[static_cast<int>(section_)] = true;
             index_ = 0;
         } else if (section_ != Section::None && !in_record_ && depth_ == record_depth() - 1) {
-            return fail(
-                invalid("{}: {}[{}] is not an object", what_, section_name(section_), index_));
+            return fail(invalid("{}: {}[{}] is not an object", what_, record_kind(), index_));
         } else if (in_record_ && depth_ == record_depth() && key_ == "bbox") {
             in_bbox_ = true;
             rec_.n_bbox = 0;
@@ -191,6 +190,8 @@ private:
     // Depth of a record's keys: results [ {..} ] -> 2; ground truth { "x": [ {..} ] } -> 3.
     int record_depth() const { return results_ ? 2 : 3; }
 
+    const char* record_kind() const { return results_ ? "results" : section_name(section_); }
+
     bool fail(Status st) {
         if (status_.is_ok()) status_ = std::move(st);
         return false;
@@ -199,7 +200,7 @@ private:
     Status record_error(const std::string& msg) const {
         std::string id;
         if (rec_.has_id) id = fmt::format(" (id {})", rec_.id);
-        return invalid("{}: {}[{}]{}: {}", what_, section_name(section_), index_, id, msg);
+        return invalid("{}: {}[{}]{}: {}", what_, record_kind(), index_, id, msg);
     }
 
     bool want_int(const Scalar& s, int64_t& dst, bool& has) {
@@ -238,8 +239,7 @@ private:
             return true;
         }
         if (section_ != Section::None && depth_ == record_depth() - 1) {
-            return fail(
-                invalid("{}: {}[{}] is not an object", what_, section_name(section_), index_));
+            return fail(invalid("{}: {}[{}] is not an object", what_, record_kind(), index_));
         }
         if (!in_record_ || depth_ != record_depth()) return true;
         bool dummy = false;
