@@ -156,6 +156,15 @@ TEST(ExecutorFast, ConvGrid) {
         {8, 8, 10, 12, 5, 3, 0, 1, 1, false, true},     // stride 3, no pad
         {8, 8, 9, 9, 2, 1, 0, 1, 1, false, true},       // even kernel
         {5, 7, 11, 8, 3, 1, 1, 1, 1, true, true},       // odd channel counts
+        // Large enough to be split into row chunks across threads (first/middle/last chunk
+        // geometries differ in padding).
+        {16, 32, 64, 61, 3, 1, 1, 1, 1, true, true},
+        {16, 32, 67, 65, 3, 2, 1, 1, 1, true, true},
+        {8, 16, 45, 45, 5, 2, 2, 1, 1, false, true},
+        {16, 16, 50, 50, 3, 1, 2, 1, 2, true, true},
+        {64, 64, 48, 48, 3, 1, 1, 64, 1, true, true},
+        {64, 64, 40, 40, 1, 1, 0, 1, 1, true, false},
+        {3, 24, 130, 129, 3, 2, 1, 1, 1, true, true},
     };
     for (const ConvCase& c : cases) {
         Builder b;

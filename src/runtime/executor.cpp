@@ -32,6 +32,7 @@
 #include "runtime/layout.h"
 #include "runtime/memory_plan.h"
 #include "runtime/registry.h"
+#include "runtime/task_pool.h"
 
 namespace lowbit {
 
@@ -95,7 +96,9 @@ Status check_node_supported(const Node& n) {
 struct Executor::Impl {
     Graph graph;
     int64_t opset = 0;
-    ThreadPool pool;
+    ThreadPool pool;    // OpenMP: constant folding and the reference program
+    ThreadPool serial;  // reference kernels inside the fast program (see task_pool.h)
+    std::unique_ptr<TaskPool> tasks;  // the fast path's threads
     bool reference_only = false;
     std::vector<TensorDesc> inputs, outputs;
     std::unordered_map<std::string, TensorDesc> descs;  // every tensor known at plan time
@@ -115,7 +118,10 @@ struct Executor::Impl {
     std::unordered_map<std::string, ProfileEntry> profile;
     std::vector<double> step_ms;  // per step of the main program (level 2)
 
-    explicit Impl(int n_threads) : pool(n_threads) {}
+    Impl(int n_threads, bool reference)
+        : pool(n_threads), serial(1),
+          tasks(std::make_unique<TaskPool>(reference ? 1 : pool.size())),
+          reference_only(reference) {}
     ~Impl();
 
     Status plan(const Model& model, const ExecutorOptions& opts);
@@ -131,7 +137,6 @@ struct Executor::Impl {
 Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
     graph = model.graph;
     opset = model.default_opset();
-    reference_only = opts.reference_only;
     if (opset == 0) return invalid("model imports no default-domain (ai.onnx) opset");
 
     for (const auto& [name, t] : graph.initializers) {
@@ -299,7 +304,7 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
         if (it != aliases.end()) return it->second;
         if (c != constants.end()) {
             Tensor t(c->second.dtype(), c->second.shape());
-            convert_layout(c->second, have, t, want, pool);
+            convert_layout(c->second, have, t, want, *tasks);
             p.constants[key] = t;
         } else {
             const Stored& src = p.stored.at(name);
@@ -457,18 +462,20 @@ Tensor Executor::Impl::to_plain(const Program& p, const std::string& name) const
     Tensor v = view(p, name);
     if (constants.count(name) || p.layout_of(name) == Layout::Plain) return v;
     Tensor t(v.dtype(), v.shape());
-    convert_layout(v, p.layout_of(name), t, Layout::Plain, pool);
+    convert_layout(v, p.layout_of(name), t, Layout::Plain, *tasks);
     return t;
 }
 
 Status Executor::Impl::run_step(Program& p, Step& s, std::span<const Tensor> ins,
                                 std::span<Tensor> outs) {
     if (s.node == kNoNode) {
-        convert_layout(ins[0], p.layout_of(s.in[0]), outs[0], s.reorder_to, pool);
+        convert_layout(ins[0], p.layout_of(s.in[0]), outs[0], s.reorder_to, *tasks);
         return Status::ok();
     }
-    if (s.fast) return s.fast->run(ins, outs, pool);
-    RunContext rc{graph.nodes[s.node], ins, outs, pool};
+    if (s.fast) return s.fast->run(ins, outs, *tasks);
+    // In the fast program reference kernels run on the calling thread: their OpenMP teams
+    // would spin next to the TaskPool's workers and steal their core.
+    RunContext rc{graph.nodes[s.node], ins, outs, reference_only ? pool : serial};
     return kernels[s.node]->run(rc);
 }
 
@@ -481,7 +488,8 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
         LOWBIT_ASSIGN(hooked, build_program(true, false));
     }
     Program& p = hooks && !reference_only ? *hooked : *main;
-    omp_set_num_threads(pool.size());
+    // oneDNN calls made on this thread (weight reorders for overrides) stay single-threaded.
+    if (!reference_only) omp_set_num_threads(1);
     for (size_t i = 0; i < inputs.size(); ++i) {
         const TensorDesc& d = inputs[i];
         if (in[i].dtype() != d.dtype || in[i].shape() != d.shape) {
@@ -526,7 +534,7 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
                     ins[i] = given[i];
                 } else {
                     Tensor t(given[i].dtype(), given[i].shape());
-                    convert_layout(given[i], Layout::Plain, t, want, pool);
+                    convert_layout(given[i], Layout::Plain, t, want, *tasks);
                     ins[i] = t;
                 }
             }
@@ -592,7 +600,7 @@ Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Executor::~Executor() = default;
 
 Result<std::unique_ptr<Executor>> Executor::create(const Model& model, ExecutorOptions opts) {
-    auto impl = std::make_unique<Impl>(opts.n_threads);
+    auto impl = std::make_unique<Impl>(opts.n_threads, opts.reference_only);
     LOWBIT_TRY(impl->plan(model, opts));
     return std::unique_ptr<Executor>(new Executor(std::move(impl)));
 }

@@ -35,15 +35,16 @@ bool is_layout_blind_op(const std::string& op_type) {
 }
 
 CpuBackend::CpuBackend(int n_threads)
-    : n_threads_(n_threads), dnnl_(std::make_unique<DnnlState>()) {}
+    : n_threads_(n_threads), dnnl_(std::make_unique<DnnlState>(n_threads)) {}
 
 CpuBackend::~CpuBackend() = default;
 
 FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Operand> ins,
                             std::span<const Operand> outs, bool fuse_silu,
                             std::vector<std::string>& warnings) {
-    // oneDNN sizes its parallel work by omp_get_max_threads() when a primitive is created.
-    omp_set_num_threads(n_threads_);
+    // oneDNN sizes its parallel work by omp_get_max_threads() when a primitive is created;
+    // every primitive here runs on one thread inside a TaskPool task.
+    omp_set_num_threads(1);
     FastPlan p;
     p.in_layouts.assign(ins.size(), Layout::Plain);
     p.out_layouts.assign(outs.size(), Layout::Plain);
@@ -53,7 +54,7 @@ FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Ope
 
     if (t == "Conv") {
         if (outs.size() == 1) {
-            p.op = make_conv(*dnnl_, node, ins, outs[0], fuse_silu, warnings);
+            p.op = make_conv(*dnnl_, node, ins, outs[0], fuse_silu, n_threads_, warnings);
             if (p.op) {
                 p.in_layouts[0] = Layout::Nhwc;
                 p.out_layouts[0] = Layout::Nhwc;

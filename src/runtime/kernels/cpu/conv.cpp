@@ -1,19 +1,30 @@
 // Conv through oneDNN 2.6 (research/engine-perf.md: 90-98% of the FMA peak with
 // format_tag::any, which picks NHWC activations and blocked weights on this CPU).
 //
-// Plan time: the primitive is built for X and Y stored NHWC and weights in whatever format
-// oneDNN prefers; the constant weights are reordered into it once. If oneDNN offers only a
-// reference implementation for the shape (1000x slower), the op is not created and the
-// executor keeps lowbit's reference Conv. Run time: the conv runs on the arena tensors
-// directly. When a node override hands the op other weights than the planned constant, they
-// are reordered for that call, so overrides of weights (fake-quantized copies for sensitivity)
-// are honoured at oneDNN speed.
+// Plan time: X and Y are stored NHWC, the weights in whatever format oneDNN prefers; the
+// constant weights are reordered into it once. If oneDNN offers only a reference
+// implementation (1000x slower), the op is not created and the executor keeps lowbit's
+// reference Conv.
+//
+// Threads: with more than one thread the output rows are cut into chunks, each a one-thread
+// primitive over a contiguous slice of the NHWC input and output (a band of rows is contiguous
+// in NHWC; the chunk's own top/bottom padding replaces the rows outside it). The chunks run as
+// TaskPool tasks, so a thread the OS schedules late never stalls the conv (task_pool.h). All
+// chunk primitives share one weights format, forced to what oneDNN picked for the whole conv.
 //
 // SiLU (x * sigmoid(x), which Ultralytics exports as Conv -> Sigmoid -> Mul) is applied by a
-// vectorized pass over the output right after the conv, while it is still in cache: oneDNN 2.6's
-// eltwise_swish post-op costs about a cycle per element and doubles depthwise and stem convs.
+// vectorized pass over each chunk's output right after its conv, while the chunk is still in
+// cache: oneDNN 2.6's eltwise_swish post-op costs about a cycle per element and doubles
+// depthwise and stem convs (research/engine-perf.md).
+//
+// Node overrides that hand the op other weights than the planned constant (fake-quantized
+// copies, for sensitivity) are honoured: those weights are reordered for that call.
 #include <fmt/format.h>
-#include <omp.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
@@ -26,131 +37,223 @@ using dnnl::memory;
 using Tag = dnnl::memory::format_tag;
 using DT = dnnl::memory::data_type;
 
+// Below this much work a chunk costs more in call overhead than it gains: ~20 us of one core.
+constexpr double kMinChunkSeconds = 20e-6;
+// Throughputs used only to size chunks (research/engine-perf.md measured ~250 GFLOP/s for
+// dense convs; depthwise convs are bound by memory traffic).
+constexpr double kFlopsPerSecond = 200e9;
+constexpr double kBytesPerSecond = 20e9;
+
+struct Chunk {
+    int64_t oh0 = 0, oh1 = 0;  // output rows
+    int64_t ih0 = 0;           // first input row read
+    size_t part = 0;           // index into ConvOp::parts_
+};
+
 class ConvOp final : public FastOp {
 public:
-    ConvOp(DnnlState& dnnl, std::string what) : dnnl_(dnnl), what_(std::move(what)) {}
+    explicit ConvOp(DnnlState& dnnl) : dnnl_(dnnl) {}
 
     Status init(const Node& node, std::span<const Operand> ins, const Operand& out, bool silu,
-                std::vector<std::string>& warnings) {
-        const Shape& x = ins[0].shape;
+                int n_threads, std::vector<std::string>& warnings) {
+        x_ = ins[0].shape;
+        y_ = out.shape;
         const Shape& wt = ins[1].shape;
-        const Shape& y = out.shape;
-        const int64_t group = node.attr_int("group", 1);
-        Window h, w;
-        if (!window_2d(node, x, y, {wt[2], wt[3]}, h, w)) {
+        group_ = node.attr_int("group", 1);
+        if (!window_2d(node, x_, y_, {wt[2], wt[3]}, h_, w_)) {
             return unsupported("{}: attributes outside the fast path", node.describe());
         }
         silu_ = silu;
         has_bias_ = ins.size() > 2 && ins[2].present();
-        const memory::dims src_dims = {x[0], x[1], x[2], x[3]};
-        const memory::dims dst_dims = {y[0], y[1], y[2], y[3]};
-        memory::dims wei_dims;
-        if (group == 1) {
-            wei_dims = {wt[0], wt[1], wt[2], wt[3]};
-            user_wei_md_ = memory::desc(wei_dims, DT::f32, Tag::oihw);
+        if (group_ == 1) {
+            wei_dims_ = {wt[0], wt[1], wt[2], wt[3]};
+            user_wei_md_ = memory::desc(wei_dims_, DT::f32, Tag::oihw);
         } else {
-            wei_dims = {group, wt[0] / group, wt[1], wt[2], wt[3]};
-            user_wei_md_ = memory::desc(wei_dims, DT::f32, Tag::goihw);
+            wei_dims_ = {group_, wt[0] / group_, wt[1], wt[2], wt[3]};
+            user_wei_md_ = memory::desc(wei_dims_, DT::f32, Tag::goihw);
         }
-        const memory::desc src_md(src_dims, DT::f32, Tag::nhwc);
-        const memory::desc dst_md(dst_dims, DT::f32, Tag::nhwc);
-        const memory::desc wei_any(wei_dims, DT::f32, Tag::any);
-        const memory::desc bias_md({y[1]}, DT::f32, Tag::x);
-        // oneDNN counts dilation from 0 (no dilation), ONNX from 1.
-        const memory::dims strides = {h.stride, w.stride};
-        const memory::dims dilates = {h.dilation - 1, w.dilation - 1};
-        const memory::dims pad_l = {h.pad_begin, w.pad_begin};
-        const memory::dims pad_r = {h.pad_end, w.pad_end};
-        dnnl::primitive_attr attr;
-        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        auto desc = has_bias_
-                        ? dnnl::convolution_forward::desc(
-                              dnnl::prop_kind::forward_inference,
-                              dnnl::algorithm::convolution_direct, src_md, wei_any, bias_md,
-                              dst_md, strides, dilates, pad_l, pad_r)
-                        : dnnl::convolution_forward::desc(
-                              dnnl::prop_kind::forward_inference,
-                              dnnl::algorithm::convolution_direct, src_md, wei_any, dst_md,
-                              strides, dilates, pad_l, pad_r);
-        pd_ = dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_.engine);
-        impl_ = pd_.impl_info_str();
+
+        // The whole conv first: its weights format is the one every chunk uses.
+        auto whole = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2],
+                             memory::desc(wei_dims_, DT::f32, Tag::any));
+        impl_ = whole.impl_info_str();
         if (is_dnnl_ref_impl(impl_)) {
             warnings.push_back(fmt::format(
                 "{}: oneDNN has only the reference implementation '{}' for input {} weights {}; "
                 "using lowbit's reference Conv",
-                node.describe(), impl_, shape_str(x), shape_str(wt)));
+                node.describe(), impl_, shape_str(x_), shape_str(wt)));
             return unsupported("reference implementation");
         }
-        prim_ = dnnl::convolution_forward(pd_);
-        dnnl_.reserve_scratch(pd_.scratchpad_desc().get_size());
+        wei_md_ = whole.weights_desc();
+        plan_chunks(n_threads, whole);
 
         planned_w_ = ins[1].constant->raw();
         wei_ = reorder_weights(planned_w_);
-        src_ = memory(src_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        dst_ = memory(dst_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        if (has_bias_) bias_ = memory(bias_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        what_ = fmt::format("Conv {}x{} s{} g{} [{}]{}", wt[2], wt[3], h.stride, group, impl_,
+        what_ = fmt::format("Conv {}x{} s{}{} [{}]{}", wt[2], wt[3], h_.stride,
+                            group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_,
                             silu_ ? " +SiLU" : "");
         return Status::ok();
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const ThreadPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+        memory wei = wei_;
         try {
-            memory wei = wei_;
             if (in[1].raw() != planned_w_) wei = reorder_weights(in[1].raw());
-            src_.set_data_handle(const_cast<void*>(in[0].raw()));
-            dst_.set_data_handle(out[0].raw());
-            std::unordered_map<int, memory> args = {
-                {DNNL_ARG_SRC, src_},
-                {DNNL_ARG_WEIGHTS, wei},
-                {DNNL_ARG_DST, dst_},
-                {DNNL_ARG_SCRATCHPAD, dnnl_.scratch_memory(pd_.scratchpad_desc())}};
-            if (has_bias_) {
-                bias_.set_data_handle(const_cast<void*>(in[2].raw()));
-                args.emplace(DNNL_ARG_BIAS, bias_);
-            }
-            prim_.execute(dnnl_.stream, args);
-            dnnl_.stream.wait();
         } catch (const dnnl::error& e) {
-            return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, e.what());
+            return error(StatusCode::Internal, "{}: oneDNN weight reorder failed: {}", what_,
+                         e.what());
         }
-        if (silu_) {
-            float* y = out[0].data<float>();
-            pool.parallel_for(out[0].numel(), 16384, [&](int64_t b, int64_t e) {
-                silu_f32(y + b, y + b, e - b);
-            });
-        }
+        const auto* x = static_cast<const char*>(in[0].raw());
+        auto* y = static_cast<char*>(out[0].raw());
+        void* bias = has_bias_ ? const_cast<void*>(in[2].raw()) : nullptr;
+        const int64_t x_image = x_[1] * x_[2] * x_[3] * 4;  // bytes per NHWC image
+        const int64_t y_image = y_[1] * y_[2] * y_[3] * 4;
+        const int64_t x_row = x_[1] * x_[3] * 4;
+        const int64_t y_row = y_[1] * y_[3] * 4;
+        const int64_t n_chunks = static_cast<int64_t>(chunks_.size());
+        std::atomic<bool> failed{false};
+        std::string failure;
+        std::mutex failure_mu;
+        pool.run(x_[0] * n_chunks, [&](int64_t task, int thread) {
+            const int64_t b = task / n_chunks;
+            const Chunk& c = chunks_[static_cast<size_t>(task % n_chunks)];
+            const Part& part = parts_[c.part];
+            auto* src = const_cast<char*>(x + b * x_image + c.ih0 * x_row);
+            char* dst = y + b * y_image + c.oh0 * y_row;
+            try {
+                std::unordered_map<int, memory> args = {
+                    {DNNL_ARG_SRC, memory(part.pd.src_desc(), dnnl_.engine, src)},
+                    {DNNL_ARG_WEIGHTS, wei},
+                    {DNNL_ARG_DST, memory(part.pd.dst_desc(), dnnl_.engine, dst)},
+                    {DNNL_ARG_SCRATCHPAD,
+                     dnnl_.scratch_memory(part.pd.scratchpad_desc(), thread)}};
+                if (bias) args.emplace(DNNL_ARG_BIAS, memory(part.pd.bias_desc(), dnnl_.engine, bias));
+                auto& stream = dnnl_.streams[static_cast<size_t>(thread)];
+                part.prim.execute(stream, args);
+                stream.wait();
+            } catch (const dnnl::error& e) {
+                std::lock_guard<std::mutex> lock(failure_mu);
+                failure = e.what();
+                failed = true;
+                return;
+            }
+            if (silu_) {
+                auto* yf = reinterpret_cast<float*>(dst);
+                silu_f32(yf, yf, (c.oh1 - c.oh0) * y_row / 4);
+            }
+        });
+        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
     std::string describe() const override { return what_; }
 
 private:
+    struct Part {
+        dnnl::convolution_forward::primitive_desc pd;
+        dnnl::convolution_forward prim;
+    };
+
+    // The primitive for `in_rows` input rows (with the given vertical padding) producing
+    // `out_rows` output rows, batch 1.
+    dnnl::convolution_forward::primitive_desc make_pd(int64_t in_rows, int64_t pad_top,
+                                                      int64_t pad_bottom, int64_t out_rows,
+                                                      const memory::desc& wei_md) {
+        const memory::desc src_md({1, x_[1], in_rows, x_[3]}, DT::f32, Tag::nhwc);
+        const memory::desc dst_md({1, y_[1], out_rows, y_[3]}, DT::f32, Tag::nhwc);
+        const memory::desc bias_md({y_[1]}, DT::f32, Tag::x);
+        // oneDNN counts dilation from 0 (no dilation), ONNX from 1.
+        const memory::dims strides = {h_.stride, w_.stride};
+        const memory::dims dilates = {h_.dilation - 1, w_.dilation - 1};
+        const memory::dims pad_l = {pad_top, w_.pad_begin};
+        const memory::dims pad_r = {pad_bottom, w_.pad_end};
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        const auto kind = dnnl::prop_kind::forward_inference;
+        const auto alg = dnnl::algorithm::convolution_direct;
+        auto desc = has_bias_ ? dnnl::convolution_forward::desc(kind, alg, src_md, wei_md, bias_md,
+                                                                dst_md, strides, dilates, pad_l,
+                                                                pad_r)
+                              : dnnl::convolution_forward::desc(kind, alg, src_md, wei_md, dst_md,
+                                                                strides, dilates, pad_l, pad_r);
+        return dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_.engine);
+    }
+
+    // Splits the output rows into chunks sized for `n_threads` and builds one primitive per
+    // distinct chunk geometry. Falls back to a single chunk when a chunk primitive would use
+    // another weights format or implementation.
+    void plan_chunks(int n_threads, const dnnl::convolution_forward::primitive_desc& whole) {
+        const int64_t oh = y_[2];
+        const double flops = 2.0 * static_cast<double>(y_[1] * oh * y_[3]) *
+                             static_cast<double>(x_[1] / group_ * h_.k * w_.k);
+        const double bytes = 4.0 * static_cast<double>(x_[1] * x_[2] * x_[3] + y_[1] * oh * y_[3]);
+        const double seconds = std::max(flops / kFlopsPerSecond, bytes / kBytesPerSecond);
+        int64_t n = n_threads <= 1 ? 1
+                                   : std::clamp<int64_t>(
+                                         static_cast<int64_t>(seconds / kMinChunkSeconds), 1,
+                                         4 * static_cast<int64_t>(n_threads));
+        n = std::min(n, oh);
+        if (n > 1 && !make_chunks(n)) n = 1;
+        if (n == 1) {
+            parts_.clear();
+            chunks_ = {Chunk{0, oh, 0, 0}};
+            parts_.push_back({whole, dnnl::convolution_forward(whole)});
+        }
+        for (const Part& p : parts_) dnnl_.reserve_scratch(p.pd.scratchpad_desc().get_size());
+    }
+
+    bool make_chunks(int64_t n) {
+        const int64_t oh = y_[2];
+        const int64_t rows = (oh + n - 1) / n;
+        const int64_t extent = (h_.k - 1) * h_.dilation + 1;
+        std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, size_t> part_of;
+        for (int64_t oh0 = 0; oh0 < oh; oh0 += rows) {
+            const int64_t oh1 = std::min(oh, oh0 + rows);
+            const int64_t first = oh0 * h_.stride - h_.pad_begin;  // may be negative (padding)
+            const int64_t last = (oh1 - 1) * h_.stride - h_.pad_begin + extent;  // exclusive
+            const int64_t ih0 = std::max<int64_t>(0, first);
+            const int64_t ih1 = std::min(x_[2], last);
+            if (ih1 <= ih0) return false;
+            const auto key = std::make_tuple(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0);
+            auto it = part_of.find(key);
+            if (it == part_of.end()) {
+                auto pd = make_pd(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0, wei_md_);
+                if (pd.weights_desc() != wei_md_ || pd.impl_info_str() != impl_) return false;
+                it = part_of.emplace(key, parts_.size()).first;
+                parts_.push_back({pd, dnnl::convolution_forward(pd)});
+            }
+            chunks_.push_back({oh0, oh1, ih0, it->second});
+        }
+        return true;
+    }
+
     memory reorder_weights(const void* w) {
         memory user(user_wei_md_, dnnl_.engine, const_cast<void*>(w));
-        memory dst(pd_.weights_desc(), dnnl_.engine);
-        dnnl::reorder(user, dst).execute(dnnl_.stream, user, dst);
-        dnnl_.stream.wait();
+        memory dst(wei_md_, dnnl_.engine);
+        dnnl::reorder(user, dst).execute(dnnl_.streams[0], user, dst);
+        dnnl_.streams[0].wait();
         return dst;
     }
 
     DnnlState& dnnl_;
-    std::string what_;
-    std::string impl_;
+    std::string what_, impl_;
+    Shape x_, y_;
+    int64_t group_ = 1;
+    Window h_, w_;
     bool silu_ = false;
     bool has_bias_ = false;
-    dnnl::convolution_forward::primitive_desc pd_;
-    dnnl::convolution_forward prim_;
-    memory::desc user_wei_md_;
+    memory::dims wei_dims_;
+    memory::desc user_wei_md_, wei_md_;
+    std::vector<Part> parts_;
+    std::vector<Chunk> chunks_;
     const void* planned_w_ = nullptr;
-    memory wei_, src_, dst_, bias_;
+    memory wei_;
 };
 
 }  // namespace
 
 std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                  const Operand& out, bool silu,
+                                  const Operand& out, bool silu, int n_threads,
                                   std::vector<std::string>& warnings) {
     if (ins.size() < 2 || ins[0].dtype != DType::Float32 || ins[0].shape.size() != 4 ||
         ins[1].dtype != DType::Float32 || ins[1].shape.size() != 4 || ins[1].constant == nullptr ||
@@ -166,9 +269,9 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
         ins[1].shape[1] * group != ins[0].shape[1] || shape_numel(out.shape) == 0) {
         return nullptr;
     }
-    auto op = std::make_unique<ConvOp>(dnnl, node.describe());
+    auto op = std::make_unique<ConvOp>(dnnl);
     try {
-        if (!op->init(node, ins, out, silu, warnings).is_ok()) return nullptr;
+        if (!op->init(node, ins, out, silu, n_threads, warnings).is_ok()) return nullptr;
     } catch (const dnnl::error& e) {
         warnings.push_back(fmt::format("{}: oneDNN cannot run this Conv ({}); using lowbit's "
                                        "reference Conv",

@@ -1,30 +1,42 @@
 // oneDNN objects shared by the fast ops of one executor. Only the files of kernels/cpu include
 // oneDNN; every call into it is wrapped there (oneDNN 2.6 v2 API: op descriptors + primitive
 // descriptors), so a move to oneDNN 3.x stays contained (research/engine-perf.md, pitfalls).
+//
+// Primitives are created for one thread each (the executor's TaskPool runs them in parallel
+// tasks, see runtime/task_pool.h), so each pool thread has its own stream and scratchpad.
 #pragma once
 
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <algorithm>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "core/tensor.h"
 
 namespace lowbit::cpu {
 
 struct DnnlState {
+    explicit DnnlState(int n_threads) {
+        for (int i = 0; i < n_threads; ++i) streams.emplace_back(engine);
+        scratch.resize(static_cast<size_t>(n_threads));
+    }
+
     dnnl::engine engine{dnnl::engine::kind::cpu, 0};
-    dnnl::stream stream{engine};
-    // One user-managed scratchpad for all primitives: steps run one at a time. Sized at plan
-    // time to the largest primitive's need.
-    std::shared_ptr<Buffer> scratch;
+    std::vector<dnnl::stream> streams;  // one per pool thread
+    // User-managed scratchpads, one per pool thread, sized at plan time to the largest need.
+    std::vector<std::shared_ptr<Buffer>> scratch;
 
     void reserve_scratch(size_t bytes) {
-        if (bytes == 0 || (scratch && scratch->size() >= bytes)) return;
-        scratch = std::make_shared<Buffer>(bytes);
+        if (bytes == 0) return;
+        for (auto& s : scratch) {
+            if (!s || s->size() < bytes) s = std::make_shared<Buffer>(bytes);
+        }
     }
-    dnnl::memory scratch_memory(const dnnl::memory::desc& d) {
-        return dnnl::memory(d, engine, d.get_size() ? scratch->data() : nullptr);
+    dnnl::memory scratch_memory(const dnnl::memory::desc& d, int thread) {
+        const size_t t = static_cast<size_t>(thread);
+        return dnnl::memory(d, engine, d.get_size() ? scratch[t]->data() : nullptr);
     }
 };
 

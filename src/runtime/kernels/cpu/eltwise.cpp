@@ -53,7 +53,7 @@ public:
         : fn_(fn), per_channel_(per_channel), n_(n), c_(c), what_(std::move(what)) {}
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const ThreadPool& pool) override {
+               const TaskPool& pool) override {
         const float* a = in[0].data<float>();
         const float* b = in[1].data<float>();
         float* y = out[0].data<float>();
@@ -106,7 +106,7 @@ BinaryOp::Fn pick(Kind ka, Kind kb) {
 class SigmoidOp final : public FastOp {
 public:
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const ThreadPool& pool) override {
+               const TaskPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
         pool.parallel_for(out[0].numel(), kGrain,

@@ -16,7 +16,7 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
-#include "core/thread_pool.h"
+#include "runtime/task_pool.h"
 #include "ir/graph.h"
 #include "runtime/layout.h"
 
@@ -28,7 +28,7 @@ public:
     // inputs/outputs: one per node input/output (absent optional ones empty), stored in the
     // layouts of the plan that created the op.
     virtual Status run(std::span<const Tensor> inputs, std::span<Tensor> outputs,
-                       const ThreadPool& pool) = 0;
+                       const TaskPool& pool) = 0;
     // For the profile: "Conv 3x3 s2 g1 brgconv:avx512_core +SiLU".
     virtual std::string describe() const = 0;
 };

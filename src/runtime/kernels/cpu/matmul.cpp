@@ -58,17 +58,18 @@ public:
         return true;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool&) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool&) override {
         try {
             a_.set_data_handle(const_cast<void*>(in[0].raw()));
             b_.set_data_handle(const_cast<void*>(in[1].raw()));
             y_.set_data_handle(out[0].raw());
-            prim_.execute(dnnl_.stream,
+            // One primitive call on the calling thread (pool thread 0): YOLO's matmuls are tiny.
+            prim_.execute(dnnl_.streams[0],
                           {{DNNL_ARG_SRC, a_},
                            {DNNL_ARG_WEIGHTS, b_},
                            {DNNL_ARG_DST, y_},
-                           {DNNL_ARG_SCRATCHPAD, dnnl_.scratch_memory(pd_.scratchpad_desc())}});
-            dnnl_.stream.wait();
+                           {DNNL_ARG_SCRATCHPAD, dnnl_.scratch_memory(pd_.scratchpad_desc(), 0)}});
+            dnnl_.streams[0].wait();
         } catch (const dnnl::error& e) {
             return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, e.what());
         }

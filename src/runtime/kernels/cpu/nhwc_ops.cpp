@@ -57,7 +57,7 @@ public:
     }
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const ThreadPool& pool) override {
+               const TaskPool& pool) override {
         auto* y = static_cast<char*>(out[0].raw());
         const int64_t row = total_ * static_cast<int64_t>(elem_);
         pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row)),
@@ -94,7 +94,7 @@ public:
     }
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const ThreadPool& pool) override {
+               const TaskPool& pool) override {
         const auto* x = static_cast<const char*>(in[0].raw());
         const int64_t row = total_ * static_cast<int64_t>(elem_);
         pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row)),
@@ -132,7 +132,7 @@ public:
     MaxPoolNhwcOp(int64_t n, int64_t c, Window h, Window w) : n_(n), c_(c), h_(h), w_(w) {}
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const ThreadPool& pool) override {
+               const TaskPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
         const int64_t rows = n_ * h_.out;
@@ -188,7 +188,7 @@ public:
           elem_(elem) {}
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const ThreadPool& pool) override {
+               const TaskPool& pool) override {
         const auto* x = static_cast<const char*>(in[0].raw());
         auto* y = static_cast<char*>(out[0].raw());
         const int64_t oh = static_cast<int64_t>(map_h_.size());

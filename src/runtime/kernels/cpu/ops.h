@@ -16,10 +16,11 @@ struct DnnlState;
 
 // conv.cpp: 2-D float32 Conv through oneDNN, X and Y stored NHWC, constant W [M, C/g, kH, kW]
 // reordered once into the blocked format oneDNN picks, optional constant bias, optional fused
-// SiLU. `warnings` receives a line when oneDNN would use a reference implementation (the op is
-// then not created).
+// SiLU; split into row chunks for `n_threads` pool threads. `warnings` receives a line when
+// oneDNN would use a reference implementation (the op is then not created).
 std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                  const Operand& out, bool silu, std::vector<std::string>& warnings);
+                                  const Operand& out, bool silu, int n_threads,
+                                  std::vector<std::string>& warnings);
 
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node,

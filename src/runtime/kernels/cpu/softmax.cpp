@@ -20,7 +20,7 @@ public:
         : outer_(outer), n_(n), inner_(inner) {}
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const ThreadPool& pool) override {
+               const TaskPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
         if (inner_ == 1) {
