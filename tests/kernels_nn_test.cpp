@@ -564,6 +564,13 @@ TEST(KernelsNn, ResizeLinear) {
     s.attrs["mode"] = attr_s("linear");
     s.attrs["coordinate_transformation_mode"] = attr_s("align_corners");
     expect_near_all(values<float>(run_one(s)), {1, 1.5, 2, 2, 2.5, 3, 3, 3.5, 4}, 1e-6);
+    // align_corners with a scale whose product is not an integer (4 * 0.6 = 2.4 -> 2 outputs)
+    // uses the integer output size, as ONNX Runtime and PyTorch: x = o * 3 / 1.
+    expect_near_all(values<float>(run_one(resize_scales(
+                        f32({1, 4}, {1, 2, 3, 4}), {1, 0.6f},
+                        {{"mode", attr_s("linear")},
+                         {"coordinate_transformation_mode", attr_s("align_corners")}}))),
+                    {1, 4}, 1e-6);
     // pytorch_half_pixel to a single output column samples x = 0.
     KernelCall p{"Resize", {x, Tensor(), Tensor(), i64({4}, {1, 1, 2, 1})}};
     p.constant_inputs = {3};

@@ -517,6 +517,19 @@ TEST(KernelsTensor, PadAxesAndWrap) {
     EXPECT_EQ(y.shape(), (Shape{2, 6}));
     EXPECT_EQ(values<int64_t>(y), (std::vector<int64_t>{2, 3, 1, 2, 3, 1, 5, 6, 4, 5, 6, 4}));
 
+    // Negative pads crop first; padding then wraps/reflects within the cropped view
+    // (ONNX reference and ORT agree).
+    auto crop_then_pad = [](const char* mode) {
+        KernelCall c{"Pad", {f32({1, 5}, {1, 2, 3, 4, 5}), i64({4}, {0, -2, 0, 2})}};
+        c.opset = 19;
+        c.constant_inputs = {1};
+        c.attrs["mode"] = attr_s(mode);
+        return values<float>(run_one(c));
+    };
+    EXPECT_EQ(crop_then_pad("wrap"), (std::vector<float>{3, 4, 5, 3, 4}));
+    EXPECT_EQ(crop_then_pad("reflect"), (std::vector<float>{3, 4, 5, 4, 3}));
+    EXPECT_EQ(crop_then_pad("edge"), (std::vector<float>{3, 4, 5, 5, 5}));
+
     KernelCall old{"Pad", {f32({2}, {1, 2})}};
     old.opset = 7;
     old.attrs["pads"] = attr_ints({1, 1});

@@ -3,9 +3,10 @@
 //
 // Conv is an im2col + GEMM per (batch, group, tile of output pixels): the tile's input patches
 // are unrolled into rows of `col` (one row per (input channel, kh, kw)), then every output
-// channel of the group accumulates W[m, k] * col[k, :] over contiguous pixels. The loops are
-// plain enough to read and fast enough to run a whole YOLO graph in tests; the optimized
-// kernels (oneDNN) are tested against this one.
+// channel of the group accumulates W[m, k] * col[k, :] over contiguous pixels. Depthwise convs
+// (one input channel per group) use a direct loop instead. The loops are plain enough to read
+// and fast enough to run a whole YOLO graph in tests; the optimized kernels (oneDNN) are tested
+// against this one.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -116,6 +117,63 @@ public:
                                 ? ctx.inputs[2].data<float>()
                                 : nullptr;
         float* y = ctx.outputs[0].data<float>();
+        if (g_.c == g_.group) {
+            run_depthwise(ctx.pool, x, w, bias, y);
+        } else {
+            run_im2col(ctx.pool, x, w, bias, y);
+        }
+        return Status::ok();
+    }
+
+private:
+    static constexpr int64_t kTile = 256;    // output pixels per task (a multiple of kNr)
+    static constexpr int64_t kKBlock = 128;  // col rows unrolled at a time
+    static constexpr int64_t kMr = 4;        // output channels per micro-tile
+    static constexpr int64_t kNr = 32;       // output pixels per micro-tile
+
+    // One input channel per group (depthwise, with any channel multiplier): a direct loop per
+    // output channel and output row; each kernel tap adds a strided input row segment.
+    void run_depthwise(ThreadPool& pool, const float* x, const float* w, const float* bias,
+                       float* y) const {
+        const ConvGeometry& g = g_;
+        const WindowAxis& h = g.h;
+        const WindowAxis& wd = g.w;
+        const int64_t mg = g.m / g.group;
+        pool.parallel_for(g.n * g.m, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t task = begin; task < end; ++task) {
+                const int64_t b = task / g.m;
+                const int64_t oc = task % g.m;
+                const float* plane = x + (b * g.c + oc / mg) * h.in * wd.in;
+                const float* kern = w + oc * h.k * wd.k;
+                float* out = y + task * h.out * wd.out;
+                std::fill_n(out, h.out * wd.out, bias ? bias[oc] : 0.0f);
+                for (int64_t oh = 0; oh < h.out; ++oh) {
+                    float* orow = out + oh * wd.out;
+                    for (int64_t kh = 0; kh < h.k; ++kh) {
+                        const int64_t ih = oh * h.stride - h.pad_begin + kh * h.dilation;
+                        if (ih < 0 || ih >= h.in) continue;
+                        const float* irow = plane + ih * wd.in;
+                        for (int64_t kw = 0; kw < wd.k; ++kw) {
+                            const float wv = kern[kh * wd.k + kw];
+                            const int64_t iw0 = kw * wd.dilation - wd.pad_begin;
+                            int64_t lo = 0;
+                            int64_t hi = 0;
+                            valid_range(iw0, wd.stride, wd.in, wd.out, lo, hi);
+                            for (int64_t ow = lo; ow < hi; ++ow) {
+                                orow[ow] += wv * irow[iw0 + ow * wd.stride];
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    // General case: per (batch, group, tile of output pixels), unroll the input patches into
+    // `col` (rows = (channel, kh, kw), kKBlock rows at a time) and accumulate
+    // out[m, :] += W[m, k] * col[k, :] with a register-tiled kMr x kNr micro-kernel.
+    void run_im2col(ThreadPool& pool, const float* x, const float* w, const float* bias,
+                    float* y) const {
         const ConvGeometry& g = g_;
         const int64_t cg = g.c / g.group;  // input channels per group
         const int64_t mg = g.m / g.group;  // output channels per group
@@ -127,8 +185,7 @@ public:
         const bool pointwise = g.h.k == 1 && g.w.k == 1 && g.h.stride == 1 && g.w.stride == 1 &&
                                g.h.pad_begin == 0 && g.w.pad_begin == 0 && g.h.pad_end == 0 &&
                                g.w.pad_end == 0;
-        const int64_t n_tasks = g.n * g.group * n_tiles;
-        ctx.pool.parallel_for(n_tasks, 1, [&](int64_t begin, int64_t end) {
+        pool.parallel_for(g.n * g.group * n_tiles, 1, [&](int64_t begin, int64_t end) {
             std::vector<float> col_buf;
             if (!pointwise) col_buf.resize(static_cast<size_t>(std::min(k_len, kKBlock) * kTile));
             for (int64_t task = begin; task < end; ++task) {
@@ -138,41 +195,68 @@ public:
                 const int64_t p0 = tile * kTile;
                 const int64_t tp = std::min(kTile, out_plane - p0);
                 const float* xg = x + (b * g.c + grp * cg) * in_plane;
-                float* yg = y + (b * g.m + grp * mg) * out_plane;
+                float* yg = y + (b * g.m + grp * mg) * out_plane + p0;
                 const float* wg = w + grp * mg * k_len;
                 for (int64_t m = 0; m < mg; ++m) {
-                    std::fill_n(yg + m * out_plane + p0, tp, bias ? bias[grp * mg + m] : 0.0f);
+                    std::fill_n(yg + m * out_plane, tp, bias ? bias[grp * mg + m] : 0.0f);
                 }
                 for (int64_t k0 = 0; k0 < k_len; k0 += kKBlock) {
                     const int64_t kb = std::min(kKBlock, k_len - k0);
-                    const float* col;
-                    int64_t ld;  // distance between col rows
-                    if (pointwise) {
-                        col = xg + k0 * in_plane + p0;
-                        ld = in_plane;
-                    } else {
-                        im2col(xg, k0, kb, p0, tp, col_buf.data());
-                        col = col_buf.data();
-                        ld = kTile;
-                    }
-                    for (int64_t m = 0; m < mg; ++m) {
-                        float* __restrict out = yg + m * out_plane + p0;
-                        const float* wrow = wg + m * k_len + k0;
-                        for (int64_t k = 0; k < kb; ++k) {
-                            const float wv = wrow[k];
-                            const float* __restrict c = col + k * ld;
-                            for (int64_t t = 0; t < tp; ++t) out[t] += wv * c[t];
+                    const float* col = pointwise ? xg + k0 * in_plane + p0 : col_buf.data();
+                    const int64_t ld = pointwise ? in_plane : kTile;
+                    if (!pointwise) im2col(xg, k0, kb, p0, tp, col_buf.data());
+                    for (int64_t m0 = 0; m0 < mg; m0 += kMr) {
+                        for (int64_t t0 = 0; t0 < tp; t0 += kNr) {
+                            micro_tile(wg + m0 * k_len + k0, k_len, col + t0, ld,
+                                       yg + m0 * out_plane + t0, out_plane,
+                                       std::min(kMr, mg - m0), kb, std::min(kNr, tp - t0));
                         }
                     }
                 }
             }
         });
-        return Status::ok();
     }
 
-private:
-    static constexpr int64_t kTile = 256;    // output pixels per task
-    static constexpr int64_t kKBlock = 128;  // col rows unrolled at a time
+    // c[r, t] += sum_k a[r * lda + k] * b[k * ldb + t] for r < mr (<= kMr), t < nr (<= kNr).
+    // The accumulators stay in registers across k; full tiles have compile-time trip counts so
+    // the compiler vectorises the t loop.
+    static void micro_tile(const float* a, int64_t lda, const float* b, int64_t ldb, float* c,
+                           int64_t ldc, int64_t mr, int64_t kb, int64_t nr) {
+        if (mr == kMr && nr == kNr) {
+            float acc[kMr][kNr];
+            for (int64_t r = 0; r < kMr; ++r) {
+                for (int64_t t = 0; t < kNr; ++t) acc[r][t] = c[r * ldc + t];
+            }
+            for (int64_t k = 0; k < kb; ++k) {
+                const float* brow = b + k * ldb;
+                for (int64_t r = 0; r < kMr; ++r) {
+                    const float av = a[r * lda + k];
+                    for (int64_t t = 0; t < kNr; ++t) acc[r][t] += av * brow[t];
+                }
+            }
+            for (int64_t r = 0; r < kMr; ++r) {
+                for (int64_t t = 0; t < kNr; ++t) c[r * ldc + t] = acc[r][t];
+            }
+            return;
+        }
+        for (int64_t r = 0; r < mr; ++r) {
+            float* crow = c + r * ldc;
+            for (int64_t k = 0; k < kb; ++k) {
+                const float av = a[r * lda + k];
+                const float* brow = b + k * ldb;
+                for (int64_t t = 0; t < nr; ++t) crow[t] += av * brow[t];
+            }
+        }
+    }
+
+    // Output positions o in [lo, hi) whose input coordinate i0 + o * stride lies in [0, in).
+    static void valid_range(int64_t i0, int64_t stride, int64_t in, int64_t out, int64_t& lo,
+                            int64_t& hi) {
+        lo = i0 >= 0 ? 0 : (-i0 + stride - 1) / stride;
+        hi = i0 < in ? (in - i0 + stride - 1) / stride : 0;
+        lo = std::min(lo, out);
+        hi = std::clamp(hi, lo, out);
+    }
 
     // Unrolls col rows [k0, k0 + kb) for output pixels [p0, p0 + tp) of one group. Row k is
     // (channel, kh, kw) = (k / (kH*kW), k / kW % kH, k % kW); out-of-image taps read 0.
@@ -187,17 +271,28 @@ private:
             const int64_t kw = k % w.k;
             const float* plane = xg + ch * h.in * w.in;
             float* dst = col + r * kTile;
+            // Walk the tile one output row segment at a time.
             int64_t oh = p0 / w.out;
             int64_t ow = p0 % w.out;
-            for (int64_t t = 0; t < tp; ++t) {
+            for (int64_t t = 0; t < tp;) {
+                const int64_t run = std::min(w.out - ow, tp - t);
                 const int64_t ih = oh * h.stride - h.pad_begin + kh * h.dilation;
-                const int64_t iw = ow * w.stride - w.pad_begin + kw * w.dilation;
-                dst[t] = (ih >= 0 && ih < h.in && iw >= 0 && iw < w.in) ? plane[ih * w.in + iw]
-                                                                        : 0.0f;
-                if (++ow == w.out) {
-                    ow = 0;
-                    ++oh;
+                float* d = dst + t;
+                if (ih < 0 || ih >= h.in) {
+                    std::fill_n(d, run, 0.0f);
+                } else {
+                    const float* irow = plane + ih * w.in;
+                    const int64_t iw0 = ow * w.stride - w.pad_begin + kw * w.dilation;
+                    int64_t lo = 0;
+                    int64_t hi = 0;
+                    valid_range(iw0, w.stride, w.in, run, lo, hi);
+                    std::fill_n(d, lo, 0.0f);
+                    for (int64_t j = lo; j < hi; ++j) d[j] = irow[iw0 + j * w.stride];
+                    std::fill_n(d + hi, run - hi, 0.0f);
                 }
+                t += run;
+                ow = 0;
+                ++oh;
             }
         }
     }

@@ -293,9 +293,11 @@ private:
     }
 
     // Input coordinate of output index o on an axis (float, as ORT computes it). `length` is
-    // the resized length: the output size when `sizes` is given, else in * scale, which is not
-    // an integer when the scale does not divide evenly (the ONNX reference uses it so, e.g. for
-    // align_corners downsampling; ORT uses the integer size).
+    // in * scale, the unrounded resized length that half_pixel_symmetric needs. align_corners
+    // and pytorch_half_pixel use the integer output size, as ONNX Runtime and PyTorch do; the
+    // ONNX reference implementation uses in * scale there, which differs when it is not an
+    // integer (onnx/onnx#2462; its node tests *_downsample_scales_{linear,cubic}_align_corners
+    // encode that and ORT does not pass them either).
     float source_coord(int64_t o, float scale, int64_t in, int64_t out, float length) const {
         const auto xo = static_cast<float>(o);
         switch (coord_) {
@@ -306,9 +308,10 @@ private:
                 const float offset = center * (1.0f - adjustment);
                 return offset + (xo + 0.5f) / scale - 0.5f;
             }
-            case Coord::PytorchHalfPixel: return length > 1 ? (xo + 0.5f) / scale - 0.5f : 0.0f;
+            case Coord::PytorchHalfPixel: return out > 1 ? (xo + 0.5f) / scale - 0.5f : 0.0f;
             case Coord::AlignCorners:
-                return length == 1 ? 0.0f : xo * static_cast<float>(in - 1) / (length - 1);
+                return out == 1 ? 0.0f
+                                : xo * static_cast<float>(in - 1) / static_cast<float>(out - 1);
             case Coord::Asymmetric: return xo / scale;
             case Coord::TfHalfPixelForNn: return (xo + 0.5f) / scale;
         }
@@ -408,7 +411,7 @@ private:
     bool exclude_outside_ = false;
     Shape in_, out_;
     std::vector<float> scales_;
-    std::vector<float> length_;  // resized length per axis, see source_coord()
+    std::vector<float> length_;  // unrounded resized length per axis, see source_coord()
 };
 
 }  // namespace

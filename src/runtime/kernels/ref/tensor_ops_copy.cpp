@@ -486,19 +486,25 @@ public:
             return invalid("{}: pads {} must have 2 x {} entries", node.describe(),
                            shape_str(pads), axes.size());
         }
+        // Negative pads crop first; the padding then applies to the cropped view (as the ONNX
+        // reference does), which matters for wrap/reflect when one side crops and the other pads.
         begin_.assign(static_cast<size_t>(rank), 0);
+        crop_.assign(static_cast<size_t>(rank), 0);
+        view_ = in.shape;
         Shape out = in.shape;
         for (size_t i = 0; i < axes.size(); ++i) {
             const auto a = static_cast<size_t>(axes[i]);
             const int64_t b = pads[i];
             const int64_t e = pads[i + axes.size()];
-            begin_[a] = b;
+            begin_[a] = std::max<int64_t>(b, 0);
+            crop_[a] = std::max<int64_t>(-b, 0);
+            view_[a] = in.shape[a] - crop_[a] - std::max<int64_t>(-e, 0);
             out[a] = in.shape[a] + b + e;
             if (out[a] < 0) {
                 return invalid("{}: pads {} crop axis {} of {} below zero", node.describe(),
                                shape_str(pads), a, shape_str(in.shape));
             }
-            if (mode_ != Mode::Constant && in.shape[a] == 0 && out[a] > 0) {
+            if (mode_ != Mode::Constant && view_[a] <= 0 && out[a] > 0) {
                 return invalid("{}: mode '{}' cannot pad the empty axis {} of {}",
                                node.describe(), mode, a, shape_str(in.shape));
             }
@@ -531,17 +537,18 @@ public:
             int64_t src_off = 0;
             bool inside = true;
             for (size_t k = 0; k + 1 < rank; ++k) {
-                const int64_t c = source_index(idx[k] - begin_[k], in[k]);
+                const int64_t c = source_index(idx[k] - begin_[k], view_[k]);
                 if (c < 0) {
                     inside = false;
                     break;
                 }
-                src_off += c * in_strides[k];
+                src_off += (crop_[k] + c) * in_strides[k];
             }
+            const size_t last = rank - 1;
             for (int64_t j = 0; j < row_len; ++j) {
-                const int64_t c = inside ? source_index(j - begin_[rank - 1], in[rank - 1]) : -1;
+                const int64_t c = inside ? source_index(j - begin_[last], view_[last]) : -1;
                 const char* from = c < 0 ? static_cast<const char*>(fill_.raw())
-                                         : src + (src_off + c) * elem;
+                                         : src + (src_off + crop_[last] + c) * elem;
                 std::memcpy(out + j * elem, from, static_cast<size_t>(elem));
             }
             for (size_t k = rank - 1; k-- > 0;) {
@@ -555,7 +562,7 @@ public:
 private:
     enum class Mode { Constant, Reflect, Edge, Wrap };
 
-    // Input coordinate for coordinate i (relative to the input's start) on an axis of size d,
+    // View coordinate for coordinate i (relative to the view's start) on an axis of size d,
     // or -1 for "use the constant".
     int64_t source_index(int64_t i, int64_t d) const {
         if (i >= 0 && i < d) return i;
@@ -575,7 +582,9 @@ private:
     }
 
     Mode mode_ = Mode::Constant;
-    std::vector<int64_t> begin_;
+    std::vector<int64_t> begin_;  // padding before the view, per axis (>= 0)
+    std::vector<int64_t> crop_;   // elements cropped from the input's start, per axis
+    Shape view_;                  // the cropped view's shape
     Tensor fill_;
 };
 
