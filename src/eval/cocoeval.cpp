@@ -103,7 +103,8 @@ struct Scratch {
     std::vector<uint8_t> rank;   // position within its image's list (< 100)
     std::vector<uint8_t> codes;  // [det][area][threshold]
     std::vector<uint32_t> order;
-    std::vector<double> rc, pr;
+    std::vector<uint8_t> sorted_codes, sorted_rank;
+    std::vector<double> rc, pr;  // [threshold][detection]
 };
 
 // evaluateImg for every area range of one (image, category) group; appends the group's kept
@@ -204,8 +205,17 @@ void accumulate_category(const Shared& sh, size_t k, Scratch& s, const int64_t n
     // serves all three.
     std::stable_sort(s.order.begin(), s.order.end(),
                      [&](uint32_t a, uint32_t b) { return s.scores[a] > s.scores[b]; });
-    s.rc.resize(n);
-    s.pr.resize(n);
+    // Outcomes and ranks in score order, so the passes below read memory sequentially.
+    constexpr size_t kCodes = static_cast<size_t>(kA) * kT;
+    s.sorted_codes.resize(n * kCodes);
+    s.sorted_rank.resize(n);
+    for (size_t j = 0; j < n; ++j) {
+        const size_t i = s.order[j];
+        std::copy_n(&s.codes[i * kCodes], kCodes, &s.sorted_codes[j * kCodes]);
+        s.sorted_rank[j] = s.rank[i];
+    }
+    s.rc.resize(n * kT);
+    s.pr.resize(n * kT);
     const double eps = std::numeric_limits<double>::epsilon();  // np.spacing(1)
     CocoEvalResult& out = *sh.out;
     const size_t K = sh.K;
@@ -214,36 +224,39 @@ void accumulate_category(const Shared& sh, size_t k, Scratch& s, const int64_t n
         const double np_ = static_cast<double>(npig[a]);
         for (int m = 0; m < kM; ++m) {
             const int max_det = kMaxDets[m];
-            for (int t = 0; t < kT; ++t) {
-                double tp = 0, fp = 0;
-                size_t nd = 0;
-                for (size_t j = 0; j < n; ++j) {
-                    const uint32_t i = s.order[j];
-                    if (s.rank[i] >= max_det) continue;
-                    const uint8_t c = s.codes[(static_cast<size_t>(i) * kA + a) * kT + t];
-                    if (c == kTp) tp += 1;
-                    if (c == kFp) fp += 1;
-                    s.rc[nd] = tp / np_;
-                    s.pr[nd] = tp / (fp + tp + eps);
-                    ++nd;
+            // Cumulative TP/FP per threshold; recall and precision at every detection
+            // (ignored ones included: they repeat the previous values, as in pycocotools).
+            double tp[kT] = {}, fp[kT] = {};
+            size_t nd = 0;
+            for (size_t j = 0; j < n; ++j) {
+                if (s.sorted_rank[j] >= max_det) continue;
+                const uint8_t* c = &s.sorted_codes[j * kCodes + static_cast<size_t>(a) * kT];
+                for (int t = 0; t < kT; ++t) {
+                    tp[t] += c[t] == kTp;
+                    fp[t] += c[t] == kFp;
+                    s.rc[static_cast<size_t>(t) * n + nd] = tp[t] / np_;
+                    s.pr[static_cast<size_t>(t) * n + nd] = tp[t] / (fp[t] + tp[t] + eps);
                 }
+                ++nd;
+            }
+            for (int t = 0; t < kT; ++t) {
+                double* rc = &s.rc[static_cast<size_t>(t) * n];
+                double* pr = &s.pr[static_cast<size_t>(t) * n];
                 out.recall[((static_cast<size_t>(t) * K + k) * kA + a) * kM + m] =
-                    nd > 0 ? s.rc[nd - 1] : 0.0;
+                    nd > 0 ? rc[nd - 1] : 0.0;
                 // Precision envelope: make it non-increasing from the right.
                 for (size_t i = nd; i-- > 1;) {
-                    if (s.pr[i] > s.pr[i - 1]) s.pr[i - 1] = s.pr[i];
+                    if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
                 }
                 // q[r] = pr[first index with recall >= r]; thresholds beyond the last recall
                 // stay 0 (the IndexError pycocotools catches).
                 std::array<double, kR> q{};
-                size_t idx = 0;
+                const double* idx = rc;
                 for (int r = 0; r < kR; ++r) {
-                    idx = static_cast<size_t>(
-                        std::lower_bound(s.rc.begin() + static_cast<long>(idx),
-                                         s.rc.begin() + static_cast<long>(nd), sh.rec_thrs[r]) -
-                        s.rc.begin());
-                    if (idx >= nd) break;
-                    q[static_cast<size_t>(r)] = s.pr[idx];
+                    idx = std::lower_bound(idx, static_cast<const double*>(rc + nd),
+                                           sh.rec_thrs[static_cast<size_t>(r)]);
+                    if (idx == rc + nd) break;
+                    q[static_cast<size_t>(r)] = pr[idx - rc];
                 }
                 for (int r = 0; r < kR; ++r) {
                     out.precision[(((static_cast<size_t>(t) * kR + r) * K + k) * kA + a) * kM + m] =
