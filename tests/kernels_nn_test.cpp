@@ -26,8 +26,7 @@ Tensor random_f32(Shape shape, uint32_t seed) {
     return f32(std::move(shape), random_floats(n, seed));
 }
 
-void expect_near_all(const std::vector<float>& got, const std::vector<double>& want,
-                     double tol) {
+void expect_near_all(const std::vector<float>& got, const std::vector<double>& want, double tol) {
     ASSERT_EQ(got.size(), want.size());
     for (size_t i = 0; i < got.size(); ++i) {
         ASSERT_NEAR(got[i], want[i], tol * (1.0 + std::fabs(want[i]))) << "element " << i;
@@ -62,13 +61,16 @@ std::vector<double> naive_conv(const ConvCase& k, const std::vector<float>& x,
                     for (int64_t ci = 0; ci < cg; ++ci)
                         for (int64_t i = 0; i < k.kh; ++i)
                             for (int64_t j = 0; j < k.kw; ++j) {
-                                const int64_t ih = oh * k.strides[0] - k.pads[0] + i * k.dilations[0];
-                                const int64_t iw = ow * k.strides[1] - k.pads[1] + j * k.dilations[1];
+                                const int64_t ih =
+                                    oh * k.strides[0] - k.pads[0] + i * k.dilations[0];
+                                const int64_t iw =
+                                    ow * k.strides[1] - k.pads[1] + j * k.dilations[1];
                                 if (ih < 0 || ih >= k.h || iw < 0 || iw >= k.w) continue;
                                 const int64_t c = g * cg + ci;
-                                acc += static_cast<double>(
-                                           x[static_cast<size_t>(((n * k.c + c) * k.h + ih) * k.w + iw)]) *
-                                       w[static_cast<size_t>(((m * cg + ci) * k.kh + i) * k.kw + j)];
+                                acc +=
+                                    static_cast<double>(x[static_cast<size_t>(
+                                        ((n * k.c + c) * k.h + ih) * k.w + iw)]) *
+                                    w[static_cast<size_t>(((m * cg + ci) * k.kh + i) * k.kw + j)];
                             }
                     y.push_back(acc);
                 }
@@ -77,8 +79,7 @@ std::vector<double> naive_conv(const ConvCase& k, const std::vector<float>& x,
 
 void check_conv(const ConvCase& k, uint32_t seed) {
     SCOPED_TRACE(testing::Message() << "conv c=" << k.c << " m=" << k.m << " group=" << k.group
-                                    << " k=" << k.kh << "x" << k.kw << " hw=" << k.h << "x"
-                                    << k.w);
+                                    << " k=" << k.kh << "x" << k.kw << " hw=" << k.h << "x" << k.w);
     Tensor x = random_f32({k.n, k.c, k.h, k.w}, seed);
     Tensor w = random_f32({k.m, k.c / k.group, k.kh, k.kw}, seed + 1);
     Tensor b = random_f32({k.m}, seed + 2);
@@ -90,10 +91,10 @@ void check_conv(const ConvCase& k, uint32_t seed) {
     call.attrs["pads"] = attr_ints(k.pads);
     call.attrs["kernel_shape"] = attr_ints({k.kh, k.kw});
     Tensor y = run_one(call);
-    const int64_t oh = (k.h + k.pads[0] + k.pads[2] - ((k.kh - 1) * k.dilations[0] + 1)) /
-                           k.strides[0] + 1;
-    const int64_t ow = (k.w + k.pads[1] + k.pads[3] - ((k.kw - 1) * k.dilations[1] + 1)) /
-                           k.strides[1] + 1;
+    const int64_t oh =
+        (k.h + k.pads[0] + k.pads[2] - ((k.kh - 1) * k.dilations[0] + 1)) / k.strides[0] + 1;
+    const int64_t ow =
+        (k.w + k.pads[1] + k.pads[3] - ((k.kw - 1) * k.dilations[1] + 1)) / k.strides[1] + 1;
     ASSERT_EQ(y.shape(), (Shape{k.n, k.m, oh, ow}));
     expect_near_all(values<float>(y),
                     naive_conv(k, values<float>(x), values<float>(w), values<float>(b), oh, ow),
@@ -156,13 +157,13 @@ TEST(KernelsNn, Conv1dMatchesNaive) {
     Tensor y = run_one(c);
     ASSERT_EQ(y.shape(), (Shape{2, 4, 6}));
     ConvCase k{2, 3, 1, 11, 4, 1, 3, 1, {1, 2}, {1, 1}, {0, 2, 0, 1}, false};
-    expect_near_all(values<float>(y),
-                    naive_conv(k, values<float>(x), values<float>(w), {}, 1, 6), 1e-5);
+    expect_near_all(values<float>(y), naive_conv(k, values<float>(x), values<float>(w), {}, 1, 6),
+                    1e-5);
 }
 
 TEST(KernelsNn, ConvRejections) {
-    KernelCall c3{"Conv", {Tensor(DType::Float32, {1, 1, 3, 3, 3}),
-                           Tensor(DType::Float32, {1, 1, 2, 2, 2})}};
+    KernelCall c3{
+        "Conv", {Tensor(DType::Float32, {1, 1, 3, 3, 3}), Tensor(DType::Float32, {1, 1, 2, 2, 2})}};
     expect_contains(run_error(c3), {"Conv 'test_Conv'", "3-D"});
     KernelCall ks{"Conv", {random_f32({1, 1, 4, 4}, 1), random_f32({1, 1, 3, 3}, 2)}};
     ks.attrs["kernel_shape"] = attr_ints({2, 2});
@@ -205,7 +206,8 @@ TEST(KernelsNn, ConvTransposeIsConvAdjoint) {
             const int64_t in = a == 0 ? k.h : k.w;
             const int64_t full = k.strides[static_cast<size_t>(a)] * (cx.dim(2 + a) - 1) +
                                  (k.k - 1) * k.dilations[static_cast<size_t>(a)] + 1 -
-                                 k.pads[static_cast<size_t>(a)] - k.pads[static_cast<size_t>(a) + 2];
+                                 k.pads[static_cast<size_t>(a)] -
+                                 k.pads[static_cast<size_t>(a) + 2];
             out_pad.push_back(in - full);
         }
         KernelCall ct{"ConvTranspose", {y, w}};
@@ -411,15 +413,21 @@ TEST(KernelsNn, SoftmaxOpset11CoercesTo2dOpset13UsesOneAxis) {
     std::vector<double> w11, w13;
     for (int n = 0; n < 2; ++n) {
         double sum = 0;  // opset 11: over the 12 trailing elements of each n
-        for (int i = 0; i < 12; ++i) sum += std::exp(static_cast<double>(v[static_cast<size_t>(n * 12 + i)]));
-        for (int i = 0; i < 12; ++i) w11.push_back(std::exp(static_cast<double>(v[static_cast<size_t>(n * 12 + i)])) / sum);
+        for (int i = 0; i < 12; ++i)
+            sum += std::exp(static_cast<double>(v[static_cast<size_t>(n * 12 + i)]));
+        for (int i = 0; i < 12; ++i)
+            w11.push_back(std::exp(static_cast<double>(v[static_cast<size_t>(n * 12 + i)])) / sum);
     }
     for (int n = 0; n < 2; ++n)
         for (int c = 0; c < 3; ++c)
             for (int k = 0; k < 4; ++k) {
                 double sum = 0;  // opset 13: over axis 1 only
-                for (int j = 0; j < 3; ++j) sum += std::exp(static_cast<double>(v[static_cast<size_t>((n * 3 + j) * 4 + k)]));
-                w13.push_back(std::exp(static_cast<double>(v[static_cast<size_t>((n * 3 + c) * 4 + k)])) / sum);
+                for (int j = 0; j < 3; ++j)
+                    sum +=
+                        std::exp(static_cast<double>(v[static_cast<size_t>((n * 3 + j) * 4 + k)]));
+                w13.push_back(
+                    std::exp(static_cast<double>(v[static_cast<size_t>((n * 3 + c) * 4 + k)])) /
+                    sum);
             }
     expect_near_all(y11, w11, 1e-6);
     expect_near_all(y13, w13, 1e-6);
@@ -455,7 +463,8 @@ TEST(KernelsNn, SoftmaxLargeValuesAndLogSoftmax) {
     }
 }
 
-// ---- Normalisation --------------------------------------------------------------------------------
+// ---- Normalisation
+// --------------------------------------------------------------------------------
 
 TEST(KernelsNn, BatchNormInference) {
     Tensor x = random_f32({2, 3, 2, 2}, 41);
@@ -476,8 +485,8 @@ TEST(KernelsNn, BatchNormInference) {
     }
     expect_near_all(y, want, 1e-5);
     c.attrs["training_mode"] = attr_i(1);
-    expect_contains(run_error(c), {"BatchNormalization 'test_BatchNormalization'",
-                                   "training_mode"});
+    expect_contains(run_error(c),
+                    {"BatchNormalization 'test_BatchNormalization'", "training_mode"});
 }
 
 TEST(KernelsNn, InstanceNormAndLrn) {
@@ -496,10 +505,10 @@ TEST(KernelsNn, InstanceNormAndLrn) {
     expect_near_all(values<float>(run_one(l)), {1 / 2.25, 2 / 4.25, 3 / 3.25}, 1e-6);
 }
 
-// ---- Resize / Upsample ------------------------------------------------------------------------------
+// ---- Resize / Upsample
+// ------------------------------------------------------------------------------
 
-KernelCall resize_scales(Tensor x, std::vector<float> scales,
-                         std::map<std::string, Attr> attrs) {
+KernelCall resize_scales(Tensor x, std::vector<float> scales, std::map<std::string, Attr> attrs) {
     const auto n = static_cast<int64_t>(scales.size());
     KernelCall c{"Resize", {std::move(x), Tensor(), f32({n}, scales)}};
     c.constant_inputs = {2};
@@ -528,10 +537,10 @@ TEST(KernelsNn, ResizeNearestUltralytics) {
 TEST(KernelsNn, ResizeNearestModes) {
     Tensor x = f32({1, 4}, {10, 20, 30, 40});
     auto run = [&](const char* coord, const char* nearest, std::vector<float> scales) {
-        return values<float>(run_one(resize_scales(
-            x, scales,
-            {{"coordinate_transformation_mode", attr_s(coord)},
-             {"nearest_mode", attr_s(nearest)}})));
+        return values<float>(
+            run_one(resize_scales(x, scales,
+                                  {{"coordinate_transformation_mode", attr_s(coord)},
+                                   {"nearest_mode", attr_s(nearest)}})));
     };
     using V = std::vector<float>;
     // half_pixel, scale 0.5: x = 2o + 0.5 -> 0.5, 2.5: ties.
@@ -553,11 +562,10 @@ TEST(KernelsNn, ResizeNearestModes) {
 TEST(KernelsNn, ResizeLinear) {
     // ONNX resize_upsample_scales_linear (half_pixel): [[1, 2], [3, 4]] x2.
     Tensor x = f32({1, 1, 2, 2}, {1, 2, 3, 4});
-    const auto y = values<float>(run_one(resize_scales(x, {1, 1, 2, 2},
-                                                       {{"mode", attr_s("linear")}})));
-    expect_near_all(y, {1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25,
-                        3.75, 4},
-                    1e-6);
+    const auto y =
+        values<float>(run_one(resize_scales(x, {1, 1, 2, 2}, {{"mode", attr_s("linear")}})));
+    expect_near_all(
+        y, {1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4}, 1e-6);
     // align_corners via sizes: corners are kept exactly, the middle is the mean.
     KernelCall s{"Resize", {x, Tensor(), Tensor(), i64({4}, {1, 1, 3, 3})}};
     s.constant_inputs = {3};
@@ -585,13 +593,14 @@ TEST(KernelsNn, ResizeCubicInterpolatesCubicsExactly) {
     std::vector<float> v;
     for (int i = 0; i < 8; ++i) v.push_back(static_cast<float>(i * i));
     Tensor x = f32({1, 8}, v);
-    const auto y = values<float>(run_one(resize_scales(
-        x, {1, 2},
-        {{"mode", attr_s("cubic")},
-         {"cubic_coeff_a", attr_f(-0.5f)},
-         {"coordinate_transformation_mode", attr_s("asymmetric")}})));
+    const auto y = values<float>(
+        run_one(resize_scales(x, {1, 2},
+                              {{"mode", attr_s("cubic")},
+                               {"cubic_coeff_a", attr_f(-0.5f)},
+                               {"coordinate_transformation_mode", attr_s("asymmetric")}})));
     ASSERT_EQ(y.size(), 16u);
-    for (int o = 2; o <= 10; ++o) EXPECT_NEAR(y[static_cast<size_t>(o)], (o / 2.0) * (o / 2.0), 1e-4);
+    for (int o = 2; o <= 10; ++o)
+        EXPECT_NEAR(y[static_cast<size_t>(o)], (o / 2.0) * (o / 2.0), 1e-4);
 }
 
 TEST(KernelsNn, ResizeAxesAndRejections) {
@@ -603,9 +612,8 @@ TEST(KernelsNn, ResizeAxesAndRejections) {
     a.attrs["coordinate_transformation_mode"] = attr_s("asymmetric");
     EXPECT_EQ(values<float>(run_one(a)), (std::vector<float>{1, 1, 2, 2, 3, 3, 4, 4}));
 
-    KernelCall crop = resize_scales(x, {1, 1, 2, 2},
-                                    {{"coordinate_transformation_mode",
-                                      attr_s("tf_crop_and_resize")}});
+    KernelCall crop = resize_scales(
+        x, {1, 1, 2, 2}, {{"coordinate_transformation_mode", attr_s("tf_crop_and_resize")}});
     expect_contains(run_error(crop), {"Resize 'test_Resize'", "coordinate_transformation_mode",
                                       "tf_crop_and_resize"});
     KernelCall runtime{"Resize", {x, Tensor(), f32({4}, {1, 1, 2, 2})}};

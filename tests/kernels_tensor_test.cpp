@@ -97,8 +97,7 @@ TEST(KernelsTensor, ShapeStartEnd) {
     EXPECT_EQ(shape_of({{"start", attr_i(1)}}), (std::vector<int64_t>{3, 5, 7}));
     EXPECT_EQ(shape_of({{"start", attr_i(-1)}}), (std::vector<int64_t>{7}));
     EXPECT_EQ(shape_of({{"end", attr_i(-1)}}), (std::vector<int64_t>{2, 3, 5}));
-    EXPECT_EQ(shape_of({{"start", attr_i(1)}, {"end", attr_i(3)}}),
-              (std::vector<int64_t>{3, 5}));
+    EXPECT_EQ(shape_of({{"start", attr_i(1)}, {"end", attr_i(3)}}), (std::vector<int64_t>{3, 5}));
     // Out-of-range values clamp to [0, rank]; start >= end gives an empty shape.
     EXPECT_EQ(shape_of({{"start", attr_i(-10)}, {"end", attr_i(10)}}),
               (std::vector<int64_t>{2, 3, 5, 7}));
@@ -137,8 +136,8 @@ TEST(KernelsTensor, ConstantOfShape) {
     EXPECT_EQ(values<float>(t), std::vector<float>{3.0f});
 
     KernelCall runtime_shape{"ConstantOfShape", {i64({1}, {4})}};
-    expect_contains(run_error(runtime_shape), {"ConstantOfShape 'test_ConstantOfShape'",
-                                               "plan time"});
+    expect_contains(run_error(runtime_shape),
+                    {"ConstantOfShape 'test_ConstantOfShape'", "plan time"});
 }
 
 TEST(KernelsTensor, Range) {
@@ -496,8 +495,7 @@ TEST(KernelsTensor, PadModes) {
     };
     Tensor y = pad("constant", {1, 0, 0, 2});
     EXPECT_EQ(y.shape(), (Shape{3, 5}));
-    EXPECT_EQ(values<float>(y),
-              (std::vector<float>{9, 9, 9, 9, 9, 1, 2, 3, 9, 9, 4, 5, 6, 9, 9}));
+    EXPECT_EQ(values<float>(y), (std::vector<float>{9, 9, 9, 9, 9, 1, 2, 3, 9, 9, 4, 5, 6, 9, 9}));
     // reflect: mirror without repeating the edge.
     EXPECT_EQ(values<float>(pad("reflect", {0, 2, 0, 2})),
               (std::vector<float>{3, 2, 1, 2, 3, 2, 1, 6, 5, 4, 5, 6, 5, 4}));
@@ -611,8 +609,7 @@ TEST(KernelsTensor, TopKLargeMatchesStableSort) {
     ASSERT_TRUE(r.is_ok()) << r.status().message();
     std::vector<int64_t> order(8400);
     std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](int64_t a, int64_t b) { return v[a] > v[b]; });
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return v[a] > v[b]; });
     order.resize(300);
     EXPECT_EQ(values<int64_t>((*r)[1]), order);
 }

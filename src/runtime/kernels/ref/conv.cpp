@@ -58,15 +58,15 @@ Result<ConvGeometry> conv_geometry(const PrepareContext& ctx, bool transpose) {
         g.m = wt[1] * g.group;
     } else {
         if (wt[1] * g.group != g.c) {
-            return invalid("{}: weights {} with group {} need {} input channels, the input {} "
-                           "has {}",
-                           node.describe(), shape_str(wt), g.group, wt[1] * g.group,
-                           shape_str(x), g.c);
+            return invalid(
+                "{}: weights {} with group {} need {} input channels, the input {} "
+                "has {}",
+                node.describe(), shape_str(wt), g.group, wt[1] * g.group, shape_str(x), g.c);
         }
         g.m = wt[0];
         if (g.m % g.group != 0) {
-            return invalid("{}: group {} does not divide the {} output channels",
-                           node.describe(), g.group, g.m);
+            return invalid("{}: group {} does not divide the {} output channels", node.describe(),
+                           g.group, g.m);
         }
     }
     std::vector<int64_t> kernel(wt.begin() + 2, wt.end());
@@ -98,8 +98,8 @@ Result<ConvGeometry> conv_geometry(const PrepareContext& ctx, bool transpose) {
 class ConvKernel final : public Kernel {
 public:
     Status prepare(PrepareContext& ctx) override {
-        LOWBIT_TRY(check_known_attrs(ctx.node, {"auto_pad", "dilations", "group", "kernel_shape",
-                                                "pads", "strides"}));
+        LOWBIT_TRY(check_known_attrs(
+            ctx.node, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}));
         LOWBIT_TRY(check_input_count(ctx, 2, 3));
         LOWBIT_ASSIGN(g_, conv_geometry(ctx, false));
         Shape out = {g_.n, g_.m};
@@ -113,9 +113,8 @@ public:
     Status run(RunContext& ctx) override {
         const float* x = ctx.inputs[0].data<float>();
         const float* w = ctx.inputs[1].data<float>();
-        const float* bias = ctx.inputs.size() > 2 && !ctx.inputs[2].empty()
-                                ? ctx.inputs[2].data<float>()
-                                : nullptr;
+        const float* bias =
+            ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? ctx.inputs[2].data<float>() : nullptr;
         float* y = ctx.outputs[0].data<float>();
         if (g_.c == g_.group) {
             run_depthwise(ctx.pool, x, w, bias, y);
@@ -208,8 +207,8 @@ private:
                     for (int64_t m0 = 0; m0 < mg; m0 += kMr) {
                         for (int64_t t0 = 0; t0 < tp; t0 += kNr) {
                             micro_tile(wg + m0 * k_len + k0, k_len, col + t0, ld,
-                                       yg + m0 * out_plane + t0, out_plane,
-                                       std::min(kMr, mg - m0), kb, std::min(kNr, tp - t0));
+                                       yg + m0 * out_plane + t0, out_plane, std::min(kMr, mg - m0),
+                                       kb, std::min(kNr, tp - t0));
                         }
                     }
                 }
@@ -260,8 +259,7 @@ private:
 
     // Unrolls col rows [k0, k0 + kb) for output pixels [p0, p0 + tp) of one group. Row k is
     // (channel, kh, kw) = (k / (kH*kW), k / kW % kH, k % kW); out-of-image taps read 0.
-    void im2col(const float* xg, int64_t k0, int64_t kb, int64_t p0, int64_t tp,
-                float* col) const {
+    void im2col(const float* xg, int64_t k0, int64_t kb, int64_t p0, int64_t tp, float* col) const {
         const WindowAxis& h = g_.h;
         const WindowAxis& w = g_.w;
         for (int64_t r = 0; r < kb; ++r) {
@@ -311,8 +309,7 @@ public:
     Status prepare(PrepareContext& ctx) override {
         const Node& node = ctx.node;
         LOWBIT_TRY(check_known_attrs(node, {"auto_pad", "dilations", "group", "kernel_shape",
-                                            "output_padding", "output_shape", "pads",
-                                            "strides"}));
+                                            "output_padding", "output_shape", "pads", "strides"}));
         LOWBIT_TRY(check_input_count(ctx, 2, 3));
         LOWBIT_ASSIGN(g_, conv_geometry(ctx, true));
         const Shape& x = ctx.inputs[0].shape;
@@ -330,9 +327,10 @@ public:
         LOWBIT_ASSIGN(std::string auto_pad, string_attr(node, "auto_pad", "NOTSET"));
         if (strides.size() != nsp || dilations.size() != nsp || pads.size() != 2 * nsp ||
             out_pad.size() != nsp) {
-            return invalid("{}: strides, dilations, pads and output_padding must match {} "
-                           "spatial dims",
-                           node.describe(), nsp);
+            return invalid(
+                "{}: strides, dilations, pads and output_padding must match {} "
+                "spatial dims",
+                node.describe(), nsp);
         }
         if (out_shape.size() > nsp) out_shape.erase(out_shape.begin(), out_shape.end() - nsp);
         if (!out_shape.empty() && out_shape.size() != nsp) {
@@ -372,8 +370,8 @@ public:
                 a.out = full - a.pad_begin - a.pad_end;
             }
             if (a.out < 0) {
-                return invalid("{}: output size {} on spatial axis {} is negative",
-                               node.describe(), a.out, i);
+                return invalid("{}: output size {} on spatial axis {} is negative", node.describe(),
+                               a.out, i);
             }
         }
         g_.w = axes.back();
@@ -388,9 +386,8 @@ public:
     Status run(RunContext& ctx) override {
         const float* x = ctx.inputs[0].data<float>();
         const float* w = ctx.inputs[1].data<float>();
-        const float* bias = ctx.inputs.size() > 2 && !ctx.inputs[2].empty()
-                                ? ctx.inputs[2].data<float>()
-                                : nullptr;
+        const float* bias =
+            ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? ctx.inputs[2].data<float>() : nullptr;
         float* y = ctx.outputs[0].data<float>();
         const ConvGeometry& g = g_;
         const WindowAxis& h = g.h;

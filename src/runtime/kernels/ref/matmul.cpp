@@ -14,8 +14,8 @@ namespace {
 // A(i, k) = a[i * a_row + k * a_col]; B is row-major [k, n] when b_transposed is false and
 // row-major [n, k] when true.
 template <typename T>
-void matmul_rows(const T* a, int64_t a_row, int64_t a_col, const T* b, bool b_transposed,
-                 T* c, int64_t i0, int64_t i1, int64_t k_len, int64_t n) {
+void matmul_rows(const T* a, int64_t a_row, int64_t a_col, const T* b, bool b_transposed, T* c,
+                 int64_t i0, int64_t i1, int64_t k_len, int64_t n) {
     for (int64_t i = i0; i < i1; ++i) {
         T* __restrict crow = c + i * n;
         if (b_transposed) {
@@ -175,8 +175,8 @@ private:
     Status run_typed(RunContext& ctx) {
         const T* a = ctx.inputs[0].data<T>();
         const T* b = ctx.inputs[1].data<T>();
-        const T* c = ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? ctx.inputs[2].data<T>()
-                                                                      : nullptr;
+        const T* c =
+            ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? ctx.inputs[2].data<T>() : nullptr;
         T* y = ctx.outputs[0].data<T>();
         const int64_t a_row = trans_a_ ? 1 : k_;
         const int64_t a_col = trans_a_ ? m_ : 1;

@@ -77,11 +77,10 @@ public:
                 for (int64_t j = 0; j < dim_; ++j) {
                     for (int64_t i = 0; i < len; ++i) {
                         if constexpr (kLog) {
-                            dst[j * inner_ + i] = static_cast<float>(
-                                src[j * inner_ + i] - mx[i] - std::log(sum[i]));
-                        } else {
                             dst[j * inner_ + i] =
-                                static_cast<float>(dst[j * inner_ + i] / sum[i]);
+                                static_cast<float>(src[j * inner_ + i] - mx[i] - std::log(sum[i]));
+                        } else {
+                            dst[j * inner_ + i] = static_cast<float>(dst[j * inner_ + i] / sum[i]);
                         }
                     }
                 }
@@ -102,16 +101,17 @@ class BatchNormKernel final : public Kernel {
 public:
     Status prepare(PrepareContext& ctx) override {
         const Node& node = ctx.node;
-        LOWBIT_TRY(check_known_attrs(node, {"epsilon", "momentum", "training_mode", "spatial",
-                                            "is_test"}));
+        LOWBIT_TRY(check_known_attrs(
+            node, {"epsilon", "momentum", "training_mode", "spatial", "is_test"}));
         LOWBIT_TRY(check_input_count(ctx, 5, 5));
         LOWBIT_ASSIGN(int64_t training, int_attr(node, "training_mode", 0));
         LOWBIT_ASSIGN(int64_t spatial, int_attr(node, "spatial", 1));
         LOWBIT_ASSIGN(int64_t is_test, int_attr(node, "is_test", 1));
         if (training != 0 || is_test == 0) {
-            return unsupported("{}: attribute 'training_mode' (training-mode batch statistics) "
-                               "is not supported",
-                               node.describe());
+            return unsupported(
+                "{}: attribute 'training_mode' (training-mode batch statistics) "
+                "is not supported",
+                node.describe());
         }
         if (spatial != 1) {
             return unsupported("{}: attribute 'spatial' = {} is not supported", node.describe(),
@@ -119,9 +119,10 @@ public:
         }
         for (size_t i = 1; i < node.outputs.size(); ++i) {
             if (output_named(node, i)) {
-                return unsupported("{}: output {} (training-mode running statistics) is not "
-                                   "supported",
-                                   node.describe(), i);
+                return unsupported(
+                    "{}: output {} (training-mode running statistics) is not "
+                    "supported",
+                    node.describe(), i);
             }
         }
         LOWBIT_ASSIGN(epsilon_, float_attr(node, "epsilon", 1e-5f));
@@ -188,8 +189,8 @@ public:
                            shape_str(x.shape));
         }
         for (size_t i = 1; i < 3; ++i) {
-            LOWBIT_TRY(require_dtype(node, i == 1 ? "scale" : "B", ctx.inputs[i].dtype,
-                                     {DType::Float32}));
+            LOWBIT_TRY(
+                require_dtype(node, i == 1 ? "scale" : "B", ctx.inputs[i].dtype, {DType::Float32}));
             if (ctx.inputs[i].shape != Shape{x.shape[1]}) {
                 return invalid("{}: input {} {} must be [{}]", node.describe(), i,
                                shape_str(ctx.inputs[i].shape), x.shape[1]);
@@ -298,10 +299,9 @@ class BlockRearrangeKernel final : public Kernel {
 public:
     Status prepare(PrepareContext& ctx) override {
         const Node& node = ctx.node;
-        LOWBIT_TRY(check_known_attrs(node, kToSpace ? std::initializer_list<std::string_view>{
-                                                          "blocksize", "mode"}
-                                                    : std::initializer_list<std::string_view>{
-                                                          "blocksize"}));
+        LOWBIT_TRY(check_known_attrs(
+            node, kToSpace ? std::initializer_list<std::string_view>{"blocksize", "mode"}
+                           : std::initializer_list<std::string_view>{"blocksize"}));
         LOWBIT_TRY(check_input_count(ctx, 1, 1));
         const TensorInfo& x = ctx.inputs[0];
         LOWBIT_TRY(require_movable(node, "input", x.dtype));
@@ -315,8 +315,8 @@ public:
         LOWBIT_ASSIGN(int64_t b, int_attr(node, "blocksize", 1));
         LOWBIT_ASSIGN(std::string mode, string_attr(node, "mode", "DCR"));
         if (mode != "DCR" && mode != "CRD") {
-            return unsupported("{}: attribute 'mode' value '{}' is not supported",
-                               node.describe(), mode);
+            return unsupported("{}: attribute 'mode' value '{}' is not supported", node.describe(),
+                               mode);
         }
         const int64_t n = x.shape[0], c = x.shape[1], h = x.shape[2], w = x.shape[3];
         if (b < 1) return invalid("{}: blocksize must be positive", node.describe());

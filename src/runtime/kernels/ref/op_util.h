@@ -115,8 +115,8 @@ inline Status require_movable(const Node& node, const char* what, DType got) {
 inline Status require_rank(const Node& node, const char* what, const Shape& s, size_t min_rank,
                            size_t max_rank) {
     if (s.size() < min_rank || s.size() > max_rank) {
-        return unsupported("{}: input '{}' has shape {}; rank must be in [{}, {}]",
-                           node.describe(), what, shape_str(s), min_rank, max_rank);
+        return unsupported("{}: input '{}' has shape {}; rank must be in [{}, {}]", node.describe(),
+                           what, shape_str(s), min_rank, max_rank);
     }
     return Status::ok();
 }
@@ -136,8 +136,9 @@ inline bool output_named(const Node& node, size_t i) {
 // Copies an N-D strided view into a dense row-major output. Output element at multi-index o
 // reads src[src_offset + sum(o[i] * src_strides[i])] (strides in elements, may be 0 for
 // broadcasting or negative for reversed slices). `elem` is the element size in bytes.
-inline void strided_copy(const void* src, int64_t src_offset, const std::vector<int64_t>& src_strides,
-                         void* dst, const Shape& out_shape, size_t elem) {
+inline void strided_copy(const void* src, int64_t src_offset,
+                         const std::vector<int64_t>& src_strides, void* dst, const Shape& out_shape,
+                         size_t elem) {
     const int64_t total = shape_numel(out_shape);
     if (total == 0) return;
     const auto* s = static_cast<const char*>(src);
@@ -193,10 +194,12 @@ inline Result<std::vector<WindowAxis>> window_axes(const Node& node, const Shape
                                                    const std::vector<int64_t>& kernel,
                                                    bool ceil_mode, bool allow_dilations = true) {
     const size_t n = kernel.size();
-    LOWBIT_ASSIGN(std::vector<int64_t> strides, ints_attr(node, "strides", std::vector<int64_t>(n, 1)));
+    LOWBIT_ASSIGN(std::vector<int64_t> strides,
+                  ints_attr(node, "strides", std::vector<int64_t>(n, 1)));
     LOWBIT_ASSIGN(std::vector<int64_t> dilations,
                   ints_attr(node, "dilations", std::vector<int64_t>(n, 1)));
-    LOWBIT_ASSIGN(std::vector<int64_t> pads, ints_attr(node, "pads", std::vector<int64_t>(2 * n, 0)));
+    LOWBIT_ASSIGN(std::vector<int64_t> pads,
+                  ints_attr(node, "pads", std::vector<int64_t>(2 * n, 0)));
     LOWBIT_ASSIGN(std::string auto_pad, string_attr(node, "auto_pad", "NOTSET"));
     if (strides.size() != n || dilations.size() != n || pads.size() != 2 * n) {
         return invalid("{}: strides {}, dilations {} and pads {} must match {} spatial dims",
@@ -206,15 +209,15 @@ inline Result<std::vector<WindowAxis>> window_axes(const Node& node, const Shape
     if (!allow_dilations) {
         for (int64_t d : dilations) {
             if (d != 1) {
-                return unsupported("{}: attribute 'dilations' {} is not supported",
-                                   node.describe(), shape_str(dilations));
+                return unsupported("{}: attribute 'dilations' {} is not supported", node.describe(),
+                                   shape_str(dilations));
             }
         }
     }
     if (auto_pad != "NOTSET" && auto_pad != "VALID" && auto_pad != "SAME_UPPER" &&
         auto_pad != "SAME_LOWER") {
-        return unsupported("{}: attribute 'auto_pad' value '{}' is not supported",
-                           node.describe(), auto_pad);
+        return unsupported("{}: attribute 'auto_pad' value '{}' is not supported", node.describe(),
+                           auto_pad);
     }
     std::vector<WindowAxis> axes(n);
     for (size_t i = 0; i < n; ++i) {
@@ -245,8 +248,9 @@ inline Result<std::vector<WindowAxis>> window_axes(const Node& node, const Shape
         }
         const int64_t span = a.in + a.pad_begin + a.pad_end - a.extent();
         if (span < 0) {
-            return invalid("{}: kernel extent {} exceeds the padded input size {} on spatial axis {}",
-                           node.describe(), a.extent(), a.in + a.pad_begin + a.pad_end, i);
+            return invalid(
+                "{}: kernel extent {} exceeds the padded input size {} on spatial axis {}",
+                node.describe(), a.extent(), a.in + a.pad_begin + a.pad_end, i);
         }
         a.out = (ceil_mode ? (span + a.stride - 1) / a.stride : span / a.stride) + 1;
         if (ceil_mode && (a.out - 1) * a.stride >= a.in + a.pad_begin) --a.out;

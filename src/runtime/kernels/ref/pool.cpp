@@ -50,7 +50,9 @@ Result<PoolGeometry> pool_geometry(PrepareContext& ctx, bool allow_dilations) {
 }
 
 // First input coordinate of output position o on axis a.
-inline int64_t window_start(const WindowAxis& a, int64_t o) { return o * a.stride - a.pad_begin; }
+inline int64_t window_start(const WindowAxis& a, int64_t o) {
+    return o * a.stride - a.pad_begin;
+}
 
 // MaxPool (opset 1-19): X [N, C, spatial...] (float32, float64, int8, uint8) -> Y [N, C, out...],
 // Indices? (int64, flat index into X ignoring padding; storage_order 1 = column-major within
@@ -66,8 +68,8 @@ public:
                                  {DType::Float32, DType::Float64, DType::Int8, DType::UInt8}));
         LOWBIT_ASSIGN(storage_order_, int_attr(node, "storage_order", 0));
         if (storage_order_ != 0 && storage_order_ != 1) {
-            return invalid("{}: attribute 'storage_order' must be 0 or 1, got {}",
-                           node.describe(), storage_order_);
+            return invalid("{}: attribute 'storage_order' must be 0 or 1, got {}", node.describe(),
+                           storage_order_);
         }
         LOWBIT_ASSIGN(g_, pool_geometry(ctx, true));
         if (ctx.outputs.size() > 1) {

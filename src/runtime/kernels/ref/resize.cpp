@@ -23,8 +23,14 @@ namespace lowbit::ref {
 namespace {
 
 enum class Mode { Nearest, Linear, Cubic };
-enum class Coord { HalfPixel, HalfPixelSymmetric, PytorchHalfPixel, AlignCorners, Asymmetric,
-                   TfHalfPixelForNn };
+enum class Coord {
+    HalfPixel,
+    HalfPixelSymmetric,
+    PytorchHalfPixel,
+    AlignCorners,
+    Asymmetric,
+    TfHalfPixelForNn
+};
 // Simple: the pre-opset-11 rule (ORT's): floor when upsampling, ceil when downsampling.
 enum class Nearest { RoundPreferFloor, RoundPreferCeil, Floor, Ceil, Simple };
 
@@ -103,10 +109,10 @@ private:
     // Resize-11..19 inputs X, roi?, scales?, sizes? and attributes.
     Status read_attrs(PrepareContext& ctx) {
         const Node& node = ctx.node;
-        LOWBIT_TRY(check_known_attrs(node, {"antialias", "axes", "coordinate_transformation_mode",
-                                            "cubic_coeff_a", "exclude_outside",
-                                            "extrapolation_value", "keep_aspect_ratio_policy",
-                                            "mode", "nearest_mode"}));
+        LOWBIT_TRY(
+            check_known_attrs(node, {"antialias", "axes", "coordinate_transformation_mode",
+                                     "cubic_coeff_a", "exclude_outside", "extrapolation_value",
+                                     "keep_aspect_ratio_policy", "mode", "nearest_mode"}));
         LOWBIT_TRY(check_input_count(ctx, 1, 4));
         LOWBIT_ASSIGN(std::string mode, string_attr(node, "mode", "nearest"));
         LOWBIT_TRY(set_mode(node, mode));
@@ -125,9 +131,10 @@ private:
         } else if (coord == "tf_half_pixel_for_nn") {
             coord_ = Coord::TfHalfPixelForNn;
         } else {
-            return unsupported("{}: attribute 'coordinate_transformation_mode' value '{}' is not "
-                               "supported (roi-based crops are not implemented)",
-                               node.describe(), coord);
+            return unsupported(
+                "{}: attribute 'coordinate_transformation_mode' value '{}' is not "
+                "supported (roi-based crops are not implemented)",
+                node.describe(), coord);
         }
         LOWBIT_ASSIGN(std::string nearest, string_attr(node, "nearest_mode", "round_prefer_floor"));
         if (nearest == "round_prefer_floor") {
@@ -147,9 +154,10 @@ private:
         exclude_outside_ = exclude != 0;
         LOWBIT_ASSIGN(std::string policy, string_attr(node, "keep_aspect_ratio_policy", "stretch"));
         if (policy != "stretch") {
-            return unsupported("{}: attribute 'keep_aspect_ratio_policy' value '{}' is not "
-                               "supported",
-                               node.describe(), policy);
+            return unsupported(
+                "{}: attribute 'keep_aspect_ratio_policy' value '{}' is not "
+                "supported",
+                node.describe(), policy);
         }
         const Shape& x = ctx.inputs[0].shape;
         const auto rank = static_cast<int64_t>(x.size());
@@ -196,16 +204,17 @@ private:
                 }
                 out_[a] = sizes[i];
                 length_[a] = static_cast<float>(sizes[i]);
-                scales_[a] = x[a] > 0 ? static_cast<float>(sizes[i]) / static_cast<float>(x[a])
-                                      : 1.0f;
+                scales_[a] =
+                    x[a] > 0 ? static_cast<float>(sizes[i]) / static_cast<float>(x[a]) : 1.0f;
             }
         }
         LOWBIT_ASSIGN(int64_t antialias, int_attr(node, "antialias", 0));
         for (size_t a = 0; a < x.size(); ++a) {
             if (antialias != 0 && mode_ != Mode::Nearest && scales_[a] < 1.0f) {
-                return unsupported("{}: attribute 'antialias' (downsampling with an "
-                                   "anti-aliasing filter) is not supported",
-                                   node.describe());
+                return unsupported(
+                    "{}: attribute 'antialias' (downsampling with an "
+                    "anti-aliasing filter) is not supported",
+                    node.describe());
             }
         }
         return Status::ok();
@@ -265,8 +274,8 @@ private:
         } else if (mode == "cubic") {
             mode_ = Mode::Cubic;
         } else {
-            return unsupported("{}: attribute 'mode' value '{}' is not supported",
-                               node.describe(), mode);
+            return unsupported("{}: attribute 'mode' value '{}' is not supported", node.describe(),
+                               mode);
         }
         return Status::ok();
     }
@@ -381,26 +390,27 @@ private:
         std::vector<std::vector<Tap>> taps(static_cast<size_t>(out));
         for (int64_t o = 0; o < out; ++o) taps_for(o, a, in, out, taps[static_cast<size_t>(o)]);
         const int64_t block = inner * static_cast<int64_t>(elem);
-        pool.parallel_for(outer * out, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)),
-                          [&](int64_t begin, int64_t end) {
-            for (int64_t r = begin; r < end; ++r) {
-                const int64_t b = r / out;
-                const int64_t o = r % out;
-                const std::vector<Tap>& tp = taps[static_cast<size_t>(o)];
-                char* d = dst + r * block;
-                const char* s = src + b * in * block;
-                if (mode_ == Mode::Nearest) {
-                    std::memcpy(d, s + tp[0].index * block, static_cast<size_t>(block));
-                    continue;
+        pool.parallel_for(
+            outer * out, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)),
+            [&](int64_t begin, int64_t end) {
+                for (int64_t r = begin; r < end; ++r) {
+                    const int64_t b = r / out;
+                    const int64_t o = r % out;
+                    const std::vector<Tap>& tp = taps[static_cast<size_t>(o)];
+                    char* d = dst + r * block;
+                    const char* s = src + b * in * block;
+                    if (mode_ == Mode::Nearest) {
+                        std::memcpy(d, s + tp[0].index * block, static_cast<size_t>(block));
+                        continue;
+                    }
+                    auto* df = reinterpret_cast<float*>(d);
+                    std::fill_n(df, inner, 0.0f);
+                    for (const Tap& t : tp) {
+                        const auto* sf = reinterpret_cast<const float*>(s + t.index * block);
+                        for (int64_t j = 0; j < inner; ++j) df[j] += t.weight * sf[j];
+                    }
                 }
-                auto* df = reinterpret_cast<float*>(d);
-                std::fill_n(df, inner, 0.0f);
-                for (const Tap& t : tp) {
-                    const auto* sf = reinterpret_cast<const float*>(s + t.index * block);
-                    for (int64_t j = 0; j < inner; ++j) df[j] += t.weight * sf[j];
-                }
-            }
-        });
+            });
     }
 
     bool upsample_ = false;

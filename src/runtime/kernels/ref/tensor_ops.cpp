@@ -46,12 +46,12 @@ class ConstantKernel final : public PlanTimeValueKernel {
 public:
     Status prepare(PrepareContext& ctx) override {
         const Node& node = ctx.node;
-        LOWBIT_TRY(check_known_attrs(node, {"value", "value_float", "value_floats", "value_int",
-                                            "value_ints", "sparse_value", "value_string",
-                                            "value_strings"}));
+        LOWBIT_TRY(check_known_attrs(
+            node, {"value", "value_float", "value_floats", "value_int", "value_ints",
+                   "sparse_value", "value_string", "value_strings"}));
         if (node.attrs.size() != 1) {
-            return invalid("{}: exactly one value attribute is required, got {}",
-                           node.describe(), node.attrs.size());
+            return invalid("{}: exactly one value attribute is required, got {}", node.describe(),
+                           node.attrs.size());
         }
         const auto& [key, a] = *node.attrs.begin();
         if (key == "sparse_value" || key == "value_string" || key == "value_strings") {
@@ -72,9 +72,9 @@ public:
         }
         if (key == "value_floats") {
             LOWBIT_TRY(check_attr_kind(node, a, key, Attr::Kind::Floats));
-            return set_value(ctx, Tensor::from_vector<float>(
-                                      DType::Float32, {static_cast<int64_t>(a.floats.size())},
-                                      a.floats));
+            return set_value(
+                ctx, Tensor::from_vector<float>(DType::Float32,
+                                                {static_cast<int64_t>(a.floats.size())}, a.floats));
         }
         if (key == "value_int") {
             LOWBIT_TRY(check_attr_kind(node, a, key, Attr::Kind::Int));
@@ -191,21 +191,21 @@ public:
                 }
                 v = in[i];
             } else if (v < 0) {
-                return invalid("{}: shape {} has invalid dim {}", node.describe(),
-                               shape_str(spec), v);
+                return invalid("{}: shape {} has invalid dim {}", node.describe(), shape_str(spec),
+                               v);
             }
             out[i] = v;
             known *= v;
         }
         if (infer_at >= 0) {
             if (allowzero != 0 && std::find(spec.begin(), spec.end(), 0) != spec.end()) {
-                return invalid("{}: shape {} has both 0 and -1 with allowzero=1",
-                               node.describe(), shape_str(spec));
+                return invalid("{}: shape {} has both 0 and -1 with allowzero=1", node.describe(),
+                               shape_str(spec));
             }
             const int64_t total = shape_numel(in);
             if (known == 0 || total % known != 0) {
-                return invalid("{}: cannot infer the -1 in shape {} for input {}",
-                               node.describe(), shape_str(spec), shape_str(in));
+                return invalid("{}: cannot infer the -1 in shape {} for input {}", node.describe(),
+                               shape_str(spec), shape_str(in));
             }
             out[static_cast<size_t>(infer_at)] = total / known;
         }
@@ -225,8 +225,7 @@ public:
         const auto rank = static_cast<int64_t>(in.size());
         LOWBIT_ASSIGN(int64_t axis, int_attr(node, "axis", 1));
         if (axis < -rank || axis > rank) {
-            return invalid("{}: axis {} is out of range for rank {}", node.describe(), axis,
-                           rank);
+            return invalid("{}: axis {} is out of range for rank {}", node.describe(), axis, rank);
         }
         if (axis < 0) axis += rank;
         const auto a = static_cast<size_t>(axis);
@@ -264,8 +263,8 @@ public:
             const bool listed = std::find(axes.begin(), axes.end(), i) != axes.end();
             const int64_t d = in[static_cast<size_t>(i)];
             if (listed && d != 1) {
-                return invalid("{}: cannot squeeze axis {} of size {} (input {})",
-                               node.describe(), i, d, shape_str(in));
+                return invalid("{}: cannot squeeze axis {} of size {} (input {})", node.describe(),
+                               i, d, shape_str(in));
             }
             if (listed || (!given && d == 1)) continue;
             out.push_back(d);
@@ -321,8 +320,7 @@ public:
         LOWBIT_ASSIGN(std::vector<int64_t> dims, plan_time_ints(ctx, 0, "input"));
         for (int64_t d : dims) {
             if (d < 0) {
-                return invalid("{}: shape {} has a negative dim", node.describe(),
-                               shape_str(dims));
+                return invalid("{}: shape {} has a negative dim", node.describe(), shape_str(dims));
             }
         }
         Tensor fill = Tensor::from_vector<float>(DType::Float32, {1}, {0.0f});
@@ -355,9 +353,9 @@ public:
         LOWBIT_TRY(check_known_attrs(node, {}));
         LOWBIT_TRY(check_input_count(ctx, 3, 3));
         const DType dt = ctx.inputs[0].dtype;
-        LOWBIT_TRY(require_dtype(node, "start", dt,
-                                 {DType::Float32, DType::Float64, DType::Int16, DType::Int32,
-                                  DType::Int64}));
+        LOWBIT_TRY(require_dtype(
+            node, "start", dt,
+            {DType::Float32, DType::Float64, DType::Int16, DType::Int32, DType::Int64}));
         static constexpr const char* kNames[] = {"start", "limit", "delta"};
         for (size_t i = 0; i < 3; ++i) {
             const TensorInfo& in = ctx.inputs[i];

@@ -154,8 +154,8 @@ public:
         } else if (node.has_attr("num_outputs")) {
             LOWBIT_ASSIGN(int64_t n, int_attr(node, "num_outputs", n_out));
             if (n != n_out || n < 1) {
-                return invalid("{}: num_outputs {} does not match the {} outputs",
-                               node.describe(), n, n_out);
+                return invalid("{}: num_outputs {} does not match the {} outputs", node.describe(),
+                               n, n_out);
             }
             const int64_t chunk = (dim + n - 1) / n;
             for (int64_t i = 0; i < n; ++i) {
@@ -483,8 +483,8 @@ public:
             LOWBIT_ASSIGN(axes, normalize_axis_list(node, "axes", axes, rank));
         }
         if (pads.size() != 2 * axes.size()) {
-            return invalid("{}: pads {} must have 2 x {} entries", node.describe(),
-                           shape_str(pads), axes.size());
+            return invalid("{}: pads {} must have 2 x {} entries", node.describe(), shape_str(pads),
+                           axes.size());
         }
         // Negative pads crop first; the padding then applies to the cropped view (as the ONNX
         // reference does), which matters for wrap/reflect when one side crops and the other pads.
@@ -505,8 +505,8 @@ public:
                                shape_str(pads), a, shape_str(in.shape));
             }
             if (mode_ != Mode::Constant && view_[a] <= 0 && out[a] > 0) {
-                return invalid("{}: mode '{}' cannot pad the empty axis {} of {}",
-                               node.describe(), mode, a, shape_str(in.shape));
+                return invalid("{}: mode '{}' cannot pad the empty axis {} of {}", node.describe(),
+                               mode, a, shape_str(in.shape));
             }
         }
         ctx.outputs[0].dtype = in.dtype;

@@ -220,8 +220,8 @@ private:
     Status run_typed(RunContext& ctx) {
         const Tensor& x = ctx.inputs[0];
         Tensor* values = ctx.outputs.empty() || ctx.outputs[0].empty() ? nullptr : &ctx.outputs[0];
-        Tensor* indices = ctx.outputs.size() < 2 || ctx.outputs[1].empty() ? nullptr
-                                                                            : &ctx.outputs[1];
+        Tensor* indices =
+            ctx.outputs.size() < 2 || ctx.outputs[1].empty() ? nullptr : &ctx.outputs[1];
         const int64_t outer = dims_product(x.shape(), 0, axis_);
         const int64_t d = x.dim(axis_);
         const int64_t inner = dims_product(x.shape(), axis_ + 1, x.rank());
@@ -230,7 +230,8 @@ private:
         std::vector<T> row(static_cast<size_t>(d));
         for (int64_t o = 0; o < outer; ++o) {
             for (int64_t in = 0; in < inner; ++in) {
-                for (int64_t j = 0; j < d; ++j) row[static_cast<size_t>(j)] = src[(o * d + j) * inner + in];
+                for (int64_t j = 0; j < d; ++j)
+                    row[static_cast<size_t>(j)] = src[(o * d + j) * inner + in];
                 std::iota(order.begin(), order.end(), int64_t{0});
                 auto before = [&](int64_t a, int64_t b) {
                     const T va = row[static_cast<size_t>(a)];
