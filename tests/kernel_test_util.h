@@ -146,8 +146,12 @@ inline Tensor f16(Shape shape, const std::vector<float>& v) {
 inline Tensor bytes(DType t, Shape shape, const std::vector<uint8_t>& v) {
     return Tensor::from_vector(t, std::move(shape), v);
 }
-inline Tensor scalar_f32(float v) { return f32({}, {v}); }
-inline Tensor scalar_i64(int64_t v) { return i64({}, {v}); }
+inline Tensor scalar_f32(float v) {
+    return f32({}, {v});
+}
+inline Tensor scalar_i64(int64_t v) {
+    return i64({}, {v});
+}
 
 // ---- readers -------------------------------------------------------------------------------
 
@@ -172,9 +176,17 @@ inline std::vector<int64_t> values_i64(const Tensor& t) {
 
 // ---- attributes ----------------------------------------------------------------------------
 
-inline Attr attr_i(int64_t v) { return Attr::make_int(v); }
-inline Attr attr_f(float v) { return Attr::make_float(v); }
-inline Attr attr_ints(std::vector<int64_t> v) { return Attr::make_ints(std::move(v)); }
-inline Attr attr_s(std::string v) { return Attr::make_string(std::move(v)); }
+inline Attr attr_i(int64_t v) {
+    return Attr::make_int(v);
+}
+inline Attr attr_f(float v) {
+    return Attr::make_float(v);
+}
+inline Attr attr_ints(std::vector<int64_t> v) {
+    return Attr::make_ints(std::move(v));
+}
+inline Attr attr_s(std::string v) {
+    return Attr::make_string(std::move(v));
+}
 
 }  // namespace lowbit::test

@@ -152,8 +152,9 @@ TEST(Elementwise, ZeroSizeAndScalarShapes) {
 }
 
 TEST(Elementwise, IntegerDivTruncatesTowardZero) {
-    Tensor y = run_one({"Div", {i64({6}, {7, -7, 7, -7, std::numeric_limits<int64_t>::min(), 0}),
-                                i64({6}, {2, 2, -2, -2, -1, 5})}});
+    Tensor y = run_one({"Div",
+                        {i64({6}, {7, -7, 7, -7, std::numeric_limits<int64_t>::min(), 0}),
+                         i64({6}, {2, 2, -2, -2, -1, 5})}});
     EXPECT_EQ(values<int64_t>(y),
               (std::vector<int64_t>{3, -3, -3, 3, std::numeric_limits<int64_t>::min(), 0}));
     Tensor z = run_one({"Div", {i32({2}, {9, -9}), i32({}, {4})}});
@@ -224,12 +225,9 @@ TEST(Elementwise, VariadicMinMaxSumMean) {
     Tensor a = f32({2, 1}, {1, 5});
     Tensor b = f32({3}, {0, 3, 6});
     Tensor c = scalar_f32(2);
-    EXPECT_EQ(values<float>(run_one({"Max", {a, b, c}})),
-              (std::vector<float>{2, 3, 6, 5, 5, 6}));
-    EXPECT_EQ(values<float>(run_one({"Min", {a, b, c}})),
-              (std::vector<float>{0, 1, 1, 0, 2, 2}));
-    EXPECT_EQ(values<float>(run_one({"Sum", {a, b, c}})),
-              (std::vector<float>{3, 6, 9, 7, 10, 13}));
+    EXPECT_EQ(values<float>(run_one({"Max", {a, b, c}})), (std::vector<float>{2, 3, 6, 5, 5, 6}));
+    EXPECT_EQ(values<float>(run_one({"Min", {a, b, c}})), (std::vector<float>{0, 1, 1, 0, 2, 2}));
+    EXPECT_EQ(values<float>(run_one({"Sum", {a, b, c}})), (std::vector<float>{3, 6, 9, 7, 10, 13}));
     EXPECT_EQ(values<float>(run_one({"Mean", {a, b, c}})),
               (std::vector<float>{1, 2, 3, 7.0f / 3, 10.0f / 3, 13.0f / 3}));
     // One input is a copy.
@@ -287,8 +285,8 @@ TEST(Elementwise, WhereBroadcastsThreeWays) {
 
 TEST(Elementwise, RoundIsHalfToEven) {
     Tensor y = run_one(
-        {"Round", {f32({10}, {0.5f, 1.5f, 2.5f, -2.5f, 3.5f, -0.5f, 2.4999998f, 2.5000002f,
-                              -3.5f, 1e8f})}});
+        {"Round",
+         {f32({10}, {0.5f, 1.5f, 2.5f, -2.5f, 3.5f, -0.5f, 2.4999998f, 2.5000002f, -3.5f, 1e8f})}});
     const std::vector<float> got = values<float>(y);
     EXPECT_EQ(got, (std::vector<float>{0, 2, 2, -2, 4, -0.0f, 2, 3, -4, 1e8f}));
     EXPECT_TRUE(std::signbit(got[5]));  // -0.5 -> -0
@@ -329,8 +327,7 @@ TEST(Elementwise, UnaryMathMatchesLibm) {
     check("Sign", [](double v) { return (v > 0) - (v < 0); });
     check("Relu", [](double v) { return v > 0 ? v : 0; });
     check("Softplus", [](double v) { return std::log(1 + std::exp(v)); });
-    check("LeakyRelu", [](double v) { return v < 0 ? 0.1 * v : v; },
-          {{"alpha", attr_f(0.1f)}});
+    check("LeakyRelu", [](double v) { return v < 0 ? 0.1 * v : v; }, {{"alpha", attr_f(0.1f)}});
     check("LeakyRelu", [](double v) { return v < 0 ? 0.01 * v : v; });
     check("HardSigmoid", [](double v) { return std::clamp(0.2 * v + 0.5, 0.0, 1.0); });
     check("HardSigmoid", [](double v) { return std::clamp(0.5 * v + 0.25, 0.0, 1.0); },
@@ -395,9 +392,9 @@ TEST(Elementwise, ClipForms) {
     EXPECT_EQ(values<float>(run_one({"Clip", {x}, {{"min", attr_f(0)}}, 6})),
               (std::vector<float>{0, 0, 0.5f, 3, fmax}));
     // Integer clip (Clip-12+).
-    EXPECT_EQ(values<int8_t>(run_one({"Clip", {i8({3}, {-100, 5, 100}), i8({}, {-10}),
-                                                i8({}, {10})}})),
-              (std::vector<int8_t>{-10, 5, 10}));
+    EXPECT_EQ(
+        values<int8_t>(run_one({"Clip", {i8({3}, {-100, 5, 100}), i8({}, {-10}), i8({}, {10})}})),
+        (std::vector<int8_t>{-10, 5, 10}));
     run_error({"Clip", {x, f32({2}, {0, 1})}});
     run_error({"Clip", {x, i64({}, {0})}});
     run_error({"Clip", {i64({1}, {1})}, {{"min", attr_f(0)}}, 6});

@@ -40,8 +40,7 @@ TEST(QuantizeLinear, RoundsHalfToEven) {
     EXPECT_EQ(y.dtype(), DType::Int8);
     EXPECT_EQ(values<int8_t>(y), (std::vector<int8_t>{0, 2, 2, -2, 4, 0, -2, 2, -4}));
     // The tie is on x / scale, before the zero point is added.
-    Tensor z = run_one(quantize(f32({3}, {1.25f, 1.75f, -1.25f}), scalar_f32(0.5f),
-                                u8({}, {10})));
+    Tensor z = run_one(quantize(f32({3}, {1.25f, 1.75f, -1.25f}), scalar_f32(0.5f), u8({}, {10})));
     EXPECT_EQ(values<uint8_t>(z), (std::vector<uint8_t>{12, 14, 8}));
 }
 
@@ -166,8 +165,8 @@ TEST(QuantizeLinear, RejectsBlockSize) {
 }
 
 TEST(QuantizeLinear, Float16Input) {
-    Tensor y = run_one(quantize(f16({4}, {1.25f, -3.75f, 100, 0.25f}), f16({}, {0.5f}),
-                                i8({}, {1})));
+    Tensor y =
+        run_one(quantize(f16({4}, {1.25f, -3.75f, 100, 0.25f}), f16({}, {0.5f}), i8({}, {1})));
     EXPECT_EQ(values<int8_t>(y), (std::vector<int8_t>{3, -7, 127, 1}));
     run_error(quantize(i64({1}, {1}), scalar_f32(1)));
     run_error(quantize(f32({1}, {1}), i64({}, {1})));
@@ -203,8 +202,8 @@ TEST_P(Fp8Grid, AllCodesRoundTrip) {
     const DType t = GetParam();
     std::vector<float> xs;
     for (int c = 0; c < 256; ++c) xs.push_back(fp8_to_float(static_cast<uint8_t>(c), t));
-    Tensor y = run_one(quantize(f32({256}, xs), scalar_f32(1), bytes(t, {}, {0}),
-                                {{"saturate", attr_i(0)}}));
+    Tensor y = run_one(
+        quantize(f32({256}, xs), scalar_f32(1), bytes(t, {}, {0}), {{"saturate", attr_i(0)}}));
     const std::vector<uint8_t> codes = values<uint8_t>(y);
     for (int c = 0; c < 256; ++c) {
         if (std::isnan(xs[c])) {
@@ -216,8 +215,8 @@ TEST_P(Fp8Grid, AllCodesRoundTrip) {
     // DequantizeLinear maps every code back to its value (scale 1).
     std::vector<uint8_t> all(256);
     for (int c = 0; c < 256; ++c) all[c] = static_cast<uint8_t>(c);
-    std::vector<float> back = values<float>(run_one(dequantize(bytes(t, {256}, all),
-                                                               scalar_f32(1))));
+    std::vector<float> back =
+        values<float>(run_one(dequantize(bytes(t, {256}, all), scalar_f32(1))));
     for (int c = 0; c < 256; ++c) {
         if (std::isnan(xs[c])) {
             EXPECT_TRUE(std::isnan(back[c]));
@@ -253,8 +252,8 @@ TEST_P(Fp8Grid, MidpointsRoundToEven) {
         }
     }
     ASSERT_GT(xs.size(), 300u);
-    Tensor y = run_one(quantize(f32({static_cast<int64_t>(xs.size())}, xs), scalar_f32(1),
-                                bytes(t, {}, {0})));
+    Tensor y = run_one(
+        quantize(f32({static_cast<int64_t>(xs.size())}, xs), scalar_f32(1), bytes(t, {}, {0})));
     const std::vector<uint8_t> got = values<uint8_t>(y);
     for (size_t i = 0; i < xs.size(); ++i) {
         // In FNUZ types a negative value rounding to zero is +0 (0x80 is NaN there).
@@ -270,15 +269,15 @@ INSTANTIATE_TEST_SUITE_P(Types, Fp8Grid,
                          [](const auto& info) { return dtype_name(info.param); });
 
 TEST(DequantizeLinear, TypesAndZeroPoints) {
-    EXPECT_EQ(values<float>(run_one(dequantize(u8({3}, {0, 128, 255}), scalar_f32(0.5f),
-                                               u8({}, {128})))),
-              (std::vector<float>{-64, 0, 63.5f}));
+    EXPECT_EQ(
+        values<float>(run_one(dequantize(u8({3}, {0, 128, 255}), scalar_f32(0.5f), u8({}, {128})))),
+        (std::vector<float>{-64, 0, 63.5f}));
     EXPECT_EQ(values<float>(run_one(dequantize(i8({2}, {-128, 127}), scalar_f32(2)))),
               (std::vector<float>{-256, 254}));
     // int32 (bias) input: no zero point, values beyond 2^24 round once.
-    EXPECT_EQ(values<float>(run_one(dequantize(i32({3}, {100000, -7, 16777217}),
-                                               scalar_f32(0.5f)))),
-              (std::vector<float>{50000, -3.5f, 8388608}));
+    EXPECT_EQ(
+        values<float>(run_one(dequantize(i32({3}, {100000, -7, 16777217}), scalar_f32(0.5f)))),
+        (std::vector<float>{50000, -3.5f, 8388608}));
     std::string msg = run_error(dequantize(i32({1}, {1}), scalar_f32(1), i32({}, {3})));
     EXPECT_NE(msg.find("zero point"), std::string::npos) << msg;
     run_error(dequantize(i8({1}, {1}), scalar_f32(1), u8({}, {3})));
@@ -364,8 +363,8 @@ TEST(Cast, Fp8SaturateAttribute) {
     std::vector<float> nosat =
         values_f32(run_one(cast(x, DType::Float8E4M3FN, {{"saturate", attr_i(0)}})));
     EXPECT_TRUE(std::isnan(nosat[0]));
-    std::vector<float> e5 = values_f32(run_one(cast(x, DType::Float8E5M2, {{"saturate",
-                                                                           attr_i(0)}})));
+    std::vector<float> e5 =
+        values_f32(run_one(cast(x, DType::Float8E5M2, {{"saturate", attr_i(0)}})));
     EXPECT_EQ(e5[2], kInf);
     EXPECT_EQ(values_f32(run_one(cast(x, DType::Float8E5M2)))[2], 57344);
     // FP8 -> float16 decodes exactly.
@@ -373,8 +372,8 @@ TEST(Cast, Fp8SaturateAttribute) {
     EXPECT_EQ(values_f32(run_one(cast(codes, DType::Float16))),
               (std::vector<float>{0x1p-9f, 448, -1}));
     // Same dtype is a bit copy: the NaN code keeps its sign bit.
-    EXPECT_EQ(values<uint8_t>(run_one(cast(bytes(DType::Float8E4M3FN, {1}, {0xFF}),
-                                           DType::Float8E4M3FN))),
+    EXPECT_EQ(values<uint8_t>(
+                  run_one(cast(bytes(DType::Float8E4M3FN, {1}, {0xFF}), DType::Float8E4M3FN))),
               std::vector<uint8_t>{0xFF});
 }
 

@@ -86,8 +86,7 @@ TEST(Reduce, SumOverEverySubsetOfAxesMatchesNaiveLoops) {
 
 TEST(Reduce, MeanMinAndIntegerTypes) {
     Tensor x = f32({2, 3}, {1, 2, 3, 4, 5, 6});
-    EXPECT_EQ(values<float>(run_one(reduce_in("ReduceMean", x, {1}))),
-              (std::vector<float>{2, 5}));
+    EXPECT_EQ(values<float>(run_one(reduce_in("ReduceMean", x, {1}))), (std::vector<float>{2, 5}));
     EXPECT_EQ(values<float>(run_one(reduce_attr("ReduceMin", x, {0}, 0, 13))),
               (std::vector<float>{1, 2, 3}));
     // Integer mean truncates toward zero.
@@ -96,8 +95,7 @@ TEST(Reduce, MeanMinAndIntegerTypes) {
               (std::vector<int64_t>{-3, 3}));
     EXPECT_EQ(values<int64_t>(run_one(reduce_in("ReduceSum", n, {0}, 0, 13))),
               (std::vector<int64_t>{4, -4}));
-    EXPECT_EQ(values<int64_t>(run_one(reduce_in("ReduceMax", n, {}, 0))),
-              std::vector<int64_t>{7});
+    EXPECT_EQ(values<int64_t>(run_one(reduce_in("ReduceMax", n, {}, 0))), std::vector<int64_t>{7});
     EXPECT_EQ(values<int64_t>(run_one(reduce_in("ReduceProd", n, {1}, 0))),
               (std::vector<int64_t>{12, 0}));
 }
@@ -106,8 +104,7 @@ TEST(Reduce, OtherReductions) {
     Tensor x = f32({2, 2}, {3, -4, 1, 2});
     EXPECT_EQ(values<float>(run_one(reduce_in("ReduceSumSquare", x, {1}, 0))),
               (std::vector<float>{25, 5}));
-    EXPECT_EQ(values<float>(run_one(reduce_in("ReduceL1", x, {1}, 0))),
-              (std::vector<float>{7, 3}));
+    EXPECT_EQ(values<float>(run_one(reduce_in("ReduceL1", x, {1}, 0))), (std::vector<float>{7, 3}));
     EXPECT_EQ(values<float>(run_one(reduce_in("ReduceL2", x, {1}, 0))),
               (std::vector<float>{5, std::sqrt(5.0f)}));
     EXPECT_FLOAT_EQ(values<float>(run_one(reduce_in("ReduceLogSum", x, {0}, 0)))[0],
@@ -196,14 +193,15 @@ TEST(ArgMax, AxisKeepdimsAndTies) {
     EXPECT_EQ(a.shape(), (Shape{2, 1}));
     EXPECT_EQ(values<int64_t>(a), (std::vector<int64_t>{1, 0}));
     Tensor last = run_one(
-        {"ArgMax", {x}, {{"axis", attr_i(-1)}, {"keepdims", attr_i(0)},
-                         {"select_last_index", attr_i(1)}}});
+        {"ArgMax",
+         {x},
+         {{"axis", attr_i(-1)}, {"keepdims", attr_i(0)}, {"select_last_index", attr_i(1)}}});
     EXPECT_EQ(last.shape(), (Shape{2}));
     EXPECT_EQ(values<int64_t>(last), (std::vector<int64_t>{2, 2}));
     // Default axis 0.
     EXPECT_EQ(values<int64_t>(run_one({"ArgMin", {x}})), (std::vector<int64_t>{0, 1, 0}));
-    EXPECT_EQ(values<int64_t>(run_one({"ArgMin", {i64({4}, {3, -1, 8, -1})},
-                                       {{"select_last_index", attr_i(1)}}})),
+    EXPECT_EQ(values<int64_t>(run_one(
+                  {"ArgMin", {i64({4}, {3, -1, 8, -1})}, {{"select_last_index", attr_i(1)}}})),
               (std::vector<int64_t>{3}));
 }
 

@@ -92,8 +92,7 @@ Status dtype_error(const Node& node, size_t input, DType got, const std::string&
 
 namespace {
 
-Status attr_kind_error(const Node& node, const std::string& name, const Attr& a,
-                       Attr::Kind want) {
+Status attr_kind_error(const Node& node, const std::string& name, const Attr& a, Attr::Kind want) {
     return invalid("{}: attribute '{}' is {}, expected {}", node.describe(), name,
                    attr_kind_name(a.kind), attr_kind_name(want));
 }

@@ -124,9 +124,9 @@ public:
 
 private:
     int64_t size_ = 0;
-    int64_t inner_ = 1;                     // length of a full run
-    std::vector<int64_t> inner_stride_;     // [operand], 0 or 1
-    Shape outer_dims_;                      // merged dims above the run
+    int64_t inner_ = 1;                                // length of a full run
+    std::vector<int64_t> inner_stride_;                // [operand], 0 or 1
+    Shape outer_dims_;                                 // merged dims above the run
     std::vector<std::vector<int64_t>> outer_strides_;  // [operand][outer dim]
 };
 
@@ -139,13 +139,13 @@ private:
 template <DType D>
 struct DTypeTraits;
 
-#define LOWBIT_PLAIN_DTYPE(D, T)                        \
-    template <>                                         \
-    struct DTypeTraits<D> {                             \
-        using Storage = T;                              \
-        using Value = T;                                \
-        static Value load(Storage s) { return s; }      \
-        static Storage store(Value v) { return v; }     \
+#define LOWBIT_PLAIN_DTYPE(D, T)                    \
+    template <>                                     \
+    struct DTypeTraits<D> {                         \
+        using Storage = T;                          \
+        using Value = T;                            \
+        static Value load(Storage s) { return s; }  \
+        static Storage store(Value v) { return v; } \
     }
 LOWBIT_PLAIN_DTYPE(DType::Float32, float);
 LOWBIT_PLAIN_DTYPE(DType::Float64, double);
@@ -236,11 +236,11 @@ using UnsignedIntDTypes = DTypeList<DType::UInt8, DType::UInt16, DType::UInt32, 
 using IntDTypes = DTypeConcat<SignedIntDTypes, UnsignedIntDTypes>::type;
 using SignedDTypes = DTypeConcat<FloatDTypes, SignedIntDTypes>::type;
 using NumericDTypes = DTypeConcat<FloatDTypes, IntDTypes>::type;
-using Fp8DTypes = DTypeList<DType::Float8E4M3FN, DType::Float8E4M3FNUZ, DType::Float8E5M2,
-                            DType::Float8E5M2FNUZ>;
+using Fp8DTypes =
+    DTypeList<DType::Float8E4M3FN, DType::Float8E4M3FNUZ, DType::Float8E5M2, DType::Float8E5M2FNUZ>;
 // Every dtype a tensor can hold except String.
-using AllDTypes = DTypeConcat<DTypeConcat<NumericDTypes, Fp8DTypes>::type,
-                              DTypeList<DType::Bool>>::type;
+using AllDTypes =
+    DTypeConcat<DTypeConcat<NumericDTypes, Fp8DTypes>::type, DTypeList<DType::Bool>>::type;
 
 // ---------------------------------------------------------------------------------------------
 // Element arithmetic

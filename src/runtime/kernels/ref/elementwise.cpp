@@ -167,13 +167,14 @@ struct ModOp : BinaryOpBase {
     bool fmod = false;
     Status init(const Node& node, DType t) {
         LOWBIT_ASSIGN(int64_t f, ref::int_attr(node, "fmod", 0));
-        if (f != 0 && f != 1) return invalid("{}: attribute 'fmod' must be 0 or 1, got {}",
-                                             node.describe(), f);
+        if (f != 0 && f != 1)
+            return invalid("{}: attribute 'fmod' must be 0 or 1, got {}", node.describe(), f);
         fmod = f == 1;
         if (!fmod && dtype_is_float(t)) {
-            return invalid("{}: attribute 'fmod' is 0 but the input is {}; ONNX Mod requires "
-                           "fmod=1 for floating point inputs",
-                           node.describe(), dtype_name(t));
+            return invalid(
+                "{}: attribute 'fmod' is 0 but the input is {}; ONNX Mod requires "
+                "fmod=1 for floating point inputs",
+                node.describe(), dtype_name(t));
         }
         return Status::ok();
     }
@@ -334,15 +335,14 @@ V pow_value(V base, E e) {
                 return int_pow(base, static_cast<uint64_t>(e));
             }
         }
-        return ref::float_to_int<V>(
-            std::pow(static_cast<double>(base), static_cast<double>(e)));
+        return ref::float_to_int<V>(std::pow(static_cast<double>(base), static_cast<double>(e)));
     }
 }
 
 class PowKernel final : public Kernel {
 public:
-    using BaseTypes = ref::DTypeConcat<ref::FloatDTypes,
-                                       DTypeList<DType::Int32, DType::Int64>>::type;
+    using BaseTypes =
+        ref::DTypeConcat<ref::FloatDTypes, DTypeList<DType::Int32, DType::Int64>>::type;
     using ExponentTypes = ref::NumericDTypes;
 
     Status prepare(PrepareContext& ctx) override {
@@ -750,14 +750,22 @@ public:
         const BroadcastLoop loop(z.shape(), shapes);
         const uint8_t* pc = c.data<uint8_t>();
         switch (dtype_size(z.dtype())) {
-            case 1: where_loop(loop, pc, x.data<uint8_t>(), y.data<uint8_t>(), z.data<uint8_t>(),
-                               ctx.pool); break;
-            case 2: where_loop(loop, pc, x.data<uint16_t>(), y.data<uint16_t>(),
-                               z.data<uint16_t>(), ctx.pool); break;
-            case 4: where_loop(loop, pc, x.data<uint32_t>(), y.data<uint32_t>(),
-                               z.data<uint32_t>(), ctx.pool); break;
-            case 8: where_loop(loop, pc, x.data<uint64_t>(), y.data<uint64_t>(),
-                               z.data<uint64_t>(), ctx.pool); break;
+            case 1:
+                where_loop(loop, pc, x.data<uint8_t>(), y.data<uint8_t>(), z.data<uint8_t>(),
+                           ctx.pool);
+                break;
+            case 2:
+                where_loop(loop, pc, x.data<uint16_t>(), y.data<uint16_t>(), z.data<uint16_t>(),
+                           ctx.pool);
+                break;
+            case 4:
+                where_loop(loop, pc, x.data<uint32_t>(), y.data<uint32_t>(), z.data<uint32_t>(),
+                           ctx.pool);
+                break;
+            case 8:
+                where_loop(loop, pc, x.data<uint64_t>(), y.data<uint64_t>(), z.data<uint64_t>(),
+                           ctx.pool);
+                break;
             default: return unexpected_dtype(ctx.node, z.dtype());
         }
         return Status::ok();
@@ -790,10 +798,10 @@ public:
                 return ref::dtype_error(node, 0, t,
                                         ref::FloatDTypes::names() + " (Clip-6 attribute form)");
             }
-            LOWBIT_ASSIGN(min_attr_, ref::float_attr(node, "min",
-                                                     std::numeric_limits<float>::lowest()));
-            LOWBIT_ASSIGN(max_attr_, ref::float_attr(node, "max",
-                                                     std::numeric_limits<float>::max()));
+            LOWBIT_ASSIGN(min_attr_,
+                          ref::float_attr(node, "min", std::numeric_limits<float>::lowest()));
+            LOWBIT_ASSIGN(max_attr_,
+                          ref::float_attr(node, "max", std::numeric_limits<float>::max()));
         } else {
             if (!ref::NumericDTypes::contains(t)) {
                 return ref::dtype_error(node, 0, t, ref::NumericDTypes::names());
@@ -860,9 +868,9 @@ private:
 
 class PReluKernel final : public Kernel {
 public:
-    using Types = ref::DTypeConcat<
-        ref::FloatDTypes,
-        DTypeList<DType::Int32, DType::Int64, DType::UInt32, DType::UInt64>>::type;
+    using Types =
+        ref::DTypeConcat<ref::FloatDTypes,
+                         DTypeList<DType::Int32, DType::Int64, DType::UInt32, DType::UInt64>>::type;
 
     Status prepare(PrepareContext& ctx) override {
         LOWBIT_TRY(ref::check_input_count(ctx, 2, 2));

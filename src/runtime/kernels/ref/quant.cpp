@@ -59,17 +59,19 @@ Result<QuantLayout> quant_layout(const PrepareContext& ctx) {
     const Shape& scale = ctx.inputs[1].shape;
     LOWBIT_ASSIGN(int64_t block_size, ref::int_attr(node, "block_size", 0));
     if (block_size != 0) {
-        return unsupported("{}: attribute 'block_size' = {}: blocked quantization is not "
-                           "supported (only per-tensor and per-axis)",
-                           node.describe(), block_size);
+        return unsupported(
+            "{}: attribute 'block_size' = {}: blocked quantization is not "
+            "supported (only per-tensor and per-axis)",
+            node.describe(), block_size);
     }
     LOWBIT_ASSIGN(int64_t axis_attr, ref::int_attr(node, "axis", 1));
     QuantLayout l;
     const int64_t n_scale = shape_numel(scale);
     if (scale.size() > 1) {
-        return unsupported("{}: scale of shape {} (rank > 1) means blocked quantization, which is "
-                           "not supported",
-                           node.describe(), shape_str(scale));
+        return unsupported(
+            "{}: scale of shape {} (rank > 1) means blocked quantization, which is "
+            "not supported",
+            node.describe(), shape_str(scale));
     }
     if (n_scale == 1) {
         l.outer = 1;
@@ -77,9 +79,10 @@ Result<QuantLayout> quant_layout(const PrepareContext& ctx) {
         l.inner = shape_numel(x);
     } else {
         if (ctx.opset < 13) {
-            return invalid("{}: scale of shape {} is per-axis, which needs opset >= 13 (model "
-                           "has {})",
-                           node.describe(), shape_str(scale), ctx.opset);
+            return invalid(
+                "{}: scale of shape {} is per-axis, which needs opset >= 13 (model "
+                "has {})",
+                node.describe(), shape_str(scale), ctx.opset);
         }
         LOWBIT_ASSIGN(l.axis, ref::normalize_axis(axis_attr, static_cast<int64_t>(x.size()), node,
                                                   "attribute 'axis'"));
@@ -97,8 +100,8 @@ Result<QuantLayout> quant_layout(const PrepareContext& ctx) {
     if (ctx.has_input(2)) {
         const Shape& zp = ctx.inputs[2].shape;
         if (shape_numel(zp) != n_scale || zp.size() > 1) {
-            return invalid("{}: zero point shape {} does not match scale shape {}",
-                           node.describe(), shape_str(zp), shape_str(scale));
+            return invalid("{}: zero point shape {} does not match scale shape {}", node.describe(),
+                           shape_str(zp), shape_str(scale));
         }
     }
     return l;
@@ -119,8 +122,8 @@ Status check_zero_point_is_zero(const Tensor& zp, const Node& node) {
 }
 
 // Scale and zero point of each channel, as float32 (every supported zero point is exact there).
-void read_params(const Tensor& scale, const Tensor* zp, const QuantLayout& l,
-                 std::vector<float>& s, std::vector<float>& z) {
+void read_params(const Tensor& scale, const Tensor* zp, const QuantLayout& l, std::vector<float>& s,
+                 std::vector<float>& z) {
     s.resize(static_cast<size_t>(l.channels));
     z.assign(static_cast<size_t>(l.channels), 0.0f);
     for (int64_t c = 0; c < l.channels; ++c) {
@@ -162,9 +165,10 @@ public:
         saturate_ = saturate != 0;
         LOWBIT_ASSIGN(int64_t precision, ref::int_attr(node, "precision", 0));
         if (precision != 0 && precision != static_cast<int64_t>(DType::Float32)) {
-            return unsupported("{}: attribute 'precision' = {}: only float32 division is "
-                               "supported",
-                               node.describe(), precision);
+            return unsupported(
+                "{}: attribute 'precision' = {}: only float32 division is "
+                "supported",
+                node.describe(), precision);
         }
         LOWBIT_ASSIGN(int64_t output_dtype, ref::int_attr(node, "output_dtype", 0));
         // Quantize-10..19: y has the zero point's dtype, uint8 without one; Quantize-21 adds
@@ -180,9 +184,10 @@ public:
         if (ctx.has_input(2)) {
             const DType zt = ctx.inputs[2].dtype;
             if (output_dtype != 0 && zt != yt) {
-                return invalid("{}: zero point dtype {} differs from attribute 'output_dtype' "
-                               "({})",
-                               node.describe(), dtype_name(zt), dtype_name(yt));
+                return invalid(
+                    "{}: zero point dtype {} differs from attribute 'output_dtype' "
+                    "({})",
+                    node.describe(), dtype_name(zt), dtype_name(yt));
             }
             yt = zt;
         }
@@ -201,8 +206,8 @@ public:
 
     Status run(RunContext& ctx) override {
         const Tensor& x = ctx.inputs[0];
-        const Tensor* zp = ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? &ctx.inputs[2]
-                                                                              : nullptr;
+        const Tensor* zp =
+            ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? &ctx.inputs[2] : nullptr;
         Tensor& y = ctx.outputs[0];
         if (zp != nullptr && ref::Fp8DTypes::contains(y.dtype())) {
             LOWBIT_TRY(check_zero_point_is_zero(*zp, ctx.node));
@@ -275,9 +280,10 @@ public:
         }
         LOWBIT_ASSIGN(int64_t output_dtype, ref::int_attr(node, "output_dtype", 0));
         if (output_dtype != 0 && output_dtype != static_cast<int64_t>(st)) {
-            return unsupported("{}: attribute 'output_dtype' = {} differs from the scale dtype "
-                               "{}; only the scale's dtype is supported",
-                               node.describe(), output_dtype, dtype_name(st));
+            return unsupported(
+                "{}: attribute 'output_dtype' = {} differs from the scale dtype "
+                "{}; only the scale's dtype is supported",
+                node.describe(), output_dtype, dtype_name(st));
         }
         LOWBIT_ASSIGN(layout_, quant_layout(ctx));
         const bool zp_must_be_zero = xt == DType::Int32 || ref::Fp8DTypes::contains(xt);
@@ -291,8 +297,8 @@ public:
 
     Status run(RunContext& ctx) override {
         const Tensor& x = ctx.inputs[0];
-        const Tensor* zp = ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? &ctx.inputs[2]
-                                                                              : nullptr;
+        const Tensor* zp =
+            ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? &ctx.inputs[2] : nullptr;
         Tensor& y = ctx.outputs[0];
         if (zp != nullptr && (x.dtype() == DType::Int32 || ref::Fp8DTypes::contains(x.dtype()))) {
             LOWBIT_TRY(check_zero_point_is_zero(*zp, ctx.node));
@@ -386,8 +392,7 @@ public:
             }
             if (!dtype_known(static_cast<int32_t>(to->i))) {
                 return unsupported("{}: attribute 'to' = {} ({}) is not a supported dtype",
-                                   node.describe(), to->i,
-                                   dtype_name(static_cast<DType>(to->i)));
+                                   node.describe(), to->i, dtype_name(static_cast<DType>(to->i)));
             }
             yt = static_cast<DType>(to->i);
         }

@@ -187,16 +187,18 @@ public:
             const TensorInfo& a = ctx.inputs[1];
             if (a.dtype != DType::Int64) return ref::dtype_error(node, 1, a.dtype, "int64 axes");
             if (!a.value) {
-                return unsupported("{}: input 'axes' must be known at plan time (an initializer "
-                                   "or a foldable constant); it sets the output shape",
-                                   node.describe());
+                return unsupported(
+                    "{}: input 'axes' must be known at plan time (an initializer "
+                    "or a foldable constant); it sets the output shape",
+                    node.describe());
             }
             axes = tensor_to_i64(*a.value);
         } else if (node.has_attr("axes")) {
             if (ctx.opset >= axes_input_since_) {
-                return invalid("{}: attribute 'axes' was replaced by an input in opset {} (model "
-                               "has opset {})",
-                               node.describe(), axes_input_since_, ctx.opset);
+                return invalid(
+                    "{}: attribute 'axes' was replaced by an input in opset {} (model "
+                    "has opset {})",
+                    node.describe(), axes_input_since_, ctx.opset);
             }
             LOWBIT_ASSIGN(axes, ref::ints_attr(node, "axes"));
         }
