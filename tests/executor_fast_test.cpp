@@ -274,6 +274,25 @@ TEST(ExecutorFast, AttentionAndSoftmax) {
     EXPECT_LT(compare(b.model()), kTol);
 }
 
+TEST(ExecutorFast, TransposeVariants) {
+    const std::vector<std::pair<Shape, std::vector<int64_t>>> cases = {
+        {{2, 3, 1, 5, 7}, {3, 0, 4, 2, 1}},
+        {{1, 144, 37}, {0, 2, 1}},
+        {{3, 17, 19}, {2, 0, 1}},
+        {{4, 5, 6, 7}, {0, 3, 2, 1}},
+        {{4, 5, 6, 7}, {1, 0, 2, 3}},  // innermost axis kept: reference path
+        {{33, 31}, {}},                // default perm: reverse
+    };
+    for (const auto& [shape, perm] : cases) {
+        Builder b;
+        const std::string x = b.input("x", shape);
+        std::map<std::string, Attr> attrs;
+        if (!perm.empty()) attrs["perm"] = Attr::make_ints(perm);
+        b.output(b.op("Transpose", {b.op("Neg", {x})}, attrs));
+        EXPECT_EQ(compare(b.model()), 0.0) << shape_str(shape);
+    }
+}
+
 Model observer_model() {
     Builder b;
     const std::string x = b.input("x", {1, 4, 10, 10});

@@ -24,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -73,8 +74,15 @@ struct Program {
 
 struct ProfileEntry {
     double ms = 0;
+    double cpu_ms = 0;  // CPU time of the whole process (all threads, spinning included)
     int64_t calls = 0;
 };
+
+double process_cpu_ms() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
+}
 
 bool env_profile_level(int* level) {
     const char* e = std::getenv("LOWBIT_PROFILE");
@@ -328,37 +336,37 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
         const Node& node = graph.nodes[idx];
         Step step;
         step.node = idx;
+        std::vector<std::string> in_names = node.inputs;
         std::vector<std::string> outs = node.outputs;
         cpu::FastPlan plan;
-        plan.in_layouts.assign(node.inputs.size(), Layout::Plain);
-        plan.out_layouts.assign(node.outputs.size(), Layout::Plain);
         if (fast) {
-            std::vector<cpu::Operand> in_ops, out_ops;
-            for (const auto& name : node.inputs) {
-                cpu::Operand o;
-                if (!name.empty()) {
-                    const TensorDesc& d = descs.at(name);
-                    o.dtype = d.dtype;
-                    o.shape = d.shape;
-                    auto c = constants.find(name);
-                    if (c != constants.end()) o.constant = &c->second;
-                    else o.layout = p.layout_of(name);
+            auto operands = [&](const std::vector<std::string>& names) {
+                std::vector<cpu::Operand> ops;
+                for (const auto& name : names) {
+                    cpu::Operand o;
+                    if (!name.empty()) {
+                        const TensorDesc& d = descs.at(name);
+                        o.dtype = d.dtype;
+                        o.shape = d.shape;
+                        auto c = constants.find(name);
+                        if (c != constants.end()) o.constant = &c->second;
+                        else o.layout = p.layout_of(name);
+                    }
+                    ops.push_back(std::move(o));
                 }
-                in_ops.push_back(std::move(o));
-            }
-            for (const auto& name : node.outputs) {
-                cpu::Operand o;
-                if (!name.empty()) {
-                    o.dtype = descs.at(name).dtype;
-                    o.shape = descs.at(name).shape;
-                }
-                out_ops.push_back(std::move(o));
-            }
-            // Conv -> Sigmoid -> Mul(conv, sigmoid): SiLU, fused into the conv step when the
-            // conv output and the sigmoid feed nothing else.
-            size_t sig = kNoNode, mul = kNoNode;
-            if (fuse && node.op_type == "Conv" && node.outputs.size() == 1) {
-                const std::string& c = node.outputs[0];
+                return ops;
+            };
+            const std::vector<cpu::Operand> out_ops = operands(node.outputs);
+            // Conv -> Sigmoid -> Mul(conv, sigmoid) is SiLU, and a following Add(that, R) is a
+            // residual connection; both are fused into the conv step when the intermediate
+            // tensors feed nothing else.
+            cpu::ConvFusion fusion;
+            std::vector<size_t> fused;
+            std::vector<std::string> fused_ins = in_names;
+            std::vector<std::string> fused_outs = outs;
+            if (fuse && node.op_type == "Conv" && outs.size() == 1) {
+                const std::string& c = outs[0];
+                size_t sig = kNoNode;
                 auto it = consumers.find(c);
                 if (it != consumers.end() && it->second.size() == 2 && !graph_outputs.count(c)) {
                     for (size_t k : it->second) {
@@ -368,28 +376,55 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
                     }
                     for (size_t k : it->second) {
                         const Node& n = graph.nodes[k];
-                        if (sig == kNoNode || n.op_type != "Mul" || n.inputs.size() != 2) continue;
-                        const std::string& s = graph.nodes[sig].outputs[0];
-                        if (((n.inputs[0] == c && n.inputs[1] == s) ||
-                             (n.inputs[1] == c && n.inputs[0] == s)) &&
-                            sole_consumer(s, k)) {
-                            mul = k;
+                        if (sig == kNoNode || n.op_type != "Mul" || n.inputs.size() != 2 ||
+                            n.outputs.size() != 1) {
+                            continue;
+                        }
+                        const std::string& sg = graph.nodes[sig].outputs[0];
+                        if (((n.inputs[0] == c && n.inputs[1] == sg) ||
+                             (n.inputs[1] == c && n.inputs[0] == sg)) &&
+                            sole_consumer(sg, k)) {
+                            fusion.silu = true;
+                            fused = {sig, k};
+                            fused_outs = n.outputs;
                         }
                     }
                 }
-            }
-            if (mul != kNoNode) {
-                plan = backend->choose(node, opset, in_ops, out_ops, true, warnings);
-                if (plan.op) {
-                    step.fused = {sig, mul};
-                    covered[sig] = covered[mul] = true;
-                    outs = graph.nodes[mul].outputs;
+                const std::string& t = fused_outs[0];
+                auto ct = consumers.find(t);
+                if (ct != consumers.end() && ct->second.size() == 1 && !graph_outputs.count(t)) {
+                    const Node& n = graph.nodes[ct->second[0]];
+                    const std::string& r =
+                        n.inputs.size() == 2 ? (n.inputs[0] == t ? n.inputs[1] : n.inputs[0]) : t;
+                    if (n.op_type == "Add" && n.outputs.size() == 1 && r != t && !r.empty() &&
+                        p.stored.count(r) && descs.at(r).shape == descs.at(t).shape &&
+                        descs.at(r).dtype == DType::Float32) {
+                        fusion.residual = true;
+                        fused.push_back(ct->second[0]);
+                        fused_outs = n.outputs;
+                        fused_ins.resize(3);
+                        fused_ins.push_back(r);
+                    }
                 }
             }
-            if (!plan.op) plan = backend->choose(node, opset, in_ops, out_ops, false, warnings);
+            if (fusion.any()) {
+                plan = backend->choose(node, opset, operands(fused_ins), out_ops, fusion, warnings);
+                if (plan.op) {
+                    step.fused = fused;
+                    for (size_t k : fused) covered[k] = true;
+                    in_names = fused_ins;
+                    outs = fused_outs;
+                }
+            }
+            if (!plan.op) {
+                plan = backend->choose(node, opset, operands(in_names), out_ops, {}, warnings);
+            }
+        } else {
+            plan.in_layouts.assign(in_names.size(), Layout::Plain);
+            plan.out_layouts.assign(outs.size(), Layout::Plain);
         }
-        for (size_t i = 0; i < node.inputs.size(); ++i) {
-            step.in.push_back(storage(node.inputs[i], plan.in_layouts[i]));
+        for (size_t i = 0; i < in_names.size(); ++i) {
+            step.in.push_back(storage(in_names[i], plan.in_layouts[i]));
         }
         for (size_t o = 0; o < outs.size(); ++o) {
             if (outs[o].empty()) continue;
@@ -540,10 +575,12 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
             }
         }
         const auto t0 = timed ? Clock::now() : Clock::time_point();
+        const double cpu0 = timed ? process_cpu_ms() : 0.0;
         LOWBIT_TRY(run_step(p, step, ins, outs));
         if (timed) {
             const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
             ProfileEntry& e = profile[step.label];
+            e.cpu_ms += process_cpu_ms() - cpu0;
             e.ms += ms;
             ++e.calls;
             if (!step_ms.empty()) step_ms[si] += ms;
@@ -569,15 +606,21 @@ void Executor::Impl::print_profile() const {
     std::vector<std::pair<std::string, ProfileEntry>> rows(profile.begin(), profile.end());
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
-    double total = 0;
-    for (const auto& r : rows) total += r.second.ms;
+    double total = 0, total_cpu = 0;
+    for (const auto& r : rows) {
+        total += r.second.ms;
+        total_cpu += r.second.cpu_ms;
+    }
     const double runs = static_cast<double>(profile_runs);
-    fmt::print(stderr, "lowbit profile: {} run(s), {} threads, {:.3f} ms/run in steps\n",
-               profile_runs, pool.size(), total / runs);
-    fmt::print(stderr, "  {:>9} {:>6} {:>6}  {}\n", "ms/run", "%", "calls", "op");
+    // CPU time next to wall time shows time lost waiting for a core on a busy machine (at one
+    // thread, cpu < wall) and time spent spinning (at several threads).
+    fmt::print(stderr,
+               "lowbit profile: {} run(s), {} threads, {:.3f} ms/run in steps, {:.3f} ms/run CPU\n",
+               profile_runs, pool.size(), total / runs, total_cpu / runs);
+    fmt::print(stderr, "  {:>9} {:>9} {:>6} {:>6}  {}\n", "ms/run", "cpu ms", "%", "calls", "op");
     for (const auto& [label, e] : rows) {
-        fmt::print(stderr, "  {:9.3f} {:6.1f} {:6}  {}\n", e.ms / runs, 100.0 * e.ms / total,
-                   e.calls / profile_runs, label);
+        fmt::print(stderr, "  {:9.3f} {:9.3f} {:6.1f} {:6}  {}\n", e.ms / runs, e.cpu_ms / runs,
+                   100.0 * e.ms / total, e.calls / profile_runs, label);
     }
     if (profile_level > 1 && main) {
         std::vector<size_t> idx(step_ms.size());

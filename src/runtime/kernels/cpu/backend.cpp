@@ -40,7 +40,7 @@ CpuBackend::CpuBackend(int n_threads)
 CpuBackend::~CpuBackend() = default;
 
 FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Operand> ins,
-                            std::span<const Operand> outs, bool fuse_silu,
+                            std::span<const Operand> outs, ConvFusion fusion,
                             std::vector<std::string>& warnings) {
     // oneDNN sizes its parallel work by omp_get_max_threads() when a primitive is created;
     // every primitive here runs on one thread inside a TaskPool task.
@@ -54,15 +54,16 @@ FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Ope
 
     if (t == "Conv") {
         if (outs.size() == 1) {
-            p.op = make_conv(*dnnl_, node, ins, outs[0], fuse_silu, n_threads_, warnings);
+            p.op = make_conv(*dnnl_, node, ins, outs[0], fusion, n_threads_, warnings);
             if (p.op) {
                 p.in_layouts[0] = Layout::Nhwc;
+                if (fusion.residual) p.in_layouts[3] = Layout::Nhwc;
                 p.out_layouts[0] = Layout::Nhwc;
             }
         }
         return p;
     }
-    if (fuse_silu) return p;
+    if (fusion.any()) return p;
 
     if (is_layout_blind_op(t) && outs.size() == 1) {
         const Operand& out = outs[0];
@@ -122,6 +123,10 @@ FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Ope
     }
     if (t == "MatMul" && outs.size() == 1) {
         p.op = make_matmul(*dnnl_, node, ins, outs[0], warnings);
+        return p;
+    }
+    if (t == "Transpose" && outs.size() == 1) {
+        p.op = make_transpose(node, ins);
         return p;
     }
     if (t == "Softmax" && outs.size() == 1) {

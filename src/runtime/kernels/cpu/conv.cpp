@@ -48,14 +48,17 @@ struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
     int64_t ih0 = 0;           // first input row read
     size_t part = 0;           // index into ConvOp::parts_
+    // Memory objects made once; run() only points them at the tensors (each chunk runs on one
+    // thread at a time).
+    dnnl::memory src, dst, bias;
 };
 
 class ConvOp final : public FastOp {
 public:
     explicit ConvOp(DnnlState& dnnl) : dnnl_(dnnl) {}
 
-    Status init(const Node& node, std::span<const Operand> ins, const Operand& out, bool silu,
-                int n_threads, std::vector<std::string>& warnings) {
+    Status init(const Node& node, std::span<const Operand> ins, const Operand& out,
+                ConvFusion fusion, int n_threads, std::vector<std::string>& warnings) {
         x_ = ins[0].shape;
         y_ = out.shape;
         const Shape& wt = ins[1].shape;
@@ -63,7 +66,8 @@ public:
         if (!window_2d(node, x_, y_, {wt[2], wt[3]}, h_, w_)) {
             return unsupported("{}: attributes outside the fast path", node.describe());
         }
-        silu_ = silu;
+        silu_ = fusion.silu;
+        residual_ = fusion.residual;
         has_bias_ = ins.size() > 2 && ins[2].present();
         if (group_ == 1) {
             wei_dims_ = {wt[0], wt[1], wt[2], wt[3]};
@@ -89,9 +93,9 @@ public:
 
         planned_w_ = ins[1].constant->raw();
         wei_ = reorder_weights(planned_w_);
-        what_ = fmt::format("Conv {}x{} s{}{} [{}]{}", wt[2], wt[3], h_.stride,
+        what_ = fmt::format("Conv {}x{} s{}{} [{}]{}{}", wt[2], wt[3], h_.stride,
                             group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_,
-                            silu_ ? " +SiLU" : "");
+                            silu_ ? " +SiLU" : "", residual_ ? " +Add" : "");
         return Status::ok();
     }
 
@@ -106,6 +110,7 @@ public:
         const auto* x = static_cast<const char*>(in[0].raw());
         auto* y = static_cast<char*>(out[0].raw());
         void* bias = has_bias_ ? const_cast<void*>(in[2].raw()) : nullptr;
+        const auto* res = residual_ ? static_cast<const char*>(in[3].raw()) : nullptr;
         const int64_t x_image = x_[1] * x_[2] * x_[3] * 4;  // bytes per NHWC image
         const int64_t y_image = y_[1] * y_[2] * y_[3] * 4;
         const int64_t x_row = x_[1] * x_[3] * 4;
@@ -114,32 +119,44 @@ public:
         std::atomic<bool> failed{false};
         std::string failure;
         std::mutex failure_mu;
-        pool.run(x_[0] * n_chunks, [&](int64_t task, int thread) {
-            const int64_t b = task / n_chunks;
-            const Chunk& c = chunks_[static_cast<size_t>(task % n_chunks)];
+        // One task per chunk (all images of the batch): a chunk's memory objects are then
+        // only ever touched by one thread at a time.
+        pool.run(n_chunks, [&](int64_t task, int thread) {
+            Chunk& c = chunks_[static_cast<size_t>(task)];
             const Part& part = parts_[c.part];
-            auto* src = const_cast<char*>(x + b * x_image + c.ih0 * x_row);
-            char* dst = y + b * y_image + c.oh0 * y_row;
-            try {
-                std::unordered_map<int, memory> args = {
-                    {DNNL_ARG_SRC, memory(part.pd.src_desc(), dnnl_.engine, src)},
-                    {DNNL_ARG_WEIGHTS, wei},
-                    {DNNL_ARG_DST, memory(part.pd.dst_desc(), dnnl_.engine, dst)},
-                    {DNNL_ARG_SCRATCHPAD,
-                     dnnl_.scratch_memory(part.pd.scratchpad_desc(), thread)}};
-                if (bias) args.emplace(DNNL_ARG_BIAS, memory(part.pd.bias_desc(), dnnl_.engine, bias));
-                auto& stream = dnnl_.streams[static_cast<size_t>(thread)];
-                part.prim.execute(stream, args);
-                stream.wait();
-            } catch (const dnnl::error& e) {
-                std::lock_guard<std::mutex> lock(failure_mu);
-                failure = e.what();
-                failed = true;
-                return;
-            }
-            if (silu_) {
+            const auto t = static_cast<size_t>(thread);
+            for (int64_t b = 0; b < x_[0]; ++b) {
+                char* dst = y + b * y_image + c.oh0 * y_row;
+                try {
+                    c.src.set_data_handle(const_cast<char*>(x + b * x_image + c.ih0 * x_row));
+                    c.dst.set_data_handle(dst);
+                    // The shared scratch buffer may have been reallocated by a later plan.
+                    if (dnnl_.scratch[t]) part.scratch[t].set_data_handle(dnnl_.scratch[t]->data());
+                    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, c.src},
+                                                            {DNNL_ARG_WEIGHTS, wei},
+                                                            {DNNL_ARG_DST, c.dst},
+                                                            {DNNL_ARG_SCRATCHPAD, part.scratch[t]}};
+                    if (bias) {
+                        c.bias.set_data_handle(bias);
+                        args.emplace(DNNL_ARG_BIAS, c.bias);
+                    }
+                    auto& stream = dnnl_.streams[t];
+                    part.prim.execute(stream, args);
+                    stream.wait();
+                } catch (const dnnl::error& e) {
+                    std::lock_guard<std::mutex> lock(failure_mu);
+                    failure = e.what();
+                    failed = true;
+                    return;
+                }
+                // Epilogue on the chunk's rows while they are in cache.
                 auto* yf = reinterpret_cast<float*>(dst);
-                silu_f32(yf, yf, (c.oh1 - c.oh0) * y_row / 4);
+                const int64_t len = (c.oh1 - c.oh0) * y_row / 4;
+                if (silu_) silu_f32(yf, yf, len);
+                if (res) {
+                    const auto* r = reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
+                    for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
+                }
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
@@ -152,6 +169,7 @@ private:
     struct Part {
         dnnl::convolution_forward::primitive_desc pd;
         dnnl::convolution_forward prim;
+        std::vector<memory> scratch;  // per pool thread
     };
 
     // The primitive for `in_rows` input rows (with the given vertical padding) producing
@@ -196,10 +214,21 @@ private:
         if (n > 1 && !make_chunks(n)) n = 1;
         if (n == 1) {
             parts_.clear();
-            chunks_ = {Chunk{0, oh, 0, 0}};
+            chunks_ = {Chunk{0, oh, 0, 0, {}, {}, {}}};
             parts_.push_back({whole, dnnl::convolution_forward(whole)});
         }
         for (const Part& p : parts_) dnnl_.reserve_scratch(p.pd.scratchpad_desc().get_size());
+        for (Part& p : parts_) {
+            for (size_t t = 0; t < dnnl_.streams.size(); ++t) {
+                p.scratch.push_back(dnnl_.scratch_memory(p.pd.scratchpad_desc(), static_cast<int>(t)));
+            }
+        }
+        for (Chunk& c : chunks_) {
+            const auto& pd = parts_[c.part].pd;
+            c.src = memory(pd.src_desc(), dnnl_.engine, DNNL_MEMORY_NONE);
+            c.dst = memory(pd.dst_desc(), dnnl_.engine, DNNL_MEMORY_NONE);
+            if (has_bias_) c.bias = memory(pd.bias_desc(), dnnl_.engine, DNNL_MEMORY_NONE);
+        }
     }
 
     bool make_chunks(int64_t n) {
@@ -222,7 +251,7 @@ private:
                 it = part_of.emplace(key, parts_.size()).first;
                 parts_.push_back({pd, dnnl::convolution_forward(pd)});
             }
-            chunks_.push_back({oh0, oh1, ih0, it->second});
+            chunks_.push_back({oh0, oh1, ih0, it->second, {}, {}, {}});
         }
         return true;
     }
@@ -241,6 +270,7 @@ private:
     int64_t group_ = 1;
     Window h_, w_;
     bool silu_ = false;
+    bool residual_ = false;
     bool has_bias_ = false;
     memory::dims wei_dims_;
     memory::desc user_wei_md_, wei_md_;
@@ -253,7 +283,7 @@ private:
 }  // namespace
 
 std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                  const Operand& out, bool silu, int n_threads,
+                                  const Operand& out, ConvFusion fusion, int n_threads,
                                   std::vector<std::string>& warnings) {
     if (ins.size() < 2 || ins[0].dtype != DType::Float32 || ins[0].shape.size() != 4 ||
         ins[1].dtype != DType::Float32 || ins[1].shape.size() != 4 || ins[1].constant == nullptr ||
@@ -264,6 +294,10 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
         (ins[2].dtype != DType::Float32 || ins[2].constant == nullptr)) {
         return nullptr;
     }
+    if (fusion.residual && (ins.size() != 4 || ins[3].dtype != DType::Float32 ||
+                            ins[3].shape != out.shape)) {
+        return nullptr;
+    }
     const int64_t group = node.attr_int("group", 1);
     if (group < 1 || ins[0].shape[1] % group != 0 || ins[1].shape[0] % group != 0 ||
         ins[1].shape[1] * group != ins[0].shape[1] || shape_numel(out.shape) == 0) {
@@ -271,7 +305,7 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
     }
     auto op = std::make_unique<ConvOp>(dnnl);
     try {
-        if (!op->init(node, ins, out, silu, n_threads, warnings).is_ok()) return nullptr;
+        if (!op->init(node, ins, out, fusion, n_threads, warnings).is_ok()) return nullptr;
     } catch (const dnnl::error& e) {
         warnings.push_back(fmt::format("{}: oneDNN cannot run this Conv ({}); using lowbit's "
                                        "reference Conv",

@@ -51,6 +51,13 @@ struct FastPlan {
 
 struct DnnlState;
 
+// What a Conv step computes beyond the conv itself (the executor matches the graph pattern).
+struct ConvFusion {
+    bool silu = false;      // Conv -> Sigmoid -> Mul(conv, sigmoid)
+    bool residual = false;  // ... -> Add(that, R): R is passed as input 3, stored NHWC
+    bool any() const { return silu || residual; }
+};
+
 // Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one
 // executor (steps run one at a time).
 class CpuBackend {
@@ -60,13 +67,14 @@ public:
     CpuBackend(const CpuBackend&) = delete;
     CpuBackend& operator=(const CpuBackend&) = delete;
 
-    // How to run `node`. With fuse_silu the node is a Conv whose output is only consumed by a
-    // SiLU (Sigmoid + Mul); the op must then produce SiLU(conv) instead, or the plan must have
-    // no op (the caller then does not fuse). Unsupported cases are not errors: they get a plan
-    // without op that runs the reference kernel on plain inputs. Warnings (a oneDNN primitive
-    // that fell back to a slow reference implementation) go to `warnings`.
+    // How to run `node`. With a fusion the node is a Conv followed by the fused pattern, and
+    // `inputs` has the residual R appended at index 3 (after an absent bias if needed); the op
+    // must then produce the fused result, or the plan must have no op (the caller then does not
+    // fuse). Unsupported cases are not errors: they get a plan without op that runs the
+    // reference kernel on plain inputs. Warnings (a oneDNN primitive that fell back to a slow
+    // reference implementation) go to `warnings`.
     FastPlan choose(const Node& node, int64_t opset, std::span<const Operand> inputs,
-                    std::span<const Operand> outputs, bool fuse_silu,
+                    std::span<const Operand> outputs, ConvFusion fusion,
                     std::vector<std::string>& warnings);
 
     int n_threads() const { return n_threads_; }

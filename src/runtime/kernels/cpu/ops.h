@@ -16,10 +16,11 @@ struct DnnlState;
 
 // conv.cpp: 2-D float32 Conv through oneDNN, X and Y stored NHWC, constant W [M, C/g, kH, kW]
 // reordered once into the blocked format oneDNN picks, optional constant bias, optional fused
-// SiLU; split into row chunks for `n_threads` pool threads. `warnings` receives a line when
-// oneDNN would use a reference implementation (the op is then not created).
+// SiLU and residual Add (input 3); split into row chunks for `n_threads` pool threads.
+// `warnings` receives a line when oneDNN would use a reference implementation (the op is then
+// not created).
 std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                  const Operand& out, bool silu, int n_threads,
+                                  const Operand& out, ConvFusion fusion, int n_threads,
                                   std::vector<std::string>& warnings);
 
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
@@ -37,6 +38,9 @@ std::unique_ptr<FastOp> make_sigmoid(const Node& node, std::span<const Operand> 
 // softmax.cpp: float32 Softmax over one axis (opset >= 13) or the flattened trailing dims
 // (opset < 13), plain layout.
 std::unique_ptr<FastOp> make_softmax(const Node& node, int64_t opset, std::span<const Operand> ins);
+
+// transpose.cpp: Transpose of a plain tensor whose innermost axis moves (tiled 2-D copy).
+std::unique_ptr<FastOp> make_transpose(const Node& node, std::span<const Operand> ins);
 
 // nhwc_ops.cpp: data movement on NHWC-stored 4-D tensors.
 // Concat / Split on axis 1 (channels), any dtype.
