@@ -3,9 +3,9 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <nlohmann/json.hpp>
 
 #include "core/fs.h"
+#include "data/json_sax.h"
 
 namespace lowbit {
 
@@ -42,16 +42,10 @@ struct Record {
          has_score = false;
 };
 
-// SAX handler for nlohmann::json::sax_parse. Tracks nesting depth; only scalars and the bbox
+// Handler for parse_json_sax (data/json_sax.h). Tracks nesting depth; only scalars and the bbox
 // array of records are materialized, every other container is skipped by depth.
 class CocoSax {
 public:
-    using number_integer_t = nlohmann::json::number_integer_t;
-    using number_unsigned_t = nlohmann::json::number_unsigned_t;
-    using number_float_t = nlohmann::json::number_float_t;
-    using string_t = nlohmann::json::string_t;
-    using binary_t = nlohmann::json::binary_t;
-
     CocoSax(bool results, std::string what, CocoDataset* out)
         : results_(results), what_(std::move(what)), out_(out) {}
 
@@ -67,7 +61,7 @@ public:
         s.integral = true;
         return scalar(s);
     }
-    bool number_integer(number_integer_t v) {
+    bool number_integer(int64_t v) {
         Scalar s;
         s.kind = Scalar::Kind::Number;
         s.d = static_cast<double>(v);
@@ -75,15 +69,7 @@ public:
         s.integral = true;
         return scalar(s);
     }
-    bool number_unsigned(number_unsigned_t v) {
-        Scalar s;
-        s.kind = Scalar::Kind::Number;
-        s.d = static_cast<double>(v);
-        s.i = static_cast<int64_t>(v);
-        s.integral = v <= static_cast<number_unsigned_t>(INT64_MAX);
-        return scalar(s);
-    }
-    bool number_float(number_float_t v, const string_t&) {
+    bool number_float(double v) {
         Scalar s;
         s.kind = Scalar::Kind::Number;
         s.d = v;
@@ -92,15 +78,14 @@ public:
         s.i = s.integral ? static_cast<int64_t>(v) : 0;
         return scalar(s);
     }
-    bool string(string_t& v) {
+    bool string(std::string& v) {
         Scalar s;
         s.kind = Scalar::Kind::String;
         s.s = std::move(v);
         return scalar(s);
     }
-    bool binary(binary_t&) { return fail(invalid("{}: unexpected binary value", what_)); }
 
-    bool start_object(std::size_t) {
+    bool start_object() {
         if (depth_ == 0) {
             saw_top_ = true;
             if (results_) {
@@ -130,7 +115,7 @@ public:
         return true;
     }
 
-    bool start_array(std::size_t) {
+    bool start_array() {
         if (depth_ == 0) {
             saw_top_ = true;
             if (!results_) {
@@ -167,21 +152,13 @@ public:
         return true;
     }
 
-    bool key(string_t& k) {
+    bool key(std::string& k) {
         if (depth_ == 1 && !results_) {
             key_ = k;
         } else if (in_record_ && depth_ == record_depth()) {
             key_ = k;
         }
         return true;
-    }
-
-    bool parse_error(std::size_t position, const std::string&,
-                     const nlohmann::detail::exception& e) {
-        if (status_.is_ok()) {
-            status_ = invalid("{}: malformed JSON at byte {}: {}", what_, position, e.what());
-        }
-        return false;
     }
 
     bool has_section(Section s) const { return seen_[static_cast<int>(s)]; }
@@ -335,9 +312,9 @@ private:
 };
 
 Status run_sax(const std::string& json, CocoSax& sax, const std::string& what) {
-    bool ok = nlohmann::json::sax_parse(json, &sax, nlohmann::json::input_format_t::json, true);
+    JsonSaxResult r = parse_json_sax(json, sax);
     if (!sax.status().is_ok()) return sax.status();
-    if (!ok) return invalid("{}: malformed JSON", what);
+    if (!r.ok) return invalid("{}: malformed JSON at byte {}: {}", what, r.position, r.message);
     if (!sax.saw_top()) return invalid("{}: empty JSON document", what);
     return Status::ok();
 }
