@@ -33,9 +33,7 @@ std::string npy_header_f32(int64_t n, int64_t s) {
 Status write_calib_npy(const std::vector<std::string>& images, const std::string& out_path,
                        const CalibOptions& opts, Progress* progress) {
     if (images.empty()) return invalid("no calibration images");
-    if (opts.imgsz <= 0 || opts.imgsz % 32 != 0) {
-        return invalid("--imgsz must be a positive multiple of 32, got {}", opts.imgsz);
-    }
+    if (opts.imgsz <= 0) return invalid("--imgsz must be positive, got {}", opts.imgsz);
     const int64_t s = opts.imgsz;
     const size_t per_image = static_cast<size_t>(3 * s * s);
     ThreadPool pool(opts.n_threads);

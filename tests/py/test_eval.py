@@ -237,7 +237,9 @@ def bundled():
     models = sorted(f for f in os.listdir(assets) if f.endswith(".onnx")) \
         if os.path.isdir(assets) else []
     if os.path.isfile(ann) and os.path.isdir(imgs) and models:
-        return [os.path.join(assets, m) for m in models], ann, imgs
+        # The raw-head model first (the default), at most two models to keep CI short.
+        models.sort(key=lambda m: (0 if "raw" in m else 1, m))
+        return [os.path.join(assets, m) for m in models[:2]], ann, imgs
     return None
 
 
@@ -350,3 +352,12 @@ def test_bad_inputs(tmp_path):
 
     p = run_lowbit([str(tmp_path / "no_model.onnx"), "--ann", ann, "--images", imgs])
     assert p.returncode != 0 and "no_model.onnx" in p.stderr, p.stderr
+
+    # No data flags and no bundled val set: say what is missing and how to pass data.
+    empty_assets = tmp_path / "assets"
+    empty_assets.mkdir()
+    env = dict(os.environ, LOWBIT_ASSETS=str(empty_assets))
+    p = subprocess.run([LOWBIT, "eval", str(model)], capture_output=True, text=True, env=env)
+    assert p.returncode != 0 and "assets/val" in p.stderr and "--data-root" in p.stderr, p.stderr
+    p = subprocess.run([LOWBIT, "eval"], capture_output=True, text=True, env=env)
+    assert p.returncode != 0 and "model" in p.stderr, p.stderr
