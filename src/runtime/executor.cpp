@@ -134,6 +134,7 @@ struct Executor::Impl {
 
     Status plan(const Model& model, const ExecutorOptions& opts);
     Result<std::unique_ptr<Program>> build_program(bool fast, bool fuse);
+    void plan_in_place_concat(Program& p, const std::unordered_set<std::string>& graph_outputs);
     Result<std::vector<Tensor>> run(const std::vector<Tensor>& in);
     Tensor view(const Program& p, const std::string& name) const;
     Tensor to_plain(const Program& p, const std::string& name) const;
@@ -438,18 +439,23 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
         p.steps.push_back(std::move(step));
     }
     for (const auto& w : warnings) fmt::print(stderr, "lowbit: warning: {}\n", w);
+    if (fuse) plan_in_place_concat(p, graph_outputs);
 
     // Memory plan: each run-time tensor lives from the step that writes it to its last reader;
     // graph inputs from before the first step, graph outputs to the end.
     std::unordered_map<std::string, std::pair<int, int>> life;
     for (const auto& d : inputs) life[d.name] = {-1, -1};
+    // A concat buffer written in place has several writers: it lives from the first.
     for (size_t s = 0; s < p.steps.size(); ++s) {
         for (const auto& in : p.steps[s].in) {
             auto it = life.find(in);
             if (it != life.end()) it->second.second = static_cast<int>(s);
         }
         for (const auto& o : p.steps[s].out) {
-            if (!o.empty()) life[o] = {static_cast<int>(s), static_cast<int>(s)};
+            if (o.empty()) continue;
+            auto it = life.find(o);
+            if (it == life.end()) life[o] = {static_cast<int>(s), static_cast<int>(s)};
+            else it->second.second = static_cast<int>(s);
         }
     }
     const int end = static_cast<int>(p.steps.size());
@@ -472,6 +478,57 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
     for (size_t k = 0; k < names.size(); ++k) p.slot_of[names[k]] = k;
     p.arena = std::make_shared<Buffer>(p.arena_bytes);
     return prog;
+}
+
+// Channel concatenation in place: a fast op that produces a Concat input writes it straight
+// into its channel slice of the concat buffer (and keeps its own tensor only when something else
+// reads it), so the Concat step copies nothing, or less. Only for NHWC concats along channels
+// in the fused program; the hooked program keeps every tensor for observers.
+void Executor::Impl::plan_in_place_concat(Program& p,
+                                          const std::unordered_set<std::string>& graph_outputs) {
+    std::unordered_map<std::string, std::pair<size_t, size_t>> producer;  // name -> step, out
+    std::unordered_map<std::string, int> reads;
+    for (size_t si = 0; si < p.steps.size(); ++si) {
+        const Step& st = p.steps[si];
+        for (size_t o = 0; o < st.out.size(); ++o) {
+            if (!st.out[o].empty()) producer[st.out[o]] = {si, o};
+        }
+        for (const auto& in : st.in) {
+            if (!in.empty()) ++reads[in];
+        }
+    }
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        Step& cat = p.steps[k];
+        if (!cat.fast || cat.node == kNoNode || graph.nodes[cat.node].op_type != "Concat" ||
+            cat.out.size() != 1 || p.layout_of(cat.out[0]) != Layout::Nhwc) {
+            continue;
+        }
+        const std::string buffer = cat.out[0];
+        const int64_t total = p.stored.at(buffer).shape[1];
+        const std::vector<std::string> ins = cat.in;
+        int64_t offset = 0;
+        for (size_t j = 0; j < ins.size(); ++j) {
+            const std::string& in = ins[j];
+            auto st = p.stored.find(in);
+            if (st == p.stored.end()) break;  // constants: leave the rest to the copy
+            const int64_t c = st->second.shape[1];
+            auto pr = producer.find(in);
+            if (pr != producer.end() && pr->second.first < k) {
+                Step& prod = p.steps[pr->second.first];
+                const auto uses = std::count(ins.begin(), ins.end(), in);
+                const bool keep = reads[in] > uses || graph_outputs.count(in) > 0;
+                if (prod.fast && prod.fast->add_concat_slice(pr->second.second, prod.out.size(),
+                                                             offset, total, keep)) {
+                    prod.out.push_back(buffer);
+                    if (!keep) prod.out[pr->second.second].clear();
+                    cat.fast->set_input_in_place(j);
+                    cat.in[j].clear();
+                }
+            }
+            offset += c;
+        }
+    }
+    for (Step& st : p.steps) st.label = label_for(st, p);
 }
 
 std::string Executor::Impl::label_for(const Step& s, const Program& p) const {

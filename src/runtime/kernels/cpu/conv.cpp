@@ -90,6 +90,7 @@ public:
         }
         wei_md_ = whole.weights_desc();
         plan_chunks(n_threads, whole);
+        chunk_out_.resize(static_cast<size_t>(std::max(1, n_threads)));
 
         planned_w_ = ins[1].constant->raw();
         wei_ = reorder_weights(planned_w_);
@@ -126,7 +127,8 @@ public:
             const Part& part = parts_[c.part];
             const auto t = static_cast<size_t>(thread);
             for (int64_t b = 0; b < x_[0]; ++b) {
-                char* dst = y + b * y_image + c.oh0 * y_row;
+                char* dst = dense_ ? y + b * y_image + c.oh0 * y_row
+                                   : static_cast<char*>(chunk_out_[t]->data());
                 try {
                     c.src.set_data_handle(const_cast<char*>(x + b * x_image + c.ih0 * x_row));
                     c.dst.set_data_handle(dst);
@@ -157,13 +159,35 @@ public:
                     const auto* r = reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
                     for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
                 }
+                const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
+                for (const ConcatSlice& sl : slices_) {
+                    char* d = static_cast<char*>(out[sl.slot].raw()) + (p0 * sl.total + sl.offset) * 4;
+                    copy_channel_rows(dst, y_[1], d, sl.total, (c.oh1 - c.oh0) * y_[3], y_[1], 4);
+                }
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
-    std::string describe() const override { return what_; }
+    std::string describe() const override {
+        return slices_.empty() ? what_ : what_ + (dense_ ? " +concat" : " >concat");
+    }
+
+    bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                          bool keep_dense) override {
+        if (out != 0) return false;
+        slices_.push_back({out, slot, offset, total});
+        if (!keep_dense && dense_) {
+            // The conv result then only lives in a per-thread chunk buffer until the epilogue
+            // has written it into the concat buffer(s).
+            dense_ = false;
+            int64_t rows = 0;
+            for (const Chunk& c : chunks_) rows = std::max(rows, c.oh1 - c.oh0);
+            for (auto& b : chunk_out_) b = std::make_unique<Buffer>(static_cast<size_t>(rows * y_[1] * y_[3]) * 4);
+        }
+        return true;
+    }
 
 private:
     struct Part {
@@ -206,6 +230,9 @@ private:
                              static_cast<double>(x_[1] / group_ * h_.k * w_.k);
         const double bytes = 4.0 * static_cast<double>(x_[1] * x_[2] * x_[3] + y_[1] * oh * y_[3]);
         const double seconds = std::max(flops / kFlopsPerSecond, bytes / kBytesPerSecond);
+        // Four chunks per thread (slack for a thread that starts late), none below
+        // kMinChunkSeconds of work. One thread: one chunk (smaller L2-sized chunks for the
+        // epilogue measured no faster).
         int64_t n = n_threads <= 1 ? 1
                                    : std::clamp<int64_t>(
                                          static_cast<int64_t>(seconds / kMinChunkSeconds), 1,
@@ -278,6 +305,9 @@ private:
     std::vector<Chunk> chunks_;
     const void* planned_w_ = nullptr;
     memory wei_;
+    std::vector<ConcatSlice> slices_;
+    bool dense_ = true;  // the conv output tensor itself is written
+    std::vector<std::unique_ptr<Buffer>> chunk_out_;  // per pool thread, when !dense_
 };
 
 }  // namespace

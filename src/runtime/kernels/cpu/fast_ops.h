@@ -31,6 +31,29 @@ public:
                        const TaskPool& pool) = 0;
     // For the profile: "Conv 3x3 s2 g1 brgconv:avx512_core +SiLU".
     virtual std::string describe() const = 0;
+
+    // In-place channel concatenation (planned by the executor after all ops exist). A producer
+    // that accepts writes output `out` also into channels [offset, offset + C) of an NHWC
+    // buffer with `total` channels, which run() then receives as outputs[slot]; without
+    // keep_dense its own outputs[out] is not written (and is passed empty).
+    virtual bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                                  bool keep_dense) {
+        return false;
+    }
+    // A channel Concat told that its producer writes input `in` in place: run() must not copy
+    // it (the tensor passed for it is then empty).
+    virtual bool set_input_in_place(size_t in) { return false; }
+};
+
+// Copies `pixels` rows of `c` elements (`elem` bytes each): row p from src + p * src_stride
+// to dst + p * dst_stride (strides in elements).
+void copy_channel_rows(const void* src, int64_t src_stride, void* dst, int64_t dst_stride,
+                       int64_t pixels, int64_t c, size_t elem);
+
+// The channel slices an op writes for in-place concatenation.
+struct ConcatSlice {
+    size_t out = 0, slot = 0;
+    int64_t offset = 0, total = 0;
 };
 
 // What the planner knows about a node input or output.

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "runtime/kernels/cpu/ops.h"
 
@@ -45,38 +46,109 @@ bool window_2d(const Node& node, const Shape& x, const Shape& y,
     return true;
 }
 
+void copy_channel_rows(const void* src, int64_t src_stride, void* dst, int64_t dst_stride,
+                       int64_t pixels, int64_t c, size_t elem) {
+    const auto* s = static_cast<const char*>(src);
+    auto* d = static_cast<char*>(dst);
+    const auto ss = src_stride * static_cast<int64_t>(elem);
+    const auto ds = dst_stride * static_cast<int64_t>(elem);
+    const auto row = static_cast<size_t>(c) * elem;
+    for (int64_t p = 0; p < pixels; ++p) std::memcpy(d + p * ds, s + p * ss, row);
+}
+
 namespace {
 
 constexpr int64_t kGrainBytes = 64 * 1024;
 
+// Where an op writes one NHWC output: the dense tensor and/or channel slices of concat buffers
+// (FastOp::add_concat_slice). The first destination is computed into, the others are copied
+// from it band by band while the band is in cache.
+class Destinations {
+public:
+    explicit Destinations(size_t n_outputs) : dense_(n_outputs, true), slices_(n_outputs) {}
+
+    bool add(const ConcatSlice& s, bool keep_dense) {
+        if (s.out >= dense_.size()) return false;
+        slices_[s.out].push_back(s);
+        if (!keep_dense) dense_[s.out] = false;
+        return true;
+    }
+    bool has_slices() const {
+        for (const auto& v : slices_) {
+            if (!v.empty()) return true;
+        }
+        return false;
+    }
+
+    // Base pointer (at pixel 0) and pixel stride, in elements, of output k's first destination.
+    std::pair<char*, int64_t> primary(size_t k, std::span<Tensor> out, int64_t c,
+                                      size_t elem) const {
+        if (dense_[k] || slices_[k].empty()) return {static_cast<char*>(out[k].raw()), c};
+        const ConcatSlice& s = slices_[k][0];
+        return {static_cast<char*>(out[s.slot].raw()) + s.offset * static_cast<int64_t>(elem),
+                s.total};
+    }
+    // Copies pixels [p0, p1) of output k from its first destination to the others.
+    void fan_out(size_t k, std::span<Tensor> out, int64_t c, size_t elem, int64_t p0,
+                 int64_t p1) const {
+        const auto [base, stride] = primary(k, out, c, elem);
+        const auto e = static_cast<int64_t>(elem);
+        for (size_t i = dense_[k] ? 0 : 1; i < slices_[k].size(); ++i) {
+            const ConcatSlice& s = slices_[k][i];
+            char* d = static_cast<char*>(out[s.slot].raw()) + (p0 * s.total + s.offset) * e;
+            copy_channel_rows(base + p0 * stride * e, stride, d, s.total, p1 - p0, c, elem);
+        }
+    }
+
+private:
+    std::vector<bool> dense_;
+    std::vector<std::vector<ConcatSlice>> slices_;
+};
+
 class ConcatNhwcOp final : public FastOp {
 public:
     ConcatNhwcOp(std::vector<int64_t> channels, int64_t pixels, size_t elem)
-        : channels_(std::move(channels)), pixels_(pixels), elem_(elem) {
+        : channels_(std::move(channels)), pixels_(pixels), elem_(elem),
+          in_place_(channels_.size(), false) {
         for (int64_t c : channels_) total_ += c;
     }
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
                const TaskPool& pool) override {
+        if (std::all_of(in_place_.begin(), in_place_.end(), [](bool b) { return b; })) {
+            return Status::ok();
+        }
         auto* y = static_cast<char*>(out[0].raw());
         const int64_t row = total_ * static_cast<int64_t>(elem_);
         pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row)),
                           [&](int64_t p0, int64_t p1) {
             int64_t off = 0;
             for (size_t k = 0; k < channels_.size(); ++k) {
-                const int64_t seg = channels_[k] * static_cast<int64_t>(elem_);
-                const auto* x = static_cast<const char*>(in[k].raw());
-                for (int64_t p = p0; p < p1; ++p) {
-                    std::memcpy(y + p * row + off, x + p * seg, static_cast<size_t>(seg));
+                if (!in_place_[k]) {
+                    copy_channel_rows(static_cast<const char*>(in[k].raw()) +
+                                          p0 * channels_[k] * static_cast<int64_t>(elem_),
+                                      channels_[k], y + (p0 * total_ + off) * static_cast<int64_t>(elem_),
+                                      total_, p1 - p0, channels_[k], elem_);
                 }
-                off += seg;
+                off += channels_[k];
             }
         });
         return Status::ok();
     }
 
+    bool set_input_in_place(size_t in) override {
+        if (in >= in_place_.size()) return false;
+        in_place_[in] = true;
+        return true;
+    }
+
     std::string describe() const override {
-        return fmt::format("Concat(C) x{} [nhwc]", channels_.size());
+        const auto n = std::count(in_place_.begin(), in_place_.end(), false);
+        return fmt::format("Concat(C) x{} [nhwc]{}", channels_.size(),
+                           n == 0 ? " in place"
+                                  : (n < static_cast<int64_t>(channels_.size())
+                                         ? fmt::format(" {} copied", n)
+                                         : std::string()));
     }
 
 private:
@@ -84,38 +156,44 @@ private:
     int64_t pixels_;
     size_t elem_;
     int64_t total_ = 0;
+    std::vector<bool> in_place_;
 };
 
 class SplitNhwcOp final : public FastOp {
 public:
     SplitNhwcOp(std::vector<int64_t> channels, int64_t pixels, size_t elem)
-        : channels_(std::move(channels)), pixels_(pixels), elem_(elem) {
+        : channels_(std::move(channels)), pixels_(pixels), elem_(elem), dest_(channels_.size()) {
         for (int64_t c : channels_) total_ += c;
     }
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
                const TaskPool& pool) override {
         const auto* x = static_cast<const char*>(in[0].raw());
-        const int64_t row = total_ * static_cast<int64_t>(elem_);
-        pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row)),
+        const auto e = static_cast<int64_t>(elem_);
+        pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, total_ * e)),
                           [&](int64_t p0, int64_t p1) {
             int64_t off = 0;
             for (size_t k = 0; k < channels_.size(); ++k) {
-                const int64_t seg = channels_[k] * static_cast<int64_t>(elem_);
-                if (k < out.size() && !out[k].empty()) {
-                    auto* y = static_cast<char*>(out[k].raw());
-                    for (int64_t p = p0; p < p1; ++p) {
-                        std::memcpy(y + p * seg, x + p * row + off, static_cast<size_t>(seg));
-                    }
+                const auto [base, stride] = dest_.primary(k, out, channels_[k], elem_);
+                if (base != nullptr) {
+                    copy_channel_rows(x + (p0 * total_ + off) * e, total_, base + p0 * stride * e,
+                                      stride, p1 - p0, channels_[k], elem_);
+                    dest_.fan_out(k, out, channels_[k], elem_, p0, p1);
                 }
-                off += seg;
+                off += channels_[k];
             }
         });
         return Status::ok();
     }
 
+    bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                          bool keep_dense) override {
+        return dest_.add({out, slot, offset, total}, keep_dense);
+    }
+
     std::string describe() const override {
-        return fmt::format("Split(C) x{} [nhwc]", channels_.size());
+        return fmt::format("Split(C) x{} [nhwc]{}", channels_.size(),
+                           dest_.has_slices() ? " +concat" : "");
     }
 
 private:
@@ -123,18 +201,21 @@ private:
     int64_t pixels_;
     size_t elem_;
     int64_t total_ = 0;
+    Destinations dest_;
 };
 
 // MaxPool: each output pixel is the elementwise max of the valid window rows; padded
 // positions never win and the first of equal values is kept, as in the reference.
 class MaxPoolNhwcOp final : public FastOp {
 public:
-    MaxPoolNhwcOp(int64_t n, int64_t c, Window h, Window w) : n_(n), c_(c), h_(h), w_(w) {}
+    MaxPoolNhwcOp(int64_t n, int64_t c, Window h, Window w)
+        : n_(n), c_(c), h_(h), w_(w), dest_(1) {}
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
                const TaskPool& pool) override {
         const float* x = in[0].data<float>();
-        float* y = out[0].data<float>();
+        const auto [base, stride] = dest_.primary(0, out, c_, sizeof(float));
+        auto* y = reinterpret_cast<float*>(base);
         const int64_t rows = n_ * h_.out;
         pool.parallel_for(rows, 1, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; ++r) {
@@ -142,7 +223,7 @@ public:
                 const int64_t oh = r % h_.out;
                 const float* xb = x + b * h_.in * w_.in * c_;
                 for (int64_t ow = 0; ow < w_.out; ++ow) {
-                    float* yo = y + ((b * h_.out + oh) * w_.out + ow) * c_;
+                    float* yo = y + (r * w_.out + ow) * stride;
                     bool first = true;
                     for (int64_t kh = 0; kh < h_.k; ++kh) {
                         const int64_t ih = oh * h_.stride - h_.pad_begin + kh * h_.dilation;
@@ -164,17 +245,25 @@ public:
                     if (first) std::fill_n(yo, c_, std::numeric_limits<float>::lowest());
                 }
             }
+            dest_.fan_out(0, out, c_, sizeof(float), r0 * w_.out, r1 * w_.out);
         });
         return Status::ok();
     }
 
+    bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                          bool keep_dense) override {
+        return dest_.add({out, slot, offset, total}, keep_dense);
+    }
+
     std::string describe() const override {
-        return fmt::format("MaxPool {}x{} s{} [nhwc]", h_.k, w_.k, h_.stride);
+        return fmt::format("MaxPool {}x{} s{} [nhwc]{}", h_.k, w_.k, h_.stride,
+                           dest_.has_slices() ? " +concat" : "");
     }
 
 private:
     int64_t n_, c_;
     Window h_, w_;
+    Destinations dest_;
 };
 
 // Nearest Resize by integer factors on H and W: output pixel (oh, ow) copies the channel row
@@ -185,38 +274,48 @@ public:
     ResizeNhwcOp(int64_t n, int64_t c, int64_t ih, int64_t iw, std::vector<int64_t> map_h,
                  std::vector<int64_t> map_w, size_t elem)
         : n_(n), c_(c), ih_(ih), iw_(iw), map_h_(std::move(map_h)), map_w_(std::move(map_w)),
-          elem_(elem) {}
+          elem_(elem), dest_(1) {}
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out,
                const TaskPool& pool) override {
         const auto* x = static_cast<const char*>(in[0].raw());
-        auto* y = static_cast<char*>(out[0].raw());
+        const auto [y, stride] = dest_.primary(0, out, c_, elem_);
         const int64_t oh = static_cast<int64_t>(map_h_.size());
         const int64_t ow = static_cast<int64_t>(map_w_.size());
+        const auto e = static_cast<int64_t>(elem_);
         const size_t row = static_cast<size_t>(c_) * elem_;
         pool.parallel_for(n_ * oh, 1, [&](int64_t r0, int64_t r1) {
             for (int64_t r = r0; r < r1; ++r) {
                 const int64_t b = r / oh;
                 const int64_t h = r % oh;
-                const char* src = x + (b * ih_ + map_h_[h]) * iw_ * static_cast<int64_t>(row);
-                char* dst = y + r * ow * static_cast<int64_t>(row);
+                const char* src = x + (b * ih_ + map_h_[static_cast<size_t>(h)]) * iw_ * c_ * e;
+                char* dst = y + r * ow * stride * e;
                 for (int64_t w = 0; w < ow; ++w) {
-                    std::memcpy(dst + w * static_cast<int64_t>(row),
-                                src + map_w_[w] * static_cast<int64_t>(row), row);
+                    std::memcpy(dst + w * stride * e, src + map_w_[static_cast<size_t>(w)] * c_ * e,
+                                row);
                 }
             }
+            dest_.fan_out(0, out, c_, elem_, r0 * ow, r1 * ow);
         });
         return Status::ok();
     }
 
+    bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                          bool keep_dense) override {
+        return dest_.add({out, slot, offset, total}, keep_dense);
+    }
+
     std::string describe() const override {
-        return fmt::format("Resize nearest x{} [nhwc]", map_h_.size() / std::max<int64_t>(1, ih_));
+        return fmt::format("Resize nearest x{} [nhwc]{}",
+                           static_cast<int64_t>(map_h_.size()) / std::max<int64_t>(1, ih_),
+                           dest_.has_slices() ? " +concat" : "");
     }
 
 private:
     int64_t n_, c_, ih_, iw_;
     std::vector<int64_t> map_h_, map_w_;
     size_t elem_;
+    Destinations dest_;
 };
 
 // Source index for each output coordinate (ONNX Resize, opset 11+), integer `scale`. The
