@@ -163,8 +163,9 @@ def reference_eval(model, ann, images_dir, n_images, conf, iou=0.7, max_det=300,
         x, lb = letterbox(os.path.join(images_dir, info["file_name"]), size)
         out = sess.run(None, {inp.name: x})[0]
         if kind is None:
-            c = out.shape[-1] if out.shape[-1] != 8400 else out.shape[-2]
-            if out.shape[-1] == 6:
+            n_anchors = anchors(size)[0].shape[0]
+            c = out.shape[-2] if out.shape[-1] == n_anchors else out.shape[-1]
+            if out.shape[-1] == 6 and out.shape[-2] != n_anchors:
                 kind = "e2e"
             else:
                 expected = len(names) or len(gt.getCatIds())
@@ -248,12 +249,13 @@ def run_lowbit(args):
     return p
 
 
-def compare(tmp_path, model, ann, imgs, n, conf):
+def compare(tmp_path, model, ann, imgs, n, conf, extra=()):
     ref_stats, ref_dets = reference_eval(model, ann, imgs, n, conf)
     out = tmp_path / "metrics.json"
     dets_path = tmp_path / "dets.json"
     p = run_lowbit([model, "--ann", ann, "--images", imgs, "--max-images", str(n), "--conf",
-                    str(conf), "--out", str(out), "--save-detections", str(dets_path)])
+                    str(conf), "--out", str(out), "--save-detections", str(dets_path)] +
+                   list(extra))
     assert p.returncode == 0, p.stderr
     m = json.loads(out.read_text())
     ours = m["metrics"]["stats"]
