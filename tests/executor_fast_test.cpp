@@ -274,6 +274,34 @@ TEST(ExecutorFast, AttentionAndSoftmax) {
     EXPECT_LT(compare(b.model()), kTol);
 }
 
+// Producers write their Concat slices in place; inputs that are also read elsewhere, graph
+// outputs, repeated inputs, graph inputs (reordered) and constants must all still come out right.
+TEST(ExecutorFast, ConcatInPlaceEdgeCases) {
+    Builder b;
+    const std::string x = b.input("x", {2, 8, 24, 20});
+    const std::string a = b.conv(x, 8, 16, 3);                    // read by two concats
+    const std::string c = b.conv(x, 8, 12, 1, 1, -1, 1, false);   // also a graph output
+    const std::string d = b.conv(a, 16, 16, 3, 1, -1, 16);        // only read by the concat
+    const std::string k = b.init(random_tensor({2, 4, 24, 20}, 21));
+    const std::string cat1 = b.op("Concat", {a, c, d, a, x, k}, {{"axis", Attr::make_int(1)}});
+    const std::string cat2 = b.op("Concat", {b.conv(cat1, 72, 8, 1), a}, {{"axis", Attr::make_int(1)}});
+    b.output(b.conv(cat2, 24, 8, 3));
+    b.output(c);
+    b.output(cat1);
+    EXPECT_LT(compare(b.model()), kTol);
+    EXPECT_LT(compare(b.model(), 1), kTol);
+}
+
+// Batch 2 with convs large enough to be chunked: chunks loop over the images.
+TEST(ExecutorFast, ChunkedConvBatch2) {
+    Builder b;
+    const std::string x = b.input("x", {2, 16, 40, 36});
+    std::string y = b.conv(x, 16, 32, 3, 2);
+    y = b.op("Add", {y, b.conv(y, 32, 32, 3)});
+    b.output(b.conv(y, 32, 32, 3, 1, -1, 32));
+    EXPECT_LT(compare(b.model()), kTol);
+}
+
 TEST(ExecutorFast, TransposeVariants) {
     const std::vector<std::pair<Shape, std::vector<int64_t>>> cases = {
         {{2, 3, 1, 5, 7}, {3, 0, 4, 2, 1}},
