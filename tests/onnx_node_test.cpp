@@ -1,8 +1,14 @@
 // Conformance: runs the ONNX backend node tests shipped in Debian's libonnx-testdata
 // (/usr/share/libonnx-testdata/data/node/test_*/{model.onnx,test_data_set_*/}) through the
 // executor. A test whose model uses an op lowbit has no kernel for is skipped (not implemented);
-// every test of an implemented op must pass, except the few listed in kKnownRejections, which
-// exercise features lowbit deliberately rejects at load with a clear message (checked too).
+// every test of an implemented op must pass, except the few listed in known_rejections(), which
+// exercise features lowbit deliberately rejects at load with a clear message (checked too), and
+// known_deviations(), where lowbit follows ONNX Runtime rather than the ONNX reference.
+//
+// lowbit plans static shapes, so shape parameters (Reshape's shape, Slice's starts, TopK's k,
+// Resize's scales, ...) must be known at plan time, as they are in exported models. The node
+// tests feed them as graph inputs; when planning reports a parameter that is not known at plan
+// time, the test's inputs are bound as initializers (per data set) and the graph is planned again.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -30,7 +36,46 @@ std::string testdata_dir() {
 // Tests of implemented ops that exercise a feature lowbit rejects on purpose (each must fail at
 // load with an Unsupported/InvalidArgument status rather than give a wrong answer).
 const std::map<std::string, std::string>& known_rejections() {
-    static const std::map<std::string, std::string> m = {};
+    static const std::map<std::string, std::string> m = {
+        {"test_batchnorm_epsilon_training_mode", "BatchNormalization training_mode=1"},
+        {"test_batchnorm_example_training_mode", "BatchNormalization training_mode=1"},
+        {"test_convtranspose_3d", "3-D ConvTranspose"},
+        {"test_resize_tf_crop_and_resize", "Resize tf_crop_and_resize"},
+        {"test_identity_opt", "optional-typed graph input"},
+        {"test_identity_sequence", "sequence-typed graph input"},
+        {"test_cast_FLOAT_to_STRING", "string tensors"},
+        {"test_cast_STRING_to_FLOAT", "string tensors"},
+        {"test_castlike_FLOAT_to_STRING", "string tensors"},
+        {"test_castlike_FLOAT_to_STRING_expanded", "string tensors"},
+        {"test_castlike_STRING_to_FLOAT", "string tensors"},
+        {"test_castlike_STRING_to_FLOAT_expanded", "string tensors"},
+    };
+    return m;
+}
+
+// Tests whose expected output lowbit does not reproduce on purpose.
+const std::map<std::string, std::string>& known_deviations() {
+    static const std::map<std::string, std::string> m = {
+        {"test_resize_downsample_scales_linear_align_corners",
+         "align_corners with a non-integer input*scale: lowbit uses the integer output size like "
+         "ONNX Runtime and PyTorch; the ONNX reference does not (onnx/onnx#2462)"},
+        {"test_resize_downsample_scales_cubic_align_corners", "same as the linear case"},
+    };
+    // ONNX 1.12's bfloat16 Cast data predates the spec's round-to-nearest-even rule (it truncates
+    // and stores bfloat16 tensors as uint16); lowbit rounds to nearest even like current ONNX
+    // and ONNX Runtime.
+    static const std::map<std::string, std::string> bf16 = [] {
+        std::map<std::string, std::string> r = m;
+        for (const char* t : {"test_cast_BFLOAT16_to_FLOAT", "test_cast_FLOAT_to_BFLOAT16",
+                              "test_castlike_BFLOAT16_to_FLOAT",
+                              "test_castlike_BFLOAT16_to_FLOAT_expanded",
+                              "test_castlike_FLOAT_to_BFLOAT16",
+                              "test_castlike_FLOAT_to_BFLOAT16_expanded"}) {
+            r[t] = "bfloat16 test data from ONNX 1.12 (truncation, uint16 storage)";
+        }
+        return r;
+    }();
+    return bf16;
     return m;
 }
 
@@ -76,10 +121,14 @@ TEST_P(OnnxNodeTest, Run) {
     if (name == "no_testdata_found") GTEST_SKIP() << "libonnx-testdata not installed";
     const fs::path dir = fs::path(testdata_dir()) / name;
     auto model = load_model((dir / "model.onnx").string());
+    if (!model.is_ok() && known_rejections().count(name)) return;  // rejected at load: fine
     ASSERT_TRUE(model.is_ok()) << model.status().message();
     const KernelRegistry& reg = KernelRegistry::builtin();
     for (const auto& n : model->graph.nodes) {
         if (!reg.has(n.op_type)) GTEST_SKIP() << "op " << n.op_type << " not implemented";
+    }
+    if (auto dev = known_deviations().find(name); dev != known_deviations().end()) {
+        GTEST_SKIP() << "known deviation: " << dev->second;
     }
     auto ex = Executor::create(*model, {.n_threads = 2});
     auto rej = known_rejections().find(name);
@@ -87,21 +136,43 @@ TEST_P(OnnxNodeTest, Run) {
         ASSERT_FALSE(ex.is_ok()) << "expected a load-time rejection: " << rej->second;
         return;
     }
-    ASSERT_TRUE(ex.is_ok()) << ex.status().message();
+    const bool bind_inputs =
+        !ex.is_ok() && ex.status().message().find("plan time") != std::string::npos;
+    if (!bind_inputs) ASSERT_TRUE(ex.is_ok()) << ex.status().message();
     int sets = 0;
     for (int k = 0;; ++k) {
         fs::path ds = dir / fmt::format("test_data_set_{}", k);
         if (!fs::exists(ds)) break;
         ++sets;
         std::vector<Tensor> inputs;
-        for (size_t i = 0; i < (*ex)->inputs().size(); ++i) {
-            auto bytes = read_file((ds / fmt::format("input_{}.pb", i)).string());
+        for (int i = 0;; ++i) {
+            fs::path pb = ds / fmt::format("input_{}.pb", i);
+            if (!fs::exists(pb)) break;
+            auto bytes = read_file(pb.string());
             ASSERT_TRUE(bytes.is_ok()) << bytes.status().message();
             auto t = parse_tensor(*bytes);
             ASSERT_TRUE(t.is_ok()) << t.status().message();
             inputs.push_back(*t);
         }
-        auto out = (*ex)->run(inputs);
+        Executor* run_ex = ex.is_ok() ? ex->get() : nullptr;
+        std::unique_ptr<Executor> bound;
+        if (bind_inputs) {
+            // Runtime graph inputs (those without initializers), in order, become initializers.
+            Model m = *model;
+            size_t next = 0;
+            for (const auto& vi : model->graph.inputs) {
+                if (model->graph.initializer(vi.name)) continue;
+                ASSERT_LT(next, inputs.size());
+                m.graph.set_initializer(vi.name, inputs[next++]);
+            }
+            auto e2 = Executor::create(m, {.n_threads = 2});
+            ASSERT_TRUE(e2.is_ok()) << e2.status().message();
+            bound = std::move(e2).value();
+            run_ex = bound.get();
+            inputs.clear();
+        }
+        ASSERT_EQ(inputs.size(), run_ex->inputs().size());
+        auto out = run_ex->run(inputs);
         ASSERT_TRUE(out.is_ok()) << out.status().message();
         for (size_t o = 0; o < out->size(); ++o) {
             auto bytes = read_file((ds / fmt::format("output_{}.pb", o)).string());
@@ -110,7 +181,7 @@ TEST_P(OnnxNodeTest, Run) {
             ASSERT_TRUE(want.is_ok()) << want.status().message();
             std::string why;
             EXPECT_TRUE(close_enough((*out)[o], *want, &why))
-                << "data set " << k << ", output " << o << " ('" << (*ex)->outputs()[o].name
+                << "data set " << k << ", output " << o << " ('" << run_ex->outputs()[o].name
                 << "'): " << why;
         }
     }
