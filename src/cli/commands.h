@@ -17,5 +17,7 @@ void add_smoke_command(CLI::App& app, CommandFn& run);
 void add_cocoeval_command(CLI::App& app, CommandFn& run);
 void add_calib_command(CLI::App& app, CommandFn& run);
 void add_eval_command(CLI::App& app, CommandFn& run);
+void add_quantize_command(CLI::App& app, CommandFn& run);
+void add_head_exclude_command(CLI::App& app, CommandFn& run);
 
 }  // namespace lowbit::cli

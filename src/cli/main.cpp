@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
         lowbit::cli::add_cocoeval_command,
         lowbit::cli::add_calib_command,
         lowbit::cli::add_eval_command,
+        lowbit::cli::add_quantize_command,
+        lowbit::cli::add_head_exclude_command,
     };
     for (Adder add : adders) add(app, run);
 

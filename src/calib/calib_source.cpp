@@ -1,0 +1,280 @@
+#include "calib/calib_source.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+// OpenCV 4.6's headers trip C++20's deprecated enum arithmetic warning; silence it for them only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-enum-enum-conversion"
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#pragma GCC diagnostic pop
+
+#include "core/half.h"
+
+namespace lowbit::calib {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Streams samples of an .npy array [N, ...] from disk, one per read().
+class NpySource : public CalibSource {
+public:
+    NpySource(std::string path, std::FILE* f, size_t data_offset, DType dtype, int64_t n,
+              Shape sample)
+        : path_(std::move(path)), f_(f), offset_(data_offset), dtype_(dtype), n_(n),
+          sample_(std::move(sample)) {}
+    ~NpySource() override {
+        if (f_) std::fclose(f_);
+    }
+    int64_t size() const override { return n_; }
+    const Shape& sample_shape() const override { return sample_; }
+    std::string describe() const override {
+        return fmt::format("{} ({} samples of {})", path_, n_, shape_str(sample_));
+    }
+    Status read(int64_t index, float* dst) override {
+        if (index < 0 || index >= n_) return invalid("{}: sample {} out of range", path_, index);
+        const int64_t count = shape_numel(sample_);
+        const size_t elem = dtype_size(dtype_);
+        const size_t bytes = static_cast<size_t>(count) * elem;
+        const long long pos = static_cast<long long>(offset_ + bytes * static_cast<size_t>(index));
+        if (fseeko(f_, static_cast<off_t>(pos), SEEK_SET) != 0) {
+            return io_error("{}: cannot seek to sample {}", path_, index);
+        }
+        if (dtype_ == DType::Float32) {
+            if (std::fread(dst, 1, bytes, f_) != bytes) {
+                return io_error("{}: file ends inside sample {}", path_, index);
+            }
+            return Status::ok();
+        }
+        buf_.resize(bytes);
+        if (std::fread(buf_.data(), 1, bytes, f_) != bytes) {
+            return io_error("{}: file ends inside sample {}", path_, index);
+        }
+        const uint16_t* h = reinterpret_cast<const uint16_t*>(buf_.data());
+        for (int64_t i = 0; i < count; ++i) dst[i] = half_to_float(h[i]);
+        return Status::ok();
+    }
+
+private:
+    std::string path_;
+    std::FILE* f_;
+    size_t offset_;
+    DType dtype_;
+    int64_t n_;
+    Shape sample_;
+    std::vector<char> buf_;
+};
+
+class ImageSource : public CalibSource {
+public:
+    ImageSource(std::vector<std::string> images, int64_t size)
+        : images_(std::move(images)), size_(size), sample_{3, size, size} {}
+    int64_t size() const override { return static_cast<int64_t>(images_.size()); }
+    const Shape& sample_shape() const override { return sample_; }
+    std::string describe() const override {
+        return fmt::format("{} images letterboxed to {}x{}", images_.size(), size_, size_);
+    }
+    Status read(int64_t index, float* dst) override {
+        const std::string& p = images_.at(static_cast<size_t>(index));
+        cv::Mat img = cv::imread(p, cv::IMREAD_COLOR);
+        if (img.empty()) return io_error("cannot decode image '{}'", p);
+        return letterbox_to_chw(img.data, img.rows, img.cols, img.step[0], size_, dst)
+            .with_context(p);
+    }
+
+private:
+    std::vector<std::string> images_;
+    int64_t size_;
+    Shape sample_;
+};
+
+// Minimal parser for the .npy header dict: {'descr': '<f4', 'fortran_order': False,
+// 'shape': (N, C, H, W), }.
+std::string dict_value(const std::string& header, const std::string& key) {
+    auto k = header.find("'" + key + "'");
+    if (k == std::string::npos) return {};
+    auto colon = header.find(':', k);
+    if (colon == std::string::npos) return {};
+    size_t s = colon + 1;
+    while (s < header.size() && std::isspace(static_cast<unsigned char>(header[s]))) ++s;
+    if (s >= header.size()) return {};
+    if (header[s] == '(') {
+        auto e = header.find(')', s);
+        return e == std::string::npos ? std::string() : header.substr(s, e - s + 1);
+    }
+    if (header[s] == '\'') {
+        auto e = header.find('\'', s + 1);
+        return e == std::string::npos ? std::string() : header.substr(s + 1, e - s - 1);
+    }
+    auto e = header.find_first_of(",}", s);
+    return header.substr(s, e - s);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<CalibSource>> open_npy_source(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) return io_error("cannot open calibration file '{}'", path);
+    auto fail = [&](Status st) -> Result<std::unique_ptr<CalibSource>> {
+        std::fclose(f);
+        return st;
+    };
+    unsigned char magic[8];
+    if (std::fread(magic, 1, 8, f) != 8 || std::memcmp(magic, "\x93NUMPY", 6) != 0) {
+        return fail(invalid("'{}' is not a .npy file", path));
+    }
+    size_t header_len = 0;
+    if (magic[6] == 1) {
+        unsigned char b[2];
+        if (std::fread(b, 1, 2, f) != 2) return fail(invalid("{}: truncated header", path));
+        header_len = b[0] | (static_cast<size_t>(b[1]) << 8);
+    } else {
+        unsigned char b[4];
+        if (std::fread(b, 1, 4, f) != 4) return fail(invalid("{}: truncated header", path));
+        header_len = b[0] | (static_cast<size_t>(b[1]) << 8) | (static_cast<size_t>(b[2]) << 16) |
+                     (static_cast<size_t>(b[3]) << 24);
+    }
+    std::string header(header_len, '\0');
+    if (std::fread(header.data(), 1, header_len, f) != header_len) {
+        return fail(invalid("{}: truncated header", path));
+    }
+    const size_t offset = (magic[6] == 1 ? 10 : 12) + header_len;
+    const std::string descr = dict_value(header, "descr");
+    DType dt;
+    if (descr == "<f4" || descr == "=f4") dt = DType::Float32;
+    else if (descr == "<f2" || descr == "=f2") dt = DType::Float16;
+    else {
+        return fail(invalid("{}: calibration data must be float32 (or float16), found dtype '{}'",
+                            path, descr));
+    }
+    if (dict_value(header, "fortran_order").find("True") != std::string::npos) {
+        return fail(invalid("{}: fortran_order arrays are not supported", path));
+    }
+    std::string shape_txt = dict_value(header, "shape");
+    Shape shape;
+    for (size_t i = 0; i < shape_txt.size();) {
+        if (std::isdigit(static_cast<unsigned char>(shape_txt[i]))) {
+            size_t j = i;
+            while (j < shape_txt.size() && std::isdigit(static_cast<unsigned char>(shape_txt[j]))) ++j;
+            shape.push_back(std::stoll(shape_txt.substr(i, j - i)));
+            i = j;
+        } else {
+            ++i;
+        }
+    }
+    if (shape.size() < 2) {
+        return fail(invalid("{}: expected an array [N, ...] of calibration samples, found shape {}",
+                            path, shape_str(shape)));
+    }
+    const int64_t n = shape[0];
+    Shape sample(shape.begin() + 1, shape.end());
+    std::error_code ec;
+    const auto fsize = fs::file_size(path, ec);
+    const auto need = offset + static_cast<size_t>(shape_numel(shape)) * dtype_size(dt);
+    if (ec || fsize < need) {
+        return fail(invalid("{}: file holds {} bytes, shape {} needs {}", path,
+                            ec ? 0 : fsize, shape_str(shape), need));
+    }
+    return std::unique_ptr<CalibSource>(new NpySource(path, f, offset, dt, n, sample));
+}
+
+Result<std::unique_ptr<CalibSource>> open_image_source(std::vector<std::string> images,
+                                                       int64_t imgsz) {
+    if (images.empty()) return invalid("no calibration images given");
+    if (imgsz <= 0) return invalid("--imgsz must be positive, got {}", imgsz);
+    return std::unique_ptr<CalibSource>(new ImageSource(std::move(images), imgsz));
+}
+
+Result<std::vector<std::string>> read_image_list(const std::string& list_path) {
+    std::ifstream in(list_path);
+    if (!in) return io_error("cannot open image list '{}'", list_path);
+    const fs::path base = fs::path(list_path).parent_path();
+    std::vector<std::string> out;
+    std::string line;
+    int lineno = 0;
+    while (std::getline(in, line)) {
+        ++lineno;
+        while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+        size_t s = 0;
+        while (s < line.size() && std::isspace(static_cast<unsigned char>(line[s]))) ++s;
+        line = line.substr(s);
+        if (line.empty() || line[0] == '#') continue;
+        fs::path p(line);
+        if (p.is_relative()) p = base / p;
+        std::error_code ec;
+        if (!fs::is_regular_file(p, ec)) {
+            return io_error("{}:{}: image '{}' does not exist", list_path, lineno, p.string());
+        }
+        out.push_back(p.string());
+    }
+    if (out.empty()) return invalid("image list '{}' names no images", list_path);
+    return out;
+}
+
+Result<std::vector<std::string>> collect_images(const std::vector<std::string>& paths) {
+    std::vector<std::string> out;
+    for (const auto& p : paths) {
+        std::error_code ec;
+        if (fs::is_directory(p, ec)) {
+            std::vector<std::string> found;
+            for (const auto& e : fs::directory_iterator(p, ec)) {
+                if (!e.is_regular_file()) continue;
+                std::string ext = e.path().extension().string();
+                std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+                if (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp") {
+                    found.push_back(e.path().string());
+                }
+            }
+            std::sort(found.begin(), found.end());
+            out.insert(out.end(), found.begin(), found.end());
+        } else if (fs::is_regular_file(p, ec)) {
+            out.push_back(p);
+        } else {
+            return io_error("calibration image path '{}' does not exist", p);
+        }
+    }
+    if (out.empty()) return invalid("no calibration images found");
+    return out;
+}
+
+Status letterbox_to_chw(const uint8_t* bgr, int rows, int cols, size_t row_stride, int64_t size,
+                        float* dst) {
+    if (rows <= 0 || cols <= 0) return invalid("empty image");
+    cv::Mat src(rows, cols, CV_8UC3, const_cast<uint8_t*>(bgr), row_stride);
+    const double s = static_cast<double>(size);
+    const double scale = std::min(s / cols, s / rows);
+    // Python round(): half to even.
+    const int new_w = static_cast<int>(std::nearbyint(cols * scale));
+    const int new_h = static_cast<int>(std::nearbyint(rows * scale));
+    cv::Mat resized;
+    cv::resize(src, resized, cv::Size(new_w, new_h), 0, 0, cv::INTER_LINEAR);
+    const int pad_w = static_cast<int>(size) - new_w, pad_h = static_cast<int>(size) - new_h;
+    const int left = pad_w / 2, top = pad_h / 2;
+    cv::Mat boxed;
+    cv::copyMakeBorder(resized, boxed, top, pad_h - top, left, pad_w - left, cv::BORDER_CONSTANT,
+                       cv::Scalar(114, 114, 114));
+    const int64_t plane = size * size;
+    for (int y = 0; y < boxed.rows; ++y) {
+        const uint8_t* row = boxed.ptr<uint8_t>(y);
+        for (int x = 0; x < boxed.cols; ++x) {
+            const int64_t o = static_cast<int64_t>(y) * size + x;
+            // BGR -> RGB planes.
+            dst[o] = row[3 * x + 2] / 255.0f;
+            dst[plane + o] = row[3 * x + 1] / 255.0f;
+            dst[2 * plane + o] = row[3 * x] / 255.0f;
+        }
+    }
+    return Status::ok();
+}
+
+}  // namespace lowbit::calib

@@ -1,0 +1,158 @@
+#include "calib/calibrate.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "core/half.h"
+
+namespace lowbit::calib {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// One-line progress on stderr, redrawn in place; silent when stderr is not a terminal.
+class ProgressLine {
+public:
+    ProgressLine(bool enabled, int64_t total)
+        : on_(enabled && isatty(fileno(stderr)) != 0), total_(total), start_(Clock::now()) {}
+    void update(int64_t done) {
+        if (!on_) return;
+        const double s = std::chrono::duration<double>(Clock::now() - start_).count();
+        const double rate = s > 0 ? static_cast<double>(done) / s : 0;
+        const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0;
+        std::fprintf(stderr, "\rcalibrating %lld/%lld samples  %.1f/s  eta %.0fs   ",
+                     static_cast<long long>(done), static_cast<long long>(total_), rate, eta);
+        std::fflush(stderr);
+    }
+    void finish() {
+        if (on_) std::fprintf(stderr, "\n");
+    }
+
+private:
+    bool on_;
+    int64_t total_;
+    Clock::time_point start_;
+};
+
+void observe(TensorStats& s, const Tensor& t) {
+    if (t.dtype() == DType::Float32) s.add(t.data<float>(), t.numel());
+    else if (t.dtype() == DType::Float16) s.add_half(t.data<uint16_t>(), t.numel());
+}
+
+}  // namespace
+
+Result<CalibResult> calibrate(const Model& model, CalibSource& source, const CalibRequest& req,
+                              const CalibRunOptions& opts) {
+    const Graph& g = model.graph;
+    const ValueInfo* input = nullptr;
+    for (const auto& vi : g.inputs) {
+        if (g.initializer(vi.name)) continue;
+        if (input) {
+            return invalid("calibration feeds models with one input; this model has '{}' and "
+                           "'{}'", input->name, vi.name);
+        }
+        input = &vi;
+    }
+    if (!input) return invalid("the model has no runtime input to calibrate with");
+    if (input->dtype != DType::Float32 && input->dtype != DType::Float16) {
+        return invalid("input '{}' is {}; calibration data is float", input->name,
+                       dtype_name(input->dtype));
+    }
+    const Shape& sample = source.sample_shape();
+    if (input->has_shape && input->dims.size() != sample.size() + 1) {
+        return invalid("input '{}' has shape {}, calibration samples have shape {} (expected the "
+                       "input shape without its batch axis)",
+                       input->name, input->shape_str(), shape_str(sample));
+    }
+    for (size_t i = 0; input->has_shape && i < sample.size(); ++i) {
+        const Dim& d = input->dims[i + 1];
+        if (d.is_fixed() && d.value != sample[i]) {
+            return invalid("input '{}' has shape {}, calibration samples have shape {}",
+                           input->name, input->shape_str(), shape_str(sample));
+        }
+    }
+    const bool fixed_batch = input->has_shape && input->dims[0].is_fixed();
+    int64_t batch = fixed_batch ? input->dims[0].value : std::max<int64_t>(1, opts.batch);
+    int64_t total = source.size();
+    if (opts.max_samples > 0) total = std::min(total, opts.max_samples);
+    if (total < batch) batch = fixed_batch ? batch : total;
+    if (total < batch) {
+        return invalid("the model's batch is {} but only {} calibration samples are given", batch,
+                       total);
+    }
+
+    std::unordered_map<std::string, size_t> group_of;
+    for (size_t gi = 0; gi < req.groups.size(); ++gi) {
+        for (const auto& t : req.groups[gi]) group_of[t] = gi;
+    }
+    CalibResult res;
+    res.stats.assign(req.groups.size(), TensorStats(req.histogram));
+    std::unordered_set<std::string> seen;
+
+    auto make_executor = [&](int64_t b) -> Result<std::unique_ptr<Executor>> {
+        ExecutorOptions eo;
+        eo.n_threads = opts.n_threads;
+        Shape s{b};
+        s.insert(s.end(), sample.begin(), sample.end());
+        eo.input_shapes[input->name] = s;
+        auto ex = Executor::create(model, eo);
+        if (!ex) return ex.status().with_context("planning the model for calibration");
+        (*ex)->set_observer([&](size_t, const Node&, const std::string& name, const Tensor& t) {
+            auto it = group_of.find(name);
+            if (it == group_of.end()) return;
+            observe(res.stats[it->second], t);
+            seen.insert(name);
+        });
+        return ex;
+    };
+
+    const auto t0 = Clock::now();
+    ProgressLine progress(opts.progress, total);
+    const int64_t per_sample = shape_numel(sample);
+    std::unique_ptr<Executor> ex, tail_ex;
+    const auto in_group = group_of.find(input->name);
+    for (int64_t start = 0; start + (fixed_batch ? batch : 1) <= total; start += batch) {
+        const int64_t b = std::min(batch, total - start);
+        std::unique_ptr<Executor>& e = b == batch ? ex : tail_ex;
+        if (!e) {
+            LOWBIT_ASSIGN(e, make_executor(b));
+        }
+        Shape s{b};
+        s.insert(s.end(), sample.begin(), sample.end());
+        Tensor feed(DType::Float32, s);
+        for (int64_t k = 0; k < b; ++k) {
+            LOWBIT_TRY(source.read(start + k, feed.data<float>() + k * per_sample));
+        }
+        if (in_group != group_of.end()) {
+            observe(res.stats[in_group->second], feed);
+            seen.insert(input->name);
+        }
+        if (input->dtype == DType::Float16) {
+            Tensor h(DType::Float16, s);
+            for (int64_t i = 0; i < feed.numel(); ++i) {
+                h.data<uint16_t>()[i] = float_to_half(feed.data<float>()[i]);
+            }
+            feed = h;
+        }
+        auto out = e->run({feed});
+        if (!out) return out.status().with_context(fmt::format("calibration sample {}", start));
+        res.samples += b;
+        progress.update(res.samples);
+    }
+    progress.finish();
+    res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    for (const auto& [name, gi] : group_of) {
+        if (!seen.count(name)) res.unobserved.push_back(name);
+    }
+    std::sort(res.unobserved.begin(), res.unobserved.end());
+    return res;
+}
+
+}  // namespace lowbit::calib

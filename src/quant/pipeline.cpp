@@ -1,0 +1,272 @@
+#include "quant/pipeline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <unordered_map>
+
+#include "quant/opset.h"
+#include "runtime/executor.h"
+
+namespace lowbit::quant {
+
+namespace {
+
+// The values of a constant activation (an initializer, or a Constant node's value seen through
+// Identity / Squeeze / Unsqueeze), for Q/DQ on constant inputs.
+std::optional<Tensor> constant_value(const Graph& g, const std::string& name) {
+    if (const Tensor* t = g.initializer(name)) return *t;
+    for (const auto& n : g.nodes) {
+        if (std::find(n.outputs.begin(), n.outputs.end(), name) == n.outputs.end()) continue;
+        if (n.op_type == "Constant") {
+            const Attr* a = n.attr("value");
+            if (a && a->kind == Attr::Kind::Tensor) return a->t;
+            return std::nullopt;
+        }
+        if ((n.op_type == "Identity" || n.op_type == "Squeeze" || n.op_type == "Unsqueeze") &&
+            !n.inputs.empty()) {
+            return constant_value(g, n.inputs[0]);
+        }
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+calib::TensorStats stats_of(const Tensor& t) {
+    calib::TensorStats s(false);
+    if (t.dtype() == DType::Float32) s.add(t.data<float>(), t.numel());
+    else if (t.dtype() == DType::Float16) s.add_half(t.data<uint16_t>(), t.numel());
+    return s;
+}
+
+const char* mode_name(QuantMode m) { return m == QuantMode::Int8 ? "int8" : "fp8"; }
+
+}  // namespace
+
+Result<Model> prepare_float_model(const Model& model) {
+    Model m = model;
+    for (const auto& n : m.graph.nodes) {
+        if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") {
+            return invalid("the model already contains {} ({}); quantize the float model",
+                           n.op_type, n.name.empty() ? "unnamed" : n.name);
+        }
+    }
+    // ModelOpt names unnamed nodes <OpType>_<k>, k starting at the number of existing names.
+    std::set<std::string> names;
+    for (const auto& n : m.graph.nodes) {
+        if (!n.name.empty()) names.insert(n.name);
+    }
+    size_t k = names.size();
+    for (auto& n : m.graph.nodes) {
+        if (!n.name.empty()) continue;
+        std::string name;
+        do {
+            name = fmt::format("{}_{}", n.op_type, k++);
+        } while (names.count(name));
+        names.insert(name);
+        n.name = name;
+    }
+    LOWBIT_TRY(sort_nodes(m.graph));
+    return m;
+}
+
+Result<TypeLookup> plan_types(const Model& model, const std::map<std::string, Shape>& shapes) {
+    ExecutorOptions eo;
+    eo.reference_only = true;
+    eo.n_threads = 1;
+    eo.input_shapes = shapes;
+    auto ex = Executor::create(model, eo);
+    if (!ex) return ex.status().with_context("planning the model to learn tensor shapes");
+    auto map = std::make_shared<std::unordered_map<std::string, TensorType>>();
+    auto add = [&](const std::string& name) {
+        if (name.empty() || map->count(name)) return;
+        if (const TensorDesc* d = (*ex)->tensor_desc(name)) (*map)[name] = {d->dtype, d->shape};
+    };
+    for (const auto& vi : model.graph.inputs) add(vi.name);
+    for (const auto& n : model.graph.nodes) {
+        for (const auto& o : n.outputs) add(o);
+    }
+    return TypeLookup([map](const std::string& name) -> std::optional<TensorType> {
+        auto it = map->find(name);
+        if (it == map->end()) return std::nullopt;
+        return it->second;
+    });
+}
+
+Result<Placement> plan_placement(const Model& model, const QuantizeOptions& opts) {
+    LOWBIT_ASSIGN(TypeLookup types, plan_types(model, opts.input_shapes));
+    return place_qdq(model.graph, types, opts.placement);
+}
+
+Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* source,
+                                      const QuantizeOptions& opts) {
+    const QuantMode mode = opts.placement.mode;
+    if (opts.zero_point && mode == QuantMode::Fp8) {
+        return invalid("--zero-point applies to INT8 only (FP8 E4M3 zero points are 0)");
+    }
+    if (!source && !opts.ranges) {
+        return invalid("no calibration data: give --calib FILE.npy, --calib-list/--calib-images, "
+                       "or --ranges FILE with saved ranges");
+    }
+    QuantizeResult res;
+    LOWBIT_ASSIGN(Model m, prepare_float_model(input));
+
+    std::map<std::string, Shape> shapes = opts.input_shapes;
+    if (source) {
+        for (const auto& vi : m.graph.inputs) {
+            if (m.graph.initializer(vi.name) || shapes.count(vi.name)) continue;
+            bool symbolic = !vi.has_shape;
+            for (const auto& d : vi.dims) symbolic = symbolic || !d.is_fixed();
+            if (!symbolic) continue;
+            Shape s{vi.has_shape && vi.dims[0].is_fixed() ? vi.dims[0].value : 1};
+            s.insert(s.end(), source->sample_shape().begin(), source->sample_shape().end());
+            shapes[vi.name] = s;
+        }
+    }
+    LOWBIT_ASSIGN(TypeLookup types, plan_types(m, shapes));
+    LOWBIT_ASSIGN(res.placement, place_qdq(m.graph, types, opts.placement));
+    const Placement& pl = res.placement;
+
+    // Calibration groups: a Concat group pools its members; every other activation is alone.
+    // Constant activations get their range from their values.
+    calib::CalibRequest req;
+    req.histogram = calib::needs_histogram(opts.method);
+    std::vector<int> group_of(pl.activations.size(), -1);
+    std::vector<int> pl_group_to_req(pl.groups.size(), -1);
+    for (size_t a = 0; a < pl.activations.size(); ++a) {
+        const ActivationQdq& act = pl.activations[a];
+        if (act.constant) continue;
+        if (act.group >= 0) {
+            int& r = pl_group_to_req[static_cast<size_t>(act.group)];
+            if (r < 0) {
+                r = static_cast<int>(req.groups.size());
+                req.groups.emplace_back();
+            }
+            req.groups[static_cast<size_t>(r)].push_back(act.tensor);
+            group_of[a] = r;
+        } else {
+            group_of[a] = static_cast<int>(req.groups.size());
+            req.groups.push_back({act.tensor});
+        }
+    }
+
+    calib::CalibConfig cfg;
+    cfg.method = opts.method;
+    cfg.percentile = opts.percentile;
+    cfg.target = mode;
+    res.amax.assign(pl.activations.size(), 0.0);
+    std::vector<double> lo(pl.activations.size(), 0.0), hi(pl.activations.size(), 0.0);
+    calib::RangesFile& rf = res.ranges;
+    rf.method = calib::calib_method_name(opts.method);
+    rf.mode = mode_name(mode);
+    rf.percentile = opts.method == calib::CalibMethod::Percentile ? opts.percentile : 0;
+    rf.model = opts.model_name;
+
+    if (opts.ranges) {
+        const calib::RangesFile& in = *opts.ranges;
+        rf = in;
+        for (size_t a = 0; a < pl.activations.size(); ++a) {
+            if (pl.activations[a].constant) continue;
+            auto it = in.tensors.find(pl.activations[a].tensor);
+            if (it == in.tensors.end()) {
+                return invalid("the ranges file has no range for tensor '{}' (placed by: {}); "
+                               "calibrate again",
+                               pl.activations[a].tensor, pl.activations[a].rule);
+            }
+            res.amax[a] = it->second.amax;
+            lo[a] = it->second.min;
+            hi[a] = it->second.max;
+        }
+        if (!in.mode.empty() && in.mode != mode_name(mode)) {
+            res.notes.push_back(fmt::format("ranges were calibrated for {}, used for {}", in.mode,
+                                            mode_name(mode)));
+        }
+    } else {
+        LOWBIT_ASSIGN(calib::CalibResult cr, calib::calibrate(m, *source, req, opts.run));
+        res.calib_seconds = cr.seconds;
+        res.samples = cr.samples;
+        rf.samples = cr.samples;
+        for (const auto& t : cr.unobserved) {
+            res.notes.push_back(fmt::format("tensor '{}' was never produced at run time (folded "
+                                            "constant?); its scale falls back to 1", t));
+        }
+        std::vector<double> group_amax(req.groups.size());
+        for (size_t gi = 0; gi < req.groups.size(); ++gi) {
+            group_amax[gi] = calib::compute_amax(cr.stats[gi], cfg);
+        }
+        for (size_t a = 0; a < pl.activations.size(); ++a) {
+            if (group_of[a] < 0) continue;
+            const calib::TensorStats& s = cr.stats[static_cast<size_t>(group_of[a])];
+            res.amax[a] = group_amax[static_cast<size_t>(group_of[a])];
+            lo[a] = s.min();
+            hi[a] = s.max();
+            calib::TensorRange tr;
+            tr.amax = res.amax[a];
+            tr.min = s.min();
+            tr.max = s.max();
+            tr.count = s.count();
+            tr.group = pl.activations[a].group;
+            rf.tensors[pl.activations[a].tensor] = tr;
+        }
+    }
+
+    // Scales.
+    res.params.resize(pl.activations.size());
+    for (size_t a = 0; a < pl.activations.size(); ++a) {
+        const ActivationQdq& act = pl.activations[a];
+        if (act.constant) {
+            auto v = constant_value(m.graph, act.tensor);
+            if (v) {
+                calib::TensorStats s = stats_of(*v);
+                res.amax[a] = s.amax();
+                lo[a] = s.min();
+                hi[a] = s.max();
+            }
+        } else if (act.from_softmax) {
+            // Softmax outputs are forced to [0, 1] (research/modelopt.md §3.8.6).
+            res.amax[a] = 1.0;
+            lo[a] = 0.0;
+            hi[a] = 1.0;
+        }
+        ActivationParams& p = res.params[a];
+        if (opts.zero_point && !act.constant) {
+            const double t = res.amax[a];
+            auto ap = asymmetric_params(std::max(lo[a], -t), std::min(hi[a], t), *opts.zero_point);
+            p.scale = ap.scale;
+            p.zero_point = ap.zero_point;
+            p.zp_dtype = *opts.zero_point;
+        } else {
+            p.scale = symmetric_scale(res.amax[a], mode);
+            p.zero_point = 0;
+            p.zp_dtype = quant_dtype(mode);
+        }
+    }
+
+    // Rewrite.
+    RewriteOptions ro;
+    ro.mode = mode;
+    ro.scale_dtype = opts.high_precision == DType::Float16 ? DType::Float16 : DType::Float32;
+    ro.dq_only = opts.dq_only;
+    LOWBIT_ASSIGN(res.rewrite, insert_qdq(m, pl, res.params, ro));
+
+    // Opset: per-channel Q/DQ need 13; FP8 and float16 scales need QuantizeLinear-19.
+    const int64_t target = (mode == QuantMode::Fp8 || ro.scale_dtype == DType::Float16) ? 19 : 13;
+    LOWBIT_TRY(upgrade_opset(m, target, &res.notes));
+    // ONNX Runtime reads IR 10 (ModelOpt forces it too); opset 19 needs IR >= 9.
+    m.ir_version = std::max<int64_t>(m.ir_version, 10);
+
+    if (opts.high_precision == DType::Float16) {
+        const TypeLookup new_types = [&](const std::string& name) -> std::optional<TensorType> {
+            auto it = res.rewrite.new_tensors.find(name);
+            if (it != res.rewrite.new_tensors.end()) return TensorType{it->second, {}};
+            return types(name);
+        };
+        LOWBIT_ASSIGN(res.fp16, convert_to_fp16(m, new_types, {}));
+    }
+    res.model = std::move(m);
+    return res;
+}
+
+}  // namespace lowbit::quant

@@ -1,0 +1,66 @@
+// `lowbit quantize` as a library call: prepare the float model, place Q/DQ, calibrate the
+// placed activations (or reuse saved ranges), compute scales, rewrite the graph, raise the
+// opset, and optionally convert the high-precision part to float16.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "calib/calib_source.h"
+#include "calib/calibrate.h"
+#include "calib/calibrators.h"
+#include "calib/ranges_file.h"
+#include "core/status.h"
+#include "ir/graph.h"
+#include "quant/fp16.h"
+#include "quant/placement.h"
+#include "quant/qdq_rewrite.h"
+
+namespace lowbit::quant {
+
+struct QuantizeOptions {
+    PlacementOptions placement;  // includes the mode
+    calib::CalibMethod method = calib::CalibMethod::Entropy;
+    double percentile = 99.99;
+    DType high_precision = DType::Float32;  // or Float16
+    // Asymmetric activations (UInt8 or Int8 zero points); INT8 only.
+    std::optional<DType> zero_point;
+    bool dq_only = false;
+    calib::CalibRunOptions run;
+    std::map<std::string, Shape> input_shapes;  // for symbolic graph inputs
+    // Ranges to reuse instead of calibrating (loaded by the caller).
+    std::optional<calib::RangesFile> ranges;
+    std::string model_name;  // recorded in the ranges
+};
+
+struct QuantizeResult {
+    Model model;          // the quantized model
+    Placement placement;  // on the prepared float graph
+    std::vector<double> amax;  // per Placement::activations entry
+    std::vector<ActivationParams> params;
+    calib::RangesFile ranges;  // what was used (calibrated or reused)
+    RewriteStats rewrite;
+    Fp16Stats fp16;
+    std::vector<std::string> notes;  // opset rewrites, warnings
+    double calib_seconds = 0;
+    int64_t samples = 0;
+};
+
+// Copy of `model` ready for placement: refuses models that already hold Q/DQ, names unnamed
+// nodes `<OpType>_<k>` as ModelOpt does, and sorts nodes topologically.
+Result<Model> prepare_float_model(const Model& model);
+
+// Element types and shapes of every tensor of `model`, from a reference-kernel plan.
+Result<TypeLookup> plan_types(const Model& model, const std::map<std::string, Shape>& shapes);
+
+// Placement only (for --explain without calibration). `model` must come from
+// prepare_float_model().
+Result<Placement> plan_placement(const Model& model, const QuantizeOptions& opts);
+
+// The whole pipeline. `source` may be null when opts.ranges is set.
+Result<QuantizeResult> quantize_model(const Model& model, calib::CalibSource* source,
+                                      const QuantizeOptions& opts);
+
+}  // namespace lowbit::quant
