@@ -135,6 +135,7 @@ struct Executor::Impl {
     Status plan(const Model& model, const ExecutorOptions& opts);
     Result<std::unique_ptr<Program>> build_program(bool fast, bool fuse);
     void plan_in_place_concat(Program& p, const std::unordered_set<std::string>& graph_outputs);
+    void fold_splits(Program& p, const std::unordered_set<std::string>& graph_outputs);
     Result<std::vector<Tensor>> run(const std::vector<Tensor>& in);
     Tensor view(const Program& p, const std::string& name) const;
     Tensor to_plain(const Program& p, const std::string& name) const;
@@ -439,7 +440,10 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
         p.steps.push_back(std::move(step));
     }
     for (const auto& w : warnings) fmt::print(stderr, "lowbit: warning: {}\n", w);
-    if (fuse) plan_in_place_concat(p, graph_outputs);
+    if (fuse) {
+        fold_splits(p, graph_outputs);
+        plan_in_place_concat(p, graph_outputs);
+    }
 
     // Memory plan: each run-time tensor lives from the step that writes it to its last reader;
     // graph inputs from before the first step, graph outputs to the end.
@@ -478,6 +482,67 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
     for (size_t k = 0; k < names.size(); ++k) p.slot_of[names[k]] = k;
     p.arena = std::make_shared<Buffer>(p.arena_bytes);
     return prog;
+}
+
+// Split folding: a channel Split (NHWC) of a tensor that nothing else reads is done by the op
+// that produces the tensor, which writes each part as a channel range while its output is in
+// cache (YOLO's C2f: cv1 -> Split). The Split step disappears; the parts can then take part in
+// in-place concatenation like any other output.
+void Executor::Impl::fold_splits(Program& p, const std::unordered_set<std::string>& graph_outputs) {
+    std::unordered_map<std::string, std::pair<size_t, size_t>> producer;  // name -> step, out
+    std::unordered_map<std::string, int> reads;
+    for (size_t si = 0; si < p.steps.size(); ++si) {
+        const Step& st = p.steps[si];
+        for (size_t o = 0; o < st.out.size(); ++o) {
+            if (!st.out[o].empty()) producer[st.out[o]] = {si, o};
+        }
+        for (const auto& in : st.in) {
+            if (!in.empty()) ++reads[in];
+        }
+    }
+    std::vector<bool> drop(p.steps.size(), false);
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        Step& split = p.steps[k];
+        if (!split.fast || split.node == kNoNode || graph.nodes[split.node].op_type != "Split" ||
+            split.in.empty() || split.in[0].empty() ||
+            p.layout_of(split.in[0]) != Layout::Nhwc) {
+            continue;
+        }
+        const std::string x = split.in[0];
+        auto pr = producer.find(x);
+        if (pr == producer.end() || reads[x] != 1 || graph_outputs.count(x)) continue;
+        Step& prod = p.steps[pr->second.first];
+        if (!prod.fast) continue;
+        int64_t c0 = 0;
+        bool first = true, folded = true;
+        const Node& node = graph.nodes[split.node];
+        for (size_t o = 0; o < split.out.size(); ++o) {
+            const std::string& part = split.out[o];
+            const int64_t c = node.outputs[o].empty() ? 0 : descs.at(node.outputs[o]).shape[1];
+            if (!part.empty()) {
+                const bool ok = prod.fast->add_channel_range_output(pr->second.second,
+                                                                    prod.out.size(), c0, c0 + c);
+                if (!ok) {
+                    // Producers accept all valid ranges or none.
+                    LOWBIT_CHECK(first, "{}: channel range output refused half way", prod.label);
+                    folded = false;
+                    break;
+                }
+                prod.out.push_back(part);
+                first = false;
+            }
+            c0 += c;
+        }
+        if (!folded || first) continue;
+        prod.fast->drop_dense(pr->second.second);
+        prod.out[pr->second.second].clear();
+        drop[k] = true;
+    }
+    std::vector<Step> kept;
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        if (!drop[k]) kept.push_back(std::move(p.steps[k]));
+    }
+    p.steps = std::move(kept);
 }
 
 // Channel concatenation in place: a fast op that produces a Concat input writes it straight

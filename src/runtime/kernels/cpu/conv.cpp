@@ -91,6 +91,7 @@ public:
         wei_md_ = whole.weights_desc();
         plan_chunks(n_threads, whole);
         chunk_out_.resize(static_cast<size_t>(std::max(1, n_threads)));
+        outs_[0] = {0, y_[1], true, {}};
 
         planned_w_ = ins[1].constant->raw();
         wei_ = reorder_weights(planned_w_);
@@ -159,10 +160,20 @@ public:
                     const auto* r = reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
                     for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
                 }
+                // Channel-range outputs (a Split folded into this conv) and concat slices.
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
-                for (const ConcatSlice& sl : slices_) {
-                    char* d = static_cast<char*>(out[sl.slot].raw()) + (p0 * sl.total + sl.offset) * 4;
-                    copy_channel_rows(dst, y_[1], d, sl.total, (c.oh1 - c.oh0) * y_[3], y_[1], 4);
+                const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
+                for (const auto& [k, spec] : outs_) {
+                    const char* from = dst + spec.c0 * 4;
+                    const int64_t width = spec.c1 - spec.c0;
+                    if (k != 0 && spec.dense) {
+                        copy_channel_rows(from, y_[1], static_cast<char*>(out[k].raw()) + p0 * width * 4,
+                                          width, pixels, width, 4);
+                    }
+                    for (const ConcatSlice& sl : spec.slices) {
+                        char* d = static_cast<char*>(out[sl.slot].raw()) + (p0 * sl.total + sl.offset) * 4;
+                        copy_channel_rows(from, y_[1], d, sl.total, pixels, width, 4);
+                    }
                 }
             }
         });
@@ -171,22 +182,46 @@ public:
     }
 
     std::string describe() const override {
-        return slices_.empty() ? what_ : what_ + (dense_ ? " +concat" : " >concat");
+        std::string extra;
+        for (const auto& [k, spec] : outs_) {
+            if (k != 0) extra = " +split";
+        }
+        for (const auto& [k, spec] : outs_) {
+            if (!spec.slices.empty()) extra += dense_ ? " +concat" : " >concat";
+            if (!spec.slices.empty()) break;
+        }
+        return what_ + extra;
     }
 
     bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
                           bool keep_dense) override {
-        if (out != 0) return false;
-        slices_.push_back({out, slot, offset, total});
-        if (!keep_dense && dense_) {
+        auto it = outs_.find(out);
+        if (it == outs_.end()) return false;
+        it->second.slices.push_back({out, slot, offset, total});
+        if (!keep_dense) drop_dense(out);
+        return true;
+    }
+
+    bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) override {
+        if (out != 0 || c0 < 0 || c1 > y_[1] || c0 >= c1 || outs_.count(slot)) return false;
+        outs_[slot] = {c0, c1, true, {}};
+        return true;
+    }
+
+    void drop_dense(size_t out) override {
+        auto it = outs_.find(out);
+        if (it == outs_.end() || !it->second.dense) return;
+        it->second.dense = false;
+        if (out == 0) {
             // The conv result then only lives in a per-thread chunk buffer until the epilogue
-            // has written it into the concat buffer(s).
+            // has written it to its other destinations.
             dense_ = false;
             int64_t rows = 0;
             for (const Chunk& c : chunks_) rows = std::max(rows, c.oh1 - c.oh0);
-            for (auto& b : chunk_out_) b = std::make_unique<Buffer>(static_cast<size_t>(rows * y_[1] * y_[3]) * 4);
+            for (auto& b : chunk_out_) {
+                b = std::make_unique<Buffer>(static_cast<size_t>(rows * y_[1] * y_[3]) * 4);
+            }
         }
-        return true;
     }
 
 private:
@@ -305,8 +340,15 @@ private:
     std::vector<Chunk> chunks_;
     const void* planned_w_ = nullptr;
     memory wei_;
-    std::vector<ConcatSlice> slices_;
-    bool dense_ = true;  // the conv output tensor itself is written
+    // Destinations by step output index: 0 is the conv result itself; others are channel
+    // ranges of it (a folded Split). Each may also feed concat slices.
+    struct OutSpec {
+        int64_t c0 = 0, c1 = 0;
+        bool dense = true;
+        std::vector<ConcatSlice> slices;
+    };
+    std::map<size_t, OutSpec> outs_;
+    bool dense_ = true;  // outs_[0] is written to the output tensor
     std::vector<std::unique_ptr<Buffer>> chunk_out_;  // per pool thread, when !dense_
 };
 

@@ -43,6 +43,15 @@ public:
     // A channel Concat told that its producer writes input `in` in place: run() must not copy
     // it (the tensor passed for it is then empty).
     virtual bool set_input_in_place(size_t in) { return false; }
+    // Split folding: the producer also writes channels [c0, c1) of output `out` as a dense NHWC
+    // tensor, passed to run() as outputs[slot]; that slot can then take concat slices too.
+    virtual bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) {
+        return false;
+    }
+    // Output `out` (as given to add_concat_slice / add_channel_range_output) is not needed as a
+    // tensor of its own; run() then receives it empty. Only called on ops that accepted one of
+    // those requests.
+    virtual void drop_dense(size_t out) {}
 };
 
 // Copies `pixels` rows of `c` elements (`elem` bytes each): row p from src + p * src_stride
