@@ -8,17 +8,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-
-// OpenCV 4.6's headers trip C++20's deprecated enum arithmetic warning; silence it for them only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wdeprecated-enum-enum-conversion"
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-#pragma GCC diagnostic pop
 
 #include "core/half.h"
+#include "data/image_list.h"
+#include "data/letterbox.h"
 
 namespace lowbit::calib {
 
@@ -85,11 +78,9 @@ public:
         return fmt::format("{} images letterboxed to {}x{}", images_.size(), size_, size_);
     }
     Status read(int64_t index, float* dst) override {
-        const std::string& p = images_.at(static_cast<size_t>(index));
-        cv::Mat img = cv::imread(p, cv::IMREAD_COLOR);
-        if (img.empty()) return io_error("cannot decode image '{}'", p);
-        return letterbox_to_chw(img.data, img.rows, img.cols, img.step[0], size_, dst)
-            .with_context(p);
+        auto lb = load_letterboxed(images_.at(static_cast<size_t>(index)),
+                                   static_cast<int>(size_), dst);
+        return lb.is_ok() ? Status::ok() : lb.status();
     }
 
 private:
@@ -195,47 +186,12 @@ Result<std::unique_ptr<CalibSource>> open_image_source(std::vector<std::string> 
     return std::unique_ptr<CalibSource>(new ImageSource(std::move(images), imgsz));
 }
 
-Result<std::vector<std::string>> read_image_list(const std::string& list_path) {
-    std::ifstream in(list_path);
-    if (!in) return io_error("cannot open image list '{}'", list_path);
-    const fs::path base = fs::path(list_path).parent_path();
-    std::vector<std::string> out;
-    std::string line;
-    int lineno = 0;
-    while (std::getline(in, line)) {
-        ++lineno;
-        while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-        size_t s = 0;
-        while (s < line.size() && std::isspace(static_cast<unsigned char>(line[s]))) ++s;
-        line = line.substr(s);
-        if (line.empty() || line[0] == '#') continue;
-        fs::path p(line);
-        if (p.is_relative()) p = base / p;
-        std::error_code ec;
-        if (!fs::is_regular_file(p, ec)) {
-            return io_error("{}:{}: image '{}' does not exist", list_path, lineno, p.string());
-        }
-        out.push_back(p.string());
-    }
-    if (out.empty()) return invalid("image list '{}' names no images", list_path);
-    return out;
-}
-
 Result<std::vector<std::string>> collect_images(const std::vector<std::string>& paths) {
     std::vector<std::string> out;
     for (const auto& p : paths) {
         std::error_code ec;
         if (fs::is_directory(p, ec)) {
-            std::vector<std::string> found;
-            for (const auto& e : fs::directory_iterator(p, ec)) {
-                if (!e.is_regular_file()) continue;
-                std::string ext = e.path().extension().string();
-                std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
-                if (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp") {
-                    found.push_back(e.path().string());
-                }
-            }
-            std::sort(found.begin(), found.end());
+            LOWBIT_ASSIGN(std::vector<std::string> found, list_image_dir(p));
             out.insert(out.end(), found.begin(), found.end());
         } else if (fs::is_regular_file(p, ec)) {
             out.push_back(p);
@@ -245,36 +201,6 @@ Result<std::vector<std::string>> collect_images(const std::vector<std::string>& 
     }
     if (out.empty()) return invalid("no calibration images found");
     return out;
-}
-
-Status letterbox_to_chw(const uint8_t* bgr, int rows, int cols, size_t row_stride, int64_t size,
-                        float* dst) {
-    if (rows <= 0 || cols <= 0) return invalid("empty image");
-    cv::Mat src(rows, cols, CV_8UC3, const_cast<uint8_t*>(bgr), row_stride);
-    const double s = static_cast<double>(size);
-    const double scale = std::min(s / cols, s / rows);
-    // Python round(): half to even.
-    const int new_w = static_cast<int>(std::nearbyint(cols * scale));
-    const int new_h = static_cast<int>(std::nearbyint(rows * scale));
-    cv::Mat resized;
-    cv::resize(src, resized, cv::Size(new_w, new_h), 0, 0, cv::INTER_LINEAR);
-    const int pad_w = static_cast<int>(size) - new_w, pad_h = static_cast<int>(size) - new_h;
-    const int left = pad_w / 2, top = pad_h / 2;
-    cv::Mat boxed;
-    cv::copyMakeBorder(resized, boxed, top, pad_h - top, left, pad_w - left, cv::BORDER_CONSTANT,
-                       cv::Scalar(114, 114, 114));
-    const int64_t plane = size * size;
-    for (int y = 0; y < boxed.rows; ++y) {
-        const uint8_t* row = boxed.ptr<uint8_t>(y);
-        for (int x = 0; x < boxed.cols; ++x) {
-            const int64_t o = static_cast<int64_t>(y) * size + x;
-            // BGR -> RGB planes.
-            dst[o] = row[3 * x + 2] / 255.0f;
-            dst[plane + o] = row[3 * x + 1] / 255.0f;
-            dst[2 * plane + o] = row[3 * x] / 255.0f;
-        }
-    }
-    return Status::ok();
 }
 
 }  // namespace lowbit::calib

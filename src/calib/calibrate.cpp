@@ -1,45 +1,20 @@
 #include "calib/calibrate.h"
 
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "core/half.h"
+#include "core/progress.h"
 
 namespace lowbit::calib {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// One-line progress on stderr, redrawn in place; silent when stderr is not a terminal.
-class ProgressLine {
-public:
-    ProgressLine(bool enabled, int64_t total)
-        : on_(enabled && isatty(fileno(stderr)) != 0), total_(total), start_(Clock::now()) {}
-    void update(int64_t done) {
-        if (!on_) return;
-        const double s = std::chrono::duration<double>(Clock::now() - start_).count();
-        const double rate = s > 0 ? static_cast<double>(done) / s : 0;
-        const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0;
-        std::fprintf(stderr, "\rcalibrating %lld/%lld samples  %.1f/s  eta %.0fs   ",
-                     static_cast<long long>(done), static_cast<long long>(total_), rate, eta);
-        std::fflush(stderr);
-    }
-    void finish() {
-        if (on_) std::fprintf(stderr, "\n");
-    }
-
-private:
-    bool on_;
-    int64_t total_;
-    Clock::time_point start_;
-};
 
 void observe(TensorStats& s, const Tensor& t) {
     if (t.dtype() == DType::Float32) s.add(t.data<float>(), t.numel());
@@ -114,7 +89,7 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
     };
 
     const auto t0 = Clock::now();
-    ProgressLine progress(opts.progress, total);
+    Progress progress("calibrate", total, "img", opts.progress && Progress::stderr_is_terminal());
     const int64_t per_sample = shape_numel(sample);
     std::unique_ptr<Executor> ex, tail_ex;
     const auto in_group = group_of.find(input->name);
@@ -144,7 +119,7 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
         auto out = e->run({feed});
         if (!out) return out.status().with_context(fmt::format("calibration sample {}", start));
         res.samples += b;
-        progress.update(res.samples);
+        progress.advance(b);
     }
     progress.finish();
     res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -144,34 +144,11 @@ void TensorStats::add_finite(const float* x, int64_t n, const ChunkScan& sc) {
     // product is exact and a value's bin never depends on the range current when it arrived.
     const float f = std::ldexp(1.0f, kFineBinsLog2 - exponent_);
     int32_t idx[kChunk];
-    if (n < kSplitThreshold) {
-        uint64_t* h = hist_.data();
-        for (int64_t off = 0; off < n; off += kChunk) {
-            const int64_t m = std::min(kChunk, n - off);
-            for (int64_t i = 0; i < m; ++i) idx[i] = static_cast<int32_t>(std::fabs(x[off + i]) * f);
-            for (int64_t i = 0; i < m; ++i) ++h[idx[i]];
-        }
-        return;
-    }
-    // Large tensors: four interleaved 32-bit sub-histograms, so that runs of values falling in
-    // the same bin do not serialize on one counter; merged once at the end.
-    scratch_.assign(static_cast<size_t>(4 * kFineBins), 0);
-    uint32_t* s = scratch_.data();
+    uint64_t* h = hist_.data();
     for (int64_t off = 0; off < n; off += kChunk) {
         const int64_t m = std::min(kChunk, n - off);
         for (int64_t i = 0; i < m; ++i) idx[i] = static_cast<int32_t>(std::fabs(x[off + i]) * f);
-        int64_t i = 0;
-        for (; i + 4 <= m; i += 4) {
-            ++s[idx[i]];
-            ++s[kFineBins + idx[i + 1]];
-            ++s[2 * kFineBins + idx[i + 2]];
-            ++s[3 * kFineBins + idx[i + 3]];
-        }
-        for (; i < m; ++i) ++s[idx[i]];
-    }
-    for (int64_t b = 0; b < kFineBins; ++b) {
-        hist_[static_cast<size_t>(b)] += static_cast<uint64_t>(s[b]) + s[kFineBins + b] +
-                                         s[2 * kFineBins + b] + s[3 * kFineBins + b];
+        for (int64_t i = 0; i < m; ++i) ++h[idx[i]];
     }
 }
 

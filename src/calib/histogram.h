@@ -50,7 +50,6 @@ public:
     };
 
 private:
-    static constexpr int64_t kSplitThreshold = int64_t{1} << 18;
     void grow_to(int exponent);
     void add_finite(const float* x, int64_t n, const ChunkScan& sc);
 
@@ -63,7 +62,6 @@ private:
     static constexpr int kNoRange = -1000;
     int exponent_ = kNoRange;
     std::vector<uint64_t> hist_;
-    std::vector<uint32_t> scratch_;  // sub-histograms of one large add(); empty between calls
 };
 
 }  // namespace lowbit::calib

@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/fs.h"
+#include "data/image_list.h"
 #include "onnx/model_io.h"
 #include "quant/explain.h"
 #include "quant/pipeline.h"
@@ -204,7 +205,7 @@ int run_quantize(const QuantizeCliOptions& o) {
         if (!s) return report(cmd, s.status());
         source = std::move(s).value();
     } else if (!o.calib_list.empty() || !o.calib_images.empty()) {
-        auto imgs = !o.calib_list.empty() ? calib::read_image_list(o.calib_list)
+        auto imgs = !o.calib_list.empty() ? read_image_list(o.calib_list)
                                           : calib::collect_images(o.calib_images);
         if (!imgs) return report(cmd, imgs.status());
         auto s = calib::open_image_source(std::move(imgs).value(), o.imgsz);
@@ -303,7 +304,8 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--calib,--calibration_data_path", o->calib,
                     "Calibration .npy [N, C, H, W] float32 (from `lowbit calib`)");
     sub->add_option("--calib-list", o->calib_list,
-                    "Text file of calibration image paths (letterboxed like `lowbit calib`)");
+                    "Text file of calibration image paths, relative to the list's folder "
+                    "(letterboxed like `lowbit calib`)");
     sub->add_option("--calib-images", o->calib_images,
                     "Calibration images: files or folders (letterboxed like `lowbit calib`)");
     sub->add_option("--imgsz", o->imgsz, "Letterbox size for --calib-list/--calib-images")

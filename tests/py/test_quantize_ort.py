@@ -292,6 +292,37 @@ def test_saved_ranges_are_reused(synth, tmp_path):
         assert np.array_equal(ia[k], ib[k]), k
 
 
+def test_image_inputs_calibrate_like_the_npy(synth, tmp_path):
+    """--calib-list / --calib-images letterbox on the fly exactly as `lowbit calib` stores."""
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(3)
+    for i, (h, w) in enumerate([(24, 40), (40, 24), (32, 32)]):
+        cv2.imwrite(str(tmp_path / f"im{i}.png"), (rng.random((h, w, 3)) * 255).astype(np.uint8))
+    (tmp_path / "list.txt").write_text("im0.png\n# comment\n\nim1.png\nim2.png\n")
+    lowbit("calib", "--list", tmp_path / "list.txt", "--out", tmp_path / "c.npy", "--imgsz", 32)
+    ranges = []
+    for i, src in enumerate([["--calib", tmp_path / "c.npy"],
+                             ["--calib-list", tmp_path / "list.txt", "--imgsz", 32],
+                             ["--calib-images", tmp_path, "--imgsz", 32]]):
+        r = tmp_path / f"r{i}.json"
+        quantize(synth["model"], tmp_path / f"q{i}.onnx", *src, "--ranges", r)
+        ranges.append(json.loads(r.read_text())["tensors"])
+    assert ranges[0] == ranges[1] == ranges[2]
+
+
+def test_int8_op_types_bypass_placement(synth, tmp_path):
+    out = tmp_path / "conv_only.onnx"
+    explain = tmp_path / "e.json"
+    quantize(synth["model"], out, "--calib", synth["calib"], "--op-types", "Conv",
+             "--explain-json", explain)
+    e = json.loads(explain.read_text())
+    assert {q["op"] for q in e["quantized_nodes"]} == {"Conv"}
+    compare_with_ort(out, synth["x"], tmp_path)
+    r = lowbit("quantize", synth["model"], "--out", tmp_path / "x.onnx", "--calib",
+               synth["calib"], "--high-precision", "bf16", check=False)
+    assert r.returncode == 2 and "bf16" in r.stderr
+
+
 def test_modelopt_spellings_translate_one_to_one(synth, tmp_path):
     a = tmp_path / "native.onnx"
     b = tmp_path / "modelopt.onnx"
