@@ -13,7 +13,7 @@
 // Graph outputs are always returned in plain layout.
 //
 // LOWBIT_PROFILE=1 in the environment times every step and prints per-op-kind totals to stderr
-// when the executor is destroyed (LOWBIT_PROFILE=2 adds the slowest individual steps).
+// when the executor is destroyed (LOWBIT_PROFILE=2 adds every step, slowest first).
 #include "runtime/executor.h"
 
 #include <fmt/format.h>
@@ -124,7 +124,7 @@ struct Executor::Impl {
     int profile_level = 0;
     int64_t profile_runs = 0;
     std::unordered_map<std::string, ProfileEntry> profile;
-    std::vector<double> step_ms;  // per step of the main program (level 2)
+    std::vector<double> step_ms, step_cpu_ms;  // per step of the main program (level 2)
 
     Impl(int n_threads, bool reference)
         : pool(n_threads), serial(1),
@@ -277,7 +277,10 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
     env_profile_level(&profile_level);
     if (!reference_only) backend = std::make_unique<cpu::CpuBackend>(pool.size());
     LOWBIT_ASSIGN(main, build_program(!reference_only, !reference_only));
-    if (profile_level > 1) step_ms.assign(main->steps.size(), 0.0);
+    if (profile_level > 1) {
+        step_ms.assign(main->steps.size(), 0.0);
+        step_cpu_ms.assign(main->steps.size(), 0.0);
+    }
     return Status::ok();
 }
 
@@ -701,11 +704,15 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
         LOWBIT_TRY(run_step(p, step, ins, outs));
         if (timed) {
             const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+            const double cpu = process_cpu_ms() - cpu0;
             ProfileEntry& e = profile[step.label];
-            e.cpu_ms += process_cpu_ms() - cpu0;
+            e.cpu_ms += cpu;
             e.ms += ms;
             ++e.calls;
-            if (!step_ms.empty()) step_ms[si] += ms;
+            if (!step_ms.empty()) {
+                step_ms[si] += ms;
+                step_cpu_ms[si] += cpu;
+            }
         }
         if (node && observer) {
             for (const auto& name : node->outputs) {
@@ -748,11 +755,12 @@ void Executor::Impl::print_profile() const {
         std::vector<size_t> idx(step_ms.size());
         for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
         std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return step_ms[a] > step_ms[b]; });
-        fmt::print(stderr, "  slowest steps:\n");
-        for (size_t k = 0; k < std::min<size_t>(40, idx.size()); ++k) {
+        fmt::print(stderr, "  steps, slowest first:\n");
+        for (size_t k = 0; k < idx.size(); ++k) {
             const Step& s = main->steps[idx[k]];
             const std::string who = s.node == kNoNode ? s.in[0] : graph.nodes[s.node].name;
-            fmt::print(stderr, "  {:9.3f}  {}  ({})\n", step_ms[idx[k]] / runs, s.label, who);
+            fmt::print(stderr, "  {:9.3f} {:9.3f}  {}  ({})\n", step_ms[idx[k]] / runs,
+                       step_cpu_ms[idx[k]] / runs, s.label, who);
         }
     }
 }

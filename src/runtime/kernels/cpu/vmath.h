@@ -45,11 +45,8 @@ inline __m512 exp512(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
     const __m512 r2 = _mm512_mul_ps(r, r);
     p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    // 2^n: the clamp to [-87.34, 88] keeps n in [-126, 127], so (n + 127) << 23 is a normal
-    // float's exponent field (88 rather than Cephes' 88.376 keeps n = 128 out of reach).
-    const __m512i e = _mm512_slli_epi32(
-        _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+    // p * 2^n in one instruction (vscalefps); n is an integer-valued float in [-126, 127].
+    return _mm512_scalef_ps(p, n);
 }
 
 inline __m512 sigmoid512(__m512 x) {
