@@ -19,7 +19,7 @@ int report(const std::string& command, const Status& st);
 std::string assets_dir();
 
 // File name, inside assets_dir(), of the model commands use when none is given.
-inline constexpr const char* kDefaultModelFile = "shapes-yolov10m-raw.onnx";
+inline constexpr const char* kDefaultModelFile = "shapes-yolov10m-w0p1875-raw.onnx";
 
 // The bundled default model's path; empty if it is not there.
 std::string default_model_path();
