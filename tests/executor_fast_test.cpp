@@ -302,6 +302,28 @@ TEST(ExecutorFast, ChunkedConvBatch2) {
     EXPECT_LT(compare(b.model()), kTol);
 }
 
+// Elementwise ops without a fast kernel run their reference kernel over slices in parallel;
+// QuantizeLinear/DequantizeLinear (per tensor, as on activations) must stay bit-exact.
+TEST(ExecutorFast, ParallelReferenceElementwise) {
+    Builder b;
+    const std::string x = b.input("x", {1, 16, 96, 90});
+    // A 1x1 conv with identity weights: exact in both paths, and its output is stored NHWC.
+    // (Quantizing a conv result that differs in the last bit could flip a rounding.)
+    std::vector<float> eye(16 * 16, 0.0f);
+    for (int i = 0; i < 16; ++i) eye[static_cast<size_t>(i * 16 + i)] = 1.0f;
+    const std::string a = b.op("Conv", {x, b.init(Tensor::from_vector(DType::Float32, {16, 16, 1, 1}, eye))});
+    const std::string scale = b.init(Tensor::from_vector<float>(DType::Float32, {}, {0.02f}));
+    const std::string zp = b.init(Tensor::from_vector<int8_t>(DType::Int8, {}, {3}));
+    const std::string q = b.op("QuantizeLinear", {a, scale, zp});
+    const std::string dq = b.op("DequantizeLinear", {q, scale, zp});
+    const std::string c = b.op("Clip", {b.op("Relu", {dq}), b.init(random_tensor({}, 1, 0.0f, 0.1f)),
+                                        b.init(random_tensor({}, 2, 0.4f, 0.6f))});
+    b.output(b.conv(c, 16, 8, 3, 1, -1, 1, false));
+    b.output(dq);
+    b.output(b.op("Tanh", {x}));
+    EXPECT_LT(compare(b.model()), kTol);
+}
+
 TEST(ExecutorFast, TransposeVariants) {
     const std::vector<std::pair<Shape, std::vector<int64_t>>> cases = {
         {{2, 3, 1, 5, 7}, {3, 0, 4, 2, 1}},

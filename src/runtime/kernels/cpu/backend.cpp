@@ -82,6 +82,7 @@ FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Ope
         if (binary) p.op = make_binary(node, ins, out, l);
         if (!p.op && !uniform) return p;  // broadcasting beyond scalars: reference, plain
         if (!p.op && t == "Sigmoid") p.op = make_sigmoid(node, ins);
+        if (!p.op) p.op = make_parallel_ref(node, opset, ins, outs, n_threads_);
         for (size_t i = 0; i < ins.size(); ++i) {
             if (ins[i].present() && ins[i].shape == out.shape) p.in_layouts[i] = l;
         }

@@ -35,6 +35,12 @@ std::unique_ptr<FastOp> make_binary(const Node& node, std::span<const Operand> i
                                     const Operand& out, Layout layout);
 std::unique_ptr<FastOp> make_sigmoid(const Node& node, std::span<const Operand> ins);
 
+// parallel_ref.cpp: a layout-blind elementwise op (full-size operands of the output's shape,
+// others numel 1) run as its reference kernel over slices of the flat range, in parallel.
+std::unique_ptr<FastOp> make_parallel_ref(const Node& node, int64_t opset,
+                                          std::span<const Operand> ins,
+                                          std::span<const Operand> outs, int n_threads);
+
 // softmax.cpp: float32 Softmax over one axis (opset >= 13) or the flattened trailing dims
 // (opset < 13), plain layout.
 std::unique_ptr<FastOp> make_softmax(const Node& node, int64_t opset, std::span<const Operand> ins);
