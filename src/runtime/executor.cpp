@@ -52,6 +52,7 @@ struct Step {
     std::vector<size_t> fused;  // further nodes this step computes (a fused SiLU's Sigmoid, Mul)
     std::vector<std::string> in, out;  // storage tensor names ("" = absent)
     std::vector<Layout> in_layouts;    // layout of each `in` tensor
+    std::vector<Tensor> in_views, out_views;  // the tensors of in/out (the arena never moves)
     std::unique_ptr<cpu::FastOp> fast;  // null: the node's reference kernel, or a reorder
     Layout reorder_to = Layout::Plain;
     std::string label;  // profile key
@@ -484,6 +485,10 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
     p.slots = plan_memory(reqs, &p.arena_bytes);
     for (size_t k = 0; k < names.size(); ++k) p.slot_of[names[k]] = k;
     p.arena = std::make_shared<Buffer>(p.arena_bytes);
+    for (Step& st : p.steps) {
+        for (const auto& name : st.in) st.in_views.push_back(name.empty() ? Tensor() : view(p, name));
+        for (const auto& name : st.out) st.out_views.push_back(name.empty() ? Tensor() : view(p, name));
+    }
     return prog;
 }
 
@@ -664,10 +669,8 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
     std::vector<Tensor> ins, outs;
     for (size_t si = 0; si < p.steps.size(); ++si) {
         Step& step = p.steps[si];
-        ins.clear();
-        outs.clear();
-        for (const auto& name : step.in) ins.push_back(name.empty() ? Tensor() : view(p, name));
-        for (const auto& name : step.out) outs.push_back(name.empty() ? Tensor() : view(p, name));
+        ins = step.in_views;
+        outs = step.out_views;
         const Node* node = step.node == kNoNode ? nullptr : &graph.nodes[step.node];
         if (node && node_override) {
             // The override sees plain tensors in the node's own input order. An input it
