@@ -327,6 +327,21 @@ TEST(QuantPlacement, HeadExclusionFileKeepsExactlyTheHeadConvs) {
     EXPECT_EQ(head->nodes.size(), 24u);  // 3 levels x (3 box + 5 class) Convs
     EXPECT_TRUE(std::is_sorted(head->nodes.begin(), head->nodes.end()));
 
+    // Without scoped names the head is found from the branches feeding the output: the same 24.
+    Model anon = *model;
+    std::map<std::string, std::string> original;
+    for (size_t i = 0; i < anon.graph.nodes.size(); ++i) {
+        std::string name = "node_" + std::to_string(i);
+        original[name] = anon.graph.nodes[i].name;
+        anon.graph.nodes[i].name = name;
+    }
+    auto by_structure = head_exclusion_list(anon.graph, {});
+    ASSERT_TRUE(by_structure.is_ok());
+    EXPECT_EQ(by_structure->method, "structure (head branches)");
+    std::set<std::string> mapped;
+    for (const auto& n : by_structure->nodes) mapped.insert(original[n]);
+    EXPECT_EQ(mapped, std::set<std::string>(head->nodes.begin(), head->nodes.end()));
+
     auto prepared = prepare_float_model(*model);
     QuantizeOptions o;
     o.placement.exclude_names = head->nodes;
@@ -341,6 +356,28 @@ TEST(QuantPlacement, HeadExclusionFileKeepsExactlyTheHeadConvs) {
         EXPECT_NE(prepared->graph.nodes[i].name.rfind("/model.23/", 0), 0u)
             << prepared->graph.nodes[i].name;
     }
+}
+
+TEST(QuantPlacement, HeadExclusionFindsTheHeadByStructure) {
+    // Unscoped names: backbone -> neck feature used twice; two head branches feed the output.
+    Builder b({1, 16, 8, 8});
+    std::string f = b.conv_silu("stem", "x", 16, 16, 3);
+    std::string n1 = b.conv_silu("neck", f, 16, 16, 3);
+    std::string down = b.conv_silu("down", n1, 16, 16, 3);
+    std::string h1 = b.conv("box", b.conv_silu("box_pre", n1, 16, 16, 3), 16, 4, 1);
+    std::string h2 = b.conv("cls", down, 16, 3, 1);
+    std::string out = b.node("cat", "Concat", {h1, h2}, {{"axis", Attr::make_int(1)}});
+    b.output(out);
+    auto r = head_exclusion_list(b.m.graph, {});
+    ASSERT_TRUE(r.is_ok());
+    EXPECT_EQ(r->method, "structure (head branches)");
+    EXPECT_EQ(r->final_convs, (std::vector<std::string>{"box", "cls"}));
+    // The neck feature n1 is read by both branches: the walk stops there.
+    EXPECT_EQ(r->nodes, (std::vector<std::string>{"box", "box_pre/conv", "cls", "down/conv"}));
+    HeadExcludeOptions given;
+    given.scope = "box";
+    auto g = head_exclusion_list(b.m.graph, given);
+    EXPECT_EQ(g->nodes, (std::vector<std::string>{"box", "box_pre/conv"}));
 }
 
 TEST(QuantPlacement, YoloResidualAddsGetSkipOnlyUnlessParity) {

@@ -64,25 +64,31 @@ Result<HeadExcludeResult> head_exclusion_list(const Graph& g, const HeadExcludeO
             }
         }
     } else {
-        // Output-only tail: nodes all of whose consumers are in the tail (fixed point).
-        r.method = "structure (output-only tail)";
-        std::vector<bool> tail(v.size(), false);
+        // Head branches: each final Conv starts a branch; a node joins a branch when all its
+        // readers belong to that one branch. A tensor read by two branches (a neck feature)
+        // ends both, so the walk never enters the neck.
+        r.method = "structure (head branches)";
+        std::vector<int> branch(v.size(), -1);
+        int id = 0;
+        for (size_t f : finals) branch[f] = id++;
         for (bool changed = true; changed;) {
             changed = false;
-            for (size_t i = v.size(); i-- > 0;) {
-                if (tail[i]) continue;
-                auto ch = v.children(i);
-                bool feeds_output = v.produces_graph_output(i);
-                bool ok = !ch.empty() || feeds_output;
-                for (size_t c : ch) ok = ok && tail[c];
-                if (ok) {
-                    tail[i] = true;
+            for (auto it = v.topo().rbegin(); it != v.topo().rend(); ++it) {
+                const size_t n = *it;
+                if (branch[n] >= 0) continue;
+                auto ch = v.children(n);
+                if (ch.empty()) continue;
+                const int b = branch[ch[0]];
+                bool same = b >= 0;
+                for (size_t c : ch) same = same && branch[c] == b;
+                if (same) {
+                    branch[n] = b;
                     changed = true;
                 }
             }
         }
         for (size_t i = 0; i < v.size(); ++i) {
-            if (tail[i] && types.count(v.node(i).op_type) && !v.node(i).name.empty()) {
+            if (branch[i] >= 0 && types.count(v.node(i).op_type) && !v.node(i).name.empty()) {
                 out.insert(v.node(i).name);
             }
         }

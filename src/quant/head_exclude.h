@@ -5,8 +5,9 @@
 // structure so other exports work too: the "final" Convs are those from which a graph output is
 // reached without passing another Conv, and the scope is the first two components of their
 // names ("/model.23/") when they all share them. When names carry no such scope, the head is
-// the set of nodes whose outputs feed only the graph outputs (directly or through other such
-// nodes), and the list holds its nodes of the requested types.
+// the union of the branches ending in the final Convs: a node belongs to a branch when every
+// reader of its outputs does, so the walk stops at tensors read by two branches (the neck's
+// feature maps).
 #pragma once
 
 #include <string>
@@ -24,7 +25,7 @@ struct HeadExcludeOptions {
 
 struct HeadExcludeResult {
     std::string scope;   // the prefix used; empty for the structural fallback
-    std::string method;  // "given", "structure (final convs)", or "structure (output-only tail)"
+    std::string method;  // "given", "structure (final convs)", or "structure (head branches)"
     std::vector<std::string> final_convs;
     std::vector<std::string> nodes;  // sorted, unique
 };
