@@ -31,7 +31,6 @@ Only numpy and OpenCV are used.
 import argparse
 import json
 import math
-import os
 from pathlib import Path
 
 import cv2
@@ -180,10 +179,10 @@ def render_object(rng, cls, s, bg_ref):
         text = name[-1]
         font = [cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX][int(rng.integers(0, 2))]
         thick = max(1, int(round(s / 7)))
-        (tw, th), _ = cv2.getTextSize(text, font, 1.0, thick)
+        # Scale the glyph so that its cap height is about 0.9 s.
+        _, th = cv2.getTextSize(text, font, 1.0, thick)[0]
         scale = s / max(th, 1) * 0.9
-        thick = max(1, int(round(s / 7)))
-        (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+        tw, th = cv2.getTextSize(text, font, scale, thick)[0]
         org = (int(c - tw / 2), int(c + th / 2))
         cv2.putText(mask, text, org, font, scale, 255, thick, cv2.LINE_AA)
         max_rot = 25.0
