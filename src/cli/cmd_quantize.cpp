@@ -48,6 +48,7 @@ struct QuantizeCliOptions {
     std::vector<std::string> op_types;
     std::vector<std::string> exclude_op_types;
     std::string high_precision = "fp32";
+    std::vector<std::string> fp16_keep_ops;
     std::string ranges;
     bool dq_only = false;
     bool modelopt_parity = false;
@@ -151,6 +152,7 @@ int run_quantize(const QuantizeCliOptions& o) {
     if (Status st = quant::validate_regexes(q.placement.exclude_regex); !st) {
         return report(cmd, st);
     }
+    q.fp16_keep_ops = o.fp16_keep_ops;
     q.placement.op_types = o.op_types;
     q.placement.exclude_op_types = o.exclude_op_types;
     q.placement.modelopt_parity = o.modelopt_parity;
@@ -348,6 +350,8 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
                     "Precision of the non-quantized part: fp32, or fp16 (ModelOpt's default; "
                     "graph I/O types kept via boundary Casts)")
         ->capture_default_str();
+    sub->add_option("--exclude-fp16-op-types,--op_types_to_exclude_fp16", o->fp16_keep_ops,
+                    "With --high-precision fp16: op types kept float32 between Casts");
     sub->add_option("--ranges", o->ranges,
                     "JSON of calibrated ranges: written after calibration; reused (no "
                     "calibration) when it exists and no calibration data is given");

@@ -216,9 +216,7 @@ Result<Fp16Stats> convert_to_fp16(Model& model, const TypeLookup& types, const F
             const DType cur = it->second;
             DType want = cur;
             if (cur == DType::Float32 && slot_fp16(n, k)) want = DType::Float16;
-            if (cur == DType::Float16 && !slot_fp16(n, k) && dtype_before(t) != DType::Float16) {
-                want = DType::Float32;
-            }
+            if (cur == DType::Float16 && !slot_fp16(n, k)) want = DType::Float32;
             if (want == cur) continue;
             auto key = std::make_pair(t, want);
             auto c = casts.find(key);

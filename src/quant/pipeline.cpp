@@ -263,7 +263,9 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
             if (it != res.rewrite.new_tensors.end()) return TensorType{it->second, {}};
             return types(name);
         };
-        LOWBIT_ASSIGN(res.fp16, convert_to_fp16(m, new_types, {}));
+        Fp16Options fo;
+        fo.keep_fp32_op_types = opts.fp16_keep_ops;
+        LOWBIT_ASSIGN(res.fp16, convert_to_fp16(m, new_types, fo));
     }
     res.model = std::move(m);
     return res;

@@ -25,6 +25,8 @@ struct QuantizeOptions {
     calib::CalibMethod method = calib::CalibMethod::Entropy;
     double percentile = 99.99;
     DType high_precision = DType::Float32;  // or Float16
+    // With float16: op types kept float32 between Casts (ModelOpt's --op_types_to_exclude_fp16).
+    std::vector<std::string> fp16_keep_ops;
     // Asymmetric activations (UInt8 or Int8 zero points); INT8 only.
     std::optional<DType> zero_point;
     bool dq_only = false;

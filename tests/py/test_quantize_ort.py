@@ -70,14 +70,14 @@ def check_model(path, mode):
     return m
 
 
-def compare_with_ort(path, x, tmp):
-    """lowbit's engine vs ORT (no optimizations): within one INT8 step of the output range."""
+def compare_with_ort(path, x, tmp, steps=1.0):
+    """lowbit's engine vs ORT (no optimizations): within `steps` INT8 steps of the output range."""
     y = ort_run(path, x)[0]
     z = lowbit_run(path, x, tmp)
     assert z.shape == y.shape
     step = float(np.abs(y).max()) / 127.0
     diff = float(np.abs(z.astype(np.float64) - y.astype(np.float64)).max())
-    assert diff <= step, f"max |lowbit - ORT| = {diff} > one step {step}"
+    assert diff <= steps * step, f"max |lowbit - ORT| = {diff} > {steps} step(s) of {step}"
     # And ORT with its optimizations loads and runs the same file.
     yo = ort_run(path, x, optimize=True)[0]
     assert np.all(np.isfinite(yo))
@@ -231,6 +231,24 @@ def test_fp16_high_precision_runs_in_ort(synth, tmp_path, mode):
     assert np.corrcoef(y.ravel(), y32.ravel())[0, 1] > 0.9
     if summary["lowbit_engine"] == "ok":
         compare_with_ort(out, synth["x"], tmp_path)
+    else:
+        # lowbit's reference Conv/MatMul/MaxPool/Softmax are float32-only; ORT's CPU provider
+        # runs such fp16 nodes in float32 between Casts (InsertCastTransformer). The graph
+        # --exclude-fp16-op-types writes has those Casts explicitly: lowbit runs it, matching
+        # ORT on the same file, and it stays close to ORT on the true float16 model.
+        keep = tmp_path / "keep.onnx"
+        s2 = quantize(synth["model"], keep, "--mode", mode, "--calib", synth["calib"],
+                      "--high-precision", "fp16", "--exclude-fp16-op-types", "Conv", "MatMul",
+                      "MaxPool", "Softmax", "Resize")
+        assert s2["lowbit_engine"] == "ok"
+        check_model(keep, mode)
+        # ORT does not round every float16 tensor the graph stores: its CPU provider runs
+        # fp16-less ops (Sigmoid) in float32 and drops the Cast pairs around them, so some
+        # tensors stay float32 there. lowbit rounds where the graph says; one flipped rounding
+        # before an FP8 Q moves a value by one E4M3 step (up to 1/14 of its range).
+        compare_with_ort(keep, synth["x"], tmp_path, steps=2.0 if mode == "int8" else 127 / 14)
+        yk = ort_run(keep, synth["x"])[0]
+        assert np.corrcoef(y.ravel(), yk.ravel())[0, 1] > 0.99
 
 
 def test_placement_and_names_on_synthetic(synth, tmp_path):
