@@ -13,7 +13,7 @@ fi
 
 lb=build/lowbit
 root="runs/$(date +%Y-%m-%d_%H-%M-%S)"
-mkdir -p "$root"
+mkdir -p "$root/onnx"
 echo "run root: $root" >&2
 $lb smoke --out "$root/baseline-onnx" >/dev/null
 $lb eval --max-images 0 --out "$root/baseline-coco/metrics.json" >/dev/null
