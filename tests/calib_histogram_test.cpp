@@ -42,10 +42,12 @@ TEST(CalibHistogram, IndependentOfOrderAndChunking) {
 
     // Small values first, outliers last: the range must grow (bins merge) several times.
     std::vector<float> sorted = v;
-    std::sort(sorted.begin(), sorted.end(), [](float a, float b) { return std::fabs(a) < std::fabs(b); });
+    std::sort(sorted.begin(), sorted.end(),
+              [](float a, float b) { return std::fabs(a) < std::fabs(b); });
     TensorStats grown;
     for (size_t off = 0; off < sorted.size(); off += 1000) {
-        grown.add(sorted.data() + off, static_cast<int64_t>(std::min<size_t>(1000, sorted.size() - off)));
+        grown.add(sorted.data() + off,
+                  static_cast<int64_t>(std::min<size_t>(1000, sorted.size() - off)));
     }
     expect_same(whole, grown);
 

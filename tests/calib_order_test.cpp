@@ -19,7 +19,8 @@ public:
     int64_t size() const override { return static_cast<int64_t>(samples_.size()); }
     const Shape& sample_shape() const override { return shape_; }
     Status read(int64_t i, float* dst) override {
-        std::copy(samples_[static_cast<size_t>(i)].begin(), samples_[static_cast<size_t>(i)].end(), dst);
+        std::copy(samples_[static_cast<size_t>(i)].begin(), samples_[static_cast<size_t>(i)].end(),
+                  dst);
         return Status::ok();
     }
     std::string describe() const override { return "memory"; }
@@ -97,7 +98,8 @@ TEST(CalibOrder, ShuffleAndBatchSizeLeaveStatisticsUnchanged) {
             EXPECT_EQ(r.stats[gi].count(), ref.stats[gi].count());
             EXPECT_EQ(r.stats[gi].amax(), ref.stats[gi].amax());
             EXPECT_TRUE(r.stats[gi].histogram() == ref.stats[gi].histogram()) << "group " << gi;
-            for (CalibMethod m : {CalibMethod::Entropy, CalibMethod::Percentile, CalibMethod::Mse}) {
+            for (CalibMethod m :
+                 {CalibMethod::Entropy, CalibMethod::Percentile, CalibMethod::Mse}) {
                 CalibConfig c{m, 99.9, quant::QuantMode::Int8};
                 EXPECT_EQ(compute_amax(r.stats[gi], c), compute_amax(ref.stats[gi], c));
             }

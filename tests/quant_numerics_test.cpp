@@ -16,7 +16,7 @@ TEST(QuantNumerics, SymmetricScales) {
     EXPECT_DOUBLE_EQ(symmetric_scale(12.7, QuantMode::Int8), 12.7 / 127.0);
     EXPECT_DOUBLE_EQ(symmetric_scale(448.0, QuantMode::Fp8), 1.0);
     EXPECT_DOUBLE_EQ(symmetric_scale(-3.0, QuantMode::Int8), 3.0 / 127.0);
-    EXPECT_DOUBLE_EQ(symmetric_scale(0.0, QuantMode::Int8), 1.0);   // below FLT_MIN
+    EXPECT_DOUBLE_EQ(symmetric_scale(0.0, QuantMode::Int8), 1.0);  // below FLT_MIN
     EXPECT_DOUBLE_EQ(symmetric_scale(1e-40, QuantMode::Int8), 1.0);
     EXPECT_EQ(stored_scale(0.1, DType::Float32), 0.1f);
     EXPECT_EQ(stored_scale(0.1, DType::Float16), half_to_float(float_to_half(0.1f)));

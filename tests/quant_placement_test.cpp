@@ -28,9 +28,8 @@ struct Builder {
         for (int64_t d : in) x.dims.push_back({d, ""});
         m.graph.inputs = {x};
     }
-    std::string node(const std::string& name, const std::string& op,
-                     std::vector<std::string> in, std::map<std::string, Attr> attrs = {},
-                     int n_out = 1) {
+    std::string node(const std::string& name, const std::string& op, std::vector<std::string> in,
+                     std::map<std::string, Attr> attrs = {}, int n_out = 1) {
         Node n;
         n.name = name;
         n.op_type = op;
@@ -56,8 +55,8 @@ struct Builder {
                      {"group", Attr::make_int(group)}});
     }
     // Conv -> Sigmoid -> Mul, the BN-folded YOLO block.
-    std::string conv_silu(const std::string& name, const std::string& in, int64_t cin,
-                          int64_t cout, int64_t k, int64_t group = 1) {
+    std::string conv_silu(const std::string& name, const std::string& in, int64_t cin, int64_t cout,
+                          int64_t k, int64_t group = 1) {
         std::string c = conv(name + "/conv", in, cin, cout, k, group);
         std::string s = node(name + "/sig", "Sigmoid", {c});
         return node(name + "/mul", "Mul", {c, s});
@@ -176,9 +175,10 @@ TEST(QuantPlacement, SppfConcatGroupSharesOneScaleAndMaxPoolsFollowNeighbours) {
 TEST(QuantPlacement, ResizeDataInputQuantizedInInt8Only) {
     Builder b({1, 16, 8, 8});
     std::string x0 = b.conv_silu("c0", "x", 16, 16, 3);
-    b.m.graph.set_initializer("scales", Tensor::from_vector<float>(DType::Float32, {4},
-                                                                    {1, 1, 2, 2}));
-    std::string r = b.node("up", "Resize", {x0, "", "scales"}, {{"mode", Attr::make_string("nearest")}});
+    b.m.graph.set_initializer("scales",
+                              Tensor::from_vector<float>(DType::Float32, {4}, {1, 1, 2, 2}));
+    std::string r =
+        b.node("up", "Resize", {x0, "", "scales"}, {{"mode", Attr::make_string("nearest")}});
     b.output(b.conv("c1", r, 16, 16, 3));
     const Graph& g = b.m.graph;
     Placement p = place(b.m, {});
@@ -192,13 +192,13 @@ TEST(QuantPlacement, ResizeDataInputQuantizedInInt8Only) {
 
 TEST(QuantPlacement, AutomaticConvExclusionsFollowModelOptRules) {
     Builder b({1, 32, 8, 8});
-    std::string a = b.conv_silu("dw3", "x", 32, 32, 3, 32);    // depthwise 3x3, OC % 8 == 0
-    std::string d1 = b.conv_silu("dw1", a, 32, 32, 1, 32);     // depthwise 1x1
-    std::string s12a = b.conv_silu("c12a", d1, 32, 12, 3);     // OC 12 but IC 32: kept
-    std::string s12 = b.conv_silu("c12", s12a, 12, 12, 3);     // OC 12, IC 12: excluded
-    std::string s16 = b.conv_silu("c16", s12, 12, 16, 3);      // IC 12, OC 16
-    std::string big = b.conv_silu("c32", s16, 16, 32, 3);      // 16 -> 32
-    std::string k7 = b.conv_silu("k7", big, 32, 32, 7);        // 7x7
+    std::string a = b.conv_silu("dw3", "x", 32, 32, 3, 32);  // depthwise 3x3, OC % 8 == 0
+    std::string d1 = b.conv_silu("dw1", a, 32, 32, 1, 32);   // depthwise 1x1
+    std::string s12a = b.conv_silu("c12a", d1, 32, 12, 3);   // OC 12 but IC 32: kept
+    std::string s12 = b.conv_silu("c12", s12a, 12, 12, 3);   // OC 12, IC 12: excluded
+    std::string s16 = b.conv_silu("c16", s12, 12, 16, 3);    // IC 12, OC 16
+    std::string big = b.conv_silu("c32", s16, 16, 32, 3);    // 16 -> 32
+    std::string k7 = b.conv_silu("k7", big, 32, 32, 7);      // 7x7
     b.output(b.conv_silu("c48", k7, 32, 48, 3));
     const Graph& g = b.m.graph;
 
@@ -214,7 +214,8 @@ TEST(QuantPlacement, AutomaticConvExclusionsFollowModelOptRules) {
     PlacementOptions f;
     f.mode = QuantMode::Fp8;
     Placement p8 = place(b.m, f);
-    for (const char* c : {"dw3/conv", "dw1/conv", "c12a/conv", "c12/conv", "c16/conv", "c32/conv"}) {
+    for (const char* c :
+         {"dw3/conv", "dw1/conv", "c12a/conv", "c12/conv", "c16/conv", "c32/conv"}) {
         EXPECT_FALSE(selected(p8, g, c)) << c;  // <= 16 channels (c32's input has 16)
     }
     EXPECT_FALSE(selected(p8, g, "k7/conv"));
@@ -297,7 +298,8 @@ TEST(QuantPlacement, ExplainAccountsForEveryConvOfYolov10m) {
         }
         ASSERT_EQ(all.size(), 117u);
         for (const auto& [i, r] : p->selected) {
-            if (prepared->graph.nodes[i].op_type == "Conv") accounted.insert(prepared->graph.nodes[i].name);
+            if (prepared->graph.nodes[i].op_type == "Conv")
+                accounted.insert(prepared->graph.nodes[i].name);
         }
         for (const auto& s : p->skipped) {
             if (s.op_type == "Conv") {
@@ -313,7 +315,8 @@ TEST(QuantPlacement, ExplainAccountsForEveryConvOfYolov10m) {
             conv_weights += prepared->graph.nodes[w.node].op_type == "Conv" && w.axis == 0;
         }
         size_t quantized_convs = 0;
-        for (const auto& [i, r] : p->selected) quantized_convs += prepared->graph.nodes[i].op_type == "Conv";
+        for (const auto& [i, r] : p->selected)
+            quantized_convs += prepared->graph.nodes[i].op_type == "Conv";
         EXPECT_EQ(conv_weights, quantized_convs);
     }
 }

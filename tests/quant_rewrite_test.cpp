@@ -193,7 +193,8 @@ TEST(QuantRewrite, OpsetUpgradeRewritesChangedOps) {
     m.opsets = {{"", 13}};
     Graph& g = m.graph;
     g.inputs = {{"x", DType::Float32, true, {{2, ""}, {6, ""}}, "", ""}};
-    g.outputs = {{"r", DType::Float32, false, {}, "", ""}, {"s1", DType::Float32, false, {}, "", ""}};
+    g.outputs = {{"r", DType::Float32, false, {}, "", ""},
+                 {"s1", DType::Float32, false, {}, "", ""}};
     Node rm{"rmax", "ReduceMax", "", {"x"}, {"r"}, {}, ""};
     rm.attrs["axes"] = Attr::make_ints({1});
     rm.attrs["keepdims"] = Attr::make_int(0);

@@ -11,7 +11,7 @@ ModelOpt runs from its own virtual environment, .venv-modelopt at the repository
 script creates on first use (`pip install "nvidia-modelopt[onnx]"`). On a CPU-only machine
 ModelOpt calibrates with ONNX Runtime's CPU provider (`--calibration_eps cpu`).
 
-Defaults use the bundled assets: assets/shapes-yolov10m-raw.onnx, the calibration list in
+Defaults use the bundled assets: the raw-head model assets/*-raw.onnx, the calibration list in
 assets/calib/ (turned into a .npy with `lowbit calib`), and `lowbit eval`'s bundled val set.
 
   tools/modelopt_compare.py                       # everything with defaults
@@ -112,7 +112,7 @@ def model_imgsz(model):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=os.path.join(ROOT, "assets", "shapes-yolov10m-raw.onnx"))
+    ap.add_argument("--model", help="float ONNX model (default: the bundled assets/*-raw.onnx)")
     ap.add_argument("--calib", help="calibration .npy (default: built from --calib-list)")
     ap.add_argument("--calib-list", help="image list for `lowbit calib` (default: assets/calib/*.txt)")
     ap.add_argument("--lowbit", default=os.path.join(ROOT, "build", "lowbit"))
@@ -130,6 +130,11 @@ def main():
     ap.add_argument("--lowbit-args", default="", help="extra arguments for `lowbit quantize`")
     args = ap.parse_args()
 
+    if not args.model:
+        found = sorted(glob.glob(os.path.join(ROOT, "assets", "*-raw.onnx")))
+        if not found:
+            sys.exit("no --model given and no bundled assets/*-raw.onnx found")
+        args.model = found[0]
     if not os.path.exists(args.lowbit):
         sys.exit(f"lowbit binary {args.lowbit} not found (build it with tools/build.sh)")
     if not os.path.exists(args.model):

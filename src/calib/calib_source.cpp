@@ -24,7 +24,11 @@ class NpySource : public CalibSource {
 public:
     NpySource(std::string path, std::FILE* f, size_t data_offset, DType dtype, int64_t n,
               Shape sample)
-        : path_(std::move(path)), f_(f), offset_(data_offset), dtype_(dtype), n_(n),
+        : path_(std::move(path)),
+          f_(f),
+          offset_(data_offset),
+          dtype_(dtype),
+          n_(n),
           sample_(std::move(sample)) {}
     ~NpySource() override {
         if (f_) std::fclose(f_);
@@ -78,8 +82,8 @@ public:
         return fmt::format("{} images letterboxed to {}x{}", images_.size(), size_, size_);
     }
     Status read(int64_t index, float* dst) override {
-        auto lb = load_letterboxed(images_.at(static_cast<size_t>(index)),
-                                   static_cast<int>(size_), dst);
+        auto lb =
+            load_letterboxed(images_.at(static_cast<size_t>(index)), static_cast<int>(size_), dst);
         return lb.is_ok() ? Status::ok() : lb.status();
     }
 
@@ -142,8 +146,10 @@ Result<std::unique_ptr<CalibSource>> open_npy_source(const std::string& path) {
     const size_t offset = (magic[6] == 1 ? 10 : 12) + header_len;
     const std::string descr = dict_value(header, "descr");
     DType dt;
-    if (descr == "<f4" || descr == "=f4") dt = DType::Float32;
-    else if (descr == "<f2" || descr == "=f2") dt = DType::Float16;
+    if (descr == "<f4" || descr == "=f4")
+        dt = DType::Float32;
+    else if (descr == "<f2" || descr == "=f2")
+        dt = DType::Float16;
     else {
         return fail(invalid("{}: calibration data must be float32 (or float16), found dtype '{}'",
                             path, descr));
@@ -156,7 +162,8 @@ Result<std::unique_ptr<CalibSource>> open_npy_source(const std::string& path) {
     for (size_t i = 0; i < shape_txt.size();) {
         if (std::isdigit(static_cast<unsigned char>(shape_txt[i]))) {
             size_t j = i;
-            while (j < shape_txt.size() && std::isdigit(static_cast<unsigned char>(shape_txt[j]))) ++j;
+            while (j < shape_txt.size() && std::isdigit(static_cast<unsigned char>(shape_txt[j])))
+                ++j;
             shape.push_back(std::stoll(shape_txt.substr(i, j - i)));
             i = j;
         } else {
@@ -173,8 +180,8 @@ Result<std::unique_ptr<CalibSource>> open_npy_source(const std::string& path) {
     const auto fsize = fs::file_size(path, ec);
     const auto need = offset + static_cast<size_t>(shape_numel(shape)) * dtype_size(dt);
     if (ec || fsize < need) {
-        return fail(invalid("{}: file holds {} bytes, shape {} needs {}", path,
-                            ec ? 0 : fsize, shape_str(shape), need));
+        return fail(invalid("{}: file holds {} bytes, shape {} needs {}", path, ec ? 0 : fsize,
+                            shape_str(shape), need));
     }
     return std::unique_ptr<CalibSource>(new NpySource(path, f, offset, dt, n, sample));
 }

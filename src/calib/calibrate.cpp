@@ -17,8 +17,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 void observe(TensorStats& s, const Tensor& t) {
-    if (t.dtype() == DType::Float32) s.add(t.data<float>(), t.numel());
-    else if (t.dtype() == DType::Float16) s.add_half(t.data<uint16_t>(), t.numel());
+    if (t.dtype() == DType::Float32)
+        s.add(t.data<float>(), t.numel());
+    else if (t.dtype() == DType::Float16)
+        s.add_half(t.data<uint16_t>(), t.numel());
 }
 
 }  // namespace
@@ -30,8 +32,10 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
     for (const auto& vi : g.inputs) {
         if (g.initializer(vi.name)) continue;
         if (input) {
-            return invalid("calibration feeds models with one input; this model has '{}' and "
-                           "'{}'", input->name, vi.name);
+            return invalid(
+                "calibration feeds models with one input; this model has '{}' and "
+                "'{}'",
+                input->name, vi.name);
         }
         input = &vi;
     }
@@ -42,9 +46,10 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
     }
     const Shape& sample = source.sample_shape();
     if (input->has_shape && input->dims.size() != sample.size() + 1) {
-        return invalid("input '{}' has shape {}, calibration samples have shape {} (expected the "
-                       "input shape without its batch axis)",
-                       input->name, input->shape_str(), shape_str(sample));
+        return invalid(
+            "input '{}' has shape {}, calibration samples have shape {} (expected the "
+            "input shape without its batch axis)",
+            input->name, input->shape_str(), shape_str(sample));
     }
     for (size_t i = 0; input->has_shape && i < sample.size(); ++i) {
         const Dim& d = input->dims[i + 1];

@@ -58,8 +58,7 @@ Result<CalibMethod> parse_calib_method(const std::string& s) {
     if (s == "entropy") return CalibMethod::Entropy;
     if (s == "percentile") return CalibMethod::Percentile;
     if (s == "mse") return CalibMethod::Mse;
-    return invalid("unknown calibration method '{}' (expected entropy, max, percentile or mse)",
-                   s);
+    return invalid("unknown calibration method '{}' (expected entropy, max, percentile or mse)", s);
 }
 
 const char* calib_method_name(CalibMethod m) {
@@ -72,7 +71,9 @@ const char* calib_method_name(CalibMethod m) {
     return "?";
 }
 
-bool needs_histogram(CalibMethod m) { return m != CalibMethod::Max; }
+bool needs_histogram(CalibMethod m) {
+    return m != CalibMethod::Max;
+}
 
 int64_t entropy_threshold_bins(const std::vector<double>& hist, int64_t start, int64_t levels) {
     const int64_t nb = static_cast<int64_t>(hist.size());

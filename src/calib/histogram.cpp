@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <climits>
 #include <cfloat>
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -59,8 +59,8 @@ namespace {
 // flipped); an involution, so the same function maps back. Lets min/max run as integer
 // reductions, which vectorize without -ffast-math.
 inline int32_t order_key(uint32_t bits) {
-    return static_cast<int32_t>(bits ^ (static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31) &
-                                        0x7FFFFFFFu));
+    return static_cast<int32_t>(
+        bits ^ (static_cast<uint32_t>(static_cast<int32_t>(bits) >> 31) & 0x7FFFFFFFu));
 }
 inline float key_to_float(int32_t key) {
     return std::bit_cast<float>(static_cast<uint32_t>(order_key(static_cast<uint32_t>(key))));

@@ -17,7 +17,10 @@ Status save_ranges(const std::string& path, const RangesFile& r) {
     j["model"] = r.model;
     nlohmann::ordered_json t = nlohmann::ordered_json::object();
     for (const auto& [name, v] : r.tensors) {
-        t[name] = {{"amax", v.amax}, {"min", v.min}, {"max", v.max}, {"count", v.count},
+        t[name] = {{"amax", v.amax},
+                   {"min", v.min},
+                   {"max", v.max},
+                   {"count", v.count},
                    {"group", v.group}};
     }
     j["tensors"] = t;

@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-
 #include <nlohmann/json.hpp>
 
 #include "calib/calib_source.h"
@@ -92,19 +91,22 @@ Result<bool> parse_bool_word(const std::string& s) {
 int run_quantize(const QuantizeCliOptions& o) {
     const char* cmd = "quantize";
     if (!o.model.empty() && !o.onnx_path.empty() && o.model != o.onnx_path) {
-        return report(cmd, invalid("MODEL '{}' and --onnx_path '{}' disagree", o.model,
-                                   o.onnx_path));
+        return report(cmd,
+                      invalid("MODEL '{}' and --onnx_path '{}' disagree", o.model, o.onnx_path));
     }
     auto path = resolve_model_path(o.model.empty() ? o.onnx_path : o.model);
     if (!path) return report(cmd, path.status());
 
     quant::QuantizeOptions q;
-    if (o.mode == "int8") q.placement.mode = quant::QuantMode::Int8;
-    else if (o.mode == "fp8") q.placement.mode = quant::QuantMode::Fp8;
+    if (o.mode == "int8")
+        q.placement.mode = quant::QuantMode::Int8;
+    else if (o.mode == "fp8")
+        q.placement.mode = quant::QuantMode::Fp8;
     else if (o.mode == "int4") {
-        return report(cmd, unsupported("--mode int4: lowbit quantizes INT8 and FP8 (ModelOpt's INT4 "
-                                       "targets Gemm/MatMul weights only and leaves YOLO "
-                                       "unquantized, research/modelopt.md §5)"));
+        return report(cmd,
+                      unsupported("--mode int4: lowbit quantizes INT8 and FP8 (ModelOpt's INT4 "
+                                  "targets Gemm/MatMul weights only and leaves YOLO "
+                                  "unquantized, research/modelopt.md §5)"));
     } else {
         return report(cmd, invalid("--mode '{}': expected int8 or fp8", o.mode));
     }
@@ -115,20 +117,23 @@ int run_quantize(const QuantizeCliOptions& o) {
         return report(cmd, invalid("--percentile {} is outside (0, 100]", o.percentile));
     }
     q.percentile = o.percentile;
-    if (o.high_precision == "fp16") q.high_precision = DType::Float16;
-    else if (o.high_precision == "fp32") q.high_precision = DType::Float32;
+    if (o.high_precision == "fp16")
+        q.high_precision = DType::Float16;
+    else if (o.high_precision == "fp32")
+        q.high_precision = DType::Float32;
     else {
-        return report(cmd, invalid("--high-precision '{}': expected fp32 or fp16{}",
-                                   o.high_precision,
-                                   o.high_precision == "bf16" ? " (bf16 is not supported)" : ""));
+        return report(cmd,
+                      invalid("--high-precision '{}': expected fp32 or fp16{}", o.high_precision,
+                              o.high_precision == "bf16" ? " (bf16 is not supported)" : ""));
     }
     bool zp = o.zero_point;
     if (!o.use_zero_point.empty()) {
         auto b = parse_bool_word(o.use_zero_point);
         if (!b) return report(cmd, b.status());
         if (*b) {
-            std::fprintf(stderr, "lowbit quantize: note: --use_zero_point True gives asymmetric "
-                                 "activations; ModelOpt itself ignores this flag for INT8/FP8\n");
+            std::fprintf(stderr,
+                         "lowbit quantize: note: --use_zero_point True gives asymmetric "
+                         "activations; ModelOpt itself ignores this flag for INT8/FP8\n");
         }
         zp = zp || *b;
     }
@@ -136,9 +141,12 @@ int run_quantize(const QuantizeCliOptions& o) {
         if (q.placement.mode == quant::QuantMode::Fp8) {
             return report(cmd, invalid("--zero-point applies to INT8 only"));
         }
-        if (o.zero_point_type == "uint8") q.zero_point = DType::UInt8;
-        else if (o.zero_point_type == "int8") q.zero_point = DType::Int8;
-        else return report(cmd, invalid("--zero-point-type '{}': uint8 or int8", o.zero_point_type));
+        if (o.zero_point_type == "uint8")
+            q.zero_point = DType::UInt8;
+        else if (o.zero_point_type == "int8")
+            q.zero_point = DType::Int8;
+        else
+            return report(cmd, invalid("--zero-point-type '{}': uint8 or int8", o.zero_point_type));
     }
     for (const auto& f : o.exclude_files) {
         auto names = read_node_list(f);
@@ -166,8 +174,9 @@ int run_quantize(const QuantizeCliOptions& o) {
     if (!shapes) return report(cmd, shapes.status());
     q.input_shapes = *shapes;
     if (!o.calibration_eps.empty()) {
-        std::fprintf(stderr, "lowbit quantize: note: --calibration_eps is accepted for ModelOpt "
-                             "compatibility and ignored (lowbit calibrates on its own engine)\n");
+        std::fprintf(stderr,
+                     "lowbit quantize: note: --calibration_eps is accepted for ModelOpt "
+                     "compatibility and ignored (lowbit calibrates on its own engine)\n");
     }
 
     using Clock = std::chrono::steady_clock;
@@ -177,7 +186,8 @@ int run_quantize(const QuantizeCliOptions& o) {
 
     const bool only_explain = (o.explain || !o.explain_json.empty()) && o.out.empty();
     if (o.out.empty() && !only_explain) {
-        return report(cmd, invalid("--out OUT.onnx is required (or --explain alone for a dry run)"));
+        return report(cmd,
+                      invalid("--out OUT.onnx is required (or --explain alone for a dry run)"));
     }
     auto write_explain = [&](const Graph& g, const quant::Placement& p,
                              const std::vector<double>* amax) -> Status {
@@ -249,8 +259,9 @@ int run_quantize(const QuantizeCliOptions& o) {
         auto ex = Executor::create(res->model, eo);
         if (!ex) {
             engine = ex.status().message();
-            std::fprintf(stderr, "lowbit quantize: warning: lowbit's engine cannot run the float16 "
-                                 "model yet (%s); ONNX Runtime and TensorRT can\n",
+            std::fprintf(stderr,
+                         "lowbit quantize: warning: lowbit's engine cannot run the float16 "
+                         "model yet (%s); ONNX Runtime and TensorRT can\n",
                          engine.c_str());
         }
     }
@@ -281,8 +292,9 @@ int run_quantize(const QuantizeCliOptions& o) {
         {"seconds", seconds},
         {"notes", res->notes}};
     if (!o.explain) std::printf("%s\n", summary.dump(2).c_str());
-    std::fprintf(stderr, "lowbit quantize: wrote %s (%d activation + %d weight Q/DQ, %d/%d Convs "
-                         "quantized) in %.1f s\n",
+    std::fprintf(stderr,
+                 "lowbit quantize: wrote %s (%d activation + %d weight Q/DQ, %d/%d Convs "
+                 "quantized) in %.1f s\n",
                  o.out.c_str(), res->rewrite.activation_pairs,
                  res->rewrite.weight_pairs + res->rewrite.weight_dq, quantized_convs, convs,
                  seconds);
@@ -321,8 +333,9 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     sub->add_option("--calib-max", o->calib_max, "Use only the first N calibration samples");
-    sub->add_option("--percentile", o->percentile, "Percentile for --calibration-method "
-                                                   "percentile")
+    sub->add_option("--percentile", o->percentile,
+                    "Percentile for --calibration-method "
+                    "percentile")
         ->capture_default_str();
     sub->add_flag("--zero-point", o->zero_point,
                   "Asymmetric activations (uint8 by default; TensorRT needs symmetric)");

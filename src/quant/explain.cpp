@@ -44,15 +44,21 @@ nlohmann::ordered_json placement_to_json(const Graph& g, const Placement& p,
         const ActivationQdq& q = p.activations[a];
         J consumers = J::array();
         for (const auto& e : q.edges) consumers.push_back(edge_str(g, e));
-        J j = {{"tensor", q.tensor}, {"consumers", consumers}, {"rule", q.rule},
-               {"group", q.group}, {"constant", q.constant}};
+        J j = {{"tensor", q.tensor},
+               {"consumers", consumers},
+               {"rule", q.rule},
+               {"group", q.group},
+               {"constant", q.constant}};
         if (amax && a < amax->size()) j["amax"] = (*amax)[a];
         acts.push_back(j);
     }
     J weights = J::array();
     for (const auto& w : p.weights) {
-        weights.push_back({{"tensor", w.tensor}, {"node", g.nodes[w.node].name},
-                           {"input", w.input}, {"axis", w.axis}, {"rule", w.rule}});
+        weights.push_back({{"tensor", w.tensor},
+                           {"node", g.nodes[w.node].name},
+                           {"input", w.input},
+                           {"axis", w.axis},
+                           {"rule", w.rule}});
     }
     auto notes = [](const std::vector<SkipNote>& v) {
         J arr = J::array();
@@ -81,8 +87,7 @@ nlohmann::ordered_json placement_to_json(const Graph& g, const Placement& p,
     return out;
 }
 
-std::string placement_to_text(const Graph& g, const Placement& p,
-                              const std::vector<double>* amax) {
+std::string placement_to_text(const Graph& g, const Placement& p, const std::vector<double>* amax) {
     std::string s;
     s += fmt::format("# Q/DQ on activations ({} pairs)\n", p.activations.size());
     for (size_t a = 0; a < p.activations.size(); ++a) {
@@ -95,14 +100,14 @@ std::string placement_to_text(const Graph& g, const Placement& p,
         if (q.group >= 0) extra += fmt::format(" [concat group {}]", q.group);
         if (q.constant) extra += " [constant]";
         if (amax && a < amax->size()) extra += fmt::format(" [amax {:.6g}]", (*amax)[a]);
-        s += fmt::format("QDQ    {} -> {}{}\n       rule: {}\n", q.tensor, consumers, extra,
-                         q.rule);
+        s +=
+            fmt::format("QDQ    {} -> {}{}\n       rule: {}\n", q.tensor, consumers, extra, q.rule);
     }
     s += fmt::format("# Q/DQ on weights ({})\n", p.weights.size());
     for (const auto& w : p.weights) {
-        s += fmt::format("WEIGHT {} -> {}[{}] {}\n", w.tensor, g.nodes[w.node].name, w.input,
-                         w.axis >= 0 ? fmt::format("per channel, axis {}", w.axis)
-                                     : std::string("per tensor"));
+        s += fmt::format(
+            "WEIGHT {} -> {}[{}] {}\n", w.tensor, g.nodes[w.node].name, w.input,
+            w.axis >= 0 ? fmt::format("per channel, axis {}", w.axis) : std::string("per tensor"));
     }
     s += fmt::format("# quantized nodes ({})\n", p.selected.size());
     for (const auto& [i, rule] : p.selected) {

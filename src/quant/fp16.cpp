@@ -45,8 +45,8 @@ Status sort_nodes(Graph& g) {
 Result<Fp16Stats> convert_to_fp16(Model& model, const TypeLookup& types, const Fp16Options& o) {
     Graph& g = model.graph;
     Fp16Stats stats;
-    std::set<std::string> keep_ops = {"NonMaxSuppression", "Upsample", "Celu", "Scan", "If",
-                                      "Loop"};
+    std::set<std::string> keep_ops = {
+        "NonMaxSuppression", "Upsample", "Celu", "Scan", "If", "Loop"};
     keep_ops.insert(o.keep_fp32_op_types.begin(), o.keep_fp32_op_types.end());
 
     std::unordered_set<std::string> used_names;
@@ -172,7 +172,8 @@ Result<Fp16Stats> convert_to_fp16(Model& model, const TypeLookup& types, const F
     std::unordered_map<std::string, std::string> renamed;
     for (const auto& v : g.outputs) {
         auto it = after.find(v.name);
-        if (it == after.end() || it->second != DType::Float16 || v.dtype != DType::Float32) continue;
+        if (it == after.end() || it->second != DType::Float16 || v.dtype != DType::Float32)
+            continue;
         if (g.initializer(v.name)) continue;
         std::string inner = take(v.name + "_fp16");
         renamed[v.name] = inner;
@@ -221,7 +222,8 @@ Result<Fp16Stats> convert_to_fp16(Model& model, const TypeLookup& types, const F
             auto key = std::make_pair(t, want);
             auto c = casts.find(key);
             if (c == casts.end()) {
-                const std::string suffix = want == DType::Float16 ? "_cast_to_fp16" : "_cast_to_fp32";
+                const std::string suffix =
+                    want == DType::Float16 ? "_cast_to_fp16" : "_cast_to_fp32";
                 std::string out = take(t + suffix);
                 auto p = producer.find(t);
                 const long at = p == producer.end() ? -1 : static_cast<long>(p->second);

@@ -19,9 +19,11 @@ bool is_linear_op(const std::string& op) {
 bool is_pointwise_op(const std::string& op) {
     // Unary list then binary list of modelopt/onnx/op_types.py (Relu and BatchNormalization are
     // deliberately absent there).
-    return in(op, {"Neg", "Sqrt", "Abs", "Log", "Exp", "Not", "Cast", "Floor", "Ceil", "Round",
-                   "Erf", "Gelu", "Sin", "Cos", "Atan", "Sign", "IsNaN", "IsInf", "LeakyRelu",
-                   "Elu", "Tanh", "Sigmoid", "Softmax", "Softplus", "InstanceNormalization",
+    return in(op, {"Neg",   "Sqrt",    "Abs",     "Log",       "Exp",
+                   "Not",   "Cast",    "Floor",   "Ceil",      "Round",
+                   "Erf",   "Gelu",    "Sin",     "Cos",       "Atan",
+                   "Sign",  "IsNaN",   "IsInf",   "LeakyRelu", "Elu",
+                   "Tanh",  "Sigmoid", "Softmax", "Softplus",  "InstanceNormalization",
                    "CumSum"}) ||
            in(op, {"Add", "Sub", "Mul", "Pow", "Div", "Min", "Max", "Greater", "GreaterOrEqual",
                    "Less", "LessOrEqual", "Equal", "BitwiseAnd", "BitwiseOr", "BitwiseXor",
@@ -96,11 +98,15 @@ std::vector<size_t> GraphView::children(size_t n) const {
     return out;
 }
 
-bool GraphView::is_initializer(const std::string& t) const { return initializers_.count(t) > 0; }
+bool GraphView::is_initializer(const std::string& t) const {
+    return initializers_.count(t) > 0;
+}
 bool GraphView::is_graph_input(const std::string& t) const {
     return inputs_.count(t) > 0 && !initializers_.count(t);
 }
-bool GraphView::is_graph_output(const std::string& t) const { return outputs_.count(t) > 0; }
+bool GraphView::is_graph_output(const std::string& t) const {
+    return outputs_.count(t) > 0;
+}
 
 bool GraphView::is_constant(const std::string& tensor) const {
     if (tensor.empty()) return false;
@@ -113,8 +119,7 @@ bool GraphView::is_constant(const std::string& tensor) const {
         const Node& n = g_.nodes[static_cast<size_t>(p)];
         if (n.op_type == "Constant") {
             result = true;
-        } else if (n.op_type == "Identity" || n.op_type == "Squeeze" ||
-                   n.op_type == "Unsqueeze") {
+        } else if (n.op_type == "Identity" || n.op_type == "Squeeze" || n.op_type == "Unsqueeze") {
             result = !n.inputs.empty() && is_constant(n.inputs[0]);
         }
     }

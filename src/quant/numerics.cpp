@@ -67,8 +67,8 @@ std::vector<double> per_channel_scales(const float* w, const std::vector<int64_t
             const float* p = w + (o * channels + c) * inner;
             float m = 0.0f;
             for (int64_t i = 0; i < inner; ++i) m = std::max(m, std::fabs(p[i]));
-            amax[static_cast<size_t>(c)] = std::max(amax[static_cast<size_t>(c)],
-                                                    static_cast<double>(m));
+            amax[static_cast<size_t>(c)] =
+                std::max(amax[static_cast<size_t>(c)], static_cast<double>(m));
         }
     }
     std::vector<double> scales(amax.size());

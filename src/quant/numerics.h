@@ -28,7 +28,9 @@ inline DType quant_dtype(QuantMode m) {
 }
 
 // Largest representable magnitude the scale maps amax onto: 127 (INT8) or 448 (E4M3FN).
-inline double quant_max(QuantMode m) { return m == QuantMode::Int8 ? 127.0 : 448.0; }
+inline double quant_max(QuantMode m) {
+    return m == QuantMode::Int8 ? 127.0 : 448.0;
+}
 
 // Symmetric scale for a calibrated |x| maximum, in double (ORT compute_scale_zp).
 double symmetric_scale(double amax, QuantMode mode);

@@ -9,11 +9,13 @@ namespace lowbit::quant {
 
 namespace {
 
-bool is_default_domain(const std::string& d) { return d.empty() || d == "ai.onnx"; }
+bool is_default_domain(const std::string& d) {
+    return d.empty() || d == "ai.onnx";
+}
 
 const std::set<std::string>& reduce_ops_18() {
-    static const std::set<std::string> ops = {"ReduceL1",        "ReduceL2",  "ReduceLogSum",
-                                              "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+    static const std::set<std::string> ops = {"ReduceL1",        "ReduceL2",   "ReduceLogSum",
+                                              "ReduceLogSumExp", "ReduceMax",  "ReduceMean",
                                               "ReduceMin",       "ReduceProd", "ReduceSumSquare"};
     return ops;
 }
@@ -40,13 +42,14 @@ Status upgrade_graph(Graph& g, int64_t from, int64_t target, std::vector<std::st
                 std::vector<int64_t> axes = it->second.ints;
                 n.attrs.erase(it);
                 std::string init = take(n.name.empty() ? n.op_type + "_axes" : n.name + "_axes");
-                g.set_initializer(init, Tensor::from_vector<int64_t>(
-                                            DType::Int64, {static_cast<int64_t>(axes.size())}, axes));
+                g.set_initializer(
+                    init, Tensor::from_vector<int64_t>(DType::Int64,
+                                                       {static_cast<int64_t>(axes.size())}, axes));
                 if (n.inputs.size() < 2) n.inputs.resize(2);
                 n.inputs[1] = init;
                 if (notes) {
-                    notes->push_back(fmt::format("{}: axes attribute moved to input '{}' (opset 18)",
-                                                 n.describe(), init));
+                    notes->push_back(fmt::format(
+                        "{}: axes attribute moved to input '{}' (opset 18)", n.describe(), init));
                 }
             }
         }
@@ -64,8 +67,10 @@ Status upgrade_graph(Graph& g, int64_t from, int64_t target, std::vector<std::st
             !n.has_attr("coordinate_transformation_mode")) {
             n.attrs["coordinate_transformation_mode"] = Attr::make_string("output_half_pixel");
             if (notes) {
-                notes->push_back(fmt::format("{}: old default coordinate_transformation_mode "
-                                             "written out (opset 16)", n.describe()));
+                notes->push_back(
+                    fmt::format("{}: old default coordinate_transformation_mode "
+                                "written out (opset 16)",
+                                n.describe()));
             }
         }
     }
@@ -78,8 +83,10 @@ Status upgrade_opset(Model& model, int64_t target, std::vector<std::string>* not
     const int64_t from = model.default_opset();
     if (from >= target) return Status::ok();
     if (from < 13) {
-        return unsupported("the model imports default-domain opset {}; lowbit raises opsets only "
-                           "from 13 upward (re-export the model at opset >= 13)", from);
+        return unsupported(
+            "the model imports default-domain opset {}; lowbit raises opsets only "
+            "from 13 upward (re-export the model at opset >= 13)",
+            from);
     }
     std::unordered_set<std::string> names;
     for (const auto& n : model.graph.nodes) {

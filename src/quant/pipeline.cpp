@@ -36,12 +36,16 @@ std::optional<Tensor> constant_value(const Graph& g, const std::string& name) {
 
 calib::TensorStats stats_of(const Tensor& t) {
     calib::TensorStats s(false);
-    if (t.dtype() == DType::Float32) s.add(t.data<float>(), t.numel());
-    else if (t.dtype() == DType::Float16) s.add_half(t.data<uint16_t>(), t.numel());
+    if (t.dtype() == DType::Float32)
+        s.add(t.data<float>(), t.numel());
+    else if (t.dtype() == DType::Float16)
+        s.add_half(t.data<uint16_t>(), t.numel());
     return s;
 }
 
-const char* mode_name(QuantMode m) { return m == QuantMode::Int8 ? "int8" : "fp8"; }
+const char* mode_name(QuantMode m) {
+    return m == QuantMode::Int8 ? "int8" : "fp8";
+}
 
 }  // namespace
 
@@ -107,8 +111,9 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
         return invalid("--zero-point applies to INT8 only (FP8 E4M3 zero points are 0)");
     }
     if (!source && !opts.ranges) {
-        return invalid("no calibration data: give --calib FILE.npy, --calib-list/--calib-images, "
-                       "or --ranges FILE with saved ranges");
+        return invalid(
+            "no calibration data: give --calib FILE.npy, --calib-list/--calib-images, "
+            "or --ranges FILE with saved ranges");
     }
     QuantizeResult res;
     LOWBIT_ASSIGN(Model m, prepare_float_model(input));
@@ -171,9 +176,10 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
             if (pl.activations[a].constant) continue;
             auto it = in.tensors.find(pl.activations[a].tensor);
             if (it == in.tensors.end()) {
-                return invalid("the ranges file has no range for tensor '{}' (placed by: {}); "
-                               "calibrate again",
-                               pl.activations[a].tensor, pl.activations[a].rule);
+                return invalid(
+                    "the ranges file has no range for tensor '{}' (placed by: {}); "
+                    "calibrate again",
+                    pl.activations[a].tensor, pl.activations[a].rule);
             }
             res.amax[a] = it->second.amax;
             lo[a] = it->second.min;
@@ -189,8 +195,10 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
         res.samples = cr.samples;
         rf.samples = cr.samples;
         for (const auto& t : cr.unobserved) {
-            res.notes.push_back(fmt::format("tensor '{}' was never produced at run time (folded "
-                                            "constant?); its scale falls back to 1", t));
+            res.notes.push_back(
+                fmt::format("tensor '{}' was never produced at run time (folded "
+                            "constant?); its scale falls back to 1",
+                            t));
         }
         std::vector<double> group_amax(req.groups.size());
         for (size_t gi = 0; gi < req.groups.size(); ++gi) {

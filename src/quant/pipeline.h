@@ -38,8 +38,8 @@ struct QuantizeOptions {
 };
 
 struct QuantizeResult {
-    Model model;          // the quantized model
-    Placement placement;  // on the prepared float graph
+    Model model;               // the quantized model
+    Placement placement;       // on the prepared float graph
     std::vector<double> amax;  // per Placement::activations entry
     std::vector<ActivationParams> params;
     calib::RangesFile ranges;  // what was used (calibrated or reused)

@@ -19,10 +19,21 @@ std::vector<std::string> default_quantizable_ops(QuantMode mode) {
     if (mode == QuantMode::Fp8) return {"Conv", "Gemm", "MatMul", "Add"};
     // ORT's QLinear/QDQ registries plus ModelOpt's additions, minus the ops it deletes
     // (research/modelopt.md §3.1), as effective with ORT 1.2x.
-    return {"Conv",    "ConvTranspose",     "Gemm",       "MatMul",
-            "Add",     "Mul",               "Clip",       "MaxPool",
-            "AveragePool", "GlobalAveragePool", "Resize", "BatchNormalization",
-            "LayerNormalization", "LRN",   "HardSwish"};
+    return {"Conv",
+            "ConvTranspose",
+            "Gemm",
+            "MatMul",
+            "Add",
+            "Mul",
+            "Clip",
+            "MaxPool",
+            "AveragePool",
+            "GlobalAveragePool",
+            "Resize",
+            "BatchNormalization",
+            "LayerNormalization",
+            "LRN",
+            "HardSwish"};
 }
 
 namespace {
@@ -45,9 +56,11 @@ bool prefix_match(const std::regex& re, const std::string& name) {
 // Elements of the fusible-backbone paths of Step A (walked backwards from the Add's producer).
 enum class Elem { Conv, BiasAdd, ConstMul, Relu, BatchNorm, MaxPool, Mul, SiluMul, Sigmoid };
 
-bool optional_elem(Elem e) { return e == Elem::BiasAdd || e == Elem::ConstMul; }
+bool optional_elem(Elem e) {
+    return e == Elem::BiasAdd || e == Elem::ConstMul;
+}
 
-const int kNone = -1;
+constexpr int kNone = -1;
 
 class Placer {
 public:
@@ -70,7 +83,7 @@ private:
     std::vector<size_t> part_head_;
     std::unordered_map<size_t, size_t> residual_main_;  // Add -> index of its main input
     std::unordered_map<size_t, std::string> residual_note_;
-    std::vector<std::string> selected_rule_;             // non-empty: selected
+    std::vector<std::string> selected_rule_;              // non-empty: selected
     std::set<std::pair<size_t, size_t>> no_quant_edges_;  // (node, input index)
     // Add-head inputs that keep a Q/DQ only if another consumer quantizes the tensor (Step G).
     std::set<std::pair<size_t, size_t>> conditional_edges_;
@@ -81,7 +94,8 @@ private:
 
     bool in_set(const std::string& op) const { return opset_.count(op) > 0; }
     std::optional<TensorType> type_of(const std::string& t) const {
-        if (const Tensor* init = v_.graph().initializer(t)) return TensorType{init->dtype(), init->shape()};
+        if (const Tensor* init = v_.graph().initializer(t))
+            return TensorType{init->dtype(), init->shape()};
         return types_ ? types_(t) : std::nullopt;
     }
     bool is_float_tensor(const std::string& t) const {
@@ -142,8 +156,8 @@ Status Placer::compute_exclusions() {
         }
         if (!exclude_reason_[i].empty()) continue;
         if (op_types.count(node.op_type)) {
-            exclude_reason_[i] = fmt::format("op type {} excluded by --exclude-op-types",
-                                             node.op_type);
+            exclude_reason_[i] =
+                fmt::format("op type {} excluded by --exclude-op-types", node.op_type);
             continue;
         }
         if (node.op_type == "Conv") exclude_reason_[i] = conv_exclusion(i);
@@ -176,28 +190,35 @@ std::string Placer::conv_exclusion(size_t n) const {
     }
     int64_t kprod = 1;
     for (size_t d = 2; d < w->rank(); ++d) kprod *= w->dim(d);
-    const std::string dims = fmt::format("OC {}, IC/group {}, group {}, kernel {}", oc, ic, group,
-                                         shape_str(kernel));
+    const std::string dims =
+        fmt::format("OC {}, IC/group {}, group {}, kernel {}", oc, ic, group, shape_str(kernel));
     if (o_.mode == QuantMode::Fp8) {
         if (oc <= 16 || ic <= 16) {
-            return fmt::format("FP8 small-channel or depthwise Conv ({}): OC or IC/group <= 16 "
-                               "(ModelOpt FP8 Conv rule)", dims);
+            return fmt::format(
+                "FP8 small-channel or depthwise Conv ({}): OC or IC/group <= 16 "
+                "(ModelOpt FP8 Conv rule)",
+                dims);
         }
         if (kprod > 32) {
-            return fmt::format("FP8 large-kernel Conv ({}): kernel has {} > 32 elements "
-                               "(ModelOpt FP8 Conv rule)", dims, kprod);
+            return fmt::format(
+                "FP8 large-kernel Conv ({}): kernel has {} > 32 elements "
+                "(ModelOpt FP8 Conv rule)",
+                dims, kprod);
         }
         return "";
     }
     if (oc >= 16 && ic >= 16) return "";
-    const bool graph_input = std::any_of(node.inputs.begin(), node.inputs.end(),
-                                         [&](const std::string& t) { return v_.is_graph_input(t); });
+    const bool graph_input =
+        std::any_of(node.inputs.begin(), node.inputs.end(),
+                    [&](const std::string& t) { return v_.is_graph_input(t); });
     const bool keep = (group == 1 && (oc % 8 == 0 || ic % 8 == 0) &&
                        (graph_input || oc >= 16 || ic >= 16) && square) ||
                       (group > 1 && oc % 8 == 0 && all_ge3);
     if (keep) return "";
-    return fmt::format("INT8 small-channel Conv ({}) without a TensorRT INT8 kernel "
-                       "(ModelOpt Conv rule)", dims);
+    return fmt::format(
+        "INT8 small-channel Conv ({}) without a TensorRT INT8 kernel "
+        "(ModelOpt Conv rule)",
+        dims);
 }
 
 // ModelOpt's GEMV / small-GEMM rule (§3.2 item 2, with the 0.46+ N/K < 16 test).
@@ -232,8 +253,8 @@ std::string Placer::gemv_exclusion(size_t n) const {
 // (...)* -> MatMul (research/modelopt.md §3.2 item 1, §4).
 void Placer::mha_exclusions() {
     auto passthrough = [](const std::string& op) {
-        return op == "Div" || op == "Mul" || op == "Add" || op == "Reshape" ||
-               op == "Transpose" || op == "Flatten" || op == "Cast";
+        return op == "Div" || op == "Mul" || op == "Add" || op == "Reshape" || op == "Transpose" ||
+               op == "Flatten" || op == "Cast";
     };
     auto layout_only = [](const std::string& op) {
         return op == "Reshape" || op == "Transpose" || op == "Flatten" || op == "Cast";
@@ -266,8 +287,10 @@ void Placer::mha_exclusions() {
                         reason = "attention MatMul (--disable-mha-qdq)";
                     } else if (o_.mode == QuantMode::Int8) {
                         if (k && !k->shape.empty() && k->shape.back() > 512) {
-                            reason = fmt::format("attention MatMul with sequence length {} > 512 "
-                                                 "(ModelOpt INT8 MHA rule)", k->shape.back());
+                            reason = fmt::format(
+                                "attention MatMul with sequence length {} > 512 "
+                                "(ModelOpt INT8 MHA rule)",
+                                k->shape.back());
                         }
                     } else {
                         std::vector<std::string> core;
@@ -282,11 +305,14 @@ void Placer::mha_exclusions() {
                         int64_t head = -1;
                         if (k && k->shape.size() >= 2) head = k->shape[k->shape.size() - 2];
                         if (!fmha) {
-                            reason = "attention MatMul outside the FP8 fMHA pattern "
-                                     "(ModelOpt FP8 MHA rule)";
+                            reason =
+                                "attention MatMul outside the FP8 fMHA pattern "
+                                "(ModelOpt FP8 MHA rule)";
                         } else if (head > 256 || (head >= 0 && head <= 8)) {
-                            reason = fmt::format("attention MatMul with head size {} outside "
-                                                 "(8, 256] (ModelOpt FP8 MHA rule)", head);
+                            reason = fmt::format(
+                                "attention MatMul with head size {} outside "
+                                "(8, 256] (ModelOpt FP8 MHA rule)",
+                                head);
                         }
                     }
                     if (!reason.empty()) {
@@ -346,7 +372,8 @@ void Placer::hard_coded_patterns() {
             long sm = single_child(static_cast<size_t>(add), "Softmax");
             long mm = sm >= 0 ? single_child(static_cast<size_t>(sm), "MatMul") : -1;
             if (mm >= 0) {
-                for (long k : {static_cast<long>(i), add, sm, mm}) hard_[static_cast<size_t>(k)] = true;
+                for (long k : {static_cast<long>(i), add, sm, mm})
+                    hard_[static_cast<size_t>(k)] = true;
             }
         }
     }
@@ -495,13 +522,12 @@ void Placer::residual_map() {
         residual_main_[i] = main;
         const int bb = main == 0 ? b0 : b1;
         const Node& conv = v_.node(static_cast<size_t>(bb));
-        const bool silu = !o_.modelopt_parity && v_.producer(node.inputs[main]) >= 0 &&
-                          elem_matches(static_cast<size_t>(v_.producer(node.inputs[main])),
-                                       Elem::SiluMul) &&
-                          backbone(static_cast<size_t>(v_.producer(node.inputs[main]))) == bb;
-        residual_note_[i] = fmt::format("main input '{}' is fused into {}{}",
-                                        node.inputs[main], conv.name,
-                                        silu ? " through Sigmoid->Mul (SiLU rule)" : "");
+        const bool silu =
+            !o_.modelopt_parity && v_.producer(node.inputs[main]) >= 0 &&
+            elem_matches(static_cast<size_t>(v_.producer(node.inputs[main])), Elem::SiluMul) &&
+            backbone(static_cast<size_t>(v_.producer(node.inputs[main]))) == bb;
+        residual_note_[i] = fmt::format("main input '{}' is fused into {}{}", node.inputs[main],
+                                        conv.name, silu ? " through Sigmoid->Mul (SiLU rule)" : "");
     }
 }
 
@@ -612,17 +638,20 @@ void Placer::select() {
     selected_rule_.assign(n_, "");
     skip_reason_.assign(n_, "");
     for (size_t i = 0; i < n_; ++i) {
-        if (!exclude_reason_[i].empty()) skip_reason_[i] = "excluded: " + exclude_reason_[i];
-        else if (hard_[i]) skip_reason_[i] = "part of a GELU / LayerNorm / masked-attention "
-                                             "pattern kept in high precision (ModelOpt Step B)";
+        if (!exclude_reason_[i].empty())
+            skip_reason_[i] = "excluded: " + exclude_reason_[i];
+        else if (hard_[i])
+            skip_reason_[i] =
+                "part of a GELU / LayerNorm / masked-attention "
+                "pattern kept in high precision (ModelOpt Step B)";
     }
 
     // INT8 --op-types: every node of these types, no partitioning (ModelOpt behaviour).
     if (o_.mode == QuantMode::Int8 && !o_.op_types.empty()) {
         for (size_t i = 0; i < n_; ++i) {
             if (exclude_reason_[i].empty() && in_set(v_.node(i).op_type)) {
-                selected_rule_[i] = fmt::format("--op-types selects every {} node",
-                                                v_.node(i).op_type);
+                selected_rule_[i] =
+                    fmt::format("--op-types selects every {} node", v_.node(i).op_type);
             }
         }
         return;
@@ -647,17 +676,17 @@ void Placer::select() {
         }
         if (ext && !internal) {
             if (in_set(node.op_type)) {
-                selected_rule_[i] = fmt::format("{} heading a fusible group (CASK partition)",
-                                                node.op_type);
+                selected_rule_[i] =
+                    fmt::format("{} heading a fusible group (CASK partition)", node.op_type);
             } else {
-                skip_reason_[i] = fmt::format("op type {} is not quantized in this mode",
-                                              node.op_type);
+                skip_reason_[i] =
+                    fmt::format("op type {} is not quantized in this mode", node.op_type);
             }
         } else if (ext && internal) {
             partial[i] = true;
             if (!in_set(node.op_type)) {
-                skip_reason_[i] = fmt::format("op type {} is not quantized in this mode",
-                                              node.op_type);
+                skip_reason_[i] =
+                    fmt::format("op type {} is not quantized in this mode", node.op_type);
                 continue;
             }
             auto r = residual_main_.find(i);
@@ -667,11 +696,14 @@ void Placer::select() {
                     : "partially fused node: external inputs only";
             for (size_t k = 0; k < node.inputs.size(); ++k) {
                 long p = node.inputs[k].empty() ? -1 : v_.producer(node.inputs[k]);
-                if (p >= 0 && part_[static_cast<size_t>(p)] == part_[i]) no_quant_edges_.insert({i, k});
+                if (p >= 0 && part_[static_cast<size_t>(p)] == part_[i])
+                    no_quant_edges_.insert({i, k});
             }
         } else {
-            skip_reason_[i] = fmt::format("fused into the group of {} (no Q/DQ inside a "
-                                          "TensorRT-fused group)", v_.node(head).name);
+            skip_reason_[i] = fmt::format(
+                "fused into the group of {} (no Q/DQ inside a "
+                "TensorRT-fused group)",
+                v_.node(head).name);
         }
     }
 
@@ -682,18 +714,19 @@ void Placer::select() {
         const size_t head = part_head_[static_cast<size_t>(part_[i])];
         const Node& node = v_.node(i);
         if (head != i) {
-            skip_reason_[i] = fmt::format("inside the pointwise (KGEN) group of {}",
-                                          v_.node(head).name);
+            skip_reason_[i] =
+                fmt::format("inside the pointwise (KGEN) group of {}", v_.node(head).name);
             continue;
         }
         if (!in_set(node.op_type)) {
-            skip_reason_[i] = fmt::format("pointwise head {} is not a quantizable op type",
-                                          node.op_type);
+            skip_reason_[i] =
+                fmt::format("pointwise head {} is not a quantizable op type", node.op_type);
             continue;
         }
         if (v_.has_constant_input(i)) {
-            skip_reason_[i] = "pointwise op with a constant input (bias/scale arithmetic stays "
-                              "in high precision)";
+            skip_reason_[i] =
+                "pointwise op with a constant input (bias/scale arithmetic stays "
+                "in high precision)";
             continue;
         }
         bool follows = false;
@@ -714,8 +747,10 @@ void Placer::select() {
             }
             add_heads.push_back(i);
         }
-        selected_rule_[i] = fmt::format("{} heading a pointwise group after a Conv/Gemm/MatMul "
-                                        "output (KGEN head)", node.op_type);
+        selected_rule_[i] = fmt::format(
+            "{} heading a pointwise group after a Conv/Gemm/MatMul "
+            "output (KGEN head)",
+            node.op_type);
     }
 
     // Step H: LayerNormalization fed by a CASK group (through copy ops).
@@ -813,8 +848,8 @@ void Placer::select() {
     }
 }
 
-void Placer::add_edge(std::map<std::string, size_t>& index, const std::string& tensor,
-                      size_t node, size_t input, const std::string& rule) {
+void Placer::add_edge(std::map<std::string, size_t>& index, const std::string& tensor, size_t node,
+                      size_t input, const std::string& rule) {
     auto it = index.find(tensor);
     if (it == index.end()) {
         ActivationQdq a;
@@ -1064,8 +1099,7 @@ Status validate_regexes(const std::vector<std::string>& patterns) {
     return Status::ok();
 }
 
-Result<Placement> place_qdq(const Graph& g, const TypeLookup& types,
-                            const PlacementOptions& opts) {
+Result<Placement> place_qdq(const Graph& g, const TypeLookup& types, const PlacementOptions& opts) {
     Placer p(g, types, opts);
     return p.run();
 }

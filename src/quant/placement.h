@@ -49,10 +49,10 @@ using TypeLookup = std::function<std::optional<TensorType>(const std::string& te
 struct ActivationQdq {
     std::string tensor;
     std::vector<std::pair<size_t, size_t>> edges;  // (node index, input index) reading the DQ
-    std::string rule;         // why it was placed (first consumer's rule)
-    bool constant = false;    // a constant input (scale from its values, no calibration)
+    std::string rule;                              // why it was placed (first consumer's rule)
+    bool constant = false;      // a constant input (scale from its values, no calibration)
     bool from_softmax = false;  // produced by Softmax: range forced to [0, 1] (§3.8.6)
-    int group = -1;           // index into Placement::groups
+    int group = -1;             // index into Placement::groups
 };
 
 // One weight Q/DQ (per output channel along `axis`, or per tensor when axis < 0).
@@ -87,8 +87,7 @@ struct Placement {
 // The op types ModelOpt would quantize by default for a mode (§3.1, §4).
 std::vector<std::string> default_quantizable_ops(QuantMode mode);
 
-Result<Placement> place_qdq(const Graph& g, const TypeLookup& types,
-                            const PlacementOptions& opts);
+Result<Placement> place_qdq(const Graph& g, const TypeLookup& types, const PlacementOptions& opts);
 
 // True when `name` matches `pattern` anchored at its start (Python re.match). Invalid patterns
 // are reported by validate_regexes().

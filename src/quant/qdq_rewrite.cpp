@@ -59,9 +59,12 @@ Tensor zero_point(DType dt, int32_t zp, Shape shape) {
     Tensor t(dt, std::move(shape));
     const int64_t n = t.numel();
     for (int64_t i = 0; i < n; ++i) {
-        if (dt == DType::UInt8) t.data<uint8_t>()[i] = static_cast<uint8_t>(zp);
-        else if (dt == DType::Int8) t.data<int8_t>()[i] = static_cast<int8_t>(zp);
-        else t.data<uint8_t>()[i] = 0;  // FP8 zero (0x00)
+        if (dt == DType::UInt8)
+            t.data<uint8_t>()[i] = static_cast<uint8_t>(zp);
+        else if (dt == DType::Int8)
+            t.data<int8_t>()[i] = static_cast<int8_t>(zp);
+        else
+            t.data<uint8_t>()[i] = 0;  // FP8 zero (0x00)
     }
     return t;
 }
@@ -95,7 +98,8 @@ Tensor quantize_weight(const Tensor& w, int64_t axis, QuantMode mode, DType scal
     for (size_t c = 0; c < raw.size(); ++c) (*scales)[c] = stored_scale(raw[c], scale_dtype);
 
     int64_t inner = 1;
-    for (size_t i = static_cast<size_t>(std::max<int64_t>(axis, 0)) + 1; axis >= 0 && i < shape.size(); ++i) {
+    for (size_t i = static_cast<size_t>(std::max<int64_t>(axis, 0)) + 1;
+         axis >= 0 && i < shape.size(); ++i) {
         inner *= shape[i];
     }
     const int64_t channels = axis >= 0 ? shape[static_cast<size_t>(axis)] : 1;
@@ -180,7 +184,8 @@ Result<RewriteStats> insert_qdq(Model& model, const Placement& placement,
         }
         const Tensor weight = *g.initializer(w);
         const int64_t axis = wq.axis;
-        const Shape cshape = wq.axis >= 0 ? Shape{weight.dim(static_cast<size_t>(wq.axis))} : Shape{};
+        const Shape cshape =
+            wq.axis >= 0 ? Shape{weight.dim(static_cast<size_t>(wq.axis))} : Shape{};
         std::vector<float> scales;
         Tensor q = quantize_weight(weight, wq.axis, opts.mode, opts.scale_dtype, &scales);
         const std::string scale = names.take(w + "_scale");
