@@ -5,12 +5,17 @@
 //  - reference (ExecutorOptions::reference_only): one step per node, reference kernels, plain
 //    layouts: the executable spec;
 //  - fast: optimized CPU ops (kernels/cpu), activations channels-last between convs, reorder
-//    steps inserted where a plain-layout op reads an NHWC tensor (once per tensor), and
-//    Conv -> Sigmoid -> Mul (SiLU) fused into the conv step;
+//    steps inserted where a plain-layout op reads an NHWC tensor (once per tensor); the conv
+//    step also computes a following SiLU (Sigmoid + Mul) and residual Add, channel Splits of
+//    its output, and its slices of channel Concats (no copy left for the Concat step);
 //  - hooked (built on first use, when an observer or a node override is set): like fast but
 //    without multi-node fusion, so that every node's inputs and outputs exist. Observer and
 //    override see plain (ONNX-order) tensors: NHWC ones are converted on demand, only then.
 // Graph outputs are always returned in plain layout.
+//
+// Threads: the fast program runs on a TaskPool (runtime/task_pool.h), not on OpenMP teams, and
+// sets the calling thread's OpenMP thread count to 1 so that oneDNN stays inside its tasks;
+// reference kernels inside it run on the calling thread.
 //
 // LOWBIT_PROFILE=1 in the environment times every step and prints per-op-kind totals to stderr
 // when the executor is destroyed (LOWBIT_PROFILE=2 adds every step, slowest first).

@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -43,6 +44,8 @@ constexpr double kMinChunkSeconds = 20e-6;
 // dense convs; depthwise convs are bound by memory traffic).
 constexpr double kFlopsPerSecond = 200e9;
 constexpr double kBytesPerSecond = 20e9;
+// Chunk output size with several threads: a quarter of this CPU's 1 MiB L2.
+constexpr double kChunkOutBytes = 256.0 * 1024;
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
@@ -265,14 +268,27 @@ private:
                              static_cast<double>(x_[1] / group_ * h_.k * w_.k);
         const double bytes = 4.0 * static_cast<double>(x_[1] * x_[2] * x_[3] + y_[1] * oh * y_[3]);
         const double seconds = std::max(flops / kFlopsPerSecond, bytes / kBytesPerSecond);
-        // Four chunks per thread (slack for a thread that starts late), none below
-        // kMinChunkSeconds of work. One thread: one chunk (smaller L2-sized chunks for the
-        // epilogue measured no faster).
-        int64_t n = n_threads <= 1 ? 1
-                                   : std::clamp<int64_t>(
-                                         static_cast<int64_t>(seconds / kMinChunkSeconds), 1,
-                                         4 * static_cast<int64_t>(n_threads));
+        // With several threads: at least four chunks per thread (slack for a thread that starts
+        // late) and chunks whose output fits in a quarter of L2, so the epilogue reads it from
+        // cache (measured 6% faster for YOLOv10m at 2 threads than 4 chunks per thread), but
+        // none below kMinChunkSeconds of work; preferably a multiple of the thread count that
+        // divides the rows evenly, so that the threads finish together (a 20-row map cut into
+        // 3,3,...,2 rows leaves one thread a chunk behind). One thread: one chunk (smaller
+        // chunks measured no faster there).
+        const int64_t t = std::max(1, n_threads);
+        const double out_bytes = 4.0 * static_cast<double>(y_[1] * oh * y_[3]);
+        const auto by_cache = static_cast<int64_t>(std::ceil(out_bytes / kChunkOutBytes));
+        int64_t n = t == 1 ? 1
+                           : std::clamp<int64_t>(static_cast<int64_t>(seconds / kMinChunkSeconds),
+                                                 1, std::max<int64_t>(4 * t, by_cache));
         n = std::min(n, oh);
+        if (n >= t && t > 1) {
+            int64_t even = 0;
+            for (int64_t k = n / t; k >= 1 && even == 0; --k) {
+                if (oh % (k * t) == 0) even = k * t;
+            }
+            n = even > 0 ? even : n / t * t;
+        }
         if (n > 1 && !make_chunks(n)) n = 1;
         if (n == 1) {
             parts_.clear();
@@ -295,11 +311,12 @@ private:
 
     bool make_chunks(int64_t n) {
         const int64_t oh = y_[2];
-        const int64_t rows = (oh + n - 1) / n;
         const int64_t extent = (h_.k - 1) * h_.dilation + 1;
         std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, size_t> part_of;
-        for (int64_t oh0 = 0; oh0 < oh; oh0 += rows) {
-            const int64_t oh1 = std::min(oh, oh0 + rows);
+        // Row counts differ by at most one between chunks.
+        for (int64_t i = 0; i < n; ++i) {
+            const int64_t oh0 = oh * i / n;
+            const int64_t oh1 = oh * (i + 1) / n;
             const int64_t first = oh0 * h_.stride - h_.pad_begin;  // may be negative (padding)
             const int64_t last = (oh1 - 1) * h_.stride - h_.pad_begin + extent;  // exclusive
             const int64_t ih0 = std::max<int64_t>(0, first);
