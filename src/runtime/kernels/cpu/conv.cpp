@@ -301,8 +301,9 @@ private:
         }
         for (const Part& p : parts_) dnnl_.reserve_scratch(p.pd.scratchpad_desc().get_size());
         for (Part& p : parts_) {
-            for (size_t t = 0; t < dnnl_.streams.size(); ++t) {
-                p.scratch.push_back(dnnl_.scratch_memory(p.pd.scratchpad_desc(), static_cast<int>(t)));
+            for (size_t th = 0; th < dnnl_.streams.size(); ++th) {
+                p.scratch.push_back(
+                    dnnl_.scratch_memory(p.pd.scratchpad_desc(), static_cast<int>(th)));
             }
         }
         for (Chunk& c : chunks_) {
