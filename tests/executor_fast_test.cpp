@@ -9,6 +9,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <cstdlib>
 #include <set>
 
 #include "ir/graph.h"
@@ -176,6 +177,23 @@ TEST(ExecutorFast, ConvGrid) {
                 << c.group << " d" << c.dilation << " threads " << threads;
         }
     }
+}
+
+// Dense 3x3 stride-1 convs run as Winograd when oneDNN accepts the shape (channels in
+// multiples of 16 here, big enough to be chunked across threads); LOWBIT_CONV_WINOGRAD=0 turns
+// it off. Both must match the reference.
+TEST(ExecutorFast, WinogradAndDirect3x3) {
+    Builder b;
+    const std::string x = b.input("x", {1, 32, 44, 37});
+    std::string y = b.conv(x, 32, 48, 3);
+    y = b.op("Add", {y, b.conv(y, 48, 48, 3)});
+    b.output(b.conv(y, 48, 64, 3, 1, -1, 1, false, false));
+    for (const char* wino : {"1", "0"}) {
+        setenv("LOWBIT_CONV_WINOGRAD", wino, 1);
+        EXPECT_LT(compare(b.model()), kTol) << "winograd " << wino;
+        EXPECT_LT(compare(b.model(), 1), kTol) << "winograd " << wino;
+    }
+    unsetenv("LOWBIT_CONV_WINOGRAD");
 }
 
 TEST(ExecutorFast, ConvAsymmetricPadsAndAutoPad) {
