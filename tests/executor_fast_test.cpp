@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <random>
-#include <cstdlib>
 #include <set>
 
 #include "ir/graph.h"
@@ -72,12 +72,11 @@ public:
         const std::string w = init(random_tensor({m, c / group, k, k}, seed_++, -0.3f, 0.3f));
         std::vector<std::string> ins = {x, w};
         if (bias) ins.push_back(init(random_tensor({m}, seed_++)));
-        std::map<std::string, Attr> attrs = {
-            {"kernel_shape", Attr::make_ints({k, k})},
-            {"strides", Attr::make_ints({stride, stride})},
-            {"pads", Attr::make_ints({pad, pad, pad, pad})},
-            {"dilations", Attr::make_ints({dilation, dilation})},
-            {"group", Attr::make_int(group)}};
+        std::map<std::string, Attr> attrs = {{"kernel_shape", Attr::make_ints({k, k})},
+                                             {"strides", Attr::make_ints({stride, stride})},
+                                             {"pads", Attr::make_ints({pad, pad, pad, pad})},
+                                             {"dilations", Attr::make_ints({dilation, dilation})},
+                                             {"group", Attr::make_int(group)}};
         std::string y = op("Conv", ins, attrs);
         if (silu) y = op("Mul", {y, op("Sigmoid", {y})});
         return y;
@@ -225,21 +224,25 @@ TEST(ExecutorFast, NhwcPropagation) {
     Builder b;
     const std::string x = b.input("images", {1, 3, 32, 32});
     const std::string a = b.conv(x, 3, 16, 3, 2);  // [1,16,16,16]
-    const auto parts = b.node("Split", {a, b.init(i64_tensor({6, 10}))}, {{"axis", Attr::make_int(1)}}, 2);
+    const auto parts =
+        b.node("Split", {a, b.init(i64_tensor({6, 10}))}, {{"axis", Attr::make_int(1)}}, 2);
     const std::string r = b.op("Add", {parts[1], b.conv(b.conv(parts[1], 10, 10, 3), 10, 10, 3)});
     const std::string cat = b.op("Concat", {parts[0], parts[1], r}, {{"axis", Attr::make_int(1)}});
     const std::string c = b.conv(cat, 26, 12, 1);
-    const std::string p1 = b.op("MaxPool", {c}, {{"kernel_shape", Attr::make_ints({5, 5})},
-                                                 {"strides", Attr::make_ints({1, 1})},
-                                                 {"pads", Attr::make_ints({2, 2, 2, 2})}});
-    const std::string p2 = b.op("MaxPool", {p1}, {{"kernel_shape", Attr::make_ints({3, 3})},
-                                                  {"strides", Attr::make_ints({2, 2})},
-                                                  {"ceil_mode", Attr::make_int(1)}});
+    const std::string p1 = b.op("MaxPool", {c},
+                                {{"kernel_shape", Attr::make_ints({5, 5})},
+                                 {"strides", Attr::make_ints({1, 1})},
+                                 {"pads", Attr::make_ints({2, 2, 2, 2})}});
+    const std::string p2 = b.op("MaxPool", {p1},
+                                {{"kernel_shape", Attr::make_ints({3, 3})},
+                                 {"strides", Attr::make_ints({2, 2})},
+                                 {"ceil_mode", Attr::make_int(1)}});
     const Tensor scales = Tensor::from_vector<float>(DType::Float32, {4}, {1, 1, 2, 2});
-    const std::string up = b.op("Resize", {p2, "", b.init(scales)},
-                                {{"mode", Attr::make_string("nearest")},
-                                 {"coordinate_transformation_mode", Attr::make_string("asymmetric")},
-                                 {"nearest_mode", Attr::make_string("floor")}});
+    const std::string up =
+        b.op("Resize", {p2, "", b.init(scales)},
+             {{"mode", Attr::make_string("nearest")},
+              {"coordinate_transformation_mode", Attr::make_string("asymmetric")},
+              {"nearest_mode", Attr::make_string("floor")}});
     const std::string cat2 = b.op("Concat", {up, p1, c}, {{"axis", Attr::make_int(-3)}});
     const std::string h = b.conv(cat2, 36, 8, 3);
     const std::string flat = b.op("Reshape", {h, b.init(i64_tensor({1, 8, -1}))});
@@ -264,7 +267,8 @@ TEST(ExecutorFast, ElementwiseOnNhwc) {
     const std::string ch = b.op("Mul", {clip, b.init(random_tensor({1, 16, 1, 1}, 4))});
     const std::string ch2 = b.op("Add", {b.init(random_tensor({16, 1, 1}, 5)), ch});
     const std::string rowb = b.op("Add", {ch2, b.init(random_tensor({1, 1, 1, 11}, 6))});
-    const std::string d = b.op("Div", {b.conv(rowb, 16, 16, 1), b.init(random_tensor({1}, 7, 1.0f, 2.0f))});
+    const std::string d =
+        b.op("Div", {b.conv(rowb, 16, 16, 1), b.init(random_tensor({1}, 7, 1.0f, 2.0f))});
     const std::string t = b.op("Tanh", {b.op("Add", {d, a})});
     b.output(b.conv(t, 16, 4, 3, 1, -1, 1, false));
     EXPECT_LT(compare(b.model()), kTol);
@@ -277,9 +281,11 @@ TEST(ExecutorFast, AttentionAndSoftmax) {
     const std::string x = b.input("x", {1, 16, 6, 7});
     const std::string qkv = b.conv(x, 16, 48, 1, 1, 0, 1, false);
     const std::string r = b.op("Reshape", {qkv, b.init(i64_tensor({1, 2, 24, 42}))});
-    const auto qkv3 = b.node("Split", {r, b.init(i64_tensor({4, 4, 16}))}, {{"axis", Attr::make_int(2)}}, 3);
+    const auto qkv3 =
+        b.node("Split", {r, b.init(i64_tensor({4, 4, 16}))}, {{"axis", Attr::make_int(2)}}, 3);
     const std::string qt = b.op("Transpose", {qkv3[0]}, {{"perm", Attr::make_ints({0, 1, 3, 2})}});
-    const std::string att = b.op("Mul", {b.op("MatMul", {qt, qkv3[1]}), b.init(random_tensor({}, 9))});
+    const std::string att =
+        b.op("Mul", {b.op("MatMul", {qt, qkv3[1]}), b.init(random_tensor({}, 9))});
     const std::string sm = b.op("Softmax", {att}, {{"axis", Attr::make_int(-1)}});
     const std::string smt = b.op("Transpose", {sm}, {{"perm", Attr::make_ints({0, 1, 3, 2})}});
     const std::string o = b.op("MatMul", {qkv3[2], smt});
@@ -297,12 +303,13 @@ TEST(ExecutorFast, AttentionAndSoftmax) {
 TEST(ExecutorFast, ConcatInPlaceEdgeCases) {
     Builder b;
     const std::string x = b.input("x", {2, 8, 24, 20});
-    const std::string a = b.conv(x, 8, 16, 3);                    // read by two concats
-    const std::string c = b.conv(x, 8, 12, 1, 1, -1, 1, false);   // also a graph output
-    const std::string d = b.conv(a, 16, 16, 3, 1, -1, 16);        // only read by the concat
+    const std::string a = b.conv(x, 8, 16, 3);                   // read by two concats
+    const std::string c = b.conv(x, 8, 12, 1, 1, -1, 1, false);  // also a graph output
+    const std::string d = b.conv(a, 16, 16, 3, 1, -1, 16);       // only read by the concat
     const std::string k = b.init(random_tensor({2, 4, 24, 20}, 21));
     const std::string cat1 = b.op("Concat", {a, c, d, a, x, k}, {{"axis", Attr::make_int(1)}});
-    const std::string cat2 = b.op("Concat", {b.conv(cat1, 72, 8, 1), a}, {{"axis", Attr::make_int(1)}});
+    const std::string cat2 =
+        b.op("Concat", {b.conv(cat1, 72, 8, 1), a}, {{"axis", Attr::make_int(1)}});
     b.output(b.conv(cat2, 24, 8, 3));
     b.output(c);
     b.output(cat1);
@@ -329,13 +336,15 @@ TEST(ExecutorFast, ParallelReferenceElementwise) {
     // (Quantizing a conv result that differs in the last bit could flip a rounding.)
     std::vector<float> eye(16 * 16, 0.0f);
     for (int i = 0; i < 16; ++i) eye[static_cast<size_t>(i * 16 + i)] = 1.0f;
-    const std::string a = b.op("Conv", {x, b.init(Tensor::from_vector(DType::Float32, {16, 16, 1, 1}, eye))});
+    const std::string a =
+        b.op("Conv", {x, b.init(Tensor::from_vector(DType::Float32, {16, 16, 1, 1}, eye))});
     const std::string scale = b.init(Tensor::from_vector<float>(DType::Float32, {}, {0.02f}));
     const std::string zp = b.init(Tensor::from_vector<int8_t>(DType::Int8, {}, {3}));
     const std::string q = b.op("QuantizeLinear", {a, scale, zp});
     const std::string dq = b.op("DequantizeLinear", {q, scale, zp});
-    const std::string c = b.op("Clip", {b.op("Relu", {dq}), b.init(random_tensor({}, 1, 0.0f, 0.1f)),
-                                        b.init(random_tensor({}, 2, 0.4f, 0.6f))});
+    const std::string c =
+        b.op("Clip", {b.op("Relu", {dq}), b.init(random_tensor({}, 1, 0.0f, 0.1f)),
+                      b.init(random_tensor({}, 2, 0.4f, 0.6f))});
     b.output(b.conv(c, 16, 8, 3, 1, -1, 1, false));
     b.output(dq);
     b.output(b.op("Tanh", {x}));
@@ -365,9 +374,11 @@ Model observer_model() {
     Builder b;
     const std::string x = b.input("x", {1, 4, 10, 10});
     const std::string a = b.conv(x, 4, 8, 3);
-    const auto parts = b.node("Split", {a, b.init(i64_tensor({4, 4}))}, {{"axis", Attr::make_int(1)}}, 2);
+    const auto parts =
+        b.node("Split", {a, b.init(i64_tensor({4, 4}))}, {{"axis", Attr::make_int(1)}}, 2);
     const std::string c = b.conv(parts[1], 4, 4, 3, 1, -1, 4);
-    const std::string cat = b.op("Concat", {parts[0], b.op("Add", {parts[1], c})}, {{"axis", Attr::make_int(1)}});
+    const std::string cat =
+        b.op("Concat", {parts[0], b.op("Add", {parts[1], c})}, {{"axis", Attr::make_int(1)}});
     const std::string y = b.conv(cat, 8, 6, 3, 2);
     b.output(b.op("Reshape", {y, b.init(i64_tensor({1, 6, 25}))}));
     return b.model();

@@ -55,17 +55,17 @@ struct Stored {
 struct Step {
     size_t node = kNoNode;      // graph node index; kNoNode for an inserted reorder
     std::vector<size_t> fused;  // further nodes this step computes (a fused SiLU's Sigmoid, Mul)
-    std::vector<std::string> in, out;  // storage tensor names ("" = absent)
-    std::vector<Layout> in_layouts;    // layout of each `in` tensor
+    std::vector<std::string> in, out;         // storage tensor names ("" = absent)
+    std::vector<Layout> in_layouts;           // layout of each `in` tensor
     std::vector<Tensor> in_views, out_views;  // the tensors of in/out (the arena never moves)
-    std::unique_ptr<cpu::FastOp> fast;  // null: the node's reference kernel, or a reorder
+    std::unique_ptr<cpu::FastOp> fast;        // null: the node's reference kernel, or a reorder
     Layout reorder_to = Layout::Plain;
     std::string label;  // profile key
 };
 
 struct Program {
     std::vector<Step> steps;
-    std::unordered_map<std::string, Stored> stored;  // run-time tensors (graph ones and aliases)
+    std::unordered_map<std::string, Stored> stored;     // run-time tensors (graph ones and aliases)
     std::unordered_map<std::string, Tensor> constants;  // plan-time NHWC copies of constants
     std::unordered_map<std::string, size_t> slot_of;
     std::vector<MemorySlot> slots;
@@ -110,8 +110,8 @@ Status check_node_supported(const Node& n) {
 struct Executor::Impl {
     Graph graph;
     int64_t opset = 0;
-    ThreadPool pool;    // OpenMP: constant folding and the reference program
-    ThreadPool serial;  // reference kernels inside the fast program (see task_pool.h)
+    ThreadPool pool;                  // OpenMP: constant folding and the reference program
+    ThreadPool serial;                // reference kernels inside the fast program (see task_pool.h)
     std::unique_ptr<TaskPool> tasks;  // the fast path's threads
     bool reference_only = false;
     std::vector<TensorDesc> inputs, outputs;
@@ -133,7 +133,8 @@ struct Executor::Impl {
     std::vector<double> step_ms, step_cpu_ms;  // per step of the main program (level 2)
 
     Impl(int n_threads, bool reference)
-        : pool(n_threads), serial(1),
+        : pool(n_threads),
+          serial(1),
           tasks(std::make_unique<TaskPool>(reference ? 1 : pool.size())),
           reference_only(reference) {}
     ~Impl();
@@ -171,8 +172,10 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
             }
             for (size_t i = 0; vi.has_shape && i < vi.dims.size(); ++i) {
                 if (vi.dims[i].is_fixed() && vi.dims[i].value != ov->second[i]) {
-                    return invalid("input '{}': override shape {} conflicts with the model's fixed "
-                                   "shape {}", vi.name, shape_str(ov->second), vi.shape_str());
+                    return invalid(
+                        "input '{}': override shape {} conflicts with the model's fixed "
+                        "shape {}",
+                        vi.name, shape_str(ov->second), vi.shape_str());
                 }
             }
             d.shape = ov->second;
@@ -183,9 +186,10 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
             }
             for (const auto& dim : vi.dims) {
                 if (!dim.is_fixed()) {
-                    return invalid("input '{}' has a symbolic shape {}; give a fixed one with "
-                                   "--input-shape {}:1,3,640,640 (for example)",
-                                   vi.name, vi.shape_str(), vi.name);
+                    return invalid(
+                        "input '{}' has a symbolic shape {}; give a fixed one with "
+                        "--input-shape {}:1,3,640,640 (for example)",
+                        vi.name, vi.shape_str(), vi.name);
                 }
                 d.shape.push_back(dim.value);
             }
@@ -221,13 +225,16 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
             if (!in.empty()) {
                 auto it = descs.find(in);
                 if (it == descs.end()) {
-                    return invalid("node {}: input '{}' is not produced before it", node.describe(), in);
+                    return invalid("node {}: input '{}' is not produced before it", node.describe(),
+                                   in);
                 }
                 info.dtype = it->second.dtype;
                 info.shape = it->second.shape;
                 auto c = constants.find(in);
-                if (c != constants.end()) info.value = c->second;
-                else all_const = false;
+                if (c != constants.end())
+                    info.value = c->second;
+                else
+                    all_const = false;
             }
             ctx.inputs.push_back(std::move(info));
         }
@@ -276,7 +283,8 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
 
     for (const auto& vo : graph.outputs) {
         auto it = descs.find(vo.name);
-        if (it == descs.end()) return invalid("graph output '{}' is not produced by any node", vo.name);
+        if (it == descs.end())
+            return invalid("graph output '{}' is not produced by any node", vo.name);
         outputs.push_back(it->second);
     }
 
@@ -360,8 +368,10 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
                         o.dtype = d.dtype;
                         o.shape = d.shape;
                         auto c = constants.find(name);
-                        if (c != constants.end()) o.constant = &c->second;
-                        else o.layout = p.layout_of(name);
+                        if (c != constants.end())
+                            o.constant = &c->second;
+                        else
+                            o.layout = p.layout_of(name);
                     }
                     ops.push_back(std::move(o));
                 }
@@ -467,8 +477,10 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
         for (const auto& o : p.steps[s].out) {
             if (o.empty()) continue;
             auto it = life.find(o);
-            if (it == life.end()) life[o] = {static_cast<int>(s), static_cast<int>(s)};
-            else it->second.second = static_cast<int>(s);
+            if (it == life.end())
+                life[o] = {static_cast<int>(s), static_cast<int>(s)};
+            else
+                it->second.second = static_cast<int>(s);
         }
     }
     const int end = static_cast<int>(p.steps.size());
@@ -491,8 +503,10 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
     for (size_t k = 0; k < names.size(); ++k) p.slot_of[names[k]] = k;
     p.arena = std::make_shared<Buffer>(p.arena_bytes);
     for (Step& st : p.steps) {
-        for (const auto& name : st.in) st.in_views.push_back(name.empty() ? Tensor() : view(p, name));
-        for (const auto& name : st.out) st.out_views.push_back(name.empty() ? Tensor() : view(p, name));
+        for (const auto& name : st.in)
+            st.in_views.push_back(name.empty() ? Tensor() : view(p, name));
+        for (const auto& name : st.out)
+            st.out_views.push_back(name.empty() ? Tensor() : view(p, name));
     }
     return prog;
 }
@@ -517,8 +531,7 @@ void Executor::Impl::fold_splits(Program& p, const std::unordered_set<std::strin
     for (size_t k = 0; k < p.steps.size(); ++k) {
         Step& split = p.steps[k];
         if (!split.fast || split.node == kNoNode || graph.nodes[split.node].op_type != "Split" ||
-            split.in.empty() || split.in[0].empty() ||
-            p.layout_of(split.in[0]) != Layout::Nhwc) {
+            split.in.empty() || split.in[0].empty() || p.layout_of(split.in[0]) != Layout::Nhwc) {
             continue;
         }
         const std::string x = split.in[0];
@@ -687,7 +700,8 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
             const std::vector<Tensor> before = given;
             LOWBIT_TRY(node_override(step.node, *node, given));
             for (size_t i = 0; i < given.size(); ++i) {
-                if (given[i].dtype() != before[i].dtype() || given[i].shape() != before[i].shape()) {
+                if (given[i].dtype() != before[i].dtype() ||
+                    given[i].shape() != before[i].shape()) {
                     return invalid("node override for {} changed input {} from {} {} to {} {}",
                                    node->describe(), i, dtype_name(before[i].dtype()),
                                    shape_str(before[i].shape()), dtype_name(given[i].dtype()),
@@ -762,7 +776,8 @@ void Executor::Impl::print_profile() const {
     if (profile_level > 1 && main) {
         std::vector<size_t> idx(step_ms.size());
         for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-        std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) { return step_ms[a] > step_ms[b]; });
+        std::sort(idx.begin(), idx.end(),
+                  [&](size_t a, size_t b) { return step_ms[a] > step_ms[b]; });
         fmt::print(stderr, "  steps, slowest first:\n");
         for (size_t k = 0; k < idx.size(); ++k) {
             const Step& s = main->steps[idx[k]];
@@ -786,16 +801,30 @@ Result<std::unique_ptr<Executor>> Executor::create(const Model& model, ExecutorO
     return std::unique_ptr<Executor>(new Executor(std::move(impl)));
 }
 
-const std::vector<TensorDesc>& Executor::inputs() const { return impl_->inputs; }
-const std::vector<TensorDesc>& Executor::outputs() const { return impl_->outputs; }
+const std::vector<TensorDesc>& Executor::inputs() const {
+    return impl_->inputs;
+}
+const std::vector<TensorDesc>& Executor::outputs() const {
+    return impl_->outputs;
+}
 Result<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) {
     return impl_->run(inputs);
 }
-void Executor::set_observer(TensorObserver obs) { impl_->observer = std::move(obs); }
-void Executor::set_node_override(NodeOverride ov) { impl_->node_override = std::move(ov); }
-size_t Executor::peak_activation_bytes() const { return impl_->main->arena_bytes; }
-const std::vector<size_t>& Executor::plan_order() const { return impl_->order; }
-const Graph& Executor::graph() const { return impl_->graph; }
+void Executor::set_observer(TensorObserver obs) {
+    impl_->observer = std::move(obs);
+}
+void Executor::set_node_override(NodeOverride ov) {
+    impl_->node_override = std::move(ov);
+}
+size_t Executor::peak_activation_bytes() const {
+    return impl_->main->arena_bytes;
+}
+const std::vector<size_t>& Executor::plan_order() const {
+    return impl_->order;
+}
+const Graph& Executor::graph() const {
+    return impl_->graph;
+}
 const TensorDesc* Executor::tensor_desc(const std::string& name) const {
     auto it = impl_->descs.find(name);
     return it == impl_->descs.end() ? nullptr : &it->second;

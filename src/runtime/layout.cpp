@@ -7,7 +7,9 @@
 
 namespace lowbit {
 
-const char* layout_name(Layout l) { return l == Layout::Nhwc ? "nhwc" : "plain"; }
+const char* layout_name(Layout l) {
+    return l == Layout::Nhwc ? "nhwc" : "plain";
+}
 
 namespace {
 
@@ -70,24 +72,23 @@ void dispatch_elem(size_t elem, F&& f) {
 
 }  // namespace
 
-void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int64_t hw,
-                          size_t elem, const TaskPool& pool) {
+void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,
+                          const TaskPool& pool) {
     dispatch_elem(elem, [&](auto tag) {
         using T = decltype(tag);
         transpose_batched(static_cast<const T*>(src), static_cast<T*>(dst), n, c, hw, pool);
     });
 }
 
-void reorder_nhwc_to_nchw(const void* src, void* dst, int64_t n, int64_t c, int64_t hw,
-                          size_t elem, const TaskPool& pool) {
+void reorder_nhwc_to_nchw(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,
+                          const TaskPool& pool) {
     dispatch_elem(elem, [&](auto tag) {
         using T = decltype(tag);
         transpose_batched(static_cast<const T*>(src), static_cast<T*>(dst), n, hw, c, pool);
     });
 }
 
-void convert_layout(const Tensor& src, Layout from, Tensor& dst, Layout to,
-                    const TaskPool& pool) {
+void convert_layout(const Tensor& src, Layout from, Tensor& dst, Layout to, const TaskPool& pool) {
     LOWBIT_CHECK(src.dtype() == dst.dtype() && src.shape() == dst.shape(),
                  "convert_layout {} {} -> {} {}", dtype_name(src.dtype()), shape_str(src.shape()),
                  dtype_name(dst.dtype()), shape_str(dst.shape()));

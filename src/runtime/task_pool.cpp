@@ -33,7 +33,7 @@ struct TaskPool::State {
     // The current job: (epoch << 32) | next unclaimed index. A claim is a CAS that keeps the
     // epoch, so a worker that wakes up late can never claim a task of a finished job.
     alignas(64) std::atomic<uint64_t> claim{0};
-    alignas(64) std::atomic<int64_t> done{0};  // tasks finished by workers in this epoch
+    alignas(64) std::atomic<int64_t> done{0};    // tasks finished by workers in this epoch
     alignas(64) std::atomic<uint32_t> epoch{0};  // also the futex word workers sleep on
     std::atomic<int> sleepers{0};
     std::atomic<int64_t> n{0};
@@ -45,7 +45,8 @@ struct TaskPool::State {
     int64_t work(uint32_t e, int thread) {
         int64_t ran = 0;
         uint64_t v = claim.load(std::memory_order_acquire);
-        while ((v >> 32) == e && static_cast<int64_t>(v & kIndexMask) < n.load(std::memory_order_relaxed)) {
+        while ((v >> 32) == e &&
+               static_cast<int64_t>(v & kIndexMask) < n.load(std::memory_order_relaxed)) {
             if (!claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
             // The claim succeeded in epoch e, so the caller is still waiting for this task and
             // fn is this epoch's.
@@ -99,7 +100,9 @@ TaskPool::~TaskPool() {
     for (auto& t : s_->workers) t.join();
 }
 
-int TaskPool::size() const { return s_->n_threads; }
+int TaskPool::size() const {
+    return s_->n_threads;
+}
 
 void TaskPool::run(int64_t n, const std::function<void(int64_t, int)>& fn) const {
     if (n <= 0) return;

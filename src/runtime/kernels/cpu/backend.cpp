@@ -22,15 +22,14 @@
 namespace lowbit::cpu {
 
 bool is_layout_blind_op(const std::string& op_type) {
+    // clang-format off
     static constexpr std::array kOps = {
-        "Add",       "Sub",         "Mul",         "Div",          "Pow",       "Mod",
-        "Max",       "Min",         "Sum",         "Mean",         "Equal",     "Less",
-        "Greater",   "LessOrEqual", "GreaterOrEqual", "And",       "Or",        "Xor",
-        "Not",       "Where",       "Sigmoid",     "Relu",         "LeakyRelu", "HardSigmoid",
-        "HardSwish", "Sqrt",        "Exp",         "Log",          "Neg",       "Abs",
-        "Tanh",      "Erf",         "Floor",       "Ceil",         "Round",     "Reciprocal",
-        "Sign",      "Softplus",    "Elu",         "Selu",         "Clip",      "Cast",
-        "Identity",  "QuantizeLinear", "DequantizeLinear"};
+        "Add", "Sub", "Mul", "Div", "Pow", "Mod", "Max", "Min", "Sum", "Mean", "Equal", "Less",
+        "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Where",
+        "Sigmoid", "Relu", "LeakyRelu", "HardSigmoid", "HardSwish", "Sqrt", "Exp", "Log", "Neg",
+        "Abs", "Tanh", "Erf", "Floor", "Ceil", "Round", "Reciprocal", "Sign", "Softplus", "Elu",
+        "Selu", "Clip", "Cast", "Identity", "QuantizeLinear", "DequantizeLinear"};
+    // clang-format on
     return std::find(kOps.begin(), kOps.end(), op_type) != kOps.end();
 }
 
@@ -90,7 +89,8 @@ FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Ope
         return p;
     }
     if (t == "Concat" && outs.size() == 1 &&
-        std::any_of(ins.begin(), ins.end(), [](const Operand& o) { return o.layout == Layout::Nhwc; })) {
+        std::any_of(ins.begin(), ins.end(),
+                    [](const Operand& o) { return o.layout == Layout::Nhwc; })) {
         p.op = make_concat_nhwc(node, ins, outs[0]);
         if (p.op) {
             p.in_layouts.assign(ins.size(), Layout::Nhwc);

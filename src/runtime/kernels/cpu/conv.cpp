@@ -114,7 +114,6 @@ public:
             return unsupported("reference implementation");
         }
         plan_chunks(whole);
-        chunk_out_.resize(static_cast<size_t>(n_threads_));
         outs_[0] = {0, y_[1], true, {}};
 
         planned_w_ = ins[1].constant->raw();
@@ -153,19 +152,23 @@ public:
             const auto t = static_cast<size_t>(thread);
             for (int64_t b = 0; b < x_[0]; ++b) {
                 char* dst = dense_ ? y + b * y_image + c.oh0 * y_row
-                                   : static_cast<char*>(chunk_out_[t]->data());
+                                   : static_cast<char*>(dnnl_.data(Workspace::ChunkOut, thread));
                 try {
                     c.src.set_data_handle(const_cast<char*>(x + b * x_image + c.ih0 * x_row));
                     c.dst.set_data_handle(dst);
                     auto& stream = dnnl_.streams[t];
+                    // Workspaces are fetched now: a later plan may have reallocated them.
                     memory src = c.src, out_mem = c.dst;
                     if (part.blocked_src) {
                         src = part.src_blk[t];
+                        src.set_data_handle(dnnl_.data(Workspace::BlockedSrc, thread));
                         part.to_blocked.execute(stream, c.src, src);
                     }
-                    if (part.blocked_dst) out_mem = part.dst_blk[t];
-                    // The shared scratch buffer may have been reallocated by a later plan.
-                    if (dnnl_.scratch[t]) part.scratch[t].set_data_handle(dnnl_.scratch[t]->data());
+                    if (part.blocked_dst) {
+                        out_mem = part.dst_blk[t];
+                        out_mem.set_data_handle(dnnl_.data(Workspace::BlockedDst, thread));
+                    }
+                    part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
                     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
                                                             {DNNL_ARG_WEIGHTS, wei[part.wei]},
                                                             {DNNL_ARG_DST, out_mem},
@@ -187,7 +190,8 @@ public:
                 const int64_t len = (c.oh1 - c.oh0) * y_row / 4;
                 if (silu_) silu_f32(yf, yf, len);
                 if (res) {
-                    const auto* r = reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
+                    const auto* r =
+                        reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
                     for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
                 }
                 // Channel-range outputs (a Split folded into this conv) and concat slices.
@@ -198,8 +202,8 @@ public:
                     const int64_t width = spec.c1 - spec.c0;
                     if (k != 0 && spec.dense) {
                         copy_channel_rows(from, y_[1],
-                                          static_cast<char*>(out[k].raw()) + p0 * width * 4,
-                                          width, pixels, width, 4);
+                                          static_cast<char*>(out[k].raw()) + p0 * width * 4, width,
+                                          pixels, width, 4);
                     }
                     for (const ConcatSlice& sl : spec.slices) {
                         char* d = static_cast<char*>(out[sl.slot].raw()) +
@@ -252,9 +256,7 @@ public:
             dense_ = false;
             int64_t rows = 0;
             for (const Chunk& c : chunks_) rows = std::max(rows, c.oh1 - c.oh0);
-            for (auto& b : chunk_out_) {
-                b = std::make_unique<Buffer>(static_cast<size_t>(rows * y_[1] * y_[3]) * 4);
-            }
+            dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(rows * y_[1] * y_[3]) * 4);
         }
     }
 
@@ -264,12 +266,12 @@ private:
         dnnl::convolution_forward::primitive_desc pd;
         dnnl::convolution_forward prim;
         size_t wei = 0;               // index into the weights (one per distinct format)
-        std::vector<memory> scratch;  // per pool thread
+        std::vector<memory> scratch;  // per pool thread; data set at run time
         // Winograd works on blocked tensors: the chunk is reordered in and out of per-thread
         // buffers.
         bool blocked_src = false, blocked_dst = false;
         dnnl::reorder to_blocked, from_blocked;
-        std::vector<memory> src_blk, dst_blk;  // per pool thread
+        std::vector<memory> src_blk, dst_blk;  // per pool thread; data set at run time
     };
 
     memory::desc nhwc_src(int64_t rows) const {
@@ -285,12 +287,12 @@ private:
     dnnl::convolution_forward::primitive_desc make_pd(int64_t in_rows, int64_t pad_top,
                                                       int64_t pad_bottom, int64_t out_rows,
                                                       bool winograd) const {
-        const memory::desc src_md = winograd ? memory::desc({1, x_[1], in_rows, x_[3]}, DT::f32,
-                                                            Tag::any)
-                                             : nhwc_src(in_rows);
-        const memory::desc dst_md = winograd ? memory::desc({1, y_[1], out_rows, y_[3]}, DT::f32,
-                                                            Tag::any)
-                                             : nhwc_dst(out_rows);
+        const memory::desc src_md =
+            winograd ? memory::desc({1, x_[1], in_rows, x_[3]}, DT::f32, Tag::any)
+                     : nhwc_src(in_rows);
+        const memory::desc dst_md =
+            winograd ? memory::desc({1, y_[1], out_rows, y_[3]}, DT::f32, Tag::any)
+                     : nhwc_dst(out_rows);
         const memory::desc wei_md(wei_dims_, DT::f32, Tag::any);
         const memory::desc bias_md({y_[1]}, DT::f32, Tag::x);
         // oneDNN counts dilation from 0 (no dilation), ONNX from 1.
@@ -301,13 +303,13 @@ private:
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
         const auto kind = dnnl::prop_kind::forward_inference;
-        const auto alg = winograd ? dnnl::algorithm::convolution_winograd
-                                  : dnnl::algorithm::convolution_direct;
-        auto desc = has_bias_ ? dnnl::convolution_forward::desc(kind, alg, src_md, wei_md, bias_md,
-                                                                dst_md, strides, dilates, pad_l,
-                                                                pad_r)
-                              : dnnl::convolution_forward::desc(kind, alg, src_md, wei_md, dst_md,
-                                                                strides, dilates, pad_l, pad_r);
+        const auto alg =
+            winograd ? dnnl::algorithm::convolution_winograd : dnnl::algorithm::convolution_direct;
+        auto desc = has_bias_
+                        ? dnnl::convolution_forward::desc(kind, alg, src_md, wei_md, bias_md,
+                                                          dst_md, strides, dilates, pad_l, pad_r)
+                        : dnnl::convolution_forward::desc(kind, alg, src_md, wei_md, dst_md,
+                                                          strides, dilates, pad_l, pad_r);
         return dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_.engine);
     }
 
@@ -357,25 +359,17 @@ private:
             chunks_ = {Chunk{0, oh, 0, 0, {}, {}, {}}};
             add_part(whole);
         }
-        for (const Part& p : parts_) dnnl_.reserve_scratch(p.pd.scratchpad_desc().get_size());
-        size_t blk_src = 0, blk_dst = 0;
-        for (const Part& p : parts_) {
-            if (p.blocked_src) blk_src = std::max(blk_src, p.pd.src_desc().get_size());
-            if (p.blocked_dst) blk_dst = std::max(blk_dst, p.pd.dst_desc().get_size());
-        }
-        for (int th = 0; th < t; ++th) {
-            blk_src_.push_back(blk_src ? std::make_unique<Buffer>(blk_src) : nullptr);
-            blk_dst_.push_back(blk_dst ? std::make_unique<Buffer>(blk_dst) : nullptr);
-        }
         for (Part& p : parts_) {
+            dnnl_.reserve(Workspace::Scratchpad, p.pd.scratchpad_desc().get_size());
+            if (p.blocked_src) dnnl_.reserve(Workspace::BlockedSrc, p.pd.src_desc().get_size());
+            if (p.blocked_dst) dnnl_.reserve(Workspace::BlockedDst, p.pd.dst_desc().get_size());
             for (int th = 0; th < t; ++th) {
-                const auto i = static_cast<size_t>(th);
-                p.scratch.push_back(dnnl_.scratch_memory(p.pd.scratchpad_desc(), th));
+                p.scratch.push_back(memory(p.pd.scratchpad_desc(), dnnl_.engine, DNNL_MEMORY_NONE));
                 if (p.blocked_src) {
-                    p.src_blk.emplace_back(p.pd.src_desc(), dnnl_.engine, blk_src_[i]->data());
+                    p.src_blk.push_back(memory(p.pd.src_desc(), dnnl_.engine, DNNL_MEMORY_NONE));
                 }
                 if (p.blocked_dst) {
-                    p.dst_blk.emplace_back(p.pd.dst_desc(), dnnl_.engine, blk_dst_[i]->data());
+                    p.dst_blk.push_back(memory(p.pd.dst_desc(), dnnl_.engine, DNNL_MEMORY_NONE));
                 }
             }
         }
@@ -403,12 +397,12 @@ private:
         p.blocked_src = pd.src_desc() != src_plain;
         p.blocked_dst = pd.dst_desc() != dst_plain;
         if (p.blocked_src) {
-            p.to_blocked = dnnl::reorder(
-                dnnl::reorder::primitive_desc(dnnl_.engine, src_plain, dnnl_.engine, pd.src_desc()));
+            p.to_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(
+                dnnl_.engine, src_plain, dnnl_.engine, pd.src_desc()));
         }
         if (p.blocked_dst) {
-            p.from_blocked = dnnl::reorder(
-                dnnl::reorder::primitive_desc(dnnl_.engine, pd.dst_desc(), dnnl_.engine, dst_plain));
+            p.from_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(
+                dnnl_.engine, pd.dst_desc(), dnnl_.engine, dst_plain));
         }
         parts_.push_back(std::move(p));
     }
@@ -467,7 +461,6 @@ private:
     std::vector<memory::desc> wei_mds_;  // distinct weights formats of the parts
     std::vector<Part> parts_;
     std::vector<Chunk> chunks_;
-    std::vector<std::unique_ptr<Buffer>> blk_src_, blk_dst_;  // per pool thread (Winograd)
     const void* planned_w_ = nullptr;
     std::vector<memory> weights_;  // the planned weights, one per wei_mds_ entry
     // Destinations by step output index: 0 is the conv result itself; others are channel
@@ -478,8 +471,7 @@ private:
         std::vector<ConcatSlice> slices;
     };
     std::map<size_t, OutSpec> outs_;
-    bool dense_ = true;  // outs_[0] is written to the output tensor
-    std::vector<std::unique_ptr<Buffer>> chunk_out_;  // per pool thread, when !dense_
+    bool dense_ = true;  // outs_[0] is written to the output tensor (else Workspace::ChunkOut)
 };
 
 }  // namespace
@@ -496,8 +488,8 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
         (ins[2].dtype != DType::Float32 || ins[2].constant == nullptr)) {
         return nullptr;
     }
-    if (fusion.residual && (ins.size() != 4 || ins[3].dtype != DType::Float32 ||
-                            ins[3].shape != out.shape)) {
+    if (fusion.residual &&
+        (ins.size() != 4 || ins[3].dtype != DType::Float32 || ins[3].shape != out.shape)) {
         return nullptr;
     }
     const int64_t group = node.attr_int("group", 1);
@@ -509,9 +501,10 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
     try {
         if (!op->init(node, ins, out, fusion, n_threads, warnings).is_ok()) return nullptr;
     } catch (const dnnl::error& e) {
-        warnings.push_back(fmt::format("{}: oneDNN cannot run this Conv ({}); using lowbit's "
-                                       "reference Conv",
-                                       node.describe(), e.what()));
+        warnings.push_back(
+            fmt::format("{}: oneDNN cannot run this Conv ({}); using lowbit's "
+                        "reference Conv",
+                        node.describe(), e.what()));
         return nullptr;
     }
     return op;

@@ -3,13 +3,13 @@
 // descriptors), so a move to oneDNN 3.x stays contained (research/engine-perf.md, pitfalls).
 //
 // Primitives are created for one thread each (the executor's TaskPool runs them in parallel
-// tasks, see runtime/task_pool.h), so each pool thread has its own stream and scratchpad.
+// tasks, see runtime/task_pool.h), so each pool thread has its own stream and workspaces.
 #pragma once
 
-#include <oneapi/dnnl/dnnl.hpp>
-
 #include <algorithm>
+#include <array>
 #include <memory>
+#include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>
 
@@ -17,27 +17,39 @@
 
 namespace lowbit::cpu {
 
+// Per-thread work buffers. Steps run one at a time and a task uses its thread's buffers only
+// while it runs, so all ops of an executor share them; each is sized at plan time to the
+// largest need. Ops must fetch data() at run time: a later plan may have reallocated it.
+enum class Workspace {
+    Scratchpad,  // oneDNN user scratchpad
+    BlockedSrc,  // a chunk's input reordered for Winograd
+    BlockedDst,  // a chunk's Winograd output before the reorder back
+    ChunkOut,    // a chunk's conv result when the op writes it only into other tensors
+    Count,
+};
+
 struct DnnlState {
-    explicit DnnlState(int n_threads) {
-        for (int i = 0; i < n_threads; ++i) streams.emplace_back(engine);
-        scratch.resize(static_cast<size_t>(n_threads));
+    explicit DnnlState(int n_threads) : work(static_cast<size_t>(std::max(1, n_threads))) {
+        for (int i = 0; i < std::max(1, n_threads); ++i) streams.emplace_back(engine);
     }
 
     dnnl::engine engine{dnnl::engine::kind::cpu, 0};
     std::vector<dnnl::stream> streams;  // one per pool thread
-    // User-managed scratchpads, one per pool thread, sized at plan time to the largest need.
-    std::vector<std::shared_ptr<Buffer>> scratch;
 
-    void reserve_scratch(size_t bytes) {
+    void reserve(Workspace w, size_t bytes) {
         if (bytes == 0) return;
-        for (auto& s : scratch) {
-            if (!s || s->size() < bytes) s = std::make_shared<Buffer>(bytes);
+        for (auto& per_thread : work) {
+            auto& b = per_thread[static_cast<size_t>(w)];
+            if (!b || b->size() < bytes) b = std::make_shared<Buffer>(bytes);
         }
     }
-    dnnl::memory scratch_memory(const dnnl::memory::desc& d, int thread) {
-        const size_t t = static_cast<size_t>(thread);
-        return dnnl::memory(d, engine, d.get_size() ? scratch[t]->data() : nullptr);
+    void* data(Workspace w, int thread) const {
+        const auto& b = work[static_cast<size_t>(thread)][static_cast<size_t>(w)];
+        return b ? b->data() : nullptr;
     }
+
+private:
+    std::vector<std::array<std::shared_ptr<Buffer>, static_cast<size_t>(Workspace::Count)>> work;
 };
 
 // oneDNN's implementation name ("brgconv:avx512_core"); "ref" in it means a reference

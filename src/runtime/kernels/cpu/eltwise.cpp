@@ -14,10 +14,18 @@ constexpr int64_t kGrain = 16384;
 
 enum class Kind { Full, Scalar, Channel };
 
-struct AddF { float operator()(float a, float b) const { return a + b; } };
-struct SubF { float operator()(float a, float b) const { return a - b; } };
-struct MulF { float operator()(float a, float b) const { return a * b; } };
-struct DivF { float operator()(float a, float b) const { return a / b; } };
+struct AddF {
+    float operator()(float a, float b) const { return a + b; }
+};
+struct SubF {
+    float operator()(float a, float b) const { return a - b; }
+};
+struct MulF {
+    float operator()(float a, float b) const { return a * b; }
+};
+struct DivF {
+    float operator()(float a, float b) const { return a / b; }
+};
 
 template <Kind K>
 inline float load(const float* p, int64_t i, int64_t ch) {
@@ -52,8 +60,7 @@ public:
     BinaryOp(Fn fn, bool per_channel, int64_t n, int64_t c, std::string what)
         : fn_(fn), per_channel_(per_channel), n_(n), c_(c), what_(std::move(what)) {}
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
         const float* a = in[0].data<float>();
         const float* b = in[1].data<float>();
         float* y = out[0].data<float>();
@@ -105,8 +112,7 @@ BinaryOp::Fn pick(Kind ka, Kind kb) {
 
 class SigmoidOp final : public FastOp {
 public:
-    Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
         pool.parallel_for(out[0].numel(), kGrain,
@@ -133,8 +139,7 @@ std::unique_ptr<FastOp> make_binary(const Node& node, std::span<const Operand> i
         } else if (shape_numel(o.shape) == 1) {
             kinds[i] = Kind::Scalar;
         } else if (layout == Layout::Nhwc && c > 0 && shape_numel(o.shape) == c &&
-                   o.shape.size() >= 3 && o.shape.size() <= 4 &&
-                   o.shape[o.shape.size() - 3] == c) {
+                   o.shape.size() >= 3 && o.shape.size() <= 4 && o.shape[o.shape.size() - 3] == c) {
             // [1, C, 1, 1] or [C, 1, 1]: constant along H and W, so along an NHWC row it is
             // the channel vector itself.
             kinds[i] = Kind::Channel;
@@ -146,11 +151,16 @@ std::unique_ptr<FastOp> make_binary(const Node& node, std::span<const Operand> i
     if (n == 0) return nullptr;
     BinaryOp::Fn fn;
     const std::string& t = node.op_type;
-    if (t == "Add") fn = pick<AddF>(kinds[0], kinds[1]);
-    else if (t == "Sub") fn = pick<SubF>(kinds[0], kinds[1]);
-    else if (t == "Mul") fn = pick<MulF>(kinds[0], kinds[1]);
-    else if (t == "Div") fn = pick<DivF>(kinds[0], kinds[1]);
-    else return nullptr;
+    if (t == "Add")
+        fn = pick<AddF>(kinds[0], kinds[1]);
+    else if (t == "Sub")
+        fn = pick<SubF>(kinds[0], kinds[1]);
+    else if (t == "Mul")
+        fn = pick<MulF>(kinds[0], kinds[1]);
+    else if (t == "Div")
+        fn = pick<DivF>(kinds[0], kinds[1]);
+    else
+        return nullptr;
     const char* kind_names[] = {"full", "scalar", "channel"};
     return std::make_unique<BinaryOp>(
         fn, per_channel, n, c,

@@ -16,9 +16,9 @@
 
 #include "core/status.h"
 #include "core/tensor.h"
-#include "runtime/task_pool.h"
 #include "ir/graph.h"
 #include "runtime/layout.h"
+#include "runtime/task_pool.h"
 
 namespace lowbit::cpu {
 
@@ -67,9 +67,9 @@ struct ConcatSlice {
 
 // What the planner knows about a node input or output.
 struct Operand {
-    DType dtype = DType::Undefined;  // Undefined: absent optional input
-    Shape shape;                     // logical (ONNX order)
-    Layout layout = Layout::Plain;   // how the producer stores it (inputs only)
+    DType dtype = DType::Undefined;    // Undefined: absent optional input
+    Shape shape;                       // logical (ONNX order)
+    Layout layout = Layout::Plain;     // how the producer stores it (inputs only)
     const Tensor* constant = nullptr;  // the value when known at plan time (always Plain)
 
     bool present() const { return dtype != DType::Undefined; }

@@ -38,18 +38,18 @@ public:
         const memory::desc y_md(padded(out.shape, rank), DT::f32, plain_tag(rank));
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        pd_ = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, y_md), attr,
-                                           dnnl_.engine);
+        pd_ =
+            dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, y_md), attr, dnnl_.engine);
         const std::string impl = pd_.impl_info_str();
         if (is_dnnl_ref_impl(impl)) {
-            warnings.push_back(fmt::format("{}: oneDNN has only '{}' for {} x {}; using lowbit's "
-                                           "reference MatMul",
-                                           node.describe(), impl, shape_str(ins[0].shape),
-                                           shape_str(ins[1].shape)));
+            warnings.push_back(fmt::format(
+                "{}: oneDNN has only '{}' for {} x {}; using lowbit's "
+                "reference MatMul",
+                node.describe(), impl, shape_str(ins[0].shape), shape_str(ins[1].shape)));
             return false;
         }
         prim_ = dnnl::matmul(pd_);
-        dnnl_.reserve_scratch(pd_.scratchpad_desc().get_size());
+        dnnl_.reserve(Workspace::Scratchpad, pd_.scratchpad_desc().get_size());
         a_ = memory(a_md, dnnl_.engine, DNNL_MEMORY_NONE);
         b_ = memory(b_md, dnnl_.engine, DNNL_MEMORY_NONE);
         y_ = memory(y_md, dnnl_.engine, DNNL_MEMORY_NONE);
@@ -68,7 +68,8 @@ public:
                           {{DNNL_ARG_SRC, a_},
                            {DNNL_ARG_WEIGHTS, b_},
                            {DNNL_ARG_DST, y_},
-                           {DNNL_ARG_SCRATCHPAD, dnnl_.scratch_memory(pd_.scratchpad_desc(), 0)}});
+                           {DNNL_ARG_SCRATCHPAD, memory(pd_.scratchpad_desc(), dnnl_.engine,
+                                                        dnnl_.data(Workspace::Scratchpad, 0))}});
             dnnl_.streams[0].wait();
         } catch (const dnnl::error& e) {
             return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, e.what());
@@ -88,9 +89,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node,
-                                    std::span<const Operand> ins, const Operand& out,
-                                    std::vector<std::string>& warnings) {
+std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
+                                    const Operand& out, std::vector<std::string>& warnings) {
     if (ins.size() != 2 || out.dtype != DType::Float32) return nullptr;
     for (const Operand& o : ins) {
         if (o.dtype != DType::Float32 || o.shape.size() < 2 || o.shape.size() > 4) return nullptr;

@@ -13,8 +13,8 @@
 
 namespace lowbit::cpu {
 
-bool window_2d(const Node& node, const Shape& x, const Shape& y,
-               const std::vector<int64_t>& kernel, Window& h, Window& w) {
+bool window_2d(const Node& node, const Shape& x, const Shape& y, const std::vector<int64_t>& kernel,
+               Window& h, Window& w) {
     if (x.size() != 4 || y.size() != 4 || kernel.size() != 2) return false;
     const std::vector<int64_t> strides = node.attr_ints("strides", {1, 1});
     const std::vector<int64_t> dilations = node.attr_ints("dilations", {1, 1});
@@ -108,13 +108,14 @@ private:
 class ConcatNhwcOp final : public FastOp {
 public:
     ConcatNhwcOp(std::vector<int64_t> channels, int64_t pixels, size_t elem)
-        : channels_(std::move(channels)), pixels_(pixels), elem_(elem),
+        : channels_(std::move(channels)),
+          pixels_(pixels),
+          elem_(elem),
           in_place_(channels_.size(), false) {
         for (int64_t c : channels_) total_ += c;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
         if (std::all_of(in_place_.begin(), in_place_.end(), [](bool b) { return b; })) {
             return Status::ok();
         }
@@ -122,17 +123,19 @@ public:
         const int64_t row = total_ * static_cast<int64_t>(elem_);
         pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, row)),
                           [&](int64_t p0, int64_t p1) {
-            int64_t off = 0;
-            for (size_t k = 0; k < channels_.size(); ++k) {
-                if (!in_place_[k]) {
-                    copy_channel_rows(static_cast<const char*>(in[k].raw()) +
-                                          p0 * channels_[k] * static_cast<int64_t>(elem_),
-                                      channels_[k], y + (p0 * total_ + off) * static_cast<int64_t>(elem_),
-                                      total_, p1 - p0, channels_[k], elem_);
-                }
-                off += channels_[k];
-            }
-        });
+                              int64_t off = 0;
+                              for (size_t k = 0; k < channels_.size(); ++k) {
+                                  if (!in_place_[k]) {
+                                      copy_channel_rows(
+                                          static_cast<const char*>(in[k].raw()) +
+                                              p0 * channels_[k] * static_cast<int64_t>(elem_),
+                                          channels_[k],
+                                          y + (p0 * total_ + off) * static_cast<int64_t>(elem_),
+                                          total_, p1 - p0, channels_[k], elem_);
+                                  }
+                                  off += channels_[k];
+                              }
+                          });
         return Status::ok();
     }
 
@@ -144,11 +147,11 @@ public:
 
     std::string describe() const override {
         const auto n = std::count(in_place_.begin(), in_place_.end(), false);
-        return fmt::format("Concat(C) x{} [nhwc]{}", channels_.size(),
-                           n == 0 ? " in place"
-                                  : (n < static_cast<int64_t>(channels_.size())
-                                         ? fmt::format(" {} copied", n)
-                                         : std::string()));
+        return fmt::format(
+            "Concat(C) x{} [nhwc]{}", channels_.size(),
+            n == 0 ? " in place"
+                   : (n < static_cast<int64_t>(channels_.size()) ? fmt::format(" {} copied", n)
+                                                                 : std::string()));
     }
 
 private:
@@ -166,23 +169,24 @@ public:
         for (int64_t c : channels_) total_ += c;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
         const auto* x = static_cast<const char*>(in[0].raw());
         const auto e = static_cast<int64_t>(elem_);
-        pool.parallel_for(pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, total_ * e)),
-                          [&](int64_t p0, int64_t p1) {
-            int64_t off = 0;
-            for (size_t k = 0; k < channels_.size(); ++k) {
-                const auto [base, stride] = dest_.primary(k, out, channels_[k], elem_);
-                if (base != nullptr) {
-                    copy_channel_rows(x + (p0 * total_ + off) * e, total_, base + p0 * stride * e,
-                                      stride, p1 - p0, channels_[k], elem_);
-                    dest_.fan_out(k, out, channels_[k], elem_, p0, p1);
+        pool.parallel_for(
+            pixels_, std::max<int64_t>(1, kGrainBytes / std::max<int64_t>(1, total_ * e)),
+            [&](int64_t p0, int64_t p1) {
+                int64_t off = 0;
+                for (size_t k = 0; k < channels_.size(); ++k) {
+                    const auto [base, stride] = dest_.primary(k, out, channels_[k], elem_);
+                    if (base != nullptr) {
+                        copy_channel_rows(x + (p0 * total_ + off) * e, total_,
+                                          base + p0 * stride * e, stride, p1 - p0, channels_[k],
+                                          elem_);
+                        dest_.fan_out(k, out, channels_[k], elem_, p0, p1);
+                    }
+                    off += channels_[k];
                 }
-                off += channels_[k];
-            }
-        });
+            });
         return Status::ok();
     }
 
@@ -211,8 +215,7 @@ public:
     MaxPoolNhwcOp(int64_t n, int64_t c, Window h, Window w)
         : n_(n), c_(c), h_(h), w_(w), dest_(1) {}
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
         const float* x = in[0].data<float>();
         const auto [base, stride] = dest_.primary(0, out, c_, sizeof(float));
         auto* y = reinterpret_cast<float*>(base);
@@ -273,11 +276,16 @@ class ResizeNhwcOp final : public FastOp {
 public:
     ResizeNhwcOp(int64_t n, int64_t c, int64_t ih, int64_t iw, std::vector<int64_t> map_h,
                  std::vector<int64_t> map_w, size_t elem)
-        : n_(n), c_(c), ih_(ih), iw_(iw), map_h_(std::move(map_h)), map_w_(std::move(map_w)),
-          elem_(elem), dest_(1) {}
+        : n_(n),
+          c_(c),
+          ih_(ih),
+          iw_(iw),
+          map_h_(std::move(map_h)),
+          map_w_(std::move(map_w)),
+          elem_(elem),
+          dest_(1) {}
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
         const auto* x = static_cast<const char*>(in[0].raw());
         const auto [y, stride] = dest_.primary(0, out, c_, elem_);
         const int64_t oh = static_cast<int64_t>(map_h_.size());

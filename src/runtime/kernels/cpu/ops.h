@@ -24,9 +24,8 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
                                   std::vector<std::string>& warnings);
 
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
-std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node,
-                                    std::span<const Operand> ins, const Operand& out,
-                                    std::vector<std::string>& warnings);
+std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
+                                    const Operand& out, std::vector<std::string>& warnings);
 
 // eltwise.cpp: float32 Add/Sub/Mul/Div whose operands are full-size (the output's shape),
 // numel-1 scalars or, for NHWC 4-D outputs, per-channel vectors [1, C, 1, 1]; Sigmoid; and SiLU

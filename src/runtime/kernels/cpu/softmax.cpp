@@ -16,16 +16,13 @@ namespace {
 
 class SoftmaxOp final : public FastOp {
 public:
-    SoftmaxOp(int64_t outer, int64_t n, int64_t inner)
-        : outer_(outer), n_(n), inner_(inner) {}
+    SoftmaxOp(int64_t outer, int64_t n, int64_t inner) : outer_(outer), n_(n), inner_(inner) {}
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out,
-               const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
         if (inner_ == 1) {
-            pool.parallel_for(outer_, std::max<int64_t>(1, 4096 / n_),
-                              [&](int64_t b, int64_t e) {
+            pool.parallel_for(outer_, std::max<int64_t>(1, 4096 / n_), [&](int64_t b, int64_t e) {
                 for (int64_t r = b; r < e; ++r) row(x + r * n_, y + r * n_);
             });
             return Status::ok();

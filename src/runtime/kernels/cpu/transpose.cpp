@@ -23,7 +23,8 @@ public:
     TransposeOp(Shape out_dims, std::vector<int64_t> src_strides, size_t q, size_t elem)
         : dims_(std::move(out_dims)), src_strides_(std::move(src_strides)), q_(q), elem_(elem) {
         dst_strides_.assign(dims_.size(), 1);
-        for (size_t i = dims_.size() - 1; i-- > 0;) dst_strides_[i] = dst_strides_[i + 1] * dims_[i + 1];
+        for (size_t i = dims_.size() - 1; i-- > 0;)
+            dst_strides_[i] = dst_strides_[i + 1] * dims_[i + 1];
         for (size_t i = 0; i < dims_.size(); ++i) {
             if (i != q_ && i + 1 != dims_.size()) outer_.push_back(i);
         }
@@ -41,7 +42,9 @@ public:
         return Status::ok();
     }
 
-    std::string describe() const override { return fmt::format("Transpose 2-D tiled ({}B)", elem_); }
+    std::string describe() const override {
+        return fmt::format("Transpose 2-D tiled ({}B)", elem_);
+    }
 
 private:
     template <typename T>
@@ -54,28 +57,28 @@ private:
         const int64_t sl = src_strides_[last], dq = dst_strides_[q_];
         pool.parallel_for(outer_count_ * tq, std::max<int64_t>(1, 4096 / (kTile * nl)),
                           [&](int64_t b, int64_t e) {
-            for (int64_t t = b; t < e; ++t) {
-                int64_t o = t / tq;
-                const int64_t i0 = (t % tq) * kTile;
-                const int64_t i1 = std::min(nq, i0 + kTile);
-                int64_t s_base = 0, d_base = 0;
-                for (size_t k = outer_.size(); k-- > 0;) {
-                    const size_t ax = outer_[k];
-                    const int64_t idx = o % dims_[ax];
-                    o /= dims_[ax];
-                    s_base += idx * src_strides_[ax];
-                    d_base += idx * dst_strides_[ax];
-                }
-                for (int64_t j0 = 0; j0 < tl * kTile; j0 += kTile) {
-                    const int64_t j1 = std::min(nl, j0 + kTile);
-                    for (int64_t i = i0; i < i1; ++i) {
-                        const T* s = src + s_base + i;
-                        T* d = dst + d_base + i * dq;
-                        for (int64_t j = j0; j < j1; ++j) d[j] = s[j * sl];
-                    }
-                }
-            }
-        });
+                              for (int64_t t = b; t < e; ++t) {
+                                  int64_t o = t / tq;
+                                  const int64_t i0 = (t % tq) * kTile;
+                                  const int64_t i1 = std::min(nq, i0 + kTile);
+                                  int64_t s_base = 0, d_base = 0;
+                                  for (size_t k = outer_.size(); k-- > 0;) {
+                                      const size_t ax = outer_[k];
+                                      const int64_t idx = o % dims_[ax];
+                                      o /= dims_[ax];
+                                      s_base += idx * src_strides_[ax];
+                                      d_base += idx * dst_strides_[ax];
+                                  }
+                                  for (int64_t j0 = 0; j0 < tl * kTile; j0 += kTile) {
+                                      const int64_t j1 = std::min(nl, j0 + kTile);
+                                      for (int64_t i = i0; i < i1; ++i) {
+                                          const T* s = src + s_base + i;
+                                          T* d = dst + d_base + i * dq;
+                                          for (int64_t j = j0; j < j1; ++j) d[j] = s[j * sl];
+                                      }
+                                  }
+                              }
+                          });
     }
 
     Shape dims_;

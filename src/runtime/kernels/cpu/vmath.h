@@ -31,9 +31,8 @@ inline __m512 exp512(__m512 x) {
     const __m512 hi = _mm512_set1_ps(88.0f);
     const __m512 lo = _mm512_set1_ps(-87.3365478515625f);
     x = _mm512_max_ps(_mm512_min_ps(x, hi), lo);
-    const __m512 n =
-        _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                             _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     // r = x - n * ln2, with ln2 = 0.693359375 - 2.12194440e-4 (Cephes C1, C2).
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
