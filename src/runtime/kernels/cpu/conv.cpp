@@ -325,35 +325,45 @@ private:
         // With several threads: at least four chunks per thread (slack for a thread that starts
         // late) and chunks whose output fits in a quarter of L2, so the epilogue reads it from
         // cache (measured 6% faster for YOLOv10m at 2 threads than 4 chunks per thread), but
-        // none below kMinChunkSeconds of work; preferably a multiple of the thread count that
-        // divides the rows evenly, so that the threads finish together (a 20-row map cut into
-        // 3,3,...,2 rows leaves one thread a chunk behind). One thread: one chunk (smaller
-        // chunks measured no faster there).
+        // none below kMinChunkSeconds of work; for direct convs preferably a multiple of the
+        // thread count that divides the rows evenly, so that the threads finish together (a
+        // 20-row map cut into 3,3,...,2 rows leaves one thread a chunk behind). One thread:
+        // one chunk (smaller chunks measured no faster there).
         const int64_t t = n_threads_;
         const double out_bytes = 4.0 * static_cast<double>(y_[1] * oh * y_[3]);
         const auto by_cache = static_cast<int64_t>(std::ceil(out_bytes / kChunkOutBytes));
         int64_t n = t == 1 ? 1
                            : std::clamp<int64_t>(static_cast<int64_t>(seconds / kMinChunkSeconds),
                                                  1, std::max<int64_t>(4 * t, by_cache));
-        // Winograd computes 4x4 output tiles: keep chunks at least 4 rows high.
-        n = std::min(n, winograd_ ? std::max<int64_t>(1, oh / 4) : oh);
+        n = std::min(n, oh);
         // Pointwise convs: one chunk per thread. Each chunk streams the whole weight matrix
         // (up to 576 x 576 floats here), and fewer, larger chunks measured 6% faster for
         // YOLOv10m at 2 threads.
         if (h_.k == 1 && w_.k == 1 && group_ == 1) n = std::min(n, t);
-        // Winograd: at most two chunks per thread. Each chunk pays its own layout reorders and
-        // partial 4x4 tiles at its edges; 2 per thread measured 5% faster than 4 for YOLOv10m
-        // at 2 threads.
-        if (winograd_) n = std::min(n, 2 * t);
-        if (n >= t && t > 1) {
-            int64_t even = 0;
-            for (int64_t k = n / t; k >= 1 && even == 0; --k) {
-                const int64_t m = k * t;
-                if (oh % m == 0 && (!winograd_ || (oh / m) % 4 == 0)) even = m;
+        std::vector<int64_t> bounds;  // chunk i covers output rows [bounds[i], bounds[i + 1])
+        if (winograd_) {
+            // At most two chunks per thread (each pays its own layout reorders; 2 per thread
+            // measured 5% faster than 4 for YOLOv10m at 2 threads), cut on the 4-row
+            // boundaries of Winograd's 4x4 output tiles, tiles spread evenly, bigger chunks
+            // first (a 20-row map: 8, 4, 4, 4 rows rather than 5, 5, 5, 5, which computes 8
+            // tiles rows instead of 5).
+            const int64_t tiles = (oh + 3) / 4;
+            n = std::min({n, 2 * t, tiles});
+            for (int64_t i = n; i >= 0; --i) {
+                bounds.push_back(std::min(oh, 4 * (tiles - tiles * i / n)));
             }
-            n = even > 0 ? even : n / t * t;
+        } else {
+            if (n >= t && t > 1) {
+                int64_t even = 0;
+                for (int64_t k = n / t; k >= 1 && even == 0; --k) {
+                    if (oh % (k * t) == 0) even = k * t;
+                }
+                n = even > 0 ? even : n / t * t;
+            }
+            // Row counts differ by at most one between chunks.
+            for (int64_t i = 0; i <= n; ++i) bounds.push_back(oh * i / n);
         }
-        if (n > 1 && !make_chunks(n)) n = 1;
+        if (n > 1 && !make_chunks(bounds)) n = 1;
         if (n == 1) {
             parts_.clear();
             chunks_ = {Chunk{0, oh, 0, 0, {}, {}, {}}};
@@ -407,14 +417,13 @@ private:
         parts_.push_back(std::move(p));
     }
 
-    bool make_chunks(int64_t n) {
-        const int64_t oh = y_[2];
+    bool make_chunks(const std::vector<int64_t>& bounds) {
         const int64_t extent = (h_.k - 1) * h_.dilation + 1;
         std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, size_t> part_of;
-        // Row counts differ by at most one between chunks.
-        for (int64_t i = 0; i < n; ++i) {
-            const int64_t oh0 = oh * i / n;
-            const int64_t oh1 = oh * (i + 1) / n;
+        for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+            const int64_t oh0 = bounds[i];
+            const int64_t oh1 = bounds[i + 1];
+            if (oh1 <= oh0) return false;
             const int64_t first = oh0 * h_.stride - h_.pad_begin;  // may be negative (padding)
             const int64_t last = (oh1 - 1) * h_.stride - h_.pad_begin + extent;  // exclusive
             const int64_t ih0 = std::max<int64_t>(0, first);
