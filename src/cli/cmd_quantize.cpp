@@ -12,6 +12,7 @@
 #include "calib/ranges_file.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/pipeline_steps.h"
 #include "core/fs.h"
 #include "data/image_list.h"
 #include "onnx/model_io.h"
@@ -30,10 +31,7 @@ struct QuantizeCliOptions {
     std::string onnx_path;  // ModelOpt's --onnx_path
     std::string mode = "int8";
     std::string out;
-    std::string calib;
-    std::string calib_list;
-    std::vector<std::string> calib_images;
-    int64_t imgsz = 640;
+    CalibInputOptions calib;  // imgsz: --imgsz
     std::string method = "entropy";
     int64_t calib_batch = 1;
     int64_t calib_max = 0;
@@ -59,25 +57,6 @@ struct QuantizeCliOptions {
     int threads = 0;
 };
 
-// The seed's exclusion-file format (research/seed-spec.md §7.2): everything from '#' on is a
-// comment, surrounding whitespace is trimmed, empty lines are skipped. Names are exact.
-Result<std::vector<std::string>> read_node_list(const std::string& path) {
-    std::ifstream in(path);
-    if (!in) return io_error("cannot open exclusion file '{}'", path);
-    std::vector<std::string> names;
-    std::string line;
-    while (std::getline(in, line)) {
-        auto hash = line.find('#');
-        if (hash != std::string::npos) line.erase(hash);
-        const char* ws = " \t\r\n\v\f";
-        auto b = line.find_first_not_of(ws);
-        if (b == std::string::npos) continue;
-        auto e = line.find_last_not_of(ws);
-        names.push_back(line.substr(b, e - b + 1));
-    }
-    return names;
-}
-
 // ModelOpt parses --use_zero_point with type=bool, so any non-empty word is true; lowbit reads
 // the word itself.
 Result<bool> parse_bool_word(const std::string& s) {
@@ -98,18 +77,9 @@ int run_quantize(const QuantizeCliOptions& o) {
     if (!path) return report(cmd, path.status());
 
     quant::QuantizeOptions q;
-    if (o.mode == "int8")
-        q.placement.mode = quant::QuantMode::Int8;
-    else if (o.mode == "fp8")
-        q.placement.mode = quant::QuantMode::Fp8;
-    else if (o.mode == "int4") {
-        return report(cmd,
-                      unsupported("--mode int4: lowbit quantizes INT8 and FP8 (ModelOpt's INT4 "
-                                  "targets Gemm/MatMul weights only and leaves YOLO "
-                                  "unquantized, research/modelopt.md §5)"));
-    } else {
-        return report(cmd, invalid("--mode '{}': expected int8 or fp8", o.mode));
-    }
+    auto mode = parse_quant_mode(o.mode);
+    if (!mode) return report(cmd, mode.status());
+    q.placement.mode = *mode;
     auto method = calib::parse_calib_method(o.method);
     if (!method) return report(cmd, method.status());
     q.method = *method;
@@ -117,15 +87,9 @@ int run_quantize(const QuantizeCliOptions& o) {
         return report(cmd, invalid("--percentile {} is outside (0, 100]", o.percentile));
     }
     q.percentile = o.percentile;
-    if (o.high_precision == "fp16")
-        q.high_precision = DType::Float16;
-    else if (o.high_precision == "fp32")
-        q.high_precision = DType::Float32;
-    else {
-        return report(cmd,
-                      invalid("--high-precision '{}': expected fp32 or fp16{}", o.high_precision,
-                              o.high_precision == "bf16" ? " (bf16 is not supported)" : ""));
-    }
+    auto high = parse_high_precision(o.high_precision);
+    if (!high) return report(cmd, high.status());
+    q.high_precision = *high;
     bool zp = o.zero_point;
     if (!o.use_zero_point.empty()) {
         auto b = parse_bool_word(o.use_zero_point);
@@ -207,23 +171,9 @@ int run_quantize(const QuantizeCliOptions& o) {
     }
 
     // Calibration source, or saved ranges.
-    const int sources = !o.calib.empty() + !o.calib_list.empty() + !o.calib_images.empty();
-    if (sources > 1) {
-        return report(cmd, invalid("give one of --calib, --calib-list, --calib-images"));
-    }
-    std::unique_ptr<calib::CalibSource> source;
-    if (!o.calib.empty()) {
-        auto s = calib::open_npy_source(o.calib);
-        if (!s) return report(cmd, s.status());
-        source = std::move(s).value();
-    } else if (!o.calib_list.empty() || !o.calib_images.empty()) {
-        auto imgs = !o.calib_list.empty() ? read_image_list(o.calib_list)
-                                          : calib::collect_images(o.calib_images);
-        if (!imgs) return report(cmd, imgs.status());
-        auto s = calib::open_image_source(std::move(imgs).value(), o.imgsz);
-        if (!s) return report(cmd, s.status());
-        source = std::move(s).value();
-    }
+    auto opened = open_calib_input(o.calib);
+    if (!opened) return report(cmd, opened.status());
+    std::unique_ptr<calib::CalibSource> source = std::move(opened).value();
     std::error_code ec;
     if (!source && !o.ranges.empty() && fs::exists(o.ranges, ec)) {
         auto r = calib::load_ranges(o.ranges);
@@ -315,17 +265,13 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--onnx_path", o->onnx_path, "Same as MODEL (ModelOpt spelling)");
     sub->add_option("--mode,--quantize_mode", o->mode, "int8 or fp8")->capture_default_str();
     sub->add_option("--out,--output_path", o->out, "Output ONNX path (written atomically)");
-    sub->add_option("--calib,--calibration_data_path", o->calib,
-                    "Calibration .npy [N, C, H, W] float32 (from `lowbit calib`)");
-    sub->add_option("--calib-list", o->calib_list,
-                    "Text file of calibration image paths, relative to the list's folder "
-                    "(letterboxed like `lowbit calib`)");
-    sub->add_option("--calib-images", o->calib_images,
-                    "Calibration images: files or folders (letterboxed like `lowbit calib`)");
-    sub->add_option("--imgsz", o->imgsz, "Letterbox size for --calib-list/--calib-images")
+    add_calib_input_options(sub, o->calib, true);
+    sub->add_option("--imgsz", o->calib.imgsz, "Letterbox size for --calib-list/--calib-images")
         ->capture_default_str();
     sub->add_option("--calibration-method,--calibration_method", o->method,
-                    "entropy (TensorRT KL), max, percentile or mse")
+                    "mse (default: the threshold minimising the tensor's quantization error on the "
+                    "target grid), entropy (TensorRT's KL calibrator; clips YOLO heads), max or "
+                    "percentile")
         ->capture_default_str();
     sub->add_option("--calib-batch", o->calib_batch,
                     "Samples per engine run when the model's batch axis is free (results do not "

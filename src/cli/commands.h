@@ -12,6 +12,9 @@ namespace lowbit::cli {
 // The command a subcommand runs when selected; set by add_*_command().
 using CommandFn = std::function<int()>;
 
+// Adds every command (the list is in main.cpp).
+void add_all_commands(CLI::App& app, CommandFn& run);
+
 void add_info_command(CLI::App& app, CommandFn& run);
 void add_smoke_command(CLI::App& app, CommandFn& run);
 void add_cocoeval_command(CLI::App& app, CommandFn& run);
@@ -19,5 +22,6 @@ void add_calib_command(CLI::App& app, CommandFn& run);
 void add_eval_command(CLI::App& app, CommandFn& run);
 void add_quantize_command(CLI::App& app, CommandFn& run);
 void add_head_exclude_command(CLI::App& app, CommandFn& run);
+void add_candidates_command(CLI::App& app, CommandFn& run);
 
 }  // namespace lowbit::cli

@@ -4,15 +4,8 @@
 
 #include "cli/commands.h"
 
-int main(int argc, char** argv) {
-    CLI::App app{
-        "lowbit " LOWBIT_VERSION
-        " - quantize YOLO detectors in ONNX to INT8/FP8, measure accuracy, latency and per-node "
-        "sensitivity.\nRun `lowbit <command> --help` for a command's options."};
-    app.require_subcommand(1);
-    app.set_version_flag("--version", "lowbit " LOWBIT_VERSION);
-
-    lowbit::cli::CommandFn run;
+// Every command; `lowbit run` builds the app of each of its steps from this list too.
+void lowbit::cli::add_all_commands(CLI::App& app, CommandFn& run) {
     using Adder = void (*)(CLI::App&, lowbit::cli::CommandFn&);
     const std::vector<Adder> adders = {
         lowbit::cli::add_info_command,
@@ -22,8 +15,21 @@ int main(int argc, char** argv) {
         lowbit::cli::add_eval_command,
         lowbit::cli::add_quantize_command,
         lowbit::cli::add_head_exclude_command,
+        lowbit::cli::add_candidates_command,
     };
     for (Adder add : adders) add(app, run);
+}
+
+int main(int argc, char** argv) {
+    CLI::App app{
+        "lowbit " LOWBIT_VERSION
+        " - quantize YOLO detectors in ONNX to INT8/FP8, measure accuracy, latency and per-node "
+        "sensitivity.\nRun `lowbit <command> --help` for a command's options."};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "lowbit " LOWBIT_VERSION);
+
+    lowbit::cli::CommandFn run;
+    lowbit::cli::add_all_commands(app, run);
 
     try {
         app.parse(argc, argv);

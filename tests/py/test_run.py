@@ -1,0 +1,145 @@
+"""`lowbit candidates` and `lowbit run` end to end, on the bundled model and val set.
+
+candidates: one calibration pass serves every scheme, and each candidate must be exactly the model
+`lowbit quantize --exclude-nodes-file` writes on its own (byte for byte); the excluded nodes have
+no Q/DQ on their inputs; results files are the eval schema plus "variant".
+
+run: a run killed (SIGKILL) at several points and resumed must end with the same results and
+summary table as an uninterrupted run, skipping the steps it had finished; --force redoes them.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import onnx
+import pytest
+
+BIN = os.environ.get("LOWBIT_BIN", "build/lowbit")
+SRC = os.environ.get("LOWBIT_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+ASSETS = os.path.join(SRC, "assets")
+MODEL = os.path.join(ASSETS, "shapes-yolov10m-w0p1875-raw.onnx")
+STEM = "shapes-yolov10m-w0p1875-raw"
+THREADS = "2"
+
+pytestmark = pytest.mark.skipif(not os.path.exists(MODEL), reason="bundled model missing")
+
+
+def lowbit(*args, check=True, **kw):
+    r = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, **kw)
+    if check and r.returncode != 0:
+        raise AssertionError(f"lowbit {' '.join(map(str, args))} failed ({r.returncode}):\n"
+                             f"{r.stderr}\n{r.stdout}")
+    return r
+
+
+def dq_fed_nodes(model):
+    """Names of the non-Q/DQ nodes that read a DequantizeLinear output."""
+    dq = {o for n in model.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+    return {n.name for n in model.graph.node
+            if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
+            and any(i in dq for i in n.input)}
+
+
+# ---------------------------------------------------------------------------------------------
+# candidates
+
+
+@pytest.fixture(scope="module")
+def calib_npy(tmp_path_factory):
+    out = tmp_path_factory.mktemp("calib") / "calib.npy"
+    lowbit("calib", "--list", os.path.join(ASSETS, "calib", "calib100.txt"), "--imgsz", 320,
+           "--max-images", 8, "--out", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def schemes(tmp_path_factory):
+    """k0: nothing excluded; k2: the stem Conv and a head Conv, both quantized in k0."""
+    d = tmp_path_factory.mktemp("schemes")
+    convs = [n.name for n in onnx.load(MODEL).graph.node if n.op_type == "Conv"]
+    picked = [convs[1], [c for c in convs if c.startswith("/model.23/")][0]]
+    (d / "nodes_to_exclude_k0.txt").write_text("")
+    (d / "nodes_to_exclude_k2.txt").write_text("".join(n + "\n" for n in picked))
+    (d / "nodes_to_exclude_k7.txt").write_text("# not selected by --ks\n")
+    return d, picked
+
+
+@pytest.fixture(scope="module")
+def candidates(tmp_path_factory, calib_npy, schemes):
+    d, _ = schemes
+    root = tmp_path_factory.mktemp("cand")
+    r = lowbit("candidates", MODEL, "--schemes", d, "--ks", 0, 2, "--mode", "int8", "--calib",
+               calib_npy, "--out-dir", root / "candidates", "--max-images", 6, "--threads",
+               THREADS)
+    return root, r
+
+
+def test_candidates_files(candidates):
+    root, r = candidates
+    assert sorted(os.listdir(root / "candidates")) == [f"{STEM}-int8-k0.onnx",
+                                                       f"{STEM}-int8-k2.onnx"]
+    assert sorted(os.listdir(root / "results")) == ["int8_k0.json", "int8_k2.json"]
+    assert "int8_k0" in r.stdout and "int8_k2" in r.stdout
+
+
+def test_candidates_results_schema(candidates, schemes):
+    root, _ = candidates
+    eval_keys = None
+    for k in (0, 2):
+        res = json.loads((root / "results" / f"int8_k{k}.json").read_text())
+        keys = list(res)
+        assert keys[-1] == "variant"
+        if eval_keys is None:
+            eval_keys = keys
+        assert keys == eval_keys
+        for key in ("onnx_path", "metrics", "latency", "max_images", "imgsz"):
+            assert key in res
+        assert res["max_images"] == 6
+        assert 0.0 < res["metrics"]["mAP_50_95"] <= 1.0
+        v = res["variant"]
+        onnx_path = root / "candidates" / f"{STEM}-int8-k{k}.onnx"
+        assert res["onnx_path"] == str(onnx_path)
+        assert v["name"] == f"int8_k{k}" and v["mode"] == "int8" and v["k"] == k
+        assert v["excluded_nodes"] == k
+        assert v["model_bytes"] == os.path.getsize(onnx_path)
+        assert v["quantized_nodes"] == len(dq_fed_nodes(onnx.load(str(onnx_path))))
+        assert v["calibration_method"]
+        assert v["scheme"].endswith(f"nodes_to_exclude_k{k}.txt")
+
+
+def test_candidates_exclusions_lack_qdq(candidates, schemes):
+    root, _ = candidates
+    _, picked = schemes
+    k0 = dq_fed_nodes(onnx.load(str(root / "candidates" / f"{STEM}-int8-k0.onnx")))
+    k2 = dq_fed_nodes(onnx.load(str(root / "candidates" / f"{STEM}-int8-k2.onnx")))
+    for name in picked:
+        assert name in k0, f"{name} is not quantized even without exclusions"
+        assert name not in k2, f"{name} is excluded but still reads a DequantizeLinear"
+    assert len(k2) < len(k0)
+    res = json.loads((root / "results" / "int8_k2.json").read_text())
+    assert res["variant"]["quantized_nodes"] == len(k2)
+
+
+def test_candidates_equal_standalone_quantize(candidates, schemes, calib_npy, tmp_path):
+    """Ranges calibrated once over the union of the placements give each candidate exactly the
+    model that calibrating for its own placement gives."""
+    root, _ = candidates
+    d, _ = schemes
+    for k in (0, 2):
+        out = tmp_path / f"q{k}.onnx"
+        lowbit("quantize", MODEL, "--mode", "int8", "--calib", calib_npy, "--exclude-nodes-file",
+               d / f"nodes_to_exclude_k{k}.txt", "--out", out, "--threads", THREADS)
+        cand = root / "candidates" / f"{STEM}-int8-k{k}.onnx"
+        assert out.read_bytes() == cand.read_bytes(), f"k{k} differs from lowbit quantize"
+
+
+def test_candidates_missing_scheme(calib_npy, schemes, tmp_path):
+    d, _ = schemes
+    r = lowbit("candidates", MODEL, "--schemes", d, "--ks", 5, "--mode", "int8", "--calib",
+               calib_npy, "--out-dir", tmp_path / "c", check=False)
+    assert r.returncode != 0
+    assert "nodes_to_exclude_k5.txt" in r.stderr
