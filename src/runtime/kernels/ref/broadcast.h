@@ -185,8 +185,11 @@ template <DType D>
 struct Fp8Traits {
     using Storage = uint8_t;
     using Value = float;
-    static Value load(Storage s) { return fp8_to_float(s, D); }
-    static Storage store(Value v, bool saturate = true) { return float_to_fp8(v, D, saturate); }
+    // The table and the inline conversion equal fp8_to_float / float_to_fp8 bit for bit.
+    static Value load(Storage s) { return fp8_table<D>[s]; }
+    static Storage store(Value v, bool saturate = true) {
+        return float_to_fp8_fast<D>(v, saturate);
+    }
 };
 template <>
 struct DTypeTraits<DType::Float8E4M3FN> : Fp8Traits<DType::Float8E4M3FN> {};
