@@ -94,6 +94,35 @@ def count_qdq(path):
     return json.loads(r.stdout)
 
 
+OUTPUT_MSE = r"""
+import json, sys, numpy as np, onnxruntime as ort
+x = np.load(sys.argv[1])
+so = ort.SessionOptions()
+so.intra_op_num_threads = 2
+def run(p):
+    s = ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])
+    n = s.get_inputs()[0].name
+    return [np.concatenate([s.run(None, {n: x[i:i + 1]})[k] for i in range(len(x))])
+            for k in range(len(s.get_outputs()))]
+ref = run(sys.argv[2])
+out = {}
+for p in sys.argv[3:]:
+    y = run(p)
+    out[p] = float(np.mean(np.concatenate([((a - b) ** 2).ravel() for a, b in zip(y, ref)])))
+print(json.dumps(out))
+"""
+
+
+def output_mse(npy, fp32_model, models):
+    """Mean squared difference of every model output vs the float model's (ORT CPU)."""
+    r = subprocess.run([VENV_PY, "-c", OUTPUT_MSE, npy, fp32_model, *models],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        log(f"output MSE failed: {r.stderr.strip()[-300:]}")
+        return {}
+    return json.loads(r.stdout)
+
+
 def evaluate(lowbit, model, out_json, extra, log_path):
     cmd = [lowbit, "eval", model, "--out", out_json, "--quiet", *extra]
     rc, wall, _ = run_measured(cmd, log_path)
@@ -119,12 +148,19 @@ def main():
     ap.add_argument("--modes", nargs="+", default=["int8", "fp8"], choices=["int8", "fp8"])
     ap.add_argument("--method", default="entropy", choices=["entropy", "max"],
                     help="calibration method for both tools (ModelOpt offers only these two)")
+    ap.add_argument("--lowbit-method", default=None,
+                    help="lowbit's method when it should differ from --method (entropy, max, "
+                         "percentile, mse, or `default` for lowbit's own default)")
     ap.add_argument("--high-precision", default="fp32", choices=["fp32", "fp16"],
                     help="non-quantized precision for both (fp32 so that `lowbit eval` runs both)")
     ap.add_argument("--workdir", default=os.path.join(ROOT, "runs", "modelopt-compare"))
     ap.add_argument("--repeat", type=int, default=1,
                     help="quantize N times and report the median wall time / max RSS")
     ap.add_argument("--no-eval", action="store_true", help="skip the mAP evaluation")
+    ap.add_argument("--mse-images", type=int, default=50,
+                    help="val images for the output-MSE column (0 = skip): mean squared "
+                         "difference of the raw outputs vs FP32 in ONNX Runtime, a much less "
+                         "noisy accuracy signal than mAP on a small val set")
     ap.add_argument("--eval-args", default="", help="extra arguments for `lowbit eval`")
     ap.add_argument("--no-install", action="store_true", help="do not create .venv-modelopt")
     ap.add_argument("--lowbit-args", default="", help="extra arguments for `lowbit quantize`")
@@ -156,16 +192,18 @@ def main():
             lst = found[0]
         calib = os.path.join(args.workdir, "calib.npy")
         rc, wall, _ = run_measured([args.lowbit, "calib", "--list", lst, "--out", calib,
-                                    "--imgsz", model_imgsz(args.model)],
+                                    "--imgsz", str(model_imgsz(args.model))],
                                    os.path.join(args.workdir, "calib.log"))
         if rc != 0:
             sys.exit(f"lowbit calib failed, see {args.workdir}/calib.log")
         log(f"calibration tensor {calib} from {lst} ({wall:.1f} s)")
 
     eval_extra = args.eval_args.split()
+    lb_method = args.lowbit_method or args.method
+    lb_method_args = [] if lb_method == "default" else ["--calibration-method", lb_method]
     results = {"modelopt_version": mo_version, "lowbit_version": lb_version,
                "model": args.model, "calib": calib, "method": args.method,
-               "high_precision": args.high_precision, "rows": []}
+               "lowbit_method": lb_method, "high_precision": args.high_precision, "rows": []}
     fp32_map = None
     if not args.no_eval:
         fp32_map = evaluate(args.lowbit, args.model, os.path.join(args.workdir, "fp32.json"),
@@ -183,7 +221,7 @@ def main():
                        "--high_precision_dtype", args.high_precision, "--output_path", out]
             else:
                 cmd = [args.lowbit, "quantize", args.model, "--mode", mode, "--calib", calib,
-                       "--calibration-method", args.method, "--high-precision",
+                       *lb_method_args, "--high-precision",
                        args.high_precision, "--out", out, *args.lowbit_args.split()]
             walls, rss = [], 0.0
             for r in range(max(1, args.repeat)):
@@ -204,6 +242,23 @@ def main():
                                            os.path.join(args.workdir, f"eval-{tool}-{mode}.log"))
             results["rows"].append(row)
 
+    if args.mse_images > 0:
+        val = sorted(glob.glob(os.path.join(ROOT, "assets", "val", "images", "*")))
+        val = val[:args.mse_images]
+        if val:
+            lst = os.path.join(args.workdir, "mse-images.txt")
+            with open(lst, "w") as f:
+                f.write("".join(os.path.abspath(v) + "\n" for v in val))
+            npy = os.path.join(args.workdir, "mse-images.npy")
+            rc, _, _ = run_measured([args.lowbit, "calib", "--list", lst, "--out", npy,
+                                     "--imgsz", str(model_imgsz(args.model))],
+                                    os.path.join(args.workdir, "mse-images.log"))
+            if rc == 0:
+                mse = output_mse(npy, args.model, [row["output"] for row in results["rows"]])
+                for row in results["rows"]:
+                    row["output_mse"] = mse.get(row["output"])
+                results["mse_images"] = len(val)
+
     with open(os.path.join(args.workdir, "compare.json"), "w") as f:
         json.dump(results, f, indent=2)
 
@@ -211,18 +266,20 @@ def main():
         return "n/a" if v is None else format(v, spec)
 
     print(f"ModelOpt {mo_version} vs {lb_version}; model {os.path.basename(args.model)}; "
-          f"calibration {os.path.basename(calib)}, method {args.method}; high precision "
+          f"calibration {os.path.basename(calib)}, method {args.method} (lowbit: {lb_method}); "
+          f"high precision "
           f"{args.high_precision}; FP32 mAP50-95 {fmt(fp32_map, '.4f')}\n")
     print("| mode | tool | mAP50-95 | drop vs FP32 | quantize wall (s) | peak RSS (MiB) "
-          "| Q/DQ pairs (act + weight) |")
-    print("|---|---|---|---|---|---|---|")
+          "| Q/DQ pairs (act + weight) | output MSE vs FP32 |")
+    print("|---|---|---|---|---|---|---|---|")
     for row in results["rows"]:
         m = row.get("map50_95")
         drop = None if m is None or fp32_map is None else fp32_map - m
         q = row["qdq"]
         qs = "n/a" if not q else f"{q['total']} ({q['activation']} + {q['weight']})"
         print(f"| {row['mode'].upper()} | {row['tool']} | {fmt(m, '.4f')} | {fmt(drop, '+.4f')} "
-              f"| {row['wall_s']:.1f} | {row['peak_rss_mib']:.0f} | {qs} |")
+              f"| {row['wall_s']:.1f} | {row['peak_rss_mib']:.0f} | {qs} "
+              f"| {fmt(row.get('output_mse'), '.5f')} |")
     print()
     for mode in args.modes:
         r = {row["tool"]: row for row in results["rows"] if row["mode"] == mode}

@@ -32,7 +32,7 @@ struct QuantizeCliOptions {
     std::string mode = "int8";
     std::string out;
     CalibInputOptions calib;  // imgsz: --imgsz
-    std::string method = "entropy";
+    std::string method = calib::kDefaultCalibMethodName;
     int64_t calib_batch = 1;
     int64_t calib_max = 0;
     double percentile = 99.99;

@@ -22,7 +22,7 @@ namespace lowbit::quant {
 
 struct QuantizeOptions {
     PlacementOptions placement;  // includes the mode
-    calib::CalibMethod method = calib::CalibMethod::Entropy;
+    calib::CalibMethod method = calib::kDefaultCalibMethod;
     double percentile = 99.99;
     DType high_precision = DType::Float32;  // or Float16
     // With float16: op types kept float32 between Casts (ModelOpt's --op_types_to_exclude_fp16).

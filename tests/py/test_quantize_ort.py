@@ -188,6 +188,7 @@ def synth(tmp_path_factory):
 
 @pytest.mark.parametrize("mode,extra", [
     ("int8", []),
+    ("int8", ["--calibration-method", "entropy"]),
     ("int8", ["--calibration-method", "max"]),
     ("int8", ["--calibration-method", "percentile", "--percentile", "99.9"]),
     ("int8", ["--calibration-method", "mse"]),
@@ -196,7 +197,7 @@ def synth(tmp_path_factory):
     ("int8", ["--dq-only"]),
     ("int8", ["--modelopt-parity"]),
     ("fp8", []),
-    ("fp8", ["--calibration-method", "mse"]),
+    ("fp8", ["--calibration-method", "entropy"]),
     ("fp8", ["--dq-only"]),
 ])
 def test_synthetic_models_match_ort(synth, tmp_path, mode, extra):
@@ -279,13 +280,14 @@ def test_placement_and_names_on_synthetic(synth, tmp_path):
     assert nodes["out/Reshape"].input[0] == "head.out/conv"
 
 
-def test_entropy_scales_ignore_order_and_batch(synth, tmp_path):
+@pytest.mark.parametrize("method", ["entropy", "mse", "percentile"])
+def test_histogram_scales_ignore_order_and_batch(synth, tmp_path, method):
     ranges = {}
     for name, calib, batch in [("base", synth["calib"], 1), ("shuffled", synth["shuffled"], 1),
                                ("batch4", synth["calib"], 4), ("batch5", synth["shuffled"], 5)]:
         r = tmp_path / f"{name}.json"
         quantize(synth["dyn"], tmp_path / f"{name}.onnx", "--calib", calib, "--calib-batch", batch,
-                 "--ranges", r)
+                 "--calibration-method", method, "--ranges", r)
         ranges[name] = json.loads(r.read_text())["tensors"]
     base = ranges.pop("base")
     assert len(base) > 10
@@ -384,7 +386,7 @@ def test_yolo_raw_int8_and_fp8_match_ort(yolo, tmp_path):
     compare_with_ort(fp8, yolo["x"], tmp_path)
 
 
-def test_yolo_entropy_shuffle_invariant(yolo, tmp_path):
+def test_yolo_default_method_shuffle_invariant(yolo, tmp_path):
     r = tmp_path / "shuffled.json"
     if not yolo["ranges"].exists():
         quantize(RAW, tmp_path / "a.onnx", "--calib", yolo["calib"], "--ranges", yolo["ranges"])
