@@ -1,0 +1,373 @@
+#include "report/compare.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <unordered_set>
+
+#include "onnx/model_io.h"
+#include "report/json_read.h"
+
+namespace lowbit::report {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Evaluation parameters shown in "Datasets", in the eval --out key order (seed-spec §5.10).
+const char* const kParamKeys[] = {"data_root", "instances",  "images_dir",  "providers",
+                                  "imgsz",     "max_images", "warmup_runs", "skip_latency",
+                                  "conf",      "iou",        "max_det",     "pre_nms_topk",
+                                  "threads",   "backend",    "head"};
+
+// The ONNX file of a results file: as written (relative to the current folder), else relative to
+// the results file's folder or the one above it (results/ inside a run root).
+std::optional<std::string> find_onnx(const std::string& onnx_path, const std::string& results) {
+    if (onnx_path.empty()) return std::nullopt;
+    std::error_code ec;
+    fs::path p(onnx_path);
+    if (fs::is_regular_file(p, ec)) return p.string();
+    if (p.is_absolute()) return std::nullopt;
+    fs::path dir = fs::path(results).parent_path();
+    for (fs::path base : {dir, dir.parent_path()}) {
+        if (fs::is_regular_file(base / p, ec)) return (base / p).string();
+    }
+    return std::nullopt;
+}
+
+std::string guess_mode(const std::string& name) {
+    std::string low = name;
+    for (char& ch : low) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (low.find("fp8") != std::string::npos) return "fp8";
+    if (low.find("int8") != std::string::npos) return "int8";
+    return "";
+}
+
+std::string param_text(const nlohmann::ordered_json& v) {
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_array()) {
+        std::string s;
+        for (const auto& e : v) s += (s.empty() ? "" : " ") + param_text(e);
+        return s;
+    }
+    return v.dump();
+}
+
+std::string fmt_opt(const std::optional<int64_t>& v) {
+    return v ? std::to_string(*v) : "-";
+}
+
+}  // namespace
+
+Result<int64_t> count_quantized_nodes(const std::string& onnx_path) {
+    LOWBIT_ASSIGN(Model model, load_model(onnx_path));
+    std::unordered_set<std::string> dq_outputs;
+    for (const Node& n : model.graph.nodes) {
+        if (n.op_type == "DequantizeLinear") {
+            for (const std::string& out : n.outputs) dq_outputs.insert(out);
+        }
+    }
+    int64_t count = 0;
+    for (const Node& n : model.graph.nodes) {
+        if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") continue;
+        count += std::any_of(n.inputs.begin(), n.inputs.end(),
+                             [&](const std::string& in) { return dq_outputs.count(in) > 0; });
+    }
+    return count;
+}
+
+Result<Variant> load_variant(const std::string& path) {
+    LOWBIT_ASSIGN(nlohmann::json doc, read_json_file(path));
+    JsonAt root = json_root(doc, path);
+    LOWBIT_TRY(root.expect_object());
+    Variant v;
+    v.file = path;
+    v.name = fs::path(path).stem().string();
+    LOWBIT_ASSIGN(JsonAt onnx, root.at("onnx_path"));
+    LOWBIT_ASSIGN(v.onnx_path, onnx.string());
+    LOWBIT_ASSIGN(JsonAt metrics, root.at("metrics"));
+    LOWBIT_ASSIGN(JsonAt m5095, metrics.at("mAP_50_95"));
+    LOWBIT_ASSIGN(v.map50_95, m5095.number());
+    LOWBIT_ASSIGN(JsonAt m50, metrics.at("mAP_50"));
+    LOWBIT_ASSIGN(v.map50, m50.number());
+    LOWBIT_ASSIGN(JsonAt latency, root.at("latency"));
+    LOWBIT_ASSIGN(JsonAt mean, latency.at("mean_ms"));
+    LOWBIT_ASSIGN(v.mean_ms, mean.number());
+    LOWBIT_ASSIGN(JsonAt p90, latency.at("p90_ms"));
+    LOWBIT_ASSIGN(v.p90_ms, p90.number());
+    for (const char* key : kParamKeys) {
+        if (auto it = doc.find(key); it != doc.end()) v.params[key] = *it;
+    }
+
+    if (auto var = root.find("variant")) {
+        LOWBIT_TRY(var->expect_object());
+        if (auto x = var->find("name")) {
+            LOWBIT_ASSIGN(v.name, x->string());
+        }
+        if (auto x = var->find("mode")) {
+            LOWBIT_ASSIGN(v.mode, x->string());
+        }
+        if (auto x = var->find("k")) {
+            LOWBIT_ASSIGN(int64_t k, x->integer());
+            v.k = static_cast<int>(k);
+        }
+        if (auto x = var->find("excluded_nodes")) {
+            LOWBIT_ASSIGN(v.excluded_nodes, x->integer());
+        }
+        if (auto x = var->find("quantized_nodes")) {
+            LOWBIT_ASSIGN(v.quantized_nodes, x->integer());
+        }
+        if (auto x = var->find("calibration_method")) {
+            LOWBIT_ASSIGN(v.calibration_method, x->string());
+        }
+        if (auto x = var->find("model_bytes")) {
+            LOWBIT_ASSIGN(v.model_bytes, x->integer());
+        }
+    }
+    if (v.mode.empty()) v.mode = guess_mode(v.name);
+
+    if (!v.model_bytes || !v.quantized_nodes) {
+        if (auto onnx_file = find_onnx(v.onnx_path, path)) {
+            std::error_code ec;
+            auto bytes = fs::file_size(*onnx_file, ec);
+            if (!ec && !v.model_bytes) v.model_bytes = static_cast<int64_t>(bytes);
+            if (!v.quantized_nodes) {
+                LOWBIT_ASSIGN(v.quantized_nodes, count_quantized_nodes(*onnx_file));
+            }
+        }
+    }
+    return v;
+}
+
+bool natural_less(const std::string& a, const std::string& b) {
+    size_t i = 0, j = 0;
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    while (i < a.size() && j < b.size()) {
+        if (digit(a[i]) && digit(b[j])) {
+            size_t i2 = i, j2 = j;
+            while (i2 < a.size() && digit(a[i2])) ++i2;
+            while (j2 < b.size() && digit(b[j2])) ++j2;
+            // Compare without leading zeros: longer run = larger number.
+            std::string_view x(a.data() + i, i2 - i), y(b.data() + j, j2 - j);
+            while (x.size() > 1 && x[0] == '0') x.remove_prefix(1);
+            while (y.size() > 1 && y[0] == '0') y.remove_prefix(1);
+            if (x.size() != y.size()) return x.size() < y.size();
+            if (x != y) return x < y;
+            i = i2;
+            j = j2;
+        } else {
+            if (a[i] != b[j]) return a[i] < b[j];
+            ++i;
+            ++j;
+        }
+    }
+    return a.size() - i < b.size() - j;
+}
+
+std::vector<size_t> pareto_front(const std::vector<std::pair<double, double>>& points) {
+    std::vector<size_t> order(points.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    // By x ascending, then y descending: a point is on the front when its y beats every y
+    // before it (those are at least as fast).
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+        if (points[a].first != points[b].first) return points[a].first < points[b].first;
+        return points[a].second > points[b].second;
+    });
+    std::vector<size_t> front;
+    for (size_t i : order) {
+        if (front.empty() || points[i].second > points[front.back()].second) front.push_back(i);
+    }
+    return front;
+}
+
+std::optional<double> Comparison::drop(size_t i) const {
+    if (!baseline) return std::nullopt;
+    return variants[*baseline].map50_95 - variants[i].map50_95;
+}
+
+Result<Comparison> compare_variants(std::vector<Variant> variants, const CompareOptions& o) {
+    if (variants.empty()) return invalid("no results files given");
+    Comparison c;
+    std::optional<size_t> base;
+    for (size_t i = 0; i < variants.size(); ++i) {
+        const Variant& v = variants[i];
+        bool hit = o.baseline.empty() ? v.name.rfind("baseline", 0) == 0
+                                      : (v.name == o.baseline || v.file == o.baseline);
+        if (hit) {
+            base = i;
+            break;
+        }
+    }
+    if (!o.baseline.empty() && !base) {
+        return invalid("--baseline '{}' is neither a results file given nor a variant name",
+                       o.baseline);
+    }
+    for (size_t i = 0; i < variants.size(); ++i) variants[i].baseline = base && i == *base;
+    std::stable_sort(variants.begin(), variants.end(), [](const Variant& a, const Variant& b) {
+        if (a.baseline != b.baseline) return a.baseline;
+        return natural_less(a.name, b.name);
+    });
+    c.variants = std::move(variants);
+    if (base) c.baseline = 0;
+
+    Recommendation& r = c.recommendation;
+    r.rule = fmt::format(
+        "among the quantized variants (every variant but the baseline), the fastest by mean "
+        "latency whose mAP_50_95 drop against the baseline is at most {:.4f}; if none is within "
+        "that tolerance, the most accurate quantized variant",
+        o.max_drop);
+    std::vector<size_t> pool;
+    for (size_t i = 0; i < c.variants.size(); ++i) {
+        if (!c.variants[i].baseline) pool.push_back(i);
+    }
+    if (pool.empty()) {
+        r.reason = "only the baseline was given; there is nothing to recommend";
+        return c;
+    }
+    auto faster = [&](size_t a, size_t b) {
+        const Variant &x = c.variants[a], &y = c.variants[b];
+        if (x.mean_ms != y.mean_ms) return x.mean_ms < y.mean_ms;
+        return x.map50_95 > y.map50_95;
+    };
+    auto more_accurate = [&](size_t a, size_t b) {
+        const Variant &x = c.variants[a], &y = c.variants[b];
+        if (x.map50_95 != y.map50_95) return x.map50_95 > y.map50_95;
+        return x.mean_ms < y.mean_ms;
+    };
+    if (!c.baseline) {
+        r.index = *std::min_element(pool.begin(), pool.end(), more_accurate);
+        r.reason =
+            "no baseline (no --baseline and no variant named baseline*), so the drop is unknown: "
+            "this is the most accurate variant";
+        return c;
+    }
+    std::vector<size_t> within;
+    for (size_t i : pool) {
+        if (*c.drop(i) <= o.max_drop + 1e-12) within.push_back(i);
+    }
+    const Variant& b = c.variants[*c.baseline];
+    if (!within.empty()) {
+        size_t best = *std::min_element(within.begin(), within.end(), faster);
+        const Variant& v = c.variants[best];
+        r.index = best;
+        r.reason = fmt::format(
+            "{} of the {} quantized variants are within the tolerance; this one is the fastest "
+            "of them: mean {:.3f} ms (baseline {:.3f} ms), mAP_50_95 {:.4f}, drop {:.4f}",
+            within.size(), pool.size(), v.mean_ms, b.mean_ms, v.map50_95, *c.drop(best));
+        if (v.mean_ms > b.mean_ms) {
+            r.reason +=
+                ". It is slower than the baseline here: where the Q/DQ graph runs as float "
+                "simulation (lowbit's CPU backend) quantization costs time; the latency ranking "
+                "carries over to an engine with low-precision kernels (TensorRT) only in order";
+        }
+    } else {
+        size_t best = *std::min_element(pool.begin(), pool.end(), more_accurate);
+        const Variant& v = c.variants[best];
+        r.index = best;
+        r.reason = fmt::format(
+            "no quantized variant is within the tolerance; this is the most accurate one: "
+            "mAP_50_95 {:.4f}, drop {:.4f} (> {:.4f}), mean {:.3f} ms",
+            v.map50_95, *c.drop(best), o.max_drop, v.mean_ms);
+    }
+    return c;
+}
+
+std::string markdown_table(const Comparison& c) {
+    std::string md =
+        "| variant | mAP_50_95 | mAP_50 | drop | mean_ms | p90_ms | size MB | quantized nodes | "
+        "onnx |\n|---|---:|---:|---:|---:|---:|---:|---:|---|\n";
+    for (size_t i = 0; i < c.variants.size(); ++i) {
+        const Variant& v = c.variants[i];
+        auto drop = c.drop(i);
+        md += fmt::format(
+            "| {} | {:.4f} | {:.4f} | {} | {:.3f} | {:.3f} | {} | {} | {} |\n", v.name, v.map50_95,
+            v.map50, v.baseline ? "-" : (drop ? fmt::format("{:.4f}", *drop) : "-"), v.mean_ms,
+            v.p90_ms, v.model_bytes ? fmt::format("{:.2f}", *v.model_bytes / 1e6) : "-",
+            fmt_opt(v.quantized_nodes), v.onnx_path);
+    }
+    return md;
+}
+
+std::string summary_markdown(const Comparison& c, const CompareOptions& o) {
+    std::string md = "# Low-bit candidates: summary\n\n";
+    md += fmt::format(
+        "Generated by `lowbit compare` from {} results files. mAP is COCO mAP (pycocotools-exact) "
+        "on the evaluated images; latency is per image, as measured by `lowbit eval`.\n\n",
+        c.variants.size());
+    md += markdown_table(c);
+    md += "\n";
+    if (c.baseline) {
+        md += fmt::format("drop = mAP_50_95 of the baseline (`{}`) - mAP_50_95 of the variant. ",
+                          c.variants[*c.baseline].name);
+    }
+    md +=
+        "size MB = ONNX file size / 10^6. quantized nodes = nodes that read a "
+        "DequantizeLinear output.\n";
+
+    bool schemes = std::any_of(c.variants.begin(), c.variants.end(), [](const Variant& v) {
+        return v.k || v.excluded_nodes || !v.calibration_method.empty();
+    });
+    if (schemes) {
+        md +=
+            "\n## Schemes\n\n| variant | mode | K | excluded nodes | calibration |\n"
+            "|---|---|---:|---:|---|\n";
+        for (const Variant& v : c.variants) {
+            md += fmt::format("| {} | {} | {} | {} | {} |\n", v.name,
+                              v.mode.empty() ? (v.baseline ? "fp32" : "-") : v.mode,
+                              v.k ? std::to_string(*v.k) : "-", fmt_opt(v.excluded_nodes),
+                              v.calibration_method.empty() ? "-" : v.calibration_method);
+        }
+    }
+
+    md += "\n## Recommendation\n\n";
+    md += "Rule: " + c.recommendation.rule + ".\n\n";
+    if (c.recommendation.index) {
+        md += fmt::format("**Recommended: `{}`**: {}.\n", c.variants[*c.recommendation.index].name,
+                          c.recommendation.reason);
+    } else {
+        md += "No recommendation: " + c.recommendation.reason + ".\n";
+    }
+
+    md += "\n## Datasets\n\n";
+    for (const char* key : kParamKeys) {
+        // value text -> variants that have it, in table order.
+        std::vector<std::pair<std::string, std::vector<std::string>>> values;
+        for (const Variant& v : c.variants) {
+            auto it = v.params.find(key);
+            if (it == v.params.end()) continue;
+            std::string text = param_text(*it);
+            auto same = std::find_if(values.begin(), values.end(),
+                                     [&](const auto& p) { return p.first == text; });
+            if (same == values.end()) {
+                values.push_back({text, {v.name}});
+            } else {
+                same->second.push_back(v.name);
+            }
+        }
+        if (values.empty()) continue;
+        if (values.size() == 1) {
+            md += fmt::format("- {}: {}\n", key, values[0].first.empty() ? "-" : values[0].first);
+            continue;
+        }
+        md += fmt::format("- {}: differs:", key);
+        for (const auto& [text, names] : values) {
+            md += fmt::format(" {} ({});", text.empty() ? "-" : text, fmt::join(names, ", "));
+        }
+        md.back() = '\n';
+    }
+    std::vector<std::string> calib;
+    for (const Variant& v : c.variants) {
+        if (!v.calibration_method.empty()) {
+            calib.push_back(fmt::format("{} ({})", v.calibration_method, v.name));
+        }
+    }
+    if (!calib.empty()) md += fmt::format("- calibration: {}\n", fmt::join(calib, ", "));
+    md += fmt::format("- recommendation tolerance (--max-drop): {:.4f} mAP_50_95\n", o.max_drop);
+    return md;
+}
+
+}  // namespace lowbit::report

@@ -1,0 +1,82 @@
+// Comparing evaluated variants (the seed's summary.md, research/seed-spec.md §12): one row per
+// results/<variant>.json (the `eval --out` schema, src/eval/evaluator.cpp eval_metrics_json),
+// the accuracy drop against a baseline, a recommendation, and the evaluation parameters.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace lowbit::report {
+
+struct Variant {
+    std::string name;  // the "variant"."name" of the file, else the file stem ("fp8_k5")
+    std::string file;  // the results file read
+    std::string onnx_path;
+    double map50_95 = 0;
+    double map50 = 0;
+    double mean_ms = 0;
+    double p90_ms = 0;
+    std::string mode;  // "fp8" / "int8" / "" (unknown or float)
+    std::optional<int> k;
+    std::optional<int64_t> excluded_nodes;
+    std::optional<int64_t> quantized_nodes;
+    std::optional<int64_t> model_bytes;
+    std::string calibration_method;
+    bool baseline = false;
+    // Evaluation parameters (data_root, instances, max_images, imgsz, conf, ...) as written.
+    nlohmann::ordered_json params = nlohmann::ordered_json::object();
+};
+
+// Reads one results file; errors name the file and the key. Size and quantized-node count come
+// from the file's "variant" object when present, else from the ONNX file when it can be found
+// (as written, or relative to the results file's folder or the folder above it).
+Result<Variant> load_variant(const std::string& path);
+
+// Number of nodes, other than Q/DQ, that read a DequantizeLinear output.
+Result<int64_t> count_quantized_nodes(const std::string& onnx_path);
+
+struct CompareOptions {
+    std::string baseline;    // a results file or a variant name; "" = the variant named baseline*
+    double max_drop = 0.01;  // mAP50-95 tolerance of the recommendation
+};
+
+struct Recommendation {
+    std::optional<size_t> index;  // into Comparison::variants
+    std::string rule;             // the rule, stated
+    std::string reason;           // why this variant
+};
+
+struct Comparison {
+    std::vector<Variant> variants;  // baseline first, then by name (numbers compared as numbers)
+    std::optional<size_t> baseline;
+    Recommendation recommendation;
+
+    // baseline mAP50-95 - variant mAP50-95; nullopt without a baseline.
+    std::optional<double> drop(size_t i) const;
+};
+
+// Orders the variants, finds the baseline and applies the recommendation rule: among the
+// quantized variants (all but the baseline), the fastest (mean latency) whose mAP50-95 drop is
+// at most max_drop; when none is within it, the most accurate one.
+Result<Comparison> compare_variants(std::vector<Variant> variants, const CompareOptions& o);
+
+// Indices of the points (x = latency, lower is better; y = accuracy, higher is better) that no
+// other point beats on both, ordered by x. Of equal points the first is kept.
+std::vector<size_t> pareto_front(const std::vector<std::pair<double, double>>& points);
+
+// "fp8_k5" < "fp8_k10": digit runs compare as numbers.
+bool natural_less(const std::string& a, const std::string& b);
+
+// The table: variant | mAP_50_95 | mAP_50 | drop | mean_ms | p90_ms | size MB | quantized
+// nodes | onnx; mAP and drop with 4 decimals, ms with 3.
+std::string markdown_table(const Comparison& c);
+
+// summary.md: title, table, "Recommendation" and "Datasets" sections.
+std::string summary_markdown(const Comparison& c, const CompareOptions& o);
+
+}  // namespace lowbit::report
