@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "calib/calibrators.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "onnx/model_io.h"
@@ -23,7 +24,7 @@ struct SchemesCliOptions {
     std::string model;
     int top_n_md = 25;
     std::string mode;
-    std::string calibration_method = "entropy";
+    std::string calibration_method = calib::calib_method_name(calib::kDefaultCalibMethod);
     std::string high_precision = "fp32";
 };
 
@@ -104,7 +105,7 @@ void add_schemes_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--mode", o->mode,
                     "Quantization mode recorded in the schemes (default: the report's, else fp8)");
     sub->add_option("--calibration-method", o->calibration_method,
-                    "Calibration method recorded in the schemes")
+                    "Calibration method recorded in the schemes (default: quantize's)")
         ->capture_default_str();
     sub->add_option("--high-precision", o->high_precision,
                     "High-precision dtype recorded in the schemes")

@@ -26,7 +26,7 @@ struct SchemeOptions {
     std::vector<int> ks = {0, 5, 10, 20};
     std::string onnx_path;  // recorded in scheme_k{K}.json
     std::string mode = "fp8";
-    std::string calibration_method = "entropy";
+    std::string calibration_method;  // as `quantize` will use it
     std::string high_precision = "fp32";
     int top_n_md = 25;
 };
