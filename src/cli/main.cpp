@@ -18,6 +18,7 @@ void lowbit::cli::add_all_commands(CLI::App& app, CommandFn& run) {
         lowbit::cli::add_schemes_command,
         lowbit::cli::add_compare_command,
         lowbit::cli::add_candidates_command,
+        lowbit::cli::add_run_command,
     };
     for (Adder add : adders) add(app, run);
 }

@@ -143,3 +143,161 @@ def test_candidates_missing_scheme(calib_npy, schemes, tmp_path):
                calib_npy, "--out-dir", tmp_path / "c", check=False)
     assert r.returncode != 0
     assert "nodes_to_exclude_k5.txt" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# run: resume after SIGKILL
+
+
+def run_args(root, calib_list):
+    return ["run", "--root", root, "--max-images", 20, "--ks", 0, 2, "--modes", "fp8",
+            "--sensitivity-images", 2, "--threads", THREADS, "--calib-list", calib_list]
+
+
+@pytest.fixture(scope="module")
+def calib_list(tmp_path_factory):
+    """8 of the bundled calibration images, by absolute path."""
+    src = os.path.join(ASSETS, "calib", "calib100.txt")
+    lines = [ln.strip() for ln in open(src) if ln.strip() and not ln.startswith("#")][:8]
+    p = tmp_path_factory.mktemp("list") / "calib8.txt"
+    p.write_text("".join(os.path.join(ASSETS, "calib", ln) + "\n" for ln in lines))
+    return p
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, calib_list):
+    root = tmp_path_factory.mktemp("run") / "ref"
+    r = lowbit(*run_args(root, calib_list), timeout=900)
+    return root, r
+
+
+def killed_run(args, should_kill, log, timeout=600):
+    """Starts `lowbit ARGS`, SIGKILLs it as soon as should_kill() holds; True if it was killed."""
+    with open(log, "a") as f:
+        p = subprocess.Popen([BIN, *map(str, args)], stdout=f, stderr=f)
+        t0 = time.time()
+        while p.poll() is None:
+            if should_kill():
+                p.send_signal(signal.SIGKILL)
+                p.wait()
+                return True
+            assert time.time() - t0 < timeout, "run did not reach the kill point"
+            time.sleep(0.02)
+    return False
+
+
+def normalized_results(root):
+    """results/*.json without timing fields, the run root's path replaced."""
+    out = {}
+    for name in sorted(os.listdir(root / "results")):
+        text = (root / "results" / name).read_text().replace(str(root), "<root>")
+        d = json.loads(text)
+        d.pop("latency")
+        out[name] = d
+    return out
+
+
+def table_without_timing(text, root):
+    """The markdown table compare prints, without latency columns, the run root's path replaced."""
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")]
+            for ln in text.replace(str(root), "<root>").splitlines() if ln.startswith("|")]
+    assert len(rows) >= 3, text
+    keep = [i for i, h in enumerate(rows[0])
+            if not any(w in h.lower() for w in ("ms", "latency", "fps"))]
+    return [[r[i] for i in keep] for r in rows]
+
+
+def manifests(root):
+    d = root / ".lowbit-run"
+    if not d.exists():
+        return {}
+    return {p.stem: json.loads(p.read_text()) for p in d.glob("*.json")}
+
+
+EXPECTED = ["baseline-onnx/summary.json", "baseline-coco/metrics.json", "calib/calib.npy",
+            f"onnx/{STEM}-int8-qdq.onnx", f"onnx/{STEM}-int8-head-qdq.onnx",
+            "nodes_to_exclude_head.txt", "sensitivity/fp8/report.json",
+            "schemes/fp8/nodes_to_exclude_k0.txt", "schemes/fp8/nodes_to_exclude_k2.txt",
+            f"candidates/{STEM}-fp8-k0.onnx", f"candidates/{STEM}-fp8-k2.onnx",
+            "results/baseline.json", "results/int8.json", "results/int8_head.json",
+            "results/fp8_k0.json", "results/fp8_k2.json", "summary.md", "report.html",
+            "run-times.json"]
+
+
+def test_run_layout(reference_run):
+    root, r = reference_run
+    for rel in EXPECTED:
+        assert (root / rel).exists(), rel
+    times = json.loads((root / "run-times.json").read_text())
+    assert [s["status"] for s in times["steps"]] == ["ran"] * len(times["steps"])
+    assert len(times["steps"]) == 12
+    assert str(root) in r.stdout and "baseline" in r.stdout
+    table_without_timing(r.stdout, root)
+    assert json.loads((root / "results/int8_head.json").read_text())["variant"][
+        "excluded_nodes"] == len((root / "nodes_to_exclude_head.txt").read_text().split())
+
+
+def test_run_rerun_skips_everything(reference_run, calib_list):
+    root, _ = reference_run
+    before = manifests(root)
+    r = lowbit(*run_args(root, calib_list), timeout=900)
+    times = json.loads((root / "run-times.json").read_text())
+    assert [s["status"] for s in times["steps"]] == ["skipped"] * len(times["steps"])
+    assert manifests(root) == before
+    assert table_without_timing(r.stdout, root) == table_without_timing(
+        (root / "logs" / "compare.log").read_text(), root)
+
+
+def test_run_resumes_after_kills(reference_run, calib_list, tmp_path):
+    ref_root, ref = reference_run
+    root = tmp_path / "killed"
+    args = run_args(root, calib_list)
+    log = tmp_path / "killed.log"
+    state = root / ".lowbit-run"
+    cand = root / "candidates" / f"{STEM}-fp8-k0.onnx"
+    # 1. between steps: right after calibration finished.
+    assert killed_run(args, lambda: (state / "calib.json").exists(), log)
+    # 2. mid-step: the INT8 model is written, its evaluation is running.
+    assert killed_run(args, lambda: (root / "onnx" / f"{STEM}-int8-qdq.onnx").exists()
+                      and not (state / "int8-eval.json").exists(), log)
+    # 3. mid-step: one candidate written, the second not yet evaluated.
+    assert killed_run(args, lambda: cand.exists(), log)
+    assert not (state / "candidates-fp8.json").exists()
+    done = manifests(root)
+    assert {"smoke", "baseline", "calib", "int8", "sensitivity-fp8", "schemes-fp8"} <= set(done)
+
+    r = lowbit(*args, timeout=900)
+    times = {s["step"]: s["status"] for s in json.loads((root / "run-times.json").read_text())[
+        "steps"]}
+    after = manifests(root)
+    for step, status in times.items():
+        if step in done:
+            assert status == "skipped", step
+            assert after[step]["finished"] == done[step]["finished"], step
+        else:
+            assert status == "ran", step
+    assert times["candidates-fp8"] == "ran" and times["compare"] == "ran"
+
+    assert normalized_results(root) == {
+        k: json.loads(json.dumps(v).replace(str(ref_root), "<root>"))
+        for k, v in normalized_results(ref_root).items()}
+    assert table_without_timing(r.stdout, root) == table_without_timing(ref.stdout, ref_root)
+
+    # --force redoes every step and lands on the same results.
+    r = lowbit(*args, "--force", timeout=900)
+    times = json.loads((root / "run-times.json").read_text())
+    assert [s["status"] for s in times["steps"]] == ["ran"] * len(times["steps"])
+    assert manifests(root)["smoke"]["seconds"] != after["smoke"]["seconds"]  # rewritten
+    assert table_without_timing(r.stdout, root) == table_without_timing(ref.stdout, ref_root)
+
+
+def test_run_force_step(reference_run, calib_list):
+    root, _ = reference_run
+    r = lowbit(*run_args(root, calib_list), "--force-step", "head-exclude", timeout=900)
+    times = {s["step"]: s["status"] for s in json.loads((root / "run-times.json").read_text())[
+        "steps"]}
+    assert times["head-exclude"] == "ran"
+    # Same list again: everything downstream is still up to date.
+    assert times["int8-head"] == "skipped" and times["compare"] == "skipped"
+    r = lowbit(*run_args(root, calib_list), "--force-step", "nope", check=False)
+    assert r.returncode == 2 and "nope" in r.stderr
