@@ -65,15 +65,25 @@ std::string fmt_opt(const std::optional<int64_t>& v) {
 
 Result<int64_t> count_quantized_nodes(const std::string& onnx_path) {
     LOWBIT_ASSIGN(Model model, load_model(onnx_path));
+    // Dequantized tensors: DequantizeLinear outputs, and their Casts (fp16 high precision puts a
+    // Cast between DQ and the consumer).
     std::unordered_set<std::string> dq_outputs;
     for (const Node& n : model.graph.nodes) {
         if (n.op_type == "DequantizeLinear") {
             for (const std::string& out : n.outputs) dq_outputs.insert(out);
         }
     }
+    for (const Node& n : model.graph.nodes) {
+        if (n.op_type == "Cast" && !n.inputs.empty() && dq_outputs.count(n.inputs[0])) {
+            for (const std::string& out : n.outputs) dq_outputs.insert(out);
+        }
+    }
     int64_t count = 0;
     for (const Node& n : model.graph.nodes) {
-        if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear") continue;
+        if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear" ||
+            n.op_type == "Cast") {
+            continue;
+        }
         count += std::any_of(n.inputs.begin(), n.inputs.end(),
                              [&](const std::string& in) { return dq_outputs.count(in) > 0; });
     }
@@ -292,6 +302,46 @@ std::string markdown_table(const Comparison& c) {
     return md;
 }
 
+std::vector<std::pair<std::string, std::string>> dataset_lines(const Comparison& c) {
+    std::vector<std::pair<std::string, std::string>> lines;
+    for (const char* key : kParamKeys) {
+        // value text -> variants that have it, in table order.
+        std::vector<std::pair<std::string, std::vector<std::string>>> values;
+        for (const Variant& v : c.variants) {
+            auto it = v.params.find(key);
+            if (it == v.params.end()) continue;
+            std::string text = param_text(*it);
+            if (text.empty()) text = "-";
+            auto same = std::find_if(values.begin(), values.end(),
+                                     [&](const auto& p) { return p.first == text; });
+            if (same == values.end()) {
+                values.push_back({text, {v.name}});
+            } else {
+                same->second.push_back(v.name);
+            }
+        }
+        if (values.empty()) continue;
+        if (values.size() == 1) {
+            lines.emplace_back(key, values[0].first);
+            continue;
+        }
+        std::vector<std::string> parts;
+        for (const auto& [text, names] : values) {
+            parts.push_back(fmt::format("{} ({})", text, fmt::join(names, ", ")));
+        }
+        lines.emplace_back(key, fmt::format("differs: {}", fmt::join(parts, "; ")));
+    }
+    std::vector<std::string> calib;
+    for (const Variant& v : c.variants) {
+        if (!v.calibration_method.empty()) {
+            calib.push_back(fmt::format("{} ({})", v.calibration_method, v.name));
+        }
+    }
+    if (!calib.empty())
+        lines.emplace_back("calibration", fmt::format("{}", fmt::join(calib, ", ")));
+    return lines;
+}
+
 std::string summary_markdown(const Comparison& c, const CompareOptions& o) {
     std::string md = "# Low-bit candidates: summary\n\n";
     md += fmt::format(
@@ -333,39 +383,7 @@ std::string summary_markdown(const Comparison& c, const CompareOptions& o) {
     }
 
     md += "\n## Datasets\n\n";
-    for (const char* key : kParamKeys) {
-        // value text -> variants that have it, in table order.
-        std::vector<std::pair<std::string, std::vector<std::string>>> values;
-        for (const Variant& v : c.variants) {
-            auto it = v.params.find(key);
-            if (it == v.params.end()) continue;
-            std::string text = param_text(*it);
-            auto same = std::find_if(values.begin(), values.end(),
-                                     [&](const auto& p) { return p.first == text; });
-            if (same == values.end()) {
-                values.push_back({text, {v.name}});
-            } else {
-                same->second.push_back(v.name);
-            }
-        }
-        if (values.empty()) continue;
-        if (values.size() == 1) {
-            md += fmt::format("- {}: {}\n", key, values[0].first.empty() ? "-" : values[0].first);
-            continue;
-        }
-        md += fmt::format("- {}: differs:", key);
-        for (const auto& [text, names] : values) {
-            md += fmt::format(" {} ({});", text.empty() ? "-" : text, fmt::join(names, ", "));
-        }
-        md.back() = '\n';
-    }
-    std::vector<std::string> calib;
-    for (const Variant& v : c.variants) {
-        if (!v.calibration_method.empty()) {
-            calib.push_back(fmt::format("{} ({})", v.calibration_method, v.name));
-        }
-    }
-    if (!calib.empty()) md += fmt::format("- calibration: {}\n", fmt::join(calib, ", "));
+    for (const auto& [key, text] : dataset_lines(c)) md += fmt::format("- {}: {}\n", key, text);
     md += fmt::format("- recommendation tolerance (--max-drop): {:.4f} mAP_50_95\n", o.max_drop);
     return md;
 }

@@ -37,7 +37,8 @@ struct Variant {
 // (as written, or relative to the results file's folder or the folder above it).
 Result<Variant> load_variant(const std::string& path);
 
-// Number of nodes, other than Q/DQ, that read a DequantizeLinear output.
+// Number of nodes, other than Q/DQ and Cast, that read a DequantizeLinear output (directly or
+// through a Cast).
 Result<int64_t> count_quantized_nodes(const std::string& onnx_path);
 
 struct CompareOptions {
@@ -75,6 +76,10 @@ bool natural_less(const std::string& a, const std::string& b);
 // The table: variant | mAP_50_95 | mAP_50 | drop | mean_ms | p90_ms | size MB | quantized
 // nodes | onnx; mAP and drop with 4 decimals, ms with 3.
 std::string markdown_table(const Comparison& c);
+
+// The "Datasets" lines: each evaluation parameter with its value, or "differs: value (variants);
+// ..." when the variants disagree, then the calibration methods.
+std::vector<std::pair<std::string, std::string>> dataset_lines(const Comparison& c);
 
 // summary.md: title, table, "Recommendation" and "Datasets" sections.
 std::string summary_markdown(const Comparison& c, const CompareOptions& o);

@@ -120,6 +120,12 @@ std::string html_report(const Comparison& c, const CompareOptions& o,
         "{}. The larger point is the recommended variant (tolerance {:.4f} mAP_50_95).</p>\n",
         html_escape(names), o.max_drop);
 
+    h += "<h2>Datasets</h2>\n<ul>\n";
+    for (const auto& [key, text] : dataset_lines(c)) {
+        h += fmt::format("<li>{}: <code>{}</code></li>\n", html_escape(key), html_escape(text));
+    }
+    h += "</ul>\n";
+
     if (!sensitivity.empty()) {
         h += "<h2>Per-node sensitivity</h2>\n";
         for (const SensitivityReport& r : sensitivity) h += sensitivity_html(r);

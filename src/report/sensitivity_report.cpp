@@ -27,8 +27,12 @@ Status read_lowbit(const JsonAt& root, SensitivityReport& r) {
         SensitivityEntry e;
         LOWBIT_ASSIGN(JsonAt name, row.at("node"));
         LOWBIT_ASSIGN(e.name, name.string());
+        // A score the writer could not compute (NaN, written as null) counts as 0, as the seed
+        // does for its null sensitivities.
         LOWBIT_ASSIGN(JsonAt score, row.at("score"));
-        LOWBIT_ASSIGN(e.score, score.number());
+        if (!score.v->is_null()) {
+            LOWBIT_ASSIGN(e.score, score.number());
+        }
         e.rank = static_cast<int>(i) + 1;
         if (auto rank = row.find("rank")) {
             LOWBIT_ASSIGN(int64_t k, rank->integer());
