@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "runtime/kernels/fp16_fallback.h"
 #include "runtime/kernels/ref/families.h"
 
 namespace lowbit {
@@ -18,7 +19,10 @@ void KernelRegistry::add(const std::string& op_type, KernelFactory factory) {
 
 std::unique_ptr<Kernel> KernelRegistry::create(const std::string& op_type) const {
     for (const auto& [name, f] : entries_) {
-        if (name == op_type) return f();
+        // Every kernel gets float16 support: native when it accepts float16, else through
+        // float32 with the inputs widened and the outputs rounded, as ONNX Runtime's CPU
+        // provider does (kernels/fp16_fallback.h).
+        if (name == op_type) return make_float16_fallback(f);
     }
     return nullptr;
 }

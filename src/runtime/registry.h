@@ -21,7 +21,8 @@ public:
     static const KernelRegistry& builtin();
 
     void add(const std::string& op_type, KernelFactory factory);
-    // nullptr when the op type is unknown.
+    // nullptr when the op type is unknown. The kernel runs float16 inputs natively when it
+    // accepts them, else in float32 with float16 outputs rounded (kernels/fp16_fallback.h).
     std::unique_ptr<Kernel> create(const std::string& op_type) const;
     bool has(const std::string& op_type) const;
     std::vector<std::string> op_types() const;  // sorted
