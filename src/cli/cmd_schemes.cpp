@@ -47,8 +47,14 @@ Status run_schemes(const SchemesCliOptions& o) {
     // that file is there.
     std::string model_path = o.model;
     std::error_code ec;
-    if (model_path.empty() && !torch && !rep.model.empty() && fs::is_regular_file(rep.model, ec)) {
-        model_path = rep.model;
+    if (model_path.empty() && !torch && !rep.model.empty()) {
+        // As written (relative to the current folder), else relative to the report's folder.
+        fs::path beside = fs::path(o.report).parent_path() / rep.model;
+        if (fs::is_regular_file(rep.model, ec)) {
+            model_path = rep.model;
+        } else if (fs::path(rep.model).is_relative() && fs::is_regular_file(beside, ec)) {
+            model_path = beside.string();
+        }
     }
     if (torch && model_path.empty()) {
         return invalid(
