@@ -84,12 +84,17 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
         eo.input_shapes[input->name] = s;
         auto ex = Executor::create(model, eo);
         if (!ex) return ex.status().with_context("planning the model for calibration");
-        (*ex)->set_observer([&](size_t, const Node&, const std::string& name, const Tensor& t) {
-            auto it = group_of.find(name);
-            if (it == group_of.end()) return;
-            observe(res.stats[it->second], t);
-            seen.insert(name);
-        });
+        // Only the requested tensors are converted to plain layout and handed over.
+        std::vector<std::string> wanted;
+        for (const auto& [name, gi] : group_of) wanted.push_back(name);
+        (*ex)->set_observer(
+            [&](size_t, const Node&, const std::string& name, const Tensor& t) {
+                auto it = group_of.find(name);
+                if (it == group_of.end()) return;
+                observe(res.stats[it->second], t);
+                seen.insert(name);
+            },
+            wanted);
         return ex;
     };
 

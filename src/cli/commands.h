@@ -22,6 +22,7 @@ void add_calib_command(CLI::App& app, CommandFn& run);
 void add_eval_command(CLI::App& app, CommandFn& run);
 void add_quantize_command(CLI::App& app, CommandFn& run);
 void add_head_exclude_command(CLI::App& app, CommandFn& run);
+void add_sensitivity_command(CLI::App& app, CommandFn& run);
 void add_schemes_command(CLI::App& app, CommandFn& run);
 void add_compare_command(CLI::App& app, CommandFn& run);
 void add_candidates_command(CLI::App& app, CommandFn& run);

@@ -11,6 +11,10 @@
 //  - hooked (built on first use, when an observer or a node override is set): like fast but
 //    without multi-node fusion, so that every node's inputs and outputs exist. Observer and
 //    override see plain (ONNX-order) tensors: NHWC ones are converted on demand, only then.
+// With keep_tensors the main program is a hooked one whose memory plan gives every tensor its
+// own slot; run_nodes() then runs chosen steps of it with their outputs redirected to a scratch
+// arena of the same layout (same offsets), and their inputs taken from the scratch arena where
+// this partial run wrote them, else from the main arena.
 // Graph outputs are always returned in plain layout.
 //
 // Threads: the fast program runs on a TaskPool (runtime/task_pool.h), not on OpenMP teams, and
@@ -58,7 +62,9 @@ struct Step {
     std::vector<std::string> in, out;         // storage tensor names ("" = absent)
     std::vector<Layout> in_layouts;           // layout of each `in` tensor
     std::vector<Tensor> in_views, out_views;  // the tensors of in/out (the arena never moves)
-    std::unique_ptr<cpu::FastOp> fast;        // null: the node's reference kernel, or a reorder
+    std::vector<size_t> in_ids, out_ids;      // memory slot of each in/out (kNoNode: none)
+    std::vector<Tensor> scratch_in_views, scratch_out_views;  // the same in the scratch arena
+    std::unique_ptr<cpu::FastOp> fast;  // null: the node's reference kernel, or a reorder
     Layout reorder_to = Layout::Plain;
     std::string label;  // profile key
 };
@@ -71,6 +77,7 @@ struct Program {
     std::vector<MemorySlot> slots;
     size_t arena_bytes = 0;
     std::shared_ptr<Buffer> arena;
+    std::shared_ptr<Buffer> scratch;  // run_nodes() outputs (keep_tensors), made on first use
 
     Layout layout_of(const std::string& name) const {
         auto it = stored.find(name);
@@ -126,6 +133,15 @@ struct Executor::Impl {
 
     TensorObserver observer;
     NodeOverride node_override;
+    bool observe_all = true;
+    std::unordered_set<std::string> observe_only;
+    bool override_all = true;
+    std::vector<char> override_only;  // by graph node index
+    TensorView override_view = TensorView::Plain;
+
+    bool keep_tensors = false;
+    bool has_run = false;              // keep_tensors: the main arena holds a full run
+    std::vector<size_t> step_of_node;  // keep_tensors: main-program step of each graph node
 
     int profile_level = 0;
     int64_t profile_runs = 0;
@@ -140,13 +156,18 @@ struct Executor::Impl {
     ~Impl();
 
     Status plan(const Model& model, const ExecutorOptions& opts);
-    Result<std::unique_ptr<Program>> build_program(bool fast, bool fuse);
+    Result<std::unique_ptr<Program>> build_program(bool fast, bool fuse, bool reuse);
     void plan_in_place_concat(Program& p, const std::unordered_set<std::string>& graph_outputs);
     void fold_splits(Program& p, const std::unordered_set<std::string>& graph_outputs);
     Result<std::vector<Tensor>> run(const std::vector<Tensor>& in);
+    Result<std::vector<Tensor>> run_nodes(const std::vector<size_t>& nodes,
+                                          const std::vector<std::string>& fetch,
+                                          TensorView fetch_view);
     Tensor view(const Program& p, const std::string& name) const;
     Tensor to_plain(const Program& p, const std::string& name) const;
+    Tensor plain_copy(const Tensor& stored, Layout layout) const;
     Status run_step(Program& p, Step& s, std::span<const Tensor> ins, std::span<Tensor> outs);
+    Status exec_step(Program& p, size_t si, std::vector<Tensor>& ins, std::vector<Tensor>& outs);
     std::string label_for(const Step& s, const Program& p) const;
     void print_profile() const;
 };
@@ -290,7 +311,15 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
 
     env_profile_level(&profile_level);
     if (!reference_only) backend = std::make_unique<cpu::CpuBackend>(pool.size());
-    LOWBIT_ASSIGN(main, build_program(!reference_only, !reference_only));
+    keep_tensors = opts.keep_tensors;
+    LOWBIT_ASSIGN(main,
+                  build_program(!reference_only, !reference_only && !keep_tensors, !keep_tensors));
+    if (keep_tensors) {
+        step_of_node.assign(graph.nodes.size(), kNoNode);
+        for (size_t si = 0; si < main->steps.size(); ++si) {
+            if (main->steps[si].node != kNoNode) step_of_node[main->steps[si].node] = si;
+        }
+    }
     if (profile_level > 1) {
         step_ms.assign(main->steps.size(), 0.0);
         step_cpu_ms.assign(main->steps.size(), 0.0);
@@ -298,7 +327,7 @@ Status Executor::Impl::plan(const Model& model, const ExecutorOptions& opts) {
     return Status::ok();
 }
 
-Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool fuse) {
+Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool fuse, bool reuse) {
     auto prog = std::make_unique<Program>();
     Program& p = *prog;
     for (const auto& d : inputs) p.stored[d.name] = {d.dtype, d.shape, Layout::Plain};
@@ -496,17 +525,26 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
     for (const auto& name : names) {
         const Stored& d = p.stored.at(name);
         const auto& span = life.at(name);
-        reqs.push_back({static_cast<size_t>(shape_numel(d.shape)) * dtype_size(d.dtype), span.first,
-                        std::max(span.first, span.second)});
+        // Without reuse every tensor lives through the whole run (keep_tensors).
+        reqs.push_back({static_cast<size_t>(shape_numel(d.shape)) * dtype_size(d.dtype),
+                        reuse ? span.first : -1, reuse ? std::max(span.first, span.second) : end});
     }
     p.slots = plan_memory(reqs, &p.arena_bytes);
     for (size_t k = 0; k < names.size(); ++k) p.slot_of[names[k]] = k;
     p.arena = std::make_shared<Buffer>(p.arena_bytes);
+    auto slot = [&](const std::string& name) {
+        auto it = p.slot_of.find(name);
+        return it == p.slot_of.end() ? kNoNode : it->second;
+    };
     for (Step& st : p.steps) {
-        for (const auto& name : st.in)
+        for (const auto& name : st.in) {
             st.in_views.push_back(name.empty() ? Tensor() : view(p, name));
-        for (const auto& name : st.out)
+            st.in_ids.push_back(name.empty() ? kNoNode : slot(name));
+        }
+        for (const auto& name : st.out) {
             st.out_views.push_back(name.empty() ? Tensor() : view(p, name));
+            st.out_ids.push_back(name.empty() ? kNoNode : slot(name));
+        }
     }
     return prog;
 }
@@ -642,10 +680,14 @@ Tensor Executor::Impl::view(const Program& p, const std::string& name) const {
 
 // A plain-layout view of a graph tensor: the tensor itself, or a converted copy.
 Tensor Executor::Impl::to_plain(const Program& p, const std::string& name) const {
-    Tensor v = view(p, name);
-    if (constants.count(name) || p.layout_of(name) == Layout::Plain) return v;
-    Tensor t(v.dtype(), v.shape());
-    convert_layout(v, p.layout_of(name), t, Layout::Plain, *tasks);
+    return plain_copy(view(p, name), constants.count(name) ? Layout::Plain : p.layout_of(name));
+}
+
+// A tensor stored in `layout` (in either arena), in plain layout: itself, or a converted copy.
+Tensor Executor::Impl::plain_copy(const Tensor& stored, Layout layout) const {
+    if (layout == Layout::Plain) return stored;
+    Tensor t(stored.dtype(), stored.shape());
+    convert_layout(stored, layout, t, Layout::Plain, *tasks);
     return t;
 }
 
@@ -662,15 +704,93 @@ Status Executor::Impl::run_step(Program& p, Step& s, std::span<const Tensor> ins
     return kernels[s.node]->run(rc);
 }
 
+// One step with the hooks: the override may replace the inputs of the step's node, the observer
+// sees its outputs. `ins`/`outs` are the stored tensors the step reads and writes.
+Status Executor::Impl::exec_step(Program& p, size_t si, std::vector<Tensor>& ins,
+                                 std::vector<Tensor>& outs) {
+    using Clock = std::chrono::steady_clock;
+    Step& step = p.steps[si];
+    const Node* node = step.node == kNoNode ? nullptr : &graph.nodes[step.node];
+    if (node && node_override && (override_all || override_only[step.node])) {
+        // The override sees the node's inputs in its own input order (hooked programs do not
+        // fuse, so the step's inputs are the node's): constants as they are, run-time tensors
+        // plain (or as stored, TensorView::Stored). An input it replaces is brought into the
+        // layout this step reads.
+        std::vector<Tensor> given;
+        std::vector<char> plain(node->inputs.size(), 1);
+        for (size_t i = 0; i < node->inputs.size(); ++i) {
+            const std::string& name = node->inputs[i];
+            auto c = name.empty() ? constants.end() : constants.find(name);
+            if (name.empty()) {
+                given.emplace_back();
+            } else if (c != constants.end()) {
+                given.push_back(c->second);
+            } else if (override_view == TensorView::Stored) {
+                given.push_back(ins[i]);
+                plain[i] = 0;
+            } else {
+                given.push_back(plain_copy(ins[i], step.in_layouts[i]));
+            }
+        }
+        const std::vector<Tensor> before = given;
+        LOWBIT_TRY(node_override(step.node, *node, given));
+        for (size_t i = 0; i < given.size(); ++i) {
+            if (given[i].dtype() != before[i].dtype() || given[i].shape() != before[i].shape()) {
+                return invalid("node override for {} changed input {} from {} {} to {} {}",
+                               node->describe(), i, dtype_name(before[i].dtype()),
+                               shape_str(before[i].shape()), dtype_name(given[i].dtype()),
+                               shape_str(given[i].shape()));
+            }
+            if (given[i].buffer() == before[i].buffer() &&
+                given[i].offset() == before[i].offset()) {
+                continue;
+            }
+            const Layout want = step.in_layouts[i];
+            if (want == Layout::Plain || !plain[i]) {
+                ins[i] = given[i];
+            } else {
+                Tensor t(given[i].dtype(), given[i].shape());
+                convert_layout(given[i], Layout::Plain, t, want, *tasks);
+                ins[i] = t;
+            }
+        }
+    }
+    const bool timed = profile_level > 0 && &p == main.get();
+    const auto t0 = timed ? Clock::now() : Clock::time_point();
+    const double cpu0 = timed ? process_cpu_ms() : 0.0;
+    LOWBIT_TRY(run_step(p, step, ins, outs));
+    if (timed) {
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        const double cpu = process_cpu_ms() - cpu0;
+        ProfileEntry& e = profile[step.label];
+        e.cpu_ms += cpu;
+        e.ms += ms;
+        ++e.calls;
+        if (!step_ms.empty()) {
+            step_ms[si] += ms;
+            step_cpu_ms[si] += cpu;
+        }
+    }
+    if (node && observer) {
+        for (size_t o = 0; o < node->outputs.size(); ++o) {
+            const std::string& name = node->outputs[o];
+            if (name.empty() || (!observe_all && !observe_only.count(name))) continue;
+            observer(step.node, *node, name, plain_copy(outs[o], p.layout_of(step.out[o])));
+        }
+    }
+    return Status::ok();
+}
+
 Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
     if (in.size() != inputs.size()) {
         return invalid("model has {} input(s), {} given", inputs.size(), in.size());
     }
     const bool hooks = observer || node_override;
-    if (hooks && !reference_only && !hooked) {
-        LOWBIT_ASSIGN(hooked, build_program(true, false));
+    const bool use_hooked = hooks && !reference_only && !keep_tensors;
+    if (use_hooked && !hooked) {
+        LOWBIT_ASSIGN(hooked, build_program(true, false, true));
     }
-    Program& p = hooks && !reference_only ? *hooked : *main;
+    Program& p = use_hooked ? *hooked : *main;
     // oneDNN calls made on this thread (weight reorders for overrides) stay single-threaded.
     if (!reference_only) omp_set_num_threads(1);
     for (size_t i = 0; i < inputs.size(); ++i) {
@@ -682,72 +802,98 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
         Tensor dst = view(p, d.name);
         if (dst.nbytes()) std::memcpy(dst.raw(), in[i].raw(), dst.nbytes());
     }
-    using Clock = std::chrono::steady_clock;
-    const bool timed = profile_level > 0 && &p == main.get();
+    has_run = false;
     std::vector<Tensor> ins, outs;
     for (size_t si = 0; si < p.steps.size(); ++si) {
-        Step& step = p.steps[si];
-        ins = step.in_views;
-        outs = step.out_views;
-        const Node* node = step.node == kNoNode ? nullptr : &graph.nodes[step.node];
-        if (node && node_override) {
-            // The override sees plain tensors in the node's own input order. An input it
-            // replaces is brought into the layout this step reads.
-            std::vector<Tensor> given;
-            for (const auto& name : node->inputs) {
-                given.push_back(name.empty() ? Tensor() : to_plain(p, name));
-            }
-            const std::vector<Tensor> before = given;
-            LOWBIT_TRY(node_override(step.node, *node, given));
-            for (size_t i = 0; i < given.size(); ++i) {
-                if (given[i].dtype() != before[i].dtype() ||
-                    given[i].shape() != before[i].shape()) {
-                    return invalid("node override for {} changed input {} from {} {} to {} {}",
-                                   node->describe(), i, dtype_name(before[i].dtype()),
-                                   shape_str(before[i].shape()), dtype_name(given[i].dtype()),
-                                   shape_str(given[i].shape()));
-                }
-                if (given[i].buffer() == before[i].buffer() &&
-                    given[i].offset() == before[i].offset()) {
-                    continue;
-                }
-                const Layout want = step.in_layouts[i];
-                if (want == Layout::Plain) {
-                    ins[i] = given[i];
-                } else {
-                    Tensor t(given[i].dtype(), given[i].shape());
-                    convert_layout(given[i], Layout::Plain, t, want, *tasks);
-                    ins[i] = t;
-                }
-            }
-        }
-        const auto t0 = timed ? Clock::now() : Clock::time_point();
-        const double cpu0 = timed ? process_cpu_ms() : 0.0;
-        LOWBIT_TRY(run_step(p, step, ins, outs));
-        if (timed) {
-            const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-            const double cpu = process_cpu_ms() - cpu0;
-            ProfileEntry& e = profile[step.label];
-            e.cpu_ms += cpu;
-            e.ms += ms;
-            ++e.calls;
-            if (!step_ms.empty()) {
-                step_ms[si] += ms;
-                step_cpu_ms[si] += cpu;
-            }
-        }
-        if (node && observer) {
-            for (const auto& name : node->outputs) {
-                if (!name.empty()) observer(step.node, *node, name, to_plain(p, name));
-            }
-        }
+        ins = p.steps[si].in_views;
+        outs = p.steps[si].out_views;
+        LOWBIT_TRY(exec_step(p, si, ins, outs));
     }
-    if (timed) ++profile_runs;
+    if (profile_level > 0 && &p == main.get()) ++profile_runs;
+    has_run = keep_tensors;
     std::vector<Tensor> result;
     for (const auto& d : outputs) {
         // to_plain() already made a fresh copy for an NHWC output; clone the others.
         const bool converted = !constants.count(d.name) && p.layout_of(d.name) != Layout::Plain;
         result.push_back(converted ? to_plain(p, d.name) : view(p, d.name).clone());
+    }
+    return result;
+}
+
+Result<std::vector<Tensor>> Executor::Impl::run_nodes(const std::vector<size_t>& nodes,
+                                                      const std::vector<std::string>& fetch,
+                                                      TensorView fetch_view) {
+    if (!keep_tensors) {
+        return invalid("run_nodes() needs an executor created with keep_tensors");
+    }
+    if (!has_run) return invalid("run_nodes() needs a full run() first (none succeeded yet)");
+    Program& p = *main;
+    std::vector<char> selected(graph.nodes.size(), 0);
+    for (size_t n : nodes) {
+        if (n >= graph.nodes.size()) {
+            return invalid("run_nodes: node index {} is out of range ({} nodes)", n,
+                           graph.nodes.size());
+        }
+        if (step_of_node[n] == kNoNode) {
+            return invalid(
+                "run_nodes: node {} has no step (its outputs were folded into constants at load)",
+                graph.nodes[n].describe());
+        }
+        selected[n] = 1;
+    }
+    if (!p.scratch) {
+        p.scratch = std::make_shared<Buffer>(p.arena_bytes);
+        auto scratch_view = [&](const std::string& name, const Tensor& main_view) {
+            if (name.empty() || !p.slot_of.count(name)) return main_view;
+            return Tensor(main_view.dtype(), main_view.shape(), p.scratch, main_view.offset());
+        };
+        for (Step& st : p.steps) {
+            for (size_t i = 0; i < st.in.size(); ++i)
+                st.scratch_in_views.push_back(scratch_view(st.in[i], st.in_views[i]));
+            for (size_t o = 0; o < st.out.size(); ++o)
+                st.scratch_out_views.push_back(scratch_view(st.out[o], st.out_views[o]));
+        }
+    }
+    if (!reference_only) omp_set_num_threads(1);
+    // Memory slots written by this call: readers take those from the scratch arena.
+    std::vector<char> fresh(p.slots.size(), 0);
+    std::vector<Tensor> ins, outs;
+    for (size_t si = 0; si < p.steps.size(); ++si) {
+        const Step& st = p.steps[si];
+        const bool run = st.node != kNoNode
+                             ? selected[st.node] != 0
+                             : st.in_ids[0] != kNoNode && fresh[st.in_ids[0]] != 0;  // reorder
+        if (!run) continue;
+        ins = st.in_views;
+        for (size_t i = 0; i < st.in_ids.size(); ++i) {
+            if (st.in_ids[i] != kNoNode && fresh[st.in_ids[i]]) ins[i] = st.scratch_in_views[i];
+        }
+        outs = st.scratch_out_views;
+        LOWBIT_TRY(exec_step(p, si, ins, outs));
+        for (size_t id : st.out_ids) {
+            if (id != kNoNode) fresh[id] = 1;
+        }
+    }
+    auto result_of = [&](const std::string& name, TensorView tv) -> Result<Tensor> {
+        auto c = constants.find(name);
+        if (c != constants.end()) return tv == TensorView::Stored ? c->second : c->second.clone();
+        auto it = p.slot_of.find(name);
+        if (it == p.slot_of.end()) return invalid("run_nodes: no tensor named '{}'", name);
+        Tensor stored = view(p, name);
+        if (fresh[it->second])
+            stored = Tensor(stored.dtype(), stored.shape(), p.scratch, stored.offset());
+        if (tv == TensorView::Stored) return stored;
+        Tensor t = plain_copy(stored, p.layout_of(name));
+        return t.buffer() == stored.buffer() ? t.clone() : t;
+    };
+    std::vector<Tensor> result;
+    for (const auto& d : outputs) {
+        LOWBIT_ASSIGN(Tensor t, result_of(d.name, TensorView::Plain));
+        result.push_back(std::move(t));
+    }
+    for (const auto& name : fetch) {
+        LOWBIT_ASSIGN(Tensor t, result_of(name, fetch_view));
+        result.push_back(std::move(t));
     }
     return result;
 }
@@ -812,9 +958,67 @@ Result<std::vector<Tensor>> Executor::run(const std::vector<Tensor>& inputs) {
 }
 void Executor::set_observer(TensorObserver obs) {
     impl_->observer = std::move(obs);
+    impl_->observe_all = true;
+    impl_->observe_only.clear();
+}
+void Executor::set_observer(TensorObserver obs, const std::vector<std::string>& only_tensors) {
+    impl_->observer = std::move(obs);
+    impl_->observe_all = false;
+    impl_->observe_only = {only_tensors.begin(), only_tensors.end()};
 }
 void Executor::set_node_override(NodeOverride ov) {
     impl_->node_override = std::move(ov);
+    impl_->override_all = true;
+    impl_->override_view = TensorView::Plain;
+    impl_->override_only.clear();
+}
+void Executor::set_node_override(NodeOverride ov, const std::vector<size_t>& only_nodes,
+                                 TensorView view) {
+    impl_->node_override = std::move(ov);
+    impl_->override_all = false;
+    impl_->override_view = view;
+    impl_->override_only.assign(impl_->graph.nodes.size(), 0);
+    for (size_t n : only_nodes) {
+        if (n < impl_->override_only.size()) impl_->override_only[n] = 1;
+    }
+}
+Result<std::vector<Tensor>> Executor::run_nodes(const std::vector<size_t>& nodes,
+                                                const std::vector<std::string>& fetch,
+                                                TensorView fetch_view) {
+    return impl_->run_nodes(nodes, fetch, fetch_view);
+}
+std::vector<size_t> Executor::downstream_nodes(const std::vector<size_t>& nodes) const {
+    const Graph& g = impl_->graph;
+    std::vector<char> seed(g.nodes.size(), 0);
+    for (size_t n : nodes) {
+        if (n < seed.size()) seed[n] = 1;
+    }
+    std::unordered_set<std::string> changed;
+    std::vector<size_t> cone;
+    for (size_t idx : impl_->order) {
+        const Node& node = g.nodes[idx];
+        bool in = seed[idx] != 0;
+        for (size_t i = 0; !in && i < node.inputs.size(); ++i) {
+            in = !node.inputs[i].empty() && changed.count(node.inputs[i]) > 0;
+        }
+        if (!in) continue;
+        cone.push_back(idx);
+        for (const auto& o : node.outputs) {
+            if (!o.empty()) changed.insert(o);
+        }
+    }
+    return cone;
+}
+Result<Tensor> Executor::tensor(const std::string& name, TensorView view) const {
+    const Impl& m = *impl_;
+    auto c = m.constants.find(name);
+    if (c != m.constants.end()) return view == TensorView::Stored ? c->second : c->second.clone();
+    if (!m.keep_tensors) return invalid("tensor('{}') needs an executor with keep_tensors", name);
+    if (!m.has_run) return invalid("tensor('{}'): no full run yet", name);
+    if (!m.main->slot_of.count(name)) return invalid("no run-time tensor named '{}'", name);
+    if (view == TensorView::Stored) return m.view(*m.main, name);
+    Tensor t = m.to_plain(*m.main, name);
+    return t.buffer() == m.view(*m.main, name).buffer() ? t.clone() : t;
 }
 size_t Executor::peak_activation_bytes() const {
     return impl_->main->arena_bytes;

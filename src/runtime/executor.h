@@ -10,7 +10,14 @@
 //    serves calibration, sensitivity and debugging. The tensor is only valid during the call.
 //  - node override: called before a node runs with its input tensors; it may replace any input
 //    (e.g. by a fake-quantized copy) to run that node "with other settings". It must keep each
-//    input's dtype and shape.
+//    input's dtype and shape. It can be limited to a set of nodes, so that the others pay nothing
+//    (their inputs are not converted to plain layout).
+//
+// Cached runs (ExecutorOptions::keep_tensors): every tensor of the last run() keeps its own
+// memory (no reuse), and run_nodes() re-runs a subset of the nodes into a second (scratch) arena:
+// a re-run node reads what this partial run produced where it produced it, and everything else
+// straight from the last full run, so nothing is copied. With downstream_nodes() this re-runs
+// only the cone of a perturbed node (incremental sensitivity, DESIGN.md "Beyond the seed" 2).
 #pragma once
 
 #include <functional>
@@ -32,12 +39,22 @@ struct ExecutorOptions {
     std::map<std::string, Shape> input_shapes;
     // Use the reference kernels only (no oneDNN/vectorized fast paths). For tests.
     bool reference_only = false;
+    // Keep every tensor of the last run() (no memory reuse, no multi-node fusion): enables
+    // run_nodes() and tensor(). Memory is the sum of all tensors (twice, once run_nodes() ran)
+    // instead of the peak of the live ones.
+    bool keep_tensors = false;
 };
 
-using TensorObserver =
-    std::function<void(size_t node_index, const Node& node, const std::string& name, const Tensor& t)>;
-using NodeOverride = std::function<Status(size_t node_index, const Node& node,
-                                          std::vector<Tensor>& inputs)>;
+using TensorObserver = std::function<void(size_t node_index, const Node& node,
+                                          const std::string& name, const Tensor& t)>;
+using NodeOverride =
+    std::function<Status(size_t node_index, const Node& node, std::vector<Tensor>& inputs)>;
+
+// How a hook or a fetch sees a run-time tensor that is stored channels-last: Plain converts it
+// to ONNX order (a copy); Stored hands over the stored data as is (logical shape, NHWC bytes, no
+// copy), which is right only for layout-independent uses (a per-tensor elementwise change, a sum
+// over all elements). Constants are always plain.
+enum class TensorView { Plain, Stored };
 
 struct TensorDesc {
     std::string name;
@@ -62,8 +79,29 @@ public:
     // with the planned dtypes and shapes; returns the outputs in graph-output order.
     Result<std::vector<Tensor>> run(const std::vector<Tensor>& inputs);
 
+    // Observer for every produced tensor, or only for the tensors named (the others are neither
+    // converted to plain layout nor reported).
     void set_observer(TensorObserver obs);
+    void set_observer(TensorObserver obs, const std::vector<std::string>& only_tensors);
+    // Override for every node, or only for the nodes listed (graph node indices).
     void set_node_override(NodeOverride ov);
+    void set_node_override(NodeOverride ov, const std::vector<size_t>& only_nodes,
+                           TensorView view = TensorView::Plain);
+
+    // keep_tensors only. Re-runs `nodes` (graph node indices, run in plan order) after a run():
+    // a node reads the tensors produced earlier in this call from this call, every other tensor
+    // from the last run() (which stays untouched). Hooks apply as in run(). Returns the graph
+    // outputs (recomputed where this call produced them, else the last run's), then the
+    // `fetch` tensors, taken the same way (Stored: views valid until the next run).
+    Result<std::vector<Tensor>> run_nodes(const std::vector<size_t>& nodes,
+                                          const std::vector<std::string>& fetch = {},
+                                          TensorView fetch_view = TensorView::Plain);
+    // The nodes whose result depends on any of `nodes` (them included), in plan order: the cone
+    // that run_nodes() must re-run when those nodes change.
+    std::vector<size_t> downstream_nodes(const std::vector<size_t>& nodes) const;
+    // keep_tensors only: tensor `name` from the last run() (or a constant): a plain copy, or
+    // with Stored a view of the stored data valid until the next run().
+    Result<Tensor> tensor(const std::string& name, TensorView view = TensorView::Plain) const;
 
     // Peak bytes of the intermediate-tensor arena (what `lowbit info` reports).
     size_t peak_activation_bytes() const;

@@ -1,0 +1,116 @@
+// Per-node quantization sensitivity, measured on the ONNX graph itself (issue 6, DESIGN.md
+// "Beyond the seed" 1-2): for every node that `quantize` would quantize (Placement::selected),
+// fake-quantize that node alone -- its placed activation inputs and its weights, with exactly
+// the numerics `quantize` writes (INT8: scale amax/127, round half to even, saturate; FP8 E4M3FN:
+// scale amax/448, saturating round to nearest even; weights per output channel) -- and measure
+// how the model changes against float32.
+//
+// Incremental: per image the float32 pass runs once with every tensor kept
+// (ExecutorOptions::keep_tensors); for node n only n's cone (the nodes downstream of it) is
+// re-run (Executor::run_nodes), reading every other tensor from the float32 pass. Inputs are
+// replaced through the executor's node override, so no model is ever re-serialized.
+//
+// Metrics (`score` ranks, higher = more sensitive):
+//   output-mse  mean squared error of all float graph outputs (concatenated), mean over images;
+//   cosine      1 - cosine similarity of the concatenated outputs, mean over images;
+//   local-sqnr  SQNR (dB) of n's own first output with n quantized and float32 inputs: the
+//               float32 pass plus one single-node run per node (<= 2 passes per image);
+//               score = -SQNR;
+//   map         mAP50-95 drop on a validation subset (score = the drop).
+// With all_but_one every placed node except n is quantized; the reference is the all-quantized
+// run, and score = error(all quantized) - error(all but n) (the error recovered by keeping n in
+// high precision). Only the cone of n differs from the all-quantized pass, so it is incremental
+// too.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "calib/calib_source.h"
+#include "core/status.h"
+#include "eval/evaluator.h"
+#include "ir/graph.h"
+#include "quant/pipeline.h"
+
+namespace lowbit::quant {
+
+enum class SensitivityMetric { OutputMse, Cosine, LocalSqnr, Map };
+
+Result<SensitivityMetric> parse_sensitivity_metric(const std::string& s);
+const char* sensitivity_metric_name(SensitivityMetric m);  // "output-mse", ...
+
+struct SensitivityOptions {
+    QuantizeOptions quant;  // placement (mode, exclusions), calibration method, calib run
+    SensitivityMetric metric = SensitivityMetric::OutputMse;
+    bool all_but_one = false;
+    int64_t images = 32;  // compared images: the first ones of the calibration source
+    // Measure the naive cost instead: one full pass per node (same results, for comparison).
+    bool naive = false;
+    int n_threads = 0;
+    bool progress = true;
+    // metric map: validation data (ann_path, images_dir, max_images, decode, head, ...).
+    EvalOptions eval;
+};
+
+struct NodeSensitivity {
+    size_t node = 0;  // index in the prepared float graph (prepare_float_model)
+    std::string name, op_type, scope;
+    int64_t macs = 0;
+    double macs_share = 0;
+    size_t cone_nodes = 0;  // nodes re-run per image for this node
+    int rank = 0;
+    double score = 0;
+    nlohmann::ordered_json metrics;  // metric name -> value
+};
+
+struct SensitivityCost {
+    double full_pass_ms = 0;        // median float32 pass (the sweep's own program)
+    double fused_full_pass_ms = 0;  // the default (fused) program, for reference
+    double sweep_seconds = 0;
+    double passes_per_image = 0;
+    double naive_passes_per_image = 0;  // nodes (estimated) or measured with naive
+    double ratio_vs_naive = 0;
+    bool naive_measured = false;
+};
+
+struct SensitivityReport {
+    std::vector<NodeSensitivity> nodes;  // by rank
+    SensitivityCost cost;
+    int64_t images = 0;
+    int64_t calib_samples = 0;
+    double calib_seconds = 0;
+    std::string method;  // calibration method name
+    // all_but_one: the all-quantized error; map: float32 (and all-quantized) mAP50-95.
+    nlohmann::ordered_json reference;
+    std::vector<std::string> notes;
+};
+
+// QuantizeLinear -> DequantizeLinear of float32 values with one stored scale, bit-identical to
+// the executor's kernels (INT8 symmetric, or FP8 E4M3FN saturating; NaN inputs aside).
+void fake_quantize_into(const float* x, float* y, int64_t n, float scale, QuantMode mode);
+Tensor fake_quantize(const Tensor& x, float scale, QuantMode mode);
+
+// `model` as loaded; `source` gives the calibration samples and the compared images.
+Result<SensitivityReport> run_sensitivity(const Model& model, calib::CalibSource& source,
+                                          const SensitivityOptions& opts);
+
+// The torch-module scope of a node name: the last path component (the op) removed, and a
+// trailing "/conv" (Ultralytics' Conv wrapper around nn.Conv2d) too:
+// "/model.23/cv3.0/cv3.0.0/conv/Conv" -> "/model.23/cv3.0/cv3.0.0".
+std::string node_scope(const std::string& node_name);
+
+struct SensitivityRunInfo {
+    std::string model;
+    std::string mode;
+    std::string calib_source;
+};
+
+// report.json (schema in docs / issue 6: tool, lowbit_version, model, mode, metric, all_but_one,
+// images, calibration, cost, nodes) and the markdown table beside it.
+nlohmann::ordered_json sensitivity_json(const SensitivityRunInfo& info,
+                                        const SensitivityOptions& opts, const SensitivityReport& r);
+std::string sensitivity_markdown(const SensitivityRunInfo& info, const SensitivityOptions& opts,
+                                 const SensitivityReport& r);
+
+}  // namespace lowbit::quant
