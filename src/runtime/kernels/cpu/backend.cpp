@@ -8,6 +8,8 @@
 //    so do Add/Sub/Mul/Div with a per-channel [1, C, 1, 1] operand (fast kernel only);
 //  - Concat/Split on the channel axis, MaxPool and nearest integer-scale Resize stay NHWC when
 //    their (first) input is NHWC;
+//  - float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
+//    (fp16_via_fp32.cpp), in the float32 op's layouts;
 //  - everything else reads plain tensors; the executor inserts one reorder per NHWC tensor
 //    that such an op reads.
 #include <omp.h>
@@ -49,6 +51,13 @@ FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Ope
     p.out_layouts.assign(outs.size(), Layout::Plain);
     if (!node.domain.empty() && node.domain != "ai.onnx") return p;
     const std::string& t = node.op_type;
+    if (is_float32_only_fast_op(t) && std::any_of(ins.begin(), ins.end(), [](const Operand& o) {
+            return o.dtype == DType::Float16;
+        })) {
+        return choose_via_float32(ins, outs, [&](auto ins32, auto outs32) {
+            return choose(node, opset, ins32, outs32, fusion, warnings);
+        });
+    }
     auto nhwc_in = [&](size_t i) { return i < ins.size() && ins[i].layout == Layout::Nhwc; };
 
     if (t == "Conv") {

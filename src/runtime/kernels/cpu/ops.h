@@ -3,6 +3,7 @@
 // reference kernel. Shapes are logical (ONNX order) throughout.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -59,6 +60,14 @@ std::unique_ptr<FastOp> make_maxpool_nhwc(const Node& node, std::span<const Oper
 // Resize, mode nearest, integer up-scaling of H and W only.
 std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
                                          std::span<const Operand> ins, const Operand& out);
+
+// fp16_via_fp32.cpp: ops whose fast kernels are float32-only. choose_via_float32() plans such a
+// node with float16 operands: `choose32` plans it with those operands seen as float32, and the
+// op it returns is wrapped to widen float16 inputs and round float32 outputs to float16.
+bool is_float32_only_fast_op(const std::string& op_type);
+FastPlan choose_via_float32(
+    std::span<const Operand> ins, std::span<const Operand> outs,
+    const std::function<FastPlan(std::span<const Operand>, std::span<const Operand>)>& choose32);
 
 // Spatial geometry of a Conv or pooling window on one axis, from the node's attributes and
 // the planned output size (auto_pad NOTSET / VALID / SAME_UPPER / SAME_LOWER).
