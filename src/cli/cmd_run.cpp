@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -46,7 +47,7 @@ struct RunCliOptions {
     std::vector<std::string> modes = {"fp8", "int8"};
     std::vector<int> ks = {0, 5, 10, 20};
     int threads = 0;
-    int sensitivity_images = 8;
+    int sensitivity_images = 16;
     int max_images = 0;
     std::string calibration_method;  // empty: quantize's default
     std::string high_precision = "fp32";
@@ -194,6 +195,11 @@ int run_run(RunCliOptions o) {
         if (auto mode = parse_quant_mode(m); !mode) return report(cmd, mode.status());
     }
     if (o.modes.empty()) return report(cmd, invalid("--modes needs at least one of fp8, int8"));
+    std::vector<std::string> modes;  // each once, in the order given
+    for (const std::string& m : o.modes) {
+        if (std::find(modes.begin(), modes.end(), m) == modes.end()) modes.push_back(m);
+    }
+    o.modes = modes;
     if (auto hp = parse_high_precision(o.high_precision); !hp) return report(cmd, hp.status());
     if (!o.calibration_method.empty()) {
         if (auto m = calib::parse_calib_method(o.calibration_method); !m) {
