@@ -1,6 +1,6 @@
 // Incremental sensitivity: the executor's cached runs (keep_tensors, run_nodes, downstream_nodes)
 // against full runs, the observer's name filter, and the determinism of the sensitivity ranking.
-// Subject: the committed small YOLOv10m fixture (tests/models, the bundled model's graph).
+// Subject: the bundled model (assets/, YOLOv10m topology at width 0.1875, 320x320 input).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,7 +19,7 @@ namespace lowbit {
 namespace {
 
 const std::string kModel =
-    std::string(LOWBIT_SOURCE_DIR) + "/tests/models/yolov10m-w0p1875-raw.onnx";
+    std::string(LOWBIT_SOURCE_DIR) + "/assets/shapes-yolov10m-w0p1875-raw.onnx";
 
 Tensor random_image(const Shape& shape, uint32_t seed) {
     Tensor t(DType::Float32, shape);
@@ -226,7 +226,9 @@ TEST(Sensitivity, RankingIsDeterministicAndComplete) {
         EXPECT_EQ(reps[0].nodes[k].name, reps[1].nodes[k].name);
         EXPECT_EQ(reps[0].nodes[k].score, reps[1].nodes[k].score);
         EXPECT_EQ(reps[0].nodes[k].rank, static_cast<int>(k) + 1);
-        if (k > 0) EXPECT_GE(reps[0].nodes[k - 1].score, reps[0].nodes[k].score);
+        if (k > 0) {
+            EXPECT_GE(reps[0].nodes[k - 1].score, reps[0].nodes[k].score);
+        }
     }
     EXPECT_GT(reps[0].nodes.front().score, 0.0);
     EXPECT_LT(reps[0].cost.ratio_vs_naive, 1.0);

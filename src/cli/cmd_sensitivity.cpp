@@ -184,7 +184,9 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
         "only the part of the graph downstream of the node is re-run. Writes a ranked JSON "
         "report and a markdown table beside it.");
     sub->add_option("model", o->model, "Float ONNX model (default: the bundled model)");
-    sub->add_option("--mode", o->mode, "fp8 or int8")->capture_default_str();
+    sub->add_option("--mode", o->mode, "fp8 or int8")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"fp8", "int8"}));
     add_calib_input_options(sub, o->calib, false);
     sub->add_option("--imgsz", o->calib.imgsz,
                     "Letterbox size for --calib-list/--calib-images (default: the model's input "

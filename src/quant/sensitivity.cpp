@@ -110,7 +110,6 @@ Tensor fake_quantize_weight(const Tensor& w, int64_t axis, QuantMode mode) {
 // What quantizing one node means: fake-quantized activation inputs and replacement weights.
 struct NodeQuant {
     std::vector<std::pair<size_t, float>> activations;  // (input index, stored scale)
-    std::vector<std::pair<size_t, Tensor>> weights;     // (input index, fake-quantized weight)
     std::vector<Tensor> buffers;  // per activation: reused output (the executor reads it only
                                   // while the node runs)
 };
@@ -335,7 +334,9 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
             return invalid("weight '{}' of {} is not a float32 initializer", wq.tensor,
                            g.nodes[wq.node].describe());
         }
-        nq[wq.node].weights.push_back({wq.input, fake_quantize_weight(*w, wq.axis, mode)});
+        // Fake-quantized weights are prepared once, as a constant variant of the node.
+        LOWBIT_TRY(
+            ex->add_constant_variant(wq.node, wq.input, fake_quantize_weight(*w, wq.axis, mode)));
     }
     // Fake quantization is per tensor and elementwise, so the override works on tensors as
     // stored (TensorView::Stored: no layout conversions); weights are constants, always plain.
@@ -356,9 +357,6 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
             }
             fake_quantize_into(ins[i].data<float>(), buf.data<float>(), ins[i].numel(), s, mode);
             ins[i] = buf;
-        }
-        for (const auto& [i, w] : q.weights) {
-            if (i < ins.size()) ins[i] = w;
         }
         return Status::ok();
     };
@@ -458,6 +456,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         LOWBIT_ASSIGN(Sample smp, load_sample(i));
         const auto t_image = Clock::now();
         ex->set_node_override(nullptr);
+        ex->use_constant_variants({});
         const auto t0 = Clock::now();
         auto fp32 = ex->run({smp.input});
         if (!fp32) return fp32.status().with_context(fmt::format("float32 pass, image {}", i));
@@ -494,6 +493,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         if (opts.all_but_one) {
             // The base pass of all-but-one: every placed node quantized.
             ex->set_node_override(override_fn, nodes, TensorView::Stored);
+            ex->use_constant_variants(nodes);
             auto allq = ex->run({smp.input});
             if (!allq)
                 return allq.status().with_context(fmt::format("quantized pass, image {}", i));
@@ -507,6 +507,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         }
         for (size_t k = 0; k < N; ++k) {
             ex->set_node_override(override_fn, active[k], TensorView::Stored);
+            ex->use_constant_variants(active[k]);
             Result<std::vector<Tensor>> outs = invalid("not run");
             if (metric == SensitivityMetric::LocalSqnr) {
                 outs = ex->run_nodes({nodes[k]}, {first_output[k]}, TensorView::Stored);
@@ -548,6 +549,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
     }
     progress.finish();
     ex->set_node_override(nullptr);
+    ex->use_constant_variants({});
 
     // Cost in full-pass equivalents per image.
     SensitivityCost& cost = rep.cost;

@@ -64,6 +64,10 @@ struct Step {
     std::vector<Tensor> in_views, out_views;  // the tensors of in/out (the arena never moves)
     std::vector<size_t> in_ids, out_ids;      // memory slot of each in/out (kNoNode: none)
     std::vector<Tensor> scratch_in_views, scratch_out_views;  // the same in the scratch arena
+    // add_constant_variant(): replaced constant inputs (in the step's layouts; empty: as
+    // planned) and the fast op prepared with them (null: `fast` runs with them per call).
+    std::vector<Tensor> variant_in;
+    std::unique_ptr<cpu::FastOp> variant_fast;
     std::unique_ptr<cpu::FastOp> fast;  // null: the node's reference kernel, or a reorder
     Layout reorder_to = Layout::Plain;
     std::string label;  // profile key
@@ -142,6 +146,9 @@ struct Executor::Impl {
     bool keep_tensors = false;
     bool has_run = false;              // keep_tensors: the main arena holds a full run
     std::vector<size_t> step_of_node;  // keep_tensors: main-program step of each graph node
+    std::vector<char> variant_on;      // by graph node index: run the constant variant
+
+    Status add_constant_variant(size_t node, size_t input, const Tensor& value);
 
     int profile_level = 0;
     int64_t profile_runs = 0;
@@ -711,6 +718,13 @@ Status Executor::Impl::exec_step(Program& p, size_t si, std::vector<Tensor>& ins
     using Clock = std::chrono::steady_clock;
     Step& step = p.steps[si];
     const Node* node = step.node == kNoNode ? nullptr : &graph.nodes[step.node];
+    const bool variant =
+        node && !variant_on.empty() && variant_on[step.node] && !step.variant_in.empty();
+    if (variant) {
+        for (size_t i = 0; i < step.variant_in.size() && i < ins.size(); ++i) {
+            if (!step.variant_in[i].empty()) ins[i] = step.variant_in[i];
+        }
+    }
     if (node && node_override && (override_all || override_only[step.node])) {
         // The override sees the node's inputs in its own input order (hooked programs do not
         // fuse, so the step's inputs are the node's): constants as they are, run-time tensors
@@ -758,7 +772,11 @@ Status Executor::Impl::exec_step(Program& p, size_t si, std::vector<Tensor>& ins
     const bool timed = profile_level > 0 && &p == main.get();
     const auto t0 = timed ? Clock::now() : Clock::time_point();
     const double cpu0 = timed ? process_cpu_ms() : 0.0;
-    LOWBIT_TRY(run_step(p, step, ins, outs));
+    if (variant && step.variant_fast) {
+        LOWBIT_TRY(step.variant_fast->run(ins, outs, *tasks));
+    } else {
+        LOWBIT_TRY(run_step(p, step, ins, outs));
+    }
     if (timed) {
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
         const double cpu = process_cpu_ms() - cpu0;
@@ -818,6 +836,87 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
         result.push_back(converted ? to_plain(p, d.name) : view(p, d.name).clone());
     }
     return result;
+}
+
+Status Executor::Impl::add_constant_variant(size_t node, size_t input, const Tensor& value) {
+    if (!keep_tensors) return invalid("constant variants need an executor with keep_tensors");
+    if (node >= graph.nodes.size() || step_of_node[node] == kNoNode) {
+        return invalid("add_constant_variant: node {} has no run-time step", node);
+    }
+    const Node& n = graph.nodes[node];
+    auto c = input < n.inputs.size() ? constants.find(n.inputs[input]) : constants.end();
+    if (c == constants.end()) {
+        return invalid("add_constant_variant: input {} of {} is not a constant", input,
+                       n.describe());
+    }
+    if (value.dtype() != c->second.dtype() || value.shape() != c->second.shape()) {
+        return invalid("add_constant_variant: {} input {} is {} {}, the variant {} {}",
+                       n.describe(), input, dtype_name(c->second.dtype()),
+                       shape_str(c->second.shape()), dtype_name(value.dtype()),
+                       shape_str(value.shape()));
+    }
+    Program& p = *main;
+    Step& st = p.steps[step_of_node[node]];
+    if (st.variant_in.empty()) st.variant_in.resize(n.inputs.size());
+    Tensor stored = value;
+    if (st.in_layouts[input] != Layout::Plain) {
+        stored = Tensor(value.dtype(), value.shape());
+        convert_layout(value, Layout::Plain, stored, st.in_layouts[input], *tasks);
+    }
+    st.variant_in[input] = stored;
+    st.variant_fast.reset();
+    if (!st.fast || !backend) return Status::ok();
+    // The same op planned again with the variant constants (weights prepared now, once).
+    std::vector<Tensor> values(n.inputs.size());
+    std::vector<cpu::Operand> ins, outs;
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+        cpu::Operand o;
+        const std::string& name = n.inputs[i];
+        if (!name.empty()) {
+            const TensorDesc& d = descs.at(name);
+            o.dtype = d.dtype;
+            o.shape = d.shape;
+            auto k = constants.find(name);
+            if (i < st.variant_in.size() && !st.variant_in[i].empty()) {
+                values[i] = i == input ? value : k->second;
+                o.constant = &values[i];
+            } else if (k != constants.end()) {
+                o.constant = &k->second;
+            } else {
+                o.layout = p.layout_of(name);
+            }
+        }
+        ins.push_back(std::move(o));
+    }
+    std::vector<Layout> out_layouts;
+    for (const auto& name : n.outputs) {
+        cpu::Operand o;
+        if (!name.empty()) {
+            o.dtype = descs.at(name).dtype;
+            o.shape = descs.at(name).shape;
+        }
+        outs.push_back(std::move(o));
+        out_layouts.push_back(name.empty() ? Layout::Plain : p.layout_of(name));
+    }
+    // Earlier variants of other inputs of this node: their plain values.
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+        if (i == input || st.variant_in[i].empty()) continue;
+        Tensor v = st.variant_in[i];
+        if (st.in_layouts[i] != Layout::Plain) {
+            Tensor t(v.dtype(), v.shape());
+            convert_layout(v, st.in_layouts[i], t, Layout::Plain, *tasks);
+            v = t;
+        }
+        values[i] = v;
+    }
+    std::vector<std::string> warnings;
+    cpu::FastPlan plan = backend->choose(n, opset, ins, outs, {}, warnings);
+    for (size_t o = 0; plan.op && o < n.outputs.size(); ++o) {
+        if (!n.outputs[o].empty() && plan.out_layouts[o] != out_layouts[o]) plan.op.reset();
+    }
+    // Anything else than the planned layouts: keep the planned op (it honours replaced inputs).
+    if (plan.op && plan.in_layouts == st.in_layouts) st.variant_fast = std::move(plan.op);
+    return Status::ok();
 }
 
 Result<std::vector<Tensor>> Executor::Impl::run_nodes(const std::vector<size_t>& nodes,
@@ -1008,6 +1107,15 @@ std::vector<size_t> Executor::downstream_nodes(const std::vector<size_t>& nodes)
         }
     }
     return cone;
+}
+Status Executor::add_constant_variant(size_t node, size_t input, const Tensor& value) {
+    return impl_->add_constant_variant(node, input, value);
+}
+void Executor::use_constant_variants(const std::vector<size_t>& nodes) {
+    impl_->variant_on.assign(impl_->graph.nodes.size(), 0);
+    for (size_t n : nodes) {
+        if (n < impl_->variant_on.size()) impl_->variant_on[n] = 1;
+    }
 }
 Result<Tensor> Executor::tensor(const std::string& name, TensorView view) const {
     const Impl& m = *impl_;

@@ -99,6 +99,12 @@ public:
     // The nodes whose result depends on any of `nodes` (them included), in plan order: the cone
     // that run_nodes() must re-run when those nodes change.
     std::vector<size_t> downstream_nodes(const std::vector<size_t>& nodes) const;
+    // keep_tensors only: plans a variant of `node` whose constant input `input` holds `value`
+    // (same dtype and shape; e.g. fake-quantized weights), prepared once as planned constants
+    // are (weights reordered at load), where an override replacing the input would pay that on
+    // every call. use_constant_variants() picks the nodes that run their variant.
+    Status add_constant_variant(size_t node, size_t input, const Tensor& value);
+    void use_constant_variants(const std::vector<size_t>& nodes);
     // keep_tensors only: tensor `name` from the last run() (or a constant): a plain copy, or
     // with Stored a view of the stored data valid until the next run().
     Result<Tensor> tensor(const std::string& name, TensorView view = TensorView::Plain) const;
