@@ -6,17 +6,9 @@
 
 namespace lowbit {
 
-float half_to_float(uint16_t h) {
-    _Float16 v = std::bit_cast<_Float16>(h);
-    return static_cast<float>(v);
+float bfloat16_to_float(uint16_t b) {
+    return std::bit_cast<float>(static_cast<uint32_t>(b) << 16);
 }
-
-uint16_t float_to_half(float f) {
-    // GCC's float -> _Float16 conversion is IEEE round-to-nearest-even, incl. subnormals.
-    return std::bit_cast<uint16_t>(static_cast<_Float16>(f));
-}
-
-float bfloat16_to_float(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
 uint16_t float_to_bfloat16(float f) {
     uint32_t u = std::bit_cast<uint32_t>(f);
@@ -33,8 +25,8 @@ struct Fp8Format {
     int exp_bits;
     int man_bits;
     int bias;
-    bool uz;        // FNUZ: no negative zero, 0x80 is NaN, no infinity
-    bool has_inf;   // E5M2 only
+    bool uz;       // FNUZ: no negative zero, 0x80 is NaN, no infinity
+    bool has_inf;  // E5M2 only
     float max;
 };
 
@@ -48,11 +40,15 @@ Fp8Format fp8_format(DType t) {
     }
 }
 
-uint8_t fp8_nan(const Fp8Format& f) { return f.uz ? 0x80 : (f.exp_bits == 4 ? 0x7F : 0x7F); }
+uint8_t fp8_nan(const Fp8Format& f) {
+    return f.uz ? 0x80 : (f.exp_bits == 4 ? 0x7F : 0x7F);
+}
 
 }  // namespace
 
-float fp8_max(DType t) { return fp8_format(t).max; }
+float fp8_max(DType t) {
+    return fp8_format(t).max;
+}
 
 float fp8_to_float(uint8_t v, DType t) {
     const Fp8Format f = fp8_format(t);
@@ -82,9 +78,12 @@ uint8_t float_to_fp8(float x, DType t, bool saturate) {
     if (std::isnan(x)) return fp8_nan(f);
     if (std::isinf(x)) {
         if (f.uz) return 0x80;
-        if (saturate) x = std::copysign(f.max, x);
-        else if (f.has_inf) return sign | 0x7C;
-        else return sign | 0x7F;
+        if (saturate)
+            x = std::copysign(f.max, x);
+        else if (f.has_inf)
+            return sign | 0x7C;
+        else
+            return sign | 0x7F;
     }
     float a = std::fabs(x);
     // Quantum of the binade holding a (subnormals share the smallest normal binade's quantum).
@@ -94,9 +93,12 @@ uint8_t float_to_fp8(float x, DType t, bool saturate) {
     const float quantum = std::ldexp(1.0f, e - f.man_bits);
     float q = std::nearbyint(a / quantum) * quantum;  // exact scaling; default mode is RNE
     if (q > f.max) {
-        if (saturate) q = f.max;
-        else if (f.has_inf) return sign | 0x7C;
-        else return fp8_nan(f);
+        if (saturate)
+            q = f.max;
+        else if (f.has_inf)
+            return sign | 0x7C;
+        else
+            return fp8_nan(f);
     }
     if (q == 0) return f.uz ? 0x00 : sign;
     int qe = std::ilogb(q);
@@ -104,7 +106,8 @@ uint8_t float_to_fp8(float x, DType t, bool saturate) {
     if (qe < min_exp) {
         bits = static_cast<uint8_t>(std::lround(std::ldexp(q, -(min_exp - f.man_bits))));
     } else {
-        int mant = static_cast<int>(std::lround(std::ldexp(q, f.man_bits - qe))) - (1 << f.man_bits);
+        int mant =
+            static_cast<int>(std::lround(std::ldexp(q, f.man_bits - qe))) - (1 << f.man_bits);
         bits = static_cast<uint8_t>(((qe + f.bias) << f.man_bits) | mant);
     }
     return sign | bits;

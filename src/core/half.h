@@ -14,8 +14,15 @@
 
 namespace lowbit {
 
-float half_to_float(uint16_t h);
-uint16_t float_to_half(float f);
+// Inline so that conversion loops vectorize (F16C / AVX-512 vcvtph2ps, vcvtps2ph). GCC's
+// float <-> _Float16 conversions are IEEE: exact widening, round-to-nearest-even narrowing,
+// subnormals included.
+inline float half_to_float(uint16_t h) {
+    return static_cast<float>(std::bit_cast<_Float16>(h));
+}
+inline uint16_t float_to_half(float f) {
+    return std::bit_cast<uint16_t>(static_cast<_Float16>(f));
+}
 float bfloat16_to_float(uint16_t b);
 uint16_t float_to_bfloat16(float f);
 
