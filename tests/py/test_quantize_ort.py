@@ -230,26 +230,26 @@ def test_fp16_high_precision_runs_in_ort(synth, tmp_path, mode):
     assert np.all(np.isfinite(y)) and y.dtype == np.float32
     # Loose sanity: the quantized fp16 model still computes the same function.
     assert np.corrcoef(y.ravel(), y32.ravel())[0, 1] > 0.9
-    if summary["lowbit_engine"] == "ok":
-        compare_with_ort(out, synth["x"], tmp_path)
-    else:
-        # lowbit's reference Conv/MatMul/MaxPool/Softmax are float32-only; ORT's CPU provider
-        # runs such fp16 nodes in float32 between Casts (InsertCastTransformer). The graph
-        # --exclude-fp16-op-types writes has those Casts explicitly: lowbit runs it, matching
-        # ORT on the same file, and it stays close to ORT on the true float16 model.
-        keep = tmp_path / "keep.onnx"
-        s2 = quantize(synth["model"], keep, "--mode", mode, "--calib", synth["calib"],
-                      "--high-precision", "fp16", "--exclude-fp16-op-types", "Conv", "MatMul",
-                      "MaxPool", "Softmax", "Resize")
-        assert s2["lowbit_engine"] == "ok"
-        check_model(keep, mode)
-        # ORT does not round every float16 tensor the graph stores: its CPU provider runs
-        # fp16-less ops (Sigmoid) in float32 and drops the Cast pairs around them, so some
-        # tensors stay float32 there. lowbit rounds where the graph says; one flipped rounding
-        # before an FP8 Q moves a value by one E4M3 step (up to 1/14 of its range).
-        compare_with_ort(keep, synth["x"], tmp_path, steps=2.0 if mode == "int8" else 127 / 14)
-        yk = ort_run(keep, synth["x"])[0]
-        assert np.corrcoef(y.ravel(), yk.ravel())[0, 1] > 0.99
+    # lowbit runs the float16 model itself: nodes without float16 kernels run in float32 between
+    # widened inputs and float16-rounded outputs, as ORT's CPU provider does (InsertCast).
+    # ORT does not round every float16 tensor the graph stores: it drops the Cast pairs between
+    # consecutive float32-run nodes (RemoveDuplicateCastTransformer), so some tensors stay
+    # float32 there. lowbit rounds where the graph says; one flipped rounding before an FP8 Q
+    # moves a value by one E4M3 step (up to 1/14 of its range).
+    assert summary["lowbit_engine"] == "ok"
+    steps = 2.0 if mode == "int8" else 127 / 14
+    compare_with_ort(out, synth["x"], tmp_path, steps=steps)
+    # The graph --exclude-fp16-op-types writes has those Casts explicitly: lowbit runs it too,
+    # and it stays close to ORT on the true float16 model.
+    keep = tmp_path / "keep.onnx"
+    s2 = quantize(synth["model"], keep, "--mode", mode, "--calib", synth["calib"],
+                  "--high-precision", "fp16", "--exclude-fp16-op-types", "Conv", "MatMul",
+                  "MaxPool", "Softmax", "Resize")
+    assert s2["lowbit_engine"] == "ok"
+    check_model(keep, mode)
+    compare_with_ort(keep, synth["x"], tmp_path, steps=steps)
+    yk = ort_run(keep, synth["x"])[0]
+    assert np.corrcoef(y.ravel(), yk.ravel())[0, 1] > 0.99
 
 
 def test_placement_and_names_on_synthetic(synth, tmp_path):
