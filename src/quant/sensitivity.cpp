@@ -371,8 +371,15 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
     }
     // Fake quantization is per tensor and elementwise, so the override works on tensors as
     // stored (TensorView::Stored: no layout conversions); weights are constants, always plain.
-    auto override_fn = [&nq, mode](size_t idx, const Node& node,
-                                   std::vector<Tensor>& ins) -> Status {
+    // local-sqnr reads every input from the float32 run, so a tensor consumed by several
+    // quantizable nodes (shared Q/DQ) is fake-quantized once per image: `shared_fq` maps
+    // (source data, scale) to the first node's buffer; cleared before every image. Cone runs
+    // (the other metrics) read fresh tensors from a scratch arena whose addresses repeat, so
+    // they never use it.
+    const bool share_fq = metric == SensitivityMetric::LocalSqnr;
+    std::map<std::pair<const void*, float>, Tensor> shared_fq;
+    auto override_fn = [&nq, &shared_fq, share_fq, mode](size_t idx, const Node& node,
+                                                         std::vector<Tensor>& ins) -> Status {
         NodeQuant& q = nq[idx];
         q.buffers.resize(q.activations.size());
         for (size_t a = 0; a < q.activations.size(); ++a) {
@@ -386,7 +393,16 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
             if (buf.shape() != ins[i].shape() || buf.dtype() != DType::Float32) {
                 buf = Tensor(DType::Float32, ins[i].shape());
             }
+            const std::pair<const void*, float> key{ins[i].data<float>(), s};
+            if (share_fq) {
+                auto hit = shared_fq.find(key);
+                if (hit != shared_fq.end() && hit->second.shape() == ins[i].shape()) {
+                    ins[i] = hit->second;
+                    continue;
+                }
+            }
             fake_quantize_into(ins[i].data<float>(), buf.data<float>(), ins[i].numel(), s, mode);
+            if (share_fq) shared_fq[key] = buf;
             ins[i] = buf;
         }
         return Status::ok();
@@ -486,6 +502,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
     for (int64_t i = 0; i < n_images; ++i) {
         LOWBIT_ASSIGN(Sample smp, load_sample(i));
         const auto t_image = Clock::now();
+        shared_fq.clear();
         ex->set_node_override(nullptr);
         ex->use_constant_variants({});
         const auto t0 = Clock::now();
@@ -541,7 +558,9 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
             ex->use_constant_variants(active[k]);
             Result<std::vector<Tensor>> outs = invalid("not run");
             if (metric == SensitivityMetric::LocalSqnr) {
-                outs = ex->run_nodes({nodes[k]}, {first_output[k]}, TensorView::Stored);
+                // Only the node's own output: copying the graph outputs (unchanged here) would
+                // cost as much as the sums.
+                outs = ex->run_nodes({nodes[k]}, {first_output[k]}, TensorView::Stored, false);
             } else if (opts.naive) {
                 outs = ex->run({smp.input});
             } else {

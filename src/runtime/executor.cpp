@@ -169,7 +169,7 @@ struct Executor::Impl {
     Result<std::vector<Tensor>> run(const std::vector<Tensor>& in);
     Result<std::vector<Tensor>> run_nodes(const std::vector<size_t>& nodes,
                                           const std::vector<std::string>& fetch,
-                                          TensorView fetch_view);
+                                          TensorView fetch_view, bool with_outputs);
     Tensor view(const Program& p, const std::string& name) const;
     Tensor to_plain(const Program& p, const std::string& name) const;
     Tensor plain_copy(const Tensor& stored, Layout layout) const;
@@ -921,7 +921,7 @@ Status Executor::Impl::add_constant_variant(size_t node, size_t input, const Ten
 
 Result<std::vector<Tensor>> Executor::Impl::run_nodes(const std::vector<size_t>& nodes,
                                                       const std::vector<std::string>& fetch,
-                                                      TensorView fetch_view) {
+                                                      TensorView fetch_view, bool with_outputs) {
     if (!keep_tensors) {
         return invalid("run_nodes() needs an executor created with keep_tensors");
     }
@@ -986,8 +986,8 @@ Result<std::vector<Tensor>> Executor::Impl::run_nodes(const std::vector<size_t>&
         return t.buffer() == stored.buffer() ? t.clone() : t;
     };
     std::vector<Tensor> result;
-    for (const auto& d : outputs) {
-        LOWBIT_ASSIGN(Tensor t, result_of(d.name, TensorView::Plain));
+    for (size_t o = 0; with_outputs && o < outputs.size(); ++o) {
+        LOWBIT_ASSIGN(Tensor t, result_of(outputs[o].name, TensorView::Plain));
         result.push_back(std::move(t));
     }
     for (const auto& name : fetch) {
@@ -1083,8 +1083,8 @@ void Executor::set_node_override(NodeOverride ov, const std::vector<size_t>& onl
 }
 Result<std::vector<Tensor>> Executor::run_nodes(const std::vector<size_t>& nodes,
                                                 const std::vector<std::string>& fetch,
-                                                TensorView fetch_view) {
-    return impl_->run_nodes(nodes, fetch, fetch_view);
+                                                TensorView fetch_view, bool with_outputs) {
+    return impl_->run_nodes(nodes, fetch, fetch_view, with_outputs);
 }
 std::vector<size_t> Executor::downstream_nodes(const std::vector<size_t>& nodes) const {
     const Graph& g = impl_->graph;

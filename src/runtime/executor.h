@@ -91,11 +91,13 @@ public:
     // keep_tensors only. Re-runs `nodes` (graph node indices, run in plan order) after a run():
     // a node reads the tensors produced earlier in this call from this call, every other tensor
     // from the last run() (which stays untouched). Hooks apply as in run(). Returns the graph
-    // outputs (recomputed where this call produced them, else the last run's), then the
-    // `fetch` tensors, taken the same way (Stored: views valid until the next run).
+    // outputs (recomputed where this call produced them, else the last run's; none with
+    // with_outputs = false), then the `fetch` tensors, taken the same way (Stored: views valid
+    // until the next run).
     Result<std::vector<Tensor>> run_nodes(const std::vector<size_t>& nodes,
                                           const std::vector<std::string>& fetch = {},
-                                          TensorView fetch_view = TensorView::Plain);
+                                          TensorView fetch_view = TensorView::Plain,
+                                          bool with_outputs = true);
     // The nodes whose result depends on any of `nodes` (them included), in plan order: the cone
     // that run_nodes() must re-run when those nodes change.
     std::vector<size_t> downstream_nodes(const std::vector<size_t>& nodes) const;
