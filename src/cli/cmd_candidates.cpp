@@ -29,8 +29,7 @@ struct CandidatesCliOptions {
     std::string mode = "fp8";
     std::vector<int> ks;
     CalibInputOptions calib;  // imgsz: --imgsz, 0 = the model's input size
-    std::string method;       // empty: quantize's default
-    double percentile = 99.99;
+    CalibMethodOptions method;
     int64_t calib_max = 0;
     std::string high_precision = "fp32";
     std::string out_dir;
@@ -105,13 +104,8 @@ Status run_candidates(CandidatesCliOptions o) {
     }
     quant::QuantizeOptions base;
     LOWBIT_ASSIGN(base.placement.mode, parse_quant_mode(o.mode));
-    if (!o.method.empty()) {
-        LOWBIT_ASSIGN(base.method, calib::parse_calib_method(o.method));
-    }
-    if (o.percentile <= 0 || o.percentile > 100) {
-        return invalid("--percentile {} is outside (0, 100]", o.percentile);
-    }
-    base.percentile = o.percentile;
+    LOWBIT_ASSIGN(auto method, parse_calib_method_options(o.method));
+    std::tie(base.method, base.percentile) = method;
     LOWBIT_ASSIGN(base.high_precision, parse_high_precision(o.high_precision));
     base.model_name = fs::path(path).filename().string();
     base.run.max_samples = o.calib_max;
@@ -222,10 +216,7 @@ void add_candidates_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--ks", o->ks, "Only these K (default: every scheme in the folder)");
     add_calib_input_options(sub, o->calib, false);
     sub->add_option("--calib-max", o->calib_max, "Use only the first N calibration samples");
-    sub->add_option("--calibration-method", o->method,
-                    "entropy (TensorRT KL), max, percentile or mse (default: quantize's)");
-    sub->add_option("--percentile", o->percentile, "Percentile for --calibration-method percentile")
-        ->capture_default_str();
+    add_calib_method_options(sub, o->method);
     sub->add_option("--high-precision", o->high_precision,
                     "Precision of the non-quantized part: fp32 or fp16")
         ->capture_default_str();

@@ -32,10 +32,9 @@ struct QuantizeCliOptions {
     std::string mode = "int8";
     std::string out;
     CalibInputOptions calib;  // imgsz: --imgsz
-    std::string method = calib::kDefaultCalibMethodName;
+    CalibMethodOptions method;
     int64_t calib_batch = 1;
     int64_t calib_max = 0;
-    double percentile = 99.99;
     bool zero_point = false;
     std::string zero_point_type = "uint8";
     std::string use_zero_point;  // ModelOpt alias, takes a value
@@ -80,13 +79,9 @@ int run_quantize(const QuantizeCliOptions& o) {
     auto mode = parse_quant_mode(o.mode);
     if (!mode) return report(cmd, mode.status());
     q.placement.mode = *mode;
-    auto method = calib::parse_calib_method(o.method);
+    auto method = parse_calib_method_options(o.method);
     if (!method) return report(cmd, method.status());
-    q.method = *method;
-    if (o.percentile <= 0 || o.percentile > 100) {
-        return report(cmd, invalid("--percentile {} is outside (0, 100]", o.percentile));
-    }
-    q.percentile = o.percentile;
+    std::tie(q.method, q.percentile) = *method;
     auto high = parse_high_precision(o.high_precision);
     if (!high) return report(cmd, high.status());
     q.high_precision = *high;
@@ -268,21 +263,13 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
     add_calib_input_options(sub, o->calib, true);
     sub->add_option("--imgsz", o->calib.imgsz, "Letterbox size for --calib-list/--calib-images")
         ->capture_default_str();
-    sub->add_option("--calibration-method,--calibration_method", o->method,
-                    "mse (default: the threshold minimising the tensor's quantization error on the "
-                    "target grid), entropy (TensorRT's KL calibrator; clips YOLO heads), max or "
-                    "percentile")
-        ->capture_default_str();
+    add_calib_method_options(sub, o->method);
     sub->add_option("--calib-batch", o->calib_batch,
                     "Samples per engine run when the model's batch axis is free (results do not "
                     "depend on it)")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);
     sub->add_option("--calib-max", o->calib_max, "Use only the first N calibration samples");
-    sub->add_option("--percentile", o->percentile,
-                    "Percentile for --calibration-method "
-                    "percentile")
-        ->capture_default_str();
     sub->add_flag("--zero-point", o->zero_point,
                   "Asymmetric activations (uint8 by default; TensorRT needs symmetric)");
     sub->add_option("--zero-point-type", o->zero_point_type, "uint8 or int8 for --zero-point")

@@ -23,8 +23,7 @@ struct SensitivityCliOptions {
     std::string model;
     std::string mode = "fp8";
     CalibInputOptions calib;  // imgsz 0: the model's input size
-    std::string method = calib::calib_method_name(quant::QuantizeOptions{}.method);
-    double percentile = 99.99;
+    CalibMethodOptions method;
     int64_t images = 32;
     std::string metric = "output-mse";
     bool all_but_one = false;
@@ -59,11 +58,8 @@ Status run_sensitivity_cmd(SensitivityCliOptions o) {
     LOWBIT_ASSIGN(o.model, resolve_model_path(o.model));
     quant::SensitivityOptions so;
     LOWBIT_ASSIGN(so.quant.placement.mode, parse_quant_mode(o.mode));
-    LOWBIT_ASSIGN(so.quant.method, calib::parse_calib_method(o.method));
-    if (o.percentile <= 0 || o.percentile > 100) {
-        return invalid("--percentile {} is outside (0, 100]", o.percentile);
-    }
-    so.quant.percentile = o.percentile;
+    LOWBIT_ASSIGN(auto method, parse_calib_method_options(o.method));
+    std::tie(so.quant.method, so.quant.percentile) = method;
     LOWBIT_ASSIGN(so.metric, quant::parse_sensitivity_metric(o.metric));
     if (o.images <= 0) return invalid("--images {}: give at least 1", o.images);
     if (o.val_images <= 0) return invalid("--val-images {}: give at least 1", o.val_images);
@@ -191,11 +187,7 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--imgsz", o->calib.imgsz,
                     "Letterbox size for --calib-list/--calib-images (default: the model's input "
                     "size)");
-    sub->add_option("--calibration-method,--calibration_method", o->method,
-                    "entropy (TensorRT KL), max, percentile or mse (as quantize)")
-        ->capture_default_str();
-    sub->add_option("--percentile", o->percentile, "Percentile for --calibration-method percentile")
-        ->capture_default_str();
+    add_calib_method_options(sub, o->method);
     sub->add_option("--images", o->images,
                     "Images compared (the first ones of the calibration source)")
         ->capture_default_str();

@@ -36,6 +36,25 @@ Result<std::unique_ptr<calib::CalibSource>> open_calib_input(const CalibInputOpt
     return calib::open_image_source(std::move(imgs).value(), o.imgsz);
 }
 
+void add_calib_method_options(CLI::App* sub, CalibMethodOptions& o) {
+    sub->add_option("--calibration-method,--calibration_method", o.method,
+                    "mse (the threshold minimising the tensor's quantization error on the target "
+                    "grid), entropy (TensorRT's KL calibrator; clips YOLO heads), max or "
+                    "percentile")
+        ->capture_default_str();
+    sub->add_option("--percentile", o.percentile, "Percentile for --calibration-method percentile")
+        ->capture_default_str();
+}
+
+Result<std::pair<calib::CalibMethod, double>> parse_calib_method_options(
+    const CalibMethodOptions& o) {
+    LOWBIT_ASSIGN(calib::CalibMethod m, calib::parse_calib_method(o.method));
+    if (o.percentile <= 0 || o.percentile > 100) {
+        return invalid("--percentile {} is outside (0, 100]", o.percentile);
+    }
+    return std::make_pair(m, o.percentile);
+}
+
 Result<quant::QuantMode> parse_quant_mode(const std::string& s) {
     if (s == "int8") return quant::QuantMode::Int8;
     if (s == "fp8") return quant::QuantMode::Fp8;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "calib/calib_source.h"
+#include "calib/calibrators.h"
 #include "core/status.h"
 #include "eval/evaluator.h"
 #include "ir/graph.h"
@@ -34,6 +35,18 @@ void add_calib_input_options(CLI::App* sub, CalibInputOptions& o, bool modelopt_
 // The calibration source the options name, or nullptr when none is given. More than one given is
 // a usage error.
 Result<std::unique_ptr<calib::CalibSource>> open_calib_input(const CalibInputOptions& o);
+
+// ---- Calibration method: --calibration-method (ModelOpt: --calibration_method), --percentile
+// (quantize, sensitivity, candidates).
+
+struct CalibMethodOptions {
+    std::string method = calib::kDefaultCalibMethodName;
+    double percentile = 99.99;
+};
+void add_calib_method_options(CLI::App* sub, CalibMethodOptions& o);
+// The parsed method and percentile; errors name the flag.
+Result<std::pair<calib::CalibMethod, double>> parse_calib_method_options(
+    const CalibMethodOptions& o);
 
 // --mode: int8 | fp8 (int4 refused with the reason).
 Result<quant::QuantMode> parse_quant_mode(const std::string& s);
