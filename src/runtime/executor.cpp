@@ -556,22 +556,36 @@ Result<std::unique_ptr<Program>> Executor::Impl::build_program(bool fast, bool f
     return prog;
 }
 
+namespace {
+
+// Who produces each tensor of a program (step, output index) and how many steps read it.
+struct StepIndex {
+    std::unordered_map<std::string, std::pair<size_t, size_t>> producer;
+    std::unordered_map<std::string, int> reads;
+};
+
+StepIndex index_steps(const Program& p) {
+    StepIndex ix;
+    for (size_t si = 0; si < p.steps.size(); ++si) {
+        const Step& st = p.steps[si];
+        for (size_t o = 0; o < st.out.size(); ++o) {
+            if (!st.out[o].empty()) ix.producer[st.out[o]] = {si, o};
+        }
+        for (const auto& in : st.in) {
+            if (!in.empty()) ++ix.reads[in];
+        }
+    }
+    return ix;
+}
+
+}  // namespace
+
 // Split folding: a channel Split (NHWC) of a tensor that nothing else reads is done by the op
 // that produces the tensor, which writes each part as a channel range while its output is in
 // cache (YOLO's C2f: cv1 -> Split). The Split step disappears; the parts can then take part in
 // in-place concatenation like any other output.
 void Executor::Impl::fold_splits(Program& p, const std::unordered_set<std::string>& graph_outputs) {
-    std::unordered_map<std::string, std::pair<size_t, size_t>> producer;  // name -> step, out
-    std::unordered_map<std::string, int> reads;
-    for (size_t si = 0; si < p.steps.size(); ++si) {
-        const Step& st = p.steps[si];
-        for (size_t o = 0; o < st.out.size(); ++o) {
-            if (!st.out[o].empty()) producer[st.out[o]] = {si, o};
-        }
-        for (const auto& in : st.in) {
-            if (!in.empty()) ++reads[in];
-        }
-    }
+    auto [producer, reads] = index_steps(p);
     std::vector<bool> drop(p.steps.size(), false);
     for (size_t k = 0; k < p.steps.size(); ++k) {
         Step& split = p.steps[k];
@@ -622,17 +636,7 @@ void Executor::Impl::fold_splits(Program& p, const std::unordered_set<std::strin
 // in the fused program; the hooked program keeps every tensor for observers.
 void Executor::Impl::plan_in_place_concat(Program& p,
                                           const std::unordered_set<std::string>& graph_outputs) {
-    std::unordered_map<std::string, std::pair<size_t, size_t>> producer;  // name -> step, out
-    std::unordered_map<std::string, int> reads;
-    for (size_t si = 0; si < p.steps.size(); ++si) {
-        const Step& st = p.steps[si];
-        for (size_t o = 0; o < st.out.size(); ++o) {
-            if (!st.out[o].empty()) producer[st.out[o]] = {si, o};
-        }
-        for (const auto& in : st.in) {
-            if (!in.empty()) ++reads[in];
-        }
-    }
+    auto [producer, reads] = index_steps(p);
     for (size_t k = 0; k < p.steps.size(); ++k) {
         Step& cat = p.steps[k];
         if (!cat.fast || cat.node == kNoNode || graph.nodes[cat.node].op_type != "Concat" ||
