@@ -234,6 +234,48 @@ TEST(Sensitivity, RankingIsDeterministicAndComplete) {
     EXPECT_LT(reps[0].cost.ratio_vs_naive, 1.0);
 }
 
+// local-sqnr's fast paths (Convs on int8 / bf16 kernels, MaxPool, Resize and Add computed from
+// the float32 pass) give every node the SQNR of the reference runs through the executor, up to
+// float rounding, in both modes; and on a CPU with the exact kernels the Convs do use them.
+TEST(Sensitivity, LocalSqnrProbesMatchReferenceRuns) {
+    auto m = load_model(kModel);
+    ASSERT_TRUE(m);
+    for (quant::QuantMode mode : {quant::QuantMode::Int8, quant::QuantMode::Fp8}) {
+        SCOPED_TRACE(mode == quant::QuantMode::Int8 ? "int8" : "fp8");
+        quant::SensitivityOptions so;
+        so.quant.placement.mode = mode;
+        so.quant.method = calib::CalibMethod::Max;
+        so.metric = quant::SensitivityMetric::LocalSqnr;
+        so.images = 2;
+        so.n_threads = 2;
+        so.progress = false;
+        so.quant.run.progress = false;
+        so.quant.run.n_threads = 2;
+        std::map<std::string, double> db[2];
+        int64_t kernel_nodes = 0;
+        for (int probes = 0; probes < 2; ++probes) {
+            so.local_probes = probes == 1;
+            RandomSource src({3, 320, 320}, 3);
+            auto rep = quant::run_sensitivity(*m, src, so);
+            ASSERT_TRUE(rep) << rep.status().message();
+            for (const auto& n : rep->nodes)
+                db[probes][n.name] = n.metrics.at("local_sqnr_db").get<double>();
+            if (probes == 1) kernel_nodes = rep->cost.quant_kernel_nodes;
+        }
+        ASSERT_EQ(db[0].size(), db[1].size());
+        for (const auto& [name, want] : db[0]) {
+            ASSERT_TRUE(db[1].count(name)) << name;
+            EXPECT_NEAR(db[1][name], want, 1e-3) << name;
+        }
+        const bool exact_kernels = mode == quant::QuantMode::Int8
+                                       ? __builtin_cpu_supports("avx512vnni")
+                                       : __builtin_cpu_supports("avx512bw");
+        if (exact_kernels) {
+            EXPECT_GT(kernel_nodes, static_cast<int64_t>(db[0].size() / 2));
+        }
+    }
+}
+
 // The sweep's fake quantization is bit-identical to running QuantizeLinear -> DequantizeLinear
 // in the executor with the same scale (INT8 and FP8 E4M3FN, including saturation, ties, and
 // FP8 subnormals), and to the readable round_to_e4m3.

@@ -28,6 +28,7 @@ struct SensitivityCliOptions {
     std::string metric = "output-mse";
     bool all_but_one = false;
     bool naive = false;
+    bool reference_runs = false;
     std::string out;
     int threads = 0;
     std::vector<std::string> exclude;
@@ -66,6 +67,7 @@ Status run_sensitivity_cmd(SensitivityCliOptions o) {
     so.images = o.images;
     so.all_but_one = o.all_but_one;
     so.naive = o.naive;
+    so.local_probes = !o.reference_runs;
     so.n_threads = o.threads;
     so.progress = !o.quiet;
     so.quant.run.n_threads = o.threads;
@@ -131,11 +133,12 @@ Status run_sensitivity_cmd(SensitivityCliOptions o) {
     const quant::SensitivityCost& c = rep->cost;
     std::fprintf(stderr,
                  "lowbit sensitivity: %zu nodes x %lld images in %.1f s: %.2f full-pass "
-                 "equivalents per image (full pass %.2f ms; default fused pass %.2f ms), naive "
-                 "%.1f (%s), ratio %.3f\n",
+                 "equivalents per image (full pass %.2f ms; %.2f default fused passes of %.2f "
+                 "ms), naive %.1f (%s), ratio %.3f\n",
                  rep->nodes.size(), static_cast<long long>(rep->images), c.sweep_seconds,
-                 c.passes_per_image, c.full_pass_ms, c.fused_full_pass_ms, c.naive_passes_per_image,
-                 c.naive_measured ? "measured" : "nodes x full pass", c.ratio_vs_naive);
+                 c.passes_per_image, c.full_pass_ms, c.fused_passes_per_image, c.fused_full_pass_ms,
+                 c.naive_passes_per_image, c.naive_measured ? "measured" : "nodes x full pass",
+                 c.ratio_vs_naive);
     for (const auto& n : rep->notes) std::fprintf(stderr, "lowbit sensitivity: %s\n", n.c_str());
     if (o.out.empty()) {
         std::printf("%s\n", j.dump(1).c_str());
@@ -201,6 +204,11 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
     sub->add_flag("--naive", o->naive,
                   "Run one full pass per node instead of the cone (same results; to measure the "
                   "incremental speedup)");
+    sub->add_flag("--reference-runs", o->reference_runs,
+                  "local-sqnr: re-run every node through the executor on fake-quantized float32 "
+                  "inputs instead of the fast paths (Convs on oneDNN's exact int8 / bf16 kernels, "
+                  "MaxPool, Resize and Add computed directly); equal up to float rounding, slower; "
+                  "for checking");
     sub->add_option("--out", o->out,
                     "report.json (written atomically, with report.md beside it); default: JSON "
                     "on stdout");

@@ -14,7 +14,8 @@
 //   output-mse  mean squared error of all float graph outputs (concatenated), mean over images;
 //   cosine      1 - cosine similarity of the concatenated outputs, mean over images;
 //   local-sqnr  SQNR (dB) of n's own first output with n quantized and float32 inputs: the
-//               float32 pass plus one single-node run per node (<= 2 passes per image);
+//               float32 pass plus one single-node run per node (<= 2 passes per image; Convs
+//               run on low-precision kernels, SensitivityOptions::local_probes);
 //               score = -SQNR;
 //   map         mAP50-95 drop on a validation subset (score = the drop).
 // With all_but_one every placed node except n is quantized; the reference is the all-quantized
@@ -47,6 +48,11 @@ struct SensitivityOptions {
     int64_t images = 32;  // compared images: the first ones of the calibration source
     // Measure the naive cost instead: one full pass per node (same results, for comparison).
     bool naive = false;
+    // local-sqnr fast paths (run_sensitivity's "probes"): Convs on oneDNN's exact low-precision
+    // kernels (cpu::QuantConv: int8, or bf16 holding the FP8 values), MaxPool / nearest Resize /
+    // Add computed directly from the float32 pass. Equal up to float rounding (tested).
+    // Off: every node is re-run through the executor on fake-quantized float32 inputs.
+    bool local_probes = true;
     int n_threads = 0;
     bool progress = true;
     // metric map: validation data (ann_path, images_dir, max_images, decode, head, ...).
@@ -65,13 +71,15 @@ struct NodeSensitivity {
 };
 
 struct SensitivityCost {
-    double full_pass_ms = 0;        // median float32 pass (the sweep's own program)
-    double fused_full_pass_ms = 0;  // the default (fused) program, for reference
+    double full_pass_ms = 0;            // median float32 pass (the sweep's own program)
+    double fused_full_pass_ms = 0;      // the default (fused) program, for reference
+    double fused_passes_per_image = 0;  // the sweep in units of that pass
     double sweep_seconds = 0;
     double passes_per_image = 0;
     double naive_passes_per_image = 0;  // nodes (estimated) or measured with naive
     double ratio_vs_naive = 0;
     bool naive_measured = false;
+    int64_t quant_kernel_nodes = 0;  // local-sqnr: Convs measured on QuantConv kernels
 };
 
 struct SensitivityReport {

@@ -1132,6 +1132,10 @@ Result<Tensor> Executor::tensor(const std::string& name, TensorView view) const 
     Tensor t = m.to_plain(*m.main, name);
     return t.buffer() == m.view(*m.main, name).buffer() ? t.clone() : t;
 }
+bool Executor::stored_channels_last(const std::string& name) const {
+    const Impl& m = *impl_;
+    return !m.constants.count(name) && m.main->layout_of(name) == Layout::Nhwc;
+}
 size_t Executor::peak_activation_bytes() const {
     return impl_->main->arena_bytes;
 }

@@ -110,6 +110,9 @@ public:
     // keep_tensors only: tensor `name` from the last run() (or a constant): a plain copy, or
     // with Stored a view of the stored data valid until the next run().
     Result<Tensor> tensor(const std::string& name, TensorView view = TensorView::Plain) const;
+    // Whether run-time tensor `name` is stored channels-last (NHWC bytes under its logical NCHW
+    // shape), i.e. what tensor(name, Stored) hands over; false for plain tensors and constants.
+    bool stored_channels_last(const std::string& name) const;
 
     // Peak bytes of the intermediate-tensor arena (what `lowbit info` reports).
     size_t peak_activation_bytes() const;

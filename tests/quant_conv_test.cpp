@@ -1,0 +1,166 @@
+// cpu::QuantConv (sensitivity's low-precision conv) against a plain double-precision conv of the
+// same values: int8 sums must be exact, bf16-carried FP8 values equal to float rounding. Shapes
+// cover YOLOv10m's kinds of Conv: 1x1, 3x3 stride 1 and 2 with padding, depthwise, and channel
+// counts that are not multiples of the SIMD width. A machine without an exact kernel (no VNNI
+// for int8) skips, as sensitivity then keeps the float simulation.
+#include "runtime/kernels/cpu/quant_conv.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <random>
+
+#include "core/half.h"
+
+namespace lowbit {
+namespace {
+
+struct ConvCase {
+    int64_t c, h, w, m, k, stride, pad, group;
+};
+
+// acc[p][m] (NHWC) of a conv over NHWC input values x and OIHW weights wv, in double; `mag`
+// (optional) receives the sums of |products|.
+std::vector<double> reference_conv(const ConvCase& cc, const std::vector<double>& x,
+                                   const std::vector<double>& wv, int64_t oh, int64_t ow,
+                                   std::vector<double>* mag = nullptr) {
+    const int64_t cg = cc.c / cc.group, mg = cc.m / cc.group;
+    std::vector<double> acc(static_cast<size_t>(oh * ow * cc.m), 0.0);
+    if (mag) mag->assign(acc.size(), 0.0);
+    for (int64_t oy = 0; oy < oh; ++oy) {
+        for (int64_t ox = 0; ox < ow; ++ox) {
+            for (int64_t m = 0; m < cc.m; ++m) {
+                const int64_t g = m / mg;
+                double s = 0, a = 0;
+                for (int64_t ci = 0; ci < cg; ++ci) {
+                    for (int64_t ky = 0; ky < cc.k; ++ky) {
+                        for (int64_t kx = 0; kx < cc.k; ++kx) {
+                            const int64_t iy = oy * cc.stride - cc.pad + ky;
+                            const int64_t ix = ox * cc.stride - cc.pad + kx;
+                            if (iy < 0 || iy >= cc.h || ix < 0 || ix >= cc.w) continue;
+                            const int64_t c = g * cg + ci;
+                            const double p =
+                                x[static_cast<size_t>((iy * cc.w + ix) * cc.c + c)] *
+                                wv[static_cast<size_t>(((m * cg + ci) * cc.k + ky) * cc.k + kx)];
+                            s += p;
+                            a += std::fabs(p);
+                        }
+                    }
+                }
+                acc[static_cast<size_t>((oy * ow + ox) * cc.m + m)] = s;
+                if (mag) (*mag)[static_cast<size_t>((oy * ow + ox) * cc.m + m)] = a;
+            }
+        }
+    }
+    return acc;
+}
+
+Node conv_node(const ConvCase& cc) {
+    Node n;
+    n.op_type = "Conv";
+    n.name = "conv";
+    n.inputs = {"x", "w"};
+    n.outputs = {"y"};
+    n.attrs["kernel_shape"] = Attr::make_ints({cc.k, cc.k});
+    n.attrs["strides"] = Attr::make_ints({cc.stride, cc.stride});
+    n.attrs["pads"] = Attr::make_ints({cc.pad, cc.pad, cc.pad, cc.pad});
+    n.attrs["group"] = Attr::make_int(cc.group);
+    return n;
+}
+
+const ConvCase kCases[] = {
+    {24, 20, 20, 24, 1, 1, 0, 1}, {48, 10, 12, 10, 1, 1, 0, 1}, {16, 17, 15, 24, 3, 2, 1, 1},
+    {48, 12, 12, 64, 3, 1, 1, 1}, {48, 9, 11, 48, 3, 1, 1, 48}, {96, 8, 8, 96, 3, 2, 1, 96},
+    {3, 32, 32, 16, 3, 2, 1, 1},  {20, 7, 7, 12, 7, 1, 3, 1},
+};
+
+TEST(QuantConv, Int8SumsAreExact) {
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int> code(-128, 127);
+    for (const ConvCase& cc : kCases) {
+        SCOPED_TRACE(::testing::Message() << cc.c << "->" << cc.m << " k" << cc.k << " s"
+                                          << cc.stride << " g" << cc.group);
+        const int64_t oh = (cc.h + 2 * cc.pad - cc.k) / cc.stride + 1;
+        const int64_t ow = (cc.w + 2 * cc.pad - cc.k) / cc.stride + 1;
+        Tensor wt(DType::Int8, {cc.m, cc.c / cc.group, cc.k, cc.k});
+        std::vector<double> wv(static_cast<size_t>(wt.numel()));
+        for (int64_t i = 0; i < wt.numel(); ++i) {
+            wt.data<int8_t>()[i] = static_cast<int8_t>(code(rng));
+            wv[static_cast<size_t>(i)] = wt.data<int8_t>()[i];
+        }
+        std::vector<int8_t> x(static_cast<size_t>(cc.h * cc.w * cc.c));
+        std::vector<double> xv(x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+            x[i] = static_cast<int8_t>(code(rng));
+            xv[i] = x[i];
+        }
+        auto conv = cpu::QuantConv::create(conv_node(cc), {1, cc.c, cc.h, cc.w}, {1, cc.m, oh, ow},
+                                           wt, cpu::QuantConvValues::Int8);
+        if (!conv) GTEST_SKIP() << conv.status().message();
+        std::vector<float> acc(static_cast<size_t>(oh * ow * cc.m), -1.0f);
+        ASSERT_TRUE((*conv)->run(x.data(), acc.data()));
+        const std::vector<double> want = reference_conv(cc, xv, wv, oh, ow);
+        for (size_t i = 0; i < acc.size(); ++i) {
+            ASSERT_EQ(acc[i], want[i]) << "element " << i << " [" << (*conv)->impl() << "]";
+        }
+    }
+}
+
+TEST(QuantConv, Fp8ValuesAsBf16MatchFloatConv) {
+    std::mt19937 rng(6);
+    std::uniform_int_distribution<int> code(0, 255);
+    auto e4m3 = [&]() {
+        for (;;) {
+            const float v = fp8_to_float(static_cast<uint8_t>(code(rng)), DType::Float8E4M3FN);
+            if (std::isfinite(v)) return v;
+        }
+    };
+    for (const ConvCase& cc : kCases) {
+        SCOPED_TRACE(::testing::Message() << cc.c << "->" << cc.m << " k" << cc.k << " s"
+                                          << cc.stride << " g" << cc.group);
+        const int64_t oh = (cc.h + 2 * cc.pad - cc.k) / cc.stride + 1;
+        const int64_t ow = (cc.w + 2 * cc.pad - cc.k) / cc.stride + 1;
+        Tensor wt(DType::Float32, {cc.m, cc.c / cc.group, cc.k, cc.k});
+        std::vector<double> wv(static_cast<size_t>(wt.numel()));
+        for (int64_t i = 0; i < wt.numel(); ++i) {
+            wt.data<float>()[i] = e4m3();
+            wv[static_cast<size_t>(i)] = wt.data<float>()[i];
+        }
+        std::vector<uint16_t> x(static_cast<size_t>(cc.h * cc.w * cc.c));
+        std::vector<double> xv(x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+            const float v = e4m3();
+            x[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16);
+            xv[i] = v;
+        }
+        auto conv = cpu::QuantConv::create(conv_node(cc), {1, cc.c, cc.h, cc.w}, {1, cc.m, oh, ow},
+                                           wt, cpu::QuantConvValues::Fp8);
+        if (!conv) GTEST_SKIP() << conv.status().message();
+        std::vector<float> acc(static_cast<size_t>(oh * ow * cc.m), -1.0f);
+        ASSERT_TRUE((*conv)->run(x.data(), acc.data()));
+        std::vector<double> mag;
+        const std::vector<double> want = reference_conv(cc, xv, wv, oh, ow, &mag);
+        // float32 sums of exact products: K roundings of at most 2^-24 of the running sum, so
+        // within K * 2^-24 of the sum of |products| (K <= 980 here: 2^-14 covers it).
+        for (size_t i = 0; i < acc.size(); ++i) {
+            ASSERT_NEAR(acc[i], want[i], mag[i] * std::ldexp(1.0, -14))
+                << "element " << i << " [" << (*conv)->impl() << "]";
+        }
+    }
+}
+
+// A weight that bfloat16 cannot hold exactly is refused, not silently truncated.
+TEST(QuantConv, Fp8RefusesOtherValues) {
+    const ConvCase cc{8, 4, 4, 8, 1, 1, 0, 1};
+    Tensor wt(DType::Float32, {8, 8, 1, 1});
+    for (int64_t i = 0; i < wt.numel(); ++i) wt.data<float>()[i] = 0.1f;
+    auto conv = cpu::QuantConv::create(conv_node(cc), {1, 8, 4, 4}, {1, 8, 4, 4}, wt,
+                                       cpu::QuantConvValues::Fp8);
+    ASSERT_FALSE(conv);
+    EXPECT_NE(conv.status().message().find("not exact in bfloat16"), std::string::npos)
+        << conv.status().message();
+}
+
+}  // namespace
+}  // namespace lowbit
