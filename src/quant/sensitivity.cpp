@@ -1131,11 +1131,15 @@ std::string sensitivity_markdown(const SensitivityRunInfo& info, const Sensitivi
                              "quantized minus error with all but this node).\n"
                            : "; higher = more sensitive.\n";
     md += fmt::format(
-        "\nCost: {:.2f} full-pass equivalents per image ({:.1f} s sweep, full pass {:.2f} ms); "
-        "naive {:.1f} ({}); ratio {:.3f}.\n\n",
+        "\nCost: {:.2f} full-pass equivalents per image ({:.1f} s sweep, full pass {:.2f} ms, "
+        "the sweep's own float32 pass that keeps every tensor; {:.2f} passes of the default "
+        "fused program, {:.2f} ms); naive {:.1f} ({}); ratio {:.3f}.\n",
         r.cost.passes_per_image, r.cost.sweep_seconds, r.cost.full_pass_ms,
-        r.cost.naive_passes_per_image,
+        r.cost.fused_passes_per_image, r.cost.fused_full_pass_ms, r.cost.naive_passes_per_image,
         r.cost.naive_measured ? "measured" : "one full pass per node", r.cost.ratio_vs_naive);
+    if (!r.notes.empty()) md += "\nNotes:\n";
+    for (const std::string& n : r.notes) md += "- " + n + "\n";
+    md += "\n";
     std::vector<std::string> keys;
     if (!r.nodes.empty()) {
         for (auto it = r.nodes[0].metrics.begin(); it != r.nodes[0].metrics.end(); ++it) {
