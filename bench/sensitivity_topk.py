@@ -259,11 +259,11 @@ def main():
             results = [os.path.join(res, f"{mode}_k{k}.json") for k in ks]
             stem = os.path.splitext(os.path.basename(a.model))[0]
             models = [os.path.join(out, f"{stem}-{mode}-k{k}.onnx") for k in ks]
+            lists = [os.path.join(sd, f"nodes_to_exclude_k{k}.txt") for k in ks]
             step([lb, "candidates", a.model, "--schemes", sd, "--mode", mode, "--ks", *ks,
                   "--calib", calib, *method, *threads, *evalargs, "--out-dir", out,
                   "--results-dir", res],
-                 results + (models if mse else []), [a.model, calib, *(os.path.join(sd, f"nodes_to_exclude_k{k}.txt")
-                                             for k in ks)])
+                 results + (models if mse else []), [a.model, calib, *lists])
             for k, r in zip(ks, results):
                 maps[(name, int(k))] = map5095(r)
                 if mse:
