@@ -269,7 +269,7 @@ TEST(Sensitivity, LocalSqnrProbesMatchReferenceRuns) {
         }
         const bool exact_kernels = mode == quant::QuantMode::Int8
                                        ? __builtin_cpu_supports("avx512vnni")
-                                       : __builtin_cpu_supports("avx512bw");
+                                       : __builtin_cpu_supports("avx512bf16");
         if (exact_kernels) {
             EXPECT_GT(kernel_nodes, static_cast<int64_t>(db[0].size() / 2));
         }
