@@ -82,19 +82,6 @@ Result<std::vector<Scheme>> find_schemes(const std::string& dir, const std::vect
     return out;
 }
 
-// The input size the model is planned at: its fixed square spatial size, else 0.
-int model_input_size(const Model& model) {
-    for (const ValueInfo& vi : model.graph.inputs) {
-        if (model.graph.initializer(vi.name)) continue;
-        if (vi.has_shape && vi.dims.size() == 4 && vi.dims[2].is_fixed() &&
-            vi.dims[2].value == vi.dims[3].value) {
-            return static_cast<int>(vi.dims[2].value);
-        }
-        return 0;
-    }
-    return 0;
-}
-
 Status run_candidates(CandidatesCliOptions o) {
     LOWBIT_ASSIGN(std::string path, resolve_model_path(o.model));
     if (o.schemes.empty()) return invalid("--schemes DIR is required");
@@ -129,8 +116,7 @@ Status run_candidates(CandidatesCliOptions o) {
         variants.push_back(std::move(q));
     }
 
-    const int size = model_input_size(model);
-    if (o.calib.imgsz <= 0) o.calib.imgsz = size > 0 ? size : 640;
+    o.calib.imgsz = image_size_for(model, o.calib.imgsz);
     LOWBIT_ASSIGN(std::unique_ptr<calib::CalibSource> source, open_calib_input(o.calib));
     if (!source)
         return invalid("no calibration data: give --calib, --calib-list or --calib-images");

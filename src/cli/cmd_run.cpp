@@ -224,17 +224,7 @@ int run_run(RunCliOptions o) {
     }
     auto calib_images = read_image_list(o.calib_list);
     if (!calib_images) return report(cmd, calib_images.status());
-    if (o.imgsz <= 0) {
-        o.imgsz = 640;
-        for (const ValueInfo& vi : loaded->graph.inputs) {
-            if (loaded->graph.initializer(vi.name)) continue;
-            if (vi.has_shape && vi.dims.size() == 4 && vi.dims[2].is_fixed() &&
-                vi.dims[2].value > 0) {
-                o.imgsz = static_cast<int>(vi.dims[2].value);
-            }
-            break;
-        }
-    }
+    o.imgsz = static_cast<int>(image_size_for(*loaded, o.imgsz));
     if (o.root.empty()) o.root = (fs::path("runs") / local_timestamp()).string();
     const std::string R = o.root;
     std::error_code ec;

@@ -43,18 +43,6 @@ struct SensitivityCliOptions {
     bool quiet = false;
 };
 
-// The side of a square image input [1, 3, S, S] with fixed dims; 0 otherwise.
-int64_t model_imgsz(const Model& m) {
-    for (const auto& vi : m.graph.inputs) {
-        if (m.graph.initializer(vi.name)) continue;
-        if (!vi.has_shape || vi.dims.size() != 4) return 0;
-        const Dim& h = vi.dims[2];
-        const Dim& w = vi.dims[3];
-        return h.is_fixed() && w.is_fixed() && h.value == w.value ? h.value : 0;
-    }
-    return 0;
-}
-
 Status run_sensitivity_cmd(SensitivityCliOptions o) {
     LOWBIT_ASSIGN(o.model, resolve_model_path(o.model));
     quant::SensitivityOptions so;
@@ -102,7 +90,7 @@ Status run_sensitivity_cmd(SensitivityCliOptions o) {
 
     // Calibration input; by default the bundled list at the model's input size.
     CalibInputOptions ci = o.calib;
-    if (ci.imgsz <= 0) ci.imgsz = model_imgsz(*model) > 0 ? model_imgsz(*model) : 640;
+    ci.imgsz = image_size_for(*model, ci.imgsz);
     std::string source_name;
     if (ci.npy.empty() && ci.list.empty() && ci.images.empty()) {
         const std::string assets = assets_dir();

@@ -55,6 +55,23 @@ Result<std::pair<calib::CalibMethod, double>> parse_calib_method_options(
     return std::make_pair(m, o.percentile);
 }
 
+const ValueInfo* image_input(const Model& m) {
+    for (const ValueInfo& vi : m.graph.inputs) {
+        if (!m.graph.initializer(vi.name)) return &vi;
+    }
+    return nullptr;
+}
+
+int64_t image_size_for(const Model& m, int64_t requested) {
+    if (requested > 0) return requested;
+    const ValueInfo* in = image_input(m);
+    if (in && in->has_shape && in->dims.size() == 4 && in->dims[2].is_fixed() &&
+        in->dims[3].is_fixed() && in->dims[2].value == in->dims[3].value) {
+        return in->dims[2].value;
+    }
+    return 640;
+}
+
 Result<quant::QuantMode> parse_quant_mode(const std::string& s) {
     if (s == "int8") return quant::QuantMode::Int8;
     if (s == "fp8") return quant::QuantMode::Fp8;
@@ -208,28 +225,15 @@ Result<EvalRun> evaluate_model_file(EvalCliOptions o) {
     eo.progress = !o.quiet;
 
     LOWBIT_ASSIGN(Model model, load_model(o.model));
-    // The first graph input that is not an initializer is the image (seed-spec §5.3).
-    const ValueInfo* image_input = nullptr;
-    for (const ValueInfo& vi : model.graph.inputs) {
-        if (!model.graph.initializer(vi.name)) {
-            image_input = &vi;
-            break;
-        }
-    }
-    if (!image_input) return invalid("{}: the model has no graph input", o.model);
-    int model_size = 0;
-    bool fixed = image_input->has_shape && image_input->dims.size() == 4;
-    if (fixed) {
-        for (const Dim& d : image_input->dims) fixed = fixed && d.is_fixed();
-    }
-    if (fixed && image_input->dims[2].value == image_input->dims[3].value) {
-        model_size = static_cast<int>(image_input->dims[2].value);
-    }
-    eo.imgsz = o.imgsz > 0 ? o.imgsz : (model_size > 0 ? model_size : 640);
+    const ValueInfo* input = image_input(model);
+    if (!input) return invalid("{}: the model has no graph input", o.model);
+    bool fixed = input->has_shape && input->dims.size() == 4;
+    for (size_t i = 0; fixed && i < input->dims.size(); ++i) fixed = input->dims[i].is_fixed();
+    eo.imgsz = static_cast<int>(image_size_for(model, o.imgsz));
     ExecutorOptions xo;
     xo.n_threads = o.threads;
     xo.reference_only = o.reference;
-    if (!fixed) xo.input_shapes[image_input->name] = {1, 3, eo.imgsz, eo.imgsz};
+    if (!fixed) xo.input_shapes[input->name] = {1, 3, eo.imgsz, eo.imgsz};
     auto ex = Executor::create(model, xo);
     if (!ex) return ex.status().with_context(o.model);
 

@@ -48,6 +48,13 @@ void add_calib_method_options(CLI::App* sub, CalibMethodOptions& o);
 Result<std::pair<calib::CalibMethod, double>> parse_calib_method_options(
     const CalibMethodOptions& o);
 
+// The image input of a model: its first graph input that is not an initializer (seed-spec
+// §5.3); nullptr when there is none.
+const ValueInfo* image_input(const Model& m);
+// The letterbox size to use: `requested` when > 0, else the model's fixed square input size
+// ([N, C, S, S] with S fixed), else 640.
+int64_t image_size_for(const Model& m, int64_t requested);
+
 // --mode: int8 | fp8 (int4 refused with the reason).
 Result<quant::QuantMode> parse_quant_mode(const std::string& s);
 // --high-precision: fp32 | fp16.
