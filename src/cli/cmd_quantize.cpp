@@ -38,17 +38,11 @@ struct QuantizeCliOptions {
     bool zero_point = false;
     std::string zero_point_type = "uint8";
     std::string use_zero_point;  // ModelOpt alias, takes a value
-    std::vector<std::string> exclude_files;
-    std::vector<std::string> exclude;
-    std::vector<std::string> nodes_to_exclude;  // ModelOpt alias: several regexes at once
-    std::vector<std::string> op_types;
-    std::vector<std::string> exclude_op_types;
+    PlacementCliOptions placement;
     std::string high_precision = "fp32";
     std::vector<std::string> fp16_keep_ops;
     std::string ranges;
     bool dq_only = false;
-    bool modelopt_parity = false;
-    bool disable_mha_qdq = false;
     bool explain = false;
     std::string explain_json;
     std::vector<std::string> calibration_eps;  // accepted, not used
@@ -107,23 +101,10 @@ int run_quantize(const QuantizeCliOptions& o) {
         else
             return report(cmd, invalid("--zero-point-type '{}': uint8 or int8", o.zero_point_type));
     }
-    for (const auto& f : o.exclude_files) {
-        auto names = read_node_list(f);
-        if (!names) return report(cmd, names.status());
-        q.placement.exclude_names.insert(q.placement.exclude_names.end(), names->begin(),
-                                         names->end());
-    }
-    q.placement.exclude_regex = o.exclude;
-    q.placement.exclude_regex.insert(q.placement.exclude_regex.end(), o.nodes_to_exclude.begin(),
-                                     o.nodes_to_exclude.end());
-    if (Status st = quant::validate_regexes(q.placement.exclude_regex); !st) {
+    if (Status st = apply_placement_options(o.placement, q.placement); !st) {
         return report(cmd, st);
     }
     q.fp16_keep_ops = o.fp16_keep_ops;
-    q.placement.op_types = o.op_types;
-    q.placement.exclude_op_types = o.exclude_op_types;
-    q.placement.modelopt_parity = o.modelopt_parity;
-    q.placement.disable_mha_qdq = o.disable_mha_qdq;
     q.dq_only = o.dq_only;
     q.run.batch = o.calib_batch;
     q.run.max_samples = o.calib_max;
@@ -277,21 +258,7 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--use_zero_point", o->use_zero_point,
                     "ModelOpt spelling of --zero-point, with a True/False value (ModelOpt ignores "
                     "it for INT8/FP8; lowbit honours it)");
-    sub->add_option("--exclude-nodes-file", o->exclude_files,
-                    "File of node names to keep in high precision (exact names, one per line, "
-                    "'#' comments)");
-    sub->add_option("--exclude", o->exclude,
-                    "Regex of node names to keep in high precision, matched at the start of the "
-                    "name (Python re.match); repeatable")
-        ->expected(1)
-        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    sub->add_option("--nodes_to_exclude", o->nodes_to_exclude,
-                    "ModelOpt spelling: one or more --exclude regexes");
-    sub->add_option("--op-types,--op_types_to_quantize", o->op_types,
-                    "INT8: quantize every node of these op types (no placement rules); FP8: "
-                    "restrict placement to these (subset of Conv Gemm MatMul Add)");
-    sub->add_option("--exclude-op-types,--op_types_to_exclude", o->exclude_op_types,
-                    "Keep every node of these op types in high precision");
+    add_placement_options(sub, o->placement);
     sub->add_option("--high-precision,--high_precision_dtype", o->high_precision,
                     "Precision of the non-quantized part: fp32, or fp16 (ModelOpt's default; "
                     "graph I/O types kept via boundary Casts)")
@@ -303,11 +270,6 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
                     "calibration) when it exists and no calibration data is given");
     sub->add_flag("--dq-only,--dq_only", o->dq_only,
                   "Store weights quantized with only a DequantizeLinear");
-    sub->add_flag("--modelopt-parity", o->modelopt_parity,
-                  "Place Q/DQ exactly as ModelOpt (no SiLU residual rule: both inputs of YOLO "
-                  "residual Adds get Q/DQ)");
-    sub->add_flag("--disable-mha-qdq,--disable_mha_qdq", o->disable_mha_qdq,
-                  "Keep both MatMuls of attention blocks in high precision");
     sub->add_flag("--explain", o->explain,
                   "Print every quantized tensor with its rule and every skipped candidate with "
                   "its reason (without --out: placement only, no calibration)");

@@ -31,11 +31,7 @@ struct SensitivityCliOptions {
     bool reference_runs = false;
     std::string out;
     int threads = 0;
-    std::vector<std::string> exclude;
-    std::vector<std::string> exclude_files;
-    std::vector<std::string> op_types;
-    std::vector<std::string> exclude_op_types;
-    bool modelopt_parity = false;
+    PlacementCliOptions placement;  // as quantize
     std::vector<std::string> input_shapes;
     // metric map
     std::string data;
@@ -60,16 +56,7 @@ Status run_sensitivity_cmd(SensitivityCliOptions o) {
     so.progress = !o.quiet;
     so.quant.run.n_threads = o.threads;
     so.quant.run.progress = !o.quiet;
-    for (const auto& f : o.exclude_files) {
-        LOWBIT_ASSIGN(std::vector<std::string> names, read_node_list(f));
-        so.quant.placement.exclude_names.insert(so.quant.placement.exclude_names.end(),
-                                                names.begin(), names.end());
-    }
-    LOWBIT_TRY(quant::validate_regexes(o.exclude));
-    so.quant.placement.exclude_regex = o.exclude;
-    so.quant.placement.op_types = o.op_types;
-    so.quant.placement.exclude_op_types = o.exclude_op_types;
-    so.quant.placement.modelopt_parity = o.modelopt_parity;
+    LOWBIT_TRY(apply_placement_options(o.placement, so.quant.placement));
     LOWBIT_ASSIGN(so.quant.input_shapes, parse_input_shapes(o.input_shapes));
     so.quant.model_name = fs::path(o.model).filename().string();
 
@@ -203,17 +190,7 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
                     "report.json (written atomically, with report.md beside it); default: JSON "
                     "on stdout");
     sub->add_option("--threads", o->threads, "Threads (default: all cores)");
-    sub->add_option("--exclude", o->exclude,
-                    "Regex of node names to keep in high precision (as quantize); repeatable")
-        ->expected(1)
-        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-    sub->add_option("--exclude-nodes-file", o->exclude_files,
-                    "File of node names to keep in high precision (as quantize)");
-    sub->add_option("--op-types", o->op_types, "Op types to quantize (as quantize)");
-    sub->add_option("--exclude-op-types", o->exclude_op_types,
-                    "Keep every node of these op types in high precision");
-    sub->add_flag("--modelopt-parity", o->modelopt_parity,
-                  "Place Q/DQ exactly as ModelOpt (as quantize)");
+    add_placement_options(sub, o->placement);
     sub->add_option("--input-shape", o->input_shapes, "Fix an input's shape, NAME:D0,D1,...");
     sub->add_option("--data", o->data,
                     "metric map: COCO data root (annotations/instances_val2017.json + val2017/; "

@@ -55,6 +55,45 @@ Result<std::pair<calib::CalibMethod, double>> parse_calib_method_options(
     return std::make_pair(m, o.percentile);
 }
 
+void add_placement_options(CLI::App* sub, PlacementCliOptions& o) {
+    sub->add_option("--exclude-nodes-file", o.exclude_files,
+                    "File of node names to keep in high precision (exact names, one per line, "
+                    "'#' comments)");
+    sub->add_option("--exclude", o.exclude,
+                    "Regex of node names to keep in high precision, matched at the start of the "
+                    "name (Python re.match); repeatable")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    sub->add_option("--nodes_to_exclude", o.nodes_to_exclude,
+                    "ModelOpt spelling: one or more --exclude regexes");
+    sub->add_option("--op-types,--op_types_to_quantize", o.op_types,
+                    "INT8: quantize every node of these op types (no placement rules); FP8: "
+                    "restrict placement to these (subset of Conv Gemm MatMul Add)");
+    sub->add_option("--exclude-op-types,--op_types_to_exclude", o.exclude_op_types,
+                    "Keep every node of these op types in high precision");
+    sub->add_flag("--modelopt-parity", o.modelopt_parity,
+                  "Place Q/DQ exactly as ModelOpt (no SiLU residual rule: both inputs of YOLO "
+                  "residual Adds get Q/DQ)");
+    sub->add_flag("--disable-mha-qdq,--disable_mha_qdq", o.disable_mha_qdq,
+                  "Keep both MatMuls of attention blocks in high precision");
+}
+
+Status apply_placement_options(const PlacementCliOptions& o, quant::PlacementOptions& p) {
+    for (const auto& f : o.exclude_files) {
+        LOWBIT_ASSIGN(std::vector<std::string> names, read_node_list(f));
+        p.exclude_names.insert(p.exclude_names.end(), names.begin(), names.end());
+    }
+    p.exclude_regex = o.exclude;
+    p.exclude_regex.insert(p.exclude_regex.end(), o.nodes_to_exclude.begin(),
+                           o.nodes_to_exclude.end());
+    LOWBIT_TRY(quant::validate_regexes(p.exclude_regex));
+    p.op_types = o.op_types;
+    p.exclude_op_types = o.exclude_op_types;
+    p.modelopt_parity = o.modelopt_parity;
+    p.disable_mha_qdq = o.disable_mha_qdq;
+    return Status::ok();
+}
+
 const ValueInfo* image_input(const Model& m) {
     for (const ValueInfo& vi : m.graph.inputs) {
         if (!m.graph.initializer(vi.name)) return &vi;

@@ -16,6 +16,7 @@
 #include "eval/evaluator.h"
 #include "ir/graph.h"
 #include "quant/numerics.h"
+#include "quant/placement.h"
 
 namespace lowbit::cli {
 
@@ -54,6 +55,22 @@ const ValueInfo* image_input(const Model& m);
 // The letterbox size to use: `requested` when > 0, else the model's fixed square input size
 // ([N, C, S, S] with S fixed), else 640.
 int64_t image_size_for(const Model& m, int64_t requested);
+
+// ---- Placement: which nodes get Q/DQ. quantize and sensitivity register the same flags (with
+// ModelOpt's spellings), so that a sweep measures exactly the placement a quantize call writes.
+
+struct PlacementCliOptions {
+    std::vector<std::string> exclude_files;     // --exclude-nodes-file
+    std::vector<std::string> exclude;           // --exclude (regex, repeatable)
+    std::vector<std::string> nodes_to_exclude;  // ModelOpt: several regexes at once
+    std::vector<std::string> op_types;
+    std::vector<std::string> exclude_op_types;
+    bool modelopt_parity = false;
+    bool disable_mha_qdq = false;
+};
+void add_placement_options(CLI::App* sub, PlacementCliOptions& o);
+// Sets everything in `p` but the mode: reads the exclusion files, checks the regexes.
+Status apply_placement_options(const PlacementCliOptions& o, quant::PlacementOptions& p);
 
 // --mode: int8 | fp8 (int4 refused with the reason).
 Result<quant::QuantMode> parse_quant_mode(const std::string& s);
