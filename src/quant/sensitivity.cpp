@@ -42,6 +42,15 @@ double median(std::vector<double> v) {
     return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
 }
 
+// v clamped to [-128, 127] and rounded half to even, as a float: an INT8 code (clamping before
+// rounding is the same for integer bounds; the 1.5 * 2^23 trick is exact for |v| < 2^22 in the
+// default rounding mode, like nearbyint).
+inline float round_int8_value(float v) {
+    constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+    v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
+    return (v + kMagic) - kMagic;
+}
+
 // v rounded to the nearest FP8 E4M3FN value (saturating at 448), as a float.
 inline float round_e4m3fn_value(float v) {
     constexpr float kSubMagic = 16384.0f;    // 2^14: float spacing 2^-9 around it
@@ -62,20 +71,13 @@ inline float round_e4m3fn_value(float v) {
 
 // Branch-free forms of the executor's QuantizeLinear -> DequantizeLinear so that the loops
 // vectorize (the sweep fake-quantizes millions of values per image):
-//  - INT8: v = x / s clamped to [-128, 127] (clamping before rounding is the same for integer
-//    bounds), rounded half to even by the 1.5 * 2^23 trick (exact for |v| < 2^22 in the default
-//    rounding mode, like nearbyint), times s.
+//  - INT8: v = x / s clamped to [-128, 127] and rounded half to even (round_int8_value), times s.
 //  - FP8 E4M3FN: |v| clamped to 448 (saturation), then rounded to 3 mantissa bits half to even
 //    on the float's bits for normals (|v| >= 2^-6), or to a multiple of 2^-9 by the 2^14 trick
 //    for subnormals; sign restored, times s. Equal to round_to_e4m3 (tested).
 void fake_quantize_into(const float* x, float* y, int64_t n, float s, QuantMode mode) {
     if (mode == QuantMode::Int8) {
-        constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
-        for (int64_t i = 0; i < n; ++i) {
-            float v = x[i] / s;
-            v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
-            y[i] = ((v + kMagic) - kMagic) * s;
-        }
+        for (int64_t i = 0; i < n; ++i) y[i] = round_int8_value(x[i] / s) * s;
         return;
     }
     for (int64_t i = 0; i < n; ++i) y[i] = round_e4m3fn_value(x[i] / s) * s;
@@ -200,12 +202,9 @@ void quantize_values_nhwc(const float* x, bool x_nhwc, int64_t c, int64_t hw, fl
         }
     };
     if (mode == QuantMode::Int8) {
-        constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23, as in fake_quantize_into
         auto* q = static_cast<int8_t*>(out);
         run([q, s](int64_t i, float x) {
-            float v = x / s;
-            v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
-            q[i] = static_cast<int8_t>(static_cast<int32_t>((v + kMagic) - kMagic));
+            q[i] = static_cast<int8_t>(static_cast<int32_t>(round_int8_value(x / s)));
         });
     } else {
         auto* q = static_cast<uint16_t*>(out);
@@ -566,6 +565,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         std::string x;
         float scale = 0;
         int64_t c = 0, hw = 0;
+        bool nhwc = false;           // x stored channels-last
         std::vector<uint8_t> codes;  // int8 codes or bfloat16 bits
     };
     enum class ProbeKind { Conv, Select, Add };
@@ -576,6 +576,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         size_t input = 0;                // index into code_inputs
         std::vector<float> scale, bias;  // per output channel
         int64_t m = 0, ohw = 0;
+        bool y_nhwc = false;  // the output stored channels-last
         // Select: the input's scale; Add: each input's scale (0: not quantized)
         float in_scale = 0;
         std::array<std::string, 2> add_in;
@@ -667,6 +668,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
                 if (b) pr->bias.assign(b->data<float>(), b->data<float>() + b->numel());
                 pr->m = m;
                 pr->ohw = yd->shape[2] * yd->shape[3];
+                pr->y_nhwc = ex->stored_channels_last(node.outputs[0]);
                 const auto key = std::make_pair(node.inputs[0], sx);
                 auto slot = slot_of.find(key);
                 if (slot == slot_of.end()) {
@@ -675,6 +677,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
                     ci.scale = sx;
                     ci.c = xd->shape[1];
                     ci.hw = xd->shape[2] * xd->shape[3];
+                    ci.nhwc = ex->stored_channels_last(ci.x);
                     ci.codes.resize(static_cast<size_t>(ci.c * ci.hw) *
                                     (mode == QuantMode::Int8 ? 1 : 2));
                     slot = slot_of.emplace(key, code_inputs.size()).first;
@@ -841,9 +844,8 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
             }
             pool.run(static_cast<int64_t>(code_inputs.size()), [&](int64_t c, int) {
                 CodeInput& ci = code_inputs[static_cast<size_t>(c)];
-                quantize_values_nhwc(xs[static_cast<size_t>(c)].data<float>(),
-                                     ex->stored_channels_last(ci.x), ci.c, ci.hw, ci.scale, mode,
-                                     ci.codes.data());
+                quantize_values_nhwc(xs[static_cast<size_t>(c)].data<float>(), ci.nhwc, ci.c, ci.hw,
+                                     ci.scale, mode, ci.codes.data());
             });
             std::vector<Status> failed(N);
             pool.run(static_cast<int64_t>(probed.size()), [&](int64_t j, int thread) {
@@ -856,8 +858,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
                     case ProbeKind::Conv:
                         failed[k] = pr.conv->run(code_inputs[pr.input].codes.data(), buf);
                         if (!failed[k]) return;
-                        ss = sum_squares_conv(y, ex->stored_channels_last(first_output[k]), buf,
-                                              pr.scale, pr.bias, pr.m, pr.ohw);
+                        ss = sum_squares_conv(y, pr.y_nhwc, buf, pr.scale, pr.bias, pr.m, pr.ohw);
                         break;
                     case ProbeKind::Select:
                         ss = sum_squares_select(y, ys[k].numel(), pr.in_scale, mode, buf);
