@@ -75,44 +75,18 @@ const ConvCase kCases[] = {
     {3, 32, 32, 16, 3, 2, 1, 1},  {20, 7, 7, 12, 7, 1, 3, 1},
 };
 
-TEST(QuantConv, Int8SumsAreExact) {
-    std::mt19937 rng(5);
-    std::uniform_int_distribution<int> code(-128, 127);
-    for (const ConvCase& cc : kCases) {
-        SCOPED_TRACE(::testing::Message() << cc.c << "->" << cc.m << " k" << cc.k << " s"
-                                          << cc.stride << " g" << cc.group);
-        const int64_t oh = (cc.h + 2 * cc.pad - cc.k) / cc.stride + 1;
-        const int64_t ow = (cc.w + 2 * cc.pad - cc.k) / cc.stride + 1;
-        Tensor wt(DType::Int8, {cc.m, cc.c / cc.group, cc.k, cc.k});
-        std::vector<double> wv(static_cast<size_t>(wt.numel()));
-        for (int64_t i = 0; i < wt.numel(); ++i) {
-            wt.data<int8_t>()[i] = static_cast<int8_t>(code(rng));
-            wv[static_cast<size_t>(i)] = wt.data<int8_t>()[i];
-        }
-        std::vector<int8_t> x(static_cast<size_t>(cc.h * cc.w * cc.c));
-        std::vector<double> xv(x.size());
-        for (size_t i = 0; i < x.size(); ++i) {
-            x[i] = static_cast<int8_t>(code(rng));
-            xv[i] = x[i];
-        }
-        auto conv = cpu::QuantConv::create(conv_node(cc), {1, cc.c, cc.h, cc.w}, {1, cc.m, oh, ow},
-                                           wt, cpu::QuantConvValues::Int8);
-        if (!conv) GTEST_SKIP() << conv.status().message();
-        std::vector<float> acc(static_cast<size_t>(oh * ow * cc.m), -1.0f);
-        ASSERT_TRUE((*conv)->run(x.data(), acc.data()));
-        const std::vector<double> want = reference_conv(cc, xv, wv, oh, ow);
-        for (size_t i = 0; i < acc.size(); ++i) {
-            ASSERT_EQ(acc[i], want[i]) << "element " << i << " [" << (*conv)->impl() << "]";
-        }
-    }
-}
-
-TEST(QuantConv, Fp8ValuesAsBf16MatchFloatConv) {
-    std::mt19937 rng(6);
-    std::uniform_int_distribution<int> code(0, 255);
-    auto e4m3 = [&]() {
+// Every case of kCases on random values: INT8 codes, or finite E4M3 values. INT8 sums must be
+// exact. FP8 sums are float32 sums of exact products: K roundings of at most 2^-24 of the
+// running sum, so within K * 2^-24 of the sum of |products| (K <= 980 here: 2^-14 covers it).
+void check_cases(cpu::QuantConvValues values, uint32_t seed) {
+    const bool int8 = values == cpu::QuantConvValues::Int8;
+    std::mt19937 rng(seed);
+    std::uniform_int_distribution<int> code(int8 ? -128 : 0, int8 ? 127 : 255);
+    auto value = [&]() -> double {
         for (;;) {
-            const float v = fp8_to_float(static_cast<uint8_t>(code(rng)), DType::Float8E4M3FN);
+            const double v =
+                int8 ? code(rng)
+                     : fp8_to_float(static_cast<uint8_t>(code(rng)), DType::Float8E4M3FN);
             if (std::isfinite(v)) return v;
         }
     };
@@ -121,33 +95,49 @@ TEST(QuantConv, Fp8ValuesAsBf16MatchFloatConv) {
                                           << cc.stride << " g" << cc.group);
         const int64_t oh = (cc.h + 2 * cc.pad - cc.k) / cc.stride + 1;
         const int64_t ow = (cc.w + 2 * cc.pad - cc.k) / cc.stride + 1;
-        Tensor wt(DType::Float32, {cc.m, cc.c / cc.group, cc.k, cc.k});
+        Tensor wt(int8 ? DType::Int8 : DType::Float32, {cc.m, cc.c / cc.group, cc.k, cc.k});
         std::vector<double> wv(static_cast<size_t>(wt.numel()));
         for (int64_t i = 0; i < wt.numel(); ++i) {
-            wt.data<float>()[i] = e4m3();
-            wv[static_cast<size_t>(i)] = wt.data<float>()[i];
+            const double v = value();
+            wv[static_cast<size_t>(i)] = v;
+            if (int8) {
+                wt.data<int8_t>()[i] = static_cast<int8_t>(v);
+            } else {
+                wt.data<float>()[i] = static_cast<float>(v);
+            }
         }
-        std::vector<uint16_t> x(static_cast<size_t>(cc.h * cc.w * cc.c));
-        std::vector<double> xv(x.size());
-        for (size_t i = 0; i < x.size(); ++i) {
-            const float v = e4m3();
-            x[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(v) >> 16);
-            xv[i] = v;
+        // The input as QuantConv reads it: int8 codes, or bfloat16 bits (the top half of the
+        // float).
+        std::vector<double> xv(static_cast<size_t>(cc.h * cc.w * cc.c));
+        std::vector<int8_t> x8(xv.size());
+        std::vector<uint16_t> x16(xv.size());
+        for (size_t i = 0; i < xv.size(); ++i) {
+            xv[i] = value();
+            x8[i] = static_cast<int8_t>(xv[i]);
+            x16[i] =
+                static_cast<uint16_t>(std::bit_cast<uint32_t>(static_cast<float>(xv[i])) >> 16);
         }
         auto conv = cpu::QuantConv::create(conv_node(cc), {1, cc.c, cc.h, cc.w}, {1, cc.m, oh, ow},
-                                           wt, cpu::QuantConvValues::Fp8);
+                                           wt, values);
         if (!conv) GTEST_SKIP() << conv.status().message();
         std::vector<float> acc(static_cast<size_t>(oh * ow * cc.m), -1.0f);
-        ASSERT_TRUE((*conv)->run(x.data(), acc.data()));
+        ASSERT_TRUE(
+            (*conv)->run(int8 ? static_cast<const void*>(x8.data()) : x16.data(), acc.data()));
         std::vector<double> mag;
         const std::vector<double> want = reference_conv(cc, xv, wv, oh, ow, &mag);
-        // float32 sums of exact products: K roundings of at most 2^-24 of the running sum, so
-        // within K * 2^-24 of the sum of |products| (K <= 980 here: 2^-14 covers it).
         for (size_t i = 0; i < acc.size(); ++i) {
-            ASSERT_NEAR(acc[i], want[i], mag[i] * std::ldexp(1.0, -14))
-                << "element " << i << " [" << (*conv)->impl() << "]";
+            const double tol = int8 ? 0.0 : mag[i] * std::ldexp(1.0, -14);
+            ASSERT_NEAR(acc[i], want[i], tol) << "element " << i << " [" << (*conv)->impl() << "]";
         }
     }
+}
+
+TEST(QuantConv, Int8SumsAreExact) {
+    check_cases(cpu::QuantConvValues::Int8, 5);
+}
+
+TEST(QuantConv, Fp8ValuesAsBf16MatchFloatConv) {
+    check_cases(cpu::QuantConvValues::Fp8, 6);
 }
 
 // A weight that bfloat16 cannot hold exactly is refused, not silently truncated.

@@ -265,7 +265,8 @@ TEST(Sensitivity, LocalSqnrProbesMatchReferenceRuns) {
         ASSERT_EQ(db[0].size(), db[1].size());
         for (const auto& [name, want] : db[0]) {
             ASSERT_TRUE(db[1].count(name)) << name;
-            EXPECT_NEAR(db[1][name], want, 1e-3) << name;
+            // Measured at most 2.6e-5 dB (float rounding of the sums).
+            EXPECT_NEAR(db[1][name], want, 2e-4) << name;
         }
         const bool exact_kernels = mode == quant::QuantMode::Int8
                                        ? __builtin_cpu_supports("avx512vnni")
