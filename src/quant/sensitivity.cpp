@@ -23,6 +23,7 @@
 #include "eval/decode.h"
 #include "runtime/executor.h"
 #include "runtime/kernels/cpu/quant_conv.h"
+#include "runtime/model_info.h"
 #include "runtime/task_pool.h"
 
 namespace lowbit::quant {
@@ -120,39 +121,6 @@ struct NodeQuant {
     std::vector<Tensor> buffers;  // per activation: reused output (the executor reads it only
                                   // while the node runs)
 };
-
-int64_t node_macs(const Executor& ex, const Node& n) {
-    auto desc = [&](size_t i, bool out) -> const TensorDesc* {
-        const auto& names = out ? n.outputs : n.inputs;
-        if (i >= names.size() || names[i].empty()) return nullptr;
-        return ex.tensor_desc(names[i]);
-    };
-    const TensorDesc* y = desc(0, true);
-    if (!y) return 0;
-    const int64_t out = shape_numel(y->shape);
-    if (n.op_type == "Conv" || n.op_type == "ConvTranspose") {
-        const TensorDesc* w = desc(1, false);
-        if (!w || w->shape.size() < 2) return 0;
-        // Each output element of a Conv reads C/group * prod(kernel) weights of its channel.
-        const int64_t per_out = shape_numel(w->shape) / std::max<int64_t>(w->shape[0], 1);
-        if (n.op_type == "ConvTranspose") {
-            const TensorDesc* x = desc(0, false);
-            return x ? shape_numel(x->shape) * per_out : 0;
-        }
-        return out * per_out;
-    }
-    if (n.op_type == "MatMul" || n.op_type == "Gemm") {
-        const TensorDesc* a = desc(0, false);
-        if (!a || a->shape.empty()) return 0;
-        int64_t k = a->shape.back();
-        if (n.op_type == "Gemm") {
-            const Attr* ta = n.attr("transA");
-            if (ta && ta->i != 0 && a->shape.size() == 2) k = a->shape[0];
-        }
-        return out * k;
-    }
-    return 0;
-}
 
 struct SumSquares {
     double signal = 0, noise = 0;
@@ -979,7 +947,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         rep.reference["all_quantized_cosine"] = all_cos / n_img;
     }
     int64_t total_macs = 0;
-    for (size_t idx : ex->plan_order()) total_macs += node_macs(*ex, g.nodes[idx]);
+    for (size_t idx : ex->plan_order()) total_macs += node_macs(g.nodes[idx], *ex);
     for (size_t k = 0; k < N; ++k) {
         const Node& node = g.nodes[nodes[k]];
         NodeSensitivity ns;
@@ -987,7 +955,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         ns.name = node.name;
         ns.op_type = node.op_type;
         ns.scope = node_scope(node.name);
-        ns.macs = node_macs(*ex, node);
+        ns.macs = node_macs(node, *ex);
         ns.macs_share =
             total_macs > 0 ? static_cast<double>(ns.macs) / static_cast<double>(total_macs) : 0;
         ns.cone_nodes = metric == SensitivityMetric::LocalSqnr ? 1 : cones[k].size();
