@@ -13,6 +13,7 @@
 #include "cli/common.h"
 #include "core/fs.h"
 #include "data/npy.h"
+#include "eval/latency.h"
 #include "onnx/model_io.h"
 
 namespace lowbit::cli {
@@ -103,11 +104,7 @@ nlohmann::json output_stats(const std::string& name, const Tensor& t) {
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
-    // Linear interpolation between closest ranks (NumPy's default).
-    double pos = p / 100.0 * static_cast<double>(v.size() - 1);
-    size_t lo = static_cast<size_t>(std::floor(pos));
-    size_t hi = std::min(lo + 1, v.size() - 1);
-    return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
+    return percentile_linear(v, p);
 }
 
 int run_smoke(const SmokeOptions& o) {

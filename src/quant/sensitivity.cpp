@@ -21,6 +21,7 @@
 #include "eval/class_map.h"
 #include "eval/cocoeval.h"
 #include "eval/decode.h"
+#include "eval/latency.h"
 #include "runtime/executor.h"
 #include "runtime/kernels/cpu/quant_conv.h"
 #include "runtime/model_info.h"
@@ -39,8 +40,7 @@ double seconds_since(Clock::time_point t0) {
 double median(std::vector<double> v) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
-    const size_t m = v.size() / 2;
-    return v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+    return percentile_linear(v, 50);
 }
 
 // v clamped to [-128, 127] and rounded half to even, as a float: an INT8 code (clamping before
