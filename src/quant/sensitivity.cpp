@@ -444,9 +444,6 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
             return invalid("weight '{}' of {} is not a float32 initializer", wq.tensor,
                            g.nodes[wq.node].describe());
         }
-        // Fake-quantized weights are prepared once, as a constant variant of the node.
-        LOWBIT_TRY(
-            ex->add_constant_variant(wq.node, wq.input, fake_quantize_weight(*w, wq.axis, mode)));
     }
     // Fake quantization is per tensor and elementwise, so the override works on tensors as
     // stored (TensorView::Stored: no layout conversions); weights are constants, always plain.
@@ -670,6 +667,15 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
                 "local-sqnr: no quantized conv kernel here, Convs ran the float simulation ({})",
                 conv_refusal));
         }
+    }
+    // Fake-quantized weights are prepared once, as a constant variant of each node that runs
+    // through the executor (a Conv probe holds its own quantized weights).
+    std::vector<char> own_weights(g.nodes.size(), 0);
+    for (size_t k : probed) own_weights[nodes[k]] = probes[k]->kind == ProbeKind::Conv;
+    for (const WeightQdq& wq : pl.weights) {
+        if (own_weights[wq.node]) continue;
+        LOWBIT_TRY(ex->add_constant_variant(
+            wq.node, wq.input, fake_quantize_weight(*g.initializer(wq.tensor), wq.axis, mode)));
     }
     TaskPool pool(probed.empty() ? 1 : opts.n_threads);
     std::vector<std::vector<float>> probe_out(static_cast<size_t>(pool.size()));
