@@ -1,9 +1,9 @@
-// cpu::QuantConv (sensitivity's low-precision conv) against a plain double-precision conv of the
+// QuantConv (sensitivity's low-precision conv) against a plain double-precision conv of the
 // same values: int8 sums must be exact, bf16-carried FP8 values equal to float rounding. Shapes
 // cover YOLOv10m's kinds of Conv: 1x1, 3x3 stride 1 and 2 with padding, depthwise, and channel
 // counts that are not multiples of the SIMD width. A machine without an exact kernel (no VNNI
 // for int8) skips, as sensitivity then keeps the float simulation.
-#include "runtime/kernels/cpu/quant_conv.h"
+#include "runtime/quant_conv.h"
 
 #include <gtest/gtest.h>
 
@@ -78,8 +78,8 @@ const ConvCase kCases[] = {
 // Every case of kCases on random values: INT8 codes, or finite E4M3 values. INT8 sums must be
 // exact. FP8 sums are float32 sums of exact products: K roundings of at most 2^-24 of the
 // running sum, so within K * 2^-24 of the sum of |products| (K <= 980 here: 2^-14 covers it).
-void check_cases(cpu::QuantConvValues values, uint32_t seed) {
-    const bool int8 = values == cpu::QuantConvValues::Int8;
+void check_cases(QuantConvValues values, uint32_t seed) {
+    const bool int8 = values == QuantConvValues::Int8;
     std::mt19937 rng(seed);
     std::uniform_int_distribution<int> code(int8 ? -128 : 0, int8 ? 127 : 255);
     auto value = [&]() -> double {
@@ -117,8 +117,8 @@ void check_cases(cpu::QuantConvValues values, uint32_t seed) {
             x16[i] =
                 static_cast<uint16_t>(std::bit_cast<uint32_t>(static_cast<float>(xv[i])) >> 16);
         }
-        auto conv = cpu::QuantConv::create(conv_node(cc), {1, cc.c, cc.h, cc.w}, {1, cc.m, oh, ow},
-                                           wt, values);
+        auto conv =
+            QuantConv::create(conv_node(cc), {1, cc.c, cc.h, cc.w}, {1, cc.m, oh, ow}, wt, values);
         if (!conv) GTEST_SKIP() << conv.status().message();
         std::vector<float> acc(static_cast<size_t>(oh * ow * cc.m), -1.0f);
         ASSERT_TRUE(
@@ -133,11 +133,11 @@ void check_cases(cpu::QuantConvValues values, uint32_t seed) {
 }
 
 TEST(QuantConv, Int8SumsAreExact) {
-    check_cases(cpu::QuantConvValues::Int8, 5);
+    check_cases(QuantConvValues::Int8, 5);
 }
 
 TEST(QuantConv, Fp8ValuesAsBf16MatchFloatConv) {
-    check_cases(cpu::QuantConvValues::Fp8, 6);
+    check_cases(QuantConvValues::Fp8, 6);
 }
 
 // A weight that bfloat16 cannot hold exactly is refused, not silently truncated.
@@ -145,8 +145,8 @@ TEST(QuantConv, Fp8RefusesOtherValues) {
     const ConvCase cc{8, 4, 4, 8, 1, 1, 0, 1};
     Tensor wt(DType::Float32, {8, 8, 1, 1});
     for (int64_t i = 0; i < wt.numel(); ++i) wt.data<float>()[i] = 0.1f;
-    auto conv = cpu::QuantConv::create(conv_node(cc), {1, 8, 4, 4}, {1, 8, 4, 4}, wt,
-                                       cpu::QuantConvValues::Fp8);
+    auto conv =
+        QuantConv::create(conv_node(cc), {1, 8, 4, 4}, {1, 8, 4, 4}, wt, QuantConvValues::Fp8);
     ASSERT_FALSE(conv);
     EXPECT_NE(conv.status().message().find("not exact in bfloat16"), std::string::npos)
         << conv.status().message();

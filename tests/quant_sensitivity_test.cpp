@@ -12,7 +12,8 @@
 
 #include "onnx/model_io.h"
 #include "quant/pipeline.h"
-#include "quant/sensitivity.h"
+#include "quant/sensitivity/fake_quant.h"
+#include "quant/sensitivity/sensitivity.h"
 #include "runtime/executor.h"
 
 namespace lowbit {

@@ -1,6 +1,7 @@
 // lowbit sensitivity MODEL: per-node quantization sensitivity measured on the ONNX graph by
 // direct perturbation (replaces the seed's run_yolov10m_layer_sensitivity_sweep.sh Torch proxy,
-// research/seed-spec.md §9). quant/sensitivity.h has the method; this file parses and reports.
+// research/seed-spec.md §9). quant/sensitivity/ has the method, report/sensitivity_writer.h the
+// files; this file parses and reports.
 #include <cstdio>
 #include <filesystem>
 
@@ -11,7 +12,8 @@
 #include "core/fs.h"
 #include "data/image_list.h"
 #include "onnx/model_io.h"
-#include "quant/sensitivity.h"
+#include "quant/sensitivity/sensitivity.h"
+#include "report/sensitivity_writer.h"
 
 namespace lowbit::cli {
 
@@ -103,8 +105,8 @@ Status run_sensitivity_cmd(SensitivityCliOptions o) {
     auto rep = quant::run_sensitivity(*model, *source, so);
     if (!rep) return rep.status().with_context(o.model);
 
-    quant::SensitivityRunInfo info{o.model, o.mode, source_name};
-    const nlohmann::ordered_json j = quant::sensitivity_json(info, so, *rep);
+    report::SensitivityRunInfo info{o.model, o.mode, source_name};
+    const nlohmann::ordered_json j = report::sensitivity_json(info, so, *rep);
     const quant::SensitivityCost& c = rep->cost;
     std::fprintf(stderr,
                  "lowbit sensitivity: %zu nodes x %lld images in %.1f s: %.2f full-pass "
@@ -132,7 +134,7 @@ Status run_sensitivity_cmd(SensitivityCliOptions o) {
     md.replace_extension(".md");
     if (md == out) md += ".md";
     LOWBIT_TRY(write_file_atomic(o.out, j.dump(1) + "\n"));
-    LOWBIT_TRY(write_file_atomic(md.string(), quant::sensitivity_markdown(info, so, *rep)));
+    LOWBIT_TRY(write_file_atomic(md.string(), report::sensitivity_markdown(info, so, *rep)));
     if (!o.quiet) {
         std::fprintf(stderr, "lowbit sensitivity: wrote %s and %s; most sensitive:\n",
                      o.out.c_str(), md.string().c_str());

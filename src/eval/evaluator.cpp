@@ -58,13 +58,6 @@ Result<std::vector<EvalImage>> select_images(const CocoDataset& gt, const EvalOp
     return out;
 }
 
-std::vector<std::string> model_class_names(const Model& model) {
-    for (const auto& [k, v] : model.metadata) {
-        if (k == "names") return parse_ultralytics_names(v);
-    }
-    return {};
-}
-
 // Copies a float32 CHW image into the executor's input dtype.
 Tensor make_input(const TensorDesc& desc, const std::vector<float>& chw) {
     Tensor t(desc.dtype, desc.shape);
@@ -78,13 +71,6 @@ Tensor make_input(const TensorDesc& desc, const std::vector<float>& chw) {
 }
 
 }  // namespace
-
-Result<ScoreMode> parse_score_mode(const std::string& s) {
-    if (s == "auto") return ScoreMode::Auto;
-    if (s == "logits") return ScoreMode::Logits;
-    if (s == "probs" || s == "probabilities") return ScoreMode::Probabilities;
-    return invalid("--scores '{}': expected auto, logits or probs", s);
-}
 
 Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const EvalOptions& opts) {
     if (ex.inputs().empty()) return invalid("the model has no inputs");
@@ -106,7 +92,7 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
     EvalResult res;
     res.num_images = static_cast<int64_t>(images.size());
     res.output_name = ex.outputs()[0].name;
-    const std::vector<std::string> names = model_class_names(model);
+    const std::vector<std::string> names = eval::model_class_names(model);
 
     // Warmup on zeros, before the image loop (seed-spec §5.4).
     const size_t per_image = static_cast<size_t>(3) * opts.imgsz * opts.imgsz;
@@ -116,9 +102,8 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
         if (!r) return r.status().with_context("warmup run");
     }
 
-    DecodeOptions dec = opts.decode;
+    eval::DetectionDecoder decoder;
     bool layout_known = false;
-    ClassMap cmap;
     std::vector<double> seconds;
     seconds.reserve(images.size());
     std::unique_ptr<Progress> progress;
@@ -138,60 +123,25 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
 
         if (!layout_known) {
             // Decided once, from the first image, and kept for the run.
-            int expected = static_cast<int>(gt.categories.size());
-            if (!names.empty()) expected = static_cast<int>(names.size());
-            auto layout =
-                detect_head_layout(res.output_name, out.shape(), opts.imgsz, opts.head, expected);
-            if (!layout) return layout.status();
-            res.layout = *layout;
-            auto map =
-                build_class_map(gt.categories, res.layout.num_classes, opts.class_map_file, names);
-            if (!map) return map.status();
-            cmap = *map;
-            res.class_map = cmap.how;
-            if (res.layout.kind == HeadKind::EndToEnd) {
-                dec.apply_sigmoid = false;
-            } else if (opts.scores == ScoreMode::Auto) {
-                dec.apply_sigmoid = !class_values_are_probabilities(out, res.layout);
-                if (!dec.apply_sigmoid) {
-                    res.notes.push_back(fmt::format(
-                        "the class channels of '{}' are already probabilities (all in [0,1]); "
-                        "using them as scores without a sigmoid (--scores logits forces one, "
-                        "as the seed does)",
-                        res.output_name));
-                }
-            } else {
-                dec.apply_sigmoid = opts.scores == ScoreMode::Logits;
+            LOWBIT_ASSIGN(decoder, eval::DetectionDecoder::create(res.output_name, out, opts.imgsz,
+                                                                  opts.decoder_options(),
+                                                                  gt.categories, names));
+            res.layout = decoder.layout();
+            res.class_map = decoder.class_map().how;
+            if (decoder.found_probabilities()) {
+                res.notes.push_back(fmt::format(
+                    "the class channels of '{}' are already probabilities (all in [0,1]); "
+                    "using them as scores without a sigmoid (--scores logits forces one, "
+                    "as the seed does)",
+                    res.output_name));
             }
-            res.sigmoid_applied = dec.apply_sigmoid;
+            res.sigmoid_applied = decoder.sigmoid_applied();
             layout_known = true;
         }
 
-        auto dets = decode_detections(out, res.layout, opts.imgsz, dec);
-        if (!dets) return dets.status().with_context(im.path);
-        for (Detection& d : *dets) {
-            int64_t cat = cmap.category(d.cls);
-            if (cat < 0) {
-                ++res.dropped_unmapped;
-                continue;
-            }
-            unletterbox_xyxy(lb, d.box);
-            if (!std::isfinite(d.box[0]) || !std::isfinite(d.box[1]) || !std::isfinite(d.box[2]) ||
-                !std::isfinite(d.box[3]) || !std::isfinite(d.score)) {
-                return invalid("{}: model output '{}' produced a non-finite box or score", im.path,
-                               res.output_name);
-            }
-            CocoAnnotation a;
-            a.id = static_cast<int64_t>(res.detections.size()) + 1;
-            a.image_id = im.id;
-            a.category_id = cat;
-            // COCO [x, y, w, h] from the clipped xyxy box, in float32 (seed-spec §5.7).
-            a.bbox = {d.box[0], d.box[1], std::max(0.0f, d.box[2] - d.box[0]),
-                      std::max(0.0f, d.box[3] - d.box[1])};
-            a.area = a.bbox[2] * a.bbox[3];
-            a.score = d.score;
-            res.detections.push_back(a);
-        }
+        auto dropped = decoder.append(out, lb, im.id, res.detections);
+        if (!dropped) return dropped.status().with_context(im.path);
+        res.dropped_unmapped += *dropped;
         if (progress) progress->advance();
     }
     if (progress) progress->finish();

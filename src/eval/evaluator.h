@@ -12,14 +12,12 @@
 #include "data/coco.h"
 #include "eval/cocoeval.h"
 #include "eval/decode.h"
+#include "eval/detection_decoder.h"
 #include "eval/latency.h"
 #include "ir/graph.h"
 #include "runtime/executor.h"
 
 namespace lowbit {
-
-enum class ScoreMode { Auto, Logits, Probabilities };
-Result<ScoreMode> parse_score_mode(const std::string& s);  // auto | logits | probs
 
 struct EvalOptions {
     std::string ann_path;    // COCO instances JSON
@@ -37,6 +35,11 @@ struct EvalOptions {
     int skip_latency = 0;
     int n_threads = 0;
     bool progress = true;  // progress line on stderr when it is a terminal
+
+    // What the detection decoder takes of these options.
+    eval::DetectionDecoderOptions decoder_options() const {
+        return {decode, head, scores, class_map_file};
+    }
 };
 
 struct EvalResult {

@@ -1,4 +1,4 @@
-#include "runtime/kernels/cpu/quant_conv.h"
+#include "runtime/quant_conv.h"
 
 #include <fmt/format.h>
 #include <omp.h>
@@ -10,8 +10,12 @@
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
 
-namespace lowbit::cpu {
+// QuantConv is a public runtime type (runtime/quant_conv.h); the CPU kernels' helpers are not.
+namespace lowbit {
 
+using cpu::is_dnnl_ref_impl;
+using cpu::Window;
+using cpu::window_2d;
 using dnnl::memory;
 using Tag = dnnl::memory::format_tag;
 using DT = dnnl::memory::data_type;
@@ -132,4 +136,4 @@ Status QuantConv::run(const void* x, float* y) {
     return Status::ok();
 }
 
-}  // namespace lowbit::cpu
+}  // namespace lowbit

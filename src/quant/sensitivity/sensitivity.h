@@ -22,6 +22,11 @@
 // run, and score = error(all quantized) - error(all but n) (the error recovered by keeping n in
 // high precision). Only the cone of n differs from the all-quantized pass, so it is incremental
 // too.
+//
+// This folder: setup.h (calibration, placement, what quantizing a node means, the sweep's
+// executor), probes.h (local-sqnr's fast paths), metric.h (the Metric interface; metrics.cpp
+// implements the four), fake_quant.h (the fake-quantization numerics), sweep.cpp (the per-image
+// loop, costs and ranking). The report files are written by report/sensitivity_writer.h.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -48,8 +53,8 @@ struct SensitivityOptions {
     int64_t images = 32;  // compared images: the first ones of the calibration source
     // Measure the naive cost instead: one full pass per node (same results, for comparison).
     bool naive = false;
-    // local-sqnr fast paths (run_sensitivity's "probes"): Convs on oneDNN's exact low-precision
-    // kernels (cpu::QuantConv: int8, or bf16 holding the FP8 values), MaxPool / nearest Resize /
+    // local-sqnr fast paths ("probes", probes.h): Convs on oneDNN's exact low-precision
+    // kernels (QuantConv: int8, or bf16 holding the FP8 values), MaxPool / nearest Resize /
     // Add computed directly from the float32 pass. Equal up to float rounding (tested).
     // Off: every node is re-run through the executor on fake-quantized float32 inputs.
     bool local_probes = true;
@@ -94,11 +99,6 @@ struct SensitivityReport {
     std::vector<std::string> notes;
 };
 
-// QuantizeLinear -> DequantizeLinear of float32 values with one stored scale, bit-identical to
-// the executor's kernels (INT8 symmetric, or FP8 E4M3FN saturating; NaN inputs aside).
-void fake_quantize_into(const float* x, float* y, int64_t n, float scale, QuantMode mode);
-Tensor fake_quantize(const Tensor& x, float scale, QuantMode mode);
-
 // `model` as loaded; `source` gives the calibration samples and the compared images.
 Result<SensitivityReport> run_sensitivity(const Model& model, calib::CalibSource& source,
                                           const SensitivityOptions& opts);
@@ -107,18 +107,5 @@ Result<SensitivityReport> run_sensitivity(const Model& model, calib::CalibSource
 // trailing "/conv" (Ultralytics' Conv wrapper around nn.Conv2d) too:
 // "/model.23/cv3.0/cv3.0.0/conv/Conv" -> "/model.23/cv3.0/cv3.0.0".
 std::string node_scope(const std::string& node_name);
-
-struct SensitivityRunInfo {
-    std::string model;
-    std::string mode;
-    std::string calib_source;
-};
-
-// report.json (schema in docs / issue 6: tool, lowbit_version, model, mode, metric, all_but_one,
-// images, calibration, cost, nodes) and the markdown table beside it.
-nlohmann::ordered_json sensitivity_json(const SensitivityRunInfo& info,
-                                        const SensitivityOptions& opts, const SensitivityReport& r);
-std::string sensitivity_markdown(const SensitivityRunInfo& info, const SensitivityOptions& opts,
-                                 const SensitivityReport& r);
 
 }  // namespace lowbit::quant

@@ -1,5 +1,7 @@
-// A 2-D Conv of quantized values through oneDNN's low-precision kernels, for measuring
-// quantization (sensitivity's local-sqnr). It computes acc[m] = sum(x * w) over the input and
+// QuantConv, the runtime's public low-precision conv: a 2-D Conv of quantized values through
+// oneDNN's low-precision kernels, for measuring quantization (sensitivity's local-sqnr). The
+// implementation lives with the CPU kernels (kernels/cpu/quant_conv.cpp); callers outside
+// runtime/ include only this header. It computes acc[m] = sum(x * w) over the input and
 // weight *values* (no scales, no bias), exactly where the float32 conv of the fake-quantized
 // tensors is exact up to its rounding order:
 //  - Int8: x and w are int8 codes; the products are summed exactly in int32 (VNNI/AMX
@@ -27,7 +29,7 @@
 #include "core/tensor.h"
 #include "ir/graph.h"
 
-namespace lowbit::cpu {
+namespace lowbit {
 
 enum class QuantConvValues { Int8, Fp8 };
 
@@ -56,4 +58,4 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace lowbit::cpu
+}  // namespace lowbit
