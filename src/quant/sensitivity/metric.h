@@ -52,8 +52,10 @@ public:
     // Rejects options the metric cannot measure; called before any work.
     virtual Status check(const SensitivityOptions& opts) const { return Status::ok(); }
 
-    // After setup: plans what the metric needs and returns the number of compared images
-    // (default: the first opts.images of the calibration source).
+    // After setup (the metric is made before it, to check() the options): sizes the metric's
+    // per-node accumulators, plans what it needs (local-sqnr: probes; map: the validation
+    // subset) and returns the number of compared images (this default: the first opts.images
+    // of the calibration source).
     virtual Result<int64_t> prepare();
     // Nodes that quantize their own weights (no constant variant needed), by graph node index;
     // empty: none.
