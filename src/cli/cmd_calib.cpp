@@ -7,7 +7,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/progress.h"
-#include "data/calib.h"
+#include "data/calib_tensor.h"
 #include "data/image_list.h"
 
 namespace lowbit::cli {

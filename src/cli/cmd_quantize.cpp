@@ -17,7 +17,7 @@
 #include "data/image_list.h"
 #include "onnx/model_io.h"
 #include "quant/explain.h"
-#include "quant/pipeline.h"
+#include "quant/quantize_model.h"
 #include "runtime/executor.h"
 
 namespace lowbit::cli {

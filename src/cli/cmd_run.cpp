@@ -27,7 +27,7 @@
 #include "data/image_list.h"
 #include "onnx/model_io.h"
 #include "pipeline/run_manifest.h"
-#include "quant/pipeline.h"
+#include "quant/quantize_model.h"
 
 namespace lowbit::cli {
 
