@@ -7,7 +7,7 @@
 #include "calib/calib_source.h"
 #include "cli/commands.h"
 #include "cli/common.h"
-#include "cli/pipeline_steps.h"
+#include "cli/options.h"
 #include "core/fs.h"
 #include "data/image_list.h"
 #include "onnx/model_io.h"
@@ -198,8 +198,7 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--val-images", o->val_images, "metric map: validation images used")
         ->capture_default_str();
     sub->add_flag("--quiet", o->quiet, "No progress or summary on stderr");
-    sub->callback(
-        [o, &run] { run = [o] { return report("sensitivity", run_sensitivity_cmd(*o)); }; });
+    sub->callback([o, &run] { run = [o] { return run_sensitivity_cmd(*o); }; });
 }
 
 }  // namespace lowbit::cli
