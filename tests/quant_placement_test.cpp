@@ -10,7 +10,7 @@
 
 #include "onnx/model_io.h"
 #include "quant/head_exclude.h"
-#include "quant/pipeline.h"
+#include "quant/quantize_model.h"
 #include "quant/placement.h"
 
 namespace lowbit::quant {

@@ -11,7 +11,7 @@
 #include <random>
 
 #include "onnx/model_io.h"
-#include "quant/pipeline.h"
+#include "quant/quantize_model.h"
 #include "quant/sensitivity/fake_quant.h"
 #include "quant/sensitivity/sensitivity.h"
 #include "runtime/executor.h"

@@ -4,189 +4,17 @@
 // (pipeline/quantize_variants.h); each candidate is then written as
 // <out-dir>/<model-stem>-<mode>-k{K}.onnx, evaluated exactly as `lowbit eval` does, and its
 // metrics.json plus a "variant" object go to <results-dir>/<mode>_k{K}.json.
-#include <cstdio>
-#include <filesystem>
-#include <map>
-#include <regex>
-#include <unordered_set>
+// This file declares the flags; the work is run_job(pipeline::CandidatesJob) (pipeline/jobs.h).
+#include <memory>
 
-#include "calib/calibrators.h"
 #include "cli/commands.h"
-#include "cli/common.h"
-#include "cli/pipeline_steps.h"
-#include "onnx/model_io.h"
-#include "pipeline/quantize_variants.h"
+#include "cli/options.h"
+#include "pipeline/jobs.h"
 
 namespace lowbit::cli {
 
-namespace {
-
-namespace fs = std::filesystem;
-
-struct CandidatesCliOptions {
-    std::string model;
-    std::string schemes;
-    std::string mode = "fp8";
-    std::vector<int> ks;
-    CalibInputOptions calib;  // imgsz: --imgsz, 0 = the model's input size
-    CalibMethodOptions method;
-    int64_t calib_max = 0;
-    std::string high_precision = "fp32";
-    std::string out_dir;
-    std::string results_dir;
-    EvalCliOptions eval;  // data, thresholds, threads, imgsz
-};
-
-struct Scheme {
-    int k = 0;
-    std::string path;
-    std::vector<std::string> nodes;
-};
-
-// nodes_to_exclude_k{K}.txt of the --ks given (each must exist), else every one in the folder;
-// ascending K either way.
-Result<std::vector<Scheme>> find_schemes(const std::string& dir, const std::vector<int>& ks) {
-    std::error_code ec;
-    if (!fs::is_directory(dir, ec)) return io_error("schemes folder {} does not exist", dir);
-    std::map<int, std::string> files;
-    if (!ks.empty()) {
-        for (int k : ks) {
-            if (k < 0) return invalid("--ks {}: K must be >= 0", k);
-            fs::path p = fs::path(dir) / fmt::format("nodes_to_exclude_k{}.txt", k);
-            if (!fs::is_regular_file(p, ec)) {
-                return io_error("{} does not exist (run `lowbit schemes --ks ...` first)",
-                                p.string());
-            }
-            files[k] = p.string();
-        }
-    } else {
-        const std::regex re("nodes_to_exclude_k([0-9]+)\\.txt");
-        for (const auto& e : fs::directory_iterator(dir, ec)) {
-            std::smatch m;
-            const std::string name = e.path().filename().string();
-            if (e.is_regular_file() && std::regex_match(name, m, re)) {
-                files[std::stoi(m[1].str())] = e.path().string();
-            }
-        }
-        if (ec) return io_error("cannot list {}: {}", dir, ec.message());
-        if (files.empty()) return invalid("{} holds no nodes_to_exclude_k{{K}}.txt", dir);
-    }
-    std::vector<Scheme> out;
-    for (const auto& [k, path] : files) {
-        Scheme s;
-        s.k = k;
-        s.path = path;
-        LOWBIT_ASSIGN(s.nodes, read_node_list(path));
-        out.push_back(std::move(s));
-    }
-    return out;
-}
-
-Status run_candidates(CandidatesCliOptions o) {
-    LOWBIT_ASSIGN(std::string path, resolve_model_path(o.model));
-    if (o.schemes.empty()) return invalid("--schemes DIR is required");
-    if (o.out_dir.empty()) return invalid("--out-dir DIR is required");
-    if (o.results_dir.empty()) {
-        o.results_dir = (fs::path(o.out_dir) / ".." / "results").lexically_normal().string();
-    }
-    quant::QuantizeOptions base;
-    LOWBIT_ASSIGN(base.placement.mode, parse_quant_mode(o.mode));
-    LOWBIT_ASSIGN(auto method, parse_calib_method_options(o.method));
-    std::tie(base.method, base.percentile) = method;
-    LOWBIT_ASSIGN(base.high_precision, parse_high_precision(o.high_precision));
-    base.model_name = fs::path(path).filename().string();
-    base.run.max_samples = o.calib_max;
-    base.run.n_threads = o.eval.threads;
-
-    LOWBIT_ASSIGN(std::vector<Scheme> schemes, find_schemes(o.schemes, o.ks));
-    LOWBIT_ASSIGN(Model model, load_model(path));
-    std::unordered_set<std::string> names;
-    for (const Node& n : model.graph.nodes) names.insert(n.name);
-    std::vector<quant::QuantizeOptions> variants;
-    for (const Scheme& s : schemes) {
-        for (const std::string& n : s.nodes) {
-            if (!names.count(n)) {
-                std::fprintf(stderr,
-                             "lowbit candidates: warning: %s names '%s', not a node of %s\n",
-                             s.path.c_str(), n.c_str(), path.c_str());
-            }
-        }
-        quant::QuantizeOptions q = base;
-        q.placement.exclude_names = s.nodes;
-        variants.push_back(std::move(q));
-    }
-
-    o.calib.imgsz = image_size_for(model, o.calib.imgsz);
-    LOWBIT_ASSIGN(std::unique_ptr<calib::CalibSource> source, open_calib_input(o.calib));
-    if (!source)
-        return invalid("no calibration data: give --calib, --calib-list or --calib-images");
-    std::fprintf(stderr, "lowbit candidates: %zu schemes from %s; calibrating once on %s\n",
-                 schemes.size(), o.schemes.c_str(), source->describe().c_str());
-    LOWBIT_ASSIGN(pipeline::VariantsResult vr,
-                  pipeline::quantize_variants(model, *source, variants, base.run));
-    std::fprintf(stderr, "lowbit candidates: calibrated %zu tensors on %lld samples in %.1f s\n",
-                 vr.calibrated_tensors, static_cast<long long>(vr.samples), vr.calib_seconds);
-
-    std::error_code ec;
-    fs::create_directories(o.out_dir, ec);
-    if (ec) return io_error("cannot create {}: {}", o.out_dir, ec.message());
-    const std::string stem = fs::path(path).stem().string();
-    struct Row {
-        std::string name;
-        int64_t excluded, quantized;
-        double map, map50, mean_ms;
-        std::string onnx;
-    };
-    std::vector<Row> rows;
-    for (size_t i = 0; i < schemes.size(); ++i) {
-        const Scheme& s = schemes[i];
-        quant::QuantizeResult& res = vr.variants[i];
-        const std::string name = fmt::format("{}_k{}", o.mode, s.k);
-        const std::string onnx =
-            (fs::path(o.out_dir) / fmt::format("{}-{}-k{}.onnx", stem, o.mode, s.k)).string();
-        for (const auto& n : res.notes) std::fprintf(stderr, "lowbit candidates: %s\n", n.c_str());
-        LOWBIT_TRY(save_model(res.model, onnx));
-        VariantInfo vi;
-        vi.name = name;
-        vi.mode = o.mode;
-        vi.k = s.k;
-        vi.excluded_nodes = static_cast<int64_t>(s.nodes.size());
-        vi.calibration_method = calib::calib_method_name(base.method);
-        vi.scheme = s.path;
-        const nlohmann::ordered_json variant = variant_json(vi, res.model.graph, onnx);
-        res = quant::QuantizeResult();  // the model is on disk; free it before evaluating
-        std::fprintf(
-            stderr, "lowbit candidates: [%zu/%zu] %s: %zu excluded, %lld quantized nodes -> %s\n",
-            i + 1, schemes.size(), name.c_str(), s.nodes.size(),
-            static_cast<long long>(variant["quantized_nodes"].get<int64_t>()), onnx.c_str());
-
-        EvalCliOptions eo = o.eval;
-        eo.model = onnx;
-        LOWBIT_ASSIGN(EvalRun er, evaluate_model_file(eo));
-        const std::string out = (fs::path(o.results_dir) / (name + ".json")).string();
-        LOWBIT_TRY(write_results_json(out, eval_metrics_json(er.info, er.result), variant));
-        std::fprintf(stderr, "lowbit candidates: [%zu/%zu] %s: mAP50-95 %.4f, mean %.2f ms -> %s\n",
-                     i + 1, schemes.size(), name.c_str(), er.result.coco.stats[0],
-                     er.result.latency.mean_ms, out.c_str());
-        rows.push_back({name, vi.excluded_nodes, variant["quantized_nodes"].get<int64_t>(),
-                        er.result.coco.stats[0], er.result.coco.stats[1], er.result.latency.mean_ms,
-                        onnx});
-    }
-    std::printf("%-12s %8s %9s %9s %9s %9s  %s\n", "variant", "excluded", "quantized", "mAP50-95",
-                "mAP50", "mean_ms", "onnx");
-    for (const Row& r : rows) {
-        std::printf("%-12s %8lld %9lld %9.4f %9.4f %9.3f  %s\n", r.name.c_str(),
-                    static_cast<long long>(r.excluded), static_cast<long long>(r.quantized), r.map,
-                    r.map50, r.mean_ms, r.onnx.c_str());
-    }
-    std::fflush(stdout);
-    return Status::ok();
-}
-
-}  // namespace
-
 void add_candidates_command(CLI::App& app, CommandFn& run) {
-    auto o = std::make_shared<CandidatesCliOptions>();
+    auto o = std::make_shared<pipeline::CandidatesJob>();
     o->calib.imgsz = 0;
     CLI::App* sub = app.add_subcommand(
         "candidates",
@@ -217,13 +45,7 @@ void add_candidates_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--threads", o->eval.threads, "Threads (default: all cores)")
         ->check(CLI::NonNegativeNumber);
     sub->add_flag("-q,--quiet", o->eval.quiet, "No progress line or notes from the evaluations");
-    sub->callback([o, &run] {
-        run = [o] {
-            CandidatesCliOptions opts = *o;
-            opts.eval.imgsz = static_cast<int>(opts.calib.imgsz);
-            return report("candidates", run_candidates(std::move(opts)));
-        };
-    });
+    sub->callback([o, &run] { run = [o] { return pipeline::run_job(*o, stdout); }; });
 }
 
 }  // namespace lowbit::cli

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/fs.h"
+#include "core/text_lines.h"
 #include "data/coco.h"
 #include "eval/cocoeval.h"
 
@@ -42,15 +43,8 @@ Status parse_id(const std::string& text, const std::string& where, std::vector<i
 // One id per line; blank lines and '#' comments skipped (the seed's --image-ids-list format).
 Status read_id_file(const std::string& path, std::vector<int64_t>& out) {
     LOWBIT_ASSIGN(std::string text, read_file(path));
-    std::istringstream in(text);
-    std::string line;
-    int line_no = 0;
-    while (std::getline(in, line)) {
-        ++line_no;
-        size_t b = line.find_first_not_of(" \t\r");
-        if (b == std::string::npos || line[b] == '#') continue;
-        size_t e = line.find_last_not_of(" \t\r");
-        LOWBIT_TRY(parse_id(line.substr(b, e - b + 1), fmt::format("{}:{}", path, line_no), out));
+    for (const TextLine& line : content_lines(text)) {
+        LOWBIT_TRY(parse_id(line.text, fmt::format("{}:{}", path, line.number), out));
     }
     return Status::ok();
 }
@@ -137,7 +131,7 @@ void add_cocoeval_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--threads", o->threads, "Threads (default: all cores)")
         ->check(CLI::NonNegativeNumber);
     sub->add_flag("-q,--quiet", o->quiet, "No timing line on stderr");
-    sub->callback([o, &run] { run = [o] { return report("cocoeval", run_cocoeval(*o)); }; });
+    sub->callback([o, &run] { run = [o] { return run_cocoeval(*o); }; });
 }
 
 }  // namespace lowbit::cli

@@ -1,38 +1,13 @@
 // lowbit eval MODEL: COCO mAP (pycocotools-exact) + inference latency -> metrics.json, with the
 // flags of the seed's eval_yolov10m_onnx_coco.py (research/seed-spec.md §5.1).
-#include <filesystem>
+// This file declares the flags; the work is run_job(pipeline::EvalJob) (pipeline/eval_job.h).
 #include <memory>
 
 #include "cli/commands.h"
-#include "cli/common.h"
-#include "cli/pipeline_steps.h"
-#include "core/fs.h"
-#include "data/coco.h"
+#include "cli/options.h"
+#include "pipeline/jobs.h"
 
 namespace lowbit::cli {
-
-namespace {
-
-namespace fs = std::filesystem;
-
-Status run_eval(const EvalCliOptions& o) {
-    LOWBIT_ASSIGN(EvalRun run, evaluate_model_file(o));
-    print_eval_result(run.result);
-    if (!o.save_detections.empty()) {
-        LOWBIT_TRY(
-            write_file_atomic(o.save_detections, coco_results_to_json(run.result.detections)));
-    }
-    if (!o.out.empty()) {
-        fs::path parent = fs::path(o.out).parent_path();
-        std::error_code ec;
-        if (!parent.empty()) fs::create_directories(parent, ec);
-        LOWBIT_TRY(
-            write_file_atomic(o.out, eval_metrics_json(run.info, run.result).dump(2) + "\n"));
-    }
-    return Status::ok();
-}
-
-}  // namespace
 
 void add_eval_command(CLI::App& app, CommandFn& run) {
     auto o = std::make_shared<EvalCliOptions>();
@@ -57,7 +32,7 @@ void add_eval_command(CLI::App& app, CommandFn& run) {
                     "Write the COCO results JSON here");
     sub->add_flag("--reference", o->reference, "Use the reference kernels only (slow; for checks)");
     sub->add_flag("-q,--quiet", o->quiet, "No progress line or notes on stderr");
-    sub->callback([o, &run] { run = [o] { return report("eval", run_eval(*o)); }; });
+    sub->callback([o, &run] { run = [o] { return pipeline::run_job(*o, stdout); }; });
 }
 
 }  // namespace lowbit::cli

@@ -14,28 +14,27 @@ struct InfoOptions {
     std::vector<std::string> input_shapes;
 };
 
-int run_info(const InfoOptions& o) {
-    auto path = resolve_model_path(o.model);
-    if (!path) return report("info", path.status());
-    auto shapes = parse_input_shapes(o.input_shapes);
-    if (!shapes) return report("info", shapes.status());
+Status run_info(const InfoOptions& o) {
+    LOWBIT_ASSIGN(const std::string path, resolve_model_path(o.model));
     ExecutorOptions eo;
     eo.n_threads = 1;
-    eo.input_shapes = *shapes;
-    auto lm = open_model(*path, eo);
-    if (!lm) return report("info", lm.status());
-    ModelInfo info = model_info(lm->model, *lm->executor, lm->path);
-    if (o.json) std::printf("%s\n", to_json(info).dump(2).c_str());
-    else std::printf("%s", to_text(info).c_str());
-    return 0;
+    LOWBIT_ASSIGN(eo.input_shapes, parse_input_shapes(o.input_shapes));
+    LOWBIT_ASSIGN(LoadedModel lm, open_model(path, eo));
+    ModelInfo info = model_info(lm.model, *lm.executor, lm.path);
+    if (o.json)
+        std::printf("%s\n", to_json(info).dump(2).c_str());
+    else
+        std::printf("%s", to_text(info).c_str());
+    return Status::ok();
 }
 }  // namespace
 
 void add_info_command(CLI::App& app, CommandFn& run) {
     auto opts = std::make_shared<InfoOptions>();
     CLI::App* sub = app.add_subcommand(
-        "info", "Describe a model: inputs/outputs, parameters, MACs, op histogram, opset and the "
-                "peak activation memory of lowbit's execution plan.");
+        "info",
+        "Describe a model: inputs/outputs, parameters, MACs, op histogram, opset and the "
+        "peak activation memory of lowbit's execution plan.");
     sub->add_option("model", opts->model, "ONNX model (default: the bundled model)");
     sub->add_flag("--json", opts->json, "Print JSON instead of text");
     sub->add_option("--input-shape", opts->input_shapes,

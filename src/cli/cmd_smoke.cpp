@@ -1,260 +1,37 @@
 // lowbit smoke MODEL: the seed's random-tensor smoke test (research/seed-spec.md §6) plus timing
 // and per-output statistics.
-#include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <cstdio>
-#include <filesystem>
-#include <random>
-
-#include <nlohmann/json.hpp>
+// This file declares the flags; the work is run_job(pipeline::SmokeJob) (pipeline/jobs.h).
+#include <memory>
 
 #include "cli/commands.h"
-#include "cli/common.h"
-#include "core/fs.h"
-#include "data/npy.h"
-#include "eval/latency.h"
-#include "onnx/model_io.h"
+#include "pipeline/jobs.h"
 
 namespace lowbit::cli {
 
-namespace {
-
-namespace fs = std::filesystem;
-
-struct SmokeOptions {
-    std::string model;
-    std::vector<std::string> inputs;  // .npy files, in graph-input order
-    std::vector<std::string> input_shapes;
-    std::string out;
-    uint64_t seed = 0;
-    int warmup = 1;
-    int runs = 5;
-    int threads = 0;
-    int default_image_size = 0;  // 0: 640 for yolo-named models, else 224 (as the seed)
-    bool save_outputs = false;
-    bool reference = false;
-};
-
-// Seeded random data like the seed's: floats uniform [0,1), integers 0..9, bools 0/1.
-// (std::mt19937_64, not NumPy's PCG64: the values differ from the seed's, the distribution not.)
-Tensor random_tensor(DType dt, const Shape& shape, std::mt19937_64& rng) {
-    Tensor t(dt, shape);
-    std::uniform_real_distribution<float> uf(0.0f, 1.0f);
-    std::uniform_int_distribution<int> ui(0, 9);
-    const int64_t n = t.numel();
-    switch (dt) {
-        case DType::Float32:
-            for (int64_t i = 0; i < n; ++i) t.data<float>()[i] = uf(rng);
-            break;
-        case DType::Int64:
-            for (int64_t i = 0; i < n; ++i) t.data<int64_t>()[i] = ui(rng);
-            break;
-        case DType::Int32:
-            for (int64_t i = 0; i < n; ++i) t.data<int32_t>()[i] = ui(rng);
-            break;
-        case DType::Bool:
-            for (int64_t i = 0; i < n; ++i) t.data<uint8_t>()[i] = ui(rng) & 1;
-            break;
-        case DType::UInt8:
-            for (int64_t i = 0; i < n; ++i) t.data<uint8_t>()[i] = static_cast<uint8_t>(ui(rng));
-            break;
-        case DType::Int8:
-            for (int64_t i = 0; i < n; ++i) t.data<int8_t>()[i] = static_cast<int8_t>(ui(rng));
-            break;
-        default: break;  // other dtypes stay zero
-    }
-    return t;
-}
-
-nlohmann::json output_stats(const std::string& name, const Tensor& t) {
-    double mn = INFINITY, mx = -INFINITY, sum = 0, sum2 = 0;
-    int64_t nan = 0, inf = 0, finite = 0;
-    for (int64_t i = 0; i < t.numel(); ++i) {
-        double v = tensor_get_f64(t, i);
-        if (std::isnan(v)) {
-            ++nan;
-            continue;
-        }
-        if (std::isinf(v)) {
-            ++inf;
-            continue;
-        }
-        ++finite;
-        mn = std::min(mn, v);
-        mx = std::max(mx, v);
-        sum += v;
-        sum2 += v * v;
-    }
-    nlohmann::json j = {{"name", name}, {"shape", t.shape()}, {"dtype", dtype_name(t.dtype())},
-                        {"nan_count", nan}, {"inf_count", inf}};
-    if (finite > 0) {
-        double mean = sum / static_cast<double>(finite);
-        double var = std::max(0.0, sum2 / static_cast<double>(finite) - mean * mean);
-        j["min"] = mn;
-        j["max"] = mx;
-        j["mean"] = mean;
-        j["std"] = std::sqrt(var);
-    } else {
-        j["min"] = j["max"] = j["mean"] = j["std"] = nullptr;
-    }
-    return j;
-}
-
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return percentile_linear(v, p);
-}
-
-int run_smoke(const SmokeOptions& o) {
-    const char* cmd = "smoke";
-    auto path = resolve_model_path(o.model);
-    if (!path) return report(cmd, path.status());
-    auto model = load_model(*path);
-    if (!model) return report(cmd, model.status());
-    auto shapes = parse_input_shapes(o.input_shapes);
-    if (!shapes) return report(cmd, shapes.status());
-
-    // The seed's fallbacks for unknown dims: rank 4 -> batch, channels, size, size, ...
-    std::string lower = fs::path(*path).filename().string();
-    std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-    const int64_t size = o.default_image_size > 0
-                             ? o.default_image_size
-                             : (lower.find("yolo") != std::string::npos ? 640 : 224);
-    nlohmann::json inputs_json = nlohmann::json::array();
-    std::map<std::string, Shape> resolved = *shapes;
-    for (const auto& vi : model->graph.inputs) {
-        if (model->graph.initializer(vi.name)) continue;
-        Shape original, fallback;
-        bool used = false;
-        const size_t rank = vi.dims.size();
-        for (size_t i = 0; i < rank; ++i) {
-            original.push_back(vi.dims[i].is_fixed() ? vi.dims[i].value : -1);
-            int64_t fb = 1;
-            if (rank == 4) fb = (i == 0 ? 1 : i == 1 ? 3 : size);
-            else if (rank == 3) fb = (i == 0 ? 3 : size);
-            else if (rank == 2) fb = (i == 0 ? 1 : size);
-            int64_t d = vi.dims[i].is_fixed() && vi.dims[i].value > 0 ? vi.dims[i].value : fb;
-            used |= d != original.back();
-            fallback.push_back(d);
-        }
-        if (!resolved.count(vi.name) && used) resolved[vi.name] = fallback;
-        inputs_json.push_back({{"name", vi.name},
-                               {"dtype", dtype_name(vi.dtype)},
-                               {"original_shape", original},
-                               {"resolved_shape", resolved.count(vi.name) ? resolved[vi.name] : fallback},
-                               {"used_fallbacks", used && !shapes->count(vi.name)}});
-    }
-
-    ExecutorOptions eo;
-    eo.n_threads = o.threads;
-    eo.input_shapes = resolved;
-    eo.reference_only = o.reference;
-    auto ex = Executor::create(*model, eo);
-    if (!ex) return report(cmd, ex.status().with_context(*path));
-    Executor& e = **ex;
-
-    std::vector<Tensor> feeds;
-    std::mt19937_64 rng(o.seed);
-    if (!o.inputs.empty() && o.inputs.size() != e.inputs().size()) {
-        return report(cmd, invalid("--input given {} time(s) but the model has {} input(s)",
-                                   o.inputs.size(), e.inputs().size()));
-    }
-    for (size_t i = 0; i < e.inputs().size(); ++i) {
-        const TensorDesc& d = e.inputs()[i];
-        if (o.inputs.empty()) {
-            feeds.push_back(random_tensor(d.dtype, d.shape, rng));
-            continue;
-        }
-        auto t = read_npy(o.inputs[i]);
-        if (!t) return report(cmd, t.status());
-        if (t->dtype() != d.dtype || t->shape() != d.shape) {
-            return report(cmd, invalid("{}: holds {} {}, but input '{}' needs {} {}", o.inputs[i],
-                                       dtype_name(t->dtype()), shape_str(t->shape()), d.name,
-                                       dtype_name(d.dtype), shape_str(d.shape)));
-        }
-        feeds.push_back(std::move(t).value());
-    }
-
-    using Clock = std::chrono::steady_clock;
-    std::vector<double> times;
-    std::vector<Tensor> outputs;
-    for (int r = 0; r < o.warmup + std::max(1, o.runs); ++r) {
-        auto t0 = Clock::now();
-        auto res = e.run(feeds);
-        auto t1 = Clock::now();
-        if (!res) return report(cmd, res.status().with_context(*path));
-        if (r >= o.warmup) times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
-        outputs = std::move(res).value();
-    }
-
-    nlohmann::json outs = nlohmann::json::array();
-    for (size_t i = 0; i < outputs.size(); ++i) outs.push_back(output_stats(e.outputs()[i].name, outputs[i]));
-    double mean = 0;
-    for (double t : times) mean += t;
-    mean /= static_cast<double>(times.size());
-    nlohmann::json summary = {
-        {"model_name", fs::path(*path).stem().string()},
-        {"model_path", *path},
-        {"providers", {"lowbit-cpu"}},
-        {"seed", o.seed},
-        {"default_image_size", size},
-        {"threads", e.inputs().empty() ? 0 : (o.threads > 0 ? o.threads : hardware_threads())},
-        {"input_source", o.inputs.empty() ? nlohmann::json("random") : nlohmann::json(o.inputs)},
-        {"inputs", inputs_json},
-        {"outputs", outs},
-        {"latency",
-         {{"warmup_runs", o.warmup},
-          {"runs", times.size()},
-          {"mean_ms", mean},
-          {"median_ms", percentile(times, 50)},
-          {"p90_ms", percentile(times, 90)},
-          {"min_ms", *std::min_element(times.begin(), times.end())}}},
-        {"runtime_ms", times.front()},
-        {"peak_activation_bytes", e.peak_activation_bytes()}};
-
-    if (!o.out.empty()) {
-        std::error_code ec;
-        fs::create_directories(o.out, ec);
-        if (ec) return report(cmd, io_error("cannot create folder '{}': {}", o.out, ec.message()));
-        if (o.save_outputs) {
-            fs::create_directories(fs::path(o.out) / "outputs", ec);
-            for (size_t i = 0; i < outputs.size(); ++i) {
-                std::string p = (fs::path(o.out) / "outputs" / (std::to_string(i) + ".npy")).string();
-                Status st = write_npy(p, outputs[i]);
-                if (!st) return report(cmd, st);
-            }
-        }
-        std::string p = (fs::path(o.out) / "summary.json").string();
-        Status st = write_file_atomic(p, summary.dump(2) + "\n");
-        if (!st) return report(cmd, st);
-        std::fprintf(stderr, "wrote %s\n", p.c_str());
-    }
-    std::printf("%s\n", summary.dump(2).c_str());
-    return 0;
-}
-
-}  // namespace
-
 void add_smoke_command(CLI::App& app, CommandFn& run) {
-    auto o = std::make_shared<SmokeOptions>();
+    auto o = std::make_shared<pipeline::SmokeJob>();
     CLI::App* sub = app.add_subcommand(
-        "smoke", "Run a model on seeded random input (or --input .npy files), time it and print "
-                 "per-output statistics (min/max/mean/std, NaN/Inf counts) as JSON.");
+        "smoke",
+        "Run a model on seeded random input (or --input .npy files), time it and print "
+        "per-output statistics (min/max/mean/std, NaN/Inf counts) as JSON.");
     sub->add_option("model", o->model, "ONNX model (default: the bundled model)");
     sub->add_option("--input", o->inputs, "Input .npy file, once per graph input, in order");
     sub->add_option("--input-shape", o->input_shapes, "Fix an input's shape, NAME:D0,D1,...");
-    sub->add_option("--out,--output-root", o->out, "Write DIR/summary.json (and outputs/)");
+    sub->add_option("--out,--output-root", o->out_dir, "Write DIR/summary.json (and outputs/)");
     sub->add_flag("--save-outputs", o->save_outputs, "Also write DIR/outputs/<index>.npy");
     sub->add_option("--seed", o->seed, "Random seed")->capture_default_str();
-    sub->add_option("--warmup", o->warmup, "Untimed runs first")->capture_default_str()->check(CLI::NonNegativeNumber);
-    sub->add_option("--runs", o->runs, "Timed runs")->capture_default_str()->check(CLI::PositiveNumber);
-    sub->add_option("--threads", o->threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
+    sub->add_option("--warmup", o->warmup, "Untimed runs first")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--runs", o->runs, "Timed runs")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--threads", o->threads, "Threads (default: all cores)")
+        ->check(CLI::NonNegativeNumber);
     sub->add_option("--default-image-size", o->default_image_size,
                     "Size for unknown spatial dims (default 640 for yolo-named models, else 224)");
     sub->add_flag("--reference", o->reference, "Use the reference kernels only (slow; for checks)");
-    sub->callback([o, &run] { run = [o] { return run_smoke(*o); }; });
+    sub->callback([o, &run] { run = [o] { return pipeline::run_job(*o, stdout); }; });
 }
 
 }  // namespace lowbit::cli

@@ -1,16 +1,17 @@
 // Each lowbit command lives in its own cli/cmd_<name>.cpp and adds itself to the CLI11 app
-// through one add_<name>_command() function. The callback it installs returns the exit code:
-// 0 ok, 1 failure, 2 usage (cli/common.h has the helpers that map Status to these).
+// through one add_<name>_command() function. The callback it installs returns a Status, which
+// main() maps to the exit code: 0 ok, 1 failure, 2 usage (InvalidArgument; cli/common.h).
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
+
+#include "core/status.h"
 
 namespace lowbit::cli {
 
 // The command a subcommand runs when selected; set by add_*_command().
-using CommandFn = std::function<int()>;
+using CommandFn = std::function<Status()>;
 
 // Adds every command (the list is in main.cpp).
 void add_all_commands(CLI::App& app, CommandFn& run);

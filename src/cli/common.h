@@ -1,11 +1,18 @@
-// Small helpers shared by the commands.
+// Small helpers shared by the commands: mapping a Status to an exit code, and the library's
+// model-path and input-shape helpers (pipeline/job_inputs.h) under their cli names.
 #pragma once
 
 #include <fmt/format.h>
 
+#include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
+#include "ir/graph.h"
+#include "pipeline/job_inputs.h"
+#include "runtime/executor.h"
 
 namespace lowbit::cli {
 
@@ -13,33 +20,11 @@ namespace lowbit::cli {
 // 2 for invalid arguments, 1 for everything else, 0 for ok.
 int report(const std::string& command, const Status& st);
 
-// The folder of bundled assets: $LOWBIT_ASSETS, else the nearest `assets/` folder above the
-// binary (a build tree inside the repository) or `share/lowbit/assets` of an install prefix.
-// Empty if none is found.
-std::string assets_dir();
-
-// File name, inside assets_dir(), of the model commands use when none is given.
-inline constexpr const char* kDefaultModelFile = "shapes-yolov10m-w0p1875-raw.onnx";
-
-// The bundled default model's path; empty if it is not there.
-std::string default_model_path();
-
-}  // namespace lowbit::cli
-
-#include <map>
-#include <memory>
-#include <vector>
-
-#include "ir/graph.h"
-#include "runtime/executor.h"
-
-namespace lowbit::cli {
-
-// Parses "--input-shape images:1,3,320,320" values into a name -> shape map.
-Result<std::map<std::string, Shape>> parse_input_shapes(const std::vector<std::string>& specs);
-
-// Resolves an optional model argument: the given path, or the bundled default model.
-Result<std::string> resolve_model_path(const std::string& given);
+using pipeline::assets_dir;
+using pipeline::default_model_path;
+using pipeline::kDefaultModelFile;
+using pipeline::parse_input_shapes;
+using pipeline::resolve_model_path;
 
 struct LoadedModel {
     std::string path;

@@ -3,23 +3,18 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 
-// Every command; `lowbit run` builds the app of each of its steps from this list too.
+// Every command.
 void lowbit::cli::add_all_commands(CLI::App& app, CommandFn& run) {
     using Adder = void (*)(CLI::App&, lowbit::cli::CommandFn&);
     const std::vector<Adder> adders = {
-        lowbit::cli::add_info_command,
-        lowbit::cli::add_smoke_command,
-        lowbit::cli::add_cocoeval_command,
-        lowbit::cli::add_calib_command,
-        lowbit::cli::add_eval_command,
-        lowbit::cli::add_quantize_command,
-        lowbit::cli::add_head_exclude_command,
-        lowbit::cli::add_sensitivity_command,
-        lowbit::cli::add_schemes_command,
-        lowbit::cli::add_compare_command,
-        lowbit::cli::add_candidates_command,
-        lowbit::cli::add_run_command,
+        lowbit::cli::add_info_command,         lowbit::cli::add_smoke_command,
+        lowbit::cli::add_cocoeval_command,     lowbit::cli::add_calib_command,
+        lowbit::cli::add_eval_command,         lowbit::cli::add_quantize_command,
+        lowbit::cli::add_head_exclude_command, lowbit::cli::add_sensitivity_command,
+        lowbit::cli::add_schemes_command,      lowbit::cli::add_compare_command,
+        lowbit::cli::add_candidates_command,   lowbit::cli::add_run_command,
     };
     for (Adder add : adders) add(app, run);
 }
@@ -41,5 +36,8 @@ int main(int argc, char** argv) {
         int rc = app.exit(e);
         return rc == 0 ? 0 : 2;  // usage errors exit 2
     }
-    return run ? run() : 2;
+    if (!run) return 2;
+    const lowbit::Status st = run();
+    const auto selected = app.get_subcommands();
+    return lowbit::cli::report(selected.empty() ? "lowbit" : selected.front()->get_name(), st);
 }

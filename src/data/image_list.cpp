@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/fs.h"
+#include "core/text_lines.h"
 
 namespace lowbit {
 
@@ -17,15 +18,8 @@ Result<std::vector<std::string>> read_image_list(const std::string& list_path,
     LOWBIT_ASSIGN(std::string text, read_file(list_path));
     fs::path base = base_dir.empty() ? fs::path(list_path).parent_path() : fs::path(base_dir);
     std::vector<std::string> out;
-    std::istringstream in(text);
-    std::string line;
-    int line_no = 0;
-    while (std::getline(in, line)) {
-        ++line_no;
-        size_t b = line.find_first_not_of(" \t\r");
-        if (b == std::string::npos || line[b] == '#') continue;
-        size_t e = line.find_last_not_of(" \t\r");
-        std::string p = line.substr(b, e - b + 1);
+    for (const TextLine& line : content_lines(text)) {
+        std::string p = line.text;
         if (p[0] == '~' && (p.size() == 1 || p[1] == '/')) {
             const char* home = std::getenv("HOME");
             if (home) p = std::string(home) + p.substr(1);
@@ -34,7 +28,8 @@ Result<std::vector<std::string>> read_image_list(const std::string& list_path,
         if (path.is_relative()) path = base / path;
         std::error_code ec;
         if (!fs::is_regular_file(path, ec)) {
-            return io_error("{}:{}: image {} does not exist", list_path, line_no, path.string());
+            return io_error("{}:{}: image {} does not exist", list_path, line.number,
+                            path.string());
         }
         out.push_back(path.string());
     }

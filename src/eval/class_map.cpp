@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "core/fs.h"
+#include "core/text_lines.h"
 
 namespace lowbit {
 
@@ -50,17 +51,11 @@ Result<ClassMap> read_map_file(const std::string& path) {
             m.category_of[static_cast<size_t>(cls)] = v.get<int64_t>();
         }
     } else {
-        std::istringstream in(text);
-        std::string line;
-        int line_no = 0;
-        while (std::getline(in, line)) {
-            ++line_no;
-            size_t b = line.find_first_not_of(" \t\r");
-            if (b == std::string::npos || line[b] == '#') continue;
+        for (const TextLine& line : content_lines(text)) {
             try {
-                m.category_of.push_back(std::stoll(line.substr(b)));
+                m.category_of.push_back(std::stoll(line.text));
             } catch (const std::exception&) {
-                return invalid("{}:{}: expected a category id", path, line_no);
+                return invalid("{}:{}: expected a category id", path, line.number);
             }
         }
     }

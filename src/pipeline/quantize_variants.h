@@ -14,7 +14,7 @@
 #include "calib/calibrate.h"
 #include "core/status.h"
 #include "ir/graph.h"
-#include "quant/pipeline.h"
+#include "quant/quantize_model.h"
 
 namespace lowbit::pipeline {
 

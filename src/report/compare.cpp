@@ -63,23 +63,22 @@ std::string fmt_opt(const std::optional<int64_t>& v) {
 
 }  // namespace
 
-Result<int64_t> count_quantized_nodes(const std::string& onnx_path) {
-    LOWBIT_ASSIGN(Model model, load_model(onnx_path));
+int64_t count_quantized_nodes(const Graph& graph) {
     // Dequantized tensors: DequantizeLinear outputs, and their Casts (fp16 high precision puts a
     // Cast between DQ and the consumer).
     std::unordered_set<std::string> dq_outputs;
-    for (const Node& n : model.graph.nodes) {
+    for (const Node& n : graph.nodes) {
         if (n.op_type == "DequantizeLinear") {
             for (const std::string& out : n.outputs) dq_outputs.insert(out);
         }
     }
-    for (const Node& n : model.graph.nodes) {
+    for (const Node& n : graph.nodes) {
         if (n.op_type == "Cast" && !n.inputs.empty() && dq_outputs.count(n.inputs[0])) {
             for (const std::string& out : n.outputs) dq_outputs.insert(out);
         }
     }
     int64_t count = 0;
-    for (const Node& n : model.graph.nodes) {
+    for (const Node& n : graph.nodes) {
         if (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear" ||
             n.op_type == "Cast") {
             continue;
@@ -88,6 +87,11 @@ Result<int64_t> count_quantized_nodes(const std::string& onnx_path) {
                              [&](const std::string& in) { return dq_outputs.count(in) > 0; });
     }
     return count;
+}
+
+Result<int64_t> count_quantized_nodes(const std::string& onnx_path) {
+    LOWBIT_ASSIGN(Model model, load_model(onnx_path));
+    return count_quantized_nodes(model.graph);
 }
 
 Result<Variant> load_variant(const std::string& path) {

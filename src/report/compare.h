@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "ir/graph.h"
 
 namespace lowbit::report {
 
@@ -38,7 +39,9 @@ struct Variant {
 Result<Variant> load_variant(const std::string& path);
 
 // Number of nodes, other than Q/DQ and Cast, that read a DequantizeLinear output (directly or
-// through a Cast).
+// through a Cast): the nodes the model runs on quantized inputs.
+int64_t count_quantized_nodes(const Graph& graph);
+// The same, of the model in an ONNX file.
 Result<int64_t> count_quantized_nodes(const std::string& onnx_path);
 
 struct CompareOptions {

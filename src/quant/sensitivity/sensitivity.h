@@ -37,7 +37,7 @@
 #include "core/status.h"
 #include "eval/evaluator.h"
 #include "ir/graph.h"
-#include "quant/pipeline.h"
+#include "quant/quantize_model.h"
 
 namespace lowbit::quant {
 

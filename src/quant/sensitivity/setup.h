@@ -14,7 +14,7 @@
 #include "calib/calib_source.h"
 #include "core/status.h"
 #include "ir/graph.h"
-#include "quant/pipeline.h"
+#include "quant/quantize_model.h"
 #include "quant/sensitivity/sensitivity.h"
 #include "runtime/executor.h"
 

@@ -1,4 +1,4 @@
-#include "quant/pipeline.h"
+#include "quant/quantize_model.h"
 
 #include <fmt/format.h>
 

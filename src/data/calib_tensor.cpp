@@ -1,4 +1,4 @@
-#include "data/calib.h"
+#include "data/calib_tensor.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -1,0 +1,163 @@
+#include "pipeline/job_inputs.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "core/text_lines.h"
+#include "data/image_list.h"
+
+namespace lowbit::pipeline {
+
+namespace fs = std::filesystem;
+
+std::string assets_dir() {
+    if (const char* env = std::getenv("LOWBIT_ASSETS"); env && *env) return env;
+    // The binary lives in <repo>/build/ (or an install prefix's bin/); assets/ sits beside.
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
+             dir = dir.parent_path()) {
+            if (fs::is_directory(dir / "assets", ec)) return (dir / "assets").string();
+            if (fs::is_directory(dir / "share" / "lowbit" / "assets", ec)) {
+                return (dir / "share" / "lowbit" / "assets").string();
+            }
+        }
+    }
+    return {};
+}
+
+std::string default_model_path() {
+    const std::string dir = assets_dir();
+    if (dir.empty()) return {};
+    fs::path p = fs::path(dir) / kDefaultModelFile;
+    std::error_code ec;
+    return fs::exists(p, ec) ? p.string() : std::string();
+}
+
+Result<std::string> resolve_model_path(const std::string& given) {
+    if (!given.empty()) return given;
+    std::string p = default_model_path();
+    if (p.empty()) {
+        return invalid(
+            "no MODEL given and the bundled default model ({}) was not found; pass a "
+            "model path or set LOWBIT_ASSETS to the assets folder",
+            kDefaultModelFile);
+    }
+    return p;
+}
+
+Result<std::map<std::string, Shape>> parse_input_shapes(const std::vector<std::string>& specs) {
+    std::map<std::string, Shape> out;
+    for (const auto& spec : specs) {
+        auto colon = spec.rfind(':');
+        if (colon == std::string::npos || colon == 0) {
+            return invalid("--input-shape '{}': expected NAME:D0,D1,... (e.g. images:1,3,640,640)",
+                           spec);
+        }
+        Shape shape;
+        std::stringstream ss(spec.substr(colon + 1));
+        std::string tok;
+        while (std::getline(ss, tok, ',')) {
+            try {
+                size_t used = 0;
+                long long v = std::stoll(tok, &used);
+                if (used != tok.size() || v <= 0) throw std::invalid_argument(tok);
+                shape.push_back(v);
+            } catch (const std::exception&) {
+                return invalid("--input-shape '{}': '{}' is not a positive integer", spec, tok);
+            }
+        }
+        if (shape.empty()) return invalid("--input-shape '{}': no dimensions", spec);
+        out[spec.substr(0, colon)] = shape;
+    }
+    return out;
+}
+
+const ValueInfo* image_input(const Model& m) {
+    for (const ValueInfo& vi : m.graph.inputs) {
+        if (!m.graph.initializer(vi.name)) return &vi;
+    }
+    return nullptr;
+}
+
+int64_t image_size_for(const Model& m, int64_t requested) {
+    if (requested > 0) return requested;
+    const ValueInfo* in = image_input(m);
+    if (in && in->has_shape && in->dims.size() == 4 && in->dims[2].is_fixed() &&
+        in->dims[3].is_fixed() && in->dims[2].value == in->dims[3].value) {
+        return in->dims[2].value;
+    }
+    return 640;
+}
+
+Result<std::unique_ptr<calib::CalibSource>> open_calib_input(const CalibInputOptions& o) {
+    const int sources = !o.npy.empty() + !o.list.empty() + !o.images.empty();
+    if (sources > 1) return invalid("give one of --calib, --calib-list, --calib-images");
+    if (!o.npy.empty()) return calib::open_npy_source(o.npy);
+    if (sources == 0) return std::unique_ptr<calib::CalibSource>();
+    auto imgs = !o.list.empty() ? read_image_list(o.list) : calib::collect_images(o.images);
+    if (!imgs) return imgs.status();
+    return calib::open_image_source(std::move(imgs).value(), o.imgsz);
+}
+
+Result<std::pair<calib::CalibMethod, double>> parse_calib_method_options(
+    const CalibMethodOptions& o) {
+    LOWBIT_ASSIGN(calib::CalibMethod m, calib::parse_calib_method(o.method));
+    if (o.percentile <= 0 || o.percentile > 100) {
+        return invalid("--percentile {} is outside (0, 100]", o.percentile);
+    }
+    return std::make_pair(m, o.percentile);
+}
+
+Status apply_placement_options(const PlacementRequest& o, quant::PlacementOptions& p) {
+    for (const auto& f : o.exclude_files) {
+        LOWBIT_ASSIGN(std::vector<std::string> names, read_node_list(f));
+        p.exclude_names.insert(p.exclude_names.end(), names.begin(), names.end());
+    }
+    p.exclude_regex = o.exclude;
+    p.exclude_regex.insert(p.exclude_regex.end(), o.nodes_to_exclude.begin(),
+                           o.nodes_to_exclude.end());
+    LOWBIT_TRY(quant::validate_regexes(p.exclude_regex));
+    p.op_types = o.op_types;
+    p.exclude_op_types = o.exclude_op_types;
+    p.modelopt_parity = o.modelopt_parity;
+    p.disable_mha_qdq = o.disable_mha_qdq;
+    return Status::ok();
+}
+
+Result<quant::QuantMode> parse_quant_mode(const std::string& s) {
+    if (s == "int8") return quant::QuantMode::Int8;
+    if (s == "fp8") return quant::QuantMode::Fp8;
+    if (s == "int4") {
+        return unsupported(
+            "--mode int4: lowbit quantizes INT8 and FP8 (ModelOpt's INT4 targets Gemm/MatMul "
+            "weights only and leaves YOLO unquantized, research/modelopt.md §5)");
+    }
+    return invalid("--mode '{}': expected int8 or fp8", s);
+}
+
+Result<DType> parse_high_precision(const std::string& s) {
+    if (s == "fp16") return DType::Float16;
+    if (s == "fp32") return DType::Float32;
+    return invalid("--high-precision '{}': expected fp32 or fp16{}", s,
+                   s == "bf16" ? " (bf16 is not supported)" : "");
+}
+
+Result<std::vector<std::string>> read_node_list(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) return io_error("cannot open exclusion file '{}'", path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    TextLineOptions lines;
+    lines.trailing_comments = true;
+    lines.whitespace = " \t\r\n\v\f";
+    std::vector<std::string> names;
+    for (TextLine& line : content_lines(text.str(), lines)) names.push_back(std::move(line.text));
+    return names;
+}
+
+}  // namespace lowbit::pipeline

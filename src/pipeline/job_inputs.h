@@ -1,0 +1,97 @@
+// What the jobs of pipeline/jobs.h share in how they read their inputs: the bundled assets and
+// default model, input shapes, the calibration input (--calib | --calib-list | --calib-images) and
+// method, Q/DQ placement choices, modes, and exclusion lists. The CLI registers flags that fill
+// these structs (cli/options.h); `lowbit run` fills them directly.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "calib/calib_source.h"
+#include "calib/calibrators.h"
+#include "core/status.h"
+#include "ir/graph.h"
+#include "quant/numerics.h"
+#include "quant/placement.h"
+
+namespace lowbit::pipeline {
+
+// ---- Bundled assets
+
+// The folder of bundled assets: $LOWBIT_ASSETS, else the nearest `assets/` folder above the
+// binary (a build tree inside the repository) or `share/lowbit/assets` of an install prefix.
+// Empty if none is found.
+std::string assets_dir();
+
+// File name, inside assets_dir(), of the model commands use when none is given.
+inline constexpr const char* kDefaultModelFile = "shapes-yolov10m-w0p1875-raw.onnx";
+
+// The bundled default model's path; empty if it is not there.
+std::string default_model_path();
+
+// Resolves an optional model argument: the given path, or the bundled default model.
+Result<std::string> resolve_model_path(const std::string& given);
+
+// Parses "--input-shape images:1,3,320,320" values into a name -> shape map.
+Result<std::map<std::string, Shape>> parse_input_shapes(const std::vector<std::string>& specs);
+
+// The image input of a model: its first graph input that is not an initializer (seed-spec
+// §5.3); nullptr when there is none.
+const ValueInfo* image_input(const Model& m);
+// The letterbox size to use: `requested` when > 0, else the model's fixed square input size
+// ([N, C, S, S] with S fixed), else 640.
+int64_t image_size_for(const Model& m, int64_t requested);
+
+// ---- Calibration input: an .npy | a list file | image files or folders
+
+struct CalibInputOptions {
+    std::string npy;
+    std::string list;
+    std::vector<std::string> images;
+    int64_t imgsz = 640;  // letterbox size for list/images (<= 0: the caller's default)
+};
+
+// The calibration source the options name, or nullptr when none is given. More than one given is
+// a usage error.
+Result<std::unique_ptr<calib::CalibSource>> open_calib_input(const CalibInputOptions& o);
+
+// ---- Calibration method (quantize, sensitivity, candidates)
+
+struct CalibMethodOptions {
+    std::string method = calib::kDefaultCalibMethodName;
+    double percentile = 99.99;
+};
+// The parsed method and percentile; errors name the flag.
+Result<std::pair<calib::CalibMethod, double>> parse_calib_method_options(
+    const CalibMethodOptions& o);
+
+// ---- Placement: which nodes get Q/DQ. quantize and sensitivity take the same choices, so that
+// a sweep measures exactly the placement a quantize call writes.
+
+struct PlacementRequest {
+    std::vector<std::string> exclude_files;     // --exclude-nodes-file
+    std::vector<std::string> exclude;           // --exclude (regex, repeatable)
+    std::vector<std::string> nodes_to_exclude;  // ModelOpt: several regexes at once
+    std::vector<std::string> op_types;
+    std::vector<std::string> exclude_op_types;
+    bool modelopt_parity = false;
+    bool disable_mha_qdq = false;
+};
+// Sets everything in `p` but the mode: reads the exclusion files, checks the regexes.
+Status apply_placement_options(const PlacementRequest& o, quant::PlacementOptions& p);
+
+// --mode: int8 | fp8 (int4 refused with the reason).
+Result<quant::QuantMode> parse_quant_mode(const std::string& s);
+// --high-precision: fp32 | fp16.
+Result<DType> parse_high_precision(const std::string& s);
+
+// ---- Exclusion lists
+
+// The seed's exclusion-file format (research/seed-spec.md §7.2): everything from '#' on is a
+// comment, surrounding whitespace is trimmed, empty lines are skipped. Names are exact.
+Result<std::vector<std::string>> read_node_list(const std::string& path);
+
+}  // namespace lowbit::pipeline
