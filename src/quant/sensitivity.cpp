@@ -23,6 +23,7 @@
 #include "eval/decode.h"
 #include "eval/latency.h"
 #include "runtime/executor.h"
+#include "runtime/incremental_runner.h"
 #include "runtime/kernels/cpu/quant_conv.h"
 #include "runtime/model_info.h"
 #include "runtime/task_pool.h"
@@ -398,7 +399,6 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
     const Graph& g = m.graph;
     ExecutorOptions eo;
     eo.n_threads = opts.n_threads;
-    eo.keep_tensors = true;
     eo.input_shapes = qo.input_shapes;
     const ValueInfo* image_input = nullptr;
     for (const auto& vi : g.inputs) {
@@ -417,9 +417,9 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
             eo.input_shapes[image_input->name] = s;
         }
     }
-    auto created = Executor::create(m, eo);
+    auto created = IncrementalRunner::create(m, eo);
     if (!created) return created.status().with_context("planning the model for sensitivity");
-    std::unique_ptr<Executor> ex = std::move(created).value();
+    std::unique_ptr<IncrementalRunner> ex = std::move(created).value();
     const TensorDesc& in_desc = ex->inputs().at(0);
     if (ex->inputs().size() != 1 || in_desc.dtype != DType::Float32) {
         return invalid("sensitivity feeds models with one float32 input; this one has {} ({})",
@@ -913,7 +913,6 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
     {
         // The default (fused) program's pass, for reference: overrides cannot use it.
         ExecutorOptions fo = eo;
-        fo.keep_tensors = false;
         auto fused = Executor::create(m, fo);
         if (fused) {
             LOWBIT_ASSIGN(Sample smp, load_sample(0));
@@ -953,7 +952,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         rep.reference["all_quantized_cosine"] = all_cos / n_img;
     }
     int64_t total_macs = 0;
-    for (size_t idx : ex->plan_order()) total_macs += node_macs(g.nodes[idx], *ex);
+    for (size_t idx : ex->plan_order()) total_macs += node_macs(g.nodes[idx], ex->executor());
     for (size_t k = 0; k < N; ++k) {
         const Node& node = g.nodes[nodes[k]];
         NodeSensitivity ns;
@@ -961,7 +960,7 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
         ns.name = node.name;
         ns.op_type = node.op_type;
         ns.scope = node_scope(node.name);
-        ns.macs = node_macs(node, *ex);
+        ns.macs = node_macs(node, ex->executor());
         ns.macs_share =
             total_macs > 0 ? static_cast<double>(ns.macs) / static_cast<double>(total_macs) : 0;
         ns.cone_nodes = metric == SensitivityMetric::LocalSqnr ? 1 : cones[k].size();
