@@ -97,6 +97,7 @@ Status run_candidates(CandidatesCliOptions o) {
     base.model_name = fs::path(path).filename().string();
     base.run.max_samples = o.calib_max;
     base.run.n_threads = o.eval.threads;
+    apply_env_switches(base.run);
 
     LOWBIT_ASSIGN(std::vector<Scheme> schemes, find_schemes(o.schemes, o.ks));
     LOWBIT_ASSIGN(Model model, load_model(path));

@@ -109,6 +109,7 @@ int run_quantize(const QuantizeCliOptions& o) {
     q.run.batch = o.calib_batch;
     q.run.max_samples = o.calib_max;
     q.run.n_threads = o.threads;
+    apply_env_switches(q.run);
     q.model_name = fs::path(*path).filename().string();
     auto shapes = parse_input_shapes(o.input_shapes);
     if (!shapes) return report(cmd, shapes.status());
@@ -182,6 +183,7 @@ int run_quantize(const QuantizeCliOptions& o) {
     if (q.high_precision == DType::Float16) {
         ExecutorOptions eo;
         eo.input_shapes = q.input_shapes;
+        apply_env_switches(eo);
         auto ex = Executor::create(res->model, eo);
         if (!ex) {
             engine = ex.status().message();

@@ -55,6 +55,7 @@ Status run_sensitivity_cmd(SensitivityCliOptions o) {
     so.n_threads = o.threads;
     so.progress = !o.quiet;
     so.quant.run.n_threads = o.threads;
+    apply_env_switches(so.quant.run);
     so.quant.run.progress = !o.quiet;
     LOWBIT_TRY(apply_placement_options(o.placement, so.quant.placement));
     LOWBIT_ASSIGN(so.quant.input_shapes, parse_input_shapes(o.input_shapes));

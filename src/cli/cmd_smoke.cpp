@@ -149,6 +149,7 @@ int run_smoke(const SmokeOptions& o) {
 
     ExecutorOptions eo;
     eo.n_threads = o.threads;
+    apply_env_switches(eo);
     eo.input_shapes = resolved;
     eo.reference_only = o.reference;
     auto ex = Executor::create(*model, eo);

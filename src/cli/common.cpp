@@ -86,11 +86,39 @@ Result<std::string> resolve_model_path(const std::string& given) {
     return p;
 }
 
+namespace {
+
+// LOWBIT_PROFILE: unset, empty or "0" is off; a number above 1 is level 2; anything else 1.
+int env_profile_level() {
+    const char* e = std::getenv("LOWBIT_PROFILE");
+    if (e == nullptr || *e == '\0' || std::string(e) == "0") return 0;
+    return std::atoi(e) > 1 ? 2 : 1;
+}
+
+bool env_conv_winograd() {
+    const char* e = std::getenv("LOWBIT_CONV_WINOGRAD");
+    return e == nullptr || std::string(e) != "0";
+}
+
+}  // namespace
+
+void apply_env_switches(ExecutorOptions& eo) {
+    eo.profile = env_profile_level();
+    eo.conv_winograd = env_conv_winograd();
+}
+
+void apply_env_switches(calib::CalibRunOptions& ro) {
+    ro.profile = env_profile_level();
+    ro.conv_winograd = env_conv_winograd();
+}
+
 Result<LoadedModel> open_model(const std::string& path, const ExecutorOptions& opts) {
     LoadedModel lm;
     lm.path = path;
     LOWBIT_ASSIGN(lm.model, load_model(path));
-    auto ex = Executor::create(lm.model, opts);
+    ExecutorOptions eo = opts;
+    apply_env_switches(eo);
+    auto ex = Executor::create(lm.model, eo);
     if (!ex) return ex.status().with_context(path);
     lm.executor = std::move(ex).value();
     return lm;

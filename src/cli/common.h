@@ -30,6 +30,7 @@ std::string default_model_path();
 #include <memory>
 #include <vector>
 
+#include "calib/calibrate.h"
 #include "ir/graph.h"
 #include "runtime/executor.h"
 
@@ -47,7 +48,14 @@ struct LoadedModel {
     std::unique_ptr<Executor> executor;
 };
 
-// Loads and plans a model (errors name the file).
+// The executor's environment switches, read here and nowhere else in lowbit:
+// LOWBIT_PROFILE=1 (or 2) sets ExecutorOptions::profile, LOWBIT_CONV_WINOGRAD=0 clears
+// ExecutorOptions::conv_winograd. Every command applies them to the executors it makes or has
+// made (the calibration run's included), so `LOWBIT_PROFILE=1 lowbit <cmd>` profiles them all.
+void apply_env_switches(ExecutorOptions& eo);
+void apply_env_switches(calib::CalibRunOptions& ro);
+
+// Loads and plans a model (errors name the file); the environment switches apply.
 Result<LoadedModel> open_model(const std::string& path, const ExecutorOptions& opts);
 
 }  // namespace lowbit::cli

@@ -399,6 +399,8 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
     const Graph& g = m.graph;
     ExecutorOptions eo;
     eo.n_threads = opts.n_threads;
+    eo.profile = qo.run.profile;
+    eo.conv_winograd = qo.run.conv_winograd;
     eo.input_shapes = qo.input_shapes;
     const ValueInfo* image_input = nullptr;
     for (const auto& vi : g.inputs) {

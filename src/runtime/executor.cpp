@@ -20,15 +20,14 @@
 // sets the calling thread's OpenMP thread count to 1 so that oneDNN stays inside its tasks;
 // reference kernels inside it run on the calling thread.
 //
-// LOWBIT_PROFILE=1 in the environment times every step and prints per-op-kind totals to stderr
-// when the executor is destroyed (LOWBIT_PROFILE=2 adds every step, slowest first).
+// ExecutorOptions::profile times every step (runtime/profile.h).
 #include "runtime/executor.h"
 
 #include <fmt/format.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 
 #include "runtime/executor_impl.h"
@@ -37,16 +36,6 @@
 #include "runtime/program_builder.h"
 
 namespace lowbit {
-
-namespace {
-
-int env_profile_level() {
-    const char* e = std::getenv("LOWBIT_PROFILE");
-    if (e == nullptr || *e == '\0' || std::string(e) == "0") return 0;
-    return std::atoi(e) > 1 ? 2 : 1;
-}
-
-}  // namespace
 
 Executor::Impl::Impl(const ExecutorOptions& opts)
     : pool(opts.n_threads),
@@ -66,12 +55,13 @@ Executor::Impl::~Impl() {
 
 Status Executor::Impl::init(const Model& model, const ExecutorOptions& opts, bool keep) {
     LOWBIT_TRY(plan_model(model, opts.input_shapes, pool, m));
-    const int profile_level = env_profile_level();
-    if (!reference_only) backend = std::make_unique<cpu::CpuBackend>(pool.size());
+    if (!reference_only) {
+        backend = std::make_unique<cpu::CpuBackend>(pool.size(), opts.conv_winograd);
+    }
     keep_tensors = keep;
     ProgramKind kind{!reference_only, !reference_only && !keep_tensors, !keep_tensors};
     LOWBIT_ASSIGN(main, build_program(m, backend.get(), *tasks, kind));
-    profile.start(profile_level, main->steps.size());
+    profile.start(std::clamp(opts.profile, 0, 2), main->steps.size());
     return Status::ok();
 }
 

@@ -37,6 +37,13 @@ struct ExecutorOptions {
     std::map<std::string, Shape> input_shapes;
     // Use the reference kernels only (no oneDNN/vectorized fast paths). For tests.
     bool reference_only = false;
+    // Step profile: 1 times every step of the main program and prints per-op-kind totals to
+    // stderr when the executor is destroyed; 2 adds every step, slowest first. (The CLI sets
+    // it from LOWBIT_PROFILE, cli/common.h.)
+    int profile = 0;
+    // Winograd for the 3x3 stride-1 float32 convs of the fast path that allow it (kernels/cpu/
+    // conv.cpp). (The CLI turns it off for LOWBIT_CONV_WINOGRAD=0.)
+    bool conv_winograd = true;
 };
 
 using TensorObserver = std::function<void(size_t node_index, const Node& node,

@@ -35,8 +35,10 @@ bool is_layout_blind_op(const std::string& op_type) {
     return std::find(kOps.begin(), kOps.end(), op_type) != kOps.end();
 }
 
-CpuBackend::CpuBackend(int n_threads)
-    : n_threads_(n_threads), dnnl_(std::make_unique<DnnlState>(n_threads)) {}
+CpuBackend::CpuBackend(int n_threads, bool conv_winograd)
+    : n_threads_(n_threads), dnnl_(std::make_unique<DnnlState>(n_threads)) {
+    dnnl_->conv_winograd = conv_winograd;
+}
 
 CpuBackend::~CpuBackend() = default;
 
