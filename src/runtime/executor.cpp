@@ -16,15 +16,15 @@
 // tensor its own slot (runtime/incremental_runner.cpp runs parts of it again).
 // Graph outputs are always returned in plain layout.
 //
-// Threads: the fast program runs on a TaskPool (runtime/task_pool.h), not on OpenMP teams, and
-// sets the calling thread's OpenMP thread count to 1 so that oneDNN stays inside its tasks;
-// reference kernels inside it run on the calling thread.
+// Threads: everything runs on the executor's ThreadPool (core/thread_pool.h: claimed tasks, not
+// OpenMP teams; oneDNN stays inside its tasks). Reference kernels inside the fast program run
+// on the calling thread (a 1-thread pool), as they did when the fast path had a pool of its
+// own; giving them the whole pool is possible now but unmeasured.
 //
 // ExecutorOptions::profile times every step (runtime/profile.h).
 #include "runtime/executor.h"
 
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -40,7 +40,6 @@ namespace lowbit {
 Executor::Impl::Impl(const ExecutorOptions& opts)
     : pool(opts.n_threads),
       serial(1),
-      tasks(std::make_unique<TaskPool>(opts.reference_only ? 1 : pool.size())),
       reference_only(opts.reference_only) {}
 
 Executor::Impl::~Impl() {
@@ -60,7 +59,7 @@ Status Executor::Impl::init(const Model& model, const ExecutorOptions& opts, boo
     }
     keep_tensors = keep;
     ProgramKind kind{!reference_only, !reference_only && !keep_tensors, !keep_tensors};
-    LOWBIT_ASSIGN(main, build_program(m, backend.get(), *tasks, kind));
+    LOWBIT_ASSIGN(main, build_program(m, backend.get(), pool, kind));
     profile.start(std::clamp(opts.profile, 0, 2), main->steps.size());
     return Status::ok();
 }
@@ -78,19 +77,18 @@ Tensor Executor::Impl::to_plain(const Program& p, const std::string& name) const
 Tensor Executor::Impl::plain_copy(const Tensor& stored, Layout layout) const {
     if (layout == Layout::Plain) return stored;
     Tensor t(stored.dtype(), stored.shape());
-    convert_layout(stored, layout, t, Layout::Plain, *tasks);
+    convert_layout(stored, layout, t, Layout::Plain, pool);
     return t;
 }
 
 Status Executor::Impl::run_step(Program& p, Step& s, std::span<const Tensor> ins,
                                 std::span<Tensor> outs) {
     if (s.node == kNoNode) {
-        convert_layout(ins[0], p.layout_of(s.in[0]), outs[0], s.reorder_to, *tasks);
+        convert_layout(ins[0], p.layout_of(s.in[0]), outs[0], s.reorder_to, pool);
         return Status::ok();
     }
-    if (s.fast) return s.fast->run(ins, outs, *tasks);
-    // In the fast program reference kernels run on the calling thread: their OpenMP teams
-    // would spin next to the TaskPool's workers and steal their core.
+    if (s.fast) return s.fast->run(ins, outs, pool);
+    // In the fast program reference kernels run on the calling thread (see the top).
     RunContext rc{m.graph.nodes[s.node], ins, outs, reference_only ? pool : serial};
     return m.kernels[s.node]->run(rc);
 }
@@ -133,7 +131,7 @@ Status Executor::Impl::apply_override(const Step& step, std::vector<Tensor>& ins
             ins[i] = given[i];
         } else {
             Tensor t(given[i].dtype(), given[i].shape());
-            convert_layout(given[i], Layout::Plain, t, want, *tasks);
+            convert_layout(given[i], Layout::Plain, t, want, pool);
             ins[i] = t;
         }
     }
@@ -159,7 +157,7 @@ Status Executor::Impl::exec_step(Program& p, size_t si, std::vector<Tensor>& ins
     const auto t0 = timed ? Clock::now() : Clock::time_point();
     const double cpu0 = timed ? process_cpu_ms() : 0.0;
     if (variant && step.variant_fast) {
-        LOWBIT_TRY(step.variant_fast->run(ins, outs, *tasks));
+        LOWBIT_TRY(step.variant_fast->run(ins, outs, pool));
     } else {
         LOWBIT_TRY(run_step(p, step, ins, outs));
     }
@@ -185,11 +183,9 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
     const bool hooks = observer || node_override;
     const bool use_hooked = hooks && !reference_only && !keep_tensors;
     if (use_hooked && !hooked) {
-        LOWBIT_ASSIGN(hooked, build_program(m, backend.get(), *tasks, {true, false, true}));
+        LOWBIT_ASSIGN(hooked, build_program(m, backend.get(), pool, {true, false, true}));
     }
     Program& p = use_hooked ? *hooked : *main;
-    // oneDNN calls made on this thread (weight reorders for overrides) stay single-threaded.
-    if (!reference_only) omp_set_num_threads(1);
     for (size_t i = 0; i < inputs.size(); ++i) {
         const TensorDesc& d = inputs[i];
         if (in[i].dtype() != d.dtype || in[i].shape() != d.shape) {

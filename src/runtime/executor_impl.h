@@ -16,15 +16,13 @@
 #include "runtime/plan.h"
 #include "runtime/profile.h"
 #include "runtime/program.h"
-#include "runtime/task_pool.h"
 
 namespace lowbit {
 
 struct Executor::Impl {
     PlannedModel m;
-    ThreadPool pool;                  // OpenMP: constant folding and the reference program
-    ThreadPool serial;                // reference kernels inside the fast program (see task_pool.h)
-    std::unique_ptr<TaskPool> tasks;  // the fast path's threads
+    ThreadPool pool;    // every parallel loop: constant folding, programs, layout reorders
+    ThreadPool serial;  // reference kernels inside the fast program (no threads of its own)
     bool reference_only = false;
 
     std::unique_ptr<cpu::CpuBackend> backend;  // null with reference_only

@@ -1,7 +1,5 @@
 #include "runtime/incremental_runner.h"
 
-#include <omp.h>
-
 #include <unordered_set>
 
 #include "runtime/executor_impl.h"
@@ -65,7 +63,6 @@ Result<std::vector<Tensor>> IncrementalRunner::run_nodes(const std::vector<size_
         selected[n] = 1;
     }
     if (!p.scratch) LOWBIT_TRY(make_scratch_views());
-    if (!m_.reference_only) omp_set_num_threads(1);
     // Memory slots written by this call: readers take those from the scratch arena.
     std::vector<char> fresh(p.slots.size(), 0);
     std::vector<Tensor> ins, outs;
@@ -156,7 +153,7 @@ Status IncrementalRunner::add_constant_variant(size_t node, size_t input, const 
     Tensor stored = value;
     if (st.in_layouts[input] != Layout::Plain) {
         stored = Tensor(value.dtype(), value.shape());
-        convert_layout(value, Layout::Plain, stored, st.in_layouts[input], *m_.tasks);
+        convert_layout(value, Layout::Plain, stored, st.in_layouts[input], m_.pool);
     }
     st.variant_in[input] = stored;
     st.variant_fast.reset();
@@ -199,7 +196,7 @@ Status IncrementalRunner::add_constant_variant(size_t node, size_t input, const 
         Tensor v = st.variant_in[i];
         if (st.in_layouts[i] != Layout::Plain) {
             Tensor t(v.dtype(), v.shape());
-            convert_layout(v, st.in_layouts[i], t, Layout::Plain, *m_.tasks);
+            convert_layout(v, st.in_layouts[i], t, Layout::Plain, m_.pool);
             v = t;
         }
         values[i] = v;

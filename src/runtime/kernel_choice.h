@@ -12,7 +12,7 @@
 #include "runtime/fusion.h"
 #include "runtime/kernels/cpu/fast_ops.h"
 #include "runtime/program.h"
-#include "runtime/task_pool.h"
+#include "core/thread_pool.h"
 
 namespace lowbit {
 
@@ -43,7 +43,7 @@ cpu::FastPlan plain_plan(size_t n_inputs, size_t n_outputs);
 class StorageLayouts {
 public:
     StorageLayouts(Program& p, const std::unordered_map<std::string, Tensor>& constants,
-                   const TaskPool& tasks)
+                   const ThreadPool& tasks)
         : p_(p), constants_(constants), tasks_(tasks) {}
 
     std::string storage(const std::string& name, Layout want);
@@ -51,7 +51,7 @@ public:
 private:
     Program& p_;
     const std::unordered_map<std::string, Tensor>& constants_;
-    const TaskPool& tasks_;
+    const ThreadPool& tasks_;
     std::unordered_map<std::string, std::string> aliases_;  // "name\x1f<layout>" -> alias
 };
 

@@ -16,7 +16,7 @@ namespace {
 
 // One step per run-time node (or per fused group), in plan order, with reorder steps inserted
 // before the steps that need another layout.
-void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const TaskPool& tasks,
+void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPool& tasks,
                ProgramKind kind, Program& p) {
     const FusionGraph fg(pm.graph, pm.descs, pm.order, pm.outputs);
     const TensorFacts facts{pm.descs, pm.constants};
@@ -67,7 +67,7 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const TaskPool&
 }  // namespace
 
 Result<std::unique_ptr<Program>> build_program(const PlannedModel& pm, cpu::CpuBackend* backend,
-                                               const TaskPool& tasks, ProgramKind kind) {
+                                               const ThreadPool& tasks, ProgramKind kind) {
     LOWBIT_CHECK(!kind.fast || backend, "a fast program needs a backend");
     auto prog = std::make_unique<Program>();
     Program& p = *prog;

@@ -15,7 +15,7 @@
 #include "runtime/kernels/cpu/fast_ops.h"
 #include "runtime/plan.h"
 #include "runtime/program.h"
-#include "runtime/task_pool.h"
+#include "core/thread_pool.h"
 
 namespace lowbit {
 
@@ -30,7 +30,7 @@ struct ProgramKind {
 
 // `backend` may be null only for a non-fast kind.
 Result<std::unique_ptr<Program>> build_program(const PlannedModel& pm, cpu::CpuBackend* backend,
-                                               const TaskPool& tasks, ProgramKind kind);
+                                               const ThreadPool& tasks, ProgramKind kind);
 
 // The profile label of a step: its fast op's description, or "Op [ref]" / "Op [ref nhwc]".
 std::string step_label(const Step& s, const Program& p, const Graph& g);
