@@ -106,10 +106,12 @@ double rel_diff(const Tensor& a, const Tensor& b) {
     return d / mx;
 }
 
-std::unique_ptr<Executor> make(const Model& m, bool reference, int threads = 2) {
+std::unique_ptr<Executor> make(const Model& m, bool reference, int threads = 2,
+                               bool winograd = true) {
     ExecutorOptions o;
     o.reference_only = reference;
     o.n_threads = threads;
+    o.conv_winograd = winograd;
     auto ex = Executor::create(m, o);
     EXPECT_TRUE(ex.is_ok()) << ex.status().message();
     return ex.is_ok() ? std::move(ex).value() : nullptr;
@@ -123,8 +125,8 @@ std::vector<Tensor> run(Executor& e, const std::vector<Tensor>& in) {
 
 // Runs `m` fast and reference on the same random inputs; returns the worst relative
 // difference over all outputs.
-double compare(const Model& m, int threads = 2, uint32_t seed = 7) {
-    auto fast = make(m, false, threads);
+double compare(const Model& m, int threads = 2, uint32_t seed = 7, bool winograd = true) {
+    auto fast = make(m, false, threads, winograd);
     auto ref = make(m, true, threads);
     if (!fast || !ref) return 1e9;
     std::vector<Tensor> in;
@@ -179,7 +181,7 @@ TEST(ExecutorFast, ConvGrid) {
 }
 
 // Dense 3x3 stride-1 convs run as Winograd when oneDNN accepts the shape (channels in
-// multiples of 16 here, big enough to be chunked across threads); LOWBIT_CONV_WINOGRAD=0 turns
+// multiples of 16 here, big enough to be chunked across threads); conv_winograd = false turns
 // it off. Both must match the reference.
 TEST(ExecutorFast, WinogradAndDirect3x3) {
     Builder b;
@@ -187,12 +189,10 @@ TEST(ExecutorFast, WinogradAndDirect3x3) {
     std::string y = b.conv(x, 32, 48, 3);
     y = b.op("Add", {y, b.conv(y, 48, 48, 3)});
     b.output(b.conv(y, 48, 64, 3, 1, -1, 1, false, false));
-    for (const char* wino : {"1", "0"}) {
-        setenv("LOWBIT_CONV_WINOGRAD", wino, 1);
-        EXPECT_LT(compare(b.model()), kTol) << "winograd " << wino;
-        EXPECT_LT(compare(b.model(), 1), kTol) << "winograd " << wino;
+    for (bool wino : {true, false}) {
+        EXPECT_LT(compare(b.model(), 2, 7, wino), kTol) << "winograd " << wino;
+        EXPECT_LT(compare(b.model(), 1, 7, wino), kTol) << "winograd " << wino;
     }
-    unsetenv("LOWBIT_CONV_WINOGRAD");
 }
 
 TEST(ExecutorFast, ConvAsymmetricPadsAndAutoPad) {

@@ -137,9 +137,8 @@ TEST(SensitivityMetric, LocalSqnrOfKnownTensors) {
     model.graph.nodes = {relu};
     quant::SweepSetup s;
     ExecutorOptions eo;
-    eo.keep_tensors = true;
     eo.n_threads = 1;
-    auto ex = Executor::create(model, eo);
+    auto ex = IncrementalRunner::create(model, eo);
     ASSERT_TRUE(ex) << ex.status().message();
     s.ex = std::move(ex).value();
     s.nodes = {0, 0};

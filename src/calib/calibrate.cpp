@@ -79,6 +79,8 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
     auto make_executor = [&](int64_t b) -> Result<std::unique_ptr<Executor>> {
         ExecutorOptions eo;
         eo.n_threads = opts.n_threads;
+        eo.profile = opts.profile;
+        eo.conv_winograd = opts.conv_winograd;
         Shape s{b};
         s.insert(s.end(), sample.begin(), sample.end());
         eo.input_shapes[input->name] = s;

@@ -28,6 +28,9 @@ struct CalibRunOptions {
     int64_t max_samples = 0;  // 0: all
     int n_threads = 0;
     bool progress = true;  // progress line on stderr when it is a terminal
+    // For the executors that run the model (ExecutorOptions::profile, conv_winograd).
+    int profile = 0;
+    bool conv_winograd = true;
 };
 
 struct CalibResult {

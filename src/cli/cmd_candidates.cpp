@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/options.h"
 #include "pipeline/jobs.h"
 
@@ -45,7 +46,12 @@ void add_candidates_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--threads", o->eval.threads, "Threads (default: all cores)")
         ->check(CLI::NonNegativeNumber);
     sub->add_flag("-q,--quiet", o->eval.quiet, "No progress line or notes from the evaluations");
-    sub->callback([o, &run] { run = [o] { return pipeline::run_job(*o, stdout); }; });
+    sub->callback([o, &run] {
+        run = [o] {
+            o->engine = engine_switches_from_env();
+            return pipeline::run_job(*o, stdout);
+        };
+    });
 }
 
 }  // namespace lowbit::cli

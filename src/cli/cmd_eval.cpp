@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/options.h"
 #include "pipeline/jobs.h"
 
@@ -32,7 +33,12 @@ void add_eval_command(CLI::App& app, CommandFn& run) {
                     "Write the COCO results JSON here");
     sub->add_flag("--reference", o->reference, "Use the reference kernels only (slow; for checks)");
     sub->add_flag("-q,--quiet", o->quiet, "No progress line or notes on stderr");
-    sub->callback([o, &run] { run = [o] { return pipeline::run_job(*o, stdout); }; });
+    sub->callback([o, &run] {
+        run = [o] {
+            o->engine = engine_switches_from_env();
+            return pipeline::run_job(*o, stdout);
+        };
+    });
 }
 
 }  // namespace lowbit::cli

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/options.h"
 #include "pipeline/jobs.h"
 
@@ -60,7 +61,12 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
                     "Accepted for ModelOpt compatibility; ignored");
     sub->add_option("--input-shape", o->input_shapes, "Fix an input's shape, NAME:D0,D1,...");
     sub->add_option("--threads", o->threads, "Threads (default: all cores)");
-    sub->callback([o, &run] { run = [o] { return pipeline::run_job(*o, stdout); }; });
+    sub->callback([o, &run] {
+        run = [o] {
+            o->engine = engine_switches_from_env();
+            return pipeline::run_job(*o, stdout);
+        };
+    });
 }
 
 }  // namespace lowbit::cli

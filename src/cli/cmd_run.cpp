@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "pipeline/run_workflow.h"
 
 namespace lowbit::cli {
@@ -46,7 +47,12 @@ void add_run_command(CLI::App& app, CommandFn& run) {
         ->capture_default_str();
     sub->add_flag("--force", o->force, "Redo every step");
     sub->add_option("--force-step", o->force_steps, "Redo this step (repeatable)");
-    sub->callback([o, &run] { run = [o] { return pipeline::run_workflow(*o, stdout); }; });
+    sub->callback([o, &run] {
+        run = [o] {
+            o->engine = engine_switches_from_env();
+            return pipeline::run_workflow(*o, stdout);
+        };
+    });
 }
 
 }  // namespace lowbit::cli

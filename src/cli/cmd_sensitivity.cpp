@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "cli/options.h"
 #include "pipeline/jobs.h"
 
@@ -61,7 +62,12 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--val-images", o->val_images, "metric map: validation images used")
         ->capture_default_str();
     sub->add_flag("--quiet", o->quiet, "No progress or summary on stderr");
-    sub->callback([o, &run] { run = [o] { return pipeline::run_job(*o, stdout); }; });
+    sub->callback([o, &run] {
+        run = [o] {
+            o->engine = engine_switches_from_env();
+            return pipeline::run_job(*o, stdout);
+        };
+    });
 }
 
 }  // namespace lowbit::cli

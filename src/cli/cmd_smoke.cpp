@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "pipeline/jobs.h"
 
 namespace lowbit::cli {
@@ -31,7 +32,12 @@ void add_smoke_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--default-image-size", o->default_image_size,
                     "Size for unknown spatial dims (default 640 for yolo-named models, else 224)");
     sub->add_flag("--reference", o->reference, "Use the reference kernels only (slow; for checks)");
-    sub->callback([o, &run] { run = [o] { return pipeline::run_job(*o, stdout); }; });
+    sub->callback([o, &run] {
+        run = [o] {
+            o->engine = engine_switches_from_env();
+            return pipeline::run_job(*o, stdout);
+        };
+    });
 }
 
 }  // namespace lowbit::cli

@@ -32,7 +32,13 @@ struct LoadedModel {
     std::unique_ptr<Executor> executor;
 };
 
-// Loads and plans a model (errors name the file).
+// The executor's environment switches, read here and nowhere else in lowbit:
+// LOWBIT_PROFILE=1 (or 2) sets the profile level, LOWBIT_CONV_WINOGRAD=0 turns Winograd convs
+// off. Every command hands them to its job, which applies them to each executor it makes (the
+// calibration run's included), so `LOWBIT_PROFILE=1 lowbit <cmd>` profiles them all.
+pipeline::EngineSwitches engine_switches_from_env();
+
+// Loads and plans a model (errors name the file); the environment switches apply.
 Result<LoadedModel> open_model(const std::string& path, const ExecutorOptions& opts);
 
 }  // namespace lowbit::cli

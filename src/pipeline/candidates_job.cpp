@@ -70,6 +70,7 @@ Result<std::vector<Scheme>> find_schemes(const std::string& dir, const std::vect
 
 Status run_job(CandidatesJob o, std::FILE* out) {
     o.eval.imgsz = static_cast<int>(o.calib.imgsz);  // 0: the model's, as calibration
+    o.eval.engine = o.engine;
     LOWBIT_ASSIGN(std::string path, resolve_model_path(o.model));
     if (o.schemes.empty()) return invalid("--schemes DIR is required");
     if (o.out_dir.empty()) return invalid("--out-dir DIR is required");
@@ -84,6 +85,7 @@ Status run_job(CandidatesJob o, std::FILE* out) {
     base.model_name = fs::path(path).filename().string();
     base.run.max_samples = o.calib_max;
     base.run.n_threads = o.eval.threads;
+    apply_engine_switches(o.engine, base.run);
 
     LOWBIT_ASSIGN(std::vector<Scheme> schemes, find_schemes(o.schemes, o.ks));
     LOWBIT_ASSIGN(Model model, load_model(path));

@@ -98,6 +98,7 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     ExecutorOptions xo;
     xo.n_threads = o.threads;
     xo.reference_only = o.reference;
+    apply_engine_switches(o.engine, xo);
     if (!fixed) xo.input_shapes[input->name] = {1, 3, eo.imgsz, eo.imgsz};
     auto ex = Executor::create(model, xo);
     if (!ex) return ex.status().with_context(o.model);

@@ -10,6 +10,7 @@
 
 #include "core/status.h"
 #include "eval/evaluator.h"
+#include "pipeline/job_inputs.h"
 
 namespace lowbit::pipeline {
 
@@ -38,6 +39,7 @@ struct EvalJob {
     std::string save_detections;
     bool reference = false;
     bool quiet = false;
+    EngineSwitches engine;
 };
 
 // Fills ann/images from data_root or the bundled val set (assets/val/) and checks they exist.

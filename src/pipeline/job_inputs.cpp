@@ -11,6 +11,16 @@
 
 namespace lowbit::pipeline {
 
+void apply_engine_switches(const EngineSwitches& e, ExecutorOptions& eo) {
+    eo.profile = e.profile;
+    eo.conv_winograd = e.conv_winograd;
+}
+
+void apply_engine_switches(const EngineSwitches& e, calib::CalibRunOptions& ro) {
+    ro.profile = e.profile;
+    ro.conv_winograd = e.conv_winograd;
+}
+
 namespace fs = std::filesystem;
 
 std::string assets_dir() {

@@ -11,13 +11,28 @@
 #include <vector>
 
 #include "calib/calib_source.h"
+#include "calib/calibrate.h"
 #include "calib/calibrators.h"
 #include "core/status.h"
 #include "ir/graph.h"
 #include "quant/numerics.h"
 #include "quant/placement.h"
+#include "runtime/executor.h"
 
 namespace lowbit::pipeline {
+
+// ---- Engine switches
+
+// The executor's diagnostic switches a job passes to every executor it makes (the calibration
+// run's included). The library never reads the environment: the CLI fills these from
+// LOWBIT_PROFILE / LOWBIT_CONV_WINOGRAD (cli/common.h), and `lowbit run` hands its own to each
+// step's job, so a step behaves as its printed command line would.
+struct EngineSwitches {
+    int profile = 0;             // ExecutorOptions::profile
+    bool conv_winograd = true;   // ExecutorOptions::conv_winograd
+};
+void apply_engine_switches(const EngineSwitches& e, ExecutorOptions& eo);
+void apply_engine_switches(const EngineSwitches& e, calib::CalibRunOptions& ro);
 
 // ---- Bundled assets
 

@@ -32,6 +32,7 @@ struct SmokeJob {
     int default_image_size = 0;  // 0: 640 for yolo-named models, else 224 (as the seed)
     bool save_outputs = false;
     bool reference = false;
+    EngineSwitches engine;
 };
 Status run_job(const SmokeJob& o, std::FILE* out);
 
@@ -71,6 +72,7 @@ struct QuantizeJob {
     std::vector<std::string> calibration_eps;  // accepted, not used
     std::vector<std::string> input_shapes;
     int threads = 0;
+    EngineSwitches engine;
 };
 Status run_job(const QuantizeJob& o, std::FILE* out);
 
@@ -103,6 +105,7 @@ struct SensitivityJob {
     std::string data;  // metric map: COCO data root
     int val_images = 50;
     bool quiet = false;
+    EngineSwitches engine;
 };
 Status run_job(SensitivityJob o, std::FILE* out);
 
@@ -133,6 +136,7 @@ struct CandidatesJob {
     std::string out_dir;
     std::string results_dir;
     EvalJob eval;  // data, thresholds, threads (imgsz: calib.imgsz)
+    EngineSwitches engine;
 };
 Status run_job(CandidatesJob o, std::FILE* out);
 

@@ -65,6 +65,7 @@ Result<quant::QuantizeOptions> quantize_options(const QuantizeJob& o, const std:
     q.run.batch = o.calib_batch;
     q.run.max_samples = o.calib_max;
     q.run.n_threads = o.threads;
+    apply_engine_switches(o.engine, q.run);
     q.model_name = fs::path(path).filename().string();
     LOWBIT_ASSIGN(q.input_shapes, parse_input_shapes(o.input_shapes));
     if (!o.calibration_eps.empty()) {
@@ -109,6 +110,8 @@ std::string engine_check(const quant::QuantizeOptions& q, const Model& quantized
     if (q.high_precision != DType::Float16) return "ok";
     ExecutorOptions eo;
     eo.input_shapes = q.input_shapes;
+    eo.profile = q.run.profile;
+    eo.conv_winograd = q.run.conv_winograd;
     auto ex = Executor::create(quantized, eo);
     if (ex) return "ok";
     std::fprintf(stderr,

@@ -87,6 +87,7 @@ struct Layout {
         e.max_images = o.max_images;
         e.imgsz = o.imgsz;
         e.threads = o.threads;
+        e.engine = o.engine;
         return e;
     }
     QuantizeJob quantize_job(const std::string& out) const {
@@ -97,6 +98,7 @@ struct Layout {
         q.calib.npy = calib_npy;
         q.high_precision = o.high_precision;
         q.threads = o.threads;
+        q.engine = o.engine;
         if (!o.calibration_method.empty()) q.method.method = o.calibration_method;
         return q;
     }
@@ -111,6 +113,7 @@ std::function<Status(StepContext&)> job_fn(Job job) {
 Step smoke_step(const Layout& L) {
     SmokeJob job;
     job.model = L.o.model;
+    job.engine = L.o.engine;
     job.out_dir = path_in(L.R, "baseline-onnx");
     job.threads = L.o.threads;
     return {"smoke",
@@ -226,6 +229,7 @@ Step sensitivity_step(const Layout& L, const std::string& m) {
     const std::string report_json = path_in(L.R, "sensitivity/" + m + "/report.json");
     SensitivityJob job;
     job.model = L.o.model;
+    job.engine = L.o.engine;
     job.mode = m;
     job.calib.npy = L.calib_npy;
     job.images = L.o.sensitivity_images;
@@ -271,6 +275,7 @@ Step schemes_step(const Layout& L, const std::string& m) {
 Step candidates_step(const Layout& L, const std::string& m, std::vector<std::string>& results) {
     CandidatesJob job;
     job.model = L.o.model;
+    job.engine = L.o.engine;
     job.schemes = path_in(L.R, "schemes/" + m);
     job.mode = m;
     job.ks = L.o.ks;

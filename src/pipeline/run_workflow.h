@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "pipeline/job_inputs.h"
 #include "pipeline/step_graph.h"
 
 namespace lowbit::pipeline {
@@ -36,6 +37,7 @@ struct RunOptions {
     std::string high_precision = "fp32";
     bool force = false;
     std::vector<std::string> force_steps;
+    EngineSwitches engine;  // handed to every step's job
 };
 
 // RunOptions with every default resolved and checked: what the step graph is built from.

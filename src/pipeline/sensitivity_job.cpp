@@ -30,6 +30,7 @@ Status run_job(SensitivityJob o, std::FILE* out) {
     so.n_threads = o.threads;
     so.progress = !o.quiet;
     so.quant.run.n_threads = o.threads;
+    apply_engine_switches(o.engine, so.quant.run);
     so.quant.run.progress = !o.quiet;
     LOWBIT_TRY(apply_placement_options(o.placement, so.quant.placement));
     LOWBIT_ASSIGN(so.quant.input_shapes, parse_input_shapes(o.input_shapes));

@@ -144,6 +144,7 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
     eo.n_threads = o.threads;
     eo.input_shapes = resolved;
     eo.reference_only = o.reference;
+    apply_engine_switches(o.engine, eo);
     auto ex = Executor::create(*model, eo);
     if (!ex) return ex.status().with_context(*path);
     Executor& e = **ex;

@@ -2,8 +2,9 @@
 //
 // At load (Executor::create): shapes are resolved (graph input shapes from the model or from
 // ExecutorOptions::input_shapes), every node gets a kernel and is prepared in topological order,
-// subgraphs whose inputs are all constant are folded, and a memory planner assigns each
-// intermediate tensor a slot in one arena, reusing memory of tensors that are dead.
+// subgraphs whose inputs are all constant are folded (runtime/plan.h), and the program that runs
+// it is built (runtime/program_builder.h): fusion, kernel and layout choice, and a memory plan
+// that assigns each intermediate tensor a slot in one arena, reusing memory of dead tensors.
 //
 // Hooks:
 //  - observer: called for every tensor a node produces (after the node ran), in plan order. It
@@ -13,11 +14,8 @@
 //    input's dtype and shape. It can be limited to a set of nodes, so that the others pay nothing
 //    (their inputs are not converted to plain layout).
 //
-// Cached runs (ExecutorOptions::keep_tensors): every tensor of the last run() keeps its own
-// memory (no reuse), and run_nodes() re-runs a subset of the nodes into a second (scratch) arena:
-// a re-run node reads what this partial run produced where it produced it, and everything else
-// straight from the last full run, so nothing is copied. With downstream_nodes() this re-runs
-// only the cone of a perturbed node (incremental sensitivity, DESIGN.md "Beyond the seed" 2).
+// Cached partial runs (re-running only some nodes over a kept full run) are IncrementalRunner's
+// (runtime/incremental_runner.h).
 #pragma once
 
 #include <functional>
@@ -39,10 +37,13 @@ struct ExecutorOptions {
     std::map<std::string, Shape> input_shapes;
     // Use the reference kernels only (no oneDNN/vectorized fast paths). For tests.
     bool reference_only = false;
-    // Keep every tensor of the last run() (no memory reuse, no multi-node fusion): enables
-    // run_nodes() and tensor(). Memory is the sum of all tensors (twice, once run_nodes() ran)
-    // instead of the peak of the live ones.
-    bool keep_tensors = false;
+    // Step profile: 1 times every step of the main program and prints per-op-kind totals to
+    // stderr when the executor is destroyed; 2 adds every step, slowest first. (The CLI sets
+    // it from LOWBIT_PROFILE, cli/common.h.)
+    int profile = 0;
+    // Winograd for the 3x3 stride-1 float32 convs of the fast path that allow it (kernels/cpu/
+    // conv.cpp). (The CLI turns it off for LOWBIT_CONV_WINOGRAD=0.)
+    bool conv_winograd = true;
 };
 
 using TensorObserver = std::function<void(size_t node_index, const Node& node,
@@ -88,32 +89,6 @@ public:
     void set_node_override(NodeOverride ov, const std::vector<size_t>& only_nodes,
                            TensorView view = TensorView::Plain);
 
-    // keep_tensors only. Re-runs `nodes` (graph node indices, run in plan order) after a run():
-    // a node reads the tensors produced earlier in this call from this call, every other tensor
-    // from the last run() (which stays untouched). Hooks apply as in run(). Returns the graph
-    // outputs (recomputed where this call produced them, else the last run's; none with
-    // with_outputs = false), then the `fetch` tensors, taken the same way (Stored: views valid
-    // until the next run).
-    Result<std::vector<Tensor>> run_nodes(const std::vector<size_t>& nodes,
-                                          const std::vector<std::string>& fetch = {},
-                                          TensorView fetch_view = TensorView::Plain,
-                                          bool with_outputs = true);
-    // The nodes whose result depends on any of `nodes` (them included), in plan order: the cone
-    // that run_nodes() must re-run when those nodes change.
-    std::vector<size_t> downstream_nodes(const std::vector<size_t>& nodes) const;
-    // keep_tensors only: plans a variant of `node` whose constant input `input` holds `value`
-    // (same dtype and shape; e.g. fake-quantized weights), prepared once as planned constants
-    // are (weights reordered at load), where an override replacing the input would pay that on
-    // every call. use_constant_variants() picks the nodes that run their variant.
-    Status add_constant_variant(size_t node, size_t input, const Tensor& value);
-    void use_constant_variants(const std::vector<size_t>& nodes);
-    // keep_tensors only: tensor `name` from the last run() (or a constant): a plain copy, or
-    // with Stored a view of the stored data valid until the next run().
-    Result<Tensor> tensor(const std::string& name, TensorView view = TensorView::Plain) const;
-    // Whether run-time tensor `name` is stored channels-last (NHWC bytes under its logical NCHW
-    // shape), i.e. what tensor(name, Stored) hands over; false for plain tensors and constants.
-    bool stored_channels_last(const std::string& name) const;
-
     // Peak bytes of the intermediate-tensor arena (what `lowbit info` reports).
     size_t peak_activation_bytes() const;
     // Nodes in execution order (indices into the model's graph.nodes), after folding.
@@ -125,7 +100,12 @@ public:
     struct Impl;
 
 private:
+    friend class IncrementalRunner;
     explicit Executor(std::unique_ptr<Impl> impl);
+    // keep_tensors: IncrementalRunner's plan (every tensor keeps its memory, no fusion).
+    static Result<std::unique_ptr<Executor>> create_planned(const Model& model,
+                                                            const ExecutorOptions& opts,
+                                                            bool keep_tensors);
     std::unique_ptr<Impl> impl_;
 };
 

@@ -2,6 +2,11 @@
 
 #include <algorithm>
 #include <numeric>
+#include <unordered_map>
+
+#include "ir/graph.h"
+#include "runtime/lifetimes.h"
+#include "runtime/program.h"
 
 namespace lowbit {
 
@@ -38,6 +43,133 @@ std::vector<MemorySlot> plan_memory(const std::vector<MemoryRequest>& reqs, size
     }
     *total_bytes = total;
     return slots;
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+
+namespace {
+
+// Who produces each tensor of a program (step, output index) and how many steps read it.
+struct StepIndex {
+    std::unordered_map<std::string, std::pair<size_t, size_t>> producer;
+    std::unordered_map<std::string, int> reads;
+};
+
+StepIndex index_steps(const Program& p) {
+    StepIndex ix;
+    for (size_t si = 0; si < p.steps.size(); ++si) {
+        const Step& st = p.steps[si];
+        for (size_t o = 0; o < st.out.size(); ++o) {
+            if (!st.out[o].empty()) ix.producer[st.out[o]] = {si, o};
+        }
+        for (const auto& in : st.in) {
+            if (!in.empty()) ++ix.reads[in];
+        }
+    }
+    return ix;
+}
+
+}  // namespace
+
+// YOLO's C2f: cv1 -> Split; the producer writes each part while its output is in cache. The
+// parts can then take part in in-place concatenation like any other output.
+void fold_splits(Program& p, const Graph& g, const std::unordered_set<std::string>& graph_outputs) {
+    auto [producer, reads] = index_steps(p);
+    std::vector<bool> drop(p.steps.size(), false);
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        Step& split = p.steps[k];
+        if (!split.fast || split.node == kNoNode || g.nodes[split.node].op_type != "Split" ||
+            split.in.empty() || split.in[0].empty() || p.layout_of(split.in[0]) != Layout::Nhwc) {
+            continue;
+        }
+        const std::string x = split.in[0];
+        auto pr = producer.find(x);
+        if (pr == producer.end() || reads[x] != 1 || graph_outputs.count(x)) continue;
+        Step& prod = p.steps[pr->second.first];
+        if (!prod.fast) continue;
+        int64_t c0 = 0;
+        bool first = true, folded = true;
+        for (size_t o = 0; o < split.out.size(); ++o) {
+            const std::string& part = split.out[o];
+            const int64_t c = part.empty() ? 0 : p.stored.at(part).shape[1];
+            if (!part.empty()) {
+                const bool ok = prod.fast->add_channel_range_output(pr->second.second,
+                                                                    prod.out.size(), c0, c0 + c);
+                if (!ok) {
+                    // Producers accept all valid ranges or none.
+                    LOWBIT_CHECK(first, "{}: channel range output refused half way", prod.label);
+                    folded = false;
+                    break;
+                }
+                prod.out.push_back(part);
+                first = false;
+            }
+            c0 += c;
+        }
+        if (!folded || first) continue;
+        prod.fast->drop_dense(pr->second.second);
+        prod.out[pr->second.second].clear();
+        drop[k] = true;
+    }
+    std::vector<Step> kept;
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        if (!drop[k]) kept.push_back(std::move(p.steps[k]));
+    }
+    p.steps = std::move(kept);
+}
+
+// Only for NHWC concats along channels in the fused program; the hooked program keeps every
+// tensor for observers.
+void plan_in_place_concat(Program& p, const Graph& g,
+                          const std::unordered_set<std::string>& graph_outputs) {
+    auto [producer, reads] = index_steps(p);
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        Step& cat = p.steps[k];
+        if (!cat.fast || cat.node == kNoNode || g.nodes[cat.node].op_type != "Concat" ||
+            cat.out.size() != 1 || p.layout_of(cat.out[0]) != Layout::Nhwc) {
+            continue;
+        }
+        const std::string buffer = cat.out[0];
+        const int64_t total = p.stored.at(buffer).shape[1];
+        const std::vector<std::string> ins = cat.in;
+        int64_t offset = 0;
+        for (size_t j = 0; j < ins.size(); ++j) {
+            const std::string& in = ins[j];
+            auto st = p.stored.find(in);
+            if (st == p.stored.end()) break;  // constants: leave the rest to the copy
+            const int64_t c = st->second.shape[1];
+            auto pr = producer.find(in);
+            if (pr != producer.end() && pr->second.first < k) {
+                Step& prod = p.steps[pr->second.first];
+                const auto uses = std::count(ins.begin(), ins.end(), in);
+                const bool keep = reads[in] > uses || graph_outputs.count(in) > 0;
+                if (prod.fast && prod.fast->add_concat_slice(pr->second.second, prod.out.size(),
+                                                             offset, total, keep)) {
+                    prod.out.push_back(buffer);
+                    if (!keep) prod.out[pr->second.second].clear();
+                    cat.fast->set_input_in_place(j);
+                    cat.in[j].clear();
+                }
+            }
+            offset += c;
+        }
+    }
+}
+
+void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
+                         int end) {
+    std::vector<MemoryRequest> reqs;
+    for (const auto& [name, span] : lifetimes) {
+        const Stored& d = p.stored.at(name);
+        reqs.push_back({static_cast<size_t>(shape_numel(d.shape)) * dtype_size(d.dtype),
+                        reuse ? span.first : -1, reuse ? std::max(span.first, span.last) : end});
+    }
+    p.slots = plan_memory(reqs, &p.arena_bytes);
+    size_t k = 0;
+    for (const auto& [name, span] : lifetimes) p.slot_of[name] = k++;
+    p.arena = std::make_shared<Buffer>(p.arena_bytes);
 }
 
 }  // namespace lowbit

@@ -1,11 +1,24 @@
-// Static memory planning: assigns each tensor an offset in one arena so that tensors whose
-// lifetimes overlap never share bytes, and dead tensors' memory is reused.
+// Memory planning: where every run-time tensor of a program lives in its arena.
+//  - plan_memory(): the planner proper. Assigns each request an offset in one arena so that
+//    tensors whose lifetimes overlap never share bytes, and dead tensors' memory is reused.
+//  - Aliasing before planning (fast fused programs only): split folding (a producer writes the
+//    parts of a channel Split itself) and in-place channel concatenation (producers write
+//    straight into their slice of the Concat's buffer), so those tensors need no memory and
+//    those copies no time.
+//  - plan_program_memory(): requests from the lifetimes (runtime/lifetimes.h), then the arena.
 #pragma once
 
 #include <cstddef>
+#include <map>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace lowbit {
+
+struct Graph;
+struct Program;
+struct Lifetime;
 
 struct MemoryRequest {
     size_t bytes;
@@ -21,5 +34,23 @@ struct MemorySlot {
 // not overlap a placed tensor with an intersecting lifetime. Returns one slot per request and
 // the arena size in *total_bytes.
 std::vector<MemorySlot> plan_memory(const std::vector<MemoryRequest>& reqs, size_t* total_bytes);
+
+// Split folding: a channel Split (NHWC) of a tensor that nothing else reads is done by the fast
+// op that produces the tensor, which writes each part as a channel range; the Split step
+// disappears.
+void fold_splits(Program& p, const Graph& g, const std::unordered_set<std::string>& graph_outputs);
+
+// In-place channel concatenation: a fast op that produces an input of an NHWC channel Concat
+// writes it straight into its slice of the concat buffer (the buffer is then an extra output of
+// that step, so the buffer has several writers), and keeps its own tensor only when something
+// else reads it. The Concat step copies nothing for those inputs.
+void plan_in_place_concat(Program& p, const Graph& g,
+                          const std::unordered_set<std::string>& graph_outputs);
+
+// Gives every tensor in `lifetimes` a slot of p's arena and allocates the arena. With reuse
+// false (IncrementalRunner) every tensor lives through the whole run (steps -1 .. `end`), so
+// nothing is overwritten.
+void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
+                         int end);
 
 }  // namespace lowbit

@@ -118,7 +118,7 @@ SumSquares sum_squares_conv(const float* y, bool y_nhwc, float* acc,
     return r;
 }
 
-const TensorDesc* float_desc(const Executor& ex, const std::string& name) {
+const TensorDesc* float_desc(const IncrementalRunner& ex, const std::string& name) {
     const TensorDesc* d = name.empty() ? nullptr : ex.tensor_desc(name);
     return d && d->dtype == DType::Float32 ? d : nullptr;
 }
@@ -205,7 +205,7 @@ namespace {
 Result<bool> plan_conv_probe(const SweepSetup& s, size_t k, const TensorDesc& yd, ConvPlanning& cp,
                              ProbeSet::Probe& pr, std::vector<ProbeSet::CodeInput>& code_inputs) {
     const Graph& g = s.graph();
-    const Executor& ex = *s.ex;
+    const IncrementalRunner& ex = *s.ex;
     const Node& node = g.nodes[s.nodes[k]];
     const QuantMode mode = s.mode;
     const WeightQdq& wq = *cp.weight_of.at(s.nodes[k]);
@@ -272,7 +272,7 @@ Result<std::unique_ptr<ProbeSet>> ProbeSet::plan(const SweepSetup& s, int n_thre
                                                  std::vector<std::string>& notes) {
     std::unique_ptr<ProbeSet> ps(new ProbeSet(s, n_threads));
     const Graph& g = s.graph();
-    const Executor& ex = *s.ex;
+    const IncrementalRunner& ex = *s.ex;
     const size_t N = s.size();
     ps->probes_.resize(N);
     ConvPlanning cp;
@@ -339,7 +339,7 @@ Result<std::unique_ptr<ProbeSet>> ProbeSet::plan(const SweepSetup& s, int n_thre
 
 Status ProbeSet::run(int64_t image, std::vector<SumSquares>& sums) {
     if (probed_.empty()) return Status::ok();
-    const Executor& ex = *s_.ex;
+    const IncrementalRunner& ex = *s_.ex;
     const size_t N = s_.size();
     const QuantMode mode = s_.mode;
     // Views of the float32 pass (valid until the next run()), taken on this thread.

@@ -6,8 +6,8 @@
 // how the model changes against float32.
 //
 // Incremental: per image the float32 pass runs once with every tensor kept
-// (ExecutorOptions::keep_tensors); for node n only n's cone (the nodes downstream of it) is
-// re-run (Executor::run_nodes), reading every other tensor from the float32 pass. Inputs are
+// (runtime/incremental_runner.h); for node n only n's cone (the nodes downstream of it) is
+// re-run (IncrementalRunner::run_nodes), reading every other tensor from the float32 pass. Inputs are
 // replaced through the executor's node override, so no model is ever re-serialized.
 //
 // Metrics (`score` ranks, higher = more sensitive):

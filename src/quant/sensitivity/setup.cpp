@@ -42,12 +42,13 @@ Status calibrate_and_place(const Model& input, calib::CalibSource& source,
     return Status::ok();
 }
 
-// The sweep's executor: keep_tensors, batch 1, one float32 input.
+// The sweep's incremental runner: every tensor kept, batch 1, one float32 input.
 Status plan_executor(calib::CalibSource& source, const SensitivityOptions& opts, SweepSetup& s) {
     const Graph& g = s.model.graph;
     ExecutorOptions& eo = s.exec_options;
     eo.n_threads = opts.n_threads;
-    eo.keep_tensors = true;
+    eo.profile = opts.quant.run.profile;
+    eo.conv_winograd = opts.quant.run.conv_winograd;
     const ValueInfo* image_input = nullptr;
     for (const auto& vi : g.inputs) {
         if (!g.initializer(vi.name)) {
@@ -65,7 +66,7 @@ Status plan_executor(calib::CalibSource& source, const SensitivityOptions& opts,
             eo.input_shapes[image_input->name] = sh;
         }
     }
-    auto created = Executor::create(s.model, eo);
+    auto created = IncrementalRunner::create(s.model, eo);
     if (!created) return created.status().with_context("planning the model for sensitivity");
     s.ex = std::move(created).value();
     const TensorDesc& in_desc = s.ex->inputs().at(0);
@@ -92,7 +93,7 @@ Status plan_executor(calib::CalibSource& source, const SensitivityOptions& opts,
 // nodes quantized when measuring each one.
 Status plan_nodes(bool all_but_one, SweepSetup& s) {
     const Graph& g = s.model.graph;
-    const Executor& ex = *s.ex;
+    const IncrementalRunner& ex = *s.ex;
     std::vector<size_t> position(g.nodes.size(), SIZE_MAX);
     for (size_t k = 0; k < ex.plan_order().size(); ++k) position[ex.plan_order()[k]] = k;
     std::vector<size_t>& nodes = s.nodes;

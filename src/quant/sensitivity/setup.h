@@ -1,5 +1,5 @@
 // Sensitivity setup: calibration, placement and scales exactly as `quantize` computes them, the
-// sweep's executor (keep_tensors) on the prepared float graph, and what quantizing each node
+// sweep's incremental runner (every tensor kept) on the prepared float graph, and what quantizing each node
 // means -- its placed activation inputs with their stored scales (fake-quantized through the
 // executor's node override) and its weights (fake-quantized once, as constant variants). Also the
 // measured nodes in plan order with their cones (the nodes re-run when one changes).
@@ -17,6 +17,7 @@
 #include "quant/quantize_model.h"
 #include "quant/sensitivity/sensitivity.h"
 #include "runtime/executor.h"
+#include "runtime/incremental_runner.h"
 
 namespace lowbit::quant {
 
@@ -60,7 +61,7 @@ struct SweepSetup {
     Placement placement;  // on `model`
     Model model;          // the prepared float graph the placement indices refer to
     ExecutorOptions exec_options;
-    std::unique_ptr<Executor> ex;             // keep_tensors: the float32 pass stays readable
+    std::unique_ptr<IncrementalRunner> ex;    // the float32 pass stays readable
     TensorDesc input;                         // the one float32 batch-1 input
     std::vector<NodeQuant> node_quant;        // by graph node index
     std::vector<size_t> nodes;                // the measured (quantizable) nodes, in plan order

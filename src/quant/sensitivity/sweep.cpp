@@ -41,7 +41,7 @@ struct SweepTimes {
 // Node k's run of image `i` with its active nodes quantized, handed to the metric.
 Status measure_node(SweepSetup& s, Metric& metric, FakeQuantOverride& fq,
                     const SensitivityOptions& opts, size_t k, int64_t i, const Sample& smp) {
-    Executor& ex = *s.ex;
+    IncrementalRunner& ex = *s.ex;
     ex.set_node_override(fq.hook(), s.active[k], TensorView::Stored);
     ex.use_constant_variants(s.active[k]);
     Result<std::vector<Tensor>> outs = invalid("not run");
@@ -64,7 +64,7 @@ Status measure_node(SweepSetup& s, Metric& metric, FakeQuantOverride& fq,
 // The per-image loop over `n_images` compared images.
 Status sweep_images(SweepSetup& s, Metric& metric, FakeQuantOverride& fq,
                     const SensitivityOptions& opts, int64_t n_images, SweepTimes& times) {
-    Executor& ex = *s.ex;
+    IncrementalRunner& ex = *s.ex;
     const size_t N = s.size();
     Progress progress("sensitivity", n_images * static_cast<int64_t>(N), "run",
                       opts.progress && Progress::stderr_is_terminal());
@@ -119,7 +119,6 @@ Status measure_cost(SweepSetup& s, Metric& metric, const SensitivityOptions& opt
     cost.ratio_vs_naive =
         cost.naive_passes_per_image > 0 ? cost.passes_per_image / cost.naive_passes_per_image : 0;
     ExecutorOptions fo = s.exec_options;
-    fo.keep_tensors = false;
     auto fused = Executor::create(s.model, fo);
     if (!fused) return Status::ok();
     Sample smp;
@@ -143,10 +142,10 @@ Status measure_cost(SweepSetup& s, Metric& metric, const SensitivityOptions& opt
 // order (stable), so the ranking is deterministic.
 Status rank_nodes(const SweepSetup& s, Metric& metric, int64_t n_images, SensitivityReport& rep) {
     const Graph& g = s.graph();
-    const Executor& ex = *s.ex;
+    const IncrementalRunner& ex = *s.ex;
     LOWBIT_TRY(metric.finish(n_images, rep.reference));
     int64_t total_macs = 0;
-    for (size_t idx : ex.plan_order()) total_macs += node_macs(g.nodes[idx], ex);
+    for (size_t idx : ex.plan_order()) total_macs += node_macs(g.nodes[idx], ex.executor());
     for (size_t k = 0; k < s.size(); ++k) {
         const Node& node = g.nodes[s.nodes[k]];
         NodeSensitivity ns;
@@ -154,7 +153,7 @@ Status rank_nodes(const SweepSetup& s, Metric& metric, int64_t n_images, Sensiti
         ns.name = node.name;
         ns.op_type = node.op_type;
         ns.scope = node_scope(node.name);
-        ns.macs = node_macs(node, ex);
+        ns.macs = node_macs(node, ex.executor());
         ns.macs_share =
             total_macs > 0 ? static_cast<double>(ns.macs) / static_cast<double>(total_macs) : 0;
         ns.cone_nodes = metric.local() ? 1 : s.cones[k].size();

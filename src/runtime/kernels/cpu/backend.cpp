@@ -12,8 +12,6 @@
 //    (fp16_via_fp32.cpp), in the float32 op's layouts;
 //  - everything else reads plain tensors; the executor inserts one reorder per NHWC tensor
 //    that such an op reads.
-#include <omp.h>
-
 #include <algorithm>
 #include <array>
 
@@ -35,17 +33,16 @@ bool is_layout_blind_op(const std::string& op_type) {
     return std::find(kOps.begin(), kOps.end(), op_type) != kOps.end();
 }
 
-CpuBackend::CpuBackend(int n_threads)
-    : n_threads_(n_threads), dnnl_(std::make_unique<DnnlState>(n_threads)) {}
+CpuBackend::CpuBackend(int n_threads, bool conv_winograd)
+    : n_threads_(n_threads), dnnl_(std::make_unique<DnnlState>(n_threads)) {
+    dnnl_->conv_winograd = conv_winograd;
+}
 
 CpuBackend::~CpuBackend() = default;
 
 FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Operand> ins,
                             std::span<const Operand> outs, ConvFusion fusion,
                             std::vector<std::string>& warnings) {
-    // oneDNN sizes its parallel work by omp_get_max_threads() when a primitive is created;
-    // every primitive here runs on one thread inside a TaskPool task.
-    omp_set_num_threads(1);
     FastPlan p;
     p.in_layouts.assign(ins.size(), Layout::Plain);
     p.out_layouts.assign(outs.size(), Layout::Plain);

@@ -11,7 +11,8 @@
 // layers, with no loss of accuracy: max error 1.1e-6 of the output magnitude against a double
 // precision reference, vs 1.7e-6 for the direct conv (192 channels, 40x40). It works on
 // blocked (nChw16c) tensors, so each chunk is reordered in and out of a per-thread buffer,
-// which costs 1-3% of the conv. LOWBIT_CONV_WINOGRAD=0 in the environment turns it off.
+// which costs 1-3% of the conv. ExecutorOptions::conv_winograd = false (the CLI:
+// LOWBIT_CONV_WINOGRAD=0) turns it off.
 //
 // Threads: with more than one thread the output rows are cut into chunks, each a one-thread
 // primitive over a contiguous slice of the NHWC input and output (a band of rows is contiguous
@@ -54,11 +55,6 @@ constexpr double kBytesPerSecond = 20e9;
 // Chunk output size with several threads: a quarter of this CPU's 1 MiB L2.
 constexpr double kChunkOutBytes = 256.0 * 1024;
 
-bool winograd_enabled() {
-    const char* e = std::getenv("LOWBIT_CONV_WINOGRAD");
-    return e == nullptr || std::string(e) != "0";
-}
-
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
     int64_t ih0 = 0;           // first input row read
@@ -96,7 +92,7 @@ public:
         const bool wino_shape = group_ == 1 && h_.k == 3 && w_.k == 3 && h_.stride == 1 &&
                                 w_.stride == 1 && h_.dilation == 1 && w_.dilation == 1;
         dnnl::convolution_forward::primitive_desc whole;
-        if (wino_shape && winograd_enabled()) {
+        if (wino_shape && dnnl_.conv_winograd) {
             try {
                 whole = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2], true);
                 winograd_ = std::string(whole.impl_info_str()).find("wino") != std::string::npos;

@@ -34,6 +34,7 @@ struct DnnlState {
     }
 
     dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+    bool conv_winograd = true;  // ExecutorOptions::conv_winograd
     std::vector<dnnl::stream> streams;  // one per pool thread
 
     void reserve(Workspace w, size_t bytes) {

@@ -94,7 +94,8 @@ struct ConvFusion {
 // executor (steps run one at a time).
 class CpuBackend {
 public:
-    explicit CpuBackend(int n_threads);
+    // conv_winograd: ExecutorOptions::conv_winograd.
+    explicit CpuBackend(int n_threads, bool conv_winograd = true);
     ~CpuBackend();
     CpuBackend(const CpuBackend&) = delete;
     CpuBackend& operator=(const CpuBackend&) = delete;

@@ -1,12 +1,12 @@
 #include "runtime/quant_conv.h"
 
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
 
@@ -76,8 +76,9 @@ Result<std::unique_ptr<QuantConv>> QuantConv::create(const Node& node, const Sha
         }
         user_data = bf16.data();
     }
-    // Primitives size their parallel work by omp_get_max_threads() at creation: one thread.
-    omp_set_num_threads(1);
+    // Primitives size their parallel work by OpenMP's thread count at creation: one thread
+    // (this may run outside any ThreadPool).
+    single_threaded_openmp();
     auto p = std::make_unique<Impl>();
     try {
         const memory::dims wei_dims = group == 1

@@ -1,0 +1,25 @@
+// Tensor lifetimes of a program: from the step that first writes a run-time tensor to the last
+// step that reads it. What the memory planner (runtime/memory_plan.h) needs to reuse memory.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lowbit {
+
+struct Step;
+
+struct Lifetime {
+    int first = 0;  // first step that writes it (-1: a graph input, written before the run)
+    int last = 0;   // last step that reads or writes it (steps.size(): a graph output)
+};
+
+// Every tensor the steps write, and the graph inputs. A tensor with several writers (an
+// in-place concat buffer) lives from the first. Graph outputs live to the end (steps.size()).
+// Sorted by name: the memory plan built from it is deterministic.
+std::map<std::string, Lifetime> tensor_lifetimes(const std::vector<Step>& steps,
+                                                 const std::vector<std::string>& graph_inputs,
+                                                 const std::vector<std::string>& graph_outputs);
+
+}  // namespace lowbit

@@ -1,0 +1,41 @@
+// Step profiling (ExecutorOptions::profile): wall and process CPU time per step of the main
+// program, summed per label (op kind and variant), printed to stderr when the executor goes
+// away; level 2 adds every step, slowest first.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace lowbit {
+
+// CPU time of the whole process (all threads, spinning included), in milliseconds.
+double process_cpu_ms();
+
+class StepProfile {
+public:
+    // level 0: off; 1: per label; 2: also per step (of `n_steps`).
+    void start(int level, size_t n_steps);
+    int level() const { return level_; }
+
+    void add(size_t step, const std::string& label, double ms, double cpu_ms);
+    void end_run() { ++runs_; }
+
+    // `labels` and `who` (the node name, or the reordered tensor) per step.
+    void print(int n_threads, const std::vector<std::string>& labels,
+               const std::vector<std::string>& who) const;
+
+private:
+    struct Entry {
+        double ms = 0;
+        double cpu_ms = 0;
+        int64_t calls = 0;
+    };
+    int level_ = 0;
+    int64_t runs_ = 0;
+    std::unordered_map<std::string, Entry> totals_;
+    std::vector<double> step_ms_, step_cpu_ms_;  // level 2
+};
+
+}  // namespace lowbit

@@ -1,0 +1,129 @@
+#include "runtime/program_builder.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <unordered_set>
+
+#include "runtime/fusion.h"
+#include "runtime/kernel_choice.h"
+#include "runtime/lifetimes.h"
+#include "runtime/memory_plan.h"
+
+namespace lowbit {
+
+namespace {
+
+// One step per run-time node (or per fused group), in plan order, with reorder steps inserted
+// before the steps that need another layout.
+void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPool& tasks,
+               ProgramKind kind, Program& p) {
+    const FusionGraph fg(pm.graph, pm.descs, pm.order, pm.outputs);
+    const TensorFacts facts{pm.descs, pm.constants};
+    StorageLayouts layouts(p, pm.constants, tasks);
+    auto produced = [&](const std::string& name) { return p.stored.count(name) > 0; };
+    std::vector<bool> covered(pm.graph.nodes.size(), false);
+    std::vector<std::string> warnings;
+    for (size_t idx : pm.order) {
+        if (covered[idx]) continue;
+        const Node& node = pm.graph.nodes[idx];
+        Step step;
+        step.node = idx;
+        std::vector<std::string> in_names = node.inputs;
+        std::vector<std::string> outs = node.outputs;
+        cpu::FastPlan plan;
+        if (kind.fast) {
+            FusionMatch match;
+            if (kind.fuse) match = match_fusion(fg, idx, produced);
+            bool fused = false;
+            plan = choose_step_kernel(*backend, node, pm.opset, match, facts, p, &fused,
+                                      warnings);
+            if (fused) {
+                step.fused = match.fused;
+                for (size_t k : match.fused) covered[k] = true;
+                in_names = match.inputs;
+                outs = match.outputs;
+            }
+        } else {
+            plan = plain_plan(in_names.size(), outs.size());
+        }
+        for (size_t i = 0; i < in_names.size(); ++i) {
+            step.in.push_back(layouts.storage(in_names[i], plan.in_layouts[i]));
+        }
+        for (size_t o = 0; o < outs.size(); ++o) {
+            if (outs[o].empty()) continue;
+            const TensorDesc& d = pm.descs.at(outs[o]);
+            p.stored[outs[o]] = {d.dtype, d.shape, plan.out_layouts[o]};
+        }
+        step.in_layouts = plan.in_layouts;
+        step.out = outs;
+        step.fast = std::move(plan.op);
+        step.label = step_label(step, p, pm.graph);
+        p.steps.push_back(std::move(step));
+    }
+    for (const auto& w : warnings) fmt::print(stderr, "lowbit: warning: {}\n", w);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Program>> build_program(const PlannedModel& pm, cpu::CpuBackend* backend,
+                                               const ThreadPool& tasks, ProgramKind kind) {
+    LOWBIT_CHECK(!kind.fast || backend, "a fast program needs a backend");
+    auto prog = std::make_unique<Program>();
+    Program& p = *prog;
+    for (const auto& d : pm.inputs) p.stored[d.name] = {d.dtype, d.shape, Layout::Plain};
+    add_steps(pm, backend, tasks, kind, p);
+
+    std::unordered_set<std::string> graph_outputs;
+    std::vector<std::string> input_names, output_names;
+    for (const auto& d : pm.outputs) {
+        graph_outputs.insert(d.name);
+        output_names.push_back(d.name);
+    }
+    for (const auto& d : pm.inputs) input_names.push_back(d.name);
+    if (kind.fuse) {
+        fold_splits(p, pm.graph, graph_outputs);
+        plan_in_place_concat(p, pm.graph, graph_outputs);
+        for (Step& st : p.steps) st.label = step_label(st, p, pm.graph);
+    }
+
+    // Each run-time tensor lives from the step that writes it to its last reader; graph
+    // inputs from before the first step, graph outputs to the end.
+    const auto lifetimes = tensor_lifetimes(p.steps, input_names, output_names);
+    plan_program_memory(p, lifetimes, kind.reuse, static_cast<int>(p.steps.size()));
+    auto slot = [&](const std::string& name) {
+        auto it = p.slot_of.find(name);
+        return it == p.slot_of.end() ? kNoNode : it->second;
+    };
+    for (Step& st : p.steps) {
+        for (const auto& name : st.in) {
+            st.in_views.push_back(name.empty() ? Tensor() : program_view(p, pm, name));
+            st.in_ids.push_back(name.empty() ? kNoNode : slot(name));
+        }
+        for (const auto& name : st.out) {
+            st.out_views.push_back(name.empty() ? Tensor() : program_view(p, pm, name));
+            st.out_ids.push_back(name.empty() ? kNoNode : slot(name));
+        }
+    }
+    return prog;
+}
+
+std::string step_label(const Step& s, const Program& p, const Graph& g) {
+    if (s.node == kNoNode) return s.label;
+    if (s.fast) return s.fast->describe();
+    const Node& node = g.nodes[s.node];
+    bool nhwc = false;
+    for (const auto& o : s.out) nhwc |= !o.empty() && p.layout_of(o) == Layout::Nhwc;
+    return fmt::format("{} [ref{}]", node.op_type, nhwc ? " nhwc" : "");
+}
+
+Tensor program_view(const Program& p, const PlannedModel& pm, const std::string& name) {
+    auto c = pm.constants.find(name);
+    if (c != pm.constants.end()) return c->second;
+    auto pc = p.constants.find(name);
+    if (pc != p.constants.end()) return pc->second;
+    const Stored& d = p.stored.at(name);
+    return Tensor(d.dtype, d.shape, p.arena, p.slots[p.slot_of.at(name)].offset);
+}
+
+}  // namespace lowbit

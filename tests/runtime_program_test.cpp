@@ -1,0 +1,258 @@
+// Program building units on small hand-built graphs and programs: fusion matching, tensor
+// lifetimes, and the memory plan with in-place concat aliasing (runtime/fusion.h,
+// runtime/lifetimes.h, runtime/memory_plan.h).
+#include <gtest/gtest.h>
+
+#include "runtime/fusion.h"
+#include "runtime/lifetimes.h"
+#include "runtime/memory_plan.h"
+#include "runtime/program.h"
+
+namespace lowbit {
+namespace {
+
+Node node(const std::string& op, std::vector<std::string> ins, std::vector<std::string> outs) {
+    Node n;
+    n.name = op + "_" + outs[0];
+    n.op_type = op;
+    n.inputs = std::move(ins);
+    n.outputs = std::move(outs);
+    return n;
+}
+
+// Conv -> Sigmoid -> Mul (SiLU) -> Add(., r), all float32 [1, 8, 4, 4].
+struct SiluGraph {
+    Graph g;
+    std::unordered_map<std::string, TensorDesc> descs;
+    std::vector<size_t> order;
+    std::vector<TensorDesc> outputs;
+
+    SiluGraph() {
+        g.nodes = {node("Relu", {"x"}, {"r"}), node("Conv", {"x", "w"}, {"c"}),
+                   node("Sigmoid", {"c"}, {"s"}), node("Mul", {"c", "s"}, {"y"}),
+                   node("Add", {"y", "r"}, {"z"})};
+        for (const char* t : {"x", "r", "c", "s", "y", "z"}) {
+            descs[t] = {t, DType::Float32, {1, 8, 4, 4}};
+        }
+        descs["w"] = {"w", DType::Float32, {8, 8, 1, 1}};
+        order = {0, 1, 2, 3, 4};
+        outputs = {descs["z"]};
+    }
+    FusionMatch match(size_t anchor, bool r_produced = true) const {
+        FusionGraph fg(g, descs, order, outputs);
+        return match_fusion(fg, anchor, [&](const std::string& t) {
+            return t == "r" ? r_produced : t == "x";
+        });
+    }
+};
+
+TEST(FusionMatching, ConvSiluResidual) {
+    const SiluGraph sg;
+    const FusionMatch m = sg.match(1);
+    EXPECT_TRUE(m.conv.silu);
+    EXPECT_TRUE(m.conv.residual);
+    EXPECT_EQ(m.fused, (std::vector<size_t>{2, 3, 4}));
+    // R goes to input 3, after the (absent) bias.
+    EXPECT_EQ(m.inputs, (std::vector<std::string>{"x", "w", "", "r"}));
+    EXPECT_EQ(m.outputs, (std::vector<std::string>{"z"}));
+}
+
+TEST(FusionMatching, ResidualNeedsOperandProducedBefore) {
+    const SiluGraph sg;
+    const FusionMatch m = sg.match(1, false);
+    EXPECT_TRUE(m.conv.silu);
+    EXPECT_FALSE(m.conv.residual);
+    EXPECT_EQ(m.fused, (std::vector<size_t>{2, 3}));
+    EXPECT_EQ(m.outputs, (std::vector<std::string>{"y"}));
+}
+
+TEST(FusionMatching, NoSiluWhenSigmoidOutputIsReadElsewhere) {
+    SiluGraph sg;
+    sg.g.nodes.push_back(node("Relu", {"s"}, {"q"}));
+    sg.descs["q"] = sg.descs["s"];
+    sg.order.push_back(5);
+    const FusionMatch m = sg.match(1);
+    EXPECT_FALSE(m.conv.silu);
+    // The conv output has two readers (Sigmoid, Mul): no residual either.
+    EXPECT_FALSE(m.any());
+    EXPECT_EQ(m.outputs, (std::vector<std::string>{"c"}));
+}
+
+TEST(FusionMatching, NoFusionIntoAGraphOutput) {
+    SiluGraph sg;
+    sg.outputs.push_back(sg.descs["y"]);
+    const FusionMatch m = sg.match(1);
+    EXPECT_TRUE(m.conv.silu);
+    EXPECT_FALSE(m.conv.residual);  // y is a graph output: the Add cannot swallow it
+}
+
+TEST(FusionMatching, ResidualWithoutSiluAndNonConvAnchors) {
+    Graph g;
+    g.nodes = {node("Conv", {"x", "w", "b"}, {"c"}), node("Add", {"r", "c"}, {"z"})};
+    std::unordered_map<std::string, TensorDesc> descs;
+    for (const char* t : {"x", "r", "c", "z"}) descs[t] = {t, DType::Float32, {1, 4, 2, 2}};
+    FusionGraph fg(g, descs, {0, 1}, {descs["z"]});
+    auto produced = [](const std::string&) { return true; };
+    const FusionMatch m = match_fusion(fg, 0, produced);
+    EXPECT_FALSE(m.conv.silu);
+    EXPECT_TRUE(m.conv.residual);
+    EXPECT_EQ(m.inputs, (std::vector<std::string>{"x", "w", "b", "r"}));
+    EXPECT_FALSE(match_fusion(fg, 1, produced).any());
+    // A float16 residual operand is not fused.
+    descs["r"].dtype = DType::Float16;
+    EXPECT_FALSE(match_fusion(FusionGraph(g, descs, {0, 1}, {descs["z"]}), 0, produced).any());
+}
+
+Step step(size_t node, std::vector<std::string> in, std::vector<std::string> out) {
+    Step s;
+    s.node = node;
+    s.in = std::move(in);
+    s.out = std::move(out);
+    return s;
+}
+
+TEST(Lifetimes, FirstWriterToLastReader) {
+    std::vector<Step> steps;
+    steps.push_back(step(0, {"x"}, {"a"}));
+    steps.push_back(step(1, {"a"}, {"b"}));
+    steps.push_back(step(2, {"a", "b", "k"}, {"c"}));  // k: a constant, no lifetime
+    const auto life = tensor_lifetimes(steps, {"x"}, {"c"});
+    ASSERT_EQ(life.size(), 4u);
+    EXPECT_EQ(life.at("x").first, -1);
+    EXPECT_EQ(life.at("x").last, 0);
+    EXPECT_EQ(life.at("a").first, 0);
+    EXPECT_EQ(life.at("a").last, 2);
+    EXPECT_EQ(life.at("b").first, 1);
+    EXPECT_EQ(life.at("b").last, 2);
+    EXPECT_EQ(life.at("c").first, 2);
+    EXPECT_EQ(life.at("c").last, 3);  // a graph output lives to the end
+    EXPECT_FALSE(life.count("k"));
+}
+
+TEST(Lifetimes, SeveralWritersLiveFromTheFirst) {
+    std::vector<Step> steps;
+    steps.push_back(step(0, {"x"}, {"", "buf"}));
+    steps.push_back(step(1, {"x"}, {"b", "buf"}));
+    steps.push_back(step(2, {"b"}, {"d"}));
+    steps.push_back(step(3, {"buf"}, {"e"}));
+    const auto life = tensor_lifetimes(steps, {"x"}, {"e", "d"});
+    EXPECT_EQ(life.at("buf").first, 0);
+    EXPECT_EQ(life.at("buf").last, 3);
+    EXPECT_EQ(life.at("d").last, 4);
+    EXPECT_FALSE(life.count(""));
+}
+
+// A fast op that accepts every concat slice, and records them.
+class SliceOp final : public cpu::FastOp {
+public:
+    Status run(std::span<const Tensor>, std::span<Tensor>, const TaskPool&) override {
+        return Status::ok();
+    }
+    std::string describe() const override { return "slice-op"; }
+    bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                          bool keep_dense) override {
+        slices.push_back({out, slot, offset, total});
+        kept.push_back(keep_dense);
+        return true;
+    }
+    bool set_input_in_place(size_t in) override {
+        in_place.push_back(in);
+        return true;
+    }
+    std::vector<cpu::ConcatSlice> slices;
+    std::vector<bool> kept;
+    std::vector<size_t> in_place;
+};
+
+// x -> A -> a, x -> B -> b, Concat(a, b) -> c, b -> D -> d; graph outputs c, d. All NHWC.
+struct ConcatProgram {
+    Graph g;
+    Program p;
+    SliceOp *a_op, *b_op, *cat_op;
+
+    ConcatProgram() {
+        g.nodes = {node("Relu", {"x"}, {"a"}), node("Relu", {"x"}, {"b"}),
+                   node("Concat", {"a", "b"}, {"c"}), node("Relu", {"b"}, {"d"})};
+        p.stored["x"] = {DType::Float32, {1, 4, 2, 2}, Layout::Nhwc};
+        p.stored["a"] = {DType::Float32, {1, 4, 2, 2}, Layout::Nhwc};
+        p.stored["b"] = {DType::Float32, {1, 4, 2, 2}, Layout::Nhwc};
+        p.stored["c"] = {DType::Float32, {1, 8, 2, 2}, Layout::Nhwc};
+        p.stored["d"] = {DType::Float32, {1, 4, 2, 2}, Layout::Nhwc};
+        for (size_t k = 0; k < g.nodes.size(); ++k) {
+            Step s = step(k, g.nodes[k].inputs, g.nodes[k].outputs);
+            auto op = std::make_unique<SliceOp>();
+            if (k == 0) a_op = op.get();
+            if (k == 1) b_op = op.get();
+            if (k == 2) cat_op = op.get();
+            s.fast = std::move(op);
+            p.steps.push_back(std::move(s));
+        }
+    }
+};
+
+TEST(MemoryPlan, InPlaceConcatAliasesProducerOutputs) {
+    ConcatProgram cp;
+    Program& p = cp.p;
+    plan_in_place_concat(p, cp.g, {"c", "d"});
+    // A writes only its slice of c; B writes its slice and keeps b (D reads it).
+    EXPECT_EQ(p.steps[0].out, (std::vector<std::string>{"", "c"}));
+    EXPECT_EQ(p.steps[1].out, (std::vector<std::string>{"b", "c"}));
+    EXPECT_EQ(p.steps[2].in, (std::vector<std::string>{"", ""}));
+    ASSERT_EQ(cp.a_op->slices.size(), 1u);
+    EXPECT_EQ(cp.a_op->slices[0].offset, 0);
+    EXPECT_EQ(cp.a_op->slices[0].total, 8);
+    EXPECT_EQ(cp.a_op->slices[0].slot, 1u);
+    EXPECT_FALSE(cp.a_op->kept[0]);
+    ASSERT_EQ(cp.b_op->slices.size(), 1u);
+    EXPECT_EQ(cp.b_op->slices[0].offset, 4);
+    EXPECT_TRUE(cp.b_op->kept[0]);
+    EXPECT_EQ(cp.cat_op->in_place, (std::vector<size_t>{0, 1}));
+
+    // The buffer lives from its first writer; `a` needs no memory at all.
+    const auto life = tensor_lifetimes(p.steps, {"x"}, {"c", "d"});
+    EXPECT_EQ(life.at("c").first, 0);
+    EXPECT_FALSE(life.count("a"));
+    plan_program_memory(p, life, true, static_cast<int>(p.steps.size()));
+    ASSERT_TRUE(p.arena);
+    EXPECT_EQ(p.arena->size(), p.arena_bytes);
+    // Tensors alive at the same time never share bytes.
+    for (const auto& [n1, l1] : life) {
+        for (const auto& [n2, l2] : life) {
+            if (n1 >= n2 || l1.first > l2.last || l2.first > l1.last) continue;
+            const size_t o1 = p.slots[p.slot_of.at(n1)].offset;
+            const size_t o2 = p.slots[p.slot_of.at(n2)].offset;
+            const size_t b1 = static_cast<size_t>(shape_numel(p.stored.at(n1).shape)) * 4;
+            const size_t b2 = static_cast<size_t>(shape_numel(p.stored.at(n2).shape)) * 4;
+            EXPECT_TRUE(o1 + b1 <= o2 || o2 + b2 <= o1) << n1 << " vs " << n2;
+        }
+    }
+}
+
+TEST(MemoryPlan, PlainConcatAndGraphOutputInputsAreNotAliased) {
+    ConcatProgram cp;
+    cp.p.stored["c"].layout = Layout::Plain;
+    plan_in_place_concat(cp.p, cp.g, {"c", "d"});
+    EXPECT_TRUE(cp.a_op->slices.empty());
+    EXPECT_EQ(cp.p.steps[2].in, (std::vector<std::string>{"a", "b"}));
+
+    ConcatProgram out;
+    plan_in_place_concat(out.p, out.g, {"c", "d", "a"});
+    // `a` is a graph output: written in place and kept.
+    EXPECT_EQ(out.p.steps[0].out, (std::vector<std::string>{"a", "c"}));
+    EXPECT_TRUE(out.a_op->kept[0]);
+}
+
+TEST(MemoryPlan, WithoutReuseEveryTensorHasItsOwnBytes) {
+    ConcatProgram cp;
+    Program& p = cp.p;
+    const auto life = tensor_lifetimes(p.steps, {"x"}, {"c", "d"});
+    plan_program_memory(p, life, false, static_cast<int>(p.steps.size()));
+    size_t sum = 0;
+    for (const auto& [name, l] : life) {
+        sum += static_cast<size_t>(shape_numel(p.stored.at(name).shape)) * 4;
+    }
+    EXPECT_EQ(p.arena_bytes, sum);  // all sizes are multiples of 64 bytes here
+}
+
+}  // namespace
+}  // namespace lowbit
