@@ -1,4 +1,4 @@
-// Edge cases of the elementwise reference kernels (runtime/kernels/ref/elementwise.cpp) and the
+// Edge cases of the elementwise reference kernels (runtime/kernels/ref/elementwise_*.cpp) and the
 // broadcasting helpers (runtime/kernels/ref/broadcast.h). ONNX's own node tests run separately
 // through the executor; these target broadcasting, integer semantics, NaN and rounding rules.
 #include <gtest/gtest.h>

@@ -5,7 +5,9 @@
 //              op and attribute (Node::describe()). Shapes are static: every input shape is known.
 //   run():     compute outputs into pre-allocated tensors. Must not allocate graph-visible
 //              memory or log; may fail only on data-dependent errors (e.g. a Gather index out of
-//              range), naming node and tensor.
+//              range), naming node and tensor. Scratch memory is sized in prepare() and kept in
+//              members, so a kernel object runs one call at a time (the executor runs each
+//              node's kernel sequentially).
 // Shapes everywhere are in ONNX order (outermost first).
 #pragma once
 

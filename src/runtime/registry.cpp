@@ -42,7 +42,9 @@ std::vector<std::string> KernelRegistry::op_types() const {
 const KernelRegistry& KernelRegistry::builtin() {
     static const KernelRegistry registry = [] {
         KernelRegistry r;
-        register_elementwise_kernels(r);
+        register_elementwise_binary_kernels(r);
+        register_elementwise_unary_kernels(r);
+        register_elementwise_select_kernels(r);
         register_tensor_kernels(r);
         register_nn_kernels(r);
         register_quant_kernels(r);

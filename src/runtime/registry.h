@@ -1,7 +1,9 @@
-// Op type -> kernel factory. Kernels register themselves from their own .cpp file with
-// LOWBIT_REGISTER_KERNEL("Relu", ReluKernel) (default ONNX domain). Registration is explicit
-// per op family through register_*_kernels() functions called from registry.cpp, so that static
-// library linking never drops a kernel.
+// Op type -> reference kernel factory. Each op family registers its kernels in its own
+// register_*_kernels() function (kernels/ref/families.h), one line per op:
+//     register_kernel<ReluKernel>(r, "Relu");   // default ONNX domain
+// and KernelRegistry::builtin() (registry.cpp) calls every family's function. Registration is
+// explicit rather than by static initializers in each .cpp file, so that linking the static
+// library never drops a kernel.
 #pragma once
 
 #include <functional>

@@ -121,9 +121,14 @@ public:
     }
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
-        std::vector<memory> wei = weights_;
+        // The planned weights, or (a node override replaced them) these weights reordered now.
+        const std::vector<memory>* wei = &weights_;
+        std::vector<memory> replaced;
         try {
-            if (in[1].raw() != planned_w_) wei = reorder_weights(in[1].raw());
+            if (in[1].raw() != planned_w_) {
+                replaced = reorder_weights(in[1].raw());
+                wei = &replaced;
+            }
         } catch (const dnnl::error& e) {
             return error(StatusCode::Internal, "{}: oneDNN weight reorder failed: {}", what_,
                          e.what());
@@ -166,7 +171,7 @@ public:
                     }
                     part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
                     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
-                                                            {DNNL_ARG_WEIGHTS, wei[part.wei]},
+                                                            {DNNL_ARG_WEIGHTS, (*wei)[part.wei]},
                                                             {DNNL_ARG_DST, out_mem},
                                                             {DNNL_ARG_SCRATCHPAD, part.scratch[t]}};
                     if (bias) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -79,6 +80,7 @@ struct FastPlan {
     std::unique_ptr<FastOp> op;       // null: run the node's reference kernel
     std::vector<Layout> in_layouts;   // one per input: how it must be stored when the step runs
     std::vector<Layout> out_layouts;  // one per output
+    std::string_view entry;           // the kernel-table row that made the plan ("" for none)
 };
 
 struct DnnlState;
@@ -100,12 +102,14 @@ public:
     CpuBackend(const CpuBackend&) = delete;
     CpuBackend& operator=(const CpuBackend&) = delete;
 
-    // How to run `node`. With a fusion the node is a Conv followed by the fused pattern, and
-    // `inputs` has the residual R appended at index 3 (after an absent bias if needed); the op
-    // must then produce the fused result, or the plan must have no op (the caller then does not
-    // fuse). Unsupported cases are not errors: they get a plan without op that runs the
-    // reference kernel on plain inputs. Warnings (a oneDNN primitive that fell back to a slow
-    // reference implementation) go to `warnings`.
+    // How to run `node`: the first row of the kernel table (kernel_table.h) that takes it, after
+    // float16 operands of float32-only fast ops are seen as float32 (ops.h). With a fusion the
+    // node is a Conv followed by the fused pattern, and `inputs` has the residual R appended at
+    // index 3 (after an absent bias if needed); the op must then produce the fused result, or
+    // the plan must have no op (the caller then does not fuse). Unsupported cases are not
+    // errors: they get a plan without op that runs the reference kernel on plain inputs.
+    // Warnings (a oneDNN primitive that fell back to a slow reference implementation) go to
+    // `warnings`.
     FastPlan choose(const Node& node, int64_t opset, std::span<const Operand> inputs,
                     std::span<const Operand> outputs, ConvFusion fusion,
                     std::vector<std::string>& warnings);

@@ -6,7 +6,8 @@
 // channel of the group accumulates W[m, k] * col[k, :] over contiguous pixels. Depthwise convs
 // (one input channel per group) use a direct loop instead. The loops are plain enough to read
 // and fast enough to run a whole YOLO graph in tests; the optimized kernels (oneDNN) are tested
-// against this one.
+// against this one. The `col` buffers (one per scratch slot, see plan_im2col()) are sized in
+// prepare(), so run() allocates nothing.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -107,6 +108,7 @@ public:
         out.push_back(g_.w.out);
         ctx.outputs[0].dtype = DType::Float32;
         ctx.outputs[0].shape = std::move(out);
+        plan_im2col();
         return Status::ok();
     }
 
@@ -168,47 +170,66 @@ private:
         });
     }
 
+    // The im2col work split, planned in prepare(): the tasks (batch, group, tile of output
+    // pixels) are divided into contiguous runs, one per scratch slot, and each slot has its own
+    // `col` buffer, so run() allocates nothing. One slot per hardware thread (no more than there
+    // are tasks): a pool with more threads cannot run more of them at once anyway.
+    void plan_im2col() {
+        const ConvGeometry& g = g_;
+        const int64_t k_len = g.c / g.group * g.h.k * g.w.k;
+        const int64_t out_plane = g.h.out * g.w.out;
+        n_tiles_ = (out_plane + kTile - 1) / kTile;
+        // A 1x1, stride-1, unpadded conv reads its input rows directly as `col`.
+        pointwise_ = g.h.k == 1 && g.w.k == 1 && g.h.stride == 1 && g.w.stride == 1 &&
+                     g.h.pad_begin == 0 && g.w.pad_begin == 0 && g.h.pad_end == 0 &&
+                     g.w.pad_end == 0;
+        const int64_t tasks = g.n * g.group * n_tiles_;
+        const bool needs_col = g.c != g.group && !pointwise_ && tasks > 0;
+        slots_ = std::max<int64_t>(1, std::min<int64_t>(hardware_threads(), tasks));
+        col_stride_ = needs_col ? std::min(k_len, kKBlock) * kTile : 0;
+        col_.assign(static_cast<size_t>(slots_ * col_stride_), 0.0f);
+    }
+
     // General case: per (batch, group, tile of output pixels), unroll the input patches into
     // `col` (rows = (channel, kh, kw), kKBlock rows at a time) and accumulate
     // out[m, :] += W[m, k] * col[k, :] with a register-tiled kMr x kNr micro-kernel.
     void run_im2col(ThreadPool& pool, const float* x, const float* w, const float* bias,
-                    float* y) const {
+                    float* y) {
         const ConvGeometry& g = g_;
         const int64_t cg = g.c / g.group;  // input channels per group
         const int64_t mg = g.m / g.group;  // output channels per group
         const int64_t k_len = cg * g.h.k * g.w.k;
         const int64_t in_plane = g.h.in * g.w.in;
         const int64_t out_plane = g.h.out * g.w.out;
-        const int64_t n_tiles = (out_plane + kTile - 1) / kTile;
-        // A 1x1, stride-1, unpadded conv reads its input rows directly as `col`.
-        const bool pointwise = g.h.k == 1 && g.w.k == 1 && g.h.stride == 1 && g.w.stride == 1 &&
-                               g.h.pad_begin == 0 && g.w.pad_begin == 0 && g.h.pad_end == 0 &&
-                               g.w.pad_end == 0;
-        pool.parallel_for(g.n * g.group * n_tiles, 1, [&](int64_t begin, int64_t end) {
-            std::vector<float> col_buf;
-            if (!pointwise) col_buf.resize(static_cast<size_t>(std::min(k_len, kKBlock) * kTile));
-            for (int64_t task = begin; task < end; ++task) {
-                const int64_t tile = task % n_tiles;
-                const int64_t grp = (task / n_tiles) % g.group;
-                const int64_t b = task / n_tiles / g.group;
-                const int64_t p0 = tile * kTile;
-                const int64_t tp = std::min(kTile, out_plane - p0);
-                const float* xg = x + (b * g.c + grp * cg) * in_plane;
-                float* yg = y + (b * g.m + grp * mg) * out_plane + p0;
-                const float* wg = w + grp * mg * k_len;
-                for (int64_t m = 0; m < mg; ++m) {
-                    std::fill_n(yg + m * out_plane, tp, bias ? bias[grp * mg + m] : 0.0f);
-                }
-                for (int64_t k0 = 0; k0 < k_len; k0 += kKBlock) {
-                    const int64_t kb = std::min(kKBlock, k_len - k0);
-                    const float* col = pointwise ? xg + k0 * in_plane + p0 : col_buf.data();
-                    const int64_t ld = pointwise ? in_plane : kTile;
-                    if (!pointwise) im2col(xg, k0, kb, p0, tp, col_buf.data());
-                    for (int64_t m0 = 0; m0 < mg; m0 += kMr) {
-                        for (int64_t t0 = 0; t0 < tp; t0 += kNr) {
-                            micro_tile(wg + m0 * k_len + k0, k_len, col + t0, ld,
-                                       yg + m0 * out_plane + t0, out_plane, std::min(kMr, mg - m0),
-                                       kb, std::min(kNr, tp - t0));
+        const int64_t n_tiles = n_tiles_;
+        const int64_t tasks = g.n * g.group * n_tiles;
+        pool.parallel_for(slots_, 1, [&](int64_t slot_begin, int64_t slot_end) {
+            for (int64_t slot = slot_begin; slot < slot_end; ++slot) {
+                float* col_buf = col_.data() + slot * col_stride_;
+                const int64_t begin = tasks * slot / slots_, end = tasks * (slot + 1) / slots_;
+                for (int64_t task = begin; task < end; ++task) {
+                    const int64_t tile = task % n_tiles;
+                    const int64_t grp = (task / n_tiles) % g.group;
+                    const int64_t b = task / n_tiles / g.group;
+                    const int64_t p0 = tile * kTile;
+                    const int64_t tp = std::min(kTile, out_plane - p0);
+                    const float* xg = x + (b * g.c + grp * cg) * in_plane;
+                    float* yg = y + (b * g.m + grp * mg) * out_plane + p0;
+                    const float* wg = w + grp * mg * k_len;
+                    for (int64_t m = 0; m < mg; ++m) {
+                        std::fill_n(yg + m * out_plane, tp, bias ? bias[grp * mg + m] : 0.0f);
+                    }
+                    for (int64_t k0 = 0; k0 < k_len; k0 += kKBlock) {
+                        const int64_t kb = std::min(kKBlock, k_len - k0);
+                        const float* col = pointwise_ ? xg + k0 * in_plane + p0 : col_buf;
+                        const int64_t ld = pointwise_ ? in_plane : kTile;
+                        if (!pointwise_) im2col(xg, k0, kb, p0, tp, col_buf);
+                        for (int64_t m0 = 0; m0 < mg; m0 += kMr) {
+                            for (int64_t t0 = 0; t0 < tp; t0 += kNr) {
+                                micro_tile(wg + m0 * k_len + k0, k_len, col + t0, ld,
+                                           yg + m0 * out_plane + t0, out_plane,
+                                           std::min(kMr, mg - m0), kb, std::min(kNr, tp - t0));
+                            }
                         }
                     }
                 }
@@ -296,6 +317,9 @@ private:
     }
 
     ConvGeometry g_;
+    bool pointwise_ = false;
+    int64_t n_tiles_ = 0, slots_ = 1, col_stride_ = 0;
+    std::vector<float> col_;  // slots_ buffers of col_stride_ floats
 };
 
 // ConvTranspose (opset 1-19): X [N, C, (H,) W], W [C, M/group, (kH,) kW], B? [M] ->

@@ -5,9 +5,14 @@ namespace lowbit {
 
 class KernelRegistry;
 
-// elementwise.cpp: unary/binary math and activations with NumPy broadcasting (Add, Sub, Mul, Div,
-// Pow, Mod, Min, Max, Equal, Where, Sigmoid, Relu, ..., Sqrt, Exp, Log, Erf, Floor, Clip, ...).
-void register_elementwise_kernels(KernelRegistry& r);
+// elementwise_binary.cpp: two-operand and variadic ops with NumPy broadcasting (Add, Sub, Mul,
+// Div, Mod, Pow, Equal, Less, ..., And, Or, Xor, Sum, Mean, Min, Max).
+void register_elementwise_binary_kernels(KernelRegistry& r);
+// elementwise_unary.cpp: unary math and activations (Sigmoid, Relu, ..., Sqrt, Exp, Log, Erf,
+// Floor, Not, ...).
+void register_elementwise_unary_kernels(KernelRegistry& r);
+// elementwise_select.cpp: Where, Clip, PRelu.
+void register_elementwise_select_kernels(KernelRegistry& r);
 // tensor_ops.cpp: data movement and shape ops (Reshape, Transpose, Concat, Split, Slice, Gather,
 // GatherElements, Expand, Tile, Range, Shape, Constant, ConstantOfShape, Identity, Pad, TopK, ...).
 void register_tensor_kernels(KernelRegistry& r);

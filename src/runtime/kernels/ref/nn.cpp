@@ -54,16 +54,17 @@ public:
         // so that the loops over the softmax dim read contiguous rows.
         const int64_t chunks = (inner_ + kChunk - 1) / kChunk;
         ctx.pool.parallel_for(outer_ * chunks, 1, [&](int64_t begin, int64_t end) {
-            std::vector<float> mx(static_cast<size_t>(std::min(inner_, kChunk)));
-            std::vector<double> sum(mx.size());
+            // Per-task scratch of a compile-time size (12 KiB): on the stack, no allocation.
+            float mx[kChunk];
+            double sum[kChunk];
             for (int64_t task = begin; task < end; ++task) {
                 const int64_t o = task / chunks;
                 const int64_t c0 = task % chunks * kChunk;
                 const int64_t len = std::min(kChunk, inner_ - c0);
                 const float* src = x + o * dim_ * inner_ + c0;
                 float* dst = y + o * dim_ * inner_ + c0;
-                std::fill_n(mx.begin(), len, -std::numeric_limits<float>::infinity());
-                std::fill_n(sum.begin(), len, 0.0);
+                std::fill_n(mx, len, -std::numeric_limits<float>::infinity());
+                std::fill_n(sum, len, 0.0);
                 for (int64_t j = 0; j < dim_; ++j) {
                     for (int64_t i = 0; i < len; ++i) mx[i] = std::max(mx[i], src[j * inner_ + i]);
                 }

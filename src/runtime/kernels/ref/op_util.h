@@ -13,6 +13,7 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/status.h"
@@ -23,6 +24,22 @@
 #include "runtime/registry.h"
 
 namespace lowbit::ref {
+
+// Scratch sized in prepare() for a run() whose element type follows the input dtype (an
+// accumulator, a running best), so that run() allocates nothing: room for `n` arithmetic values
+// of up to 8 bytes each.
+class DTypeScratch {
+public:
+    void resize(int64_t n) { words_.assign(static_cast<size_t>(std::max<int64_t>(n, 0)), 0); }
+    template <typename T>
+    T* as() {
+        static_assert(std::is_arithmetic_v<T> && sizeof(T) <= sizeof(uint64_t));
+        return reinterpret_cast<T*>(words_.data());
+    }
+
+private:
+    std::vector<uint64_t> words_;
+};
 
 // Rejects attributes the kernel does not interpret, so an attribute added by a newer opset is
 // never silently ignored.

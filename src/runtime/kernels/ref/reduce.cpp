@@ -14,6 +14,9 @@
 // ArgMax/ArgMin(data) -> int64 indices along 'axis' (keepdims, select_last_index). NaN counts as
 // the extreme value (NumPy's argmax/argmin): the first NaN, or the last with
 // select_last_index=1.
+//
+// The accumulators (Reduce*) and running bests (Arg*) are sized in prepare() (DTypeScratch), so
+// run() allocates nothing.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -21,6 +24,7 @@
 
 #include "core/thread_pool.h"
 #include "runtime/kernels/ref/broadcast.h"
+#include "runtime/kernels/ref/op_util.h"
 #include "runtime/kernels/ref/families.h"
 #include "runtime/registry.h"
 
@@ -225,6 +229,7 @@ public:
         }
         ctx.outputs[0].dtype = t;
         ctx.outputs[0].shape = identity_ ? in : out;
+        acc_.resize(identity_ ? 0 : shape_numel(out));
         return Status::ok();
     }
 
@@ -252,18 +257,19 @@ public:
             using Tr = typename decltype(tag)::Traits;
             using V = typename decltype(tag)::Value;
             using A = typename Op::template Acc<V>;
-            std::vector<A> acc(static_cast<size_t>(y.numel()), Op::template init<A>());
+            A* acc = acc_.as<A>();
+            std::fill_n(acc, y.numel(), Op::template init<A>());
             const S* px = x.data<S>();
             const int64_t step = loop.inner_stride(1);
             loop.for_each_run(0, loop.size(), [&](int64_t, const int64_t* off, int64_t len) {
                 const S* xr = px + off[0];
-                A* ar = acc.data() + off[1];
+                A* ar = acc + off[1];
                 for (int64_t i = 0; i < len; ++i) {
                     ar[i * step] = Op::combine(ar[i * step], Tr::load(xr[i]));
                 }
             });
             S* py = y.data<S>();
-            for (size_t j = 0; j < acc.size(); ++j) {
+            for (int64_t j = 0; j < y.numel(); ++j) {
                 py[j] = Tr::store(static_cast<V>(Op::finish(acc[j], n)));
             }
         });
@@ -275,6 +281,7 @@ private:
     int64_t axes_input_since_;
     std::vector<bool> reduced_;
     bool identity_ = false;
+    ref::DTypeScratch acc_;  // one accumulator per output element
 };
 
 template <class Op, int64_t kAxesInputSince>
@@ -321,6 +328,7 @@ public:
         }
         ctx.outputs[0].dtype = DType::Int64;
         ctx.outputs[0].shape = std::move(out);
+        best_.resize(ref::dims_product(in, static_cast<size_t>(axis_) + 1, in.size()));
         return Status::ok();
     }
 
@@ -337,7 +345,7 @@ public:
             using Tr = typename decltype(tag)::Traits;
             using V = typename decltype(tag)::Value;
             const S* px = x.data<S>();
-            std::vector<V> best(static_cast<size_t>(inner));
+            V* best = best_.as<V>();
             // Walk [outer, n, inner] with the inner dim contiguous, keeping a running best
             // per inner position.
             for (int64_t o = 0; o < outer; ++o) {
@@ -373,6 +381,7 @@ private:
 
     int64_t axis_ = 0;
     bool select_last_ = false;
+    ref::DTypeScratch best_;  // the running best per position after the axis
 };
 
 }  // namespace

@@ -10,6 +10,8 @@
 //            or, with exclude_outside, outside taps dropped and the weights renormalised.
 // Nearest moves bytes (any dtype); linear and cubic compute in float32.
 // Ultralytics YOLO upsampling exports as nearest, asymmetric, floor, scales [1, 1, 2, 2].
+// The axes to resize, their taps and the buffers between axes are planned in prepare(); run()
+// allocates nothing.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -66,6 +68,7 @@ public:
         }
         ctx.outputs[0].dtype = x.dtype;
         ctx.outputs[0].shape = out_;
+        plan_axes(dtype_size(x.dtype));
         return Status::ok();
     }
 
@@ -74,38 +77,51 @@ public:
         Tensor& y = ctx.outputs[0];
         if (y.numel() == 0) return Status::ok();
         const size_t elem = dtype_size(x.dtype());
-        // Axes that change: size differs or the coordinate map is not the identity.
-        std::vector<size_t> work;
-        for (size_t a = 0; a < in_.size(); ++a) {
-            if (out_[a] != in_[a] || scales_[a] != 1.0f) work.push_back(a);
-        }
-        if (work.empty()) {
+        if (work_.empty()) {
             std::memcpy(y.raw(), x.raw(), y.nbytes());
             return Status::ok();
         }
-        // Ping-pong between two scratch buffers; the last axis writes into y.
+        // Ping-pong between the two scratch buffers; the last axis writes into y.
         Shape cur_shape = in_;
         const char* cur = static_cast<const char*>(x.raw());
-        std::vector<char> buf[2];
-        for (size_t step = 0; step < work.size(); ++step) {
-            const size_t a = work[step];
-            Shape next_shape = cur_shape;
-            next_shape[a] = out_[a];
-            char* next;
-            if (step + 1 == work.size()) {
-                next = static_cast<char*>(y.raw());
-            } else {
-                buf[step % 2].resize(static_cast<size_t>(shape_numel(next_shape)) * elem);
-                next = buf[step % 2].data();
-            }
-            resize_axis(ctx.pool, cur, cur_shape, next, a, elem);
+        for (size_t step = 0; step < work_.size(); ++step) {
+            const size_t a = work_[step];
+            char* next = step + 1 == work_.size() ? static_cast<char*>(y.raw())
+                                                  : buf_[step % 2].data();
+            resize_axis(ctx.pool, cur, cur_shape, next, a, taps_[step], elem);
             cur = next;
-            cur_shape = next_shape;
+            cur_shape[a] = out_[a];
         }
         return Status::ok();
     }
 
 private:
+    // The axes that change (size differs or the coordinate map is not the identity), in order,
+    // their taps, and the scratch buffers between axes (all but the last step write one).
+    void plan_axes(size_t elem) {
+        work_.clear();
+        taps_.clear();
+        if (shape_numel(out_) == 0) return;  // run() writes nothing
+        for (size_t a = 0; a < in_.size(); ++a) {
+            if (out_[a] != in_[a] || scales_[a] != 1.0f) work_.push_back(a);
+        }
+        Shape shape = in_;
+        size_t bytes[2] = {0, 0};
+        for (size_t step = 0; step < work_.size(); ++step) {
+            const size_t a = work_[step];
+            std::vector<std::vector<Tap>>& taps = taps_.emplace_back(static_cast<size_t>(out_[a]));
+            for (int64_t o = 0; o < out_[a]; ++o) {
+                taps_for(o, a, in_[a], out_[a], taps[static_cast<size_t>(o)]);
+            }
+            shape[a] = out_[a];
+            if (step + 1 < work_.size()) {
+                const size_t n = static_cast<size_t>(shape_numel(shape)) * elem;
+                bytes[step % 2] = std::max(bytes[step % 2], n);
+            }
+        }
+        for (int i = 0; i < 2; ++i) buf_[i].assign(bytes[i], 0);
+    }
+
     // Resize-11..19 inputs X, roi?, scales?, sizes? and attributes.
     Status read_attrs(PrepareContext& ctx) {
         const Node& node = ctx.node;
@@ -380,15 +396,14 @@ private:
         }
     }
 
-    // Resizes axis a of `src` (shape `shape`) into `dst`.
+    // Resizes axis a of `src` (shape `shape`) into `dst` with the planned taps of each output
+    // index.
     void resize_axis(ThreadPool& pool, const char* src, const Shape& shape, char* dst, size_t a,
-                     size_t elem) const {
+                     const std::vector<std::vector<Tap>>& taps, size_t elem) const {
         const int64_t in = shape[a];
         const int64_t out = out_[a];
         const int64_t outer = dims_product(shape, 0, a);
         const int64_t inner = dims_product(shape, a + 1, shape.size());
-        std::vector<std::vector<Tap>> taps(static_cast<size_t>(out));
-        for (int64_t o = 0; o < out; ++o) taps_for(o, a, in, out, taps[static_cast<size_t>(o)]);
         const int64_t block = inner * static_cast<int64_t>(elem);
         pool.parallel_for(
             outer * out, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, inner)),
@@ -422,6 +437,9 @@ private:
     Shape in_, out_;
     std::vector<float> scales_;
     std::vector<float> length_;  // unrounded resized length per axis, see source_coord()
+    std::vector<size_t> work_;   // planned in prepare(), see plan_axes()
+    std::vector<std::vector<std::vector<Tap>>> taps_;  // per work_ step, per output index
+    std::vector<char> buf_[2];
 };
 
 }  // namespace

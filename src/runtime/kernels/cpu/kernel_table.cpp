@@ -1,0 +1,160 @@
+// The rows of the CPU kernel table (kernel_table.h): which fast op runs a node and in which
+// layouts its tensors live.
+//
+// Layout rules (research/engine-perf.md, "Layout": channels-last end to end, reorders only
+// where a non-NHWC op reads an NHWC tensor):
+//  - Conv (float32, 2-D, constant weights) reads and writes NHWC;
+//  - layout-blind elementwise ops whose full-size operands include an NHWC tensor run on NHWC
+//    data (their other full-size operands are reordered to NHWC, scalars are read as is), and
+//    so do Add/Sub/Mul/Div with a per-channel [1, C, 1, 1] operand (fast kernel only);
+//  - Concat/Split on the channel axis, MaxPool and nearest integer-scale Resize stay NHWC when
+//    their (first) input is NHWC;
+//  - float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
+//    (fp16_via_fp32.cpp, applied by CpuBackend::choose before the walk), in the float32 op's
+//    layouts;
+//  - everything else reads plain tensors; the executor inserts one reorder per NHWC tensor
+//    that such an op reads.
+#include "runtime/kernels/cpu/kernel_table.h"
+
+#include <algorithm>
+
+#include "runtime/kernels/cpu/ops.h"
+
+namespace lowbit::cpu {
+namespace {
+
+bool single_output(const FastChoice& c) {
+    return c.outs.size() == 1 && !c.fusion.any();
+}
+
+// ---- layout-blind elementwise ops ----------------------------------------------------------
+
+// Every present operand is full-size (the output's shape) or a scalar.
+bool uniform_operands(const FastChoice& c) {
+    for (const Operand& o : c.ins) {
+        if (o.present() && o.shape != c.outs[0].shape && shape_numel(o.shape) != 1) return false;
+    }
+    return true;
+}
+
+// NHWC when a full-size operand is stored NHWC (4-D outputs only), else plain.
+Layout elementwise_layout(const FastChoice& c) {
+    const Operand& out = c.outs[0];
+    bool any_nhwc = false;
+    for (const Operand& o : c.ins) {
+        if (o.present() && o.shape == out.shape) any_nhwc |= o.layout == Layout::Nhwc;
+    }
+    return any_nhwc && out.shape.size() == 4 ? Layout::Nhwc : Layout::Plain;
+}
+
+bool elementwise_uniform(const FastChoice& c) {
+    return single_output(c) && is_layout_blind_op(c.node.op_type) && uniform_operands(c);
+}
+
+void elementwise_layouts(const FastChoice& c, FastPlan& p) {
+    const Layout l = elementwise_layout(c);
+    for (size_t i = 0; i < c.ins.size(); ++i) {
+        if (c.ins[i].present() && c.ins[i].shape == c.outs[0].shape) p.in_layouts[i] = l;
+    }
+    p.out_layouts[0] = l;
+}
+
+// ---- layout rules of the other rows --------------------------------------------------------
+
+void plain_layouts(const FastChoice&, FastPlan&) {}
+
+void conv_layouts(const FastChoice& c, FastPlan& p) {
+    p.in_layouts[0] = Layout::Nhwc;
+    if (c.fusion.residual) p.in_layouts[3] = Layout::Nhwc;
+    p.out_layouts[0] = Layout::Nhwc;
+}
+
+// Input 0 and every output NHWC (Split, MaxPool, Resize); other inputs plain (parameters).
+void nhwc_data_layouts(const FastChoice& c, FastPlan& p) {
+    p.in_layouts[0] = Layout::Nhwc;
+    p.out_layouts.assign(c.outs.size(), Layout::Nhwc);
+}
+
+void all_nhwc_layouts(const FastChoice& c, FastPlan& p) {
+    p.in_layouts.assign(c.ins.size(), Layout::Nhwc);
+    p.out_layouts.assign(c.outs.size(), Layout::Nhwc);
+}
+
+bool is_op(const FastChoice& c, std::string_view op) {
+    return c.node.op_type == op;
+}
+
+// clang-format off
+const FastEntry kTable[] = {
+    {"conv", "Conv 2-D float32, constant weights (oneDNN), +SiLU, +residual Add; NHWC",
+     [](const FastChoice& c) { return is_op(c, "Conv") && c.outs.size() == 1; },
+     [](const FastChoice& c) {
+         return make_conv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                          c.backend.n_threads(), c.warnings);
+     },
+     conv_layouts},
+    {"binary", "Add/Sub/Mul/Div float32: full-size, scalar or per-channel operands; any layout",
+     [](const FastChoice& c) {
+         const std::string& t = c.node.op_type;
+         return single_output(c) && (t == "Add" || t == "Sub" || t == "Mul" || t == "Div");
+     },
+     [](const FastChoice& c) {
+         return make_binary(c.node, c.ins, c.outs[0], elementwise_layout(c));
+     },
+     elementwise_layouts},
+    {"sigmoid", "Sigmoid float32 (vectorized); any layout",
+     [](const FastChoice& c) { return is_op(c, "Sigmoid") && elementwise_uniform(c); },
+     [](const FastChoice& c) { return make_sigmoid(c.node, c.ins); },
+     elementwise_layouts},
+    {"parallel_ref", "layout-blind elementwise op: its reference kernel over slices, in parallel",
+     elementwise_uniform,
+     [](const FastChoice& c) {
+         return make_parallel_ref(c.node, c.opset, c.ins, c.outs, c.backend.n_threads());
+     },
+     elementwise_layouts},
+    {"ref_elementwise", "layout-blind elementwise op: its reference kernel, in the stored layout",
+     elementwise_uniform, nullptr, elementwise_layouts},
+    {"concat_nhwc", "Concat on channels of NHWC inputs, any dtype",
+     [](const FastChoice& c) {
+         return is_op(c, "Concat") && single_output(c) &&
+                std::any_of(c.ins.begin(), c.ins.end(),
+                            [](const Operand& o) { return o.layout == Layout::Nhwc; });
+     },
+     [](const FastChoice& c) { return make_concat_nhwc(c.node, c.ins, c.outs[0]); },
+     all_nhwc_layouts},
+    {"split_nhwc", "Split on channels of an NHWC input, any dtype",
+     [](const FastChoice& c) { return is_op(c, "Split") && !c.fusion.any() && c.nhwc_in(0); },
+     [](const FastChoice& c) { return make_split_nhwc(c.node, c.ins, c.outs); },
+     nhwc_data_layouts},
+    {"maxpool_nhwc", "MaxPool 2-D float32 on an NHWC input",
+     [](const FastChoice& c) { return is_op(c, "MaxPool") && !c.fusion.any() && c.nhwc_in(0); },
+     [](const FastChoice& c) { return make_maxpool_nhwc(c.node, c.ins, c.outs); },
+     nhwc_data_layouts},
+    {"resize_nhwc", "Resize nearest, integer H/W up-scaling, on an NHWC input",
+     [](const FastChoice& c) { return is_op(c, "Resize") && single_output(c) && c.nhwc_in(0); },
+     [](const FastChoice& c) { return make_resize_nhwc(c.node, c.opset, c.ins, c.outs[0]); },
+     nhwc_data_layouts},
+    {"matmul", "MatMul float32 rank 2-4 (oneDNN); plain",
+     [](const FastChoice& c) { return is_op(c, "MatMul") && single_output(c); },
+     [](const FastChoice& c) {
+         return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
+     },
+     plain_layouts},
+    {"transpose", "Transpose moving the innermost axis (tiled copy); plain",
+     [](const FastChoice& c) { return is_op(c, "Transpose") && single_output(c); },
+     [](const FastChoice& c) { return make_transpose(c.node, c.ins); },
+     plain_layouts},
+    {"softmax", "Softmax float32 over one axis; plain",
+     [](const FastChoice& c) { return is_op(c, "Softmax") && single_output(c); },
+     [](const FastChoice& c) { return make_softmax(c.node, c.opset, c.ins); },
+     plain_layouts},
+};
+// clang-format on
+
+}  // namespace
+
+std::span<const FastEntry> fast_kernel_table() {
+    return kTable;
+}
+
+}  // namespace lowbit::cpu

@@ -1,0 +1,656 @@
+// lowbit_ops: every fast CPU kernel against its reference kernel, case by case, in the manner of
+// ggml's test-backend-ops.
+//
+//   lowbit_ops [test|perf|list] [-o OP] [-n TEXT] [-r REPEATS]
+//
+// A case is one node (op, shapes, attributes, dtype, how its inputs are stored, Conv fusion) on
+// seeded random inputs. `test` (the default) plans it with CpuBackend::choose() exactly as the
+// executor does, checks that the expected kernel-table row took it, runs that fast op on inputs
+// in the planned layouts, and compares its (plain) outputs with the reference kernels
+// (KernelRegistry) run on plain inputs: max |fast - ref| / max |ref| must not exceed the case's
+// tolerance (0: bytes equal). `perf` times the fast op's run() and the reference run() (median
+// of the repeats; layout conversions excluded) and prints both, never asserting. `list` prints
+// the cases and the kernel table. -o keeps cases of one op type, -n cases whose name contains
+// TEXT. Every mode fails (exit 1) when a row of the kernel table has no case, so the case list
+// covers every fast kernel; `test` also fails on any case that fails. Usage errors exit 2.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../kernel_call.h"
+#include "runtime/kernels/cpu/fast_ops.h"
+#include "runtime/kernels/cpu/kernel_table.h"
+#include "runtime/layout.h"
+#include "runtime/task_pool.h"
+
+namespace lowbit::test {
+namespace {
+
+using cpu::ConvFusion;
+using cpu::CpuBackend;
+using cpu::FastPlan;
+using cpu::Operand;
+
+// ---- tolerances: max |fast - ref| / max |ref| over the outputs --------------------------------
+
+// Data movement, max-pooling and the same IEEE operation in the same order: bit-exact.
+constexpr double kExact = 0.0;
+// oneDNN sums the C*kH*kW (or K) products in another order than the reference GEMM (blocked,
+// Winograd for 3x3 s1); a float32 sum of a few hundred terms differs by a few ulp of the
+// largest partial sum. 1e-4 of the output's largest magnitude is what executor_fast_test allows.
+constexpr double kAccumulation = 1e-4;
+// vmath.h's exp / sigmoid stay within 1e-6 relative of std::exp-based results (its header);
+// 1e-5 leaves room for the softmax sum over a row adding those errors.
+constexpr double kVectorMath = 1e-5;
+// float16 outputs: a float32 result that differs in the last bits can round to the neighbouring
+// float16 value, 2^-10 relative; 2e-3 of the largest magnitude covers one such flip.
+constexpr double kHalf = 2e-3;
+
+struct OpCase {
+    std::string name;         // printed; -n matches against it
+    std::string entry;        // the kernel-table row that must take the node
+    KernelCall call;          // op, inputs, attributes, opset, constant inputs, threads
+    std::vector<Layout> stored = {};  // how each input's producer stores it (default Plain)
+    ConvFusion fusion = {};
+    Tensor residual = {};     // with fusion.residual: R, passed to the fast op as input 3
+    double tol = kExact;
+};
+
+// ---- inputs --------------------------------------------------------------------------------
+
+Tensor random_tensor(DType dt, const Shape& shape, uint32_t seed, float lo = -1.0f,
+                     float hi = 1.0f) {
+    Tensor t(dt, shape);
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(lo, hi);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        const float v = u(rng);
+        if (dt == DType::Float32) {
+            t.data<float>()[i] = v;
+        } else if (dt == DType::Float16) {
+            t.data<uint16_t>()[i] = float_to_half(v);
+        } else {  // Int8, the only other dtype the cases use
+            t.data<int8_t>()[i] = static_cast<int8_t>(std::lround(v * 100.0f));
+        }
+    }
+    return t;
+}
+
+Tensor rnd(const Shape& shape, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+    return random_tensor(DType::Float32, shape, seed, lo, hi);
+}
+
+std::string dims(const Shape& s) {
+    return s.empty() ? "scalar" : fmt::format("{}", fmt::join(s, "x"));
+}
+
+// ---- the cases -----------------------------------------------------------------------------
+
+struct ConvSpec {
+    int64_t c, m, h, w, k, stride = 1, group = 1, dilation = 1;
+    bool bias = true, silu = false, residual = false;
+    DType dtype = DType::Float32;
+    int threads = 2;
+};
+
+OpCase conv_case(const ConvSpec& s, uint32_t seed) {
+    const int64_t pad = (s.k - 1) / 2 * s.dilation;
+    OpCase c;
+    c.entry = "conv";
+    c.call.op = "Conv";
+    c.call.n_threads = s.threads;
+    c.call.inputs = {random_tensor(s.dtype, {1, s.c, s.h, s.w}, seed),
+                     random_tensor(s.dtype, {s.m, s.c / s.group, s.k, s.k}, seed + 1, -0.3f, 0.3f)};
+    if (s.bias) c.call.inputs.push_back(random_tensor(s.dtype, {s.m}, seed + 2));
+    c.call.constant_inputs = {1, 2};
+    c.call.attrs = {{"kernel_shape", attr_ints({s.k, s.k})},
+                    {"strides", attr_ints({s.stride, s.stride})},
+                    {"pads", attr_ints({pad, pad, pad, pad})},
+                    {"dilations", attr_ints({s.dilation, s.dilation})},
+                    {"group", attr_i(s.group)}};
+    c.fusion = {s.silu, s.residual};
+    if (s.residual) {
+        const int64_t oh = (s.h + 2 * pad - s.dilation * (s.k - 1) - 1) / s.stride + 1;
+        const int64_t ow = (s.w + 2 * pad - s.dilation * (s.k - 1) - 1) / s.stride + 1;
+        c.residual = random_tensor(s.dtype, {1, s.m, oh, ow}, seed + 3);
+    }
+    c.tol = s.dtype == DType::Float16 ? kHalf : kAccumulation;
+    const std::string kind = s.group == s.c && s.group > 1 ? " depthwise" : s.group > 1 ? " grouped"
+                                                                                        : "";
+    c.name = fmt::format("Conv {}x{} s{} d{} g{}{} {}->{} {}x{}{}{}{} {} t{}", s.k, s.k, s.stride,
+                         s.dilation, s.group, kind, s.c, s.m, s.h, s.w, s.bias ? " +bias" : "",
+                         s.silu ? " +SiLU" : "", s.residual ? " +residual" : "",
+                         dtype_name(s.dtype), s.threads);
+    return c;
+}
+
+std::vector<OpCase> conv_cases() {
+    std::vector<OpCase> v;
+    uint32_t seed = 100;
+    const ConvSpec specs[] = {
+        {.c = 3, .m = 16, .h = 33, .w = 31, .k = 3, .stride = 2, .silu = true, .residual = true},
+        {.c = 16, .m = 24, .h = 20, .w = 20, .k = 1, .silu = true},
+        {.c = 24, .m = 24, .h = 17, .w = 19, .k = 3, .group = 24, .silu = true},
+        {.c = 32, .m = 32, .h = 15, .w = 15, .k = 3, .stride = 2, .group = 32},
+        {.c = 12, .m = 18, .h = 14, .w = 13, .k = 3, .group = 3, .bias = false},
+        {.c = 8, .m = 16, .h = 21, .w = 21, .k = 3, .dilation = 2, .residual = true},
+        {.c = 32, .m = 48, .h = 44, .w = 37, .k = 3, .silu = true},  // Winograd-sized
+        {.c = 16, .m = 32, .h = 64, .w = 61, .k = 3, .silu = true, .threads = 1},
+        {.c = 16, .m = 32, .h = 64, .w = 61, .k = 3, .silu = true, .residual = true},  // chunked
+        {.c = 8, .m = 16, .h = 19, .w = 17, .k = 3, .dtype = DType::Float16},
+    };
+    for (const ConvSpec& s : specs) v.push_back(conv_case(s, seed += 10));
+    return v;
+}
+
+OpCase unary(const std::string& op, const std::string& entry, const Shape& shape, Layout stored,
+             int threads, double tol, uint32_t seed) {
+    OpCase c;
+    c.entry = entry;
+    c.call.op = op;
+    c.call.inputs = {rnd(shape, seed, -4.0f, 4.0f)};
+    c.call.n_threads = threads;
+    c.stored = {stored};
+    c.tol = tol;
+    c.name = fmt::format("{} {} {} t{}", op, dims(shape), layout_name(stored), threads);
+    return c;
+}
+
+// Binary op; `b_shape` full, scalar or per-channel; operand b constant when `b_const`.
+OpCase binary(const std::string& op, const Shape& a_shape, const Shape& b_shape, Layout a_stored,
+              bool b_const, uint32_t seed) {
+    OpCase c;
+    c.entry = "binary";
+    c.call.op = op;
+    // Divisors kept away from zero so that a 1-ulp difference could not become a large one.
+    c.call.inputs = {rnd(a_shape, seed), rnd(b_shape, seed + 1, 0.5f, 2.0f)};
+    if (b_const) c.call.constant_inputs = {1};
+    c.stored = {a_stored, b_shape == a_shape ? a_stored : Layout::Plain};
+    c.tol = kExact;  // eltwise.cpp does the same IEEE operation per element as the reference
+    c.name = fmt::format("{} {} {} with {}{}", op, dims(a_shape), layout_name(a_stored),
+                         dims(b_shape), b_const ? " constant" : "");
+    return c;
+}
+
+std::vector<OpCase> elementwise_cases() {
+    std::vector<OpCase> v;
+    v.push_back(binary("Add", {1, 16, 20, 20}, {1, 16, 20, 20}, Layout::Nhwc, false, 1));
+    v.push_back(binary("Mul", {1, 16, 20, 20}, {1, 16, 1, 1}, Layout::Nhwc, true, 2));
+    v.push_back(binary("Add", {1, 16, 9, 11}, {16, 1, 1}, Layout::Nhwc, true, 3));
+    v.push_back(binary("Sub", {2, 8, 10, 10}, {}, Layout::Plain, true, 4));
+    v.push_back(binary("Div", {3, 40, 50}, {3, 40, 50}, Layout::Plain, false, 5));
+    v.push_back(unary("Sigmoid", "sigmoid", {1, 16, 20, 20}, Layout::Nhwc, 2, kVectorMath, 6));
+    v.push_back(unary("Sigmoid", "sigmoid", {2, 300}, Layout::Plain, 1, kVectorMath, 7));
+    // The parallel reference is the reference kernel on slices: bit-identical by construction.
+    v.push_back(unary("Relu", "parallel_ref", {1, 16, 96, 90}, Layout::Nhwc, 2, kExact, 8));
+    v.push_back(unary("Tanh", "parallel_ref", {1, 8, 100, 90}, Layout::Plain, 2, kExact, 9));
+    {
+        OpCase c = unary("Clip", "parallel_ref", {1, 16, 96, 90}, Layout::Nhwc, 2, kExact, 10);
+        c.call.inputs.push_back(scalar_f32(-0.5f));
+        c.call.inputs.push_back(scalar_f32(1.5f));
+        c.call.constant_inputs = {1, 2};
+        c.name += " min -0.5 max 1.5";
+        v.push_back(c);
+    }
+    for (const char* op : {"QuantizeLinear", "DequantizeLinear"}) {
+        const bool q = std::string(op) == "QuantizeLinear";
+        OpCase c;
+        c.entry = "parallel_ref";
+        c.call.op = op;
+        c.call.inputs = {q ? rnd({1, 16, 96, 90}, 11, -3.0f, 3.0f)
+                           : random_tensor(DType::Int8, {1, 16, 96, 90}, 11),
+                         scalar_f32(0.02f), i8({}, {3})};
+        c.call.constant_inputs = {1, 2};
+        c.stored = {Layout::Nhwc};
+        c.tol = kExact;
+        c.name = fmt::format("{} per-tensor int8 1x16x96x90 nhwc t2", op);
+        v.push_back(c);
+    }
+    // Too small to split, or one thread: one reference call on the stored (NHWC) data.
+    v.push_back(unary("Tanh", "ref_elementwise", {1, 8, 9, 11}, Layout::Nhwc, 2, kExact, 12));
+    v.push_back(unary("Relu", "ref_elementwise", {1, 16, 96, 90}, Layout::Nhwc, 1, kExact, 13));
+    return v;
+}
+
+OpCase simple(const std::string& op, const std::string& entry, std::vector<Tensor> inputs,
+              std::map<std::string, Attr> attrs, const std::string& what, double tol) {
+    OpCase c;
+    c.entry = entry;
+    c.call.op = op;
+    c.call.inputs = std::move(inputs);
+    c.call.attrs = std::move(attrs);
+    c.tol = tol;
+    c.name = op + " " + what;
+    return c;
+}
+
+std::vector<OpCase> nhwc_cases() {
+    std::vector<OpCase> v;
+    {
+        OpCase c = simple("Concat", "concat_nhwc",
+                          {rnd({1, 6, 9, 7}, 20), rnd({1, 10, 9, 7}, 21), rnd({1, 3, 9, 7}, 22)},
+                          {{"axis", attr_i(1)}}, "axis 1 of 6+10+3 channels 9x7, one input plain",
+                          kExact);
+        c.stored = {Layout::Nhwc, Layout::Plain, Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("Concat", "concat_nhwc",
+                          {random_tensor(DType::Int8, {2, 5, 4, 6}, 23),
+                           random_tensor(DType::Int8, {2, 3, 4, 6}, 24)},
+                          {{"axis", attr_i(-3)}}, "axis -3 int8 5+3 channels batch 2", kExact);
+        c.stored = {Layout::Nhwc, Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("Split", "split_nhwc", {rnd({1, 24, 9, 7}, 25), i64({2}, {8, 16})},
+                          {{"axis", attr_i(1)}}, "axis 1 into 8+16 channels 9x7", kExact);
+        c.call.constant_inputs = {1};
+        c.call.num_outputs = 2;
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("MaxPool", "maxpool_nhwc", {rnd({1, 16, 20, 20}, 26)},
+                          {{"kernel_shape", attr_ints({5, 5})},
+                           {"strides", attr_ints({1, 1})},
+                           {"pads", attr_ints({2, 2, 2, 2})}},
+                          "5x5 s1 pad 2 (SPPF) 16x20x20", kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("MaxPool", "maxpool_nhwc", {rnd({2, 8, 15, 13}, 27)},
+                          {{"kernel_shape", attr_ints({3, 3})},
+                           {"strides", attr_ints({2, 2})},
+                           {"ceil_mode", attr_i(1)}},
+                          "3x3 s2 ceil_mode batch 2 8x15x13", kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        const Tensor scales = f32({4}, {1, 1, 2, 2});
+        OpCase c = simple("Resize", "resize_nhwc", {rnd({1, 8, 10, 12}, 28), Tensor(), scales},
+                          {{"mode", attr_s("nearest")},
+                           {"coordinate_transformation_mode", attr_s("asymmetric")},
+                           {"nearest_mode", attr_s("floor")}},
+                          "nearest x2 asymmetric floor 8x10x12", kExact);
+        c.call.constant_inputs = {2};
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        const Tensor scales = f32({4}, {1, 1, 3, 2});
+        OpCase c = simple("Resize", "resize_nhwc", {rnd({1, 5, 7, 6}, 29), Tensor(), scales},
+                          {{"mode", attr_s("nearest")}},
+                          "nearest x3/x2 half_pixel round_prefer_floor 5x7x6", kExact);
+        c.call.constant_inputs = {2};
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    return v;
+}
+
+std::vector<OpCase> plain_cases() {
+    std::vector<OpCase> v;
+    v.push_back(simple("MatMul", "matmul", {rnd({1, 2, 24, 42}, 30), rnd({1, 2, 42, 24}, 31)}, {},
+                       "1x2x24x42 by 1x2x42x24 (attention)", kAccumulation));
+    {
+        OpCase c = simple("MatMul", "matmul", {rnd({16, 42}, 32), rnd({42, 5}, 33)}, {},
+                          "16x42 by constant 42x5", kAccumulation);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
+    v.push_back(simple("MatMul", "matmul", {rnd({3, 20, 17}, 34), rnd({17, 9}, 35)}, {},
+                       "3x20x17 by 17x9 (batch broadcast)", kAccumulation));
+    v.push_back(simple("Softmax", "softmax", {rnd({1, 2, 24, 24}, 36, -5.0f, 5.0f)},
+                       {{"axis", attr_i(-1)}}, "axis -1 1x2x24x24", kVectorMath));
+    v.push_back(simple("Softmax", "softmax", {rnd({1, 4, 16, 42}, 37, -5.0f, 5.0f)},
+                       {{"axis", attr_i(1)}}, "axis 1 1x4x16x42 (DFL)", kVectorMath));
+    v.push_back(simple("Transpose", "transpose", {rnd({1, 144, 37}, 38)},
+                       {{"perm", attr_ints({0, 2, 1})}}, "1x144x37 perm 0,2,1", kExact));
+    v.push_back(simple("Transpose", "transpose", {rnd({2, 3, 1, 5, 7}, 39)},
+                       {{"perm", attr_ints({3, 0, 4, 2, 1})}}, "2x3x1x5x7 perm 3,0,4,2,1",
+                       kExact));
+    v.push_back(simple("Transpose", "transpose", {rnd({33, 31}, 40)}, {}, "33x31 default perm",
+                       kExact));
+    return v;
+}
+
+// float16 nodes of float32-only fast ops run the float32 kernel on widened inputs.
+std::vector<OpCase> float16_cases() {
+    std::vector<OpCase> v;
+    auto h = [](const Shape& s, uint32_t seed, float lo = -1.0f, float hi = 1.0f) {
+        return random_tensor(DType::Float16, s, seed, lo, hi);
+    };
+    v.push_back(simple("MatMul", "matmul", {h({2, 24, 42}, 50), h({2, 42, 24}, 51)}, {},
+                       "float16 2x24x42 by 2x42x24 (via float32)", kHalf));
+    v.push_back(simple("Softmax", "softmax", {h({4, 64}, 52, -5.0f, 5.0f)}, {{"axis", attr_i(-1)}},
+                       "float16 axis -1 4x64 (via float32)", kHalf));
+    {
+        OpCase c = simple("MaxPool", "maxpool_nhwc", {h({1, 8, 12, 12}, 53)},
+                          {{"kernel_shape", attr_ints({3, 3})}, {"pads", attr_ints({1, 1, 1, 1})}},
+                          "float16 3x3 s1 pad 1 nhwc (via float32)", kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("Resize", "resize_nhwc", {h({1, 4, 6, 5}, 54), Tensor(),
+                          f32({4}, {1, 1, 2, 2})},
+                          {{"mode", attr_s("nearest")}}, "float16 nearest x2 nhwc (via float32)",
+                          kExact);
+        c.call.constant_inputs = {2};
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    return v;
+}
+
+std::vector<OpCase> all_cases() {
+    std::vector<OpCase> v;
+    for (auto* make : {conv_cases, elementwise_cases, nhwc_cases, plain_cases, float16_cases}) {
+        for (OpCase& c : make()) v.push_back(std::move(c));
+    }
+    return v;
+}
+
+// ---- the reference side --------------------------------------------------------------------
+
+// The node's reference kernel and, for a fused Conv, the Sigmoid, Mul and Add kernels the fusion
+// replaces; each prepared once, their intermediate tensors allocated once (perf times run()).
+class Reference {
+public:
+    Status prepare(const OpCase& c) {
+        LOWBIT_TRY(add(c.call));
+        if (c.fusion.silu) {
+            const Tensor y = last();
+            LOWBIT_TRY(add(KernelCall{"Sigmoid", {y}}));
+            LOWBIT_TRY(add(KernelCall{"Mul", {y, last()}}));
+        }
+        if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
+        return Status::ok();
+    }
+    Status run(ThreadPool& pool) {
+        for (Stage& s : stages_) {
+            if (!s.p.all_values) LOWBIT_TRY(run_prepared(s.p, s.call.inputs, s.outs, pool));
+        }
+        return Status::ok();
+    }
+    const std::vector<Tensor>& outputs() const { return stages_.back().outs; }
+    // The first stage's prepared outputs: the node's outputs as the planner sees them.
+    const std::vector<TensorInfo>& node_outputs() const { return stages_.front().p.outputs; }
+
+private:
+    struct Stage {
+        KernelCall call;
+        PreparedCall p;
+        std::vector<Tensor> outs;
+    };
+    Status add(KernelCall call) {
+        Stage& s = stages_.emplace_back();
+        s.call = std::move(call);
+        LOWBIT_TRY(prepare_call(s.call, s.p));
+        if (s.p.all_values) {
+            for (const TensorInfo& o : s.p.outputs) s.outs.push_back(*o.value);
+        } else {
+            s.outs = allocate_outputs(s.p);
+        }
+        return Status::ok();
+    }
+    Tensor last() const { return stages_.back().outs.front(); }
+
+    std::vector<Stage> stages_;
+};
+
+// ---- the fast side -------------------------------------------------------------------------
+
+// The plan CpuBackend::choose() makes for the case, with inputs converted to the planned
+// layouts; run() leaves plain outputs. Without a fast op (the ref_elementwise row) the node's
+// reference kernel runs on the tensors in the planned layouts, as the executor does.
+class Fast {
+public:
+    Status prepare(const OpCase& c, const std::vector<TensorInfo>& out_info) {
+        backend_ = std::make_unique<CpuBackend>(c.call.n_threads);
+        tasks_ = std::make_unique<TaskPool>(c.call.n_threads);
+        node_ = make_node(c.call);
+        std::vector<Tensor> plain = c.call.inputs;
+        if (c.fusion.residual) {
+            plain.resize(3);
+            plain.push_back(c.residual);
+        }
+        std::vector<Operand> ins(plain.size()), outs(out_info.size());
+        for (size_t i = 0; i < plain.size(); ++i) {
+            if (plain[i].empty()) continue;
+            ins[i].dtype = plain[i].dtype();
+            ins[i].shape = plain[i].shape();
+            const auto& k = c.call.constant_inputs;
+            if (std::find(k.begin(), k.end(), i) != k.end()) {
+                ins[i].constant = &c.call.inputs[i];
+            } else if (i < c.stored.size()) {
+                ins[i].layout = c.stored[i];
+            }
+        }
+        for (size_t o = 0; o < out_info.size(); ++o) {
+            outs[o].dtype = out_info[o].dtype;
+            outs[o].shape = out_info[o].shape;
+        }
+        std::vector<std::string> warnings;
+        plan_ = backend_->choose(node_, c.call.opset, ins, outs, c.fusion, warnings);
+        for (size_t i = 0; i < plain.size(); ++i) {
+            in_.push_back(laid_out(plain[i], plan_.in_layouts[i]));
+        }
+        for (size_t o = 0; o < outs.size(); ++o) {
+            stored_out_.emplace_back(outs[o].dtype, outs[o].shape);
+            plain_out_.emplace_back(outs[o].dtype, outs[o].shape);
+        }
+        if (!plan_.op && !plan_.entry.empty()) {
+            KernelCall ref = c.call;
+            ref.inputs = in_;
+            LOWBIT_TRY(prepare_call(ref, ref_));
+            ref_pool_ = std::make_unique<ThreadPool>(c.call.n_threads);
+        }
+        return Status::ok();
+    }
+    std::string_view entry() const { return plan_.entry; }
+    std::string describe() const {
+        return plan_.op ? plan_.op->describe() : plan_.entry.empty() ? "none" : "reference";
+    }
+    // The fast op alone (no layout conversions): what perf times.
+    Status run_op() {
+        if (plan_.op) return plan_.op->run(in_, stored_out_, *tasks_);
+        if (ref_.kernel) return run_prepared(ref_, in_, stored_out_, *ref_pool_);
+        return unsupported("no kernel-table row took the node");
+    }
+    Status run() {
+        LOWBIT_TRY(run_op());
+        for (size_t o = 0; o < stored_out_.size(); ++o) {
+            convert_layout(stored_out_[o], plan_.out_layouts[o], plain_out_[o], Layout::Plain,
+                           *tasks_);
+        }
+        return Status::ok();
+    }
+    const std::vector<Tensor>& outputs() const { return plain_out_; }
+
+private:
+    Tensor laid_out(const Tensor& t, Layout l) const {
+        if (t.empty() || l == Layout::Plain) return t;
+        Tensor s(t.dtype(), t.shape());
+        convert_layout(t, Layout::Plain, s, l, *tasks_);
+        return s;
+    }
+
+    std::unique_ptr<CpuBackend> backend_;
+    std::unique_ptr<TaskPool> tasks_;
+    std::unique_ptr<ThreadPool> ref_pool_;
+    Node node_;
+    FastPlan plan_;
+    PreparedCall ref_;
+    std::vector<Tensor> in_, stored_out_, plain_out_;
+};
+
+// ---- comparing and timing ------------------------------------------------------------------
+
+// max |a - b| / max |b| over all elements (any numeric dtype, read as double); with tol 0 the
+// bytes must be equal, so -0 vs 0 or a differing NaN payload also counts.
+double case_error(const Tensor& a, const Tensor& b, double tol) {
+    if (a.dtype() != b.dtype() || a.shape() != b.shape()) return INFINITY;
+    double mx = 1e-6, d = 0;
+    for (int64_t i = 0; i < b.numel(); ++i) {
+        const double x = tensor_get_f64(a, i), y = tensor_get_f64(b, i);
+        mx = std::max(mx, std::fabs(y));
+        d = std::isnan(x) != std::isnan(y) ? INFINITY : std::max(d, std::fabs(x - y));
+    }
+    double err = d / mx;
+    if (tol == 0 && err == 0 && std::memcmp(a.raw(), b.raw(), a.nbytes()) != 0) err = 1e-30;
+    return err;
+}
+
+template <typename F>
+double median_us(int repeats, F&& fn) {
+    std::vector<double> t;
+    for (int r = 0; r < repeats; ++r) {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                        .count());
+    }
+    std::sort(t.begin(), t.end());
+    return t[t.size() / 2];
+}
+
+struct Setup {
+    Reference ref;
+    Fast fast;
+    std::string problem;  // why the case cannot run ("" when it can)
+};
+
+void set_up(const OpCase& c, Setup& s) {
+    Status st = s.ref.prepare(c);
+    if (!st.is_ok()) {
+        s.problem = "reference prepare: " + st.message();
+        return;
+    }
+    st = s.fast.prepare(c, s.ref.node_outputs());
+    if (!st.is_ok()) {
+        s.problem = "fast prepare: " + st.message();
+    } else if (s.fast.entry() != c.entry) {
+        s.problem = fmt::format("planned by row '{}', expected '{}'", s.fast.entry(), c.entry);
+    }
+}
+
+bool test_case(const OpCase& c) {
+    Setup s;
+    set_up(c, s);
+    ThreadPool pool(c.call.n_threads);
+    if (s.problem.empty()) {
+        const Status a = s.ref.run(pool), b = s.fast.run();
+        if (!a.is_ok()) s.problem = "reference run: " + a.message();
+        if (!b.is_ok()) s.problem = "fast run: " + b.message();
+    }
+    if (!s.problem.empty()) {
+        fmt::print("FAIL  {} [{}]: {}\n", c.name, c.entry, s.problem);
+        return false;
+    }
+    double err = 0;
+    for (size_t o = 0; o < s.ref.outputs().size(); ++o) {
+        err = std::max(err, case_error(s.fast.outputs()[o], s.ref.outputs()[o], c.tol));
+    }
+    const bool ok = err <= c.tol;
+    fmt::print("{}  {} [{}: {}] max_err {:.3g} tol {:.3g}\n", ok ? "OK  " : "FAIL", c.name, c.entry,
+               s.fast.describe(), err, c.tol);
+    return ok;
+}
+
+bool perf_case(const OpCase& c, int repeats) {
+    Setup s;
+    set_up(c, s);
+    if (!s.problem.empty()) {
+        fmt::print("SKIP  {}: {}\n", c.name, s.problem);
+        return true;
+    }
+    ThreadPool pool(c.call.n_threads);
+    const double fast = median_us(repeats, [&] { (void)s.fast.run_op(); });
+    const double ref = median_us(repeats, [&] { (void)s.ref.run(pool); });
+    fmt::print("{:<70} fast {:>10.1f} us  ref {:>10.1f} us  x{:.1f}\n", c.name, fast, ref,
+               ref / std::max(fast, 1e-3));
+    return true;
+}
+
+// Every kernel-table row must be the expected row of some case (all cases, not only the
+// filtered ones), so that a new row without a case fails here.
+bool check_coverage(const std::vector<OpCase>& cases) {
+    bool ok = true;
+    size_t covered = 0;
+    for (const cpu::FastEntry& e : cpu::fast_kernel_table()) {
+        const bool has = std::any_of(cases.begin(), cases.end(),
+                                     [&](const OpCase& c) { return c.entry == e.name; });
+        covered += has;
+        if (!has) fmt::print("FAIL  kernel-table row '{}' has no case\n", e.name);
+        ok = ok && has;
+    }
+    fmt::print("coverage: {} of {} kernel-table rows have cases\n", covered,
+               cpu::fast_kernel_table().size());
+    return ok;
+}
+
+int usage() {
+    fmt::print(stderr, "usage: lowbit_ops [test|perf|list] [-o OP] [-n TEXT] [-r REPEATS]\n");
+    return 2;
+}
+
+int run_main(int argc, char** argv) {
+    std::string mode = "test", op, text;
+    int repeats = 20;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        const bool has_value = i + 1 < argc;
+        if (a == "test" || a == "perf" || a == "list") {
+            mode = a;
+        } else if (a == "-o" && has_value) {
+            op = argv[++i];
+        } else if (a == "-n" && has_value) {
+            text = argv[++i];
+        } else if (a == "-r" && has_value) {
+            repeats = std::max(1, std::atoi(argv[++i]));
+        } else {
+            return usage();
+        }
+    }
+    const std::vector<OpCase> cases = all_cases();
+    if (mode == "list") {
+        for (const cpu::FastEntry& e : cpu::fast_kernel_table()) {
+            fmt::print("row   {:<16} {}\n", e.name, e.runs);
+        }
+    }
+    size_t n = 0, failed = 0;
+    for (const OpCase& c : cases) {
+        if ((!op.empty() && c.call.op != op) || c.name.find(text) == std::string::npos) continue;
+        ++n;
+        if (mode == "list") {
+            fmt::print("case  {} [{}] tol {:.3g}\n", c.name, c.entry, c.tol);
+        } else if (mode == "perf") {
+            perf_case(c, repeats);
+        } else if (!test_case(c)) {
+            ++failed;
+        }
+    }
+    const bool covered = check_coverage(cases);
+    if (mode == "test") fmt::print("{} cases, {} failed\n", n, failed);
+    if (n == 0) fmt::print("no case matches the filter\n");
+    return failed == 0 && covered && n > 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace lowbit::test
+
+int main(int argc, char** argv) {
+    return lowbit::test::run_main(argc, argv);
+}
