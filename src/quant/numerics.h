@@ -17,20 +17,16 @@
 
 #include "core/dtype.h"
 #include "core/half.h"
+#include "core/numerics.h"
 
 namespace lowbit::quant {
 
-enum class QuantMode { Int8, Fp8 };
-
-// Element type of the quantized tensor for a mode (activations; --zero-point may pick uint8).
-inline DType quant_dtype(QuantMode m) {
-    return m == QuantMode::Int8 ? DType::Int8 : DType::Float8E4M3FN;
-}
-
-// Largest representable magnitude the scale maps amax onto: 127 (INT8) or 448 (E4M3FN).
-inline double quant_max(QuantMode m) {
-    return m == QuantMode::Int8 ? 127.0 : 448.0;
-}
+// QuantMode, its dtype and grid maximum, and E4M3 rounding live in core/numerics.h (calibration
+// needs them too); quant:: names them as before.
+using lowbit::quant_dtype;
+using lowbit::quant_max;
+using lowbit::QuantMode;
+using lowbit::round_to_e4m3;
 
 // Symmetric scale for a calibrated |x| maximum, in double (ORT compute_scale_zp).
 double symmetric_scale(double amax, QuantMode mode);
@@ -60,10 +56,6 @@ inline int8_t quantize_int8(float x, float scale) {
 inline uint8_t quantize_fp8(float x, float scale) {
     return float_to_fp8(x / scale, DType::Float8E4M3FN, true);
 }
-
-// Rounds `x` (already divided by the scale) to the E4M3FN grid, saturating at +-448; fast path
-// for the MSE calibrator (bit-identical to float_to_fp8 + fp8_to_float for finite x).
-float round_to_e4m3(float x);
 
 // Per-channel weight scales: amax of |w| over each slice along `axis` (all other axes
 // reduced), scale = amax / quant_max (1.0 for an all-zero slice).
