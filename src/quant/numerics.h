@@ -1,5 +1,6 @@
-// Quantization arithmetic shared by calibration, the Q/DQ rewrite and the tests
-// (research/modelopt.md §3.7 and §4; ONNX QuantizeLinear/DequantizeLinear-19).
+// Quantization arithmetic of the Q/DQ rewrite, sensitivity and the tests (research/modelopt.md
+// §3.7 and §4; ONNX QuantizeLinear/DequantizeLinear-19). The grids themselves (QuantMode) and
+// E4M3 rounding are core/numerics.h, which calibration uses as well.
 //
 //  - INT8 symmetric: range [-127, 127], scale = amax / 127 computed in double and stored as
 //    float32 (or float16 when the non-quantized part is float16); a scale below FLT_MIN becomes 1.
