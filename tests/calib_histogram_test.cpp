@@ -136,10 +136,10 @@ TEST(CalibEntropy, GaussianClipsTheTail) {
     for (auto& x : v) x = nd(rng);
     TensorStats s;
     s.add(v.data(), static_cast<int64_t>(v.size()));
-    const double t = compute_amax(s, {CalibMethod::Entropy, 99.99, quant::QuantMode::Int8});
+    const double t = compute_amax(s, {CalibMethod::Entropy, 99.99, QuantMode::Int8});
     EXPECT_GT(t, 2.0);
     EXPECT_LT(t, s.amax());
-    EXPECT_EQ(compute_amax(s, {CalibMethod::Max, 99.99, quant::QuantMode::Int8}), s.amax());
+    EXPECT_EQ(compute_amax(s, {CalibMethod::Max, 99.99, QuantMode::Int8}), s.amax());
 }
 
 TEST(CalibPercentileMse, SensibleThresholds) {
@@ -149,10 +149,10 @@ TEST(CalibPercentileMse, SensibleThresholds) {
     for (auto& x : u) x = ud(rng);
     TensorStats su;
     su.add(u.data(), static_cast<int64_t>(u.size()));
-    const double p99 = compute_amax(su, {CalibMethod::Percentile, 99.0, quant::QuantMode::Int8});
+    const double p99 = compute_amax(su, {CalibMethod::Percentile, 99.0, QuantMode::Int8});
     EXPECT_NEAR(p99, 0.99, 0.002);
     // Uniform data: clipping only hurts, MSE keeps (almost) the full range.
-    const double mse = compute_amax(su, {CalibMethod::Mse, 0, quant::QuantMode::Int8});
+    const double mse = compute_amax(su, {CalibMethod::Mse, 0, QuantMode::Int8});
     EXPECT_GT(mse, 0.97 * su.amax());
 
     // Laplacian: INT8 MSE clips the sparse tail (ACIQ's optimum for 8 bits is about 9.9 b,
@@ -162,8 +162,8 @@ TEST(CalibPercentileMse, SensibleThresholds) {
     for (size_t i = 0; i < l.size(); ++i) l[i] = (i % 2 ? 1.0f : -1.0f) * ed(rng);
     TensorStats sl;
     sl.add(l.data(), static_cast<int64_t>(l.size()));
-    const double m8 = compute_amax(sl, {CalibMethod::Mse, 0, quant::QuantMode::Int8});
-    const double mf = compute_amax(sl, {CalibMethod::Mse, 0, quant::QuantMode::Fp8});
+    const double m8 = compute_amax(sl, {CalibMethod::Mse, 0, QuantMode::Int8});
+    const double mf = compute_amax(sl, {CalibMethod::Mse, 0, QuantMode::Fp8});
     EXPECT_GT(m8, 6.0);
     EXPECT_LT(m8, 0.95 * sl.amax());
     EXPECT_GE(mf, m8);
@@ -177,7 +177,7 @@ TEST(CalibMse, ErrorModelMatchesDirectQuantization) {
     const double c = 100.5 * w;
     const double s = t / 127.0;
     const double q = std::min(std::nearbyint(c / s), 127.0) * s;
-    EXPECT_NEAR(quantization_mse(h, w, t, quant::QuantMode::Int8), (c - q) * (c - q), 1e-9);
+    EXPECT_NEAR(quantization_mse(h, w, t, QuantMode::Int8), (c - q) * (c - q), 1e-9);
 }
 
 }  // namespace

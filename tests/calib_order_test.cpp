@@ -100,7 +100,7 @@ TEST(CalibOrder, ShuffleAndBatchSizeLeaveStatisticsUnchanged) {
             EXPECT_TRUE(r.stats[gi].histogram() == ref.stats[gi].histogram()) << "group " << gi;
             for (CalibMethod m :
                  {CalibMethod::Entropy, CalibMethod::Percentile, CalibMethod::Mse}) {
-                CalibConfig c{m, 99.9, quant::QuantMode::Int8};
+                CalibConfig c{m, 99.9, QuantMode::Int8};
                 EXPECT_EQ(compute_amax(r.stats[gi], c), compute_amax(ref.stats[gi], c));
             }
         }

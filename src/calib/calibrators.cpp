@@ -1,7 +1,6 @@
 #include "calib/calibrators.h"
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 
@@ -11,18 +10,6 @@ namespace {
 
 constexpr int64_t kKlBins = 2048;
 constexpr int64_t kStartBin = 128;
-
-// E4M3FN round-to-nearest-even of a non-negative finite value, saturating at 448 (the same
-// result as quant::round_to_e4m3, via bit arithmetic for the MSE inner loop).
-inline float e4m3_round_nonneg(float y) {
-    if (y >= 448.0f) return 448.0f;
-    if (y < 0.015625f) return std::nearbyint(y * 512.0f) * (1.0f / 512.0f);  // subnormals
-    uint32_t b = std::bit_cast<uint32_t>(y);
-    b += 0x7FFFFu + ((b >> 20) & 1u);  // round the 20 dropped mantissa bits, ties to even
-    b &= ~0xFFFFFu;
-    const float r = std::bit_cast<float>(b);
-    return r > 448.0f ? 448.0f : r;
-}
 
 // The KL histogram: the fine histogram's used part regrouped into at most 2048 equal bins.
 struct Coarse {
@@ -126,9 +113,9 @@ int64_t entropy_threshold_bins(const std::vector<double>& hist, int64_t start, i
 }
 
 double quantization_mse(const std::vector<double>& hist, double w, double t,
-                        quant::QuantMode target) {
+                        QuantMode target) {
     if (t <= 0) return 0;
-    const double qmax = quant::quant_max(target);
+    const double qmax = quant_max(target);
     const float inv_s = static_cast<float>(qmax / t);
     const float s = static_cast<float>(t / qmax);
     double err = 0, total = 0;
@@ -137,10 +124,10 @@ double quantization_mse(const std::vector<double>& hist, double w, double t,
         if (c == 0) continue;
         const float x = static_cast<float>((static_cast<double>(k) + 0.5) * w);
         float q;
-        if (target == quant::QuantMode::Int8) {
+        if (target == QuantMode::Int8) {
             q = std::min(std::nearbyint(x * inv_s), 127.0f) * s;
         } else {
-            q = e4m3_round_nonneg(x * inv_s) * s;
+            q = round_to_e4m3(x * inv_s) * s;
         }
         const double d = static_cast<double>(x) - static_cast<double>(q);
         err += c * d * d;

@@ -21,7 +21,7 @@
 
 #include "calib/histogram.h"
 #include "core/status.h"
-#include "quant/numerics.h"
+#include "core/numerics.h"
 
 namespace lowbit::calib {
 
@@ -42,7 +42,7 @@ bool needs_histogram(CalibMethod m);
 struct CalibConfig {
     CalibMethod method = kDefaultCalibMethod;
     double percentile = 99.99;
-    quant::QuantMode target = quant::QuantMode::Int8;  // grid for `mse`
+    QuantMode target = QuantMode::Int8;  // grid for `mse`
 };
 
 // The calibrated |x| threshold; 0 when the tensor held only zeros (scale then falls back to 1).
@@ -56,6 +56,6 @@ int64_t entropy_threshold_bins(const std::vector<double>& hist, int64_t start = 
 // Expected squared error of quantizing the histogram (bin width w, mass at bin centres) with
 // threshold t to the target grid.
 double quantization_mse(const std::vector<double>& hist, double w, double t,
-                        quant::QuantMode target);
+                        QuantMode target);
 
 }  // namespace lowbit::calib

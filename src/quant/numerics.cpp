@@ -1,7 +1,6 @@
 #include "quant/numerics.h"
 
 #include <algorithm>
-#include <bit>
 #include <cfloat>
 #include <limits>
 
@@ -40,19 +39,6 @@ float stored_scale(double scale, DType scale_dtype) {
     if (!(h > 0.0f)) h = half_to_float(1);  // smallest positive float16 subnormal, 2^-24
     if (std::isinf(h)) h = 65504.0f;
     return h;
-}
-
-float round_to_e4m3(float x) {
-    const float a = std::fabs(x);
-    if (!(a == a)) return x;
-    if (a >= 448.0f) return std::copysign(448.0f, x);
-    // Quantum of the binade: 2^(e-3) for normals (e >= -6), 2^-9 for subnormals.
-    int e = a > 0 ? std::ilogb(a) : -6;
-    if (e < -6) e = -6;
-    const float quantum = std::ldexp(1.0f, e - 3);
-    float q = std::nearbyint(a / quantum) * quantum;
-    if (q > 448.0f) q = 448.0f;
-    return std::copysign(q, x);
 }
 
 std::vector<double> per_channel_scales(const float* w, const std::vector<int64_t>& shape,

@@ -1,5 +1,6 @@
-// Quantization arithmetic shared by calibration, the Q/DQ rewrite and the tests
-// (research/modelopt.md §3.7 and §4; ONNX QuantizeLinear/DequantizeLinear-19).
+// Quantization arithmetic of the Q/DQ rewrite, sensitivity and the tests (research/modelopt.md
+// §3.7 and §4; ONNX QuantizeLinear/DequantizeLinear-19). The grids themselves (QuantMode) and
+// E4M3 rounding are core/numerics.h, which calibration uses as well.
 //
 //  - INT8 symmetric: range [-127, 127], scale = amax / 127 computed in double and stored as
 //    float32 (or float16 when the non-quantized part is float16); a scale below FLT_MIN becomes 1.
@@ -17,20 +18,16 @@
 
 #include "core/dtype.h"
 #include "core/half.h"
+#include "core/numerics.h"
 
 namespace lowbit::quant {
 
-enum class QuantMode { Int8, Fp8 };
-
-// Element type of the quantized tensor for a mode (activations; --zero-point may pick uint8).
-inline DType quant_dtype(QuantMode m) {
-    return m == QuantMode::Int8 ? DType::Int8 : DType::Float8E4M3FN;
-}
-
-// Largest representable magnitude the scale maps amax onto: 127 (INT8) or 448 (E4M3FN).
-inline double quant_max(QuantMode m) {
-    return m == QuantMode::Int8 ? 127.0 : 448.0;
-}
+// QuantMode, its dtype and grid maximum, and E4M3 rounding live in core/numerics.h (calibration
+// needs them too); quant:: names them as before.
+using lowbit::quant_dtype;
+using lowbit::quant_max;
+using lowbit::QuantMode;
+using lowbit::round_to_e4m3;
 
 // Symmetric scale for a calibrated |x| maximum, in double (ORT compute_scale_zp).
 double symmetric_scale(double amax, QuantMode mode);
@@ -60,10 +57,6 @@ inline int8_t quantize_int8(float x, float scale) {
 inline uint8_t quantize_fp8(float x, float scale) {
     return float_to_fp8(x / scale, DType::Float8E4M3FN, true);
 }
-
-// Rounds `x` (already divided by the scale) to the E4M3FN grid, saturating at +-448; fast path
-// for the MSE calibrator (bit-identical to float_to_fp8 + fp8_to_float for finite x).
-float round_to_e4m3(float x);
 
 // Per-channel weight scales: amax of |w| over each slice along `axis` (all other axes
 // reduced), scale = amax / quant_max (1.0 for an all-zero slice).
