@@ -1,5 +1,5 @@
 // Quantization numerics shared by every layer that reasons about a quantized grid: the target
-// grids (QuantMode) and rounding a value onto the FP8 E4M3FN grid. Calibration (the `mse`
+// grids (QuantMode) and rounding a value onto the INT8 or FP8 E4M3FN grid. Calibration (the `mse`
 // method's error model), the Q/DQ rewrite and sensitivity's fake quantization all use these, so
 // they live in core/ rather than in any one of them (research/modelopt.md §3.7, §4).
 #pragma once
@@ -21,6 +21,15 @@ inline DType quant_dtype(QuantMode m) {
 // Largest representable magnitude the scale maps amax onto: 127 (INT8) or 448 (E4M3FN).
 inline double quant_max(QuantMode m) {
     return m == QuantMode::Int8 ? 127.0 : 448.0;
+}
+
+// v clamped to [-128, 127] and rounded half to even, as a float: an INT8 code. Clamping before
+// rounding is the same as after for integer bounds; adding and subtracting 1.5 * 2^23 rounds
+// exactly for |v| < 2^22 in the default rounding mode, like nearbyint, and vectorizes.
+inline float round_int8_value(float v) {
+    constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+    v = v < -128.0f ? -128.0f : (v > 127.0f ? 127.0f : v);
+    return (v + kMagic) - kMagic;
 }
 
 // `v` rounded to the nearest FP8 E4M3FN value, ties to even, saturating at +-448 (ONNX Cast-19

@@ -18,7 +18,7 @@ void fake_quantize_into(const float* x, float* y, int64_t n, float s, QuantMode 
         for (int64_t i = 0; i < n; ++i) y[i] = round_int8_value(x[i] / s) * s;
         return;
     }
-    for (int64_t i = 0; i < n; ++i) y[i] = round_e4m3fn_value(x[i] / s) * s;
+    for (int64_t i = 0; i < n; ++i) y[i] = round_to_e4m3(x[i] / s) * s;
 }
 
 Tensor fake_quantize(const Tensor& x, float s, QuantMode mode) {

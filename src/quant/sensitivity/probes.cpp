@@ -38,7 +38,7 @@ void quantize_values_nhwc(const float* x, bool x_nhwc, int64_t c, int64_t hw, fl
     } else {
         auto* q = static_cast<uint16_t*>(out);
         run([q, s](int64_t i, float x) {
-            q[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_e4m3fn_value(x / s)) >> 16);
+            q[i] = static_cast<uint16_t>(std::bit_cast<uint32_t>(round_to_e4m3(x / s)) >> 16);
         });
     }
 }
