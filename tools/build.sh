@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
 # Configures and builds lowbit into build/ (Release). Extra arguments go to cmake --build.
+#   tools/build.sh --sanitize [ARGS...]   the same into build-asan/, every target instrumented with
+#                                         AddressSanitizer + UBSan (LOWBIT_SANITIZE=ON), with -O2 -g
+#                                         (RelWithDebInfo) so that reports name file and line
 set -euo pipefail
 cd "$(dirname "$0")/.."
+dir=build
+cmake_args=(-DCMAKE_BUILD_TYPE=Release)
+if [ "${1:-}" = --sanitize ]; then
+  shift
+  dir=build-asan
+  cmake_args=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DLOWBIT_SANITIZE=ON)
+fi
 tools/setup.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j"$(nproc)" "$@"
+cmake -S . -B "$dir" "${cmake_args[@]}" >/dev/null
+cmake --build "$dir" -j"$(nproc)" "$@"
