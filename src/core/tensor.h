@@ -89,7 +89,8 @@ public:
     template <typename T>
     static Tensor from_vector(DType dtype, Shape shape, const std::vector<T>& values) {
         Tensor t(dtype, std::move(shape));
-        std::memcpy(t.raw(), values.data(), t.nbytes());
+        // memcpy from an empty vector's null data() is undefined even for 0 bytes.
+        if (t.nbytes() > 0) std::memcpy(t.raw(), values.data(), t.nbytes());
         return t;
     }
 

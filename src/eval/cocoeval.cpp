@@ -240,8 +240,10 @@ void accumulate_category(const Shared& sh, size_t k, Scratch& s, const int64_t n
                 ++nd;
             }
             for (int t = 0; t < kT; ++t) {
-                double* rc = &s.rc[static_cast<size_t>(t) * n];
-                double* pr = &s.pr[static_cast<size_t>(t) * n];
+                // data() + offset, not &v[offset]: with no detections (n == 0) the vectors
+                // are empty and v[0] would be out of range.
+                double* rc = s.rc.data() + static_cast<size_t>(t) * n;
+                double* pr = s.pr.data() + static_cast<size_t>(t) * n;
                 out.recall[((static_cast<size_t>(t) * K + k) * kA + a) * kM + m] =
                     nd > 0 ? rc[nd - 1] : 0.0;
                 // Precision envelope: make it non-increasing from the right.
