@@ -104,6 +104,177 @@ Result<Placement> plan_placement(const Model& model, const QuantizeOptions& opts
     return place_qdq(model.graph, types, opts.placement);
 }
 
+namespace {
+
+// Per placed activation: its calibration group (index into CalibRequest::groups; -1 for a
+// constant activation), and the observed min / max behind its amax.
+struct ActivationRanges {
+    std::vector<int> group_of;
+    std::vector<double> lo, hi;
+};
+
+// Calibration groups: a Concat group pools its members; every other activation is alone.
+// Constant activations get their range from their values, not from calibration.
+calib::CalibRequest calibration_request(const Placement& pl, calib::CalibMethod method,
+                                        ActivationRanges& r) {
+    calib::CalibRequest req;
+    req.histogram = calib::needs_histogram(method);
+    r.group_of.assign(pl.activations.size(), -1);
+    std::vector<int> pl_group_to_req(pl.groups.size(), -1);
+    for (size_t a = 0; a < pl.activations.size(); ++a) {
+        const ActivationQdq& act = pl.activations[a];
+        if (act.constant) continue;
+        if (act.group >= 0) {
+            int& g = pl_group_to_req[static_cast<size_t>(act.group)];
+            if (g < 0) {
+                g = static_cast<int>(req.groups.size());
+                req.groups.emplace_back();
+            }
+            req.groups[static_cast<size_t>(g)].push_back(act.tensor);
+            r.group_of[a] = g;
+        } else {
+            r.group_of[a] = static_cast<int>(req.groups.size());
+            req.groups.push_back({act.tensor});
+        }
+    }
+    return req;
+}
+
+// amax / min / max of every calibrated activation from a saved ranges file (--ranges).
+Status ranges_from_file(const calib::RangesFile& in, QuantMode mode, QuantizeResult& res,
+                        ActivationRanges& r) {
+    const Placement& pl = res.placement;
+    res.ranges = in;
+    for (size_t a = 0; a < pl.activations.size(); ++a) {
+        if (pl.activations[a].constant) continue;
+        auto it = in.tensors.find(pl.activations[a].tensor);
+        if (it == in.tensors.end()) {
+            return invalid(
+                "the ranges file has no range for tensor '{}' (placed by: {}); "
+                "calibrate again",
+                pl.activations[a].tensor, pl.activations[a].rule);
+        }
+        res.amax[a] = it->second.amax;
+        r.lo[a] = it->second.min;
+        r.hi[a] = it->second.max;
+    }
+    if (!in.mode.empty() && in.mode != mode_name(mode)) {
+        res.notes.push_back(
+            fmt::format("ranges were calibrated for {}, used for {}", in.mode, mode_name(mode)));
+    }
+    return Status::ok();
+}
+
+// amax / min / max of every calibrated activation by streaming the calibration source through
+// the float model; the ranges file records them.
+Status ranges_from_calibration(const Model& m, calib::CalibSource& source,
+                               const calib::CalibRequest& req, const calib::CalibConfig& cfg,
+                               const QuantizeOptions& opts, QuantizeResult& res,
+                               ActivationRanges& r) {
+    const Placement& pl = res.placement;
+    calib::RangesFile& rf = res.ranges;
+    LOWBIT_ASSIGN(calib::CalibResult cr, calib::calibrate(m, source, req, opts.run));
+    res.calib_seconds = cr.seconds;
+    res.samples = cr.samples;
+    rf.samples = cr.samples;
+    for (const auto& t : cr.unobserved) {
+        res.notes.push_back(
+            fmt::format("tensor '{}' was never produced at run time (folded "
+                        "constant?); its scale falls back to 1",
+                        t));
+    }
+    std::vector<double> group_amax(req.groups.size());
+    for (size_t gi = 0; gi < req.groups.size(); ++gi) {
+        group_amax[gi] = calib::compute_amax(cr.stats[gi], cfg);
+    }
+    for (size_t a = 0; a < pl.activations.size(); ++a) {
+        if (r.group_of[a] < 0) continue;
+        const calib::TensorStats& s = cr.stats[static_cast<size_t>(r.group_of[a])];
+        res.amax[a] = group_amax[static_cast<size_t>(r.group_of[a])];
+        r.lo[a] = s.min();
+        r.hi[a] = s.max();
+        calib::TensorRange tr;
+        tr.amax = res.amax[a];
+        tr.min = s.min();
+        tr.max = s.max();
+        tr.count = s.count();
+        tr.group = pl.activations[a].group;
+        rf.tensors[pl.activations[a].tensor] = tr;
+    }
+    return Status::ok();
+}
+
+// Scale and zero point of every placed activation: constants from their values, Softmax
+// outputs fixed to [0, 1], the rest from their calibrated amax (asymmetric with --zero-point).
+void activation_params(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res,
+                       ActivationRanges& r) {
+    const QuantMode mode = opts.placement.mode;
+    const Placement& pl = res.placement;
+    res.params.resize(pl.activations.size());
+    for (size_t a = 0; a < pl.activations.size(); ++a) {
+        const ActivationQdq& act = pl.activations[a];
+        if (act.constant) {
+            auto v = constant_value(g, act.tensor);
+            if (v) {
+                calib::TensorStats s = stats_of(*v);
+                res.amax[a] = s.amax();
+                r.lo[a] = s.min();
+                r.hi[a] = s.max();
+            }
+        } else if (act.from_softmax) {
+            // Softmax outputs are forced to [0, 1] (research/modelopt.md §3.8.6).
+            res.amax[a] = 1.0;
+            r.lo[a] = 0.0;
+            r.hi[a] = 1.0;
+        }
+        ActivationParams& p = res.params[a];
+        if (opts.zero_point && !act.constant) {
+            const double t = res.amax[a];
+            auto ap =
+                asymmetric_params(std::max(r.lo[a], -t), std::min(r.hi[a], t), *opts.zero_point);
+            p.scale = ap.scale;
+            p.zero_point = ap.zero_point;
+            p.zp_dtype = *opts.zero_point;
+        } else {
+            p.scale = symmetric_scale(res.amax[a], mode);
+            p.zero_point = 0;
+            p.zp_dtype = quant_dtype(mode);
+        }
+    }
+}
+
+// Q/DQ insertion, the opset and IR version the result needs, and the float16 conversion of the
+// high-precision part (--high-precision fp16).
+Status rewrite_model(Model& m, const TypeLookup& types, const QuantizeOptions& opts,
+                     QuantizeResult& res) {
+    const QuantMode mode = opts.placement.mode;
+    RewriteOptions ro;
+    ro.mode = mode;
+    ro.scale_dtype = opts.high_precision == DType::Float16 ? DType::Float16 : DType::Float32;
+    ro.dq_only = opts.dq_only;
+    LOWBIT_ASSIGN(res.rewrite, insert_qdq(m, res.placement, res.params, ro));
+
+    // Opset: per-channel Q/DQ need 13; FP8 and float16 scales need QuantizeLinear-19.
+    const int64_t target = (mode == QuantMode::Fp8 || ro.scale_dtype == DType::Float16) ? 19 : 13;
+    LOWBIT_TRY(upgrade_opset(m, target, &res.notes));
+    // ONNX Runtime reads IR 10 (ModelOpt forces it too); opset 19 needs IR >= 9.
+    m.ir_version = std::max<int64_t>(m.ir_version, 10);
+
+    if (opts.high_precision == DType::Float16) {
+        const TypeLookup new_types = [&](const std::string& name) -> std::optional<TensorType> {
+            auto it = res.rewrite.new_tensors.find(name);
+            if (it != res.rewrite.new_tensors.end()) return TensorType{it->second, {}};
+            return types(name);
+        };
+        Fp16Options fo;
+        fo.keep_fp32_op_types = opts.fp16_keep_ops;
+        LOWBIT_ASSIGN(res.fp16, convert_to_fp16(m, new_types, fo));
+    }
+    return Status::ok();
+}
+
+}  // namespace
+
 Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* source,
                                       const QuantizeOptions& opts) {
     const QuantMode mode = opts.placement.mode;
@@ -132,149 +303,29 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     }
     LOWBIT_ASSIGN(TypeLookup types, plan_types(m, shapes));
     LOWBIT_ASSIGN(res.placement, place_qdq(m.graph, types, opts.placement));
-    const Placement& pl = res.placement;
+    const size_t n_act = res.placement.activations.size();
 
-    // Calibration groups: a Concat group pools its members; every other activation is alone.
-    // Constant activations get their range from their values.
-    calib::CalibRequest req;
-    req.histogram = calib::needs_histogram(opts.method);
-    std::vector<int> group_of(pl.activations.size(), -1);
-    std::vector<int> pl_group_to_req(pl.groups.size(), -1);
-    for (size_t a = 0; a < pl.activations.size(); ++a) {
-        const ActivationQdq& act = pl.activations[a];
-        if (act.constant) continue;
-        if (act.group >= 0) {
-            int& r = pl_group_to_req[static_cast<size_t>(act.group)];
-            if (r < 0) {
-                r = static_cast<int>(req.groups.size());
-                req.groups.emplace_back();
-            }
-            req.groups[static_cast<size_t>(r)].push_back(act.tensor);
-            group_of[a] = r;
-        } else {
-            group_of[a] = static_cast<int>(req.groups.size());
-            req.groups.push_back({act.tensor});
-        }
-    }
-
+    ActivationRanges ranges;
+    const calib::CalibRequest req = calibration_request(res.placement, opts.method, ranges);
     calib::CalibConfig cfg;
     cfg.method = opts.method;
     cfg.percentile = opts.percentile;
     cfg.target = mode;
-    res.amax.assign(pl.activations.size(), 0.0);
-    std::vector<double> lo(pl.activations.size(), 0.0), hi(pl.activations.size(), 0.0);
+    res.amax.assign(n_act, 0.0);
+    ranges.lo.assign(n_act, 0.0);
+    ranges.hi.assign(n_act, 0.0);
     calib::RangesFile& rf = res.ranges;
     rf.method = calib::calib_method_name(opts.method);
     rf.mode = mode_name(mode);
     rf.percentile = opts.method == calib::CalibMethod::Percentile ? opts.percentile : 0;
     rf.model = opts.model_name;
-
     if (opts.ranges) {
-        const calib::RangesFile& in = *opts.ranges;
-        rf = in;
-        for (size_t a = 0; a < pl.activations.size(); ++a) {
-            if (pl.activations[a].constant) continue;
-            auto it = in.tensors.find(pl.activations[a].tensor);
-            if (it == in.tensors.end()) {
-                return invalid(
-                    "the ranges file has no range for tensor '{}' (placed by: {}); "
-                    "calibrate again",
-                    pl.activations[a].tensor, pl.activations[a].rule);
-            }
-            res.amax[a] = it->second.amax;
-            lo[a] = it->second.min;
-            hi[a] = it->second.max;
-        }
-        if (!in.mode.empty() && in.mode != mode_name(mode)) {
-            res.notes.push_back(fmt::format("ranges were calibrated for {}, used for {}", in.mode,
-                                            mode_name(mode)));
-        }
+        LOWBIT_TRY(ranges_from_file(*opts.ranges, mode, res, ranges));
     } else {
-        LOWBIT_ASSIGN(calib::CalibResult cr, calib::calibrate(m, *source, req, opts.run));
-        res.calib_seconds = cr.seconds;
-        res.samples = cr.samples;
-        rf.samples = cr.samples;
-        for (const auto& t : cr.unobserved) {
-            res.notes.push_back(
-                fmt::format("tensor '{}' was never produced at run time (folded "
-                            "constant?); its scale falls back to 1",
-                            t));
-        }
-        std::vector<double> group_amax(req.groups.size());
-        for (size_t gi = 0; gi < req.groups.size(); ++gi) {
-            group_amax[gi] = calib::compute_amax(cr.stats[gi], cfg);
-        }
-        for (size_t a = 0; a < pl.activations.size(); ++a) {
-            if (group_of[a] < 0) continue;
-            const calib::TensorStats& s = cr.stats[static_cast<size_t>(group_of[a])];
-            res.amax[a] = group_amax[static_cast<size_t>(group_of[a])];
-            lo[a] = s.min();
-            hi[a] = s.max();
-            calib::TensorRange tr;
-            tr.amax = res.amax[a];
-            tr.min = s.min();
-            tr.max = s.max();
-            tr.count = s.count();
-            tr.group = pl.activations[a].group;
-            rf.tensors[pl.activations[a].tensor] = tr;
-        }
+        LOWBIT_TRY(ranges_from_calibration(m, *source, req, cfg, opts, res, ranges));
     }
-
-    // Scales.
-    res.params.resize(pl.activations.size());
-    for (size_t a = 0; a < pl.activations.size(); ++a) {
-        const ActivationQdq& act = pl.activations[a];
-        if (act.constant) {
-            auto v = constant_value(m.graph, act.tensor);
-            if (v) {
-                calib::TensorStats s = stats_of(*v);
-                res.amax[a] = s.amax();
-                lo[a] = s.min();
-                hi[a] = s.max();
-            }
-        } else if (act.from_softmax) {
-            // Softmax outputs are forced to [0, 1] (research/modelopt.md §3.8.6).
-            res.amax[a] = 1.0;
-            lo[a] = 0.0;
-            hi[a] = 1.0;
-        }
-        ActivationParams& p = res.params[a];
-        if (opts.zero_point && !act.constant) {
-            const double t = res.amax[a];
-            auto ap = asymmetric_params(std::max(lo[a], -t), std::min(hi[a], t), *opts.zero_point);
-            p.scale = ap.scale;
-            p.zero_point = ap.zero_point;
-            p.zp_dtype = *opts.zero_point;
-        } else {
-            p.scale = symmetric_scale(res.amax[a], mode);
-            p.zero_point = 0;
-            p.zp_dtype = quant_dtype(mode);
-        }
-    }
-
-    // Rewrite.
-    RewriteOptions ro;
-    ro.mode = mode;
-    ro.scale_dtype = opts.high_precision == DType::Float16 ? DType::Float16 : DType::Float32;
-    ro.dq_only = opts.dq_only;
-    LOWBIT_ASSIGN(res.rewrite, insert_qdq(m, pl, res.params, ro));
-
-    // Opset: per-channel Q/DQ need 13; FP8 and float16 scales need QuantizeLinear-19.
-    const int64_t target = (mode == QuantMode::Fp8 || ro.scale_dtype == DType::Float16) ? 19 : 13;
-    LOWBIT_TRY(upgrade_opset(m, target, &res.notes));
-    // ONNX Runtime reads IR 10 (ModelOpt forces it too); opset 19 needs IR >= 9.
-    m.ir_version = std::max<int64_t>(m.ir_version, 10);
-
-    if (opts.high_precision == DType::Float16) {
-        const TypeLookup new_types = [&](const std::string& name) -> std::optional<TensorType> {
-            auto it = res.rewrite.new_tensors.find(name);
-            if (it != res.rewrite.new_tensors.end()) return TensorType{it->second, {}};
-            return types(name);
-        };
-        Fp16Options fo;
-        fo.keep_fp32_op_types = opts.fp16_keep_ops;
-        LOWBIT_ASSIGN(res.fp16, convert_to_fp16(m, new_types, fo));
-    }
+    activation_params(m.graph, opts, res, ranges);
+    LOWBIT_TRY(rewrite_model(m, types, opts, res));
     res.model = std::move(m);
     return res;
 }
