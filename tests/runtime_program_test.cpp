@@ -145,7 +145,7 @@ TEST(Lifetimes, SeveralWritersLiveFromTheFirst) {
 // A fast op that accepts every concat slice, and records them.
 class SliceOp final : public cpu::FastOp {
 public:
-    Status run(std::span<const Tensor>, std::span<Tensor>, const TaskPool&) override {
+    Status run(std::span<const Tensor>, std::span<Tensor>, const ThreadPool&) override {
         return Status::ok();
     }
     std::string describe() const override { return "slice-op"; }

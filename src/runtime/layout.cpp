@@ -34,7 +34,7 @@ void transpose_tile(const T* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_
 // of 64 along the longer side, so every thread writes long contiguous runs of the output.
 template <typename T>
 void transpose_batched(const T* src, T* dst, int64_t n, int64_t rows, int64_t cols,
-                       const TaskPool& pool) {
+                       const ThreadPool& pool) {
     const int64_t per = rows * cols;
     const bool split_cols = cols >= rows;
     const int64_t split = split_cols ? cols : rows;
@@ -73,7 +73,7 @@ void dispatch_elem(size_t elem, F&& f) {
 }  // namespace
 
 void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,
-                          const TaskPool& pool) {
+                          const ThreadPool& pool) {
     dispatch_elem(elem, [&](auto tag) {
         using T = decltype(tag);
         transpose_batched(static_cast<const T*>(src), static_cast<T*>(dst), n, c, hw, pool);
@@ -81,14 +81,14 @@ void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int6
 }
 
 void reorder_nhwc_to_nchw(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,
-                          const TaskPool& pool) {
+                          const ThreadPool& pool) {
     dispatch_elem(elem, [&](auto tag) {
         using T = decltype(tag);
         transpose_batched(static_cast<const T*>(src), static_cast<T*>(dst), n, hw, c, pool);
     });
 }
 
-void convert_layout(const Tensor& src, Layout from, Tensor& dst, Layout to, const TaskPool& pool) {
+void convert_layout(const Tensor& src, Layout from, Tensor& dst, Layout to, const ThreadPool& pool) {
     LOWBIT_CHECK(src.dtype() == dst.dtype() && src.shape() == dst.shape(),
                  "convert_layout {} {} -> {} {}", dtype_name(src.dtype()), shape_str(src.shape()),
                  dtype_name(dst.dtype()), shape_str(dst.shape()));

@@ -9,7 +9,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
-#include "runtime/task_pool.h"
+#include "core/thread_pool.h"
 
 namespace lowbit {
 
@@ -23,12 +23,12 @@ const char* layout_name(Layout l);
 // [N, C, HW] -> [N, HW, C] and back, for elements of `elem` bytes (1, 2, 4 or 8).
 // src and dst must not overlap.
 void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,
-                          const TaskPool& pool);
+                          const ThreadPool& pool);
 void reorder_nhwc_to_nchw(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,
-                          const TaskPool& pool);
+                          const ThreadPool& pool);
 
 // Copies the 4-D tensor `src` stored in layout `from` into `dst` (same dtype and logical shape,
 // already allocated) stored in layout `to`. Same layouts: a plain copy.
-void convert_layout(const Tensor& src, Layout from, Tensor& dst, Layout to, const TaskPool& pool);
+void convert_layout(const Tensor& src, Layout from, Tensor& dst, Layout to, const ThreadPool& pool);
 
 }  // namespace lowbit

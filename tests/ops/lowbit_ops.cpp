@@ -29,7 +29,7 @@
 #include "runtime/kernels/cpu/fast_ops.h"
 #include "runtime/kernels/cpu/kernel_table.h"
 #include "runtime/layout.h"
-#include "runtime/task_pool.h"
+#include "core/thread_pool.h"
 
 namespace lowbit::test {
 namespace {
@@ -419,7 +419,7 @@ class Fast {
 public:
     Status prepare(const OpCase& c, const std::vector<TensorInfo>& out_info) {
         backend_ = std::make_unique<CpuBackend>(c.call.n_threads);
-        tasks_ = std::make_unique<TaskPool>(c.call.n_threads);
+        tasks_ = std::make_unique<ThreadPool>(c.call.n_threads);
         node_ = make_node(c.call);
         std::vector<Tensor> plain = c.call.inputs;
         if (c.fusion.residual) {
@@ -488,7 +488,7 @@ private:
     }
 
     std::unique_ptr<CpuBackend> backend_;
-    std::unique_ptr<TaskPool> tasks_;
+    std::unique_ptr<ThreadPool> tasks_;
     std::unique_ptr<ThreadPool> ref_pool_;
     Node node_;
     FastPlan plan_;

@@ -326,7 +326,7 @@ Result<std::unique_ptr<ProbeSet>> ProbeSet::plan(const SweepSetup& s, int n_thre
             "local-sqnr: no quantized conv kernel here, Convs ran the float simulation ({})",
             cp.refusal));
     }
-    ps->pool_ = std::make_unique<TaskPool>(ps->probed_.empty() ? 1 : n_threads);
+    ps->pool_ = std::make_unique<ThreadPool>(ps->probed_.empty() ? 1 : n_threads);
     ps->out_.resize(static_cast<size_t>(ps->pool_->size()));
     for (size_t k : ps->probed_) {
         const Probe& pr = *ps->probes_[k];

@@ -20,7 +20,7 @@
 
 #include "core/status.h"
 #include "quant/sensitivity/setup.h"
-#include "runtime/task_pool.h"
+#include "core/thread_pool.h"
 
 namespace lowbit::quant {
 
@@ -63,7 +63,7 @@ private:
     std::vector<size_t> probed_;                  // k with a probe
     int64_t n_conv_ = 0;
     int n_threads_ = 0;
-    std::unique_ptr<TaskPool> pool_;
+    std::unique_ptr<ThreadPool> pool_;
     std::vector<std::vector<float>> out_;  // per pool thread: work buffer
 };
 

@@ -17,7 +17,7 @@
 // Threads: with more than one thread the output rows are cut into chunks, each a one-thread
 // primitive over a contiguous slice of the NHWC input and output (a band of rows is contiguous
 // in NHWC; the chunk's own top/bottom padding replaces the rows outside it). The chunks run as
-// TaskPool tasks, so a thread the OS schedules late never stalls the conv (task_pool.h).
+// ThreadPool tasks, so a thread the OS schedules late never stalls the conv (core/thread_pool.h).
 //
 // Epilogue, per chunk while its rows are in cache: SiLU (x * sigmoid(x), which Ultralytics
 // exports as Conv -> Sigmoid -> Mul) by a vectorized pass (oneDNN 2.6's eltwise_swish post-op
@@ -120,7 +120,7 @@ public:
         return Status::ok();
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         // The planned weights, or (a node override replaced them) these weights reordered now.
         const std::vector<memory>* wei = &weights_;
         std::vector<memory> replaced;

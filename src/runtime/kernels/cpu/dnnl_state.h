@@ -2,8 +2,8 @@
 // oneDNN; every call into it is wrapped there (oneDNN 2.6 v2 API: op descriptors + primitive
 // descriptors), so a move to oneDNN 3.x stays contained (research/engine-perf.md, pitfalls).
 //
-// Primitives are created for one thread each (the executor's TaskPool runs them in parallel
-// tasks, see runtime/task_pool.h), so each pool thread has its own stream and workspaces.
+// Primitives are created for one thread each (the executor's ThreadPool runs them in parallel
+// tasks, see core/thread_pool.h), so each pool thread has its own stream and workspaces.
 #pragma once
 
 #include <algorithm>

@@ -60,7 +60,7 @@ public:
     BinaryOp(Fn fn, bool per_channel, int64_t n, int64_t c, std::string what)
         : fn_(fn), per_channel_(per_channel), n_(n), c_(c), what_(std::move(what)) {}
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const float* a = in[0].data<float>();
         const float* b = in[1].data<float>();
         float* y = out[0].data<float>();
@@ -112,7 +112,7 @@ BinaryOp::Fn pick(Kind ka, Kind kb) {
 
 class SigmoidOp final : public FastOp {
 public:
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
         pool.parallel_for(out[0].numel(), kGrain,

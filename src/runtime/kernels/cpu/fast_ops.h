@@ -19,7 +19,7 @@
 #include "core/tensor.h"
 #include "ir/graph.h"
 #include "runtime/layout.h"
-#include "runtime/task_pool.h"
+#include "core/thread_pool.h"
 
 namespace lowbit::cpu {
 
@@ -29,7 +29,7 @@ public:
     // inputs/outputs: one per node input/output (absent optional ones empty), stored in the
     // layouts of the plan that created the op.
     virtual Status run(std::span<const Tensor> inputs, std::span<Tensor> outputs,
-                       const TaskPool& pool) = 0;
+                       const ThreadPool& pool) = 0;
     // For the profile: "Conv 3x3 s2 g1 brgconv:avx512_core +SiLU".
     virtual std::string describe() const = 0;
 

@@ -29,7 +29,7 @@ public:
           out_(std::move(out)) {}
 
     Status run(std::span<const Tensor> inputs, std::span<Tensor> outputs,
-               const TaskPool& pool) override {
+               const ThreadPool& pool) override {
         for (size_t i = 0; i < in_.size(); ++i) {
             if (kinds_[i] == InputKind::Convert) {
                 const uint16_t* src = inputs[i].data<uint16_t>();

@@ -58,7 +58,7 @@ public:
         return true;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool&) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool&) override {
         try {
             a_.set_data_handle(const_cast<void*>(in[0].raw()));
             b_.set_data_handle(const_cast<void*>(in[1].raw()));

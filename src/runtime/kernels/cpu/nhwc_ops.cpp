@@ -115,7 +115,7 @@ public:
         for (int64_t c : channels_) total_ += c;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         if (std::all_of(in_place_.begin(), in_place_.end(), [](bool b) { return b; })) {
             return Status::ok();
         }
@@ -169,7 +169,7 @@ public:
         for (int64_t c : channels_) total_ += c;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const auto* x = static_cast<const char*>(in[0].raw());
         const auto e = static_cast<int64_t>(elem_);
         pool.parallel_for(
@@ -215,7 +215,7 @@ public:
     MaxPoolNhwcOp(int64_t n, int64_t c, Window h, Window w)
         : n_(n), c_(c), h_(h), w_(w), dest_(1) {}
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const float* x = in[0].data<float>();
         const auto [base, stride] = dest_.primary(0, out, c_, sizeof(float));
         auto* y = reinterpret_cast<float*>(base);
@@ -285,7 +285,7 @@ public:
           elem_(elem),
           dest_(1) {}
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const auto* x = static_cast<const char*>(in[0].raw());
         const auto [y, stride] = dest_.primary(0, out, c_, elem_);
         const int64_t oh = static_cast<int64_t>(map_h_.size());

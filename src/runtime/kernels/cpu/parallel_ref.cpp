@@ -1,6 +1,6 @@
 // Layout-blind elementwise ops without a dedicated fast kernel (QuantizeLinear and
 // DequantizeLinear with per-tensor parameters, Clip, Relu, Cast, ...) run their *reference*
-// kernel on slices of the flat element range, in parallel on the TaskPool. Output element i
+// kernel on slices of the flat element range, in parallel on the ThreadPool. Output element i
 // depends only on input element i (and scalars), so any split is exact: the result is
 // bit-identical to one reference call.
 //
@@ -61,7 +61,7 @@ public:
         return ranges_.size() > 1;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         std::vector<Status> status(ranges_.size());
         pool.run(static_cast<int64_t>(ranges_.size()), [&](int64_t c, int) {
             const auto [b, e] = ranges_[static_cast<size_t>(c)];

@@ -18,7 +18,7 @@ class SoftmaxOp final : public FastOp {
 public:
     SoftmaxOp(int64_t outer, int64_t n, int64_t inner) : outer_(outer), n_(n), inner_(inner) {}
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
         if (inner_ == 1) {

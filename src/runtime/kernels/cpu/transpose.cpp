@@ -32,7 +32,7 @@ public:
         for (size_t i : outer_) outer_count_ *= dims_[i];
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const TaskPool& pool) override {
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         switch (elem_) {
             case 1: go<uint8_t>(in[0], out[0], pool); break;
             case 2: go<uint16_t>(in[0], out[0], pool); break;
@@ -48,7 +48,7 @@ public:
 
 private:
     template <typename T>
-    void go(const Tensor& x, Tensor& y, const TaskPool& pool) const {
+    void go(const Tensor& x, Tensor& y, const ThreadPool& pool) const {
         const T* src = x.data<T>();
         T* dst = y.data<T>();
         const size_t last = dims_.size() - 1;
