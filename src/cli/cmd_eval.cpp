@@ -11,7 +11,7 @@
 namespace lowbit::cli {
 
 void add_eval_command(CLI::App& app, CommandFn& run) {
-    auto o = std::make_shared<EvalCliOptions>();
+    auto o = std::make_shared<pipeline::EvalJob>();
     CLI::App* sub = app.add_subcommand(
         "eval",
         "COCO evaluation of a YOLO ONNX model: letterbox, inference, decode + NMS, "

@@ -15,10 +15,10 @@ struct InfoOptions {
 };
 
 Status run_info(const InfoOptions& o) {
-    LOWBIT_ASSIGN(const std::string path, resolve_model_path(o.model));
+    LOWBIT_ASSIGN(const std::string path, pipeline::resolve_model_path(o.model));
     ExecutorOptions eo;
     eo.n_threads = 1;
-    LOWBIT_ASSIGN(eo.input_shapes, parse_input_shapes(o.input_shapes));
+    LOWBIT_ASSIGN(eo.input_shapes, pipeline::parse_input_shapes(o.input_shapes));
     LOWBIT_ASSIGN(LoadedModel lm, open_model(path, eo));
     ModelInfo info = model_info(lm.model, *lm.executor, lm.path);
     if (o.json)

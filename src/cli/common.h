@@ -1,5 +1,5 @@
-// Small helpers shared by the commands: mapping a Status to an exit code, and the library's
-// model-path and input-shape helpers (pipeline/job_inputs.h) under their cli names.
+// Small helpers shared by the commands: mapping a Status to an exit code, the environment
+// switches, and opening a model for `info`.
 #pragma once
 
 #include <fmt/format.h>
@@ -19,12 +19,6 @@ namespace lowbit::cli {
 // Prints "lowbit <cmd>: error: <message>" to stderr and returns the exit code for the status:
 // 2 for invalid arguments, 1 for everything else, 0 for ok.
 int report(const std::string& command, const Status& st);
-
-using pipeline::assets_dir;
-using pipeline::default_model_path;
-using pipeline::kDefaultModelFile;
-using pipeline::parse_input_shapes;
-using pipeline::resolve_model_path;
 
 struct LoadedModel {
     std::string path;

@@ -2,7 +2,7 @@
 
 namespace lowbit::cli {
 
-void add_calib_input_options(CLI::App* sub, CalibInputOptions& o, bool modelopt_spelling) {
+void add_calib_input_options(CLI::App* sub, pipeline::CalibInputOptions& o, bool modelopt_spelling) {
     sub->add_option(modelopt_spelling ? "--calib,--calibration_data_path" : "--calib", o.npy,
                     "Calibration .npy [N, C, H, W] float32 (from `lowbit calib`)");
     sub->add_option("--calib-list", o.list,
@@ -12,7 +12,7 @@ void add_calib_input_options(CLI::App* sub, CalibInputOptions& o, bool modelopt_
                     "Calibration images: files or folders (letterboxed like `lowbit calib`)");
 }
 
-void add_calib_method_options(CLI::App* sub, CalibMethodOptions& o) {
+void add_calib_method_options(CLI::App* sub, pipeline::CalibMethodOptions& o) {
     sub->add_option("--calibration-method,--calibration_method", o.method,
                     "mse (the threshold minimising the tensor's quantization error on the target "
                     "grid), entropy (TensorRT's KL calibrator; clips YOLO heads), max or "
@@ -22,7 +22,7 @@ void add_calib_method_options(CLI::App* sub, CalibMethodOptions& o) {
         ->capture_default_str();
 }
 
-void add_placement_options(CLI::App* sub, PlacementCliOptions& o) {
+void add_placement_options(CLI::App* sub, pipeline::PlacementRequest& o) {
     sub->add_option("--exclude-nodes-file", o.exclude_files,
                     "File of node names to keep in high precision (exact names, one per line, "
                     "'#' comments)");
@@ -45,7 +45,7 @@ void add_placement_options(CLI::App* sub, PlacementCliOptions& o) {
                   "Keep both MatMuls of attention blocks in high precision");
 }
 
-void add_eval_data_options(CLI::App* sub, EvalCliOptions& o) {
+void add_eval_data_options(CLI::App* sub, pipeline::EvalJob& o) {
     sub->add_option("--data-root,--data", o.data_root,
                     "COCO folder: annotations/instances_val2017.json + val2017/ (default: the "
                     "bundled val set)");
@@ -58,7 +58,7 @@ void add_eval_data_options(CLI::App* sub, EvalCliOptions& o) {
         ->capture_default_str();
 }
 
-void add_eval_decode_options(CLI::App* sub, EvalCliOptions& o) {
+void add_eval_decode_options(CLI::App* sub, pipeline::EvalJob& o) {
     sub->add_option("--conf", o.conf, "Score threshold before NMS (inclusive)")
         ->capture_default_str();
     sub->add_option("--iou", o.iou, "NMS IoU threshold")->capture_default_str();
