@@ -417,6 +417,11 @@ def test_yolo_end2end_runs_in_ort_and_lowbit(yolo, tmp_path, mode):
     assert y.shape == (1, 300, 6) and np.all(np.isfinite(y))
     z = lowbit_run(out, yolo["x"], tmp_path)
     assert z.shape == (1, 300, 6) and np.all(np.isfinite(z))
+    # The same scores (sorted; random weights tie most rows, so rows are not matched) as ORT
+    # without its QDQ fusions, within one INT8 step of the score range.
+    yr = ort_run(out, yolo["x"])[0]
+    ys, zs = np.sort(yr[0, :, 4])[::-1], np.sort(z[0, :, 4])[::-1]
+    assert float(np.abs(ys - zs).max()) <= max(float(ys.max()), 1e-6) / 127.0
 
 
 def test_head_exclusion_file_and_regexes_are_honoured(tmp_path):
