@@ -277,6 +277,18 @@ std::vector<OpCase> nhwc_cases() {
         v.push_back(c);
     }
     {
+        OpCase c = simple("GlobalAveragePool", "global_avgpool_nhwc", {rnd({1, 96, 14, 14}, 60)},
+                          {}, "96 channels 14x14 (squeeze-excitation)", kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("GlobalAveragePool", "global_avgpool_nhwc", {rnd({2, 130, 7, 9}, 61)},
+                          {}, "batch 2, 130 channels (a partial block) 7x9", kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
         const Tensor scales = f32({4}, {1, 1, 2, 2});
         OpCase c = simple("Resize", "resize_nhwc", {rnd({1, 8, 10, 12}, 28), Tensor(), scales},
                           {{"mode", attr_s("nearest")},

@@ -269,6 +269,45 @@ private:
     Destinations dest_;
 };
 
+// GlobalAveragePool: the mean of each channel over the H*W pixel rows. Each channel is summed
+// in double in pixel order, as the reference sums its plane, so the result is bit-identical.
+// The output [N, C, 1, 1] has the same bytes in NHWC and plain order.
+class GlobalAvgPoolNhwcOp final : public FastOp {
+public:
+    GlobalAvgPoolNhwcOp(int64_t n, int64_t c, int64_t pixels) : n_(n), c_(c), pixels_(pixels) {}
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const float* x = in[0].data<float>();
+        float* y = out[0].data<float>();
+        constexpr int64_t kBlock = 64;  // channels per task: a row of double sums in registers/L1
+        const int64_t blocks = (c_ + kBlock - 1) / kBlock;
+        pool.parallel_for(n_ * blocks, 1, [&](int64_t t0, int64_t t1) {
+            double acc[kBlock];
+            for (int64_t t = t0; t < t1; ++t) {
+                const int64_t b = t / blocks;
+                const int64_t c0 = (t % blocks) * kBlock;
+                const int64_t nc = std::min(kBlock, c_ - c0);
+                std::fill_n(acc, nc, 0.0);
+                const float* xb = x + b * pixels_ * c_ + c0;
+                for (int64_t p = 0; p < pixels_; ++p) {
+                    const float* row = xb + p * c_;
+                    for (int64_t ch = 0; ch < nc; ++ch) acc[ch] += row[ch];
+                }
+                for (int64_t ch = 0; ch < nc; ++ch) {
+                    y[b * c_ + c0 + ch] =
+                        static_cast<float>(acc[ch] / static_cast<double>(pixels_));
+                }
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override { return "GlobalAveragePool [nhwc]"; }
+
+private:
+    int64_t n_, c_, pixels_;
+};
+
 // Nearest Resize by integer factors on H and W: output pixel (oh, ow) copies the channel row
 // of input pixel (map_h[oh], map_w[ow]); the maps are computed at plan time with the node's
 // coordinate transformation and rounding mode.
@@ -405,6 +444,17 @@ std::unique_ptr<FastOp> make_maxpool_nhwc(const Node& node, std::span<const Oper
     Window h, w;
     if (!window_2d(node, ins[0].shape, outs[0].shape, kernel, h, w)) return nullptr;
     return std::make_unique<MaxPoolNhwcOp>(ins[0].shape[0], ins[0].shape[1], h, w);
+}
+
+std::unique_ptr<FastOp> make_global_avgpool_nhwc(std::span<const Operand> ins,
+                                                 std::span<const Operand> outs) {
+    if (ins.size() != 1 || outs.size() != 1 || ins[0].dtype != DType::Float32 ||
+        ins[0].shape.size() != 4) {
+        return nullptr;
+    }
+    const Shape& x = ins[0].shape;
+    if (outs[0].shape != Shape{x[0], x[1], 1, 1}) return nullptr;
+    return std::make_unique<GlobalAvgPoolNhwcOp>(x[0], x[1], x[2] * x[3]);
 }
 
 std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
