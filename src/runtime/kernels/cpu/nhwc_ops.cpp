@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "runtime/kernels/cpu/ops.h"
 
@@ -308,6 +309,49 @@ private:
     int64_t n_, c_, pixels_;
 };
 
+// BatchNormalization (inference) on NHWC data: per channel y = x * a + b with the reference's
+// a = scale / sqrt(var + epsilon) and b = B - mean * a, computed the same way, so the result is
+// the reference's. The parameters are read at run time (they need not be constants).
+class BatchNormNhwcOp final : public FastOp {
+public:
+    BatchNormNhwcOp(int64_t pixels, int64_t c, float epsilon)
+        : pixels_(pixels),
+          c_(c),
+          epsilon_(epsilon),
+          a_(static_cast<size_t>(c)),
+          b_(static_cast<size_t>(c)) {}
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const float* scale = in[1].data<float>();
+        const float* bias = in[2].data<float>();
+        const float* mean = in[3].data<float>();
+        const float* var = in[4].data<float>();
+        for (int64_t ch = 0; ch < c_; ++ch) {
+            a_[ch] = scale[ch] / std::sqrt(var[ch] + epsilon_);
+            b_[ch] = bias[ch] - mean[ch] * a_[ch];
+        }
+        const float* x = in[0].data<float>();
+        float* y = out[0].data<float>();
+        const float* a = a_.data();
+        const float* b = b_.data();
+        pool.parallel_for(pixels_, 64, [&](int64_t p0, int64_t p1) {
+            for (int64_t p = p0; p < p1; ++p) {
+                const float* xr = x + p * c_;
+                float* yr = y + p * c_;
+                for (int64_t ch = 0; ch < c_; ++ch) yr[ch] = xr[ch] * a[ch] + b[ch];
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override { return "BatchNormalization [nhwc]"; }
+
+private:
+    int64_t pixels_, c_;
+    float epsilon_;
+    std::vector<float> a_, b_;
+};
+
 // Nearest Resize by integer factors on H and W: output pixel (oh, ow) copies the channel row
 // of input pixel (map_h[oh], map_w[ow]); the maps are computed at plan time with the node's
 // coordinate transformation and rounding mode.
@@ -455,6 +499,20 @@ std::unique_ptr<FastOp> make_global_avgpool_nhwc(std::span<const Operand> ins,
     const Shape& x = ins[0].shape;
     if (outs[0].shape != Shape{x[0], x[1], 1, 1}) return nullptr;
     return std::make_unique<GlobalAvgPoolNhwcOp>(x[0], x[1], x[2] * x[3]);
+}
+
+std::unique_ptr<FastOp> make_batchnorm_nhwc(const Node& node, std::span<const Operand> ins,
+                                            std::span<const Operand> outs) {
+    if (ins.size() != 5 || outs.size() != 1 || ins[0].dtype != DType::Float32 ||
+        ins[0].shape.size() != 4 || node.attr_int("training_mode", 0) != 0) {
+        return nullptr;
+    }
+    const Shape& x = ins[0].shape;
+    for (size_t i = 1; i < 5; ++i) {
+        if (ins[i].dtype != DType::Float32 || ins[i].shape != Shape{x[1]}) return nullptr;
+    }
+    return std::make_unique<BatchNormNhwcOp>(x[0] * x[2] * x[3], x[1],
+                                             node.attr_float("epsilon", 1e-5f));
 }
 
 std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
