@@ -72,9 +72,21 @@ def onnx_facts(path):
             macs += int(np.prod(shapes[n.output[0]])) * (a[0] if trans_a else a[1])
     acts = [int(np.prod(shapes[o])) * 4 for n in m.graph.node for o in n.output
             if o in shapes and o not in inits]
+    # Parameters: the initializers and the values of Constant nodes (as the onnx package
+    # counts them: every constant tensor the graph carries).
+    consts = [onnx.helper.get_attribute_value(a) for n in m.graph.node
+              if n.op_type == "Constant" for a in n.attribute]
+    def as_array(v):
+        if isinstance(v, onnx.TensorProto):
+            return onnx.numpy_helper.to_array(v)
+        is_float = isinstance(v, float) or (isinstance(v, list) and v and isinstance(v[0], float))
+        return np.asarray(v, np.float32 if is_float else np.int64)
+
+    const_arrays = [as_array(v) for v in consts if not isinstance(v, (bytes, str))]
+    values = list(inits.values()) + const_arrays
     return {
-        "params": sum(int(a.size) for a in inits.values()),
-        "param_bytes": sum(int(a.nbytes) for a in inits.values()),
+        "params": sum(int(a.size) for a in values),
+        "param_bytes": sum(int(a.nbytes) for a in values),
         "macs": macs,
         "nodes": len(m.graph.node),
         "op_histogram": dict(collections.Counter(n.op_type for n in m.graph.node)),
