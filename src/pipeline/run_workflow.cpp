@@ -406,6 +406,12 @@ Result<RunPlan> plan_run(RunOptions o) {
         return invalid("--scheduler '{}': expected local, slurm or print", o.scheduler);
     }
     if (o.shards < 1) return invalid("--shards {}: give at least 1", o.shards);
+    if (o.scheduler != "local") {
+        // The jobs run elsewhere, from another working folder.
+        for (std::string* p : {&o.root, &o.model, &o.ann, &o.images, &o.calib_list}) {
+            *p = fs::absolute(*p).lexically_normal().string();
+        }
+    }
     if (o.shards > 1 && o.scheduler == "local") {
         return invalid("--shards {} needs --scheduler slurm or print", o.shards);
     }

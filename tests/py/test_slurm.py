@@ -75,15 +75,23 @@ def lowbit(*args, check=True, timeout=900):
     return r
 
 
-def table_without_timing(path, root):
-    """summary.md's table without latency columns, the run root replaced."""
+def tables_without_timing(path, root):
+    """summary.md's tables without their timing columns, the run root replaced."""
     text = Path(path).read_text().replace(str(root), "<root>")
-    rows = [[c.strip() for c in ln.strip().strip("|").split("|")]
-            for ln in text.splitlines() if ln.startswith("|")]
-    assert len(rows) >= 3, text
-    keep = [i for i, h in enumerate(rows[0])
-            if not any(w in h.lower() for w in ("ms", "latency", "fps"))]
-    return [[r[i] for i in keep] for r in rows]
+    tables, cur = [], []
+    for ln in text.splitlines() + [""]:
+        if ln.startswith("|"):
+            cur.append([c.strip() for c in ln.strip().strip("|").split("|")])
+        elif cur:
+            tables.append(cur)
+            cur = []
+    assert tables, text
+    out = []
+    for rows in tables:
+        keep = [i for i, h in enumerate(rows[0])
+                if not any(w in h.lower() for w in ("ms", "latency", "fps", "speed"))]
+        out.append([[r[i] for i in keep if i < len(r)] for r in rows])
+    return out
 
 
 def jobs():
@@ -141,7 +149,7 @@ def test_slurm_run_killed_then_resumed_equals_local(slurm, tmp_path, calib_list)
     for step in done_before:
         assert f"{step}: up to date, not submitted" in r.stderr, (step, r.stderr)
     assert "submitted" in r.stderr
-    assert table_without_timing(root / "summary.md", root) == table_without_timing(
+    assert tables_without_timing(root / "summary.md", root) == tables_without_timing(
         local / "summary.md", local)
     # Every step recorded, so a local run over the same root redoes nothing.
     r = lowbit(*run_args(root, calib_list))
