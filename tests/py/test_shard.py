@@ -65,8 +65,8 @@ def calib_npy(tmp_path_factory):
 # eval
 
 
-def eval_args(out, model=MODEL, conf="0.001"):
-    return ["eval", model, "--max-images", IMAGES, "--threads", THREADS, "--conf", conf, "-q",
+def eval_args(out, model=MODEL, conf="0.001", images=IMAGES):
+    return ["eval", model, "--max-images", images, "--threads", THREADS, "--conf", conf, "-q",
             "--out", out / "metrics.json", "--save-detections", out / "dets.json"]
 
 
@@ -88,8 +88,7 @@ def test_eval_merged_equals_single(eval_single, tmp_path, n):
         assert abs(a - b) <= 1e-12
     assert got["metrics"]["num_detections"] == ref["metrics"]["num_detections"]
     assert got["metrics"]["num_images"] == IMAGES
-    for key in ("metrics", "head", "class_map", "notes", "sigmoid_applied", "output"):
-        assert got[key] == ref[key], key
+    assert without_timing(got) == without_timing(ref)  # every other field of metrics.json
     assert got["latency"].keys() == ref["latency"].keys()
     assert (tmp_path / "dets.json").read_text() == (eval_single / "dets.json").read_text()
     assert "mAP50-95" in r.stdout
@@ -98,8 +97,12 @@ def test_eval_merged_equals_single(eval_single, tmp_path, n):
 
 def test_merge_refuses_bad_shards(tmp_path):
     d = tmp_path / "shards"
+
+    def args(**kw):
+        return eval_args(tmp_path, images=4, **kw)
+
     for i in range(3):
-        lowbit(*eval_args(tmp_path), "--shard", f"{i}/3", "--shard-dir", d)
+        lowbit(*args(), "--shard", f"{i}/3", "--shard-dir", d)
     out = tmp_path / "metrics.json"
 
     def refused(*words):
@@ -120,15 +123,15 @@ def test_merge_refuses_bad_shards(tmp_path):
     shutil.move(keep, d / "shard-1-of-3.json")
     # Another model.
     other = tmp_path / "other"
-    lowbit(*eval_args(tmp_path, model=OTHER_MODEL), "--shard", "2/3", "--shard-dir", other)
+    lowbit(*args(model=OTHER_MODEL), "--shard", "2/3", "--shard-dir", other)
     shutil.copy(other / "shard-2-of-3.json", d / "shard-2-of-3.json")
     refused("another model", "shard-2-of-3.json")
     # Another configuration.
-    lowbit(*eval_args(tmp_path, conf="0.25"), "--shard", "2/3", "--shard-dir", d)
+    lowbit(*args(conf="0.25"), "--shard", "2/3", "--shard-dir", d)
     refused("another configuration", "shard-2-of-3.json")
     # Another shard count.
-    lowbit(*eval_args(tmp_path), "--shard", "2/3", "--shard-dir", d)
-    lowbit(*eval_args(tmp_path), "--shard", "0/2", "--shard-dir", d)
+    lowbit(*args(), "--shard", "2/3", "--shard-dir", d)
+    lowbit(*args(), "--shard", "0/2", "--shard-dir", d)
     refused("another shard count", "shard-0-of-2.json")
     (d / "shard-0-of-2.json").unlink()
     # Not a shard file.
