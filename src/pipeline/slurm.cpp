@@ -210,6 +210,12 @@ Result<std::vector<StepOutcome>> run_scheduled(const RunPlan& plan, std::vector<
     }
 
     // Submit, then wait for every job to leave the queue.
+    if (!shell_output("command -v " + so.sbatch + " >/dev/null 2>&1")) {
+        return io_error(
+            "{} not found: is Slurm installed here? (--scheduler print writes the scripts and {} "
+            "without submitting)",
+            so.sbatch, submit_sh);
+    }
     LOWBIT_ASSIGN(std::string ids_text, shell_output("bash " + quote(submit_sh) + " 2>&1"));
     std::vector<std::string> ids;
     for (const TextLine& line : content_lines(ids_text)) {
