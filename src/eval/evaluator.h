@@ -34,6 +34,10 @@ struct EvalOptions {
     int warmup_runs = 0;
     int skip_latency = 0;
     int n_threads = 0;
+    // Images per run: the executor's input is [batch,3,imgsz,imgsz] (a last partial batch is
+    // padded with zero images, whose outputs are dropped). Each image's latency sample is its
+    // batch's run time divided by `batch`.
+    int batch = 1;
     bool progress = true;  // progress line on stderr when it is a terminal
     // Shard `shard_index` of `shard_count`: the selected images split into that many contiguous
     // blocks, this one evaluated (evaluate_images); 1 shard: every image.
@@ -87,7 +91,7 @@ Result<EvalImagesPart> evaluate_images(Executor& ex, const Model& model, const C
 Result<EvalResult> summarize_evaluation(const CocoDataset& gt, std::vector<EvalImagesPart> parts,
                                         int skip_latency, int n_threads);
 
-// Evaluates `model` (already planned in `ex`, input [1,3,imgsz,imgsz] float32/float16):
+// Evaluates `model` (already planned in `ex`, input [batch,3,imgsz,imgsz] float32/float16):
 // evaluate_images then summarize_evaluation. Errors name the image, annotation file or output
 // tensor involved.
 Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const EvalOptions& opts);
@@ -103,6 +107,7 @@ struct EvalRunInfo {
     int max_images = 100;
     int warmup_runs = 0;
     int skip_latency = 0;
+    int batch = 1;
     double conf = 0.001;
     double iou = 0.7;
     int max_det = 300;

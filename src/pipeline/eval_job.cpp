@@ -52,7 +52,7 @@ Status resolve_eval_data(EvalJob& o) {
                 "no data given and the bundled val set (assets/val/instances_val.json + "
                 "assets/val/images) was not found{}; pass --data-root DIR (COCO layout) or "
                 "--ann FILE --images DIR",
-                assets.empty() ? "" : " under " + assets);
+                assets_not_found_note());
         }
         o.ann = ann.string();
         o.images = img.string();
@@ -117,7 +117,16 @@ Result<EvalSetup> prepare_eval(EvalJob& o) {
     xo.n_threads = o.threads;
     xo.reference_only = o.reference;
     apply_engine_switches(o.engine, xo);
-    if (!fixed) xo.input_shapes[input->name] = {1, 3, eo.imgsz, eo.imgsz};
+    if (o.batch < 1) return invalid("--batch {}: must be positive", o.batch);
+    eo.batch = o.batch;
+    if (o.batch > 1 && input->has_shape && !input->dims.empty() && input->dims[0].is_fixed() &&
+        input->dims[0].value != o.batch) {
+        return invalid(
+            "{}: --batch {}: input '{}' has a fixed batch size {} ({}); batches need a model "
+            "exported with a dynamic batch dimension",
+            o.model, o.batch, input->name, input->dims[0].value, input->shape_str());
+    }
+    if (!fixed || o.batch > 1) xo.input_shapes[input->name] = {o.batch, 3, eo.imgsz, eo.imgsz};
     auto ex = Executor::create(model, xo);
     if (!ex) return ex.status().with_context(o.model);
     s.ex = std::move(*ex);
@@ -147,6 +156,7 @@ Result<EvalSetup> prepare_eval(EvalJob& o) {
     info.imgsz = eo.imgsz;
     info.max_images = o.max_images;
     info.warmup_runs = o.warmup_runs;
+    info.batch = o.batch;
     info.skip_latency = o.skip_latency;
     info.conf = o.conf;
     info.iou = o.iou;
@@ -169,7 +179,8 @@ nlohmann::ordered_json info_json(const EvalRunInfo& i) {
             {"instances", i.instances},   {"images_dir", i.images_dir},
             {"providers", i.providers},   {"imgsz", i.imgsz},
             {"max_images", i.max_images}, {"warmup_runs", i.warmup_runs},
-            {"skip_latency", i.skip_latency}, {"conf", i.conf},
+            {"skip_latency", i.skip_latency}, {"batch", i.batch},
+            {"conf", i.conf},
             {"iou", i.iou},               {"max_det", i.max_det},
             {"pre_nms_topk", i.pre_nms_topk}, {"threads", i.threads}};
 }
@@ -185,6 +196,7 @@ EvalRunInfo info_from_json(const nlohmann::json& j) {
     i.max_images = j.at("max_images").get<int>();
     i.warmup_runs = j.at("warmup_runs").get<int>();
     i.skip_latency = j.at("skip_latency").get<int>();
+    i.batch = j.at("batch").get<int>();
     i.conf = j.at("conf").get<double>();
     i.iou = j.at("iou").get<double>();
     i.max_det = j.at("max_det").get<int>();
@@ -288,6 +300,7 @@ nlohmann::ordered_json eval_job_json(const EvalJob& o) {
             {"pre_nms_topk", o.pre_nms_topk},
             {"warmup_runs", o.warmup_runs},
             {"skip_latency", o.skip_latency},
+            {"batch", o.batch},
             {"threads", o.threads},
             {"head", o.head},
             {"scores", o.scores},
@@ -314,6 +327,7 @@ Result<EvalJob> eval_job_from_json(const nlohmann::json& j) {
         o.pre_nms_topk = j.at("pre_nms_topk").get<int>();
         o.warmup_runs = j.at("warmup_runs").get<int>();
         o.skip_latency = j.at("skip_latency").get<int>();
+        o.batch = j.at("batch").get<int>();
         o.threads = j.at("threads").get<int>();
         o.head = j.at("head").get<std::string>();
         o.scores = j.at("scores").get<std::string>();
