@@ -69,12 +69,16 @@ TEST(SensitivityMetric, OutputMseAndCosineOfKnownTensors) {
         ASSERT_TRUE(n) << n.status().message();
         EXPECT_EQ(*n, 2);  // min(images, source size)
         const quant::Sample smp;
+        m->begin_image(0);
         // Outputs {1, 2} and {2}: the reference concatenated is (1, 2, 2).
         ASSERT_TRUE(m->reference(smp, {vec({1, 2}), vec({2})}));
         // Node 0: (1, 2, 3): squared error 1 over 3 values; cos = 11 / sqrt(9 * 14).
         ASSERT_TRUE(m->node(0, smp, {vec({1, 2}), vec({3})}));
         // Node 1: a scaled reference: no direction change, squared error (1 + 4 + 4) / 3.
         ASSERT_TRUE(m->node(1, smp, {vec({2, 4}), vec({4})}));
+        m->end_image();
+        ASSERT_NE(m->image_sums(), nullptr);
+        EXPECT_EQ(m->image_sums()->rows.size(), 1u);
         nlohmann::ordered_json ref;
         ASSERT_TRUE(m->finish(1, ref));
         EXPECT_TRUE(ref.empty());
@@ -108,9 +112,11 @@ TEST(SensitivityMetric, OutputMseAllButOneScoresRecovery) {
     ASSERT_TRUE(m->prepare());
     const quant::Sample smp;
     for (int image = 0; image < 2; ++image) {
+        m->begin_image(image);
         ASSERT_TRUE(m->reference(smp, {vec({0, 0})}));
         ASSERT_TRUE(m->all_quantized(smp, {vec({2, 2})}));  // mse 4
         ASSERT_TRUE(m->node(0, smp, {vec({1, 1})}));        // mse 1
+        m->end_image();
     }
     nlohmann::ordered_json ref;
     ASSERT_TRUE(m->finish(2, ref));
@@ -161,11 +167,13 @@ TEST(SensitivityMetric, LocalSqnrOfKnownTensors) {
     const Tensor x = Tensor::from_vector<float>(DType::Float32, {1, 4}, {3, 4, -1, 0});
     ASSERT_TRUE(s.ex->run({x}));
     const quant::Sample smp;
+    m->begin_image(0);
     // y = (3, 4, 0, 0): signal 25; node 0's output off by (0.5, 0, 0, 0): noise 0.25 -> 20 dB.
     ASSERT_TRUE(
         m->node(0, smp, {Tensor::from_vector<float>(DType::Float32, {1, 4}, {3.5f, 4, 0, 0})}));
     ASSERT_TRUE(
         m->node(1, smp, {Tensor::from_vector<float>(DType::Float32, {1, 4}, {3, 4, 0, 0})}));
+    m->end_image();
     nlohmann::ordered_json ref;
     ASSERT_TRUE(m->finish(1, ref));
     quant::NodeSensitivity a, b;

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libbenchmark-dev
   python3 python3-venv python3-pip
+  slurm-wlm munge
 )
 # Pinned so that cross-check results do not move under us.
 PIP_PACKAGES=(

@@ -46,8 +46,11 @@ void add_candidates_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--threads", o->eval.threads, "Threads (default: all cores)")
         ->check(CLI::NonNegativeNumber);
     sub->add_flag("-q,--quiet", o->eval.quiet, "No progress line or notes from the evaluations");
-    sub->callback([o, &run] {
-        run = [o] {
+    auto shard_spec = std::make_shared<std::string>();
+    add_shard_options(sub, *shard_spec, o->shard, "the schemes i % N == I, in K order");
+    sub->callback([o, shard_spec, &run] {
+        run = [o, shard_spec] {
+            LOWBIT_TRY(pipeline::resolve_shard_options(*shard_spec, o->shard));
             o->engine = engine_switches_from_env();
             return pipeline::run_job(*o, stdout);
         };

@@ -38,8 +38,11 @@ void add_eval_command(CLI::App& app, CommandFn& run) {
                     "Write the COCO results JSON here");
     sub->add_flag("--reference", o->reference, "Use the reference kernels only (slow; for checks)");
     sub->add_flag("-q,--quiet", o->quiet, "No progress line or notes on stderr");
-    sub->callback([o, &run] {
-        run = [o] {
+    auto shard_spec = std::make_shared<std::string>();
+    add_shard_options(sub, *shard_spec, o->shard, "a contiguous block of the images");
+    sub->callback([o, shard_spec, &run] {
+        run = [o, shard_spec] {
+            LOWBIT_TRY(pipeline::resolve_shard_options(*shard_spec, o->shard));
             o->engine = engine_switches_from_env();
             return pipeline::run_job(*o, stdout);
         };

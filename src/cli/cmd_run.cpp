@@ -47,6 +47,33 @@ void add_run_command(CLI::App& app, CommandFn& run) {
         ->capture_default_str();
     sub->add_flag("--force", o->force, "Redo every step");
     sub->add_option("--force-step", o->force_steps, "Redo this step (repeatable)");
+    sub->add_option("--scheduler", o->scheduler,
+                    "local (run the steps here), slurm (each step a Slurm job; split steps job "
+                    "arrays of --shards tasks plus a merge; afterok dependencies; waits) or print "
+                    "(write the sbatch scripts and ROOT/slurm/submit.sh without submitting)")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"local", "slurm", "print"}));
+    sub->add_option("--shards", o->shards,
+                    "Shards of each evaluation, sensitivity and candidates step (Slurm)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    sub->add_option("--partition", o->slurm.partition, "Slurm partition of every job");
+    sub->add_option("--account", o->slurm.account, "Slurm account of every job");
+    sub->add_option("--time", o->slurm.time, "Slurm time limit of every job (e.g. 01:00:00)");
+    sub->add_option("--cpus-per-task", o->slurm.cpus_per_task, "Slurm CPUs per task")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--gpus-per-task", o->slurm.gpus_per_task, "Slurm GPUs per task")
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--sbatch-arg", o->slurm.sbatch_args,
+                    "Extra sbatch option for every job, e.g. --sbatch-arg=--qos=high (repeatable)");
+    sub->add_option("--poll", o->slurm.poll_seconds, "Seconds between Slurm queue checks")
+        ->capture_default_str();
+    sub->add_option("--step", o->step,
+                    "Run only this step (what the generated Slurm scripts run)");
+    sub->add_option("--step-shard", o->step_shard,
+                    "With --step: only shard I/N of the step, into ROOT/shards/STEP/");
+    sub->add_flag("--step-merge", o->step_merge,
+                  "With --step: finish the step from its shards (lowbit merge) and record it");
     sub->callback([o, &run] {
         run = [o] {
             o->engine = engine_switches_from_env();

@@ -62,8 +62,11 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--val-images", o->val_images, "metric map: validation images used")
         ->capture_default_str();
     sub->add_flag("--quiet", o->quiet, "No progress or summary on stderr");
-    sub->callback([o, &run] {
-        run = [o] {
+    auto shard_spec = std::make_shared<std::string>();
+    add_shard_options(sub, *shard_spec, o->shard, "the compared images i % N == I (for --metric map: the nodes)");
+    sub->callback([o, shard_spec, &run] {
+        run = [o, shard_spec] {
+            LOWBIT_TRY(pipeline::resolve_shard_options(*shard_spec, o->shard));
             o->engine = engine_switches_from_env();
             return pipeline::run_job(*o, stdout);
         };

@@ -28,5 +28,6 @@ void add_schemes_command(CLI::App& app, CommandFn& run);
 void add_compare_command(CLI::App& app, CommandFn& run);
 void add_candidates_command(CLI::App& app, CommandFn& run);
 void add_run_command(CLI::App& app, CommandFn& run);
+void add_merge_command(CLI::App& app, CommandFn& run);
 
 }  // namespace lowbit::cli

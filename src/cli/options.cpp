@@ -80,4 +80,12 @@ void add_eval_decode_options(CLI::App* sub, pipeline::EvalJob& o) {
         ->check(CLI::ExistingFile);
 }
 
+void add_shard_options(CLI::App* sub, std::string& spec, pipeline::ShardOptions& o,
+                       const std::string& what) {
+    sub->add_option("--shard", spec,
+                    "Do only part I of N (0-based) of the work: " + what +
+                        "; writes DIR/shard-I-of-N.json for `lowbit merge DIR`");
+    sub->add_option("--shard-dir", o.dir, "Folder of the shard files (with --shard)");
+}
+
 }  // namespace lowbit::cli

@@ -27,4 +27,9 @@ void add_eval_data_options(CLI::App* sub, pipeline::EvalJob& o);
 // --skip-latency, --head, --scores, --class-map.
 void add_eval_decode_options(CLI::App* sub, pipeline::EvalJob& o);
 
+// --shard I/N and --shard-dir DIR (pipeline/shard.h) into `spec` and `o.dir`; the command calls
+// pipeline::resolve_shard_options(spec, o) before its job.
+void add_shard_options(CLI::App* sub, std::string& spec, pipeline::ShardOptions& o,
+                       const std::string& what);
+
 }  // namespace lowbit::cli

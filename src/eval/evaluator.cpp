@@ -26,19 +26,10 @@ struct EvalImage {
     std::string path;
 };
 
-Result<std::vector<EvalImage>> select_images(const CocoDataset& gt, const EvalOptions& opts) {
+Result<std::vector<EvalImage>> image_files(const CocoDataset& gt, const EvalOptions& opts,
+                                           const std::vector<int64_t>& ids) {
     std::unordered_map<int64_t, const CocoImage*> by_id;
     for (const CocoImage& im : gt.images) by_id.emplace(im.id, &im);
-    std::vector<int64_t> ids = opts.image_ids;
-    if (ids.empty()) {
-        // The seed: getImgIds(), sorted ascending, first max_images (§5.2).
-        for (const auto& [id, im] : by_id) ids.push_back(id);
-        std::sort(ids.begin(), ids.end());
-    }
-    if (opts.max_images > 0 && ids.size() > static_cast<size_t>(opts.max_images)) {
-        ids.resize(static_cast<size_t>(opts.max_images));
-    }
-    if (ids.empty()) return invalid("{}: no images to evaluate", opts.ann_path);
     std::vector<EvalImage> out;
     for (int64_t id : ids) {
         auto it = by_id.find(id);
@@ -85,7 +76,29 @@ Tensor batch_item(const Tensor& out, int64_t i) {
 
 }  // namespace
 
-Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const EvalOptions& opts) {
+Result<std::vector<int64_t>> select_image_ids(const CocoDataset& gt, const EvalOptions& opts) {
+    std::vector<int64_t> ids = opts.image_ids;
+    if (ids.empty()) {
+        // The seed: getImgIds(), sorted ascending, first max_images (§5.2).
+        for (const CocoImage& im : gt.images) ids.push_back(im.id);
+        std::sort(ids.begin(), ids.end());
+        ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    }
+    if (opts.max_images > 0 && ids.size() > static_cast<size_t>(opts.max_images)) {
+        ids.resize(static_cast<size_t>(opts.max_images));
+    }
+    if (ids.empty()) return invalid("{}: no images to evaluate", opts.ann_path);
+    return ids;
+}
+
+std::pair<size_t, size_t> shard_block(size_t n, int index, int count) {
+    if (count <= 1) return {0, n};
+    const size_t c = static_cast<size_t>(count), i = static_cast<size_t>(index);
+    return {n * i / c, n * (i + 1) / c};
+}
+
+Result<EvalImagesPart> evaluate_images(Executor& ex, const Model& model, const CocoDataset& gt,
+                                       const EvalOptions& opts) {
     if (ex.inputs().empty()) return invalid("the model has no inputs");
     if (ex.outputs().empty()) return invalid("the model has no outputs");
     const TensorDesc& in = ex.inputs()[0];
@@ -99,12 +112,16 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
         return unsupported("model input '{}' has dtype {}; expected float32 or float16", in.name,
                            dtype_name(in.dtype));
     }
+    if (opts.shard_count < 1 || opts.shard_index < 0 || opts.shard_index >= opts.shard_count) {
+        return invalid("shard {}/{}: expected 0 <= I < N", opts.shard_index, opts.shard_count);
+    }
 
-    LOWBIT_ASSIGN(CocoDataset gt, load_coco_gt(opts.ann_path));
-    LOWBIT_ASSIGN(std::vector<EvalImage> images, select_images(gt, opts));
-
-    EvalResult res;
-    res.num_images = static_cast<int64_t>(images.size());
+    LOWBIT_ASSIGN(std::vector<int64_t> all_ids, select_image_ids(gt, opts));
+    const auto [begin, end] = shard_block(all_ids.size(), opts.shard_index, opts.shard_count);
+    EvalImagesPart res;
+    res.image_ids.assign(all_ids.begin() + static_cast<std::ptrdiff_t>(begin),
+                         all_ids.begin() + static_cast<std::ptrdiff_t>(end));
+    LOWBIT_ASSIGN(std::vector<EvalImage> images, image_files(gt, opts, res.image_ids));
     res.output_name = ex.outputs()[0].name;
     const std::vector<std::string> names = eval::model_class_names(model);
 
@@ -118,8 +135,7 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
 
     eval::DetectionDecoder decoder;
     bool layout_known = false;
-    std::vector<double> seconds;
-    seconds.reserve(images.size());
+    res.seconds.reserve(images.size());
     std::unique_ptr<Progress> progress;
     if (opts.progress) {
         progress = std::make_unique<Progress>("eval", static_cast<int64_t>(images.size()), "img");
@@ -153,7 +169,7 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
 
         for (size_t k = 0; k < n; ++k) {
             const EvalImage& im = images[first + k];
-            seconds.push_back(per_image_s);
+            res.seconds.push_back(per_image_s);
             const Tensor out = batch_item(batched, static_cast<int64_t>(k));
             if (!layout_known) {
                 // Decided once, from the first image, and kept for the run.
@@ -180,19 +196,53 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
         }
     }
     if (progress) progress->finish();
+    return res;
+}
+
+Result<EvalResult> summarize_evaluation(const CocoDataset& gt, std::vector<EvalImagesPart> parts,
+                                        int skip_latency, int n_threads) {
+    if (parts.empty()) return invalid("no evaluation parts to summarize");
+    EvalResult res;
+    // What the first image decided (the layout is decided once per run).
+    const EvalImagesPart* first = nullptr;
+    for (const EvalImagesPart& p : parts) {
+        if (!first && !p.image_ids.empty()) first = &p;
+    }
+    if (!first) first = &parts.front();
+    res.layout = first->layout;
+    res.output_name = first->output_name;
+    res.class_map = first->class_map;
+    res.sigmoid_applied = first->sigmoid_applied;
+    res.notes = first->notes;
+    std::vector<double> seconds;
+    CocoEvalOptions co;
+    co.n_threads = n_threads;
+    for (EvalImagesPart& p : parts) {
+        co.img_ids.insert(co.img_ids.end(), p.image_ids.begin(), p.image_ids.end());
+        seconds.insert(seconds.end(), p.seconds.begin(), p.seconds.end());
+        for (CocoAnnotation& d : p.detections) {
+            d.id = static_cast<int64_t>(res.detections.size()) + 1;
+            res.detections.push_back(d);
+        }
+        res.dropped_unmapped += p.dropped_unmapped;
+    }
+    res.num_images = static_cast<int64_t>(co.img_ids.size());
     if (res.dropped_unmapped > 0) {
         res.notes.push_back(
             fmt::format("{} detections had a class without a category ({}) and "
                         "were dropped",
                         res.dropped_unmapped, res.class_map));
     }
-
-    CocoEvalOptions co;
-    for (const EvalImage& im : images) co.img_ids.push_back(im.id);
-    co.n_threads = opts.n_threads;
     LOWBIT_ASSIGN(res.coco, coco_evaluate(gt, res.detections, co));
-    res.latency = latency_stats(std::move(seconds), opts.skip_latency);
+    res.latency = latency_stats(std::move(seconds), skip_latency);
     return res;
+}
+
+Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const EvalOptions& opts) {
+    LOWBIT_ASSIGN(CocoDataset gt, load_coco_gt(opts.ann_path));
+    std::vector<EvalImagesPart> parts(1);
+    LOWBIT_ASSIGN(parts[0], evaluate_images(ex, model, gt, opts));
+    return summarize_evaluation(gt, std::move(parts), opts.skip_latency, opts.n_threads);
 }
 
 nlohmann::ordered_json eval_metrics_json(const EvalRunInfo& info, const EvalResult& r) {

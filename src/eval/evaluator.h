@@ -39,6 +39,10 @@ struct EvalOptions {
     // batch's run time divided by `batch`.
     int batch = 1;
     bool progress = true;  // progress line on stderr when it is a terminal
+    // Shard `shard_index` of `shard_count`: the selected images split into that many contiguous
+    // blocks, this one evaluated (evaluate_images); 1 shard: every image.
+    int shard_index = 0;
+    int shard_count = 1;
 
     // What the detection decoder takes of these options.
     eval::DetectionDecoderOptions decoder_options() const {
@@ -59,8 +63,37 @@ struct EvalResult {
     std::vector<std::string> notes;  // decisions worth telling the user (printed by the CLI)
 };
 
-// Evaluates `model` (already planned in `ex`, input [batch,3,imgsz,imgsz] float32/float16).
-// Errors name the image, annotation file or output tensor involved.
+// What inference over a set of images produced, before COCOeval: the part of an evaluation that
+// shards split (`lowbit eval --shard`) and `lowbit merge` concatenates in image order.
+struct EvalImagesPart {
+    std::vector<int64_t> image_ids;          // the images of this part, in evaluation order
+    std::vector<CocoAnnotation> detections;  // image order then score order; id = index + 1
+    std::vector<double> seconds;             // per image, inference only
+    HeadLayout layout;
+    std::string output_name;
+    std::string class_map;
+    bool sigmoid_applied = true;
+    int64_t dropped_unmapped = 0;
+    std::vector<std::string> notes;
+};
+
+// The images an evaluation selects (EvalOptions::image_ids / max_images), in order, and of
+// those the contiguous block [begin, end) of shard `index` of `count`.
+Result<std::vector<int64_t>> select_image_ids(const CocoDataset& gt, const EvalOptions& opts);
+std::pair<size_t, size_t> shard_block(size_t n, int index, int count);
+
+// Inference and decoding over the images of opts' shard (all images with one shard).
+Result<EvalImagesPart> evaluate_images(Executor& ex, const Model& model, const CocoDataset& gt,
+                                       const EvalOptions& opts);
+
+// COCOeval and latency of the parts, concatenated in the order given (detection ids renumbered
+// 1..n, as one part over all images would have them): what one process computes.
+Result<EvalResult> summarize_evaluation(const CocoDataset& gt, std::vector<EvalImagesPart> parts,
+                                        int skip_latency, int n_threads);
+
+// Evaluates `model` (already planned in `ex`, input [batch,3,imgsz,imgsz] float32/float16):
+// evaluate_images then summarize_evaluation. Errors name the image, annotation file or output
+// tensor involved.
 Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const EvalOptions& opts);
 
 // Fields of metrics.json that describe the invocation (seed schema, §5.10).

@@ -14,6 +14,7 @@
 #include "pipeline/jobs.h"
 #include "pipeline/quantize_variants.h"
 #include "pipeline/results_file.h"
+#include "core/fs.h"
 
 namespace lowbit::pipeline {
 
@@ -66,7 +67,87 @@ Result<std::vector<Scheme>> find_schemes(const std::string& dir, const std::vect
     return out;
 }
 
+struct Row {
+    std::string name;
+    int64_t excluded, quantized;
+    double map, map50, mean_ms, median_ms, spread_ms;
+    std::string onnx;
+};
+
+void print_rows(const std::vector<Row>& rows, std::FILE* out) {
+    std::fprintf(out, "%-12s %8s %9s %9s %9s %9s %9s %9s  %s\n", "variant", "excluded", "quantized",
+                 "mAP50-95", "mAP50", "mean_ms", "median_ms", "spread_ms", "onnx");
+    for (const Row& r : rows) {
+        std::fprintf(out, "%-12s %8lld %9lld %9.4f %9.4f %9.3f %9.3f %9.3f  %s\n", r.name.c_str(),
+                     static_cast<long long>(r.excluded), static_cast<long long>(r.quantized), r.map,
+                     r.map50, r.mean_ms, r.median_ms, r.spread_ms, r.onnx.c_str());
+    }
+    std::fflush(out);
+}
+
 }  // namespace
+
+nlohmann::ordered_json candidates_job_json(const CandidatesJob& o) {
+    nlohmann::ordered_json eval = eval_job_json(o.eval);
+    return {{"model", o.model},
+            {"schemes", o.schemes},
+            {"mode", o.mode},
+            {"ks", o.ks},
+            {"calib_npy", o.calib.npy},
+            {"calib_list", o.calib.list},
+            {"calib_images", o.calib.images},
+            {"imgsz", o.calib.imgsz},
+            {"calibration_method", o.method.method},
+            {"percentile", o.method.percentile},
+            {"calib_max", o.calib_max},
+            {"high_precision", o.high_precision},
+            {"out_dir", o.out_dir},
+            {"results_dir", o.results_dir},
+            {"eval", eval}};
+}
+
+Status merge_candidates_shards(const std::vector<nlohmann::json>& shards, std::FILE* out) {
+    struct Entry {
+        size_t position;
+        std::string path;
+        nlohmann::ordered_json results;
+        Row row;
+    };
+    std::vector<Entry> entries;
+    size_t total = 0;
+    try {
+        total = shards.front().at("partial").at("schemes").get<size_t>();
+        for (const nlohmann::json& s : shards) {
+            for (const auto& e : s.at("partial").at("candidates")) {
+                const auto& r = e.at("row");
+                entries.push_back({e.at("position").get<size_t>(), e.at("path").get<std::string>(),
+                                   nlohmann::ordered_json(e.at("results")),
+                                   {r.at(0).get<std::string>(), r.at(1).get<int64_t>(),
+                                    r.at(2).get<int64_t>(), r.at(3).get<double>(),
+                                    r.at(4).get<double>(), r.at(5).get<double>(),
+                                    r.at(6).get<double>(), r.at(7).get<double>(),
+                                    r.at(8).get<std::string>()}});
+            }
+        }
+    } catch (const std::exception& e) {
+        return invalid("candidates shard record: {}", e.what());
+    }
+    std::sort(entries.begin(), entries.end(),
+              [](const Entry& a, const Entry& b) { return a.position < b.position; });
+    for (size_t i = 0; i < entries.size() || i < total; ++i) {
+        if (i >= entries.size() || entries[i].position != i) {
+            return invalid("candidates shards: scheme {} of {} evaluated twice or not at all", i,
+                           total);
+        }
+    }
+    std::vector<Row> rows;
+    for (const Entry& e : entries) {
+        LOWBIT_TRY(write_results_json(e.path, e.results, e.results["variant"]));
+        rows.push_back(e.row);
+    }
+    print_rows(rows, out);
+    return Status::ok();
+}
 
 Status run_job(CandidatesJob o, std::FILE* out) {
     o.eval.imgsz = static_cast<int>(o.calib.imgsz);  // 0: the model's, as calibration
@@ -88,6 +169,20 @@ Status run_job(CandidatesJob o, std::FILE* out) {
     apply_engine_switches(o.engine, base.run);
 
     LOWBIT_ASSIGN(std::vector<Scheme> schemes, find_schemes(o.schemes, o.ks));
+    const size_t all_schemes = schemes.size();
+    std::vector<size_t> positions;  // of this shard's schemes among all
+    {
+        std::vector<Scheme> mine;
+        for (size_t i = 0; i < schemes.size(); ++i) {
+            if (o.shard.active() && static_cast<int>(i % static_cast<size_t>(o.shard.count)) !=
+                                        o.shard.index) {
+                continue;
+            }
+            positions.push_back(i);
+            mine.push_back(std::move(schemes[i]));
+        }
+        schemes = std::move(mine);
+    }
     LOWBIT_ASSIGN(Model model, load_model(path));
     std::unordered_set<std::string> names;
     for (const Node& n : model.graph.nodes) names.insert(n.name);
@@ -111,8 +206,10 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         return invalid("no calibration data: give --calib, --calib-list or --calib-images");
     std::fprintf(stderr, "lowbit candidates: %zu schemes from %s; calibrating once on %s\n",
                  schemes.size(), o.schemes.c_str(), source->describe().c_str());
-    LOWBIT_ASSIGN(pipeline::VariantsResult vr,
-                  pipeline::quantize_variants(model, *source, variants, base.run));
+    pipeline::VariantsResult vr;  // a shard may have no scheme (more shards than schemes)
+    if (!variants.empty()) {
+        LOWBIT_ASSIGN(vr, pipeline::quantize_variants(model, *source, variants, base.run));
+    }
     std::fprintf(stderr, "lowbit candidates: calibrated %zu tensors on %lld samples in %.1f s\n",
                  vr.calibrated_tensors, static_cast<long long>(vr.samples), vr.calib_seconds);
 
@@ -120,13 +217,8 @@ Status run_job(CandidatesJob o, std::FILE* out) {
     fs::create_directories(o.out_dir, ec);
     if (ec) return io_error("cannot create {}: {}", o.out_dir, ec.message());
     const std::string stem = fs::path(path).stem().string();
-    struct Row {
-        std::string name;
-        int64_t excluded, quantized;
-        double map, map50, mean_ms, median_ms, spread_ms;
-        std::string onnx;
-    };
     std::vector<Row> rows;
+    nlohmann::ordered_json shard_entries = nlohmann::ordered_json::array();
     for (size_t i = 0; i < schemes.size(); ++i) {
         const Scheme& s = schemes[i];
         quant::QuantizeResult& res = vr.variants[i];
@@ -153,7 +245,9 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         eo.model = onnx;
         LOWBIT_ASSIGN(EvalRun er, evaluate_model_file(eo));
         const std::string out = (fs::path(o.results_dir) / (name + ".json")).string();
-        LOWBIT_TRY(write_results_json(out, eval_metrics_json(er.info, er.result), variant));
+        nlohmann::ordered_json results = eval_metrics_json(er.info, er.result);
+        results["variant"] = variant;
+        if (!o.shard.active()) LOWBIT_TRY(write_results_json(out, results, variant));
         std::fprintf(stderr,
                      "lowbit candidates: [%zu/%zu] %s: mAP50-95 %.4f, mean %.2f ms, median %.2f "
                      "+/- %.2f ms -> %s\n",
@@ -163,15 +257,29 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         rows.push_back({name, vi.excluded_nodes, variant["quantized_nodes"].get<int64_t>(),
                         er.result.coco.stats[0], er.result.coco.stats[1], er.result.latency.mean_ms,
                         er.result.latency.median_ms, er.result.latency.spread_ms, onnx});
+        const Row& r = rows.back();
+        shard_entries.push_back(
+            {{"position", positions[i]},
+             {"path", out},
+             {"results", results},
+             {"row", {r.name, r.excluded, r.quantized, r.map, r.map50, r.mean_ms, r.median_ms,
+                      r.spread_ms, r.onnx}}});
     }
-    std::fprintf(out, "%-12s %8s %9s %9s %9s %9s %9s %9s  %s\n", "variant", "excluded", "quantized",
-                 "mAP50-95", "mAP50", "mean_ms", "median_ms", "spread_ms", "onnx");
-    for (const Row& r : rows) {
-        std::fprintf(out, "%-12s %8lld %9lld %9.4f %9.4f %9.3f %9.3f %9.3f  %s\n", r.name.c_str(),
-                     static_cast<long long>(r.excluded), static_cast<long long>(r.quantized), r.map,
-                     r.map50, r.mean_ms, r.median_ms, r.spread_ms, r.onnx.c_str());
+    if (o.shard.active()) {
+        std::vector<std::string> inputs = {path, o.schemes};
+        if (!o.calib.npy.empty()) inputs.push_back(o.calib.npy);
+        if (!o.calib.list.empty()) inputs.push_back(o.calib.list);
+        LOWBIT_ASSIGN(ShardHeader h,
+                      make_shard_header("candidates", candidates_job_json(o), inputs, o.shard));
+        LOWBIT_TRY(write_shard(o.shard, h,
+                               {{"schemes", all_schemes}, {"candidates", shard_entries}}));
+        std::fprintf(out, "shard %d/%d: %zu of %zu candidates -> %s\n", o.shard.index,
+                     o.shard.count, rows.size(), all_schemes,
+                     shard_file(o.shard.dir, o.shard.index, o.shard.count).c_str());
+        std::fflush(out);
+        return Status::ok();
     }
-    std::fflush(out);
+    print_rows(rows, out);
     return Status::ok();
 }
 

@@ -1,6 +1,7 @@
 #include "pipeline/eval_job.h"
 
 #include <filesystem>
+#include <memory>
 
 #include "core/fs.h"
 #include "core/text_lines.h"
@@ -66,11 +67,23 @@ Status resolve_eval_data(EvalJob& o) {
     return Status::ok();
 }
 
-Result<EvalRun> evaluate_model_file(EvalJob o) {
+namespace {
+
+// A model loaded and planned for evaluation, with the options evaluate_detector takes and what
+// metrics.json records about the invocation.
+struct EvalSetup {
+    Model model;
+    std::unique_ptr<Executor> ex;
+    EvalOptions eo;
+    EvalRunInfo info;
+};
+
+Result<EvalSetup> prepare_eval(EvalJob& o) {
     LOWBIT_ASSIGN(o.model, resolve_model_path(o.model));
     LOWBIT_TRY(resolve_eval_data(o));
 
-    EvalOptions eo;
+    EvalSetup s;
+    EvalOptions& eo = s.eo;
     eo.ann_path = o.ann;
     eo.images_dir = o.images;
     if (!o.image_ids_list.empty()) {
@@ -88,8 +101,13 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     eo.skip_latency = o.skip_latency;
     eo.n_threads = o.threads;
     eo.progress = !o.quiet;
+    if (o.shard.active()) {
+        eo.shard_index = o.shard.index;
+        eo.shard_count = o.shard.count;
+    }
 
-    LOWBIT_ASSIGN(Model model, load_model(o.model));
+    LOWBIT_ASSIGN(s.model, load_model(o.model));
+    const Model& model = s.model;
     const ValueInfo* input = image_input(model);
     if (!input) return invalid("{}: the model has no graph input", o.model);
     bool fixed = input->has_shape && input->dims.size() == 4;
@@ -111,6 +129,7 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     if (!fixed || o.batch > 1) xo.input_shapes[input->name] = {o.batch, 3, eo.imgsz, eo.imgsz};
     auto ex = Executor::create(model, xo);
     if (!ex) return ex.status().with_context(o.model);
+    s.ex = std::move(*ex);
 
     std::vector<std::string> providers = o.providers;
     if (providers.empty()) providers = {"CPUExecutionProvider"};
@@ -128,17 +147,7 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
                      "come from the model metadata or --class-map\n");
     }
 
-    EvalRun run;
-    LOWBIT_ASSIGN(run.result, evaluate_detector(**ex, model, eo));
-    const EvalResult& r = run.result;
-    if (!o.quiet) {
-        std::fprintf(stderr, "lowbit eval: %s; classes -> categories: %s\n",
-                     r.layout.describe().c_str(), r.class_map.c_str());
-        for (const std::string& n : r.notes) {
-            std::fprintf(stderr, "lowbit eval: note: %s\n", n.c_str());
-        }
-    }
-    EvalRunInfo& info = run.info;
+    EvalRunInfo& info = s.info;
     info.onnx_path = o.model;
     info.data_root = o.data_root;
     info.instances = o.ann;
@@ -154,7 +163,211 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     info.max_det = o.max_det;
     info.pre_nms_topk = o.pre_nms_topk;
     info.threads = o.threads;
+    return s;
+}
+
+void print_eval_notes(const EvalResult& r) {
+    std::fprintf(stderr, "lowbit eval: %s; classes -> categories: %s\n",
+                 r.layout.describe().c_str(), r.class_map.c_str());
+    for (const std::string& n : r.notes) {
+        std::fprintf(stderr, "lowbit eval: note: %s\n", n.c_str());
+    }
+}
+
+nlohmann::ordered_json info_json(const EvalRunInfo& i) {
+    return {{"onnx_path", i.onnx_path},   {"data_root", i.data_root},
+            {"instances", i.instances},   {"images_dir", i.images_dir},
+            {"providers", i.providers},   {"imgsz", i.imgsz},
+            {"max_images", i.max_images}, {"warmup_runs", i.warmup_runs},
+            {"skip_latency", i.skip_latency}, {"batch", i.batch},
+            {"conf", i.conf},
+            {"iou", i.iou},               {"max_det", i.max_det},
+            {"pre_nms_topk", i.pre_nms_topk}, {"threads", i.threads}};
+}
+
+EvalRunInfo info_from_json(const nlohmann::json& j) {
+    EvalRunInfo i;
+    i.onnx_path = j.at("onnx_path").get<std::string>();
+    i.data_root = j.at("data_root").get<std::string>();
+    i.instances = j.at("instances").get<std::string>();
+    i.images_dir = j.at("images_dir").get<std::string>();
+    i.providers = j.at("providers").get<std::vector<std::string>>();
+    i.imgsz = j.at("imgsz").get<int>();
+    i.max_images = j.at("max_images").get<int>();
+    i.warmup_runs = j.at("warmup_runs").get<int>();
+    i.skip_latency = j.at("skip_latency").get<int>();
+    i.batch = j.at("batch").get<int>();
+    i.conf = j.at("conf").get<double>();
+    i.iou = j.at("iou").get<double>();
+    i.max_det = j.at("max_det").get<int>();
+    i.pre_nms_topk = j.at("pre_nms_topk").get<int>();
+    i.threads = j.at("threads").get<int>();
+    return i;
+}
+
+// A part as stored in a shard file; doubles are written with enough digits to round-trip.
+nlohmann::ordered_json part_json(const EvalImagesPart& p) {
+    nlohmann::ordered_json dets = nlohmann::ordered_json::array();
+    for (const CocoAnnotation& d : p.detections) {
+        dets.push_back({d.image_id, d.category_id, d.bbox[0], d.bbox[1], d.bbox[2], d.bbox[3],
+                        d.area, d.score});
+    }
+    return {{"image_ids", p.image_ids},
+            {"seconds", p.seconds},
+            {"detections", dets},
+            {"layout",
+             {static_cast<int>(p.layout.kind), p.layout.num_classes, p.layout.num_rows,
+              p.layout.channels_first}},
+            {"output_name", p.output_name},
+            {"class_map", p.class_map},
+            {"sigmoid_applied", p.sigmoid_applied},
+            {"dropped_unmapped", p.dropped_unmapped},
+            {"notes", p.notes}};
+}
+
+EvalImagesPart part_from_json(const nlohmann::json& j) {
+    EvalImagesPart p;
+    p.image_ids = j.at("image_ids").get<std::vector<int64_t>>();
+    p.seconds = j.at("seconds").get<std::vector<double>>();
+    for (const auto& d : j.at("detections")) {
+        CocoAnnotation a;
+        a.id = static_cast<int64_t>(p.detections.size()) + 1;
+        a.image_id = d.at(0).get<int64_t>();
+        a.category_id = d.at(1).get<int64_t>();
+        for (size_t k = 0; k < 4; ++k) a.bbox[k] = d.at(2 + k).get<double>();
+        a.area = d.at(6).get<double>();
+        a.score = d.at(7).get<double>();
+        p.detections.push_back(a);
+    }
+    const auto& l = j.at("layout");
+    p.layout.kind = static_cast<HeadKind>(l.at(0).get<int>());
+    p.layout.num_classes = l.at(1).get<int>();
+    p.layout.num_rows = l.at(2).get<int64_t>();
+    p.layout.channels_first = l.at(3).get<bool>();
+    p.output_name = j.at("output_name").get<std::string>();
+    p.class_map = j.at("class_map").get<std::string>();
+    p.sigmoid_applied = j.at("sigmoid_applied").get<bool>();
+    p.dropped_unmapped = j.at("dropped_unmapped").get<int64_t>();
+    p.notes = j.at("notes").get<std::vector<std::string>>();
+    return p;
+}
+
+// Writes what `lowbit eval` writes for a finished evaluation.
+Status write_eval_outputs(const EvalJob& o, const EvalRun& run) {
+    if (!o.save_detections.empty()) {
+        LOWBIT_TRY(
+            write_file_atomic(o.save_detections, coco_results_to_json(run.result.detections)));
+    }
+    if (!o.out.empty()) {
+        fs::path parent = fs::path(o.out).parent_path();
+        std::error_code ec;
+        if (!parent.empty()) fs::create_directories(parent, ec);
+        LOWBIT_TRY(
+            write_file_atomic(o.out, eval_metrics_json(run.info, run.result).dump(2) + "\n"));
+    }
+    return Status::ok();
+}
+
+// `lowbit eval --shard`: this shard's images, written as a shard file.
+Status run_eval_shard(EvalJob o, std::FILE* out) {
+    LOWBIT_ASSIGN(EvalSetup s, prepare_eval(o));
+    LOWBIT_ASSIGN(CocoDataset gt, load_coco_gt(o.ann));
+    LOWBIT_ASSIGN(EvalImagesPart part, evaluate_images(*s.ex, s.model, gt, s.eo));
+    LOWBIT_ASSIGN(ShardHeader h, make_shard_header("eval", eval_job_json(o), {o.model}, o.shard));
+    nlohmann::ordered_json partial = {{"info", info_json(s.info)}, {"part", part_json(part)}};
+    LOWBIT_TRY(write_shard(o.shard, h, partial));
+    std::fprintf(out, "shard %d/%d: %zu images, %zu detections -> %s\n", o.shard.index,
+                 o.shard.count, part.image_ids.size(), part.detections.size(),
+                 shard_file(o.shard.dir, o.shard.index, o.shard.count).c_str());
+    std::fflush(out);
+    return Status::ok();
+}
+
+}  // namespace
+
+nlohmann::ordered_json eval_job_json(const EvalJob& o) {
+    return {{"model", o.model},
+            {"data_root", o.data_root},
+            {"ann", o.ann},
+            {"images", o.images},
+            {"image_ids_list", o.image_ids_list},
+            {"providers", o.providers},
+            {"imgsz", o.imgsz},
+            {"max_images", o.max_images},
+            {"conf", o.conf},
+            {"iou", o.iou},
+            {"max_det", o.max_det},
+            {"pre_nms_topk", o.pre_nms_topk},
+            {"warmup_runs", o.warmup_runs},
+            {"skip_latency", o.skip_latency},
+            {"batch", o.batch},
+            {"threads", o.threads},
+            {"head", o.head},
+            {"scores", o.scores},
+            {"class_map", o.class_map},
+            {"out", o.out},
+            {"save_detections", o.save_detections},
+            {"reference", o.reference}};
+}
+
+Result<EvalJob> eval_job_from_json(const nlohmann::json& j) {
+    EvalJob o;
+    try {
+        o.model = j.at("model").get<std::string>();
+        o.data_root = j.at("data_root").get<std::string>();
+        o.ann = j.at("ann").get<std::string>();
+        o.images = j.at("images").get<std::string>();
+        o.image_ids_list = j.at("image_ids_list").get<std::string>();
+        o.providers = j.at("providers").get<std::vector<std::string>>();
+        o.imgsz = j.at("imgsz").get<int>();
+        o.max_images = j.at("max_images").get<int>();
+        o.conf = j.at("conf").get<double>();
+        o.iou = j.at("iou").get<double>();
+        o.max_det = j.at("max_det").get<int>();
+        o.pre_nms_topk = j.at("pre_nms_topk").get<int>();
+        o.warmup_runs = j.at("warmup_runs").get<int>();
+        o.skip_latency = j.at("skip_latency").get<int>();
+        o.batch = j.at("batch").get<int>();
+        o.threads = j.at("threads").get<int>();
+        o.head = j.at("head").get<std::string>();
+        o.scores = j.at("scores").get<std::string>();
+        o.class_map = j.at("class_map").get<std::string>();
+        o.out = j.at("out").get<std::string>();
+        o.save_detections = j.at("save_detections").get<std::string>();
+        o.reference = j.at("reference").get<bool>();
+    } catch (const std::exception& e) {
+        return invalid("eval job record: {}", e.what());
+    }
+    return o;
+}
+
+Result<EvalRun> evaluate_model_file(EvalJob o) {
+    LOWBIT_ASSIGN(EvalSetup s, prepare_eval(o));
+    EvalRun run;
+    LOWBIT_ASSIGN(run.result, evaluate_detector(*s.ex, s.model, s.eo));
+    if (!o.quiet) print_eval_notes(run.result);
+    run.info = s.info;
     return run;
+}
+
+Status merge_eval_shards(const std::vector<nlohmann::json>& shards, std::FILE* out) {
+    if (shards.empty()) return invalid("no eval shards");
+    LOWBIT_ASSIGN(EvalJob o, eval_job_from_json(shards.front().at("job")));
+    std::vector<EvalImagesPart> parts;
+    EvalRun run;
+    try {
+        run.info = info_from_json(shards.front().at("partial").at("info"));
+        for (const nlohmann::json& s : shards) {
+            parts.push_back(part_from_json(s.at("partial").at("part")));
+        }
+    } catch (const std::exception& e) {
+        return invalid("eval shard record: {}", e.what());
+    }
+    LOWBIT_ASSIGN(CocoDataset gt, load_coco_gt(run.info.instances));
+    LOWBIT_ASSIGN(run.result,
+                  summarize_evaluation(gt, std::move(parts), o.skip_latency, o.threads));
+    print_eval_result(run.result, out);
+    return write_eval_outputs(o, run);
 }
 
 void print_eval_result(const EvalResult& r, std::FILE* out) {
@@ -174,20 +387,10 @@ void print_eval_result(const EvalResult& r, std::FILE* out) {
 }
 
 Status run_job(const EvalJob& o, std::FILE* out) {
+    if (o.shard.active()) return run_eval_shard(o, out);
     LOWBIT_ASSIGN(EvalRun run, evaluate_model_file(o));
     print_eval_result(run.result, out);
-    if (!o.save_detections.empty()) {
-        LOWBIT_TRY(
-            write_file_atomic(o.save_detections, coco_results_to_json(run.result.detections)));
-    }
-    if (!o.out.empty()) {
-        fs::path parent = fs::path(o.out).parent_path();
-        std::error_code ec;
-        if (!parent.empty()) fs::create_directories(parent, ec);
-        LOWBIT_TRY(
-            write_file_atomic(o.out, eval_metrics_json(run.info, run.result).dump(2) + "\n"));
-    }
-    return Status::ok();
+    return write_eval_outputs(o, run);
 }
 
 }  // namespace lowbit::pipeline

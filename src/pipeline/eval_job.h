@@ -5,12 +5,14 @@
 #pragma once
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "core/status.h"
 #include "eval/evaluator.h"
 #include "pipeline/job_inputs.h"
+#include "pipeline/shard.h"
 
 namespace lowbit::pipeline {
 
@@ -41,7 +43,16 @@ struct EvalJob {
     bool reference = false;
     bool quiet = false;
     EngineSwitches engine;
+    // --shard I/N --shard-dir DIR: evaluate block I of N of the images and write a shard file
+    // (pipeline/shard.h) instead of the outputs; `lowbit merge DIR` writes them.
+    ShardOptions shard;
 };
+
+// The options of an eval job that decide its results and outputs (shard aside), as recorded in
+// shard files and hashed into their config hash. A new EvalJob field that changes results must
+// be added here and in eval_job_from_json.
+nlohmann::ordered_json eval_job_json(const EvalJob& o);
+Result<EvalJob> eval_job_from_json(const nlohmann::json& j);
 
 // Fills ann/images from data_root or the bundled val set (assets/val/) and checks they exist.
 Status resolve_eval_data(EvalJob& o);
@@ -54,6 +65,10 @@ struct EvalRun {
 // Loads and plans o.model (default: the bundled model), evaluates it on the resolved data; notes
 // go to stderr unless o.quiet.
 Result<EvalRun> evaluate_model_file(EvalJob o);
+
+// `lowbit merge` of eval shard files (read, checked): metrics.json and the detections from the
+// merged partials, through the same COCOeval; the eval text to `out`.
+Status merge_eval_shards(const std::vector<nlohmann::json>& shards, std::FILE* out);
 
 // The COCO summary and the mAP / latency lines `lowbit eval` prints.
 void print_eval_result(const EvalResult& r, std::FILE* out);

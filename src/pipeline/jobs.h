@@ -107,8 +107,17 @@ struct SensitivityJob {
     int val_images = 50;
     bool quiet = false;
     EngineSwitches engine;
+    // --shard I/N --shard-dir DIR: this shard's images (nodes for --metric map) into a shard
+    // file (pipeline/shard.h) instead of the report; `lowbit merge DIR` writes it.
+    ShardOptions shard;
 };
 Status run_job(SensitivityJob o, std::FILE* out);
+// The options that decide a sensitivity job's results and outputs, as shard files record and
+// hash them; a new SensitivityJob field that changes results goes here and in the reader.
+nlohmann::ordered_json sensitivity_job_json(const SensitivityJob& o);
+Result<SensitivityJob> sensitivity_job_from_json(const nlohmann::json& j);
+// `lowbit merge` of sensitivity shard files: report.json + report.md from the merged sums.
+Status merge_sensitivity_shards(const std::vector<nlohmann::json>& shards, std::FILE* out);
 
 // `lowbit schemes`: top-K exclusion lists from a sensitivity report; a table to the stream.
 struct SchemesJob {
@@ -138,8 +147,16 @@ struct CandidatesJob {
     std::string results_dir;
     EvalJob eval;  // data, thresholds, threads (imgsz: calib.imgsz)
     EngineSwitches engine;
+    // --shard I/N --shard-dir DIR: schemes i % N == I built and evaluated; their results go into
+    // a shard file (pipeline/shard.h); `lowbit merge DIR` writes the results files.
+    ShardOptions shard;
 };
 Status run_job(CandidatesJob o, std::FILE* out);
+// The options that decide a candidates job's results and outputs, as shard files record and
+// hash them; a new CandidatesJob field that changes results goes here.
+nlohmann::ordered_json candidates_job_json(const CandidatesJob& o);
+// `lowbit merge` of candidates shard files: every results file, and the table.
+Status merge_candidates_shards(const std::vector<nlohmann::json>& shards, std::FILE* out);
 
 // `lowbit compare`: the variants table and recommendation to the stream; summary.md and
 // report.html when asked for.

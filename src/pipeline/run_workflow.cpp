@@ -12,6 +12,7 @@
 #include "data/image_list.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
+#include "pipeline/merge.h"
 #include "pipeline/results_file.h"
 #include "quant/quantize_model.h"
 
@@ -123,7 +124,7 @@ Step smoke_step(const Layout& L) {
             {L.o.model},
             {path_in(L.R, "baseline-onnx/summary.json")},
             job_fn(job),
-            {}};
+            {}, {}, {}, false};
 }
 
 // Evaluates as `job` says, then writes the results file `results` of variant `v` from the
@@ -132,6 +133,29 @@ std::function<Status(StepContext&)> eval_fn(const EvalJob& job, const std::strin
                                             const VariantInfo& v) {
     return [job, results, v](StepContext& ctx) {
         LOWBIT_TRY(run_job(job, ctx.log));
+        return write_results_from_metrics(job.out, results, job.model, v);
+    };
+}
+
+// A job as a shard function and a merge function (pipeline/merge.h) for a step that is split.
+template <typename Job>
+void set_shard_fns(Step& s, Job job) {
+    s.run_shard = [job](StepContext& ctx, const ShardOptions& shard) {
+        Job j = job;
+        j.shard = shard;
+        return run_job(j, ctx.log);
+    };
+    s.run_merged = [](StepContext& ctx, const std::string& dir) {
+        return run_job(MergeJob{dir, true}, ctx.log);
+    };
+}
+
+// An evaluation step's functions: the job then the results file, whole or from shards.
+void set_eval_fns(Step& s, const EvalJob& job, const std::string& results, const VariantInfo& v) {
+    s.run = eval_fn(job, results, v);
+    set_shard_fns(s, job);
+    s.run_merged = [job, results, v](StepContext& ctx, const std::string& dir) {
+        LOWBIT_TRY(run_job(MergeJob{dir, true}, ctx.log));
         return write_results_from_metrics(job.out, results, job.model, v);
     };
 }
@@ -147,7 +171,7 @@ Step eval_step(const Layout& L, const std::string& name, const std::string& titl
     s.notes = {results_note(metrics, results, onnx, v)};
     s.inputs = cat({onnx}, L.data_inputs);
     s.outputs = {metrics, results};
-    s.run = eval_fn(L.eval_job(onnx, metrics), results, v);
+    set_eval_fns(s, L.eval_job(onnx, metrics), results, v);
     return s;
 }
 
@@ -166,7 +190,7 @@ Step calib_step(const Layout& L) {
         cat({L.o.calib_list}, L.plan.calib_images),
         {L.calib_npy},
         job_fn(job),
-        {}};
+        {}, {}, {}, false};
 }
 
 Step int8_step(const Layout& L, const std::string& onnx) {
@@ -177,7 +201,7 @@ Step int8_step(const Layout& L, const std::string& onnx) {
             {L.o.model, L.calib_npy},
             {onnx},
             job_fn(L.quantize_job(onnx)),
-            {}};
+            {}, {}, {}, false};
 }
 
 Step head_exclude_step(const Layout& L, const std::string& head_txt) {
@@ -191,7 +215,7 @@ Step head_exclude_step(const Layout& L, const std::string& head_txt) {
             {L.o.model},
             {head_txt},
             job_fn(job),
-            {}};
+            {}, {}, {}, false};
 }
 
 Step int8_head_step(const Layout& L, const std::string& head_txt, const std::string& onnx) {
@@ -206,7 +230,7 @@ Step int8_head_step(const Layout& L, const std::string& head_txt, const std::str
             {L.o.model, L.calib_npy, head_txt},
             {onnx},
             job_fn(job),
-            {}};
+            {}, {}, {}, false};
 }
 
 Step int8_head_eval_step(const Layout& L, const std::string& head_txt, const std::string& onnx) {
@@ -220,7 +244,7 @@ Step int8_head_eval_step(const Layout& L, const std::string& head_txt, const std
         auto names = read_node_list(v.scheme);
         counted.excluded_nodes = names ? static_cast<int64_t>(names->size()) : 0;
         st.notes = {results_note(job.out, results, job.model, counted)};
-        st.run = eval_fn(job, results, counted);
+        set_eval_fns(st, job, results, counted);
     };
     return s;
 }
@@ -244,14 +268,16 @@ Step sensitivity_step(const Layout& L, const std::string& m) {
         argv.insert(argv.end(), {"--calibration-method", L.o.calibration_method});
         job.method.method = L.o.calibration_method;
     }
-    return {"sensitivity-" + m,
-            fmt::format("{} per-node sensitivity ({} images)", m, L.o.sensitivity_images),
-            {argv},
-            {},
-            {L.o.model, L.calib_npy},
-            {report_json, path_in(L.R, "sensitivity/" + m + "/report.md")},
-            job_fn(job),
-            {}};
+    Step s{"sensitivity-" + m,
+           fmt::format("{} per-node sensitivity ({} images)", m, L.o.sensitivity_images),
+           {argv},
+           {},
+           {L.o.model, L.calib_npy},
+           {report_json, path_in(L.R, "sensitivity/" + m + "/report.md")},
+           job_fn(job),
+           {}, {}, {}, false};
+    set_shard_fns(s, job);
+    return s;
 }
 
 Step schemes_step(const Layout& L, const std::string& m) {
@@ -268,7 +294,7 @@ Step schemes_step(const Layout& L, const std::string& m) {
             {job.report, L.o.model},
             {job.out_dir},
             job_fn(job),
-            {}};
+            {}, {}, {}, false};
 }
 
 // `results` receives the results files the step writes.
@@ -292,7 +318,7 @@ Step candidates_step(const Layout& L, const std::string& m, std::vector<std::str
         argv.insert(argv.end(), {"--calibration-method", L.o.calibration_method});
         job.method.method = L.o.calibration_method;
     }
-    Step s{"candidates-" + m, m + " candidates: build and evaluate", {}, {}, {}, {}, {}, {}};
+    Step s{"candidates-" + m, m + " candidates: build and evaluate", {}, {}, {}, {}, {}, {}, {}, {}, false};
     s.commands = {cat(argv, L.eval_data)};
     s.inputs = cat({L.o.model, L.calib_npy, job.schemes}, L.data_inputs);
     for (int k : L.o.ks) {
@@ -302,13 +328,15 @@ Step candidates_step(const Layout& L, const std::string& m, std::vector<std::str
         results.push_back(res);
     }
     s.run = job_fn(job);
+    set_shard_fns(s, job);
     return s;
 }
 
 // Compares whatever results and reports exist (a step that could not run leaves gaps).
 Step compare_step(const Layout& L, const std::vector<std::string>& results,
                   const std::vector<std::string>& reports) {
-    Step s{"compare", "comparison table and report", {}, {}, {}, {}, {}, {}};
+    Step s{"compare", "comparison table and report", {}, {}, {}, {}, {}, {}, {}, {}, false};
+    s.after_all = true;
     const std::string md = path_in(L.R, "summary.md"), html = path_in(L.R, "report.html");
     s.outputs = {md, html};
     s.prepare = [results, reports, md, html](Step& st) {
@@ -375,8 +403,47 @@ Result<RunPlan> plan_run(RunOptions o) {
     LOWBIT_ASSIGN(plan.calib_images, read_image_list(o.calib_list));
     o.imgsz = static_cast<int>(image_size_for(model, o.imgsz));
     if (o.root.empty()) o.root = (fs::path("runs") / local_timestamp()).string();
+    if (o.scheduler != "local" && o.scheduler != "slurm" && o.scheduler != "print") {
+        return invalid("--scheduler '{}': expected local, slurm or print", o.scheduler);
+    }
+    if (o.shards < 1) return invalid("--shards {}: give at least 1", o.shards);
+    if (o.scheduler != "local") {
+        // The jobs run elsewhere, from another working folder.
+        for (std::string* p : {&o.root, &o.model, &o.ann, &o.images, &o.calib_list}) {
+            *p = fs::absolute(*p).lexically_normal().string();
+        }
+    }
+    if (o.shards > 1 && o.scheduler == "local") {
+        return invalid("--shards {} needs --scheduler slurm or print", o.shards);
+    }
+    if (o.slurm.poll_seconds <= 0) return invalid("--poll {}: must be > 0", o.slurm.poll_seconds);
+    if ((!o.step_shard.empty() || o.step_merge) && o.step.empty()) {
+        return invalid("--step-shard and --step-merge need --step NAME");
+    }
+    if (!o.step_shard.empty() && o.step_merge) {
+        return invalid("--step-shard and --step-merge exclude each other");
+    }
     plan.options = std::move(o);
     return plan;
+}
+
+std::vector<std::string> run_command_line(const RunPlan& plan) {
+    const RunOptions& o = plan.options;
+    Argv a = {"run",        "--root",       o.root,       "--model",  o.model, "--ann", o.ann,
+              "--images",   o.images,       "--calib-list", o.calib_list, "--imgsz",
+              std::to_string(o.imgsz), "--modes"};
+    a = cat(a, o.modes);
+    a.push_back("--ks");
+    for (int k : o.ks) a.push_back(std::to_string(k));
+    a = cat(a, {"--threads", std::to_string(o.threads), "--sensitivity-images",
+                std::to_string(o.sensitivity_images), "--max-images",
+                std::to_string(o.max_images), "--high-precision", o.high_precision});
+    if (!o.calibration_method.empty()) a = cat(a, {"--calibration-method", o.calibration_method});
+    return a;
+}
+
+std::string step_shard_dir(const std::string& root, const std::string& step) {
+    return path_in(root, "shards/" + step);
 }
 
 std::vector<Step> build_run_steps(const RunPlan& plan) {
@@ -438,6 +505,66 @@ void print_summary(const std::string& R, const std::vector<StepOutcome>& outcome
     std::fflush(out);
 }
 
+// One step as a scheduler's job: whole (with the resume check and record), one shard of it, or
+// its merge (recorded as the step's run).
+Status run_step_job(const RunPlan& plan, std::vector<Step>& steps, RunStepsOptions ro,
+                    Fingerprinter& fp, std::FILE* out) {
+    const RunOptions& o = plan.options;
+    Step* step = nullptr;
+    for (Step& s : steps) {
+        if (s.name == o.step) step = &s;
+    }
+    if (!step) return invalid("--step '{}': no such step", o.step);
+    ro.only = {o.step};
+    const std::string dir = step_shard_dir(o.root, o.step);
+    if (!o.step_shard.empty()) {
+        if (!step->run_shard) return invalid("step {} cannot be split into shards", o.step);
+        ShardOptions shard;
+        shard.dir = dir;
+        LOWBIT_TRY(parse_shard_spec(o.step_shard, shard));
+        if (step->prepare) step->prepare(*step);
+        std::error_code ec;
+        for (const std::string& in : step->inputs) {
+            if (!fs::exists(in, ec)) return io_error("step {}: input {} is missing", o.step, in);
+        }
+        for (const std::string& output : step->outputs) {
+            fs::create_directories(fs::path(output).parent_path(), ec);
+        }
+        const std::string log_path =
+            path_in(o.root, fmt::format("logs/{}.shard-{}-of-{}.log", o.step, shard.index,
+                                        shard.count));
+        std::FILE* log = std::fopen(log_path.c_str(), "w");
+        if (!log) return io_error("cannot open {} for writing", log_path);
+        StepContext ctx;
+        ctx.log = log;
+        std::fprintf(stderr, "lowbit run: step %s, shard %d/%d\n", o.step.c_str(), shard.index,
+                     shard.count);
+        Status st = step->run_shard(ctx, shard);
+        std::fclose(log);
+        if (!st) return st.with_context(fmt::format("step {} shard {}/{}", o.step, shard.index,
+                                                    shard.count));
+        return Status::ok();
+    }
+    if (o.step_merge) {
+        if (!step->run_merged) return invalid("step {} has no shards to merge", o.step);
+        // The step's prepare may set its functions: wrap after it.
+        auto prepare = step->prepare;
+        step->prepare = [prepare, dir](Step& s) {
+            if (prepare) prepare(s);
+            auto merged = s.run_merged;
+            s.run = [merged, dir](StepContext& ctx) { return merged(ctx, dir); };
+        };
+        ro.forced = {o.step};
+    }
+    LOWBIT_ASSIGN(std::vector<StepOutcome> outcomes, run_steps(steps, o.root, ro, fp));
+    for (const StepOutcome& s : outcomes) {
+        if (s.status == StepStatus::Unavailable) {
+            return error(StatusCode::Internal, "step {} could not run: {}", s.name, s.why);
+        }
+    }
+    return Status::ok();
+}
+
 }  // namespace
 
 Status run_workflow(const RunOptions& options, std::FILE* out) {
@@ -454,12 +581,25 @@ Status run_workflow(const RunOptions& options, std::FILE* out) {
     ro.forced = {options.force_steps.begin(), options.force_steps.end()};
     LOWBIT_TRY(check_step_names(steps, ro.forced));
 
-    std::fprintf(stderr, "lowbit run: %zu steps into %s\n", steps.size(), R.c_str());
     Fingerprinter fp;
     // The program is an input of every step: another build may compute other results.
     auto self = fp.path_hash("/proc/self/exe");
     ro.program_hash = self ? *self : std::string("unknown");
-    LOWBIT_ASSIGN(std::vector<StepOutcome> outcomes, run_steps(steps, R, ro, fp));
+    if (!plan.options.step.empty()) return run_step_job(plan, steps, ro, fp, out);
+
+    std::fprintf(stderr, "lowbit run: %zu steps into %s%s\n", steps.size(), R.c_str(),
+                 plan.options.scheduler == "local"
+                     ? ""
+                     : fmt::format(" (scheduler {}, {} shards)", plan.options.scheduler,
+                                   plan.options.shards)
+                           .c_str());
+    std::vector<StepOutcome> outcomes;
+    if (plan.options.scheduler == "local") {
+        LOWBIT_ASSIGN(outcomes, run_steps(steps, R, ro, fp));
+    } else {
+        LOWBIT_ASSIGN(outcomes, run_scheduled(plan, steps, ro, fp, stderr));
+        if (plan.options.scheduler == "print") return Status::ok();
+    }
 
     const double total = std::chrono::duration<double>(Clock::now() - t_start).count();
     nlohmann::ordered_json times = nlohmann::ordered_json::array();

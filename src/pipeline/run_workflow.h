@@ -16,6 +16,7 @@
 
 #include "core/status.h"
 #include "pipeline/job_inputs.h"
+#include "pipeline/slurm.h"
 #include "pipeline/step_graph.h"
 
 namespace lowbit::pipeline {
@@ -38,6 +39,19 @@ struct RunOptions {
     bool force = false;
     std::vector<std::string> force_steps;
     EngineSwitches engine;  // handed to every step's job
+
+    // Where the steps run (pipeline/slurm.h): "local" (this process, the default), "slurm"
+    // (each step a Slurm job, split steps job arrays of `shards` tasks plus a merge job) or
+    // "print" (the Slurm scripts written, nothing submitted).
+    std::string scheduler = "local";
+    int shards = 1;
+    SlurmOptions slurm;
+    // A scheduler's job (what the generated scripts run): only step `step`, whole, or with
+    // `step_shard` "I/N" its shard I of N into <root>/shards/<step>/, or with `step_merge` its
+    // merge of those shards (then recorded as the step's finished run).
+    std::string step;
+    std::string step_shard;
+    bool step_merge = false;
 };
 
 // RunOptions with every default resolved and checked: what the step graph is built from.
@@ -54,6 +68,19 @@ Result<RunPlan> plan_run(RunOptions o);
 // int8-head, int8-head-eval, sensitivity-<mode>..., schemes-<mode>..., candidates-<mode>...,
 // compare. Pure: nothing is read or written until the steps run.
 std::vector<Step> build_run_steps(const RunPlan& plan);
+
+// The argv (without "lowbit") of `lowbit run` with the plan's resolved options: what a
+// scheduler's job runs, with --step ... appended.
+std::vector<std::string> run_command_line(const RunPlan& plan);
+
+// <root>/shards/<step>
+std::string step_shard_dir(const std::string& root, const std::string& step);
+
+// The due steps of the run as Slurm jobs (pipeline/slurm.h): scripts into <root>/slurm/, then
+// (scheduler "slurm") submitted and waited for. The outcome of every step.
+Result<std::vector<StepOutcome>> run_scheduled(const RunPlan& plan, std::vector<Step>& steps,
+                                               const RunStepsOptions& ro, Fingerprinter& fp,
+                                               std::FILE* progress);
 
 // The whole run: plan, steps, run-times.json, then the comparison table and a table of the
 // steps to `out`; progress to stderr. An error when a step failed or could not run.

@@ -98,6 +98,7 @@ Result<std::vector<StepOutcome>> run_steps(std::vector<Step>& steps, const std::
     const size_t n = steps.size();
     for (size_t i = 0; i < n; ++i) {
         Step& s = steps[i];
+        if (!o.only.empty() && !o.only.count(s.name)) continue;
         if (s.prepare) s.prepare(s);
         const std::string tag = fmt::format("[{}/{}] {}", i + 1, n, s.name);
         StepOutcome out{s.name, s.title, StepStatus::Ran, 0.0, std::nullopt, ""};

@@ -18,6 +18,7 @@
 
 #include "core/status.h"
 #include "pipeline/run_manifest.h"
+#include "pipeline/shard.h"
 
 namespace lowbit::pipeline {
 
@@ -41,6 +42,13 @@ struct Step {
     // Called just before the step is checked, for steps whose inputs or commands depend on
     // what earlier steps wrote.
     std::function<void(Step&)> prepare;
+    // Steps whose job can be split (evaluations, sensitivity, candidates; pipeline/shard.h):
+    // run shard I of N into the shard folder, and finish the step from a complete set of shards
+    // (`lowbit merge` plus what the step writes after its job). Empty: the step runs whole.
+    std::function<Status(StepContext&, const ShardOptions&)> run_shard;
+    std::function<Status(StepContext&, const std::string& shard_dir)> run_merged;
+    // Reads whatever earlier steps left (compare): depends on every earlier step.
+    bool after_all = false;
 };
 
 // The manifest record of a step: commands, notes, then ("(lowbit)", program_hash) when given.
@@ -65,6 +73,7 @@ struct RunStepsOptions {
     // empty: not recorded.
     std::string program_hash;
     std::FILE* progress = stderr;  // one line per step, the command lines, errors
+    std::set<std::string> only;    // non-empty: run only these steps (a scheduler's job)
 };
 
 // Runs `steps` in order under `root` (logs/ must exist). A step whose input is missing is left

@@ -63,6 +63,12 @@ public:
     // Compared image i (default: calibration sample i).
     virtual Status load(int64_t i, Sample& smp);
 
+    // Around each compared image's measurements (image index i).
+    virtual void begin_image(int64_t i) {}
+    virtual void end_image() {}
+    // A metric summed over images: its per-image values (ImageSums); nullptr otherwise.
+    virtual const ImageSums* image_sums() const { return nullptr; }
+
     // Per image, in this order: the float32 pass; with --all-but-one the all-quantized pass;
     // measure_direct() (nodes the metric measures without a run through the executor, right
     // after the float32 pass; returns how many); then node(k) for every other measured node k.
@@ -82,6 +88,12 @@ public:
 protected:
     MetricContext ctx_;
 };
+
+// Scores of a metric summed over images from the column totals of its ImageSums over `images`
+// images: the reference values, then nodes[k]'s metrics and score for every measured node k.
+// The metrics' own finish()/score() go through here, as does merge_sensitivity().
+Status score_image_sums(const SensitivityOptions& opts, const ImageSums& sums, int64_t images,
+                        nlohmann::ordered_json& reference, std::vector<NodeSensitivity>& nodes);
 
 std::unique_ptr<Metric> make_metric(SensitivityMetric m, const MetricContext& ctx);
 

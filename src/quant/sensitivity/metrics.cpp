@@ -58,16 +58,23 @@ OutputError compare_outputs(const std::vector<Tensor>& a, const std::vector<Tens
 }
 
 // output-mse and cosine: the concatenated float graph outputs against the float32 pass, mean
-// over images. Both values are reported; `use_cosine` picks the score.
+// over images. Both values are reported; the metric picks the score. Row layout: (mse, 1 -
+// cosine) per node, then the all-quantized pair.
 class OutputMetric : public Metric {
 public:
-    OutputMetric(const MetricContext& ctx, bool use_cosine) : Metric(ctx), cosine_(use_cosine) {}
+    explicit OutputMetric(const MetricContext& ctx) : Metric(ctx) {}
 
     Result<int64_t> prepare() override {
-        mse_.assign(ctx_.setup.size(), 0.0);
-        cos_.assign(ctx_.setup.size(), 0.0);
+        sums_.nodes = ctx_.setup.size();
+        sums_.width = 2;
+        sums_.extra = 2;
         return Metric::prepare();
     }
+    void begin_image(int64_t i) override {
+        sums_.images.push_back(i);
+        sums_.rows.emplace_back(sums_.nodes * sums_.width + sums_.extra, 0.0);
+    }
+    const ImageSums* image_sums() const override { return &sums_; }
 
     Status reference(const Sample&, const std::vector<Tensor>& outs) override {
         ref_ = outs;
@@ -75,46 +82,32 @@ public:
     }
     Status all_quantized(const Sample&, const std::vector<Tensor>& outs) override {
         const OutputError e = compare_outputs(outs, ref_);
-        all_mse_ += e.mse;
-        all_cos_ += e.cosine;
+        std::vector<double>& row = sums_.rows.back();
+        row[sums_.nodes * 2] += e.mse;
+        row[sums_.nodes * 2 + 1] += e.cosine;
         return Status::ok();
     }
     Status node(size_t k, const Sample&, const std::vector<Tensor>& outs) override {
         const OutputError e = compare_outputs(outs, ref_);
-        mse_[k] += e.mse;
-        cos_[k] += e.cosine;
+        std::vector<double>& row = sums_.rows.back();
+        row[2 * k] += e.mse;
+        row[2 * k + 1] += e.cosine;
         return Status::ok();
     }
     Status finish(int64_t images, nlohmann::ordered_json& reference) override {
-        n_img_ = static_cast<double>(images);
-        if (ctx_.opts.all_but_one) {
-            reference["all_quantized_output_mse"] = all_mse_ / n_img_;
-            reference["all_quantized_cosine"] = all_cos_ / n_img_;
-        }
-        return Status::ok();
+        scored_.assign(sums_.nodes, NodeSensitivity());
+        return score_image_sums(ctx_.opts, sums_, images, reference, scored_);
     }
     Status score(size_t k, NodeSensitivity& ns) override {
-        const double e_mse = mse_[k] / n_img_, e_cos = cos_[k] / n_img_;
-        ns.metrics["output_mse"] = e_mse;
-        ns.metrics["cosine"] = e_cos;
-        const double e = cosine_ ? e_cos : e_mse;
-        if (ctx_.opts.all_but_one) {
-            const double all = cosine_ ? all_cos_ / n_img_ : all_mse_ / n_img_;
-            ns.score = all - e;
-            ns.metrics["recovery"] = ns.score;
-            ns.metrics["recovery_fraction"] = all > 0 ? ns.score / all : 0.0;
-        } else {
-            ns.score = e;
-        }
+        ns.metrics = scored_[k].metrics;
+        ns.score = scored_[k].score;
         return Status::ok();
     }
 
 private:
-    bool cosine_;
     std::vector<Tensor> ref_;  // the float32 outputs of the current image
-    std::vector<double> mse_, cos_;
-    double all_mse_ = 0, all_cos_ = 0;
-    double n_img_ = 1;
+    ImageSums sums_;
+    std::vector<NodeSensitivity> scored_;
 };
 
 // local-sqnr: SQNR (dB) of the node's own first output with the node quantized and float32
@@ -136,7 +129,9 @@ public:
         return Status::ok();
     }
     Result<int64_t> prepare() override {
-        sums_.assign(ctx_.setup.size(), SumSquares());
+        cur_.assign(ctx_.setup.size(), SumSquares());
+        sums_.nodes = ctx_.setup.size();
+        sums_.width = 2;
         if (ctx_.opts.local_probes) {
             LOWBIT_ASSIGN(probes_,
                           ProbeSet::plan(ctx_.setup, ctx_.opts.n_threads, ctx_.report.notes));
@@ -147,13 +142,26 @@ public:
     std::vector<char> own_weights() const override {
         return probes_ ? probes_->own_weights() : std::vector<char>();
     }
+    void begin_image(int64_t i) override {
+        sums_.images.push_back(i);
+        cur_.assign(sums_.nodes, SumSquares());
+    }
+    void end_image() override {
+        std::vector<double> row(2 * sums_.nodes);
+        for (size_t k = 0; k < sums_.nodes; ++k) {
+            row[2 * k] = cur_[k].signal;
+            row[2 * k + 1] = cur_[k].noise;
+        }
+        sums_.rows.push_back(std::move(row));
+    }
+    const ImageSums* image_sums() const override { return &sums_; }
     Status reference(const Sample&, const std::vector<Tensor>&) override { return Status::ok(); }
     Status all_quantized(const Sample&, const std::vector<Tensor>&) override {
         return Status::ok();
     }
     Result<int64_t> measure_direct(int64_t image) override {
         if (!probes_) return int64_t{0};
-        LOWBIT_TRY(probes_->run(image, sums_));
+        LOWBIT_TRY(probes_->run(image, cur_));
         return static_cast<int64_t>(probes_->size());
     }
     bool measured_directly(size_t k) const override { return probes_ && probes_->has(k); }
@@ -164,27 +172,26 @@ public:
         const Tensor& yq = outs.back();
         if (y.dtype() == DType::Float32) {
             const SumSquares ss = sum_squares(y.data<float>(), yq.data<float>(), y.numel());
-            sums_[k].signal += ss.signal;
-            sums_[k].noise += ss.noise;
+            cur_[k].signal += ss.signal;
+            cur_[k].noise += ss.noise;
         }
         return Status::ok();
     }
-    Status finish(int64_t, nlohmann::ordered_json&) override { return Status::ok(); }
+    Status finish(int64_t images, nlohmann::ordered_json& reference) override {
+        scored_.assign(sums_.nodes, NodeSensitivity());
+        return score_image_sums(ctx_.opts, sums_, images, reference, scored_);
+    }
     Status score(size_t k, NodeSensitivity& ns) override {
-        const double signal = sums_[k].signal, noise = sums_[k].noise;
-        // A node whose quantization changes nothing gets a capped 300 dB.
-        double db = 300.0;
-        if (noise > 0 && signal > 0) db = 10.0 * std::log10(signal / noise);
-        if (signal == 0 && noise > 0) db = -300.0;
-        db = std::clamp(db, -300.0, 300.0);
-        ns.metrics["local_sqnr_db"] = db;
-        ns.score = -db;
+        ns.metrics = scored_[k].metrics;
+        ns.score = scored_[k].score;
         return Status::ok();
     }
 
 private:
     std::unique_ptr<ProbeSet> probes_;
-    std::vector<SumSquares> sums_;
+    std::vector<SumSquares> cur_;  // the current image's sums per node
+    ImageSums sums_;
+    std::vector<NodeSensitivity> scored_;
 };
 
 // map: mAP50-95 on a validation subset (the annotation file's first images by id), detections
@@ -290,10 +297,66 @@ private:
 
 }  // namespace
 
+std::vector<double> ImageSums::totals() const {
+    std::vector<double> t(nodes * width + extra, 0.0);
+    for (const std::vector<double>& row : rows) {
+        for (size_t c = 0; c < t.size() && c < row.size(); ++c) t[c] += row[c];
+    }
+    return t;
+}
+
+Status score_image_sums(const SensitivityOptions& opts, const ImageSums& sums, int64_t images,
+                        nlohmann::ordered_json& reference, std::vector<NodeSensitivity>& nodes) {
+    const std::vector<double> t = sums.totals();
+    if (nodes.size() != sums.nodes || sums.width != 2) {
+        return invalid("sensitivity sums: {} nodes x {} values for {} nodes", sums.nodes,
+                       sums.width, nodes.size());
+    }
+    if (opts.metric == SensitivityMetric::LocalSqnr) {
+        for (size_t k = 0; k < sums.nodes; ++k) {
+            const double signal = t[2 * k], noise = t[2 * k + 1];
+            // A node whose quantization changes nothing gets a capped 300 dB.
+            double db = 300.0;
+            if (noise > 0 && signal > 0) db = 10.0 * std::log10(signal / noise);
+            if (signal == 0 && noise > 0) db = -300.0;
+            db = std::clamp(db, -300.0, 300.0);
+            nodes[k].metrics["local_sqnr_db"] = db;
+            nodes[k].score = -db;
+        }
+        return Status::ok();
+    }
+    if (opts.metric != SensitivityMetric::OutputMse && opts.metric != SensitivityMetric::Cosine) {
+        return invalid("--metric {} is not summed over images", sensitivity_metric_name(opts.metric));
+    }
+    const bool cosine = opts.metric == SensitivityMetric::Cosine;
+    const double n_img = static_cast<double>(images);
+    const double all_mse = t[2 * sums.nodes] / n_img, all_cos = t[2 * sums.nodes + 1] / n_img;
+    if (opts.all_but_one) {
+        reference["all_quantized_output_mse"] = all_mse;
+        reference["all_quantized_cosine"] = all_cos;
+    }
+    for (size_t k = 0; k < sums.nodes; ++k) {
+        NodeSensitivity& ns = nodes[k];
+        const double e_mse = t[2 * k] / n_img, e_cos = t[2 * k + 1] / n_img;
+        ns.metrics["output_mse"] = e_mse;
+        ns.metrics["cosine"] = e_cos;
+        const double e = cosine ? e_cos : e_mse;
+        if (opts.all_but_one) {
+            const double all = cosine ? all_cos : all_mse;
+            ns.score = all - e;
+            ns.metrics["recovery"] = ns.score;
+            ns.metrics["recovery_fraction"] = all > 0 ? ns.score / all : 0.0;
+        } else {
+            ns.score = e;
+        }
+    }
+    return Status::ok();
+}
+
 std::unique_ptr<Metric> make_metric(SensitivityMetric m, const MetricContext& ctx) {
     switch (m) {
-        case SensitivityMetric::OutputMse: return std::make_unique<OutputMetric>(ctx, false);
-        case SensitivityMetric::Cosine: return std::make_unique<OutputMetric>(ctx, true);
+        case SensitivityMetric::OutputMse:
+        case SensitivityMetric::Cosine: return std::make_unique<OutputMetric>(ctx);
         case SensitivityMetric::LocalSqnr: return std::make_unique<LocalSqnrMetric>(ctx);
         case SensitivityMetric::Map: return std::make_unique<MapMetric>(ctx);
     }

@@ -62,7 +62,15 @@ struct SensitivityOptions {
     bool progress = true;
     // metric map: validation data (ann_path, images_dir, max_images, decode, head, ...).
     EvalOptions eval;
+    // Shard `shard_index` of `shard_count` (`lowbit sensitivity --shard`): compared images i with
+    // i % shard_count == shard_index, or for map the measured nodes k with k % shard_count ==
+    // shard_index. A shard's report is partial; merge_sensitivity() combines a complete set.
+    int shard_index = 0;
+    int shard_count = 1;
 };
+
+// Whether a sweep with these options splits its measured nodes (map) rather than its images.
+bool shards_split_nodes(const SensitivityOptions& opts);
 
 struct NodeSensitivity {
     size_t node = 0;  // index in the prepared float graph (prepare_float_model)
@@ -70,6 +78,7 @@ struct NodeSensitivity {
     int64_t macs = 0;
     double macs_share = 0;
     size_t cone_nodes = 0;  // nodes re-run per image for this node
+    size_t measured = 0;    // index among the measured nodes (plan order; ties rank by it)
     int rank = 0;
     double score = 0;
     nlohmann::ordered_json metrics;  // metric name -> value
@@ -87,6 +96,17 @@ struct SensitivityCost {
     int64_t quant_kernel_nodes = 0;  // local-sqnr: Convs measured on QuantConv kernels
 };
 
+// Per-image values of a metric that adds up over images (output-mse, cosine, local-sqnr): row r
+// holds compared image images[r]: `width` values per measured node, then `extra` more (the
+// all-quantized error). Scores come from the column sums taken in row order, so the rows of
+// several shards put back in image order give exactly the sums of one process.
+struct ImageSums {
+    size_t nodes = 0, width = 0, extra = 0;
+    std::vector<int64_t> images;
+    std::vector<std::vector<double>> rows;
+    std::vector<double> totals() const;
+};
+
 struct SensitivityReport {
     std::vector<NodeSensitivity> nodes;  // by rank
     SensitivityCost cost;
@@ -97,11 +117,20 @@ struct SensitivityReport {
     // all_but_one: the all-quantized error; map: float32 (and all-quantized) mAP50-95.
     nlohmann::ordered_json reference;
     std::vector<std::string> notes;
+    // Metrics summed over images: every image's values (what shards merge); empty for map.
+    ImageSums sums;
 };
 
 // `model` as loaded; `source` gives the calibration samples and the compared images.
 Result<SensitivityReport> run_sensitivity(const Model& model, calib::CalibSource& source,
                                           const SensitivityOptions& opts);
+
+// The report one process would have made, from the reports of the complete set of shards of one
+// sweep (shards[i] run with shard_index i, all with `opts` otherwise): summed metrics re-scored
+// from the image rows put in image order; map takes each node from the shard that measured it.
+// Costs are the first shard's with the sweep seconds added up.
+Result<SensitivityReport> merge_sensitivity(const SensitivityOptions& opts,
+                                            std::vector<SensitivityReport> shards);
 
 // The torch-module scope of a node name: the last path component (the op) removed, and a
 // trailing "/conv" (Ultralytics' Conv wrapper around nn.Conv2d) too:

@@ -36,6 +36,7 @@ double median(std::vector<double> v) {
 struct SweepTimes {
     std::vector<double> full_ms;  // float32 passes
     double sweep = 0;             // seconds, image loading aside
+    int64_t images = 0;           // images swept (this shard's)
 };
 
 // Node k's run of image `i` with its active nodes quantized, handed to the metric.
@@ -61,16 +62,32 @@ Status measure_node(SweepSetup& s, Metric& metric, FakeQuantOverride& fq,
     return metric.node(k, smp, *outs);
 }
 
-// The per-image loop over `n_images` compared images.
+// Whether this shard measures image i / node k.
+bool shard_has(const SensitivityOptions& opts, int64_t i) {
+    return opts.shard_count <= 1 || i % opts.shard_count == opts.shard_index;
+}
+bool shard_has_image(const SensitivityOptions& opts, int64_t i) {
+    return shards_split_nodes(opts) || shard_has(opts, i);
+}
+bool shard_has_node(const SensitivityOptions& opts, size_t k) {
+    return !shards_split_nodes(opts) || shard_has(opts, static_cast<int64_t>(k));
+}
+
+// The per-image loop over `n_images` compared images (this shard's).
 Status sweep_images(SweepSetup& s, Metric& metric, FakeQuantOverride& fq,
                     const SensitivityOptions& opts, int64_t n_images, SweepTimes& times) {
     IncrementalRunner& ex = *s.ex;
     const size_t N = s.size();
-    Progress progress("sensitivity", n_images * static_cast<int64_t>(N), "run",
+    int64_t swept_images = 0, swept_nodes = 0;
+    for (int64_t i = 0; i < n_images; ++i) swept_images += shard_has_image(opts, i) ? 1 : 0;
+    for (size_t k = 0; k < N; ++k) swept_nodes += shard_has_node(opts, k) ? 1 : 0;
+    Progress progress("sensitivity", swept_images * swept_nodes, "run",
                       opts.progress && Progress::stderr_is_terminal());
     for (int64_t i = 0; i < n_images; ++i) {
+        if (!shard_has_image(opts, i)) continue;
         Sample smp;
         LOWBIT_TRY(metric.load(i, smp));
+        metric.begin_image(i);
         const auto t_image = Clock::now();
         fq.new_image();
         ex.set_node_override(nullptr);
@@ -92,11 +109,13 @@ Status sweep_images(SweepSetup& s, Metric& metric, FakeQuantOverride& fq,
         LOWBIT_ASSIGN(const int64_t direct, metric.measure_direct(i));
         if (direct > 0) progress.advance(direct);
         for (size_t k = 0; k < N; ++k) {
-            if (metric.measured_directly(k)) continue;
+            if (metric.measured_directly(k) || !shard_has_node(opts, k)) continue;
             LOWBIT_TRY(measure_node(s, metric, fq, opts, k, i, smp));
             progress.advance();
         }
+        metric.end_image();
         times.sweep += seconds_since(t_image);
+        times.images += 1;
     }
     progress.finish();
     ex.set_node_override(nullptr);
@@ -111,7 +130,7 @@ Status measure_cost(SweepSetup& s, Metric& metric, const SensitivityOptions& opt
     const double N = static_cast<double>(s.size());
     cost.full_pass_ms = median(times.full_ms);
     cost.sweep_seconds = times.sweep;
-    const double per_image_pass = cost.full_pass_ms * 1e-3 * static_cast<double>(n_images);
+    const double per_image_pass = cost.full_pass_ms * 1e-3 * static_cast<double>(times.images);
     cost.passes_per_image = per_image_pass > 0 ? times.sweep / per_image_pass : 0;
     cost.naive_passes_per_image = metric.local() ? 1.0 + N : N;
     cost.naive_measured = opts.naive;
@@ -133,22 +152,32 @@ Status measure_cost(SweepSetup& s, Metric& metric, const SensitivityOptions& opt
     cost.fused_full_pass_ms = median(ms);
     if (cost.fused_full_pass_ms > 0) {
         cost.fused_passes_per_image =
-            times.sweep / (cost.fused_full_pass_ms * 1e-3 * static_cast<double>(n_images));
+            times.sweep / (cost.fused_full_pass_ms * 1e-3 * static_cast<double>(times.images));
     }
     return Status::ok();
 }
 
-// Every measured node with its metrics and score, ranked: score descending; ties keep plan
-// order (stable), so the ranking is deterministic.
-Status rank_nodes(const SweepSetup& s, Metric& metric, int64_t n_images, SensitivityReport& rep) {
+// Score descending; ties keep plan order (stable), so the ranking is deterministic.
+void rank_by_score(std::vector<NodeSensitivity>& nodes) {
+    std::stable_sort(
+        nodes.begin(), nodes.end(),
+        [](const NodeSensitivity& a, const NodeSensitivity& b) { return a.score > b.score; });
+    for (size_t r = 0; r < nodes.size(); ++r) nodes[r].rank = static_cast<int>(r) + 1;
+}
+
+// Every measured node (of this shard) with its metrics and score, ranked.
+Status rank_nodes(const SweepSetup& s, Metric& metric, const SensitivityOptions& opts,
+                  int64_t n_images, SensitivityReport& rep) {
     const Graph& g = s.graph();
     const IncrementalRunner& ex = *s.ex;
     LOWBIT_TRY(metric.finish(n_images, rep.reference));
     int64_t total_macs = 0;
     for (size_t idx : ex.plan_order()) total_macs += node_macs(g.nodes[idx], ex.executor());
     for (size_t k = 0; k < s.size(); ++k) {
+        if (!shard_has_node(opts, k)) continue;
         const Node& node = g.nodes[s.nodes[k]];
         NodeSensitivity ns;
+        ns.measured = k;
         ns.node = s.nodes[k];
         ns.name = node.name;
         ns.op_type = node.op_type;
@@ -161,14 +190,86 @@ Status rank_nodes(const SweepSetup& s, Metric& metric, int64_t n_images, Sensiti
         if (!std::isfinite(ns.score)) ns.score = std::numeric_limits<double>::max();
         rep.nodes.push_back(std::move(ns));
     }
-    std::stable_sort(
-        rep.nodes.begin(), rep.nodes.end(),
-        [](const NodeSensitivity& a, const NodeSensitivity& b) { return a.score > b.score; });
-    for (size_t r = 0; r < rep.nodes.size(); ++r) rep.nodes[r].rank = static_cast<int>(r) + 1;
+    rank_by_score(rep.nodes);
     return Status::ok();
 }
 
 }  // namespace
+
+bool shards_split_nodes(const SensitivityOptions& opts) {
+    return opts.metric == SensitivityMetric::Map;
+}
+
+Result<SensitivityReport> merge_sensitivity(const SensitivityOptions& opts,
+                                            std::vector<SensitivityReport> shards) {
+    if (shards.empty()) return invalid("no sensitivity shards to merge");
+    SensitivityReport rep = shards.front();
+    for (size_t i = 1; i < shards.size(); ++i) rep.cost.sweep_seconds += shards[i].cost.sweep_seconds;
+    rep.nodes.clear();
+    if (shards_split_nodes(opts)) {
+        // Each node was measured (and scored) whole by one shard.
+        for (SensitivityReport& sh : shards) {
+            for (NodeSensitivity& n : sh.nodes) rep.nodes.push_back(std::move(n));
+        }
+        std::sort(rep.nodes.begin(), rep.nodes.end(),
+                  [](const NodeSensitivity& a, const NodeSensitivity& b) {
+                      return a.measured < b.measured;
+                  });
+        for (size_t k = 0; k < rep.nodes.size(); ++k) {
+            if (rep.nodes[k].measured != k) {
+                return invalid("sensitivity shards: node {} measured twice or not at all",
+                               rep.nodes[k].measured);
+            }
+        }
+        rank_by_score(rep.nodes);
+        return rep;
+    }
+    // Summed metrics: the image rows in image order, then the scores of the totals.
+    ImageSums& all = rep.sums;
+    std::vector<std::pair<int64_t, std::vector<double>>> rows;
+    for (const SensitivityReport& sh : shards) {
+        if (sh.sums.nodes != all.nodes || sh.sums.width != all.width ||
+            sh.sums.extra != all.extra || sh.sums.images.size() != sh.sums.rows.size()) {
+            return invalid("sensitivity shards: image sums of different shapes");
+        }
+        for (size_t r = 0; r < sh.sums.rows.size(); ++r) {
+            rows.emplace_back(sh.sums.images[r], sh.sums.rows[r]);
+        }
+    }
+    std::sort(rows.begin(), rows.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    all.images.clear();
+    all.rows.clear();
+    for (auto& [i, row] : rows) {
+        if (static_cast<int64_t>(all.images.size()) != i) {
+            return invalid("sensitivity shards: image {} measured twice or not at all",
+                           static_cast<int64_t>(all.images.size()));
+        }
+        all.images.push_back(i);
+        all.rows.push_back(std::move(row));
+    }
+    if (static_cast<int64_t>(all.images.size()) != rep.images) {
+        return invalid("sensitivity shards: {} of {} images measured", all.images.size(),
+                       rep.images);
+    }
+    std::vector<NodeSensitivity> nodes = shards.front().nodes;
+    std::sort(nodes.begin(), nodes.end(), [](const NodeSensitivity& a, const NodeSensitivity& b) {
+        return a.measured < b.measured;
+    });
+    if (nodes.size() != all.nodes) {
+        return invalid("sensitivity shards: {} nodes reported, {} measured", nodes.size(),
+                       all.nodes);
+    }
+    rep.reference = nlohmann::ordered_json();
+    for (NodeSensitivity& n : nodes) n.metrics = nlohmann::ordered_json();
+    LOWBIT_TRY(score_image_sums(opts, all, rep.images, rep.reference, nodes));
+    for (NodeSensitivity& n : nodes) {
+        if (!std::isfinite(n.score)) n.score = std::numeric_limits<double>::max();
+    }
+    rank_by_score(nodes);
+    rep.nodes = std::move(nodes);
+    return rep;
+}
 
 Result<SensitivityMetric> parse_sensitivity_metric(const std::string& s) {
     if (s == "output-mse" || s == "mse") return SensitivityMetric::OutputMse;
@@ -208,6 +309,9 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
     LOWBIT_TRY(metric->check(opts));
     if (opts.images <= 0) return invalid("--images {}: must be at least 1", opts.images);
     if (opts.quant.zero_point) return invalid("sensitivity uses symmetric quantization only");
+    if (opts.shard_count < 1 || opts.shard_index < 0 || opts.shard_index >= opts.shard_count) {
+        return invalid("shard {}/{}: expected 0 <= I < N", opts.shard_index, opts.shard_count);
+    }
 
     LOWBIT_TRY(setup_sweep(input, source, opts, s, rep));
     FakeQuantOverride fq(s.node_quant, s.mode, metric->local());
@@ -225,7 +329,8 @@ Result<SensitivityReport> run_sensitivity(const Model& input, calib::CalibSource
     SweepTimes times;
     LOWBIT_TRY(sweep_images(s, *metric, fq, opts, n_images, times));
     LOWBIT_TRY(measure_cost(s, *metric, opts, n_images, times, rep.cost));
-    LOWBIT_TRY(rank_nodes(s, *metric, n_images, rep));
+    LOWBIT_TRY(rank_nodes(s, *metric, opts, n_images, rep));
+    if (const ImageSums* sums = metric->image_sums()) rep.sums = *sums;
     return rep;
 }
 
