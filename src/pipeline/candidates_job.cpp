@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <map>
 #include <regex>
-#include <unordered_set>
 
+#include "core/path_guard.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
 #include "pipeline/quantize_variants.h"
@@ -87,19 +87,38 @@ Status run_job(CandidatesJob o, std::FILE* out) {
     base.run.n_threads = o.eval.threads;
     apply_engine_switches(o.engine, base.run);
 
+    // Everything is checked before the first model is written: the schemes, the evaluation's
+    // data (ground truth parsed), the paths, the scheme names against the model.
     LOWBIT_ASSIGN(std::vector<Scheme> schemes, find_schemes(o.schemes, o.ks));
+    LOWBIT_TRY(check_eval_inputs(o.eval));
+    const std::string stem = fs::path(path).stem().string();
+    auto onnx_path = [&](const Scheme& s) {
+        return (fs::path(o.out_dir) / fmt::format("{}-{}-k{}.onnx", stem, o.mode, s.k)).string();
+    };
+    auto results_path = [&](const Scheme& s) {
+        return (fs::path(o.results_dir) / fmt::format("{}_k{}.json", o.mode, s.k)).string();
+    };
+    {
+        EvalJob data = o.eval;
+        LOWBIT_TRY(resolve_eval_data(data));
+        PathRoles roles;
+        roles.input("MODEL", path);
+        for (const Scheme& s : schemes) roles.input("--schemes", s.path);
+        declare_calib_inputs(o.calib, roles);
+        roles.input("--ann", data.ann);
+        roles.input("--images", data.images);
+        roles.input("--image-ids-list", data.image_ids_list);
+        roles.input("--class-map", data.class_map);
+        for (const Scheme& s : schemes) {
+            roles.output("--out-dir", onnx_path(s));
+            roles.output("--results-dir", results_path(s));
+        }
+        LOWBIT_TRY(check_path_roles(roles));
+    }
     LOWBIT_ASSIGN(Model model, load_model(path));
-    std::unordered_set<std::string> names;
-    for (const Node& n : model.graph.nodes) names.insert(n.name);
     std::vector<quant::QuantizeOptions> variants;
     for (const Scheme& s : schemes) {
-        for (const std::string& n : s.nodes) {
-            if (!names.count(n)) {
-                std::fprintf(stderr,
-                             "lowbit candidates: warning: %s names '%s', not a node of %s\n",
-                             s.path.c_str(), n.c_str(), path.c_str());
-            }
-        }
+        LOWBIT_TRY(check_node_names(s.nodes, s.path, model.graph, path));
         quant::QuantizeOptions q = base;
         q.placement.exclude_names = s.nodes;
         variants.push_back(std::move(q));
@@ -113,13 +132,15 @@ Status run_job(CandidatesJob o, std::FILE* out) {
                  schemes.size(), o.schemes.c_str(), source->describe().c_str());
     LOWBIT_ASSIGN(pipeline::VariantsResult vr,
                   pipeline::quantize_variants(model, *source, variants, base.run));
+    for (const std::string& w : vr.warnings) {
+        std::fprintf(stderr, "lowbit candidates: warning: %s\n", w.c_str());
+    }
     std::fprintf(stderr, "lowbit candidates: calibrated %zu tensors on %lld samples in %.1f s\n",
                  vr.calibrated_tensors, static_cast<long long>(vr.samples), vr.calib_seconds);
 
     std::error_code ec;
     fs::create_directories(o.out_dir, ec);
     if (ec) return io_error("cannot create {}: {}", o.out_dir, ec.message());
-    const std::string stem = fs::path(path).stem().string();
     struct Row {
         std::string name;
         int64_t excluded, quantized;
@@ -131,8 +152,7 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         const Scheme& s = schemes[i];
         quant::QuantizeResult& res = vr.variants[i];
         const std::string name = fmt::format("{}_k{}", o.mode, s.k);
-        const std::string onnx =
-            (fs::path(o.out_dir) / fmt::format("{}-{}-k{}.onnx", stem, o.mode, s.k)).string();
+        const std::string onnx = onnx_path(s);
         for (const auto& n : res.notes) std::fprintf(stderr, "lowbit candidates: %s\n", n.c_str());
         LOWBIT_TRY(save_model(res.model, onnx));
         VariantInfo vi;
@@ -152,7 +172,7 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         EvalJob eo = o.eval;
         eo.model = onnx;
         LOWBIT_ASSIGN(EvalRun er, evaluate_model_file(eo));
-        const std::string out = (fs::path(o.results_dir) / (name + ".json")).string();
+        const std::string out = results_path(s);
         LOWBIT_TRY(write_results_json(out, eval_metrics_json(er.info, er.result), variant));
         std::fprintf(stderr, "lowbit candidates: [%zu/%zu] %s: mAP50-95 %.4f, mean %.2f ms -> %s\n",
                      i + 1, schemes.size(), name.c_str(), er.result.coco.stats[0],

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/fs.h"
+#include "core/path_guard.h"
 #include "core/text_lines.h"
 #include "data/coco.h"
 #include "eval/cocoeval.h"
@@ -157,7 +158,32 @@ void print_eval_result(const EvalResult& r, std::FILE* out) {
     std::fflush(out);
 }
 
+Status check_eval_inputs(EvalJob o) {
+    LOWBIT_TRY(resolve_eval_data(o));
+    if (!o.image_ids_list.empty()) LOWBIT_TRY(read_image_ids(o.image_ids_list).status());
+    LOWBIT_TRY(parse_head_kind(o.head).status());
+    LOWBIT_TRY(parse_score_mode(o.scores).status());
+    if (!o.class_map.empty()) LOWBIT_TRY(read_file(o.class_map).status());
+    return load_coco_gt(o.ann).status();
+}
+
+Status check_eval_paths(const EvalJob& job) {
+    EvalJob o = job;
+    LOWBIT_ASSIGN(o.model, resolve_model_path(o.model));
+    LOWBIT_TRY(resolve_eval_data(o));
+    PathRoles roles;
+    roles.input("MODEL", o.model);
+    roles.input("--ann", o.ann);
+    roles.input("--images", o.images);
+    roles.input("--image-ids-list", o.image_ids_list);
+    roles.input("--class-map", o.class_map);
+    roles.output("--out", o.out);
+    roles.output("--save-detections", o.save_detections);
+    return check_path_roles(roles);
+}
+
 Status run_job(const EvalJob& o, std::FILE* out) {
+    LOWBIT_TRY(check_eval_paths(o));
     LOWBIT_ASSIGN(EvalRun run, evaluate_model_file(o));
     print_eval_result(run.result, out);
     if (!o.save_detections.empty()) {

@@ -55,6 +55,10 @@ Result<RunPlan> plan_run(RunOptions o);
 // compare. Pure: nothing is read or written until the steps run.
 std::vector<Step> build_run_steps(const RunPlan& plan);
 
+// No output of the steps (nor their logs, run-times.json) is an input the user gave (--model,
+// --ann, --images, --calib-list and its images): a usage error naming both.
+Status check_run_paths(const RunPlan& plan, const std::vector<Step>& steps);
+
 // The whole run: plan, steps, run-times.json, then the comparison table and a table of the
 // steps to `out`; progress to stderr. An error when a step failed or could not run.
 Status run_workflow(const RunOptions& options, std::FILE* out);
