@@ -139,6 +139,35 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
         if (!seen.count(name)) res.unobserved.push_back(name);
     }
     std::sort(res.unobserved.begin(), res.unobserved.end());
+    // Group names in request order, for the messages.
+    auto group_name = [&](size_t gi) {
+        const auto& names = req.groups[gi];
+        return names.size() == 1 ? fmt::format("'{}'", names[0])
+                                 : fmt::format("'{}' (and {} tensors pooled with it)", names[0],
+                                               names.size() - 1);
+    };
+    std::vector<std::string> bad;
+    for (size_t gi = 0; gi < res.stats.size(); ++gi) {
+        const TensorStats& s = res.stats[gi];
+        if (s.nonfinite() > 0) {
+            bad.push_back(fmt::format("{}: {} of {} values", group_name(gi), s.nonfinite(),
+                                      s.count() + s.nonfinite()));
+        } else if (s.count() > 0 && s.min() == s.max()) {
+            res.warnings.push_back(fmt::format(
+                "tensor {} is constant ({} on all {} calibration samples): its range has zero "
+                "width; check the calibration data (all-zero or constant images?)",
+                group_name(gi), s.min(), res.samples));
+        }
+    }
+    if (!bad.empty()) {
+        std::string list;
+        for (size_t i = 0; i < bad.size() && i < 5; ++i) list += "\n  " + bad[i];
+        if (bad.size() > 5) list += fmt::format("\n  ... and {} more", bad.size() - 5);
+        return invalid(
+            "{} calibrated tensor(s) took NaN or infinite values on {}:{}\nno quantization range "
+            "can be calibrated from them; check the calibration data and the model",
+            bad.size(), source.describe(), list);
+    }
     return res;
 }
 

@@ -38,10 +38,15 @@ struct CalibResult {
     int64_t samples = 0;
     double seconds = 0;
     std::vector<std::string> unobserved;  // requested tensors never produced at run time
+    // Named warnings about suspicious statistics: a tensor that took one value on every sample
+    // (all-zero or constant calibration data, a dead channel path) gets a zero-width range.
+    std::vector<std::string> warnings;
 };
 
 // Runs `model` over the source. The model must have one float input whose shape is
-// [B, sample_shape...] (B fixed, or symbolic and then set from `batch`).
+// [B, sample_shape...] (B fixed, or symbolic and then set from `batch`). A calibrated tensor that
+// took NaN or infinite values is an error naming it (no range can be calibrated from them, and
+// every scale and sensitivity score downstream would be NaN); a constant one is a warning.
 Result<CalibResult> calibrate(const Model& model, CalibSource& source, const CalibRequest& req,
                               const CalibRunOptions& opts);
 

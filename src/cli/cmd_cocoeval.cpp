@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/fs.h"
+#include "core/path_guard.h"
 #include "core/text_lines.h"
 #include "data/coco.h"
 #include "eval/cocoeval.h"
@@ -50,6 +51,12 @@ Status read_id_file(const std::string& path, std::vector<int64_t>& out) {
 }
 
 Status run_cocoeval(const CocoEvalCliOptions& o) {
+    PathRoles roles;
+    roles.input("--gt", o.gt);
+    roles.input("--dt", o.dt);
+    roles.input("--img-ids-file", o.img_ids_file);
+    roles.output("--json", o.json_out);
+    LOWBIT_TRY(check_path_roles(roles));
     auto t0 = std::chrono::steady_clock::now();
     CocoEvalOptions eo;
     eo.n_threads = o.threads;

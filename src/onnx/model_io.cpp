@@ -8,6 +8,7 @@
 
 #include "core/fs.h"
 #include "core/half.h"
+#include "ir/validate.h"
 
 namespace lowbit {
 namespace {
@@ -391,6 +392,7 @@ Result<Model> parse_model(const std::string& bytes, const std::string& base_dir,
         extra.mutable_training_info()->CopyFrom(mp.training_info());
         m.opaque_extra = extra.SerializeAsString();
     }
+    if (Status st = validate_model(m); !st) return st.with_context(what);
     return m;
 }
 

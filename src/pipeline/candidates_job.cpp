@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <map>
 #include <regex>
-#include <unordered_set>
 
+#include "core/path_guard.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
 #include "pipeline/quantize_variants.h"
@@ -168,6 +168,8 @@ Status run_job(CandidatesJob o, std::FILE* out) {
     base.run.n_threads = o.eval.threads;
     apply_engine_switches(o.engine, base.run);
 
+    // Everything is checked before the first model is written: the schemes, the evaluation's
+    // data (ground truth parsed), the paths, the scheme names against the model.
     LOWBIT_ASSIGN(std::vector<Scheme> schemes, find_schemes(o.schemes, o.ks));
     const size_t all_schemes = schemes.size();
     std::vector<size_t> positions;  // of this shard's schemes among all
@@ -183,18 +185,35 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         }
         schemes = std::move(mine);
     }
+    LOWBIT_TRY(check_eval_inputs(o.eval));
+    const std::string stem = fs::path(path).stem().string();
+    auto onnx_path = [&](const Scheme& s) {
+        return (fs::path(o.out_dir) / fmt::format("{}-{}-k{}.onnx", stem, o.mode, s.k)).string();
+    };
+    auto results_path = [&](const Scheme& s) {
+        return (fs::path(o.results_dir) / fmt::format("{}_k{}.json", o.mode, s.k)).string();
+    };
+    {
+        EvalJob data = o.eval;
+        LOWBIT_TRY(resolve_eval_data(data));
+        PathRoles roles;
+        roles.input("MODEL", path);
+        for (const Scheme& s : schemes) roles.input("--schemes", s.path);
+        declare_calib_inputs(o.calib, roles);
+        roles.input("--ann", data.ann);
+        roles.input("--images", data.images);
+        roles.input("--image-ids-list", data.image_ids_list);
+        roles.input("--class-map", data.class_map);
+        for (const Scheme& s : schemes) {
+            roles.output("--out-dir", onnx_path(s));
+            roles.output("--results-dir", results_path(s));
+        }
+        LOWBIT_TRY(check_path_roles(roles));
+    }
     LOWBIT_ASSIGN(Model model, load_model(path));
-    std::unordered_set<std::string> names;
-    for (const Node& n : model.graph.nodes) names.insert(n.name);
     std::vector<quant::QuantizeOptions> variants;
     for (const Scheme& s : schemes) {
-        for (const std::string& n : s.nodes) {
-            if (!names.count(n)) {
-                std::fprintf(stderr,
-                             "lowbit candidates: warning: %s names '%s', not a node of %s\n",
-                             s.path.c_str(), n.c_str(), path.c_str());
-            }
-        }
+        LOWBIT_TRY(check_node_names(s.nodes, s.path, model.graph, path));
         quant::QuantizeOptions q = base;
         q.placement.exclude_names = s.nodes;
         variants.push_back(std::move(q));
@@ -210,21 +229,22 @@ Status run_job(CandidatesJob o, std::FILE* out) {
     if (!variants.empty()) {
         LOWBIT_ASSIGN(vr, pipeline::quantize_variants(model, *source, variants, base.run));
     }
+    for (const std::string& w : vr.warnings) {
+        std::fprintf(stderr, "lowbit candidates: warning: %s\n", w.c_str());
+    }
     std::fprintf(stderr, "lowbit candidates: calibrated %zu tensors on %lld samples in %.1f s\n",
                  vr.calibrated_tensors, static_cast<long long>(vr.samples), vr.calib_seconds);
 
     std::error_code ec;
     fs::create_directories(o.out_dir, ec);
     if (ec) return io_error("cannot create {}: {}", o.out_dir, ec.message());
-    const std::string stem = fs::path(path).stem().string();
     std::vector<Row> rows;
     nlohmann::ordered_json shard_entries = nlohmann::ordered_json::array();
     for (size_t i = 0; i < schemes.size(); ++i) {
         const Scheme& s = schemes[i];
         quant::QuantizeResult& res = vr.variants[i];
         const std::string name = fmt::format("{}_k{}", o.mode, s.k);
-        const std::string onnx =
-            (fs::path(o.out_dir) / fmt::format("{}-{}-k{}.onnx", stem, o.mode, s.k)).string();
+        const std::string onnx = onnx_path(s);
         for (const auto& n : res.notes) std::fprintf(stderr, "lowbit candidates: %s\n", n.c_str());
         LOWBIT_TRY(save_model(res.model, onnx));
         VariantInfo vi;
@@ -244,7 +264,7 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         EvalJob eo = o.eval;
         eo.model = onnx;
         LOWBIT_ASSIGN(EvalRun er, evaluate_model_file(eo));
-        const std::string out = (fs::path(o.results_dir) / (name + ".json")).string();
+        const std::string out = results_path(s);
         nlohmann::ordered_json results = eval_metrics_json(er.info, er.result);
         results["variant"] = variant;
         if (!o.shard.active()) LOWBIT_TRY(write_results_json(out, results, variant));

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "core/fs.h"
+#include "core/path_guard.h"
 #include "core/text_lines.h"
 #include "data/coco.h"
 #include "eval/cocoeval.h"
@@ -252,7 +253,6 @@ EvalImagesPart part_from_json(const nlohmann::json& j) {
     return p;
 }
 
-// Writes what `lowbit eval` writes for a finished evaluation.
 Status write_eval_outputs(const EvalJob& o, const EvalRun& run) {
     if (!o.save_detections.empty()) {
         LOWBIT_TRY(
@@ -284,6 +284,32 @@ Status run_eval_shard(EvalJob o, std::FILE* out) {
 }
 
 }  // namespace
+
+Status check_eval_inputs(EvalJob o) {
+    LOWBIT_TRY(resolve_eval_data(o));
+    if (!o.image_ids_list.empty()) LOWBIT_TRY(read_image_ids(o.image_ids_list).status());
+    LOWBIT_TRY(parse_head_kind(o.head).status());
+    LOWBIT_TRY(parse_score_mode(o.scores).status());
+    if (!o.class_map.empty()) LOWBIT_TRY(read_file(o.class_map).status());
+    return load_coco_gt(o.ann).status();
+}
+
+Status check_eval_paths(const EvalJob& job) {
+    EvalJob o = job;
+    LOWBIT_ASSIGN(o.model, resolve_model_path(o.model));
+    LOWBIT_TRY(resolve_eval_data(o));
+    PathRoles roles;
+    roles.input("MODEL", o.model);
+    roles.input("--ann", o.ann);
+    roles.input("--images", o.images);
+    roles.input("--image-ids-list", o.image_ids_list);
+    roles.input("--class-map", o.class_map);
+    roles.output("--out", o.out);
+    roles.output("--save-detections", o.save_detections);
+    return check_path_roles(roles);
+}
+
+// Writes what `lowbit eval` writes for a finished evaluation.
 
 nlohmann::ordered_json eval_job_json(const EvalJob& o) {
     return {{"model", o.model},
@@ -387,6 +413,7 @@ void print_eval_result(const EvalResult& r, std::FILE* out) {
 }
 
 Status run_job(const EvalJob& o, std::FILE* out) {
+    LOWBIT_TRY(check_eval_paths(o));
     if (o.shard.active()) return run_eval_shard(o, out);
     LOWBIT_ASSIGN(EvalRun run, evaluate_model_file(o));
     print_eval_result(run.result, out);

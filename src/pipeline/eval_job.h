@@ -73,6 +73,15 @@ Status merge_eval_shards(const std::vector<nlohmann::json>& shards, std::FILE* o
 // The COCO summary and the mAP / latency lines `lowbit eval` prints.
 void print_eval_result(const EvalResult& r, std::FILE* out);
 
+// Everything evaluate_model_file reads but the model, checked without evaluating: the data
+// resolved, the ground truth parsed, --image-ids-list, --head, --scores, --class-map. For jobs
+// that must not write anything before they know their evaluations can run (`candidates`).
+Status check_eval_inputs(EvalJob o);
+
+// No output (--out, --save-detections) is an input (the model, --ann, --image-ids-list,
+// --class-map) or another output; data and model resolved as evaluate_model_file does.
+Status check_eval_paths(const EvalJob& o);
+
 // `lowbit eval`: evaluate_model_file, its text to `out`, then the detections (save_detections)
 // and metrics.json (out) when asked for.
 Status run_job(const EvalJob& o, std::FILE* out);

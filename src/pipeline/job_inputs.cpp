@@ -2,12 +2,17 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <system_error>
+#include <unordered_set>
 
+#include "calib/checked_source.h"
+#include "core/close_matches.h"
 #include "core/text_lines.h"
 #include "data/image_list.h"
 
@@ -156,14 +161,31 @@ int64_t image_size_for(const Model& m, int64_t requested) {
     return 640;
 }
 
+void declare_calib_inputs(const CalibInputOptions& o, PathRoles& roles) {
+    roles.input("--calib", o.npy);
+    roles.input("--calib-list", o.list);
+    for (const std::string& p : o.images) roles.input("--calib-images", p);
+}
+
+void declare_placement_inputs(const PlacementRequest& o, PathRoles& roles) {
+    for (const std::string& f : o.exclude_files) roles.input("--exclude-nodes-file", f);
+}
+
 Result<std::unique_ptr<calib::CalibSource>> open_calib_input(const CalibInputOptions& o) {
     const int sources = !o.npy.empty() + !o.list.empty() + !o.images.empty();
     if (sources > 1) return invalid("give one of --calib, --calib-list, --calib-images");
-    if (!o.npy.empty()) return calib::open_npy_source(o.npy);
     if (sources == 0) return std::unique_ptr<calib::CalibSource>();
-    auto imgs = !o.list.empty() ? read_image_list(o.list) : calib::collect_images(o.images);
-    if (!imgs) return imgs.status();
-    return calib::open_image_source(std::move(imgs).value(), o.imgsz);
+    std::unique_ptr<calib::CalibSource> source;
+    if (!o.npy.empty()) {
+        LOWBIT_ASSIGN(source, calib::open_npy_source(o.npy));
+    } else {
+        auto imgs = !o.list.empty() ? read_image_list(o.list) : calib::collect_images(o.images);
+        if (!imgs) return imgs.status();
+        LOWBIT_ASSIGN(source, calib::open_image_source(std::move(imgs).value(), o.imgsz));
+    }
+    return calib::checked_source(std::move(source), [](const std::string& w) {
+        std::fprintf(stderr, "lowbit: warning: %s\n", w.c_str());
+    });
 }
 
 Result<std::pair<calib::CalibMethod, double>> parse_calib_method_options(
@@ -220,6 +242,42 @@ Result<std::vector<std::string>> read_node_list(const std::string& path) {
     std::vector<std::string> names;
     for (TextLine& line : content_lines(text.str(), lines)) names.push_back(std::move(line.text));
     return names;
+}
+
+Status check_node_names(const std::vector<std::string>& names, const std::string& file,
+                        const Graph& g, const std::string& model_path) {
+    std::unordered_set<std::string> known;
+    for (const Node& n : g.nodes) known.insert(n.name);
+    std::vector<std::string> unknown;
+    for (const std::string& n : names) {
+        if (!known.count(n)) unknown.push_back(n);
+    }
+    if (unknown.empty()) return Status::ok();
+    std::vector<std::string> all;
+    all.reserve(g.nodes.size());
+    for (const Node& n : g.nodes) all.push_back(n.name);
+    std::string lines;
+    const size_t shown = std::min<size_t>(unknown.size(), 5);
+    for (size_t i = 0; i < shown; ++i) {
+        const std::vector<std::string> near = close_matches(unknown[i], all);
+        lines += fmt::format("\n  '{}'", unknown[i]);
+        if (!near.empty()) lines += fmt::format(": did you mean '{}'?", fmt::join(near, "', '"));
+    }
+    if (unknown.size() > shown) lines += fmt::format("\n  ... and {} more", unknown.size() - shown);
+    return invalid(
+        "{}: {} of its {} node names {} not a node of {}:{}\n(names are exact; `lowbit "
+        "head-exclude MODEL --out FILE` writes the detection head's names, `lowbit quantize MODEL "
+        "--explain` lists the nodes)",
+        file, unknown.size(), names.size(), unknown.size() == 1 ? "is" : "are", model_path, lines);
+}
+
+Status check_exclusion_files(const PlacementRequest& o, const Graph& g,
+                             const std::string& model_path) {
+    for (const std::string& f : o.exclude_files) {
+        LOWBIT_ASSIGN(std::vector<std::string> names, read_node_list(f));
+        LOWBIT_TRY(check_node_names(names, f, g, model_path));
+    }
+    return Status::ok();
 }
 
 }  // namespace lowbit::pipeline

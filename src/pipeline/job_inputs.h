@@ -13,6 +13,7 @@
 #include "calib/calib_source.h"
 #include "calib/calibrate.h"
 #include "calib/calibrators.h"
+#include "core/path_guard.h"
 #include "core/status.h"
 #include "ir/graph.h"
 #include "quant/numerics.h"
@@ -79,8 +80,12 @@ struct CalibInputOptions {
     int64_t imgsz = 640;  // letterbox size for list/images (<= 0: the caller's default)
 };
 
+// Declares the calibration input files (--calib, --calib-list, --calib-images) as inputs.
+void declare_calib_inputs(const CalibInputOptions& o, PathRoles& roles);
+
 // The calibration source the options name, or nullptr when none is given. More than one given is
-// a usage error.
+// a usage error. Samples are checked as they are read (calib/checked_source.h): NaN/Inf is an
+// error naming the file and sample, a constant sample a warning on stderr.
 Result<std::unique_ptr<calib::CalibSource>> open_calib_input(const CalibInputOptions& o);
 
 // ---- Calibration method (quantize, sensitivity, candidates)
@@ -105,6 +110,8 @@ struct PlacementRequest {
     bool modelopt_parity = false;
     bool disable_mha_qdq = false;
 };
+// Declares the --exclude-nodes-file files as inputs.
+void declare_placement_inputs(const PlacementRequest& o, PathRoles& roles);
 // Sets everything in `p` but the mode: reads the exclusion files, checks the regexes.
 Status apply_placement_options(const PlacementRequest& o, quant::PlacementOptions& p);
 
@@ -118,5 +125,15 @@ Result<DType> parse_high_precision(const std::string& s);
 // The seed's exclusion-file format (research/seed-spec.md §7.2): everything from '#' on is a
 // comment, surrounding whitespace is trimmed, empty lines are skipped. Names are exact.
 Result<std::vector<std::string>> read_node_list(const std::string& path);
+
+// Every name of `names` (read from `file`) is a node of `g` (the model as loaded from
+// `model_path`, before any preparation). An unknown name -- a typo, or a list made for another
+// model -- is an InvalidArgument naming the file, the name, its closest node names and how to
+// get valid ones; exclusions are never silently ignored.
+Status check_node_names(const std::vector<std::string>& names, const std::string& file,
+                        const Graph& g, const std::string& model_path);
+// The same for every --exclude-nodes-file of `o`.
+Status check_exclusion_files(const PlacementRequest& o, const Graph& g,
+                             const std::string& model_path);
 
 }  // namespace lowbit::pipeline

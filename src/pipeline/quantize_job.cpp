@@ -9,6 +9,7 @@
 #include "calib/calib_source.h"
 #include "calib/ranges_file.h"
 #include "core/fs.h"
+#include "core/path_guard.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
 #include "quant/explain.h"
@@ -130,10 +131,28 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
     LOWBIT_ASSIGN(const std::string path,
                   resolve_model_path(o.model.empty() ? o.onnx_path : o.model));
     LOWBIT_ASSIGN(quant::QuantizeOptions q, quantize_options(o, path));
+    {
+        PathRoles roles;
+        roles.input("MODEL", path);
+        declare_calib_inputs(o.calib, roles);
+        declare_placement_inputs(o.placement, roles);
+        const bool calibrating =
+            !o.calib.npy.empty() || !o.calib.list.empty() || !o.calib.images.empty();
+        // --ranges is written after calibrating, read when there is nothing to calibrate on.
+        if (calibrating) {
+            roles.output("--ranges", o.ranges);
+        } else {
+            roles.input("--ranges", o.ranges);
+        }
+        roles.output("--out", o.out);
+        roles.output("--explain-json", o.explain_json);
+        LOWBIT_TRY(check_path_roles(roles));
+    }
 
     using Clock = std::chrono::steady_clock;
     const auto t0 = Clock::now();
     LOWBIT_ASSIGN(Model model, load_model(path));
+    LOWBIT_TRY(check_exclusion_files(o.placement, model.graph, path));
 
     const bool only_explain = (o.explain || !o.explain_json.empty()) && o.out.empty();
     if (o.out.empty() && !only_explain) {

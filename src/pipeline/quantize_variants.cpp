@@ -77,6 +77,7 @@ Result<VariantsResult> quantize_variants(const Model& model, calib::CalibSource&
     out.samples = cr.samples;
     out.calib_seconds = cr.seconds;
     out.calibrated_tensors = req.groups.size();
+    out.warnings = cr.warnings;
     for (size_t v = 0; v < variants.size(); ++v) {
         const quant::QuantizeOptions& o = variants[v];
         const quant::Placement& pl = placements[v];

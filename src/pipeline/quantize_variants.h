@@ -22,7 +22,8 @@ struct VariantsResult {
     std::vector<quant::QuantizeResult> variants;  // in the order of the options given
     int64_t samples = 0;
     double calib_seconds = 0;
-    size_t calibrated_tensors = 0;  // size of the union over the variants' placements
+    size_t calibrated_tensors = 0;      // size of the union over the variants' placements
+    std::vector<std::string> warnings;  // calib::CalibResult::warnings of the one calibration
 };
 
 // `variants` must not carry saved ranges (each gets the ranges computed here). `run` drives the

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
+#include "core/path_guard.h"
 #include "data/image_list.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
@@ -567,15 +568,45 @@ Status run_step_job(const RunPlan& plan, std::vector<Step>& steps, RunStepsOptio
 
 }  // namespace
 
+Status check_run_paths(const RunPlan& plan, const std::vector<Step>& steps) {
+    const RunOptions& o = plan.options;
+    PathRoles roles;
+    roles.input("--model", o.model);
+    roles.input("--ann", o.ann);
+    roles.input("--images", o.images);
+    roles.input("--calib-list", o.calib_list);
+    for (const std::string& img : plan.calib_images) roles.input("--calib-list image", img);
+    for (const Step& s : steps) {
+        const std::string flag = "--root (step " + s.name + ")";
+        for (const std::string& out : s.outputs) roles.output(flag, out);
+        roles.output(flag, path_in(o.root, "logs/" + s.name + ".log"));
+    }
+    // Folders that steps write into (schemes/<mode>) hold these files.
+    for (const std::string& m : o.modes) {
+        for (int k : o.ks) {
+            for (const std::string& f :
+                 {fmt::format("nodes_to_exclude_k{}.txt", k), fmt::format("scheme_k{}.json", k)}) {
+                roles.output("--root (step schemes-" + m + ")",
+                             path_in(o.root, "schemes/" + m + "/" + f));
+            }
+        }
+        roles.output("--root (step schemes-" + m + ")",
+                     path_in(o.root, "schemes/" + m + "/candidates.md"));
+    }
+    roles.output("--root", path_in(o.root, "run-times.json"));
+    return check_path_roles(roles);
+}
+
 Status run_workflow(const RunOptions& options, std::FILE* out) {
     const auto t_start = Clock::now();
     LOWBIT_ASSIGN(const RunPlan plan, plan_run(options));
     const std::string& R = plan.options.root;
+    std::vector<Step> steps = build_run_steps(plan);
+    LOWBIT_TRY(check_run_paths(plan, steps));
     std::error_code ec;
     fs::create_directories(path_in(R, "logs"), ec);
     if (ec) return io_error("cannot create {}: {}", R, ec.message());
 
-    std::vector<Step> steps = build_run_steps(plan);
     RunStepsOptions ro;
     ro.force = options.force;
     ro.forced = {options.force_steps.begin(), options.force_steps.end()};

@@ -82,6 +82,10 @@ Result<std::vector<StepOutcome>> run_scheduled(const RunPlan& plan, std::vector<
                                                const RunStepsOptions& ro, Fingerprinter& fp,
                                                std::FILE* progress);
 
+// No output of the steps (nor their logs, run-times.json) is an input the user gave (--model,
+// --ann, --images, --calib-list and its images): a usage error naming both.
+Status check_run_paths(const RunPlan& plan, const std::vector<Step>& steps);
+
 // The whole run: plan, steps, run-times.json, then the comparison table and a table of the
 // steps to `out`; progress to stderr. An error when a step failed or could not run.
 Status run_workflow(const RunOptions& options, std::FILE* out);

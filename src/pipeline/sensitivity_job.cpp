@@ -5,6 +5,7 @@
 
 #include "calib/calib_source.h"
 #include "core/fs.h"
+#include "core/path_guard.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
 #include "quant/sensitivity/sensitivity.h"
@@ -256,6 +257,7 @@ Status run_job(SensitivityJob o, std::FILE* out) {
 
     auto model = load_model(o.model);
     if (!model) return model.status();
+    LOWBIT_TRY(check_exclusion_files(o.placement, model->graph, o.model));
 
     // Calibration input; by default the bundled list at the model's input size.
     CalibInputOptions ci = o.calib;
@@ -272,6 +274,24 @@ Status run_job(SensitivityJob o, std::FILE* out) {
                 assets_not_found_note());
         }
         ci.list = list.string();
+    }
+    // report.md is written beside --out.
+    const fs::path out_path(o.out);
+    fs::path md = out_path;
+    md.replace_extension(".md");
+    if (md == out_path) md += ".md";
+    {
+        PathRoles roles;
+        roles.input("MODEL", o.model);
+        declare_calib_inputs(ci, roles);
+        if (o.calib.list.empty() && !ci.list.empty()) {
+            roles.inputs.back().flag = "--calib-list (the bundled default)";
+        }
+        declare_placement_inputs(o.placement, roles);
+        roles.input("--data (annotations)", so.eval.ann_path);
+        roles.output("--out", o.out);
+        if (!o.out.empty()) roles.output("--out (report.md beside it)", md.string());
+        LOWBIT_TRY(check_path_roles(roles));
     }
     source_name = !ci.npy.empty()    ? ci.npy
                   : !ci.list.empty() ? ci.list

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "core/fs.h"
+#include "core/path_guard.h"
 #include "core/progress.h"
 #include "data/calib_tensor.h"
 #include "data/image_list.h"
@@ -20,9 +21,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool same_file(const std::string& a, const std::string& b) {
-    std::error_code ec;
-    return a == b || fs::equivalent(a, b, ec);
+// The files `schemes` writes into its --out-dir (report/schemes.cpp write_schemes).
+std::vector<std::string> schemes_files(const std::vector<int>& ks) {
+    std::vector<std::string> out;
+    for (int k : ks) {
+        out.push_back(fmt::format("nodes_to_exclude_k{}.txt", k));
+        out.push_back(fmt::format("scheme_k{}.json", k));
+    }
+    out.push_back("candidates.md");
+    return out;
 }
 
 }  // namespace
@@ -39,6 +46,14 @@ Status run_job(const CalibJob& o, std::FILE* out) {
     }
     if (o.max_images > 0 && images.size() > static_cast<size_t>(o.max_images)) {
         images.resize(static_cast<size_t>(o.max_images));
+    }
+    {
+        PathRoles roles;
+        roles.input("--list", o.list);
+        roles.input("--images", o.images_dir);
+        for (const std::string& img : images) roles.input("image", img);
+        roles.output("--out", o.out);
+        LOWBIT_TRY(check_path_roles(roles));
     }
     std::filesystem::path parent = std::filesystem::path(o.out).parent_path();
     if (!parent.empty()) {
@@ -61,6 +76,12 @@ Status run_job(const CalibJob& o, std::FILE* out) {
 Status run_job(const HeadExcludeJob& o, std::FILE* out) {
     auto path = resolve_model_path(o.model);
     if (!path) return path.status();
+    {
+        PathRoles roles;
+        roles.input("MODEL", *path);
+        roles.output("--out", o.out);
+        LOWBIT_TRY(check_path_roles(roles));
+    }
     auto model = load_model(*path);
     if (!model) return model.status();
     quant::HeadExcludeOptions ho;
@@ -81,6 +102,15 @@ Status run_job(const HeadExcludeJob& o, std::FILE* out) {
 
 Status run_job(const SchemesJob& o, std::FILE* out) {
     LOWBIT_ASSIGN(report::SensitivityReport rep, report::load_sensitivity_report(o.report));
+    {
+        PathRoles roles;
+        roles.input("--report", o.report);
+        roles.input("--model", o.model);
+        for (const std::string& f : schemes_files(o.ks)) {
+            roles.output("--out-dir", (fs::path(o.out_dir) / f).string());
+        }
+        LOWBIT_TRY(check_path_roles(roles));
+    }
     const bool torch = rep.kind == report::SensitivityReport::Kind::Torch;
 
     report::SchemeOptions so;
@@ -142,6 +172,15 @@ Status run_job(const SchemesJob& o, std::FILE* out) {
 }
 
 Status run_job(const CompareJob& o, std::FILE* out) {
+    {
+        PathRoles roles;
+        for (const std::string& r : o.results) roles.input("RESULTS", r);
+        roles.input("--baseline", o.baseline);
+        for (const std::string& r : o.sensitivity) roles.input("--sensitivity", r);
+        roles.output("--out", o.out);
+        roles.output("--html", o.html);
+        LOWBIT_TRY(check_path_roles(roles));
+    }
     report::CompareOptions co;
     co.max_drop = o.max_drop;
     co.baseline = o.baseline;

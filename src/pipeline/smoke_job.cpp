@@ -8,6 +8,7 @@
 #include <random>
 
 #include "core/fs.h"
+#include "core/path_guard.h"
 #include "core/thread_pool.h"
 #include "data/npy.h"
 #include "eval/latency.h"
@@ -96,6 +97,20 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
     if (!path) return path.status();
     auto model = load_model(*path);
     if (!model) return model.status();
+    if (!o.out_dir.empty()) {
+        PathRoles roles;
+        roles.input("MODEL", *path);
+        for (const std::string& in : o.inputs) roles.input("--input", in);
+        roles.output("--out", (fs::path(o.out_dir) / "summary.json").string());
+        if (o.save_outputs) {
+            for (size_t i = 0; i < model->graph.outputs.size(); ++i) {
+                roles.output(
+                    "--save-outputs",
+                    (fs::path(o.out_dir) / "outputs" / (std::to_string(i) + ".npy")).string());
+            }
+        }
+        LOWBIT_TRY(check_path_roles(roles));
+    }
     auto shapes = parse_input_shapes(o.input_shapes);
     if (!shapes) return shapes.status();
 

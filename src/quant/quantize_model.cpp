@@ -183,6 +183,7 @@ Status ranges_from_calibration(const Model& m, calib::CalibSource& source,
                         "constant?); its scale falls back to 1",
                         t));
     }
+    for (const auto& w : cr.warnings) res.notes.push_back("warning: " + w);
     std::vector<double> group_amax(req.groups.size());
     for (size_t gi = 0; gi < req.groups.size(); ++gi) {
         group_amax[gi] = calib::compute_amax(cr.stats[gi], cfg);

@@ -1,6 +1,8 @@
 #include "report/sensitivity_report.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "report/json_read.h"
 
@@ -27,11 +29,22 @@ Status read_lowbit(const JsonAt& root, SensitivityReport& r) {
         SensitivityEntry e;
         LOWBIT_ASSIGN(JsonAt name, row.at("node"));
         LOWBIT_ASSIGN(e.name, name.string());
-        // A score the writer could not compute (NaN, written as null) counts as 0, as the seed
-        // does for its null sensitivities.
+        // A score that was not a finite number (NaN is written as null; earlier lowbit versions
+        // wrote the largest double for NaN and infinity) cannot be ranked: refused, so that no
+        // scheme is built from it.
         LOWBIT_ASSIGN(JsonAt score, row.at("score"));
-        if (!score.v->is_null()) {
-            LOWBIT_ASSIGN(e.score, score.number());
+        if (score.v->is_null()) {
+            return invalid(
+                "{}: node '{}' has score null (not a finite number); nodes whose sensitivity "
+                "could not be measured are not ranked (re-run `lowbit sensitivity`)",
+                score.file, e.name);
+        }
+        LOWBIT_ASSIGN(e.score, score.number());
+        if (!std::isfinite(e.score) || std::fabs(e.score) == std::numeric_limits<double>::max()) {
+            return invalid(
+                "{}: node '{}' has score {} (the value older lowbit versions wrote for a NaN or "
+                "infinite score); such a ranking is meaningless (re-run `lowbit sensitivity`)",
+                score.file, e.name, e.score);
         }
         e.rank = static_cast<int>(i) + 1;
         if (auto rank = row.find("rank")) {

@@ -165,7 +165,9 @@ void rank_by_score(std::vector<NodeSensitivity>& nodes) {
     for (size_t r = 0; r < nodes.size(); ++r) nodes[r].rank = static_cast<int>(r) + 1;
 }
 
-// Every measured node (of this shard) with its metrics and score, ranked.
+// Every measured node (of this shard) with its metrics and score, ranked. A score that is not
+// finite (NaN or infinite outputs, zero-width calibration ranges) is an error naming the nodes: a
+// ranking built from it would be meaningless.
 Status rank_nodes(const SweepSetup& s, Metric& metric, const SensitivityOptions& opts,
                   int64_t n_images, SensitivityReport& rep) {
     const Graph& g = s.graph();
@@ -173,6 +175,7 @@ Status rank_nodes(const SweepSetup& s, Metric& metric, const SensitivityOptions&
     LOWBIT_TRY(metric.finish(n_images, rep.reference));
     int64_t total_macs = 0;
     for (size_t idx : ex.plan_order()) total_macs += node_macs(g.nodes[idx], ex.executor());
+    std::vector<std::string> bad;
     for (size_t k = 0; k < s.size(); ++k) {
         if (!shard_has_node(opts, k)) continue;
         const Node& node = g.nodes[s.nodes[k]];
@@ -187,8 +190,19 @@ Status rank_nodes(const SweepSetup& s, Metric& metric, const SensitivityOptions&
             total_macs > 0 ? static_cast<double>(ns.macs) / static_cast<double>(total_macs) : 0;
         ns.cone_nodes = metric.local() ? 1 : s.cones[k].size();
         LOWBIT_TRY(metric.score(k, ns));
-        if (!std::isfinite(ns.score)) ns.score = std::numeric_limits<double>::max();
+        if (!std::isfinite(ns.score)) bad.push_back(fmt::format("'{}' ({})", ns.name, ns.score));
         rep.nodes.push_back(std::move(ns));
+    }
+    if (!bad.empty()) {
+        std::string list;
+        for (size_t i = 0; i < bad.size() && i < 5; ++i) list += "\n  " + bad[i];
+        if (bad.size() > 5) list += fmt::format("\n  ... and {} more", bad.size() - 5);
+        return invalid(
+            "the sensitivity of {} of {} nodes is not a finite number:{}\nthe model's outputs "
+            "are NaN or infinite with these nodes quantized (or in float32); check the "
+            "calibration data (NaN, constant or all-zero images give zero-width ranges) and the "
+            "model; no ranking is written",
+            bad.size(), s.size(), list);
     }
     rank_by_score(rep.nodes);
     return Status::ok();
