@@ -19,6 +19,7 @@ int64_t shape_numel(const Shape& s) {
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
 
 Buffer::Buffer(size_t bytes) : bytes_(bytes) {
+    if (bytes > SIZE_MAX - 63) throw std::bad_alloc();
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
     data_ = std::aligned_alloc(64, rounded);
@@ -34,7 +35,15 @@ Buffer::~Buffer() {
 }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
-    buffer_ = std::make_shared<Buffer>(static_cast<size_t>(shape_numel(shape_)) * dtype_size(dtype));
+    // A shape whose byte size is negative or does not fit is an allocation that cannot succeed
+    // (readers check sizes from files before they get here; this catches computed shapes).
+    size_t bytes = dtype_size(dtype);
+    for (int64_t d : shape_) {
+        if (d < 0 || __builtin_mul_overflow(bytes, static_cast<size_t>(d), &bytes)) {
+            throw std::bad_alloc();
+        }
+    }
+    buffer_ = std::make_shared<Buffer>(bytes);
 }
 
 Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset)

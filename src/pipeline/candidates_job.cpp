@@ -10,6 +10,7 @@
 #include <regex>
 #include <unordered_set>
 
+#include "data/coco.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
 #include "pipeline/quantize_variants.h"
@@ -88,6 +89,10 @@ Status run_job(CandidatesJob o, std::FILE* out) {
     apply_engine_switches(o.engine, base.run);
 
     LOWBIT_ASSIGN(std::vector<Scheme> schemes, find_schemes(o.schemes, o.ks));
+    // The evaluation data is read (and refused, if it must be) before anything is calibrated or
+    // written: a bad ground-truth file must not leave candidate models behind.
+    LOWBIT_TRY(resolve_eval_data(o.eval));
+    LOWBIT_TRY(load_coco_gt(o.eval.ann).status());
     LOWBIT_ASSIGN(Model model, load_model(path));
     std::unordered_set<std::string> names;
     for (const Node& n : model.graph.nodes) names.insert(n.name);
