@@ -59,7 +59,7 @@ run_one() {
   local rc=0
   # -rss_limit_mb / -malloc_limit_mb: a reader that allocates what a header claims is a finding.
   ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}" \
-  build-fuzz/fuzz_"$t" "$corpus" "${seeds[@]}" -max_total_time="$secs" -timeout=20 \
+  build-fuzz/tests/fuzz/fuzz_"$t" "$corpus" "${seeds[@]}" -max_total_time="$secs" -timeout=20 \
     -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
     -artifact_prefix="$art/" >"$log" 2>&1 || rc=$?
   local execs crashes
