@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -119,6 +120,17 @@ TEST(Checked, OverflowNegativeAndRankAreErrors) {
     for (const char* bad : {"", "-5", "abc", "12x", " 1", "99999999999999999999", "+1"}) {
         EXPECT_FALSE(parse_size(bad, &v)) << bad;
     }
+}
+
+TEST(Checked, AZeroDimIsAnEmptyTensorHoweverLargeTheOthers) {
+    // Found by fuzz_onnx: [2^62, 0] is empty; the byte count must not overflow on the way.
+    EXPECT_EQ(*checked_numel({int64_t{1} << 40, int64_t{1} << 40, 0}, "t"), 0);
+    EXPECT_EQ(*checked_nbytes(DType::Float32, {int64_t{1} << 62, 0}, "t"), 0u);
+    Tensor t(DType::Float32, {int64_t{1} << 62, 0});
+    EXPECT_EQ(t.nbytes(), 0u);
+    TensorSpec spec{{int64_t{1} << 62, 0}, 1, "", false, {}};
+    auto m = parse_model(model_with(spec), "", "m.onnx");
+    ASSERT_TRUE(m.is_ok()) << m.status().message();
 }
 
 TEST(Checked, TensorOfImpossibleShapeThrowsBadAllocNotWraps) {
@@ -332,6 +344,21 @@ TEST(HostileCoco, DuplicateIdsAreRefusedNamingBothRecords) {
                                  "dt.json");
     ASSERT_TRUE(dt.is_ok()) << dt.status().message();
     EXPECT_EQ((*dt)[1].id, 2);
+}
+
+TEST(HostileCoco, NonFiniteResultsRoundTripAsPythonWritesThem) {
+    // Found by fuzz_coco: 1e400 reads as inf, and was written back as "inf" (not JSON).
+    auto dt = parse_coco_results(R"([{"image_id": 1, "category_id": 1,
+                                      "bbox": [1e400, -1e400, NaN, 2], "score": Infinity}])",
+                                 "dt.json");
+    ASSERT_TRUE(dt.is_ok()) << dt.status().message();
+    const std::string text = coco_results_to_json(*dt);
+    EXPECT_NE(text.find("\"bbox\":[Infinity,-Infinity,NaN,2]"), std::string::npos) << text;
+    auto back = parse_coco_results(text, "again.json");
+    ASSERT_TRUE(back.is_ok()) << back.status().message();
+    EXPECT_TRUE(std::isinf((*back)[0].bbox[0]) && (*back)[0].bbox[0] > 0);
+    EXPECT_TRUE(std::isnan((*back)[0].bbox[2]));
+    EXPECT_TRUE(std::isinf((*back)[0].score));
 }
 
 TEST(HostileCoco, BboxOfTheWrongTypeIsNamedAsSuch) {

@@ -45,7 +45,9 @@ inline Result<int64_t> checked_numel(const Shape& shape, const std::string& what
     int64_t n = 1;
     for (int64_t d : shape) {
         if (d < 0) return invalid("{}: negative dimension in {}", what, shape_str(shape));
+        if (d == 0) n = 0;  // an empty tensor, however large the other dims
     }
+    if (n == 0) return n;
     for (int64_t d : shape) {
         if (!checked_mul(n, d, &n)) {
             return invalid("{}: shape {} has more elements than fit in 64 bits", what,

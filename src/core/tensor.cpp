@@ -38,12 +38,18 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
     // A shape whose byte size is negative or does not fit is an allocation that cannot succeed
     // (readers check sizes from files before they get here; this catches computed shapes).
     size_t bytes = dtype_size(dtype);
+    bool empty = false;
     for (int64_t d : shape_) {
-        if (d < 0 || __builtin_mul_overflow(bytes, static_cast<size_t>(d), &bytes)) {
+        if (d < 0) throw std::bad_alloc();
+        empty = empty || d == 0;
+    }
+    // A zero dim makes any other product harmless ([2^40, 2^40, 0] is an empty tensor).
+    for (int64_t d : shape_) {
+        if (!empty && __builtin_mul_overflow(bytes, static_cast<size_t>(d), &bytes)) {
             throw std::bad_alloc();
         }
     }
-    buffer_ = std::make_shared<Buffer>(bytes);
+    buffer_ = std::make_shared<Buffer>(empty ? 0 : bytes);
 }
 
 Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset)

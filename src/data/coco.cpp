@@ -396,6 +396,30 @@ Result<std::vector<CocoAnnotation>> load_coco_results(const std::string& path) {
     return parse_coco_results(text, path);
 }
 
+namespace {
+
+// A double as Python's json.dumps writes it: the shortest round-trip decimal, and NaN /
+// Infinity / -Infinity for the non-finite values (fmt would write "nan" / "inf", which no JSON
+// reader accepts; these three are what json.loads and data/json_sax.h read back).
+struct PyJsonDouble {
+    double v;
+};
+
+}  // namespace
+}  // namespace lowbit
+
+template <>
+struct fmt::formatter<lowbit::PyJsonDouble> : fmt::formatter<double> {
+    template <typename Ctx>
+    auto format(lowbit::PyJsonDouble d, Ctx& ctx) const {
+        if (std::isnan(d.v)) return fmt::format_to(ctx.out(), "NaN");
+        if (std::isinf(d.v)) return fmt::format_to(ctx.out(), "{}", d.v > 0 ? "Infinity" : "-Infinity");
+        return fmt::format_to(ctx.out(), "{}", d.v);
+    }
+};
+
+namespace lowbit {
+
 std::string coco_results_to_json(const std::vector<CocoAnnotation>& results) {
     fmt::memory_buffer buf;
     buf.push_back('[');
@@ -406,8 +430,8 @@ std::string coco_results_to_json(const std::vector<CocoAnnotation>& results) {
         // json module reads back exactly these doubles.
         fmt::format_to(std::back_inserter(buf),
                        "{{\"image_id\":{},\"category_id\":{},\"bbox\":[{},{},{},{}],\"score\":{}}}",
-                       r.image_id, r.category_id, r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3],
-                       r.score);
+                       r.image_id, r.category_id, PyJsonDouble{r.bbox[0]}, PyJsonDouble{r.bbox[1]},
+                       PyJsonDouble{r.bbox[2]}, PyJsonDouble{r.bbox[3]}, PyJsonDouble{r.score});
     }
     buf.push_back(']');
     return fmt::to_string(buf);
