@@ -125,10 +125,11 @@ TEST(Checked, OverflowNegativeAndRankAreErrors) {
 TEST(Checked, AZeroDimIsAnEmptyTensorHoweverLargeTheOthers) {
     // Found by fuzz_onnx: [2^62, 0] is empty; the byte count must not overflow on the way.
     EXPECT_EQ(*checked_numel({int64_t{1} << 40, int64_t{1} << 40, 0}, "t"), 0);
+    EXPECT_EQ(shape_numel({int64_t{1} << 62, 69, 0}), 0);  // no signed overflow on the way (UBSan)
     EXPECT_EQ(*checked_nbytes(DType::Float32, {int64_t{1} << 62, 0}, "t"), 0u);
     Tensor t(DType::Float32, {int64_t{1} << 62, 0});
     EXPECT_EQ(t.nbytes(), 0u);
-    TensorSpec spec{{int64_t{1} << 62, 0}, 1, "", false, {}};
+    TensorSpec spec{{int64_t{1} << 62, 69, 0}, 1, "", false, {}};
     auto m = parse_model(model_with(spec), "", "m.onnx");
     ASSERT_TRUE(m.is_ok()) << m.status().message();
 }

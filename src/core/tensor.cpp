@@ -11,9 +11,15 @@
 namespace lowbit {
 
 int64_t shape_numel(const Shape& s) {
-    int64_t n = 1;
-    for (int64_t d : s) n *= d;
-    return n;
+    // A zero dim makes the product 0 whatever the others are ([2^62, 69, 0] must not overflow
+    // on the way: found by fuzz_onnx). Shapes from files are checked by core/checked.h first;
+    // the unsigned product keeps a computed shape that does not fit defined behaviour.
+    uint64_t n = 1;
+    for (int64_t d : s) {
+        if (d == 0) return 0;
+    }
+    for (int64_t d : s) n *= static_cast<uint64_t>(d);
+    return static_cast<int64_t>(n);
 }
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
