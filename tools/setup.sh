@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libbenchmark-dev
+  clang libclang-rt-14-dev libomp-dev
   python3 python3-venv python3-pip
   slurm-wlm munge
 )

@@ -4,13 +4,16 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 
+#include "core/fs.h"
 #include "core/half.h"
 #include "data/image_list.h"
+#include "data/npy.h"
 #include "data/letterbox.h"
 
 namespace lowbit::calib {
@@ -93,97 +96,34 @@ private:
     Shape sample_;
 };
 
-// Minimal parser for the .npy header dict: {'descr': '<f4', 'fortran_order': False,
-// 'shape': (N, C, H, W), }.
-std::string dict_value(const std::string& header, const std::string& key) {
-    auto k = header.find("'" + key + "'");
-    if (k == std::string::npos) return {};
-    auto colon = header.find(':', k);
-    if (colon == std::string::npos) return {};
-    size_t s = colon + 1;
-    while (s < header.size() && std::isspace(static_cast<unsigned char>(header[s]))) ++s;
-    if (s >= header.size()) return {};
-    if (header[s] == '(') {
-        auto e = header.find(')', s);
-        return e == std::string::npos ? std::string() : header.substr(s, e - s + 1);
-    }
-    if (header[s] == '\'') {
-        auto e = header.find('\'', s + 1);
-        return e == std::string::npos ? std::string() : header.substr(s + 1, e - s - 1);
-    }
-    auto e = header.find_first_of(",}", s);
-    return header.substr(s, e - s);
-}
-
 }  // namespace
 
 Result<std::unique_ptr<CalibSource>> open_npy_source(const std::string& path) {
+    // The header goes through data/npy.h's one reader (sizes checked against the file), so a
+    // calibration file is accepted or refused exactly as `read_npy` would.
+    LOWBIT_ASSIGN(const uint64_t file_size, regular_file_size(path));
     std::FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) return io_error("cannot open calibration file '{}'", path);
-    auto fail = [&](Status st) -> Result<std::unique_ptr<CalibSource>> {
+    if (!f) return io_error("cannot open calibration file '{}': {}", path, std::strerror(errno));
+    auto header = read_npy_header(f, path, file_size);
+    if (!header) {
         std::fclose(f);
-        return st;
-    };
-    unsigned char magic[8];
-    if (std::fread(magic, 1, 8, f) != 8 || std::memcmp(magic, "\x93NUMPY", 6) != 0) {
-        return fail(invalid("'{}' is not a .npy file", path));
+        return header.status();
     }
-    size_t header_len = 0;
-    if (magic[6] == 1) {
-        unsigned char b[2];
-        if (std::fread(b, 1, 2, f) != 2) return fail(invalid("{}: truncated header", path));
-        header_len = b[0] | (static_cast<size_t>(b[1]) << 8);
-    } else {
-        unsigned char b[4];
-        if (std::fread(b, 1, 4, f) != 4) return fail(invalid("{}: truncated header", path));
-        header_len = b[0] | (static_cast<size_t>(b[1]) << 8) | (static_cast<size_t>(b[2]) << 16) |
-                     (static_cast<size_t>(b[3]) << 24);
+    const NpyHeader& h = *header;
+    if (h.dtype != DType::Float32 && h.dtype != DType::Float16) {
+        std::fclose(f);
+        return invalid("{}: calibration data must be float32 (or float16), found {}", path,
+                       dtype_name(h.dtype));
     }
-    std::string header(header_len, '\0');
-    if (std::fread(header.data(), 1, header_len, f) != header_len) {
-        return fail(invalid("{}: truncated header", path));
+    if (h.shape.size() < 2) {
+        std::fclose(f);
+        return invalid("{}: expected an array [N, ...] of calibration samples, found shape {}",
+                       path, shape_str(h.shape));
     }
-    const size_t offset = (magic[6] == 1 ? 10 : 12) + header_len;
-    const std::string descr = dict_value(header, "descr");
-    DType dt;
-    if (descr == "<f4" || descr == "=f4")
-        dt = DType::Float32;
-    else if (descr == "<f2" || descr == "=f2")
-        dt = DType::Float16;
-    else {
-        return fail(invalid("{}: calibration data must be float32 (or float16), found dtype '{}'",
-                            path, descr));
-    }
-    if (dict_value(header, "fortran_order").find("True") != std::string::npos) {
-        return fail(invalid("{}: fortran_order arrays are not supported", path));
-    }
-    std::string shape_txt = dict_value(header, "shape");
-    Shape shape;
-    for (size_t i = 0; i < shape_txt.size();) {
-        if (std::isdigit(static_cast<unsigned char>(shape_txt[i]))) {
-            size_t j = i;
-            while (j < shape_txt.size() && std::isdigit(static_cast<unsigned char>(shape_txt[j])))
-                ++j;
-            shape.push_back(std::stoll(shape_txt.substr(i, j - i)));
-            i = j;
-        } else {
-            ++i;
-        }
-    }
-    if (shape.size() < 2) {
-        return fail(invalid("{}: expected an array [N, ...] of calibration samples, found shape {}",
-                            path, shape_str(shape)));
-    }
-    const int64_t n = shape[0];
-    Shape sample(shape.begin() + 1, shape.end());
-    std::error_code ec;
-    const auto fsize = fs::file_size(path, ec);
-    const auto need = offset + static_cast<size_t>(shape_numel(shape)) * dtype_size(dt);
-    if (ec || fsize < need) {
-        return fail(invalid("{}: file holds {} bytes, shape {} needs {}", path, ec ? 0 : fsize,
-                            shape_str(shape), need));
-    }
-    return std::unique_ptr<CalibSource>(new NpySource(path, f, offset, dt, n, sample));
+    const int64_t n = h.shape[0];
+    Shape sample(h.shape.begin() + 1, h.shape.end());
+    return std::unique_ptr<CalibSource>(
+        new NpySource(path, f, static_cast<size_t>(h.data_offset), h.dtype, n, sample));
 }
 
 Result<std::unique_ptr<CalibSource>> open_image_source(std::vector<std::string> images,
@@ -197,6 +137,7 @@ Result<std::vector<std::string>> collect_images(const std::vector<std::string>& 
     std::vector<std::string> out;
     for (const auto& p : paths) {
         std::error_code ec;
+        if (p.empty()) return invalid("empty calibration image path");
         if (fs::is_directory(p, ec)) {
             LOWBIT_ASSIGN(std::vector<std::string> found, list_image_dir(p));
             out.insert(out.end(), found.begin(), found.end());

@@ -36,6 +36,10 @@ struct RangesFile {
 };
 
 Status save_ranges(const std::string& path, const RangesFile& r);
+// Reads a ranges file; a value of the wrong type is an error naming the file and the key
+// ("r.json: tensors.x.min: expected a number, found a string").
 Result<RangesFile> load_ranges(const std::string& path);
+// Same, from text already in memory; `path` names it in errors.
+Result<RangesFile> parse_ranges(const std::string& text, const std::string& path);
 
 }  // namespace lowbit::calib

@@ -1,5 +1,7 @@
 // lowbit: low-bit post-training quantization toolkit for YOLO detectors in ONNX.
 #include <cstdio>
+#include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -68,7 +70,21 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : 2;  // usage errors exit 2
     }
     if (!run) return 2;
-    const lowbit::Status st = run();
     const auto selected = app.get_subcommands();
-    return lowbit::cli::report(selected.empty() ? "lowbit" : selected.front()->get_name(), st);
+    const std::string command = selected.empty() ? "lowbit" : selected.front()->get_name();
+    // No exception escapes: the library returns Status, but an allocation that cannot be met
+    // (a size from an input no reader bounds, e.g. a Reshape to 10^12 elements computed at run
+    // time) or a bug in a third-party library must still end as one error line and exit 1.
+    lowbit::Status st;
+    try {
+        st = run();
+    } catch (const std::bad_alloc&) {
+        st = lowbit::io_error("out of memory (an input asks for more memory than this machine "
+                              "has; check sizes and shapes in the input files)");
+    } catch (const std::exception& e) {
+        st = lowbit::error(lowbit::StatusCode::Internal, "internal error: {}", e.what());
+    } catch (...) {
+        st = lowbit::error(lowbit::StatusCode::Internal, "internal error: unknown exception");
+    }
+    return lowbit::cli::report(command, st);
 }

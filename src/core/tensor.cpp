@@ -11,14 +11,21 @@
 namespace lowbit {
 
 int64_t shape_numel(const Shape& s) {
-    int64_t n = 1;
-    for (int64_t d : s) n *= d;
-    return n;
+    // A zero dim makes the product 0 whatever the others are ([2^62, 69, 0] must not overflow
+    // on the way: found by fuzz_onnx). Shapes from files are checked by core/checked.h first;
+    // the unsigned product keeps a computed shape that does not fit defined behaviour.
+    uint64_t n = 1;
+    for (int64_t d : s) {
+        if (d == 0) return 0;
+    }
+    for (int64_t d : s) n *= static_cast<uint64_t>(d);
+    return static_cast<int64_t>(n);
 }
 
 std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ",")); }
 
 Buffer::Buffer(size_t bytes) : bytes_(bytes) {
+    if (bytes > SIZE_MAX - 63) throw std::bad_alloc();
     size_t rounded = (bytes + 63) / 64 * 64;
     if (rounded == 0) rounded = 64;
     data_ = std::aligned_alloc(64, rounded);
@@ -34,7 +41,21 @@ Buffer::~Buffer() {
 }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
-    buffer_ = std::make_shared<Buffer>(static_cast<size_t>(shape_numel(shape_)) * dtype_size(dtype));
+    // A shape whose byte size is negative or does not fit is an allocation that cannot succeed
+    // (readers check sizes from files before they get here; this catches computed shapes).
+    size_t bytes = dtype_size(dtype);
+    bool empty = false;
+    for (int64_t d : shape_) {
+        if (d < 0) throw std::bad_alloc();
+        empty = empty || d == 0;
+    }
+    // A zero dim makes any other product harmless ([2^40, 2^40, 0] is an empty tensor).
+    for (int64_t d : shape_) {
+        if (!empty && __builtin_mul_overflow(bytes, static_cast<size_t>(d), &bytes)) {
+            throw std::bad_alloc();
+        }
+    }
+    buffer_ = std::make_shared<Buffer>(empty ? 0 : bytes);
 }
 
 Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<Buffer> buffer, size_t offset)

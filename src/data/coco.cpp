@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cmath>
+#include <unordered_map>
 
 #include "core/fs.h"
 #include "data/json_sax.h"
@@ -180,6 +181,16 @@ private:
         return invalid("{}: {}[{}]{}: {}", what_, record_kind(), index_, id, msg);
     }
 
+    static const char* scalar_kind_name(const Scalar& s) {
+        switch (s.kind) {
+            case Scalar::Kind::Null: return "null";
+            case Scalar::Kind::Bool: return "a boolean";
+            case Scalar::Kind::Number: return "a number";
+            case Scalar::Kind::String: return "a string";
+        }
+        return "a scalar";
+    }
+
     bool want_int(const Scalar& s, int64_t& dst, bool& has) {
         if (s.kind == Scalar::Kind::Null) return true;
         if (s.kind != Scalar::Kind::Number || !s.integral) {
@@ -219,6 +230,10 @@ private:
             return fail(invalid("{}: {}[{}] is not an object", what_, record_kind(), index_));
         }
         if (!in_record_ || depth_ != record_depth()) return true;
+        if (key_ == "bbox" && section_ == Section::Annotations && s.kind != Scalar::Kind::Null) {
+            return fail(record_error(fmt::format("'bbox' must be an array of 4 numbers, found {}",
+                                                 scalar_kind_name(s))));
+        }
         bool dummy = false;
         if (key_ == "id") return want_int(s, rec_.id, rec_.has_id);
         switch (section_) {
@@ -319,6 +334,31 @@ Status run_sax(const std::string& json, CocoSax& sax, const std::string& what) {
     return Status::ok();
 }
 
+// pycocotools indexes images, categories and annotations by id in dicts, so a repeated id keeps
+// the last record while imgToAnns keeps both: COCOeval then evaluates the last annotation twice
+// in place of the two. No metric is meaningful on such a file; it is refused, naming both
+// records.
+template <typename T>
+Status check_unique(const std::vector<T>& items, const char* section, const std::string& what) {
+    std::unordered_map<int64_t, size_t> first;
+    first.reserve(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+        auto [it, fresh] = first.emplace(items[i].id, i);
+        if (!fresh) {
+            return invalid("{}: {}[{}] and {}[{}] have the same id {}; ids must be unique "
+                           "(pycocotools would silently keep only the last one)", what, section,
+                           it->second, section, i, items[i].id);
+        }
+    }
+    return Status::ok();
+}
+
+Status check_unique_ids(const CocoDataset& ds, const std::string& what) {
+    LOWBIT_TRY(check_unique(ds.images, "images", what));
+    LOWBIT_TRY(check_unique(ds.categories, "categories", what));
+    return check_unique(ds.annotations, "annotations", what);
+}
+
 }  // namespace
 
 Result<CocoDataset> parse_coco_gt(const std::string& json, const std::string& what) {
@@ -334,6 +374,7 @@ Result<CocoDataset> parse_coco_gt(const std::string& json, const std::string& wh
     if (!sax.has_section(Section::Annotations)) {
         return invalid("{}: no 'annotations' array (not a COCO annotation file?)", what);
     }
+    LOWBIT_TRY(check_unique_ids(ds, what));
     return ds;
 }
 
@@ -355,6 +396,30 @@ Result<std::vector<CocoAnnotation>> load_coco_results(const std::string& path) {
     return parse_coco_results(text, path);
 }
 
+namespace {
+
+// A double as Python's json.dumps writes it: the shortest round-trip decimal, and NaN /
+// Infinity / -Infinity for the non-finite values (fmt would write "nan" / "inf", which no JSON
+// reader accepts; these three are what json.loads and data/json_sax.h read back).
+struct PyJsonDouble {
+    double v;
+};
+
+}  // namespace
+}  // namespace lowbit
+
+template <>
+struct fmt::formatter<lowbit::PyJsonDouble> : fmt::formatter<double> {
+    template <typename Ctx>
+    auto format(lowbit::PyJsonDouble d, Ctx& ctx) const {
+        if (std::isnan(d.v)) return fmt::format_to(ctx.out(), "NaN");
+        if (std::isinf(d.v)) return fmt::format_to(ctx.out(), "{}", d.v > 0 ? "Infinity" : "-Infinity");
+        return fmt::format_to(ctx.out(), "{}", d.v);
+    }
+};
+
+namespace lowbit {
+
 std::string coco_results_to_json(const std::vector<CocoAnnotation>& results) {
     fmt::memory_buffer buf;
     buf.push_back('[');
@@ -365,8 +430,8 @@ std::string coco_results_to_json(const std::vector<CocoAnnotation>& results) {
         // json module reads back exactly these doubles.
         fmt::format_to(std::back_inserter(buf),
                        "{{\"image_id\":{},\"category_id\":{},\"bbox\":[{},{},{},{}],\"score\":{}}}",
-                       r.image_id, r.category_id, r.bbox[0], r.bbox[1], r.bbox[2], r.bbox[3],
-                       r.score);
+                       r.image_id, r.category_id, PyJsonDouble{r.bbox[0]}, PyJsonDouble{r.bbox[1]},
+                       PyJsonDouble{r.bbox[2]}, PyJsonDouble{r.bbox[3]}, PyJsonDouble{r.score});
     }
     buf.push_back(']');
     return fmt::to_string(buf);

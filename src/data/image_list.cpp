@@ -15,7 +15,8 @@ namespace fs = std::filesystem;
 
 Result<std::vector<std::string>> read_image_list(const std::string& list_path,
                                                  const std::string& base_dir) {
-    LOWBIT_ASSIGN(std::string text, read_file(list_path));
+    // A list names files; 64 MiB of text is ~1 million paths.
+    LOWBIT_ASSIGN(std::string text, read_file(list_path, uint64_t{64} << 20));
     fs::path base = base_dir.empty() ? fs::path(list_path).parent_path() : fs::path(base_dir);
     std::vector<std::string> out;
     for (const TextLine& line : content_lines(text)) {
@@ -27,8 +28,17 @@ Result<std::vector<std::string>> read_image_list(const std::string& list_path,
         fs::path path(p);
         if (path.is_relative()) path = base / path;
         std::error_code ec;
-        if (!fs::is_regular_file(path, ec)) {
+        const fs::file_status st = fs::status(path, ec);
+        if (fs::is_directory(st)) {
+            return io_error("{}:{}: {} is a directory, not an image file", list_path,
+                            line.number, path.string());
+        }
+        if (!fs::exists(st)) {
             return io_error("{}:{}: image {} does not exist", list_path, line.number,
+                            path.string());
+        }
+        if (!fs::is_regular_file(st)) {
+            return io_error("{}:{}: {} is not a regular file", list_path, line.number,
                             path.string());
         }
         out.push_back(path.string());

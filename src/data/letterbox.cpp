@@ -4,6 +4,7 @@
 #include <array>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <opencv2/core.hpp>
@@ -84,11 +85,45 @@ Status letterbox_bgr(const uint8_t* bgr, int h, int w, size_t stride, int size, 
     return Status::ok();
 }
 
+namespace {
+
+// libjpeg decodes a truncated JPEG (grey below the cut) with only an unnamed warning on stderr
+// ("Premature end of JPEG file"). A complete baseline or progressive JPEG has an EOI marker
+// (FF D9) after its last start-of-scan (FF DA); one without is refused with its name.
+Status check_jpeg_complete(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) return io_error("cannot open image {}: {}", path, std::strerror(errno));
+    unsigned char soi[3] = {0, 0, 0};
+    const bool jpeg = std::fread(soi, 1, 3, f) == 3 && soi[0] == 0xFF && soi[1] == 0xD8 &&
+                      soi[2] == 0xFF;
+    if (!jpeg) {
+        std::fclose(f);
+        return Status::ok();  // not a JPEG: OpenCV's decoders report their own errors
+    }
+    std::string bytes("\xFF\xD8\xFF", 3);
+    char buf[1 << 16];
+    size_t n = 0;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.append(buf, n);
+    std::fclose(f);
+    const size_t sos = bytes.rfind("\xFF\xDA");
+    if (sos == std::string::npos || bytes.find("\xFF\xD9", sos + 2) == std::string::npos) {
+        return invalid("image {} is a truncated JPEG (no end-of-image marker after its last scan; "
+                       "{} bytes)", path, bytes.size());
+    }
+    return Status::ok();
+}
+
+}  // namespace
+
 Result<Letterbox> load_letterboxed(const std::string& path, int size, float* out) {
     std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+        return io_error("image {} is a directory, not an image file", path);
+    }
     if (!std::filesystem::is_regular_file(path, ec)) {
         return io_error("image {} does not exist or is not a file", path);
     }
+    LOWBIT_TRY(check_jpeg_complete(path));
     cv::Mat img;
     try {
         // IMREAD_COLOR: 8-bit BGR, EXIF orientation applied, gray and alpha mapped to 3

@@ -3,11 +3,13 @@
 // padded with spaces and ending in '\n' so that the data starts at a multiple of 64 bytes.
 #include "data/npy.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
 
+#include "core/checked.h"
 #include "core/fs.h"
 
 namespace lowbit {
@@ -91,11 +93,22 @@ Result<Shape> parse_shape(const std::string& path, const std::string& text) {
         if (i >= inner.size()) break;
         size_t j = i;
         while (j < inner.size() && inner[j] >= '0' && inner[j] <= '9') ++j;
-        // numpy may write Python longs as "3L" in old files.
+        int64_t d = 0;
         if (j == i) return invalid("{}: malformed NPY shape '{}'", path, text);
-        shape.push_back(std::stoll(inner.substr(i, j - i)));
+        if (!parse_size(inner.substr(i, j - i), &d)) {
+            return invalid("{}: NPY dimension '{}' does not fit in 64 bits", path,
+                           inner.substr(i, j - i));
+        }
+        if (shape.size() == kMaxTensorRank) {
+            return invalid("{}: NPY shape has more than {} dimensions", path, kMaxTensorRank);
+        }
+        shape.push_back(d);
         i = j;
+        // numpy may write Python longs as "3L" in old files.
         if (i < inner.size() && inner[i] == 'L') ++i;
+        if (i < inner.size() && inner[i] != ',' && inner[i] != ' ') {
+            return invalid("{}: malformed NPY shape '{}'", path, text);
+        }
     }
     return shape;
 }
@@ -109,49 +122,78 @@ std::string npy_descr(DType dtype) {
     return "";
 }
 
-Result<Tensor> read_npy(const std::string& path) {
-    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-    if (!f) return io_error("cannot open {}: {}", path, std::strerror(errno));
-    unsigned char pre[10];
-    if (std::fread(pre, 1, 8, f.get()) != 8 || std::memcmp(pre, kMagic, kMagicLen) != 0) {
+Result<NpyHeader> read_npy_header(std::FILE* f, const std::string& path, uint64_t file_size) {
+    unsigned char pre[12];
+    if (std::fread(pre, 1, 8, f) != 8 || std::memcmp(pre, kMagic, kMagicLen) != 0) {
         return invalid("{}: not an NPY file (bad magic)", path);
     }
-    int major = pre[6];
-    size_t header_len = 0;
+    const int major = pre[6];
+    size_t prefix = 0;
+    uint64_t header_len = 0;
     if (major == 1) {
-        if (std::fread(pre + 8, 1, 2, f.get()) != 2)
-            return invalid("{}: truncated NPY header", path);
-        header_len = pre[8] | (static_cast<size_t>(pre[9]) << 8);
+        if (std::fread(pre + 8, 1, 2, f) != 2) return invalid("{}: truncated NPY header", path);
+        header_len = pre[8] | (static_cast<uint64_t>(pre[9]) << 8);
+        prefix = 10;
     } else if (major == 2 || major == 3) {
-        unsigned char l4[4];
-        if (std::fread(l4, 1, 4, f.get()) != 4) return invalid("{}: truncated NPY header", path);
-        header_len = l4[0] | (static_cast<size_t>(l4[1]) << 8) |
-                     (static_cast<size_t>(l4[2]) << 16) | (static_cast<size_t>(l4[3]) << 24);
+        if (std::fread(pre + 8, 1, 4, f) != 4) return invalid("{}: truncated NPY header", path);
+        header_len = pre[8] | (static_cast<uint64_t>(pre[9]) << 8) |
+                     (static_cast<uint64_t>(pre[10]) << 16) |
+                     (static_cast<uint64_t>(pre[11]) << 24);
+        prefix = 12;
     } else {
-        return unsupported("{}: NPY version {}.{} is not supported", path, major, pre[7]);
+        return unsupported("{}: NPY format version {}.{} is not supported (only 1.0, 2.0 and 3.0)",
+                           path, major, static_cast<int>(pre[7]));
     }
-    std::string header(header_len, '\0');
-    if (std::fread(header.data(), 1, header_len, f.get()) != header_len) {
+    // The header length is checked against the file and a limit before it is allocated.
+    if (header_len > kMaxNpyHeaderBytes) {
+        return invalid("{}: NPY header length {} is above the limit of {} bytes", path, header_len,
+                       kMaxNpyHeaderBytes);
+    }
+    if (prefix + header_len > file_size) {
+        return invalid("{}: truncated NPY header: it declares {} bytes, the file has {} after the "
+                       "preamble", path, header_len, file_size - std::min<uint64_t>(file_size, prefix));
+    }
+    std::string header(static_cast<size_t>(header_len), '\0');
+    if (std::fread(header.data(), 1, header.size(), f) != header.size()) {
         return invalid("{}: truncated NPY header", path);
     }
     std::string descr, fortran, shape_text;
     if (!find_value(header, "descr", descr) || !find_value(header, "fortran_order", fortran) ||
         !find_value(header, "shape", shape_text)) {
-        return invalid("{}: malformed NPY header '{}'", path, header);
+        std::string shown = header.substr(0, 200);
+        for (char& c : shown) {
+            if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) c = '?';
+        }
+        return invalid("{}: malformed NPY header '{}' (needs 'descr', 'fortran_order' and "
+                       "'shape')", path, shown);
     }
-    LOWBIT_ASSIGN(DType dtype, parse_descr(path, descr));
-    if (fortran != "False") {
-        return unsupported("{}: fortran_order={} NPY arrays are not supported", path, fortran);
+    NpyHeader h;
+    LOWBIT_ASSIGN(h.dtype, parse_descr(path, descr));
+    if (fortran == "True") {
+        return unsupported("{}: fortran_order=True NPY arrays are not supported", path);
     }
-    LOWBIT_ASSIGN(Shape shape, parse_shape(path, shape_text));
-    for (int64_t d : shape) {
-        if (d < 0) return invalid("{}: negative NPY dimension in {}", path, shape_str(shape));
+    if (fortran != "False") return invalid("{}: malformed NPY fortran_order '{}'", path, fortran);
+    LOWBIT_ASSIGN(h.shape, parse_shape(path, shape_text));
+    LOWBIT_ASSIGN(h.data_bytes, checked_nbytes(h.dtype, h.shape, path));
+    h.data_offset = prefix + header_len;
+    if (h.data_offset + h.data_bytes > file_size) {
+        return invalid("{}: truncated NPY data: {} {} needs {} bytes, the file holds {}", path,
+                       dtype_name(h.dtype), shape_str(h.shape), h.data_bytes,
+                       file_size - h.data_offset);
     }
-    Tensor t(dtype, shape);
-    size_t n = t.nbytes();
+    return h;
+}
+
+Result<Tensor> read_npy(const std::string& path) {
+    LOWBIT_ASSIGN(const uint64_t file_size, regular_file_size(path));
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+    if (!f) return io_error("cannot open {}: {}", path, std::strerror(errno));
+    LOWBIT_ASSIGN(NpyHeader h, read_npy_header(f.get(), path, file_size));
+    Tensor t(h.dtype, h.shape);
+    const size_t n = static_cast<size_t>(h.data_bytes);
     if (n > 0 && std::fread(t.raw(), 1, n, f.get()) != n) {
         return invalid("{}: truncated NPY data: expected {} bytes for {} {}", path, n,
-                       dtype_name(dtype), shape_str(shape));
+                       dtype_name(h.dtype), shape_str(h.shape));
     }
     return t;
 }

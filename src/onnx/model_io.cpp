@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/checked.h"
 #include "core/fs.h"
 #include "core/half.h"
 #include "ir/validate.h"
@@ -20,6 +21,49 @@ void copy_field(const Src& src, Dst* dst, int64_t n) {
     for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<Dst>(src.Get(static_cast<int>(i)));
 }
 
+// Resolves an external-data `location` inside the model's folder, as the ONNX specification
+// requires (onnx/external_data_helper: a relative path, no "..", no way out through a symlink).
+Result<fs::path> confined_location(const std::string& location, const std::string& base_dir,
+                                   const std::string& tname) {
+    if (location.empty()) return invalid("tensor '{}': external data without location", tname);
+    if (location.find('\0') != std::string::npos) {
+        return invalid("tensor '{}': external data location contains a NUL byte", tname);
+    }
+    const fs::path rel(location);
+    if (rel.is_absolute() || rel.has_root_name() || rel.has_root_directory()) {
+        return invalid("tensor '{}': external data location '{}' is an absolute path; ONNX allows "
+                       "only paths relative to the model's folder", tname, location);
+    }
+    for (const auto& part : rel) {
+        if (part == "..") {
+            return invalid("tensor '{}': external data location '{}' leaves the model's folder "
+                           "('..')", tname, location);
+        }
+    }
+    const fs::path base = base_dir.empty() ? fs::path(".") : fs::path(base_dir);
+    const fs::path file = base / rel;
+    std::error_code ec;
+    const fs::path real_base = fs::canonical(base, ec);
+    if (ec) return io_error("tensor '{}': cannot resolve the model's folder '{}': {}", tname,
+                            base.string(), ec.message());
+    const fs::path real_file = fs::canonical(file, ec);
+    if (ec) {
+        return io_error("tensor '{}': cannot open external data file '{}': {}", tname,
+                        file.string(), ec.message());
+    }
+    const fs::path inside = real_file.lexically_relative(real_base);
+    if (inside == ".") {
+        return invalid("tensor '{}': external data location '{}' is the model's folder, not a file",
+                       tname, location);
+    }
+    if (inside.empty() || *inside.begin() == "..") {
+        return invalid("tensor '{}': external data file '{}' resolves to '{}', outside the model's "
+                       "folder (through a symbolic link)", tname, file.string(),
+                       real_file.string());
+    }
+    return file;
+}
+
 Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& base_dir) {
     const std::string tname = p.name().empty() ? "(unnamed tensor)" : p.name();
     if (!dtype_known(p.data_type())) {
@@ -29,34 +73,47 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
     if (p.has_segment()) return unsupported("tensor '{}' is segmented; not supported", tname);
     const DType dt = static_cast<DType>(p.data_type());
     Shape shape(p.dims().begin(), p.dims().end());
-    for (int64_t d : shape) {
-        if (d < 0) return invalid("tensor '{}' has negative dimension in {}", tname, shape_str(shape));
-    }
-    Tensor t(dt, shape);
-    const int64_t n = t.numel();
-    const size_t nbytes = t.nbytes();
+    // Every size below is checked (overflow, limit, what the file holds) before allocating.
+    LOWBIT_ASSIGN(const uint64_t nbytes64,
+                  checked_nbytes(dt, shape, fmt::format("tensor '{}'", tname)));
+    const size_t nbytes = static_cast<size_t>(nbytes64);
+    const int64_t n = shape_numel(shape);
 
     if (p.data_location() == onnx::TensorProto::EXTERNAL) {
         std::string location;
         int64_t offset = 0, length = -1;
         for (const auto& kv : p.external_data()) {
-            if (kv.key() == "location") location = kv.value();
-            else if (kv.key() == "offset") offset = std::stoll(kv.value());
-            else if (kv.key() == "length") length = std::stoll(kv.value());
+            if (kv.key() == "location") {
+                location = kv.value();
+            } else if (kv.key() == "offset" || kv.key() == "length") {
+                int64_t v = 0;
+                if (!parse_size(kv.value(), &v)) {
+                    return invalid("tensor '{}': external data {} '{}' is not a non-negative "
+                                   "integer", tname, kv.key(), kv.value());
+                }
+                (kv.key() == "offset" ? offset : length) = v;
+            }
         }
-        if (location.empty()) return invalid("tensor '{}': external data without location", tname);
-        fs::path file = fs::path(base_dir) / location;
-        std::ifstream in(file, std::ios::binary);
-        if (!in) return io_error("tensor '{}': cannot open external data file '{}'", tname, file.string());
-        if (length >= 0 && static_cast<size_t>(length) != nbytes) {
+        LOWBIT_ASSIGN(fs::path file, confined_location(location, base_dir, tname));
+        if (length >= 0 && static_cast<uint64_t>(length) != nbytes64) {
             return invalid("tensor '{}': external data length {} != {} bytes for {} {}", tname,
                            length, nbytes, dtype_name(dt), shape_str(shape));
         }
+        LOWBIT_ASSIGN(const uint64_t fsize, regular_file_size(file.string()));
+        uint64_t end = 0;
+        if (!checked_add(static_cast<uint64_t>(offset), nbytes64, &end) || end > fsize) {
+            return invalid("tensor '{}': external data file '{}' holds {} bytes; offset {} + {} "
+                           "bytes for {} {} runs past its end", tname, file.string(), fsize,
+                           offset, nbytes, dtype_name(dt), shape_str(shape));
+        }
+        std::ifstream in(file, std::ios::binary);
+        if (!in) return io_error("tensor '{}': cannot open external data file '{}'", tname, file.string());
+        Tensor t(dt, shape);
         in.seekg(offset);
         in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(nbytes));
         if (static_cast<size_t>(in.gcount()) != nbytes) {
-            return io_error("tensor '{}': external data file '{}' is too short (offset {}, need {} "
-                            "bytes)", tname, file.string(), offset, nbytes);
+            return io_error("tensor '{}': cannot read {} bytes at offset {} of external data file "
+                            "'{}'", tname, nbytes, offset, file.string());
         }
         return t;
     }
@@ -65,6 +122,7 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
             return invalid("tensor '{}': raw_data has {} bytes, expected {} for {} {}", tname,
                            p.raw_data().size(), nbytes, dtype_name(dt), shape_str(shape));
         }
+        Tensor t(dt, shape);
         if (nbytes) std::memcpy(t.raw(), p.raw_data().data(), nbytes);
         return t;
     }
@@ -76,6 +134,21 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
         }
         return Status::ok();
     };
+    // The typed field's count is checked against n before the tensor is allocated: a declared
+    // shape larger than the values present never allocates.
+    {
+        int64_t have = 0;
+        switch (dt) {
+            case DType::Float32: have = p.float_data_size(); break;
+            case DType::Float64: have = p.double_data_size(); break;
+            case DType::Int64: have = p.int64_data_size(); break;
+            case DType::UInt32:
+            case DType::UInt64: have = p.uint64_data_size(); break;
+            default: have = p.int32_data_size(); break;
+        }
+        LOWBIT_TRY(check(have));
+    }
+    Tensor t(dt, shape);
     switch (dt) {
         case DType::Float32:
             LOWBIT_TRY(check(p.float_data_size()));

@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "core/path_guard.h"
+#include "data/coco.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
 #include "pipeline/quantize_variants.h"

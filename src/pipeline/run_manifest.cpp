@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "core/fs.h"
+#include "core/json_at.h"
 
 namespace lowbit::pipeline {
 
@@ -131,19 +132,43 @@ nlohmann::json read_manifest(const std::string& root, const std::string& step) {
     return j;
 }
 
+Result<std::optional<StepRecord>> read_step_record(const std::string& root,
+                                                   const std::string& step) {
+    const std::string path = manifest_path(root, step);
+    std::error_code ec;
+    if (!fs::exists(path, ec)) return std::optional<StepRecord>();
+    LOWBIT_ASSIGN(std::string text, read_file(path, kMaxJsonDocumentBytes));
+    LOWBIT_ASSIGN(StepRecord r, parse_step_record(text, path));
+    return std::optional<StepRecord>(std::move(r));
+}
+
+Result<StepRecord> parse_step_record(const std::string& text, const std::string& path) {
+    LOWBIT_ASSIGN(nlohmann::json doc, parse_json_text(text, path));
+    const JsonAt m = json_root(doc, path);
+    LOWBIT_TRY(m.expect_object());
+    StepRecord r;
+    LOWBIT_ASSIGN(JsonAt in, m.at("input_fingerprint"));
+    LOWBIT_ASSIGN(r.input_fingerprint, in.string());
+    LOWBIT_ASSIGN(JsonAt out, m.at("output_fingerprint"));
+    LOWBIT_ASSIGN(r.output_fingerprint, out.string());
+    LOWBIT_ASSIGN(r.seconds, m.number_or("seconds", 0.0));
+    if (r.seconds < 0) return invalid("{}: seconds: must be >= 0, found {}", path, r.seconds);
+    return r;
+}
+
 Result<StepState> check_step(Fingerprinter& fp, const std::string& root, const StepSpec& step) {
-    const nlohmann::json m = read_manifest(root, step.name);
-    if (m.is_null() || !m.contains("input_fingerprint") || !m.contains("output_fingerprint")) {
-        return StepState::NeverRun;
-    }
+    // A missing or damaged record (bad JSON, a value of the wrong type) means: run it again.
+    auto rec = read_step_record(root, step.name);
+    if (!rec || !rec->has_value()) return StepState::NeverRun;
+    const StepRecord& m = **rec;
     std::error_code ec;
     for (const std::string& out : step.outputs) {
         if (!fs::exists(out, ec)) return StepState::OutputsMissing;
     }
     LOWBIT_ASSIGN(std::string in, fp.fingerprint(step.argv, step.inputs));
-    if (m["input_fingerprint"] != in) return StepState::InputsChanged;
+    if (m.input_fingerprint != in) return StepState::InputsChanged;
     LOWBIT_ASSIGN(std::string out, fp.fingerprint({}, step.outputs));
-    if (m["output_fingerprint"] != out) return StepState::OutputsChanged;
+    if (m.output_fingerprint != out) return StepState::OutputsChanged;
     return StepState::UpToDate;
 }
 

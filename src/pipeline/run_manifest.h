@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -75,7 +76,21 @@ Status clear_step(const std::string& root, const std::string& step);
 Status record_step(Fingerprinter& fp, const std::string& root, const StepSpec& step,
                    double seconds);
 
-// The recorded manifest, or a null json when there is none.
+// The recorded manifest, or a null json when there is none (untyped; for tests and debugging).
 nlohmann::json read_manifest(const std::string& root, const std::string& step);
+
+// A step's manifest read with its types checked (core/json_at.h).
+struct StepRecord {
+    std::string input_fingerprint;
+    std::string output_fingerprint;
+    double seconds = 0;
+};
+// nullopt when the step has no manifest; an error naming the file and the key when the
+// manifest is there but is not valid JSON or has a value of the wrong type (a step whose record
+// is damaged is run again: check_step reports it as NeverRun).
+Result<std::optional<StepRecord>> read_step_record(const std::string& root,
+                                                   const std::string& step);
+// Parses a record's text; `path` names it in errors.
+Result<StepRecord> parse_step_record(const std::string& text, const std::string& path);
 
 }  // namespace lowbit::pipeline

@@ -119,10 +119,10 @@ Result<std::vector<StepOutcome>> run_steps(std::vector<Step>& steps, const std::
             auto state = check_step(fp, root, spec);
             if (!state) return state.status().with_context(s.name);
             if (*state == StepState::UpToDate) {
-                const nlohmann::json m = read_manifest(root, s.name);
+                auto rec = read_step_record(root, s.name);
                 std::fprintf(o.progress, "%s: up to date, skipped\n", tag.c_str());
                 out.status = StepStatus::Skipped;
-                out.recorded_seconds = m.value("seconds", 0.0);
+                out.recorded_seconds = rec && rec->has_value() ? (*rec)->seconds : 0.0;
                 outcomes.push_back(out);
                 continue;
             }

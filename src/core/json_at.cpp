@@ -1,10 +1,10 @@
-#include "report/json_read.h"
+#include "core/json_at.h"
 
 #include <cmath>
 
 #include "core/fs.h"
 
-namespace lowbit::report {
+namespace lowbit {
 
 namespace {
 
@@ -14,18 +14,27 @@ const char* type_name(const nlohmann::json& v) {
     if (v.is_number()) return "a number";
     if (v.is_string()) return "a string";
     if (v.is_array()) return "an array";
+    if (v.is_binary()) return "binary data";
     return "an object";
 }
 
 }  // namespace
 
-Result<nlohmann::json> read_json_file(const std::string& path) {
-    LOWBIT_ASSIGN(std::string text, read_file(path));
+Result<nlohmann::json> parse_json_text(const std::string& text, const std::string& what) {
     try {
         return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-        return invalid("{}: not valid JSON (byte {}): {}", path, e.byte, e.what());
+    } catch (const nlohmann::json::exception& e) {
+        // parse_error carries the byte; other nlohmann errors (e.g. invalid UTF-8) do not.
+        if (const auto* pe = dynamic_cast<const nlohmann::json::parse_error*>(&e)) {
+            return invalid("{}: not valid JSON (byte {}): {}", what, pe->byte, e.what());
+        }
+        return invalid("{}: not valid JSON: {}", what, e.what());
     }
+}
+
+Result<nlohmann::json> read_json_file(const std::string& path, uint64_t max_bytes) {
+    LOWBIT_ASSIGN(std::string text, read_file(path, max_bytes));
+    return parse_json_text(text, path);
 }
 
 Status JsonAt::type_error(const char* expected) const {
@@ -64,12 +73,26 @@ Result<double> JsonAt::number() const {
 }
 
 Result<int64_t> JsonAt::integer() const {
+    if (v->is_number_unsigned()) {
+        const uint64_t u = v->get<uint64_t>();
+        if (u > static_cast<uint64_t>(INT64_MAX)) return type_error("an integer that fits in 64 bits");
+        return static_cast<int64_t>(u);
+    }
     if (v->is_number_integer()) return v->get<int64_t>();
     if (v->is_number_float()) {
         double d = v->get<double>();
-        if (std::isfinite(d) && d == std::floor(d)) return static_cast<int64_t>(d);
+        // 2^63 itself does not fit; the cast of anything in the open range is defined.
+        if (std::isfinite(d) && d == std::floor(d) && d >= -9223372036854775808.0 &&
+            d < 9223372036854775808.0) {
+            return static_cast<int64_t>(d);
+        }
     }
     return type_error("an integer");
+}
+
+Result<bool> JsonAt::boolean() const {
+    if (!v->is_boolean()) return type_error("a boolean");
+    return v->get<bool>();
 }
 
 Status JsonAt::expect_array() const {
@@ -80,4 +103,19 @@ Status JsonAt::expect_object() const {
     return v->is_object() ? Status::ok() : type_error("an object");
 }
 
-}  // namespace lowbit::report
+Result<std::string> JsonAt::string_or(const std::string& name, const std::string& fallback) const {
+    auto m = find(name);
+    return m ? m->string() : Result<std::string>(fallback);
+}
+
+Result<double> JsonAt::number_or(const std::string& name, double fallback) const {
+    auto m = find(name);
+    return m ? m->number() : Result<double>(fallback);
+}
+
+Result<int64_t> JsonAt::integer_or(const std::string& name, int64_t fallback) const {
+    auto m = find(name);
+    return m ? m->integer() : Result<int64_t>(fallback);
+}
+
+}  // namespace lowbit
