@@ -144,6 +144,7 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     info.max_det = o.max_det;
     info.pre_nms_topk = o.pre_nms_topk;
     info.threads = o.threads;
+    info.kernels = (*ex)->kernel_report();
     return run;
 }
 
