@@ -301,6 +301,28 @@ OpCase simple(const std::string& op, const std::string& entry, std::vector<Tenso
     return c;
 }
 
+// Per-tensor int8 QuantizeLinear / DequantizeLinear with zero point 0: bit-exact (ties and saturation
+// included: inputs reach 3x the int8 range, and some lie exactly on half steps).
+std::vector<OpCase> qdq_cases() {
+    std::vector<OpCase> v;
+    Tensor x = rnd({1, 16, 21, 19}, 800, -8.0f, 8.0f);
+    for (int64_t i = 0; i < x.numel(); i += 7) x.data<float>()[i] = 0.5f * (i % 40 - 20) * 0.02f;
+    for (Layout l : {Layout::Plain, Layout::Nhwc}) {
+        OpCase q = simple("QuantizeLinear", "qdq_int8", {x, f32({}, {0.02f}), i8({}, {0})}, {},
+                          fmt::format("int8 scale 0.02 1x16x21x19 {}", layout_name(l)), kExact);
+        q.call.constant_inputs = {1, 2};
+        q.stored = {l};
+        v.push_back(q);
+    }
+    OpCase d = simple("DequantizeLinear", "qdq_int8",
+                      {random_tensor(DType::Int8, {1, 8, 33, 17}, 801), f32({}, {0.037f}),
+                       i8({}, {0})},
+                      {}, "int8 scale 0.037 1x8x33x17", kExact);
+    d.call.constant_inputs = {1, 2};
+    v.push_back(d);
+    return v;
+}
+
 std::vector<OpCase> nhwc_cases() {
     std::vector<OpCase> v;
     {
@@ -425,7 +447,7 @@ std::vector<OpCase> float16_cases() {
 
 std::vector<OpCase> all_cases() {
     std::vector<OpCase> v;
-    for (auto* make : {conv_cases, qconv_cases, elementwise_cases, nhwc_cases, plain_cases,
+    for (auto* make : {conv_cases, qconv_cases, qdq_cases, elementwise_cases, nhwc_cases, plain_cases,
                        float16_cases}) {
         for (OpCase& c : make()) v.push_back(std::move(c));
     }

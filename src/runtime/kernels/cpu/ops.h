@@ -32,6 +32,11 @@ std::unique_ptr<FastOp> make_qconv(DnnlState& dnnl, const Node& node, std::span<
                                    const Operand& conv_out, const ConvFusion& fusion,
                                    int n_threads);
 
+// qdq.cpp: QuantizeLinear float32 -> int8 / DequantizeLinear int8 -> float32, per-tensor
+// constant scale, zero point 0, operand and result of one shape (any layout).
+std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand> ins,
+                                      const Operand& out);
+
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
                                     const Operand& out, std::vector<std::string>& warnings);

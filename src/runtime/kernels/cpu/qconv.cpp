@@ -26,12 +26,9 @@
 #include <mutex>
 #include <tuple>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
+#include "runtime/kernels/cpu/qdq_math.h"
 #include "runtime/kernels/cpu/vmath.h"
 
 namespace lowbit::cpu {
@@ -46,25 +43,6 @@ constexpr double kChunkAccBytes = 256.0 * 1024;
 // Below this much work per chunk the call overhead dominates (int8 runs ~4x float32's rate).
 constexpr double kMinChunkSeconds = 20e-6;
 constexpr double kOpsPerSecond = 800e9;
-
-// y[i] = saturate(round_half_even(v[i] / s)) as int8 (QuantizeLinear's arithmetic).
-void quantize_s8(const float* v, int8_t* y, int64_t n, float s) {
-    int64_t i = 0;
-#if defined(__AVX512F__)
-    const __m512 vs = _mm512_set1_ps(s);
-    for (; i + 16 <= n; i += 16) {
-        __m512 q = _mm512_div_ps(_mm512_loadu_ps(v + i), vs);
-        q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
-                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(q)));
-    }
-#endif
-    for (; i < n; ++i) {
-        const float q = std::nearbyint(v[i] / s);
-        y[i] = static_cast<int8_t>(std::isnan(q) ? -128.0f : std::clamp(q, -128.0f, 127.0f));
-    }
-}
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
