@@ -128,8 +128,9 @@ public:
             const auto t = static_cast<size_t>(thread);
             for (int64_t b = 0; b < x_[0]; ++b) {
                 const int64_t y0 = b * y_image + c.oh0 * y_row;  // first output element
-                auto* acc = out_q_ ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
-                                   : static_cast<float*>(out[0].raw()) + y0;
+                auto* acc = out_q_ || !dense_
+                                ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
+                                : static_cast<float*>(out[0].raw()) + y0;
                 try {
                     c.src.set_data_handle(const_cast<int8_t*>(x + b * x_image + c.ih0 * x_row));
                     c.dst.set_data_handle(acc);
@@ -146,14 +147,72 @@ public:
                     failed = true;
                     return;
                 }
-                epilogue(acc, (c.oh1 - c.oh0) * y_[3], res, y0, out[0], y0);
+                const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
+                const char* result = epilogue(acc, pixels, res, y0, out[0], y0, thread);
+                // Channel-range outputs (a folded Split) and in-place concat slices.
+                const size_t elem = out_q_ ? 1 : 4;
+                const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
+                for (const auto& [k, spec] : outs_) {
+                    const char* from = result + spec.c0 * elem;
+                    const int64_t width = spec.c1 - spec.c0;
+                    if (k != 0 && spec.dense) {
+                        copy_channel_rows(from, c_out,
+                                          static_cast<char*>(out[k].raw()) + p0 * width * elem,
+                                          width, pixels, width, elem);
+                    }
+                    for (const ConcatSlice& sl : spec.slices) {
+                        char* d = static_cast<char*>(out[sl.slot].raw()) +
+                                  (p0 * sl.total + sl.offset) * elem;
+                        copy_channel_rows(from, c_out, d, sl.total, pixels, width, elem);
+                    }
+                }
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
-    std::string describe() const override { return what_; }
+    std::string describe() const override {
+        std::string extra;
+        for (const auto& [k, spec] : outs_) {
+            if (k != 0) extra = " +split";
+        }
+        for (const auto& [k, spec] : outs_) {
+            if (!spec.slices.empty()) {
+                extra += dense_ ? " +concat" : " >concat";
+                break;
+            }
+        }
+        return what_ + extra;
+    }
+
+    bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                          bool keep_dense) override {
+        auto it = outs_.find(out);
+        if (it == outs_.end()) return false;
+        it->second.slices.push_back({out, slot, offset, total});
+        if (!keep_dense) drop_dense(out);
+        return true;
+    }
+
+    bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) override {
+        if (out != 0 || c0 < 0 || c1 > y_[1] || c0 >= c1 || outs_.count(slot)) return false;
+        outs_[slot] = {c0, c1, true, {}};
+        return true;
+    }
+
+    void drop_dense(size_t out) override {
+        auto it = outs_.find(out);
+        if (it == outs_.end() || !it->second.dense) return;
+        it->second.dense = false;
+        if (out != 0) return;
+        // The result then lives only in per-thread chunk buffers until the epilogue has copied
+        // it to its other destinations.
+        dense_ = false;
+        const size_t pixels = static_cast<size_t>(max_rows_ * y_[3] * y_[1]);
+        dnnl_.reserve(Workspace::ChunkOut, pixels * 4);
+        if (out_q_) dnnl_.reserve(Workspace::BlockedDst, pixels);
+    }
 
 private:
     struct Part {
@@ -164,9 +223,10 @@ private:
     };
 
     // acc: `pixels` NHWC pixels of float32 sums already scaled by s_x * s_w[m]; writes the
-    // output elements from `y0` on.
-    void epilogue(float* acc, int64_t pixels, const void* res, int64_t r0, Tensor& out,
-                  int64_t y0) const {
+    // output elements from `y0` on (or, when the output is not dense, a per-thread buffer).
+    // Returns where the chunk's result is.
+    const char* epilogue(float* acc, int64_t pixels, const void* res, int64_t r0, Tensor& out,
+                         int64_t y0, int thread) const {
         const int64_t c_out = y_[1];
         const int64_t len = pixels * c_out;
         if (!bias_.empty()) {
@@ -185,7 +245,11 @@ private:
                 for (int64_t i = 0; i < len; ++i) acc[i] += r[i];
             }
         }
-        if (out_q_) quantize_s8(acc, static_cast<int8_t*>(out.raw()) + y0, len, y_scale_);
+        if (!out_q_) return reinterpret_cast<const char*>(acc);
+        auto* y = dense_ ? static_cast<int8_t*>(out.raw()) + y0
+                         : static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
+        quantize_s8(acc, y, len, y_scale_);
+        return reinterpret_cast<const char*>(y);
     }
 
     memory::desc nhwc(int64_t c, int64_t rows, int64_t w, DT dt) const {
@@ -247,9 +311,11 @@ private:
                 memory(nhwc(y_[1], c.oh1 - c.oh0, y_[3], DT::f32), dnnl_.engine, DNNL_MEMORY_NONE);
             max_rows = std::max(max_rows, c.oh1 - c.oh0);
         }
+        max_rows_ = max_rows;
         if (out_q_) {
             dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * y_[1] * y_[3]) * 4);
         }
+        outs_[0] = {0, y_[1], true, {}};
     }
 
     void add_part(const dnnl::convolution_forward::primitive_desc& pd) {
@@ -301,6 +367,16 @@ private:
     std::vector<memory> weights_;
     std::vector<Part> parts_;
     std::vector<Chunk> chunks_;
+    int64_t max_rows_ = 0;
+    // Destinations by step output index: 0 is the result itself; others are channel ranges of
+    // it (a folded Split). Each may also feed in-place concat slices.
+    struct OutSpec {
+        int64_t c0 = 0, c1 = 0;
+        bool dense = true;
+        std::vector<ConcatSlice> slices;
+    };
+    std::map<size_t, OutSpec> outs_;
+    bool dense_ = true;  // outs_[0] is written to the output tensor
 };
 
 }  // namespace
