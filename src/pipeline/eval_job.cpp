@@ -51,7 +51,7 @@ Status resolve_eval_data(EvalJob& o) {
                 "no data given and the bundled val set (assets/val/instances_val.json + "
                 "assets/val/images) was not found{}; pass --data-root DIR (COCO layout) or "
                 "--ann FILE --images DIR",
-                assets.empty() ? "" : " under " + assets);
+                assets_not_found_note());
         }
         o.ann = ann.string();
         o.images = img.string();
@@ -99,7 +99,16 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     xo.n_threads = o.threads;
     xo.reference_only = o.reference;
     apply_engine_switches(o.engine, xo);
-    if (!fixed) xo.input_shapes[input->name] = {1, 3, eo.imgsz, eo.imgsz};
+    if (o.batch < 1) return invalid("--batch {}: must be positive", o.batch);
+    eo.batch = o.batch;
+    if (o.batch > 1 && input->has_shape && !input->dims.empty() && input->dims[0].is_fixed() &&
+        input->dims[0].value != o.batch) {
+        return invalid(
+            "{}: --batch {}: input '{}' has a fixed batch size {} ({}); batches need a model "
+            "exported with a dynamic batch dimension",
+            o.model, o.batch, input->name, input->dims[0].value, input->shape_str());
+    }
+    if (!fixed || o.batch > 1) xo.input_shapes[input->name] = {o.batch, 3, eo.imgsz, eo.imgsz};
     auto ex = Executor::create(model, xo);
     if (!ex) return ex.status().with_context(o.model);
 
@@ -138,6 +147,7 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     info.imgsz = eo.imgsz;
     info.max_images = o.max_images;
     info.warmup_runs = o.warmup_runs;
+    info.batch = o.batch;
     info.skip_latency = o.skip_latency;
     info.conf = o.conf;
     info.iou = o.iou;

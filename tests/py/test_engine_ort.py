@@ -5,8 +5,8 @@ Every model runs through `lowbit smoke MODEL --input ... --save-outputs` twice (
 must agree with ORT's within 1e-4 of the output's largest magnitude.
 
 - Single-op models with odd shapes, built with onnx.helper. Ops whose fast path keeps NHWC data
-  (MaxPool, Resize, Concat, Split, elementwise) are also tested behind a Conv, which is what puts
-  their input in NHWC.
+  (MaxPool, GlobalAveragePool, BatchNormalization, Resize, Concat, Split, elementwise) are also
+  tested behind a Conv, which is what puts their input in NHWC.
 - The committed random-weight YOLOv10m fixtures (width 0.1875), raw head and end-to-end, with a
   seeded image-like input in [0, 1); the full-width models when tools/export_fixtures.py made
   them. End-to-end outputs [1, 300, 6] are TopK results: the sorted score columns must agree and
@@ -203,6 +203,25 @@ def maxpool_sppf(g, behind_conv):
     y1 = g.op("MaxPool", [x], kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2])
     y2 = g.op("MaxPool", [y1], kernel_shape=[2, 3], strides=[1, 2], dilations=[2, 1])
     return inputs, [g.op("Concat", [x, y1], axis=1), y2]
+
+
+@op_case
+def squeeze_excitation(g, behind_conv):
+    inputs, x = nhwc_source(g, 12, (9, 7)) if behind_conv else ([("x", [1, 12, 9, 7])], "x")
+    pooled = g.op("GlobalAveragePool", [x])
+    s = g.conv(pooled, 12, 4, k=(1, 1), silu=False)
+    s = g.conv(g.op("Relu", [s]), 4, 12, k=(1, 1), silu=False)
+    return inputs, [pooled, g.op("Mul", [x, g.op("HardSigmoid", [s], alpha=1 / 6, beta=0.5)])]
+
+
+@op_case
+def batchnorm_unfolded(g, behind_conv):
+    inputs, x = nhwc_source(g, 10, (9, 11)) if behind_conv else ([("x", [1, 10, 9, 11])], "x")
+    rng = np.random.default_rng(7)
+    scale, bias, mean = (g.const(rng.uniform(-1, 1, 10).astype(np.float32)) for _ in range(3))
+    var = g.const(rng.uniform(0.1, 2, 10).astype(np.float32))
+    y = g.op("BatchNormalization", [x, scale, bias, mean, var], epsilon=1e-3)
+    return inputs, [g.op("Relu", [y])]
 
 
 @op_case
