@@ -224,10 +224,7 @@ nlohmann::ordered_json eval_metrics_json(const EvalRunInfo& info, const EvalResu
     m["num_detections"] = r.detections.size();
     m["stats"] = s;
     j["metrics"] = m;
-    j["latency"] = {{"mean_ms", r.latency.mean_ms},
-                    {"median_ms", r.latency.median_ms},
-                    {"p90_ms", r.latency.p90_ms},
-                    {"throughput_fps", r.latency.throughput_fps}};
+    j["latency"] = latency_json(r.latency);
     j["output"] = r.output_name;
     j["head"] = r.layout.describe();
     j["sigmoid_applied"] = r.sigmoid_applied;

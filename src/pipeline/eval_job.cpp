@@ -165,6 +165,12 @@ void print_eval_result(const EvalResult& r, std::FILE* out) {
     std::fprintf(out, "latency mean %.3f ms  median %.3f ms  p90 %.3f ms  %.3f FPS\n",
                  r.latency.mean_ms, r.latency.median_ms, r.latency.p90_ms,
                  r.latency.throughput_fps);
+    std::fprintf(out,
+                 "latency spread %.3f ms  p10 %.3f ms  median %.0f%% CI %.3f..%.3f ms  (%lld "
+                 "samples)\n",
+                 r.latency.spread_ms, r.latency.p10_ms, 100 * r.latency.median_ci_level,
+                 r.latency.median_ci_low_ms, r.latency.median_ci_high_ms,
+                 static_cast<long long>(r.latency.samples));
     std::fflush(out);
 }
 

@@ -89,12 +89,6 @@ nlohmann::json output_stats(const std::string& name, const Tensor& t) {
     return j;
 }
 
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return percentile_linear(v, p);
-}
-
 }  // namespace
 
 Status run_job(const SmokeJob& o, std::FILE* out) {
@@ -230,9 +224,10 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
     nlohmann::json outs = nlohmann::json::array();
     for (size_t i = 0; i < outputs.size(); ++i)
         outs.push_back(output_stats(e.outputs()[i].name, outputs[i]));
-    double mean = 0;
-    for (double t : times) mean += t;
-    mean /= static_cast<double>(times.size());
+    const LatencyStats stats = latency_stats_ms(times);
+    nlohmann::json latency = {{"warmup_runs", o.warmup}, {"runs", times.size()}};
+    set_latency_fields(latency, stats);
+    latency["min_ms"] = *std::min_element(times.begin(), times.end());
     nlohmann::json summary = {
         {"model_name", fs::path(*path).stem().string()},
         {"model_path", *path},
@@ -243,13 +238,7 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
         {"input_source", o.inputs.empty() ? nlohmann::json("random") : nlohmann::json(o.inputs)},
         {"inputs", inputs_json},
         {"outputs", outs},
-        {"latency",
-         {{"warmup_runs", o.warmup},
-          {"runs", times.size()},
-          {"mean_ms", mean},
-          {"median_ms", percentile(times, 50)},
-          {"p90_ms", percentile(times, 90)},
-          {"min_ms", *std::min_element(times.begin(), times.end())}}},
+        {"latency", latency},
         {"runtime_ms", times.front()},
         {"peak_activation_bytes", e.peak_activation_bytes()}};
 
