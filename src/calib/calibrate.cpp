@@ -81,6 +81,8 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
         eo.n_threads = opts.n_threads;
         eo.profile = opts.profile;
         eo.conv_winograd = opts.conv_winograd;
+        // Ranges are measured on the float simulation of whatever Q/DQ the model holds.
+        eo.lowp_kernels = false;
         Shape s{b};
         s.insert(s.end(), sample.begin(), sample.end());
         eo.input_shapes[input->name] = s;

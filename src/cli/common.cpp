@@ -27,10 +27,16 @@ bool env_conv_winograd() {
     return e == nullptr || std::string(e) != "0";
 }
 
+// LOWBIT_LOWP_KERNELS=0: Q/DQ graphs run as their float simulation (no int8 kernels).
+bool env_lowp_kernels() {
+    const char* e = std::getenv("LOWBIT_LOWP_KERNELS");
+    return e == nullptr || std::string(e) != "0";
+}
+
 }  // namespace
 
 pipeline::EngineSwitches engine_switches_from_env() {
-    return {env_profile_level(), env_conv_winograd()};
+    return {env_profile_level(), env_conv_winograd(), env_lowp_kernels()};
 }
 
 Result<LoadedModel> open_model(const std::string& path, const ExecutorOptions& opts) {

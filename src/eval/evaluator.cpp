@@ -14,6 +14,7 @@
 #include "core/progress.h"
 #include "data/letterbox.h"
 #include "eval/class_map.h"
+#include "runtime/model_info.h"
 
 namespace lowbit {
 
@@ -280,6 +281,7 @@ nlohmann::ordered_json eval_metrics_json(const EvalRunInfo& info, const EvalResu
     j["class_map"] = r.class_map;
     j["backend"] = "cpu";
     j["threads"] = info.threads;
+    j["kernels"] = to_json(info.kernels);
     j["notes"] = r.notes;
     j["lowbit_version"] = LOWBIT_VERSION;
     return j;

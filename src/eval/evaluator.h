@@ -113,6 +113,7 @@ struct EvalRunInfo {
     int max_det = 300;
     int pre_nms_topk = 30000;
     int threads = 0;
+    KernelReport kernels;  // which kernels ran the model (runtime/kernel_report.h)
 };
 
 // metrics.json: the seed's keys in the seed's order (metrics.stats adds all 12 COCO stats),

@@ -11,6 +11,7 @@
 #include "onnx/model_io.h"
 #include "pipeline/job_inputs.h"
 #include "runtime/executor.h"
+#include "runtime/model_info.h"
 
 namespace lowbit::pipeline {
 
@@ -164,6 +165,7 @@ Result<EvalSetup> prepare_eval(EvalJob& o) {
     info.max_det = o.max_det;
     info.pre_nms_topk = o.pre_nms_topk;
     info.threads = o.threads;
+    info.kernels = s.ex->kernel_report();
     return s;
 }
 
@@ -183,7 +185,21 @@ nlohmann::ordered_json info_json(const EvalRunInfo& i) {
             {"skip_latency", i.skip_latency}, {"batch", i.batch},
             {"conf", i.conf},
             {"iou", i.iou},               {"max_det", i.max_det},
-            {"pre_nms_topk", i.pre_nms_topk}, {"threads", i.threads}};
+            {"pre_nms_topk", i.pre_nms_topk}, {"threads", i.threads},
+            {"kernels", to_json(i.kernels)}};
+}
+
+// The inverse of to_json(KernelReport) (runtime/model_info.h), for shard files.
+KernelReport kernel_report_from_json(const nlohmann::json& j) {
+    KernelReport r;
+    r.kernels = j.at("steps").get<std::map<std::string, int64_t>>();
+    r.qdq_convs = j.at("qdq_convs").get<int64_t>();
+    r.int8_convs = j.at("int8_convs").get<int64_t>();
+    r.dq_skipped = j.at("dq_skipped").get<int64_t>();
+    for (const auto& f : j.at("fallbacks")) {
+        r.fallbacks.push_back({f.at("node").get<std::string>(), f.at("reason").get<std::string>()});
+    }
+    return r;
 }
 
 EvalRunInfo info_from_json(const nlohmann::json& j) {
@@ -203,6 +219,7 @@ EvalRunInfo info_from_json(const nlohmann::json& j) {
     i.max_det = j.at("max_det").get<int>();
     i.pre_nms_topk = j.at("pre_nms_topk").get<int>();
     i.threads = j.at("threads").get<int>();
+    i.kernels = kernel_report_from_json(j.at("kernels"));
     return i;
 }
 

@@ -21,6 +21,7 @@ namespace lowbit::pipeline {
 void apply_engine_switches(const EngineSwitches& e, ExecutorOptions& eo) {
     eo.profile = e.profile;
     eo.conv_winograd = e.conv_winograd;
+    eo.lowp_kernels = e.lowp_kernels;
 }
 
 void apply_engine_switches(const EngineSwitches& e, calib::CalibRunOptions& ro) {

@@ -31,6 +31,7 @@ namespace lowbit::pipeline {
 struct EngineSwitches {
     int profile = 0;            // ExecutorOptions::profile
     bool conv_winograd = true;  // ExecutorOptions::conv_winograd
+    bool lowp_kernels = true;   // ExecutorOptions::lowp_kernels (LOWBIT_LOWP_KERNELS)
 };
 void apply_engine_switches(const EngineSwitches& e, ExecutorOptions& eo);
 void apply_engine_switches(const EngineSwitches& e, calib::CalibRunOptions& ro);

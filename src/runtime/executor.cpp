@@ -50,6 +50,7 @@ Executor::Impl::~Impl() {
         who.push_back(s.node == kNoNode ? s.in[0] : m.graph.nodes[s.node].name);
     }
     profile.print(pool.size(), labels, who);
+    fmt::print(stderr, "  {}\n", main->report.summary());
 }
 
 Status Executor::Impl::init(const Model& model, const ExecutorOptions& opts, bool keep) {
@@ -58,7 +59,8 @@ Status Executor::Impl::init(const Model& model, const ExecutorOptions& opts, boo
         backend = std::make_unique<cpu::CpuBackend>(pool.size(), opts.conv_winograd);
     }
     keep_tensors = keep;
-    ProgramKind kind{!reference_only, !reference_only && !keep_tensors, !keep_tensors};
+    ProgramKind kind{!reference_only, !reference_only && !keep_tensors, !keep_tensors,
+                     opts.lowp_kernels};
     LOWBIT_ASSIGN(main, build_program(m, backend.get(), pool, kind));
     profile.start(std::clamp(opts.profile, 0, 2), main->steps.size());
     return Status::ok();
@@ -263,6 +265,10 @@ void Executor::set_node_override(NodeOverride ov, const std::vector<size_t>& onl
         if (n < impl_->override_only.size()) impl_->override_only[n] = 1;
     }
 }
+const KernelReport& Executor::kernel_report() const {
+    return impl_->main->report;
+}
+
 size_t Executor::peak_activation_bytes() const {
     return impl_->main->arena_bytes;
 }

@@ -28,6 +28,7 @@
 #include "core/tensor.h"
 #include "core/thread_pool.h"
 #include "ir/graph.h"
+#include "runtime/kernel_report.h"
 
 namespace lowbit {
 
@@ -44,6 +45,10 @@ struct ExecutorOptions {
     // Winograd for the 3x3 stride-1 float32 convs of the fast path that allow it (kernels/cpu/
     // conv.cpp). (The CLI turns it off for LOWBIT_CONV_WINOGRAD=0.)
     bool conv_winograd = true;
+    // Low-precision kernels for Q/DQ graphs: int8 Q/DQ convs run as oneDNN int8 convolutions
+    // (runtime/fusion.h); false runs every Q/DQ graph as its float simulation (calibration and
+    // sensitivity need that). (The CLI turns it off for LOWBIT_LOWP_KERNELS=0.)
+    bool lowp_kernels = true;
 };
 
 using TensorObserver = std::function<void(size_t node_index, const Node& node,
@@ -88,6 +93,10 @@ public:
     void set_node_override(NodeOverride ov);
     void set_node_override(NodeOverride ov, const std::vector<size_t>& only_nodes,
                            TensorView view = TensorView::Plain);
+
+    // Which kernel runs each step of the main program, and the Q/DQ convs that fell back to
+    // the float simulation with the reason (runtime/kernel_report.h).
+    const KernelReport& kernel_report() const;
 
     // Peak bytes of the intermediate-tensor arena (what `lowbit info` reports).
     size_t peak_activation_bytes() const;

@@ -1,6 +1,9 @@
 #include "runtime/fusion.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <optional>
 
 namespace lowbit {
 
@@ -61,17 +64,143 @@ FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
     return m;
 }
 
+// A scalar float32 constant (a per-tensor scale), or nullopt.
+std::optional<float> scalar_f32(const FusionGraph& g, const std::string& name) {
+    const Tensor* t = name.empty() ? nullptr : g.constant(name);
+    if (!t || t->dtype() != DType::Float32 || t->numel() != 1) return std::nullopt;
+    return t->data<float>()[0];
+}
+
+// An absent zero point, or a constant of `dtype` that is all zeros.
+bool zero_point_zero(const FusionGraph& g, const Node& n, DType dtype) {
+    if (n.inputs.size() < 3 || n.inputs[2].empty()) return dtype == DType::UInt8;
+    const Tensor* t = g.constant(n.inputs[2]);
+    if (!t || t->dtype() != dtype) return false;
+    const auto* b = static_cast<const uint8_t*>(t->raw());
+    return std::all_of(b, b + t->nbytes(), [](uint8_t v) { return v == 0; });
+}
+
+// The Q/DQ conv (fusion.h). Returns a match with `quant` set, or one with only qdq_fallback
+// set (the anchor reads a DequantizeLinear output but is not an int8 pattern), or nothing.
+FusionMatch match_qdq_conv(const FusionGraph& g, size_t idx, const ProducedBefore& produced) {
+    const Node& node = g.graph.nodes[idx];
+    FusionMatch none;
+    if (node.op_type != "Conv" || node.outputs.size() != 1 || node.inputs.size() < 2) return none;
+    const Node* dq = g.runtime_producer(node.inputs[0], "DequantizeLinear");
+    if (!dq || dq->inputs.size() < 2) return none;
+    auto fallback = [&](std::string why) {
+        FusionMatch m;
+        m.qdq_fallback = std::move(why);
+        return m;
+    };
+    if (!g.lowp) return fallback("low-precision kernels off (ExecutorOptions::lowp_kernels)");
+    const std::string& xq = dq->inputs[0];
+    const DType xt = g.descs.at(xq).dtype;
+    if (xt == DType::Float8E4M3FN || xt == DType::Float8E5M2) {
+        return fallback(fmt::format("{} activations: no FP8 kernel (float simulation)",
+                                    dtype_name(xt)));
+    }
+    if (xt != DType::Int8) {
+        return fallback(fmt::format("{} activations: only symmetric int8 has a kernel",
+                                    dtype_name(xt)));
+    }
+    auto x_scale = scalar_f32(g, dq->inputs[1]);
+    if (!x_scale) return fallback("activation scale is not a float32 constant scalar");
+    if (!zero_point_zero(g, *dq, DType::Int8)) return fallback("activation zero point is not 0");
+    if (g.descs.at(node.inputs[0]).dtype != DType::Float32) {
+        return fallback("dequantized activations are not float32");
+    }
+    // The weights: a constant folded from DequantizeLinear(w_q int8, scale) at plan time.
+    auto wp = g.producer.find(node.inputs[1]);
+    const Node* wdq = wp == g.producer.end() ? nullptr : &g.graph.nodes[wp->second];
+    const Tensor* wq = wdq && wdq->op_type == "DequantizeLinear" && wdq->inputs.size() >= 2
+                           ? g.constant(wdq->inputs[0])
+                           : nullptr;
+    const Tensor* ws = wq ? g.constant(wdq->inputs[1]) : nullptr;
+    if (!wq || !ws || g.runtime.count(wp->second) || wq->dtype() != DType::Int8 ||
+        wq->rank() != 4 || ws->dtype() != DType::Float32) {
+        return fallback("weights are not a DequantizeLinear of constant int8 codes");
+    }
+    const int64_t m_out = wq->shape()[0];
+    const int64_t axis = wdq->attr_int("axis", 1);
+    if (!(ws->numel() == 1 || (ws->numel() == m_out && ws->rank() == 1 && axis == 0))) {
+        return fallback("weight scales are neither per tensor nor per output channel");
+    }
+    if (!zero_point_zero(g, *wdq, DType::Int8)) return fallback("weight zero point is not 0");
+
+    FusionMatch m = match_conv_silu_residual(g, idx, produced);
+    auto spec = std::make_shared<cpu::QuantConvSpec>();
+    spec->w_codes = wq;
+    spec->x_scale = *x_scale;
+    spec->w_scale.resize(static_cast<size_t>(m_out));
+    for (int64_t k = 0; k < m_out; ++k) {
+        spec->w_scale[static_cast<size_t>(k)] = ws->data<float>()[ws->numel() == 1 ? 0 : k];
+    }
+    m.inputs[0] = xq;
+    if (m.conv.residual) {
+        const Node* rdq = g.runtime_producer(m.inputs[3], "DequantizeLinear");
+        if (rdq && rdq->inputs.size() >= 2 && g.descs.at(rdq->inputs[0]).dtype == DType::Int8 &&
+            zero_point_zero(g, *rdq, DType::Int8) && produced(rdq->inputs[0])) {
+            if (auto rs = scalar_f32(g, rdq->inputs[1])) {
+                spec->residual_q = true;
+                spec->r_scale = *rs;
+                m.inputs[3] = rdq->inputs[0];
+            }
+        }
+    }
+    // A QuantizeLinear (int8, per tensor, zero point 0) reading the result alone ends it.
+    const std::string& t = m.outputs[0];
+    const std::vector<size_t>* readers = g.consumers_of(t);
+    if (readers && readers->size() == 1 && !g.graph_outputs.count(t)) {
+        const size_t qi = (*readers)[0];
+        const Node& q = g.graph.nodes[qi];
+        if (q.op_type == "QuantizeLinear" && q.inputs.size() >= 3 && q.inputs[0] == t &&
+            q.outputs.size() == 1 && g.descs.at(q.outputs[0]).dtype == DType::Int8 &&
+            zero_point_zero(g, q, DType::Int8)) {
+            if (auto ys = scalar_f32(g, q.inputs[1]); ys && *ys > 0.0f) {
+                spec->out_q = true;
+                spec->y_scale = *ys;
+                m.fused.push_back(qi);
+                m.outputs = q.outputs;
+            }
+        }
+    }
+    m.quant = spec;
+    m.conv.quant = spec.get();
+    return m;
+}
+
 }  // namespace
 
 FusionGraph::FusionGraph(const Graph& g, const std::unordered_map<std::string, TensorDesc>& d,
-                         const std::vector<size_t>& order, const std::vector<TensorDesc>& outputs)
-    : graph(g), descs(d) {
+                         const std::vector<size_t>& order, const std::vector<TensorDesc>& outputs,
+                         const std::unordered_map<std::string, Tensor>* consts, bool lowp_kernels)
+    : graph(g), descs(d), constants(consts), lowp(lowp_kernels) {
     for (const auto& o : outputs) graph_outputs.insert(o.name);
     for (size_t idx : order) {
+        runtime.insert(idx);
         for (const auto& in : g.nodes[idx].inputs) {
             if (!in.empty()) consumers[in].push_back(idx);
         }
     }
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+        for (const auto& out : g.nodes[i].outputs) {
+            if (!out.empty()) producer[out] = i;
+        }
+    }
+}
+
+const Tensor* FusionGraph::constant(const std::string& t) const {
+    if (!constants) return nullptr;
+    auto it = constants->find(t);
+    return it == constants->end() ? nullptr : &it->second;
+}
+
+const Node* FusionGraph::runtime_producer(const std::string& t, const char* op) const {
+    auto it = producer.find(t);
+    if (it == producer.end() || !runtime.count(it->second)) return nullptr;
+    const Node& n = graph.nodes[it->second];
+    return n.op_type == op ? &n : nullptr;
 }
 
 const std::vector<size_t>* FusionGraph::consumers_of(const std::string& t) const {
@@ -85,8 +214,17 @@ bool FusionGraph::sole_consumer(const std::string& t, size_t node) const {
            std::all_of(readers->begin(), readers->end(), [&](size_t c) { return c == node; });
 }
 
-FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore& produced) {
-    return match_conv_silu_residual(g, node, produced);
+FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore& produced,
+                         bool allow_quant) {
+    std::string qdq_fallback;
+    if (g.constants) {
+        FusionMatch q = match_qdq_conv(g, node, produced);
+        if (q.quant && allow_quant) return q;
+        qdq_fallback = q.quant ? "the int8 kernel refused it" : q.qdq_fallback;
+    }
+    FusionMatch m = match_conv_silu_residual(g, node, produced);
+    m.qdq_fallback = std::move(qdq_fallback);
+    return m;
 }
 
 }  // namespace lowbit

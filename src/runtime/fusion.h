@@ -4,12 +4,17 @@
 // one step per node when it cannot.
 //
 // Patterns today: Conv -> Sigmoid -> Mul(conv, sigmoid) (SiLU), optionally followed by a
-// residual Add(that, R). A new pattern (e.g. DequantizeLinear -> Conv -> QuantizeLinear for
-// fused low-precision steps, DESIGN.md "Where the next capabilities go") is one more matcher
-// function tried by match_fusion(), producing a FusionMatch.
+// residual Add(that, R); and the Q/DQ conv, read the way TensorRT and ONNX Runtime read a Q/DQ
+// graph: DequantizeLinear(x_q) and DequantizeLinear(w_q) (int8, symmetric, weights per tensor
+// or per output channel) -> Conv (+bias) [-> SiLU] [-> Add(., R)] [-> QuantizeLinear], one int8
+// step that reads x_q itself (and R's int8 codes when R is a DequantizeLinear output) and, with
+// the QuantizeLinear, writes int8 codes. A DequantizeLinear is then executed only where a float
+// consumer needs it (program_builder.cpp defers it). A new pattern is one more matcher function
+// tried by match_fusion(), producing a FusionMatch.
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -23,8 +28,12 @@ namespace lowbit {
 
 // The graph as fusion matching sees it: run-time nodes and who reads each tensor.
 struct FusionGraph {
+    // constants: the plan-time values (initializers and folded tensors); without them (or with
+    // lowp false) no Q/DQ conv is matched. lowp: ExecutorOptions::lowp_kernels.
     FusionGraph(const Graph& g, const std::unordered_map<std::string, TensorDesc>& descs,
-                const std::vector<size_t>& order, const std::vector<TensorDesc>& outputs);
+                const std::vector<size_t>& order, const std::vector<TensorDesc>& outputs,
+                const std::unordered_map<std::string, Tensor>* constants = nullptr,
+                bool lowp = true);
 
     // Whether run-time node `node` is the only reader of `t` (and t is no graph output).
     bool sole_consumer(const std::string& t, size_t node) const;
@@ -34,6 +43,14 @@ struct FusionGraph {
     const std::unordered_map<std::string, TensorDesc>& descs;
     std::unordered_map<std::string, std::vector<size_t>> consumers;  // run-time readers
     std::unordered_set<std::string> graph_outputs;
+    const std::unordered_map<std::string, Tensor>* constants;
+    bool lowp;
+    std::unordered_map<std::string, size_t> producer;  // every node's outputs, folded ones too
+    std::unordered_set<size_t> runtime;                // nodes in `order`
+
+    const Tensor* constant(const std::string& t) const;
+    // The run-time node of type `op` producing `t`, or nullptr.
+    const Node* runtime_producer(const std::string& t, const char* op) const;
 };
 
 // One step computing several nodes: `node` (the anchor, e.g. the Conv) plus `fused`.
@@ -42,14 +59,21 @@ struct FusionMatch {
     std::vector<size_t> fused;          // the further nodes (graph indices), in pattern order
     std::vector<std::string> inputs;    // the step's inputs (the anchor's, plus extra operands)
     std::vector<std::string> outputs;   // the step's outputs (the last fused node's)
+    // A Q/DQ conv run as one int8 step (conv.quant points here); fused may then be empty.
+    std::shared_ptr<cpu::QuantConvSpec> quant;
+    // The anchor is a Conv reading a DequantizeLinear output that is not matched as a Q/DQ
+    // conv: why (it then runs as the float simulation).
+    std::string qdq_fallback;
 
-    bool any() const { return !fused.empty(); }
+    bool any() const { return !fused.empty() || quant != nullptr; }
 };
 
 // Whether a run-time tensor is already produced by an earlier step (a fused operand must be).
 using ProducedBefore = std::function<bool(const std::string&)>;
 
 // The fusion anchored at run-time node `node`; an empty match (any() false) when none applies.
-FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore& produced);
+// With allow_quant false only the float patterns are tried (the backend refused the int8 step).
+FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore& produced,
+                         bool allow_quant = true);
 
 }  // namespace lowbit

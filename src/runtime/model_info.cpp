@@ -98,6 +98,7 @@ ModelInfo model_info(const Model& model, const Executor& ex, const std::string& 
         info.macs += node_macs(n, ex);
     }
     info.peak_activation_bytes = ex.peak_activation_bytes();
+    info.kernels = ex.kernel_report();
     return info;
 }
 
@@ -123,6 +124,21 @@ std::string human_bytes(double b) {
 
 }  // namespace
 
+nlohmann::json to_json(const KernelReport& r) {
+    nlohmann::json fallbacks = nlohmann::json::array();
+    std::map<std::string, int64_t> reasons;
+    for (const auto& f : r.fallbacks) {
+        fallbacks.push_back({{"node", f.node}, {"reason", f.reason}});
+        ++reasons[f.reason];
+    }
+    return {{"steps", r.kernels},
+            {"qdq_convs", r.qdq_convs},
+            {"int8_convs", r.int8_convs},
+            {"dq_skipped", r.dq_skipped},
+            {"fallbacks", fallbacks},
+            {"fallback_reasons", reasons}};
+}
+
 nlohmann::json to_json(const ModelInfo& info) {
     return {{"path", info.path},
             {"ir_version", info.ir_version},
@@ -136,7 +152,8 @@ nlohmann::json to_json(const ModelInfo& info) {
             {"gmacs", static_cast<double>(info.macs) / 1e9},
             {"nodes", info.n_nodes},
             {"op_histogram", info.op_histogram},
-            {"peak_activation_bytes", info.peak_activation_bytes}};
+            {"peak_activation_bytes", info.peak_activation_bytes},
+            {"kernels", to_json(info.kernels)}};
 }
 
 std::string to_text(const ModelInfo& info) {
@@ -161,6 +178,7 @@ std::string to_text(const ModelInfo& info) {
     for (const auto& [op, n] : info.op_histogram) ops.emplace_back(-n, op);
     std::sort(ops.begin(), ops.end());
     for (const auto& [n, op] : ops) s += fmt::format("  {:<20} {}\n", op, -n);
+    s += fmt::format("{}\n", info.kernels.summary());
     return s;
 }
 

@@ -24,6 +24,7 @@ struct ModelInfo {
     int64_t n_nodes = 0;
     std::map<std::string, int64_t> op_histogram;
     size_t peak_activation_bytes = 0;
+    KernelReport kernels;  // the executor's (runtime/kernel_report.h)
 };
 
 // MACs of one node given the planned shapes (0 for ops that are not Conv/MatMul/Gemm).
@@ -31,6 +32,9 @@ int64_t node_macs(const Node& node, const Executor& ex);
 
 ModelInfo model_info(const Model& model, const Executor& ex, const std::string& path);
 nlohmann::json to_json(const ModelInfo& info);
+// {"steps": {kernel: count}, "qdq_convs", "int8_convs", "dq_skipped",
+//  "fallbacks": [{"node", "reason"}], "fallback_reasons": {reason: count}}
+nlohmann::json to_json(const KernelReport& r);
 std::string to_text(const ModelInfo& info);
 
 }  // namespace lowbit

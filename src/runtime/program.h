@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "runtime/kernel_report.h"
 #include "runtime/kernels/cpu/fast_ops.h"
 #include "runtime/layout.h"
 #include "runtime/memory_plan.h"
@@ -41,6 +42,7 @@ struct Step {
     std::unique_ptr<cpu::FastOp> fast;  // null: the node's reference kernel, or a reorder
     Layout reorder_to = Layout::Plain;
     std::string label;  // profile key
+    std::string kernel;  // KernelReport's name of what runs the step
 };
 
 struct Program {
@@ -52,6 +54,7 @@ struct Program {
     size_t arena_bytes = 0;
     std::shared_ptr<Buffer> arena;
     std::shared_ptr<Buffer> scratch;  // run_nodes() outputs (IncrementalRunner), made on first use
+    KernelReport report;
 
     Layout layout_of(const std::string& name) const {
         auto it = stored.find(name);

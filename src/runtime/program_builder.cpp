@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <cstdio>
+#include <functional>
 #include <unordered_set>
 
 #include "runtime/fusion.h"
@@ -16,28 +17,82 @@ namespace {
 
 // One step per run-time node (or per fused group), in plan order, with reorder steps inserted
 // before the steps that need another layout.
+//
+// Deferred DequantizeLinear (fused programs with lowp): a run-time DequantizeLinear whose
+// output is no graph output gets its step only when a later step reads its output as float;
+// an int8 Q/DQ conv step reads the DequantizeLinear's int8 input instead, so a DQ that only
+// feeds such steps never runs.
 void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPool& tasks,
                ProgramKind kind, Program& p) {
-    const FusionGraph fg(pm.graph, pm.descs, pm.order, pm.outputs);
+    const bool lowp = kind.fast && kind.fuse && kind.lowp;
+    const FusionGraph fg(pm.graph, pm.descs, pm.order, pm.outputs,
+                         kind.fast && kind.fuse ? &pm.constants : nullptr, lowp);
     const TensorFacts facts{pm.descs, pm.constants};
     StorageLayouts layouts(p, pm.constants, tasks);
-    auto produced = [&](const std::string& name) { return p.stored.count(name) > 0; };
+    std::unordered_map<std::string, size_t> deferred;  // DQ output -> its node, not yet planned
+    if (lowp) {
+        for (size_t idx : pm.order) {
+            const Node& n = pm.graph.nodes[idx];
+            if (n.op_type == "DequantizeLinear" && n.outputs.size() == 1 &&
+                !fg.graph_outputs.count(n.outputs[0])) {
+                deferred[n.outputs[0]] = idx;
+            }
+        }
+    }
+    // A deferred DQ's output counts as produced when its input is (the DQ then runs on demand).
+    auto produced = [&](const std::string& name) {
+        if (p.stored.count(name)) return true;
+        auto d = deferred.find(name);
+        return d != deferred.end() && p.stored.count(pm.graph.nodes[d->second].inputs[0]) > 0;
+    };
     std::vector<bool> covered(pm.graph.nodes.size(), false);
     std::vector<std::string> warnings;
-    for (size_t idx : pm.order) {
-        if (covered[idx]) continue;
+    KernelReport& report = p.report;
+    std::function<void(size_t, bool)> plan_node = [&](size_t idx, bool defer_ok) {
         const Node& node = pm.graph.nodes[idx];
+        if (defer_ok && node.outputs.size() == 1 && deferred.count(node.outputs[0])) return;
         Step step;
         step.node = idx;
         std::vector<std::string> in_names = node.inputs;
         std::vector<std::string> outs = node.outputs;
         cpu::FastPlan plan;
+        // A deferred DequantizeLinear that this step may read as float runs now, just before
+        // it (and before its kernel is chosen, which looks at the layouts of its inputs).
+        auto emit_deferred = [&](const FusionMatch& m) {
+            std::vector<std::string> names = m.any() ? m.inputs : node.inputs;
+            if (!m.quant) names.insert(names.end(), node.inputs.begin(), node.inputs.end());
+            for (const auto& name : names) {
+                auto d = deferred.find(name);
+                if (d == deferred.end()) continue;
+                const size_t dq = d->second;
+                deferred.erase(d);
+                plan_node(dq, false);
+            }
+        };
         if (kind.fast) {
             FusionMatch match;
             if (kind.fuse) match = match_fusion(fg, idx, produced);
+            emit_deferred(match);
             bool fused = false;
             plan = choose_step_kernel(*backend, node, pm.opset, match, facts, p, &fused,
                                       warnings);
+            std::string qdq_fallback = match.qdq_fallback;
+            if (match.quant && !fused) {
+                // The int8 step was refused: the float patterns, on the dequantized input.
+                qdq_fallback = match.quant->fallback.empty() ? "no int8 kernel took it"
+                                                             : match.quant->fallback;
+                match = match_fusion(fg, idx, produced, false);
+                emit_deferred(match);
+                plan = choose_step_kernel(*backend, node, pm.opset, match, facts, p, &fused,
+                                          warnings);
+            }
+            if (match.quant || !qdq_fallback.empty()) ++report.qdq_convs;
+            if (match.quant) ++report.int8_convs;
+            if (!qdq_fallback.empty()) {
+                report.fallbacks.push_back(
+                    {node.name.empty() ? fmt::format("{} #{}", node.op_type, idx) : node.name,
+                     qdq_fallback});
+            }
             if (fused) {
                 step.fused = match.fused;
                 for (size_t k : match.fused) covered[k] = true;
@@ -58,9 +113,15 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
         step.in_layouts = plan.in_layouts;
         step.out = outs;
         step.fast = std::move(plan.op);
+        step.kernel = plan.entry.empty() ? "reference" : std::string(plan.entry);
         step.label = step_label(step, p, pm.graph);
         p.steps.push_back(std::move(step));
+    };
+    for (size_t idx : pm.order) {
+        if (!covered[idx]) plan_node(idx, true);
     }
+    report.dq_skipped = static_cast<int64_t>(deferred.size());
+    for (const Step& st : p.steps) ++report.kernels[st.node == kNoNode ? "reorder" : st.kernel];
     for (const auto& w : warnings) fmt::print(stderr, "lowbit: warning: {}\n", w);
 }
 

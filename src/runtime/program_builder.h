@@ -26,6 +26,7 @@ struct ProgramKind {
     bool fast = true;
     bool fuse = true;
     bool reuse = true;
+    bool lowp = true;  // fused programs: Q/DQ convs as int8 steps (ExecutorOptions::lowp_kernels)
 };
 
 // `backend` may be null only for a non-fast kind.

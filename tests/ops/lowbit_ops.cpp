@@ -62,6 +62,12 @@ struct OpCase {
     ConvFusion fusion = {};
     Tensor residual = {};     // with fusion.residual: R, passed to the fast op as input 3
     double tol = kExact;
+    // An int8 Q/DQ conv (fusion.quant): the fast op reads these codes as input 0 (and input 3
+    // with quant->residual_q); the reference runs the Conv on their DequantizeLinear values
+    // (call.inputs, residual) and ends with QuantizeLinear when quant->out_q.
+    std::shared_ptr<cpu::QuantConvSpec> quant = {};
+    std::shared_ptr<Tensor> w_codes = {};  // what quant->w_codes points at
+    Tensor x_codes = {}, r_codes = {};
 };
 
 // ---- inputs --------------------------------------------------------------------------------
@@ -130,6 +136,69 @@ OpCase conv_case(const ConvSpec& s, uint32_t seed) {
                          s.silu ? " +SiLU" : "", s.residual ? " +residual" : "",
                          dtype_name(s.dtype), s.threads);
     return c;
+}
+
+// DequantizeLinear's arithmetic: float(q) * scale.
+Tensor dequantized(const Tensor& q, const std::vector<float>& scale, int64_t axis_len = 1) {
+    Tensor t(DType::Float32, q.shape());
+    const int64_t inner = q.numel() / (q.shape().empty() ? 1 : q.shape()[0]);
+    for (int64_t i = 0; i < q.numel(); ++i) {
+        const float s = axis_len == 1 ? scale[0] : scale[static_cast<size_t>(i / inner)];
+        t.data<float>()[i] = static_cast<float>(q.data<int8_t>()[i]) * s;
+    }
+    return t;
+}
+
+// The int8 Q/DQ conv step: codes in [-100, 100], weights per output channel, the output
+// quantized (out_q) to about 60 codes of range, or float32.
+OpCase qconv_case(const ConvSpec& s, bool out_q, bool residual_q, uint32_t seed) {
+    OpCase c = conv_case(s, seed);
+    c.entry = "qconv_int8";
+    auto q = std::make_shared<cpu::QuantConvSpec>();
+    c.x_codes = random_tensor(DType::Int8, c.call.inputs[0].shape(), seed + 5);
+    auto w_codes = std::make_shared<Tensor>(
+        random_tensor(DType::Int8, c.call.inputs[1].shape(), seed + 6));
+    q->w_codes = w_codes.get();
+    q->x_scale = 0.01f;
+    for (int64_t m = 0; m < s.m; ++m) q->w_scale.push_back(0.002f * static_cast<float>(1 + m % 5));
+    c.call.inputs[0] = dequantized(c.x_codes, {q->x_scale});
+    c.call.inputs[1] = dequantized(*w_codes, q->w_scale, s.m);
+    if (s.residual && residual_q) {
+        q->residual_q = true;
+        q->r_scale = 0.005f;
+        c.r_codes = random_tensor(DType::Int8, c.residual.shape(), seed + 7);
+        c.residual = dequantized(c.r_codes, {q->r_scale});
+    }
+    q->out_q = out_q;
+    q->y_scale = 0.02f;
+    c.quant = q;
+    c.w_codes = w_codes;
+    c.fusion.quant = q.get();
+    // One code where a requantization ties (a float32 sum in another order) of ~60 codes.
+    c.tol = out_q ? 1.5 / 50 : kAccumulation;
+    c.name = fmt::format("QConv int8 {}{}{}", c.name.substr(5), residual_q ? " (R int8)" : "",
+                         out_q ? " ->int8" : " ->f32");
+    return c;
+}
+
+std::vector<OpCase> qconv_cases() {
+    std::vector<OpCase> v;
+    uint32_t seed = 700;
+    v.push_back(qconv_case({.c = 16, .m = 32, .h = 20, .w = 20, .k = 3, .silu = true}, true,
+                           false, seed += 10));
+    v.push_back(qconv_case({.c = 32, .m = 24, .h = 17, .w = 19, .k = 1}, false, false, seed += 10));
+    v.push_back(qconv_case({.c = 24, .m = 24, .h = 17, .w = 19, .k = 3, .group = 24,
+                            .silu = true},
+                           true, false, seed += 10));
+    v.push_back(qconv_case({.c = 32, .m = 32, .h = 15, .w = 15, .k = 3, .stride = 2,
+                            .bias = false, .threads = 1},
+                           true, false, seed += 10));
+    v.push_back(qconv_case({.c = 16, .m = 16, .h = 40, .w = 33, .k = 3, .silu = true,
+                            .residual = true},
+                           true, true, seed += 10));
+    v.push_back(qconv_case({.c = 16, .m = 16, .h = 21, .w = 21, .k = 3, .residual = true}, false,
+                           false, seed += 10));
+    return v;
 }
 
 std::vector<OpCase> conv_cases() {
@@ -230,6 +299,28 @@ OpCase simple(const std::string& op, const std::string& entry, std::vector<Tenso
     c.tol = tol;
     c.name = op + " " + what;
     return c;
+}
+
+// Per-tensor int8 QuantizeLinear / DequantizeLinear with zero point 0: bit-exact (ties and saturation
+// included: inputs reach 3x the int8 range, and some lie exactly on half steps).
+std::vector<OpCase> qdq_cases() {
+    std::vector<OpCase> v;
+    Tensor x = rnd({1, 16, 21, 19}, 800, -8.0f, 8.0f);
+    for (int64_t i = 0; i < x.numel(); i += 7) x.data<float>()[i] = 0.5f * (i % 40 - 20) * 0.02f;
+    for (Layout l : {Layout::Plain, Layout::Nhwc}) {
+        OpCase q = simple("QuantizeLinear", "qdq_int8", {x, f32({}, {0.02f}), i8({}, {0})}, {},
+                          fmt::format("int8 scale 0.02 1x16x21x19 {}", layout_name(l)), kExact);
+        q.call.constant_inputs = {1, 2};
+        q.stored = {l};
+        v.push_back(q);
+    }
+    OpCase d = simple("DequantizeLinear", "qdq_int8",
+                      {random_tensor(DType::Int8, {1, 8, 33, 17}, 801), f32({}, {0.037f}),
+                       i8({}, {0})},
+                      {}, "int8 scale 0.037 1x8x33x17", kExact);
+    d.call.constant_inputs = {1, 2};
+    v.push_back(d);
+    return v;
 }
 
 std::vector<OpCase> nhwc_cases() {
@@ -378,7 +469,8 @@ std::vector<OpCase> float16_cases() {
 
 std::vector<OpCase> all_cases() {
     std::vector<OpCase> v;
-    for (auto* make : {conv_cases, elementwise_cases, nhwc_cases, plain_cases, float16_cases}) {
+    for (auto* make : {conv_cases, qconv_cases, qdq_cases, elementwise_cases, nhwc_cases, plain_cases,
+                       float16_cases}) {
         for (OpCase& c : make()) v.push_back(std::move(c));
     }
     return v;
@@ -398,6 +490,13 @@ public:
             LOWBIT_TRY(add(KernelCall{"Mul", {y, last()}}));
         }
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
+        if (c.quant && c.quant->out_q) {
+            Tensor scale(DType::Float32, {});
+            scale.data<float>()[0] = c.quant->y_scale;
+            Tensor zp(DType::Int8, {});
+            zp.data<int8_t>()[0] = 0;
+            LOWBIT_TRY(add(KernelCall{"QuantizeLinear", {last(), scale, zp}}));
+        }
         return Status::ok();
     }
     Status run(ThreadPool& pool) {
@@ -446,8 +545,9 @@ public:
         std::vector<Tensor> plain = c.call.inputs;
         if (c.fusion.residual) {
             plain.resize(3);
-            plain.push_back(c.residual);
+            plain.push_back(c.quant && c.quant->residual_q ? c.r_codes : c.residual);
         }
+        if (c.quant) plain[0] = c.x_codes;  // the int8 step reads the codes
         std::vector<Operand> ins(plain.size()), outs(out_info.size());
         for (size_t i = 0; i < plain.size(); ++i) {
             if (plain[i].empty()) continue;
@@ -470,8 +570,9 @@ public:
             in_.push_back(laid_out(plain[i], plan_.in_layouts[i]));
         }
         for (size_t o = 0; o < outs.size(); ++o) {
-            stored_out_.emplace_back(outs[o].dtype, outs[o].shape);
-            plain_out_.emplace_back(outs[o].dtype, outs[o].shape);
+            const DType dt = c.quant && c.quant->out_q ? DType::Int8 : outs[o].dtype;
+            stored_out_.emplace_back(dt, outs[o].shape);
+            plain_out_.emplace_back(dt, outs[o].shape);
         }
         if (!plan_.op && !plan_.entry.empty()) {
             KernelCall ref = c.call;

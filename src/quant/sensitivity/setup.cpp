@@ -49,6 +49,7 @@ Status plan_executor(calib::CalibSource& source, const SensitivityOptions& opts,
     eo.n_threads = opts.n_threads;
     eo.profile = opts.quant.run.profile;
     eo.conv_winograd = opts.quant.run.conv_winograd;
+    eo.lowp_kernels = false;  // sensitivity measures the float simulation of Q/DQ
     const ValueInfo* image_input = nullptr;
     for (const auto& vi : g.inputs) {
         if (!g.initializer(vi.name)) {

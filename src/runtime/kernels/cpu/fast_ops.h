@@ -85,11 +85,28 @@ struct FastPlan {
 
 struct DnnlState;
 
+// A Q/DQ conv read as one int8 step (runtime/fusion.h matches it): DequantizeLinear(x_q) and
+// the weights' DequantizeLinear(w_q) feed the Conv; the step reads x_q (input 0, int8) instead
+// of the dequantized tensor, computes with the int8 codes and writes the result, or, when a
+// QuantizeLinear ends the pattern, its int8 codes. Zero points are all 0 (symmetric).
+struct QuantConvSpec {
+    const Tensor* w_codes = nullptr;  // int8 [M, C/g, kH, kW], the weights' DQ input
+    std::vector<float> w_scale;       // per output channel (a per-tensor scale repeated)
+    float x_scale = 1.0f;             // x_q's scale
+    bool out_q = false;               // a QuantizeLinear ends the pattern: int8 output
+    float y_scale = 1.0f;             // its scale
+    bool residual_q = false;          // the residual is read as int8 codes (its DQ deferred)
+    float r_scale = 1.0f;             // their scale
+    // Set by the factory when it does not take the match (why the step falls back).
+    mutable std::string fallback;
+};
+
 // What a Conv step computes beyond the conv itself (the executor matches the graph pattern).
 struct ConvFusion {
     bool silu = false;      // Conv -> Sigmoid -> Mul(conv, sigmoid)
     bool residual = false;  // ... -> Add(that, R): R is passed as input 3, stored NHWC
-    bool any() const { return silu || residual; }
+    const QuantConvSpec* quant = nullptr;  // the step is an int8 Q/DQ conv (see above)
+    bool any() const { return silu || residual || quant; }
 };
 
 // Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one

@@ -3,6 +3,8 @@
 //
 // Layout rules (research/engine-perf.md, "Layout": channels-last end to end, reorders only
 // where a non-NHWC op reads an NHWC tensor):
+//  - the int8 Q/DQ conv step reads its int8 input and residual NHWC and writes NHWC (int8 or
+//    float32), so int8 activations stay channels-last between quantized convs;
 //  - Conv (float32, 2-D, constant weights) reads and writes NHWC;
 //  - layout-blind elementwise ops whose full-size operands include an NHWC tensor run on NHWC
 //    data (their other full-size operands are reordered to NHWC, scalars are read as is), and
@@ -86,8 +88,19 @@ bool is_op(const FastChoice& c, std::string_view op) {
 
 // clang-format off
 const FastEntry kTable[] = {
+    {"qconv_int8", "Q/DQ Conv as one oneDNN int8 conv, +SiLU, +residual Add, ->QuantizeLinear; NHWC",
+     [](const FastChoice& c) {
+         return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant != nullptr;
+     },
+     [](const FastChoice& c) {
+         return make_qconv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                           c.backend.n_threads());
+     },
+     conv_layouts},
     {"conv", "Conv 2-D float32, constant weights (oneDNN), +SiLU, +residual Add; NHWC",
-     [](const FastChoice& c) { return is_op(c, "Conv") && c.outs.size() == 1; },
+     [](const FastChoice& c) {
+         return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant == nullptr;
+     },
      [](const FastChoice& c) {
          return make_conv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
                           c.backend.n_threads(), c.warnings);
@@ -105,6 +118,13 @@ const FastEntry kTable[] = {
     {"sigmoid", "Sigmoid float32 (vectorized); any layout",
      [](const FastChoice& c) { return is_op(c, "Sigmoid") && elementwise_uniform(c); },
      [](const FastChoice& c) { return make_sigmoid(c.node, c.ins); },
+     elementwise_layouts},
+    {"qdq_int8", "QuantizeLinear / DequantizeLinear int8 per-tensor, zero point 0 (vectorized); any layout",
+     [](const FastChoice& c) {
+         return (is_op(c, "QuantizeLinear") || is_op(c, "DequantizeLinear")) &&
+                elementwise_uniform(c);
+     },
+     [](const FastChoice& c) { return make_qdq_int8(c.node, c.ins, c.outs[0]); },
      elementwise_layouts},
     {"parallel_ref", "layout-blind elementwise op: its reference kernel over slices, in parallel",
      elementwise_uniform,

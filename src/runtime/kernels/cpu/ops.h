@@ -24,6 +24,19 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
                                   const Operand& out, ConvFusion fusion, int n_threads,
                                   std::vector<std::string>& warnings);
 
+// qconv.cpp: the int8 Q/DQ conv step (fusion.quant set): x_q (input 0, int8) and the residual
+// (input 3, float32 or int8 codes) stored NHWC, the output NHWC (int8 when fusion.quant->out_q,
+// else float32). `conv_out` is the Conv's own output. When it does not take the match it says
+// why in fusion.quant->fallback.
+std::unique_ptr<FastOp> make_qconv(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
+                                   const Operand& conv_out, const ConvFusion& fusion,
+                                   int n_threads);
+
+// qdq.cpp: QuantizeLinear float32 -> int8 / DequantizeLinear int8 -> float32, per-tensor
+// constant scale, zero point 0, operand and result of one shape (any layout).
+std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand> ins,
+                                      const Operand& out);
+
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
                                     const Operand& out, std::vector<std::string>& warnings);

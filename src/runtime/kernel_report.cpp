@@ -1,0 +1,29 @@
+#include "runtime/kernel_report.h"
+
+#include <fmt/format.h>
+
+namespace lowbit {
+
+std::string KernelReport::summary() const {
+    std::string s = "kernels:";
+    const char* sep = " ";
+    for (const auto& [name, n] : kernels) {
+        s += fmt::format("{}{} {}", sep, name, n);
+        sep = ", ";
+    }
+    if (qdq_convs == 0) return s;
+    s += fmt::format("; Q/DQ convs {}: {} int8, {} fell back", qdq_convs, int8_convs,
+                     fallbacks.size());
+    std::map<std::string, int64_t> why;
+    for (const auto& f : fallbacks) ++why[f.reason];
+    sep = " (";
+    for (const auto& [reason, n] : why) {
+        s += fmt::format("{}{}: {}", sep, reason, n);
+        sep = "; ";
+    }
+    if (!why.empty()) s += ")";
+    if (dq_skipped > 0) s += fmt::format("; {} DequantizeLinear never executed", dq_skipped);
+    return s;
+}
+
+}  // namespace lowbit

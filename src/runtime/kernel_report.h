@@ -1,0 +1,31 @@
+// Which kernel ran each step of an executor's main program, and which Q/DQ nodes fell back to
+// the float simulation, and why (Executor::kernel_report(); shown by LOWBIT_PROFILE's summary,
+// `lowbit info --json` and `eval`'s metrics.json).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace lowbit {
+
+struct KernelFallback {
+    std::string node;    // the Conv's node name
+    std::string reason;  // why it runs as the float simulation
+};
+
+struct KernelReport {
+    // Steps per kernel: a kernel-table row's name ("qconv_int8", "conv", ...), "reference" (the
+    // node's reference kernel) or "reorder" (a layout change).
+    std::map<std::string, int64_t> kernels;
+    int64_t qdq_convs = 0;   // Convs reading a DequantizeLinear output
+    int64_t int8_convs = 0;  // of which run as int8 steps
+    int64_t dq_skipped = 0;  // DequantizeLinear nodes never executed (no float reader left)
+    std::vector<KernelFallback> fallbacks;
+
+    // "kernels: qconv_int8 40, conv 2, ...; Q/DQ convs 42: 40 int8, 2 fell back (reason: N, ...)"
+    std::string summary() const;
+};
+
+}  // namespace lowbit

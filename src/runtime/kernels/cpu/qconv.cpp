@@ -1,0 +1,418 @@
+// The int8 Q/DQ conv step (fast_ops.h QuantConvSpec; runtime/fusion.h matches the pattern):
+//   DequantizeLinear(x_q, s_x) -> Conv(., DequantizeLinear(w_q, s_w[m]), b) [-> SiLU]
+//   [-> Add(., R)] [-> QuantizeLinear(., s_y)]
+// as one oneDNN int8 convolution. oneDNN sums x_q * w_q exactly in int32 (VNNI/AMX) and
+// scales the sums by s_x * s_w[m] (its per-output-channel output scales) into float32; the
+// epilogue then adds the bias, applies SiLU, adds the residual (float32, or int8 codes times
+// their scale when R's DequantizeLinear is deferred) and either keeps float32 or quantizes as
+// QuantizeLinear does: round_half_even(v / s_y) saturated to [-128, 127] (one float32
+// division, like the reference kernel). The only difference from the float simulation is the
+// order of the float rounding in the sums (the simulation's float32 conv of the dequantized
+// values rounds each partial sum); tests/py/test_lowp_kernels.py bounds it by one step.
+//
+// x_q, R and the output are stored NHWC. The weights' int8 codes are reordered once, at plan
+// time, into oneDNN's format (with the compensation for its signed source). Only exact int8
+// kernels are used: without VNNI/AMX oneDNN sums pairs of u8*s8 products in int16 with
+// saturation, so the factory refuses such kernels (and reference implementations) and says why.
+//
+// Threads and cache: the output rows are cut into chunks (each a one-thread primitive on a
+// band of rows, as conv.cpp does); a chunk's float32 sums go to a per-thread buffer sized to
+// stay in L2, and the epilogue reads them from there.
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "runtime/kernels/cpu/dnnl_state.h"
+#include "runtime/kernels/cpu/ops.h"
+#include "runtime/kernels/cpu/qdq_math.h"
+#include "runtime/kernels/cpu/vmath.h"
+
+namespace lowbit::cpu {
+namespace {
+
+using dnnl::memory;
+using Tag = dnnl::memory::format_tag;
+using DT = dnnl::memory::data_type;
+
+// A chunk's float32 sums: at most a quarter of this CPU's 1 MiB L2.
+constexpr double kChunkAccBytes = 256.0 * 1024;
+// Below this much work per chunk the call overhead dominates (int8 runs ~4x float32's rate).
+constexpr double kMinChunkSeconds = 20e-6;
+constexpr double kOpsPerSecond = 800e9;
+
+struct Chunk {
+    int64_t oh0 = 0, oh1 = 0;  // output rows
+    int64_t ih0 = 0;           // first input row read
+    size_t part = 0;
+    memory src, dst;  // NHWC views, pointed at the tensors at run time
+};
+
+class QConvOp final : public FastOp {
+public:
+    explicit QConvOp(DnnlState& dnnl) : dnnl_(dnnl) {}
+
+    // Returns a reason when the op cannot run the match (the step then falls back).
+    std::string init(const Node& node, std::span<const Operand> ins, const Operand& conv_out,
+                     const ConvFusion& fusion, int n_threads) {
+        const QuantConvSpec& q = *fusion.quant;
+        x_ = ins[0].shape;
+        y_ = conv_out.shape;
+        const Shape& wt = q.w_codes->shape();
+        group_ = node.attr_int("group", 1);
+        if (!window_2d(node, x_, y_, {wt[2], wt[3]}, h_, w_)) return "conv attributes";
+        silu_ = fusion.silu;
+        residual_ = fusion.residual;
+        residual_q_ = q.residual_q;
+        r_scale_ = q.r_scale;
+        out_q_ = q.out_q;
+        y_scale_ = q.y_scale;
+        n_threads_ = std::max(1, n_threads);
+        if (ins.size() > 2 && ins[2].present()) {
+            const Tensor& b = *ins[2].constant;
+            bias_.assign(b.data<float>(), b.data<float>() + b.numel());
+        }
+        scales_.resize(static_cast<size_t>(y_[1]));
+        for (size_t m = 0; m < scales_.size(); ++m) scales_[m] = q.x_scale * q.w_scale[m];
+        wei_dims_ = group_ == 1 ? memory::dims{wt[0], wt[1], wt[2], wt[3]}
+                                : memory::dims{group_, wt[0] / group_, wt[1], wt[2], wt[3]};
+        try {
+            auto whole = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2]);
+            impl_ = whole.impl_info_str();
+            if (is_dnnl_ref_impl(impl_)) {
+                return fmt::format("oneDNN has only a reference int8 conv here ('{}')", impl_);
+            }
+            if (impl_.find("vnni") == std::string::npos && impl_.find("amx") == std::string::npos) {
+                return fmt::format(
+                    "CPU lacks VNNI/AMX: oneDNN's int8 conv '{}' sums in int16 with saturation",
+                    impl_);
+            }
+            plan_chunks(whole);
+            // The weights in oneDNN's format (the reorder adds the s8-source compensation).
+            const memory::desc user_md(wei_dims_, DT::s8, group_ == 1 ? Tag::oihw : Tag::goihw);
+            memory user(user_md, dnnl_.engine, const_cast<void*>(q.w_codes->raw()));
+            for (const auto& md : wei_mds_) {
+                memory dst(md, dnnl_.engine);
+                dnnl::reorder(user, dst).execute(dnnl_.streams[0], user, dst);
+                weights_.push_back(dst);
+            }
+            dnnl_.streams[0].wait();
+        } catch (const dnnl::error& e) {
+            return fmt::format("oneDNN has no int8 conv for input {} weights {}: {}", shape_str(x_),
+                               shape_str(wt), e.what());
+        }
+        what_ = fmt::format(
+            "QConv int8 {}x{} s{}{} [{}]{}{}{}", wt[2], wt[3], h_.stride,
+            group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_, silu_ ? " +SiLU" : "",
+            residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "", out_q_ ? " ->int8" : " ->f32");
+        return {};
+    }
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const auto* x = static_cast<const int8_t*>(in[0].raw());
+        const void* res = residual_ ? in[3].raw() : nullptr;
+        const int64_t c_out = y_[1];
+        const int64_t x_image = x_[1] * x_[2] * x_[3];  // elements per NHWC image
+        const int64_t y_image = c_out * y_[2] * y_[3];
+        const int64_t x_row = x_[1] * x_[3];
+        const int64_t y_row = c_out * y_[3];
+        std::atomic<bool> failed{false};
+        std::string failure;
+        std::mutex failure_mu;
+        pool.run(static_cast<int64_t>(chunks_.size()), [&](int64_t task, int thread) {
+            Chunk& c = chunks_[static_cast<size_t>(task)];
+            const Part& part = parts_[c.part];
+            const auto t = static_cast<size_t>(thread);
+            for (int64_t b = 0; b < x_[0]; ++b) {
+                const int64_t y0 = b * y_image + c.oh0 * y_row;  // first output element
+                auto* acc = out_q_ || !dense_
+                                ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
+                                : static_cast<float*>(out[0].raw()) + y0;
+                try {
+                    c.src.set_data_handle(const_cast<int8_t*>(x + b * x_image + c.ih0 * x_row));
+                    c.dst.set_data_handle(acc);
+                    auto& stream = dnnl_.streams[t];
+                    part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
+                    part.prim.execute(stream, {{DNNL_ARG_SRC, c.src},
+                                               {DNNL_ARG_WEIGHTS, weights_[part.wei]},
+                                               {DNNL_ARG_DST, c.dst},
+                                               {DNNL_ARG_SCRATCHPAD, part.scratch[t]}});
+                    stream.wait();
+                } catch (const dnnl::error& e) {
+                    std::lock_guard<std::mutex> lock(failure_mu);
+                    failure = e.what();
+                    failed = true;
+                    return;
+                }
+                const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
+                const char* result = epilogue(acc, pixels, res, y0, out[0], y0, thread);
+                // Channel-range outputs (a folded Split) and in-place concat slices.
+                const size_t elem = out_q_ ? 1 : 4;
+                const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
+                for (const auto& [k, spec] : outs_) {
+                    const char* from = result + spec.c0 * elem;
+                    const int64_t width = spec.c1 - spec.c0;
+                    if (k != 0 && spec.dense) {
+                        copy_channel_rows(from, c_out,
+                                          static_cast<char*>(out[k].raw()) + p0 * width * elem,
+                                          width, pixels, width, elem);
+                    }
+                    for (const ConcatSlice& sl : spec.slices) {
+                        char* d = static_cast<char*>(out[sl.slot].raw()) +
+                                  (p0 * sl.total + sl.offset) * elem;
+                        copy_channel_rows(from, c_out, d, sl.total, pixels, width, elem);
+                    }
+                }
+            }
+        });
+        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        return Status::ok();
+    }
+
+    std::string describe() const override {
+        std::string extra;
+        for (const auto& [k, spec] : outs_) {
+            if (k != 0) extra = " +split";
+        }
+        for (const auto& [k, spec] : outs_) {
+            if (!spec.slices.empty()) {
+                extra += dense_ ? " +concat" : " >concat";
+                break;
+            }
+        }
+        return what_ + extra;
+    }
+
+    bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                          bool keep_dense) override {
+        auto it = outs_.find(out);
+        if (it == outs_.end()) return false;
+        it->second.slices.push_back({out, slot, offset, total});
+        if (!keep_dense) drop_dense(out);
+        return true;
+    }
+
+    bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) override {
+        if (out != 0 || c0 < 0 || c1 > y_[1] || c0 >= c1 || outs_.count(slot)) return false;
+        outs_[slot] = {c0, c1, true, {}};
+        return true;
+    }
+
+    void drop_dense(size_t out) override {
+        auto it = outs_.find(out);
+        if (it == outs_.end() || !it->second.dense) return;
+        it->second.dense = false;
+        if (out != 0) return;
+        // The result then lives only in per-thread chunk buffers until the epilogue has copied
+        // it to its other destinations.
+        dense_ = false;
+        const size_t pixels = static_cast<size_t>(max_rows_ * y_[3] * y_[1]);
+        dnnl_.reserve(Workspace::ChunkOut, pixels * 4);
+        if (out_q_) dnnl_.reserve(Workspace::BlockedDst, pixels);
+    }
+
+private:
+    struct Part {
+        dnnl::convolution_forward::primitive_desc pd;
+        dnnl::convolution_forward prim;
+        size_t wei = 0;
+        std::vector<memory> scratch;  // per pool thread
+    };
+
+    // acc: `pixels` NHWC pixels of float32 sums already scaled by s_x * s_w[m]; writes the
+    // output elements from `y0` on (or, when the output is not dense, a per-thread buffer).
+    // Returns where the chunk's result is.
+    const char* epilogue(float* acc, int64_t pixels, const void* res, int64_t r0, Tensor& out,
+                         int64_t y0, int thread) const {
+        const int64_t c_out = y_[1];
+        const int64_t len = pixels * c_out;
+        if (!bias_.empty()) {
+            for (int64_t p = 0; p < pixels; ++p) {
+                float* a = acc + p * c_out;
+                for (int64_t m = 0; m < c_out; ++m) a[m] += bias_[static_cast<size_t>(m)];
+            }
+        }
+        if (silu_) silu_f32(acc, acc, len);
+        if (res) {
+            if (residual_q_) {
+                const int8_t* r = static_cast<const int8_t*>(res) + r0;
+                for (int64_t i = 0; i < len; ++i) acc[i] += static_cast<float>(r[i]) * r_scale_;
+            } else {
+                const float* r = static_cast<const float*>(res) + r0;
+                for (int64_t i = 0; i < len; ++i) acc[i] += r[i];
+            }
+        }
+        if (!out_q_) return reinterpret_cast<const char*>(acc);
+        auto* y = dense_ ? static_cast<int8_t*>(out.raw()) + y0
+                         : static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
+        quantize_s8(acc, y, len, y_scale_);
+        return reinterpret_cast<const char*>(y);
+    }
+
+    memory::desc nhwc(int64_t c, int64_t rows, int64_t w, DT dt) const {
+        return memory::desc({1, c, rows, w}, dt, Tag::nhwc);
+    }
+
+    dnnl::convolution_forward::primitive_desc make_pd(int64_t in_rows, int64_t pad_top,
+                                                      int64_t pad_bottom, int64_t out_rows) const {
+        const memory::desc src_md = nhwc(x_[1], in_rows, x_[3], DT::s8);
+        const memory::desc dst_md = nhwc(y_[1], out_rows, y_[3], DT::f32);
+        const memory::desc wei_md(wei_dims_, DT::s8, Tag::any);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        attr.set_output_scales(2, scales_);  // per output channel (dim 1 of dst)
+        const dnnl::convolution_forward::desc desc(
+            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_md,
+            dst_md, {h_.stride, w_.stride}, {h_.dilation - 1, w_.dilation - 1},
+            {pad_top, w_.pad_begin}, {pad_bottom, w_.pad_end});
+        return dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_.engine);
+    }
+
+    // Row chunks: enough for the pool threads and for each chunk's float32 sums to fit the
+    // L2 budget, none below kMinChunkSeconds of work; a multiple of the thread count.
+    void plan_chunks(const dnnl::convolution_forward::primitive_desc& whole) {
+        const int64_t oh = y_[2];
+        const double acc_bytes = 4.0 * static_cast<double>(y_[1] * oh * y_[3]);
+        const double ops = 2.0 * static_cast<double>(y_[1] * oh * y_[3]) *
+                           static_cast<double>(x_[1] / group_ * h_.k * w_.k);
+        const int64_t t = n_threads_;
+        int64_t n =
+            std::max<int64_t>(t, static_cast<int64_t>(std::ceil(acc_bytes / kChunkAccBytes)));
+        n = std::min<int64_t>(
+            n, std::max<int64_t>(1, static_cast<int64_t>(ops / kOpsPerSecond / kMinChunkSeconds)));
+        n = std::clamp<int64_t>(n, 1, oh);
+        if (t > 1 && n > t) n = n / t * t;
+        std::vector<int64_t> bounds;
+        for (int64_t i = 0; i <= n; ++i) bounds.push_back(oh * i / n);
+        if (n > 1 && !make_chunks(bounds)) {
+            parts_.clear();
+            wei_mds_.clear();
+            chunks_.clear();
+            n = 1;
+        }
+        if (n == 1) {
+            chunks_ = {Chunk{0, oh, 0, 0, {}, {}}};
+            add_part(whole);
+        }
+        int64_t max_rows = 0;
+        for (Part& p : parts_) {
+            dnnl_.reserve(Workspace::Scratchpad, p.pd.scratchpad_desc().get_size());
+            for (int th = 0; th < t; ++th) {
+                p.scratch.push_back(memory(p.pd.scratchpad_desc(), dnnl_.engine, DNNL_MEMORY_NONE));
+            }
+        }
+        for (Chunk& c : chunks_) {
+            c.src = memory(nhwc(x_[1], parts_[c.part].pd.src_desc().dims()[2], x_[3], DT::s8),
+                           dnnl_.engine, DNNL_MEMORY_NONE);
+            c.dst =
+                memory(nhwc(y_[1], c.oh1 - c.oh0, y_[3], DT::f32), dnnl_.engine, DNNL_MEMORY_NONE);
+            max_rows = std::max(max_rows, c.oh1 - c.oh0);
+        }
+        max_rows_ = max_rows;
+        if (out_q_) {
+            dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * y_[1] * y_[3]) * 4);
+        }
+        outs_[0] = {0, y_[1], true, {}};
+    }
+
+    void add_part(const dnnl::convolution_forward::primitive_desc& pd) {
+        Part p;
+        p.pd = pd;
+        p.prim = dnnl::convolution_forward(pd);
+        auto it = std::find(wei_mds_.begin(), wei_mds_.end(), pd.weights_desc());
+        p.wei = static_cast<size_t>(it - wei_mds_.begin());
+        if (it == wei_mds_.end()) wei_mds_.push_back(pd.weights_desc());
+        parts_.push_back(std::move(p));
+    }
+
+    bool make_chunks(const std::vector<int64_t>& bounds) {
+        const int64_t extent = (h_.k - 1) * h_.dilation + 1;
+        std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, size_t> part_of;
+        for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+            const int64_t oh0 = bounds[i];
+            const int64_t oh1 = bounds[i + 1];
+            if (oh1 <= oh0) return false;
+            const int64_t first = oh0 * h_.stride - h_.pad_begin;
+            const int64_t last = (oh1 - 1) * h_.stride - h_.pad_begin + extent;
+            const int64_t ih0 = std::max<int64_t>(0, first);
+            const int64_t ih1 = std::min(x_[2], last);
+            if (ih1 <= ih0) return false;
+            const auto key = std::make_tuple(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0);
+            auto it = part_of.find(key);
+            if (it == part_of.end()) {
+                auto pd = make_pd(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0);
+                if (pd.impl_info_str() != impl_) return false;
+                it = part_of.emplace(key, parts_.size()).first;
+                add_part(pd);
+            }
+            chunks_.push_back({oh0, oh1, ih0, it->second, {}, {}});
+        }
+        return true;
+    }
+
+    DnnlState& dnnl_;
+    std::string what_, impl_;
+    Shape x_, y_;
+    int64_t group_ = 1;
+    int n_threads_ = 1;
+    Window h_, w_;
+    bool silu_ = false, residual_ = false, residual_q_ = false, out_q_ = false;
+    float r_scale_ = 1.0f, y_scale_ = 1.0f;
+    std::vector<float> bias_, scales_;
+    memory::dims wei_dims_;
+    std::vector<memory::desc> wei_mds_;
+    std::vector<memory> weights_;
+    std::vector<Part> parts_;
+    std::vector<Chunk> chunks_;
+    int64_t max_rows_ = 0;
+    // Destinations by step output index: 0 is the result itself; others are channel ranges of
+    // it (a folded Split). Each may also feed in-place concat slices.
+    struct OutSpec {
+        int64_t c0 = 0, c1 = 0;
+        bool dense = true;
+        std::vector<ConcatSlice> slices;
+    };
+    std::map<size_t, OutSpec> outs_;
+    bool dense_ = true;  // outs_[0] is written to the output tensor
+};
+
+}  // namespace
+
+std::unique_ptr<FastOp> make_qconv(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
+                                   const Operand& conv_out, const ConvFusion& fusion,
+                                   int n_threads) {
+    const QuantConvSpec& q = *fusion.quant;
+    auto refuse = [&](std::string why) -> std::unique_ptr<FastOp> {
+        q.fallback = std::move(why);
+        return nullptr;
+    };
+    if (ins.size() < 2 || ins[0].dtype != DType::Int8 || ins[0].shape.size() != 4 ||
+        conv_out.shape.size() != 4 || !q.w_codes || q.w_codes->dtype() != DType::Int8 ||
+        q.w_codes->rank() != 4 || q.w_codes->shape()[0] != conv_out.shape[1] ||
+        q.w_scale.size() != static_cast<size_t>(conv_out.shape[1])) {
+        return refuse("not a 2-D conv of int8 activations and int8 weights");
+    }
+    if (ins.size() > 2 && ins[2].present() &&
+        (ins[2].dtype != DType::Float32 || ins[2].constant == nullptr)) {
+        return refuse("bias is not a float32 constant");
+    }
+    if (fusion.residual && (ins.size() != 4 || ins[3].shape != conv_out.shape ||
+                            ins[3].dtype != (q.residual_q ? DType::Int8 : DType::Float32))) {
+        return refuse("residual operand");
+    }
+    const int64_t group = node.attr_int("group", 1);
+    const Shape& wt = q.w_codes->shape();
+    if (group < 1 || ins[0].shape[1] % group != 0 || wt[0] % group != 0 ||
+        wt[1] * group != ins[0].shape[1] || shape_numel(conv_out.shape) == 0) {
+        return refuse("group does not divide the channels");
+    }
+    auto op = std::make_unique<QConvOp>(dnnl);
+    std::string why = op->init(node, ins, conv_out, fusion, n_threads);
+    if (!why.empty()) return refuse(std::move(why));
+    return op;
+}
+
+}  // namespace lowbit::cpu
