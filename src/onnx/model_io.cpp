@@ -8,6 +8,7 @@
 
 #include "core/fs.h"
 #include "core/half.h"
+#include "core/int4.h"
 
 namespace lowbit {
 namespace {
@@ -33,7 +34,22 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
     }
     Tensor t(dt, shape);
     const int64_t n = t.numel();
-    const size_t nbytes = t.nbytes();
+    // 4-bit tensors are packed two values a byte in the file and held one a byte in memory
+    // (core/int4.h): read the packed bytes into `packed`, unpack once at the end.
+    const bool four_bit = dt == DType::Int4 || dt == DType::UInt4;
+    const size_t nbytes = four_bit ? int4_packed_bytes(n) : t.nbytes();
+    std::string packed;
+    char* dst = static_cast<char*>(t.raw());
+    if (four_bit) {
+        packed.assign(nbytes, '\0');
+        dst = packed.data();
+    }
+    auto unpack = [&]() {
+        if (four_bit) {
+            unpack_int4(reinterpret_cast<const uint8_t*>(packed.data()), n, dt == DType::Int4,
+                        t.data<uint8_t>());
+        }
+    };
 
     if (p.data_location() == onnx::TensorProto::EXTERNAL) {
         std::string location;
@@ -52,11 +68,12 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
                            length, nbytes, dtype_name(dt), shape_str(shape));
         }
         in.seekg(offset);
-        in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(nbytes));
+        in.read(dst, static_cast<std::streamsize>(nbytes));
         if (static_cast<size_t>(in.gcount()) != nbytes) {
             return io_error("tensor '{}': external data file '{}' is too short (offset {}, need {} "
                             "bytes)", tname, file.string(), offset, nbytes);
         }
+        unpack();
         return t;
     }
     if (p.has_raw_data()) {
@@ -64,7 +81,8 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
             return invalid("tensor '{}': raw_data has {} bytes, expected {} for {} {}", tname,
                            p.raw_data().size(), nbytes, dtype_name(dt), shape_str(shape));
         }
-        if (nbytes) std::memcpy(t.raw(), p.raw_data().data(), nbytes);
+        if (nbytes) std::memcpy(dst, p.raw_data().data(), nbytes);
+        unpack();
         return t;
     }
     // Typed fields (onnx.proto: which field stores which type).
@@ -75,6 +93,19 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
         }
         return Status::ok();
     };
+    if (four_bit) {
+        // int32_data holds one packed byte (two values) per entry (onnx.proto).
+        if (static_cast<size_t>(p.int32_data_size()) != nbytes) {
+            return invalid("tensor '{}': has {} int32_data entries, expected {} (two {} values "
+                           "each) for shape {}",
+                           tname, p.int32_data_size(), nbytes, dtype_name(dt), shape_str(shape));
+        }
+        for (size_t k = 0; k < nbytes; ++k) {
+            packed[k] = static_cast<char>(p.int32_data(static_cast<int>(k)) & 0xFF);
+        }
+        unpack();
+        return t;
+    }
     switch (dt) {
         case DType::Float32:
             LOWBIT_TRY(check(p.float_data_size()));
@@ -121,6 +152,10 @@ void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto
     p->set_name(name);
     p->set_data_type(static_cast<int32_t>(t.dtype()));
     for (int64_t d : t.shape()) p->add_dims(d);
+    if (t.dtype() == DType::Int4 || t.dtype() == DType::UInt4) {
+        p->set_raw_data(pack_int4(t.data<uint8_t>(), t.numel()));
+        return;
+    }
     p->set_raw_data(std::string(static_cast<const char*>(t.raw()), t.nbytes()));
 }
 
