@@ -53,6 +53,8 @@ Result<quant::QuantizeOptions> quantize_options(const QuantizeJob& o, const std:
             return invalid("--weight-method gptq applies to --mode w4a16 or w4a8, not {}", o.mode);
         }
         q.weight_method = quant::WeightMethod::Gptq;
+        if (o.gptq_samples < 0) return invalid("--gptq-samples {} is negative", o.gptq_samples);
+        q.gptq_samples = o.gptq_samples;
     } else if (o.weight_method != "rtn") {
         return invalid("--weight-method '{}': expected rtn or gptq", o.weight_method);
     }

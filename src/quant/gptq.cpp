@@ -122,6 +122,7 @@ Status GramAccumulator::add(const Tensor& x, const ThreadPool& pool) {
             }
         }
         rows_ += P;
+        ++samples_;
     }
     return Status::ok();
 }

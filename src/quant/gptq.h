@@ -59,12 +59,14 @@ public:
     int64_t k() const { return k_; }
     const std::vector<std::vector<double>>& gram() const { return h_; }
     int64_t rows() const { return rows_; }
+    int64_t samples() const { return samples_; }
 
 private:
     ConvGeometry g_;
     int64_t k_;
     std::vector<std::vector<double>> h_;
     int64_t rows_ = 0;
+    int64_t samples_ = 0;
 };
 
 // GPTQ codes for Conv weight `w` (float32 [O, C/g, kh, kw]) with RTN's scales: the result has

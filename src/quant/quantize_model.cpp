@@ -284,10 +284,12 @@ void gptq_setup(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res
             "GPTQ covers Conv weights; {} Gemm/MatMul weight(s) rounded to nearest", skipped));
     }
     for (const auto& [t, ids] : st.by_tensor) req.taps.push_back(t);
-    req.tap = [&st](const std::string& name, const Tensor& x) -> Status {
+    const int64_t max_samples = opts.gptq_samples;
+    req.tap = [&st, max_samples](const std::string& name, const Tensor& x) -> Status {
         auto it = st.by_tensor.find(name);
         if (it == st.by_tensor.end()) return Status::ok();
         for (size_t a : it->second) {
+            if (max_samples > 0 && st.acc[a]->samples() >= max_samples) continue;
             Status s = st.acc[a]->add(x, *st.pool);
             if (!s) return s.with_context(fmt::format("tensor '{}'", name));
         }
@@ -374,7 +376,12 @@ Result<QuantizeResult> quantize_weights_only(const Model& input, calib::CalibSou
         calib::CalibRequest req;
         req.histogram = false;
         gptq_setup(m.graph, opts, res, gptq, req);
-        LOWBIT_ASSIGN(calib::CalibResult cr, calib::calibrate(m, *source, req, opts.run));
+        calib::CalibRunOptions run = opts.run;  // only the Gram matrices need the samples
+        if (opts.gptq_samples > 0) {
+            run.max_samples = run.max_samples > 0 ? std::min(run.max_samples, opts.gptq_samples)
+                                                  : opts.gptq_samples;
+        }
+        LOWBIT_ASSIGN(calib::CalibResult cr, calib::calibrate(m, *source, req, run));
         res.calib_seconds = cr.seconds;
         res.samples = cr.samples;
         LOWBIT_TRY(gptq_finish(m.graph, opts, res, gptq));

@@ -39,6 +39,9 @@ struct QuantizeOptions {
     // How INT4 weights are rounded: to nearest (rtn) or GPTQ (quant/gptq.h; needs calibration
     // data, also in w4a16). GPTQ covers 2-D Convs; Gemm/MatMul weights stay RTN.
     WeightMethod weight_method = WeightMethod::Rtn;
+    // GPTQ's Gram matrices from the first N calibration samples only (0: all); activation
+    // ranges (w4a8) still use every sample.
+    int64_t gptq_samples = 0;
     calib::CalibRunOptions run;
     std::map<std::string, Shape> input_shapes;  // for symbolic graph inputs
     // Ranges to reuse instead of calibrating (loaded by the caller).
