@@ -1,15 +1,20 @@
 // QuantConv (sensitivity's low-precision conv) against a plain double-precision conv of the
 // same values: int8 sums must be exact, bf16-carried FP8 values equal to float rounding. Shapes
 // cover YOLOv10m's kinds of Conv: 1x1, 3x3 stride 1 and 2 with padding, depthwise, and channel
-// counts that are not multiples of the SIMD width. A machine without an exact kernel (no VNNI
-// for int8) skips, as sensitivity then keeps the float simulation.
+// counts that are not multiples of the SIMD width. A machine without the CPU feature for an exact
+// kernel (VNNI or AMX-INT8 for int8; AVX512-BF16 or AMX-BF16 for bf16, read from /proc/cpuinfo)
+// skips, as sensitivity then keeps the float simulation; with the feature, a create() failure
+// fails the test.
 #include "runtime/quant_conv.h"
 
 #include <gtest/gtest.h>
 
 #include <bit>
 #include <cmath>
+#include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
 
 #include "core/half.h"
 
@@ -69,6 +74,29 @@ Node conv_node(const ConvCase& cc) {
     return n;
 }
 
+// The CPU flags (Linux /proc/cpuinfo's first "flags" line; empty elsewhere).
+std::string cpu_flags() {
+    std::ifstream f("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("flags", 0) == 0) return " " + line.substr(line.find(':') + 1) + " ";
+    }
+    return "";
+}
+
+bool has_flag(const std::string& flags, const char* name) {
+    return flags.find(std::string(" ") + name + " ") != std::string::npos;
+}
+
+// Whether this CPU has an instruction set for the exact kernel oneDNN must then find.
+bool cpu_has_exact_kernel(bool int8) {
+    const std::string f = cpu_flags();
+    if (int8) {
+        return has_flag(f, "avx512_vnni") || has_flag(f, "avx_vnni") || has_flag(f, "amx_int8");
+    }
+    return has_flag(f, "avx512_bf16") || has_flag(f, "amx_bf16");
+}
+
 const ConvCase kCases[] = {
     {24, 20, 20, 24, 1, 1, 0, 1}, {48, 10, 12, 10, 1, 1, 0, 1}, {16, 17, 15, 24, 3, 2, 1, 1},
     {48, 12, 12, 64, 3, 1, 1, 1}, {48, 9, 11, 48, 3, 1, 1, 48}, {96, 8, 8, 96, 3, 2, 1, 96},
@@ -120,7 +148,12 @@ void check_cases(QuantConvValues values, uint32_t seed) {
         }
         auto conv =
             QuantConv::create(conv_node(cc), {1, cc.c, cc.h, cc.w}, {1, cc.m, oh, ow}, wt, values);
-        if (!conv) GTEST_SKIP() << conv.status().message();
+        if (!conv) {
+            if (!cpu_has_exact_kernel(int8)) {
+                GTEST_SKIP() << "CPU lacks the feature: " << conv.status().message();
+            }
+            FAIL() << "the CPU has the feature, yet: " << conv.status().message();
+        }
         std::vector<float> acc(static_cast<size_t>(oh * ow * cc.m), -1.0f);
         ASSERT_TRUE(
             (*conv)->run(int8 ? static_cast<const void*>(x8.data()) : x16.data(), acc.data()));

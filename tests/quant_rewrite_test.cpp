@@ -63,6 +63,18 @@ const Node* find_node(const Graph& g, const std::string& name) {
     return nullptr;
 }
 
+// Per output channel: max |w| over the channel's 36 weights / qmax, computed here (not with
+// per_channel_scales) so that a per-tensor scale would not pass.
+std::vector<float> channel_scales(const std::vector<float>& w, double qmax) {
+    std::vector<float> s(8);
+    for (size_t c = 0; c < 8; ++c) {
+        double a = 0;
+        for (size_t i = 0; i < 36; ++i) a = std::max(a, std::fabs(double{w[c * 36 + i]}));
+        s[c] = static_cast<float>(a / qmax);
+    }
+    return s;
+}
+
 Placement conv_placement(const Model& m) {
     auto p = place_qdq(m.graph, nullptr, {});
     EXPECT_TRUE(p.is_ok());
@@ -113,6 +125,12 @@ TEST(QuantRewrite, NamesAxesAndFakeQuantNumerics) {
         wfq.data<float>()[i] = static_cast<float>(quantize_int8(w[static_cast<size_t>(i)], s)) * s;
     }
     ref.graph.set_initializer("W", wfq);
+    const std::vector<float> want_sw = channel_scales(w, 127.0);
+    for (size_t c = 0; c < 8; ++c) {
+        EXPECT_FLOAT_EQ(static_cast<float>(sw[c]), want_sw[c]) << "channel " << c;
+        EXPECT_FLOAT_EQ(g.initializer("W_scale")->data<float>()[c], want_sw[c]) << c;
+    }
+    EXPECT_FLOAT_EQ(g.initializer("x_scale")->data<float>()[0], static_cast<float>(amax / 127));
     const Tensor a = run(q, x), b = run(ref, xq);
     ASSERT_EQ(a.numel(), b.numel());
     for (int64_t i = 0; i < a.numel(); ++i) {
@@ -133,7 +151,8 @@ TEST(QuantRewrite, NamesAxesAndFakeQuantNumerics) {
 }
 
 TEST(QuantRewrite, Fp8WeightsAndActivations) {
-    Model m = conv_model();
+    std::vector<float> w;
+    Model m = conv_model(&w);
     Placement p = conv_placement(m);
     std::vector<ActivationParams> params{
         {symmetric_scale(2.0, QuantMode::Fp8), 0, DType::Float8E4M3FN}};
@@ -144,8 +163,33 @@ TEST(QuantRewrite, Fp8WeightsAndActivations) {
     ASSERT_TRUE(upgrade_opset(q, 19, nullptr).is_ok());
     EXPECT_EQ(q.graph.initializer("x_zero_point")->dtype(), DType::Float8E4M3FN);
     EXPECT_EQ(q.graph.initializer("W_zero_point")->dtype(), DType::Float8E4M3FN);
-    const Tensor a = run(q, input(5));
-    for (int64_t i = 0; i < a.numel(); ++i) EXPECT_TRUE(std::isfinite(a.data<float>()[i]));
+    // Scales: amax / 448, per output channel for W.
+    const std::vector<float> want_sw = channel_scales(w, 448.0);
+    for (size_t c = 0; c < 8; ++c) {
+        EXPECT_FLOAT_EQ(q.graph.initializer("W_scale")->data<float>()[c], want_sw[c]) << c;
+    }
+    const float sx = q.graph.initializer("x_scale")->data<float>()[0];
+    EXPECT_FLOAT_EQ(sx, static_cast<float>(2.0 / 448.0));
+    // Reference: the float conv on x and W rounded to E4M3 steps of their scales.
+    const Tensor x = input(5);
+    Tensor xq = x.clone();
+    for (auto& v : xq.span<float>()) {
+        v = fp8_to_float(quantize_fp8(v, sx), DType::Float8E4M3FN) * sx;
+    }
+    Tensor wfq(DType::Float32, {8, 4, 3, 3});
+    for (int64_t i = 0; i < wfq.numel(); ++i) {
+        const float s = want_sw[static_cast<size_t>(i / 36)];
+        wfq.data<float>()[i] =
+            fp8_to_float(quantize_fp8(w[static_cast<size_t>(i)], s), DType::Float8E4M3FN) * s;
+    }
+    Model ref = m;
+    ref.graph.set_initializer("W", wfq);
+    const Tensor a = run(q, x), b = run(ref, xq);
+    ASSERT_EQ(a.numel(), b.numel());
+    for (int64_t i = 0; i < a.numel(); ++i) {
+        EXPECT_NEAR(a.data<float>()[i], b.data<float>()[i],
+                    1e-6 * (1.0 + std::fabs(b.data<float>()[i]))) << i;
+    }
 }
 
 TEST(QuantRewrite, SharedWeightsAreDuplicated) {
@@ -168,6 +212,7 @@ TEST(QuantRewrite, SharedWeightsAreDuplicated) {
     c2.inputs[0] = "z";
     c2.outputs = {"u"};
     g.nodes = {c1, c2};
+    const Model m0 = m;
     Placement p = conv_placement(m);
     ASSERT_EQ(p.weights.size(), 2u);
     std::vector<ActivationParams> params(p.activations.size(),
@@ -184,7 +229,40 @@ TEST(QuantRewrite, SharedWeightsAreDuplicated) {
     EXPECT_NE(find_node(m.graph, "Ws_1_QuantizeLinear"), nullptr);
     EXPECT_NE(find_node(m.graph, "Ws_2_DequantizeLinear"), nullptr);
     const Tensor u = run(m, x);
-    for (int64_t i = 0; i < u.numel(); ++i) EXPECT_TRUE(std::isfinite(u.data<float>()[i]));
+    // Reference: both convs on the same fake-quantized weights (per-channel), each input
+    // fake-quantized with scale 3/127.
+    Model ref = m0;
+    Tensor wfq = ws.clone();
+    for (int64_t c = 0; c < 16; ++c) {
+        float a = 0;
+        for (int64_t i = 0; i < 16; ++i) a = std::max(a, std::fabs(ws.data<float>()[c * 16 + i]));
+        const float s = static_cast<float>(double{a} / 127.0);
+        for (int64_t i = 0; i < 16; ++i) {
+            float& v = wfq.data<float>()[c * 16 + i];
+            v = static_cast<float>(quantize_int8(v, s)) * s;
+        }
+    }
+    ref.graph.set_initializer("Ws", wfq);
+    const float sx = stored_scale(symmetric_scale(3.0, QuantMode::Int8), DType::Float32);
+    auto fq = [&](Tensor t) {
+        for (auto& v : t.span<float>()) v = static_cast<float>(quantize_int8(v, sx)) * sx;
+        return t;
+    };
+    // c1 alone on the fake-quantized input, then c2 on its fake-quantized output.
+    Model first = ref;
+    first.graph.nodes = {ref.graph.nodes[0]};
+    first.graph.outputs = {{"z", DType::Float32, false, {}, "", ""}};
+    const Tensor z = run(first, fq(x));
+    Model second = ref;
+    second.graph.nodes = {ref.graph.nodes[1]};
+    second.graph.inputs = {{"z", DType::Float32, true, {{1, ""}, {16, ""}, {6, ""}, {6, ""}}, "",
+                            ""}};
+    const Tensor want = run(second, fq(z));
+    ASSERT_EQ(u.numel(), want.numel());
+    for (int64_t i = 0; i < u.numel(); ++i) {
+        EXPECT_NEAR(u.data<float>()[i], want.data<float>()[i],
+                    1e-5 * (1.0 + std::fabs(want.data<float>()[i]))) << i;
+    }
 }
 
 TEST(QuantRewrite, OpsetUpgradeRewritesChangedOps) {

@@ -212,6 +212,7 @@ Variant variant(const std::string& name, double map, double ms, std::optional<in
     v.map50_95 = map;
     v.map50 = map + 0.2;
     v.mean_ms = ms;
+    v.median_ms = ms;
     v.p90_ms = ms * 1.1;
     v.quantized_nodes = q;
     v.model_bytes = 5'234'567;

@@ -19,6 +19,11 @@ void add_eval_command(CLI::App& app, CommandFn& run) {
     sub->add_option("model,--onnx-path", o->model, "ONNX model (default: the bundled model)");
     add_eval_data_options(sub, *o);
     sub->add_option("--imgsz", o->imgsz, "Square input size (default: the model's, else 640)");
+    sub->add_option("--batch", o->batch,
+                    "Images per run (needs a model with a free batch dimension; each image's "
+                    "latency is its batch's time / batch)")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     add_eval_decode_options(sub, *o);
     sub->add_option("--threads", o->threads, "Threads (default: all cores)")
         ->check(CLI::NonNegativeNumber);

@@ -16,7 +16,9 @@ void add_smoke_command(CLI::App& app, CommandFn& run) {
         "Run a model on seeded random input (or --input .npy files), time it and print "
         "per-output statistics (min/max/mean/std, NaN/Inf counts) as JSON.");
     sub->add_option("model", o->model, "ONNX model (default: the bundled model)");
-    sub->add_option("--input", o->inputs, "Input .npy file, once per graph input, in order");
+    sub->add_option("--input", o->inputs,
+                    "Input .npy file, once per graph input, in order; a symbolic dimension "
+                    "takes the file's size");
     sub->add_option("--input-shape", o->input_shapes, "Fix an input's shape, NAME:D0,D1,...");
     sub->add_option("--out,--output-root", o->out_dir, "Write DIR/summary.json (and outputs/)");
     sub->add_flag("--save-outputs", o->save_outputs, "Also write DIR/outputs/<index>.npy");
@@ -31,6 +33,10 @@ void add_smoke_command(CLI::App& app, CommandFn& run) {
         ->check(CLI::NonNegativeNumber);
     sub->add_option("--default-image-size", o->default_image_size,
                     "Size for unknown spatial dims (default 640 for yolo-named models, else 224)");
+    sub->add_option("--batch", o->batch,
+                    "Batch size of random inputs: the first dimension of each input where the "
+                    "model leaves it free (with --input, the files' shapes are used)")
+        ->check(CLI::PositiveNumber);
     sub->add_flag("--reference", o->reference, "Use the reference kernels only (slow; for checks)");
     sub->callback([o, &run] {
         run = [o] {

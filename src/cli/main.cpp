@@ -1,9 +1,38 @@
 // lowbit: low-bit post-training quantization toolkit for YOLO detectors in ONNX.
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "runtime/engine_info.h"
+
+#ifndef LOWBIT_GIT_REVISION
+#define LOWBIT_GIT_REVISION "unknown"
+#endif
+
+namespace {
+
+// `lowbit --version`: what was built (version, the source's git revision when it was
+// configured) and what it runs on (oneDNN, CPU features).
+std::string version_text() {
+    const lowbit::EngineInfo e = lowbit::engine_info();
+    auto join = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+        return s.empty() ? std::string("none") : s;
+    };
+    return fmt::format(
+        "lowbit {}\n"
+        "git revision   {}\n"
+        "oneDNN         {} (instruction set used here: {})\n"
+        "compiled for   {}\n"
+        "CPU features   {}",
+        LOWBIT_VERSION, LOWBIT_GIT_REVISION, e.onednn_version, e.onednn_isa,
+        join(e.compiled_features), join(e.cpu_features));
+}
+
+}  // namespace
 
 // Every command.
 void lowbit::cli::add_all_commands(CLI::App& app, CommandFn& run) {
@@ -25,7 +54,8 @@ int main(int argc, char** argv) {
         " - quantize YOLO detectors in ONNX to INT8/FP8, measure accuracy, latency and per-node "
         "sensitivity.\nRun `lowbit <command> --help` for a command's options."};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "lowbit " LOWBIT_VERSION);
+    app.set_version_flag("--version", version_text,
+                         "Print version, git revision, oneDNN version and CPU features, then exit");
 
     lowbit::cli::CommandFn run;
     lowbit::cli::add_all_commands(app, run);

@@ -58,15 +58,28 @@ Result<std::vector<EvalImage>> select_images(const CocoDataset& gt, const EvalOp
     return out;
 }
 
-// Copies a float32 CHW image into the executor's input dtype.
-Tensor make_input(const TensorDesc& desc, const std::vector<float>& chw) {
+// Copies float32 NCHW images into the executor's input dtype.
+Tensor make_input(const TensorDesc& desc, const std::vector<float>& nchw) {
     Tensor t(desc.dtype, desc.shape);
     if (desc.dtype == DType::Float16) {
         uint16_t* p = t.data<uint16_t>();
-        for (size_t i = 0; i < chw.size(); ++i) p[i] = float_to_half(chw[i]);
+        for (size_t i = 0; i < nchw.size(); ++i) p[i] = float_to_half(nchw[i]);
     } else {
-        std::memcpy(t.raw(), chw.data(), chw.size() * sizeof(float));
+        std::memcpy(t.raw(), nchw.data(), nchw.size() * sizeof(float));
     }
+    return t;
+}
+
+// Item `i` of a batched output [B, ...] as its own tensor [1, ...].
+Tensor batch_item(const Tensor& out, int64_t i) {
+    if (out.shape().empty() || out.shape()[0] == 1) return out;
+    Shape shape = out.shape();
+    const int64_t b = shape[0];
+    shape[0] = 1;
+    Tensor t(out.dtype(), shape);
+    const size_t bytes = out.nbytes() / static_cast<size_t>(b);
+    std::memcpy(t.raw(), static_cast<const char*>(out.raw()) + static_cast<size_t>(i) * bytes,
+                bytes);
     return t;
 }
 
@@ -76,10 +89,11 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
     if (ex.inputs().empty()) return invalid("the model has no inputs");
     if (ex.outputs().empty()) return invalid("the model has no outputs");
     const TensorDesc& in = ex.inputs()[0];
-    const Shape want = {1, 3, opts.imgsz, opts.imgsz};
+    const int64_t batch = std::max(1, opts.batch);
+    const Shape want = {batch, 3, opts.imgsz, opts.imgsz};
     if (in.shape != want) {
-        return invalid("model input '{}' is {} but evaluation needs {} (--imgsz {})", in.name,
-                       shape_str(in.shape), shape_str(want), opts.imgsz);
+        return invalid("model input '{}' is {} but evaluation needs {} (--imgsz {}, --batch {})",
+                       in.name, shape_str(in.shape), shape_str(want), opts.imgsz, batch);
     }
     if (in.dtype != DType::Float32 && in.dtype != DType::Float16) {
         return unsupported("model input '{}' has dtype {}; expected float32 or float16", in.name,
@@ -96,9 +110,9 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
 
     // Warmup on zeros, before the image loop (seed-spec §5.4).
     const size_t per_image = static_cast<size_t>(3) * opts.imgsz * opts.imgsz;
-    std::vector<float> chw(per_image, 0.0f);
+    std::vector<float> nchw(per_image * static_cast<size_t>(batch), 0.0f);
     for (int i = 0; i < opts.warmup_runs; ++i) {
-        auto r = ex.run({make_input(in, chw)});
+        auto r = ex.run({make_input(in, nchw)});
         if (!r) return r.status().with_context("warmup run");
     }
 
@@ -111,38 +125,59 @@ Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const Eva
         progress = std::make_unique<Progress>("eval", static_cast<int64_t>(images.size()), "img");
     }
 
-    for (const EvalImage& im : images) {
-        LOWBIT_ASSIGN(Letterbox lb, load_letterboxed(im.path, opts.imgsz, chw.data()));
-        Tensor input = make_input(in, chw);
+    std::vector<Letterbox> boxes(static_cast<size_t>(batch));
+    for (size_t first = 0; first < images.size(); first += static_cast<size_t>(batch)) {
+        const size_t n = std::min(images.size() - first, static_cast<size_t>(batch));
+        for (size_t k = 0; k < n; ++k) {
+            LOWBIT_ASSIGN(boxes[k], load_letterboxed(images[first + k].path, opts.imgsz,
+                                                     nchw.data() + k * per_image));
+        }
+        std::fill(nchw.begin() + static_cast<std::ptrdiff_t>(n * per_image), nchw.end(), 0.0f);
+        Tensor input = make_input(in, nchw);
         auto t0 = std::chrono::steady_clock::now();
         auto outs = ex.run({input});
         auto t1 = std::chrono::steady_clock::now();
-        if (!outs) return outs.status().with_context(im.path);
-        seconds.push_back(std::chrono::duration<double>(t1 - t0).count());
-        const Tensor& out = (*outs)[0];
-
-        if (!layout_known) {
-            // Decided once, from the first image, and kept for the run.
-            LOWBIT_ASSIGN(decoder, eval::DetectionDecoder::create(res.output_name, out, opts.imgsz,
-                                                                  opts.decoder_options(),
-                                                                  gt.categories, names));
-            res.layout = decoder.layout();
-            res.class_map = decoder.class_map().how;
-            if (decoder.found_probabilities()) {
-                res.notes.push_back(fmt::format(
-                    "the class channels of '{}' are already probabilities (all in [0,1]); "
-                    "using them as scores without a sigmoid (--scores logits forces one, "
-                    "as the seed does)",
-                    res.output_name));
-            }
-            res.sigmoid_applied = decoder.sigmoid_applied();
-            layout_known = true;
+        if (!outs) {
+            return outs.status().with_context(
+                n == 1 ? images[first].path
+                       : fmt::format("{} (batch of {})", images[first].path, n));
+        }
+        const double per_image_s = std::chrono::duration<double>(t1 - t0).count() / batch;
+        const Tensor& batched = (*outs)[0];
+        if (batch > 1 && (batched.shape().empty() || batched.shape()[0] != batch)) {
+            return invalid(
+                "output '{}' is {} for a batch of {}: its first dimension is not the "
+                "batch, so the model cannot evaluate in batches",
+                res.output_name, shape_str(batched.shape()), batch);
         }
 
-        auto dropped = decoder.append(out, lb, im.id, res.detections);
-        if (!dropped) return dropped.status().with_context(im.path);
-        res.dropped_unmapped += *dropped;
-        if (progress) progress->advance();
+        for (size_t k = 0; k < n; ++k) {
+            const EvalImage& im = images[first + k];
+            seconds.push_back(per_image_s);
+            const Tensor out = batch_item(batched, static_cast<int64_t>(k));
+            if (!layout_known) {
+                // Decided once, from the first image, and kept for the run.
+                LOWBIT_ASSIGN(decoder, eval::DetectionDecoder::create(
+                                           res.output_name, out, opts.imgsz, opts.decoder_options(),
+                                           gt.categories, names));
+                res.layout = decoder.layout();
+                res.class_map = decoder.class_map().how;
+                if (decoder.found_probabilities()) {
+                    res.notes.push_back(fmt::format(
+                        "the class channels of '{}' are already probabilities (all in [0,1]); "
+                        "using them as scores without a sigmoid (--scores logits forces one, "
+                        "as the seed does)",
+                        res.output_name));
+                }
+                res.sigmoid_applied = decoder.sigmoid_applied();
+                layout_known = true;
+            }
+
+            auto dropped = decoder.append(out, boxes[k], im.id, res.detections);
+            if (!dropped) return dropped.status().with_context(im.path);
+            res.dropped_unmapped += *dropped;
+            if (progress) progress->advance();
+        }
     }
     if (progress) progress->finish();
     if (res.dropped_unmapped > 0) {
@@ -171,6 +206,7 @@ nlohmann::ordered_json eval_metrics_json(const EvalRunInfo& info, const EvalResu
     j["max_images"] = info.max_images;
     j["warmup_runs"] = info.warmup_runs;
     j["skip_latency"] = info.skip_latency;
+    if (info.batch > 1) j["batch"] = info.batch;
     j["conf"] = info.conf;
     j["iou"] = info.iou;
     j["max_det"] = info.max_det;
@@ -187,10 +223,7 @@ nlohmann::ordered_json eval_metrics_json(const EvalRunInfo& info, const EvalResu
     m["num_detections"] = r.detections.size();
     m["stats"] = s;
     j["metrics"] = m;
-    j["latency"] = {{"mean_ms", r.latency.mean_ms},
-                    {"median_ms", r.latency.median_ms},
-                    {"p90_ms", r.latency.p90_ms},
-                    {"throughput_fps", r.latency.throughput_fps}};
+    j["latency"] = latency_json(r.latency);
     j["output"] = r.output_name;
     j["head"] = r.layout.describe();
     j["sigmoid_applied"] = r.sigmoid_applied;

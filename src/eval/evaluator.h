@@ -34,6 +34,10 @@ struct EvalOptions {
     int warmup_runs = 0;
     int skip_latency = 0;
     int n_threads = 0;
+    // Images per run: the executor's input is [batch,3,imgsz,imgsz] (a last partial batch is
+    // padded with zero images, whose outputs are dropped). Each image's latency sample is its
+    // batch's run time divided by `batch`.
+    int batch = 1;
     bool progress = true;  // progress line on stderr when it is a terminal
 
     // What the detection decoder takes of these options.
@@ -55,7 +59,7 @@ struct EvalResult {
     std::vector<std::string> notes;  // decisions worth telling the user (printed by the CLI)
 };
 
-// Evaluates `model` (already planned in `ex`, input [1,3,imgsz,imgsz] float32/float16).
+// Evaluates `model` (already planned in `ex`, input [batch,3,imgsz,imgsz] float32/float16).
 // Errors name the image, annotation file or output tensor involved.
 Result<EvalResult> evaluate_detector(Executor& ex, const Model& model, const EvalOptions& opts);
 
@@ -70,6 +74,7 @@ struct EvalRunInfo {
     int max_images = 100;
     int warmup_runs = 0;
     int skip_latency = 0;
+    int batch = 1;
     double conf = 0.001;
     double iou = 0.7;
     int max_det = 300;

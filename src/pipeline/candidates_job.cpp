@@ -123,7 +123,7 @@ Status run_job(CandidatesJob o, std::FILE* out) {
     struct Row {
         std::string name;
         int64_t excluded, quantized;
-        double map, map50, mean_ms;
+        double map, map50, mean_ms, median_ms, spread_ms;
         std::string onnx;
     };
     std::vector<Row> rows;
@@ -154,19 +154,22 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         LOWBIT_ASSIGN(EvalRun er, evaluate_model_file(eo));
         const std::string out = (fs::path(o.results_dir) / (name + ".json")).string();
         LOWBIT_TRY(write_results_json(out, eval_metrics_json(er.info, er.result), variant));
-        std::fprintf(stderr, "lowbit candidates: [%zu/%zu] %s: mAP50-95 %.4f, mean %.2f ms -> %s\n",
+        std::fprintf(stderr,
+                     "lowbit candidates: [%zu/%zu] %s: mAP50-95 %.4f, mean %.2f ms, median %.2f "
+                     "+/- %.2f ms -> %s\n",
                      i + 1, schemes.size(), name.c_str(), er.result.coco.stats[0],
-                     er.result.latency.mean_ms, out.c_str());
+                     er.result.latency.mean_ms, er.result.latency.median_ms,
+                     er.result.latency.spread_ms, out.c_str());
         rows.push_back({name, vi.excluded_nodes, variant["quantized_nodes"].get<int64_t>(),
                         er.result.coco.stats[0], er.result.coco.stats[1], er.result.latency.mean_ms,
-                        onnx});
+                        er.result.latency.median_ms, er.result.latency.spread_ms, onnx});
     }
-    std::fprintf(out, "%-12s %8s %9s %9s %9s %9s  %s\n", "variant", "excluded", "quantized",
-                 "mAP50-95", "mAP50", "mean_ms", "onnx");
+    std::fprintf(out, "%-12s %8s %9s %9s %9s %9s %9s %9s  %s\n", "variant", "excluded", "quantized",
+                 "mAP50-95", "mAP50", "mean_ms", "median_ms", "spread_ms", "onnx");
     for (const Row& r : rows) {
-        std::fprintf(out, "%-12s %8lld %9lld %9.4f %9.4f %9.3f  %s\n", r.name.c_str(),
+        std::fprintf(out, "%-12s %8lld %9lld %9.4f %9.4f %9.3f %9.3f %9.3f  %s\n", r.name.c_str(),
                      static_cast<long long>(r.excluded), static_cast<long long>(r.quantized), r.map,
-                     r.map50, r.mean_ms, r.onnx.c_str());
+                     r.map50, r.mean_ms, r.median_ms, r.spread_ms, r.onnx.c_str());
     }
     std::fflush(out);
     return Status::ok();

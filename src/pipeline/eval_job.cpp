@@ -51,7 +51,7 @@ Status resolve_eval_data(EvalJob& o) {
                 "no data given and the bundled val set (assets/val/instances_val.json + "
                 "assets/val/images) was not found{}; pass --data-root DIR (COCO layout) or "
                 "--ann FILE --images DIR",
-                assets.empty() ? "" : " under " + assets);
+                assets_not_found_note());
         }
         o.ann = ann.string();
         o.images = img.string();
@@ -99,7 +99,16 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     xo.n_threads = o.threads;
     xo.reference_only = o.reference;
     apply_engine_switches(o.engine, xo);
-    if (!fixed) xo.input_shapes[input->name] = {1, 3, eo.imgsz, eo.imgsz};
+    if (o.batch < 1) return invalid("--batch {}: must be positive", o.batch);
+    eo.batch = o.batch;
+    if (o.batch > 1 && input->has_shape && !input->dims.empty() && input->dims[0].is_fixed() &&
+        input->dims[0].value != o.batch) {
+        return invalid(
+            "{}: --batch {}: input '{}' has a fixed batch size {} ({}); batches need a model "
+            "exported with a dynamic batch dimension",
+            o.model, o.batch, input->name, input->dims[0].value, input->shape_str());
+    }
+    if (!fixed || o.batch > 1) xo.input_shapes[input->name] = {o.batch, 3, eo.imgsz, eo.imgsz};
     auto ex = Executor::create(model, xo);
     if (!ex) return ex.status().with_context(o.model);
 
@@ -138,6 +147,7 @@ Result<EvalRun> evaluate_model_file(EvalJob o) {
     info.imgsz = eo.imgsz;
     info.max_images = o.max_images;
     info.warmup_runs = o.warmup_runs;
+    info.batch = o.batch;
     info.skip_latency = o.skip_latency;
     info.conf = o.conf;
     info.iou = o.iou;
@@ -154,6 +164,12 @@ void print_eval_result(const EvalResult& r, std::FILE* out) {
     std::fprintf(out, "latency mean %.3f ms  median %.3f ms  p90 %.3f ms  %.3f FPS\n",
                  r.latency.mean_ms, r.latency.median_ms, r.latency.p90_ms,
                  r.latency.throughput_fps);
+    std::fprintf(out,
+                 "latency spread %.3f ms  p10 %.3f ms  median %.0f%% CI %.3f..%.3f ms  (%lld "
+                 "samples)\n",
+                 r.latency.spread_ms, r.latency.p10_ms, 100 * r.latency.median_ci_level,
+                 r.latency.median_ci_low_ms, r.latency.median_ci_high_ms,
+                 static_cast<long long>(r.latency.samples));
     std::fflush(out);
 }
 

@@ -25,6 +25,7 @@ struct EvalJob {
     bool disable_cpu_fallback = false;
     int imgsz = 0;
     int max_images = 100;
+    int batch = 1;  // images per run (the model's batch dimension must be free)
     double conf = 0.001;
     double iou = 0.7;
     int max_det = 300;

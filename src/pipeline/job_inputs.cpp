@@ -1,5 +1,7 @@
 #include "pipeline/job_inputs.h"
 
+#include <fmt/format.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -23,21 +25,71 @@ void apply_engine_switches(const EngineSwitches& e, calib::CalibRunOptions& ro) 
 
 namespace fs = std::filesystem;
 
-std::string assets_dir() {
-    if (const char* env = std::getenv("LOWBIT_ASSETS"); env && *env) return env;
-    // The binary lives in <repo>/build/ (or an install prefix's bin/); assets/ sits beside.
+namespace {
+
+// A folder counts as the bundled assets when it holds the default model.
+bool holds_bundled_model(const fs::path& dir) {
     std::error_code ec;
-    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) {
-        for (fs::path dir = exe.parent_path(); !dir.empty() && dir != dir.root_path();
-             dir = dir.parent_path()) {
-            if (fs::is_directory(dir / "assets", ec)) return (dir / "assets").string();
-            if (fs::is_directory(dir / "share" / "lowbit" / "assets", ec)) {
-                return (dir / "share" / "lowbit" / "assets").string();
-            }
-        }
+    return fs::is_regular_file(dir / kDefaultModelFile, ec);
+}
+
+// The nearest `assets/` with the bundled model in `start` or a folder above it.
+std::string assets_above(const fs::path& start) {
+    for (fs::path dir = start; !dir.empty(); dir = dir.parent_path()) {
+        if (holds_bundled_model(dir / "assets")) return (dir / "assets").string();
+        if (dir == dir.root_path()) break;
     }
     return {};
+}
+
+}  // namespace
+
+AssetsLookup find_assets() {
+    AssetsLookup r;
+    if (const char* env = std::getenv("LOWBIT_ASSETS"); env && *env) {
+        r.dir = env;
+        r.tried.push_back(fmt::format("$LOWBIT_ASSETS ({})", env));
+        return r;
+    }
+    r.tried.push_back("$LOWBIT_ASSETS (not set)");
+    std::error_code ec;
+    const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        // A build tree inside the repository: <repo>/build/lowbit finds <repo>/assets.
+        const fs::path bin = exe.parent_path();
+        r.tried.push_back(fmt::format("assets/ in {} or a folder above it", bin.string()));
+        r.dir = assets_above(bin);
+        if (!r.dir.empty()) return r;
+        // An install prefix: <prefix>/bin/lowbit finds <prefix>/share/lowbit/assets.
+        const fs::path installed =
+            (bin.parent_path() / "share" / "lowbit" / "assets").lexically_normal();
+        r.tried.push_back(installed.string());
+        if (holds_bundled_model(installed)) {
+            r.dir = installed.string();
+            return r;
+        }
+    }
+    // A binary built or copied elsewhere, run from inside the repository.
+    const fs::path cwd = fs::current_path(ec);
+    if (!ec) {
+        r.tried.push_back(
+            fmt::format("assets/ in the current folder {} or a folder above it", cwd.string()));
+        r.dir = assets_above(cwd);
+    }
+    return r;
+}
+
+std::string assets_dir() {
+    return find_assets().dir;
+}
+
+std::string assets_not_found_note() {
+    const AssetsLookup a = find_assets();
+    if (!a.dir.empty()) return fmt::format(" (assets folder: {})", a.dir);
+    std::string tried;
+    for (const auto& t : a.tried) tried += (tried.empty() ? "" : "; ") + t;
+    return fmt::format(" (no assets folder with {} found; looked at: {})", kDefaultModelFile,
+                       tried);
 }
 
 std::string default_model_path() {
@@ -53,9 +105,9 @@ Result<std::string> resolve_model_path(const std::string& given) {
     std::string p = default_model_path();
     if (p.empty()) {
         return invalid(
-            "no MODEL given and the bundled default model ({}) was not found; pass a "
+            "no MODEL given and the bundled default model ({}) was not found{}; pass a "
             "model path or set LOWBIT_ASSETS to the assets folder",
-            kDefaultModelFile);
+            kDefaultModelFile, assets_not_found_note());
     }
     return p;
 }

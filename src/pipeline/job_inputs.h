@@ -28,18 +28,28 @@ namespace lowbit::pipeline {
 // LOWBIT_PROFILE / LOWBIT_CONV_WINOGRAD (cli/common.h), and `lowbit run` hands its own to each
 // step's job, so a step behaves as its printed command line would.
 struct EngineSwitches {
-    int profile = 0;             // ExecutorOptions::profile
-    bool conv_winograd = true;   // ExecutorOptions::conv_winograd
+    int profile = 0;            // ExecutorOptions::profile
+    bool conv_winograd = true;  // ExecutorOptions::conv_winograd
 };
 void apply_engine_switches(const EngineSwitches& e, ExecutorOptions& eo);
 void apply_engine_switches(const EngineSwitches& e, calib::CalibRunOptions& ro);
 
 // ---- Bundled assets
 
-// The folder of bundled assets: $LOWBIT_ASSETS, else the nearest `assets/` folder above the
-// binary (a build tree inside the repository) or `share/lowbit/assets` of an install prefix.
-// Empty if none is found.
-std::string assets_dir();
+// The folder of bundled assets, the first of: $LOWBIT_ASSETS; the nearest `assets/` holding the
+// default model in the binary's folder or above (a build tree inside the repository);
+// `../share/lowbit/assets` from the binary's folder (an install prefix); the nearest such
+// `assets/` in the current folder or above (a binary built or copied elsewhere, run inside the
+// repository). `dir` is empty if none is found; `tried` names each place looked at, in order.
+struct AssetsLookup {
+    std::string dir;
+    std::vector<std::string> tried;
+};
+AssetsLookup find_assets();
+std::string assets_dir();  // find_assets().dir
+// For error messages about missing bundled files: " (assets folder: D)" or
+// " (no assets folder ... found; looked at: ...)".
+std::string assets_not_found_note();
 
 // File name, inside assets_dir(), of the model commands use when none is given.
 inline constexpr const char* kDefaultModelFile = "shapes-yolov10m-w0p1875-raw.onnx";

@@ -30,6 +30,7 @@ struct SmokeJob {
     int runs = 5;
     int threads = 0;
     int default_image_size = 0;  // 0: 640 for yolo-named models, else 224 (as the seed)
+    int batch = 0;  // > 0: the first dim of every input of rank >= 2 (where it is not fixed)
     bool save_outputs = false;
     bool reference = false;
     EngineSwitches engine;

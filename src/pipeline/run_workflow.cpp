@@ -368,7 +368,8 @@ Result<RunPlan> plan_run(RunOptions o) {
         if (assets.empty() || !fs::is_regular_file(o.calib_list)) {
             return invalid(
                 "no --calib-list given and the bundled list "
-                "(assets/calib/calib100.txt) was not found");
+                "(assets/calib/calib100.txt) was not found{}",
+                assets_not_found_note());
         }
     }
     LOWBIT_ASSIGN(plan.calib_images, read_image_list(o.calib_list));

@@ -62,7 +62,8 @@ Status run_job(SensitivityJob o, std::FILE* out) {
         if (assets.empty() || !fs::is_regular_file(list, ec)) {
             return invalid(
                 "no calibration data given and the bundled list (assets/calib/calib100.txt) was "
-                "not found; pass --calib FILE.npy, --calib-list FILE or --calib-images DIR");
+                "not found{}; pass --calib FILE.npy, --calib-list FILE or --calib-images DIR",
+                assets_not_found_note());
         }
         ci.list = list.string();
     }

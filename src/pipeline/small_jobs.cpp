@@ -179,6 +179,7 @@ Status run_job(const CompareJob& o, std::FILE* out) {
     if (!o.html.empty()) LOWBIT_TRY(write_file_atomic(o.html, html));
 
     std::fputs(report::markdown_table(c).c_str(), out);
+    std::fputs(report::latency_lines(c).c_str(), out);
     if (c.recommendation.index) {
         std::fprintf(out, "recommended: %s (%s)\n",
                      c.variants[*c.recommendation.index].name.c_str(),
@@ -186,6 +187,7 @@ Status run_job(const CompareJob& o, std::FILE* out) {
     } else {
         std::fprintf(out, "recommended: none (%s)\n", c.recommendation.reason.c_str());
     }
+    std::fprintf(out, "rule: %s.\n", c.recommendation.rule.c_str());
     std::fflush(out);
     for (const std::string& path : {o.out, o.html}) {
         if (!path.empty()) std::fprintf(stderr, "lowbit compare: wrote %s\n", path.c_str());

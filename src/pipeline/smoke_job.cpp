@@ -89,12 +89,6 @@ nlohmann::json output_stats(const std::string& name, const Tensor& t) {
     return j;
 }
 
-double percentile(std::vector<double> v, double p) {
-    if (v.empty()) return 0;
-    std::sort(v.begin(), v.end());
-    return percentile_linear(v, p);
-}
-
 }  // namespace
 
 Status run_job(const SmokeJob& o, std::FILE* out) {
@@ -105,6 +99,23 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
     auto shapes = parse_input_shapes(o.input_shapes);
     if (!shapes) return shapes.status();
 
+    // The --input files, read first: a symbolic dimension takes its size from the file.
+    std::vector<const ValueInfo*> graph_inputs;
+    for (const auto& vi : model->graph.inputs) {
+        if (!model->graph.initializer(vi.name)) graph_inputs.push_back(&vi);
+    }
+    if (!o.inputs.empty() && o.inputs.size() != graph_inputs.size()) {
+        return invalid("--input given {} time(s) but the model has {} input(s)", o.inputs.size(),
+                       graph_inputs.size());
+    }
+    std::vector<Tensor> files;
+    for (const auto& f : o.inputs) {
+        auto t = read_npy(f);
+        if (!t) return t.status();
+        files.push_back(std::move(t).value());
+    }
+    if (o.batch < 0) return invalid("--batch {}: must be positive", o.batch);
+
     // The seed's fallbacks for unknown dims: rank 4 -> batch, channels, size, size, ...
     std::string lower = fs::path(*path).filename().string();
     std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
@@ -113,8 +124,8 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
                              : (lower.find("yolo") != std::string::npos ? 640 : 224);
     nlohmann::json inputs_json = nlohmann::json::array();
     std::map<std::string, Shape> resolved = *shapes;
-    for (const auto& vi : model->graph.inputs) {
-        if (model->graph.initializer(vi.name)) continue;
+    for (size_t k = 0; k < graph_inputs.size(); ++k) {
+        const ValueInfo& vi = *graph_inputs[k];
         Shape original, fallback;
         bool used = false;
         const size_t rank = vi.dims.size();
@@ -127,17 +138,48 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
                 fb = (i == 0 ? 3 : size);
             else if (rank == 2)
                 fb = (i == 0 ? 1 : size);
+            if (i == 0 && rank >= 2 && o.batch > 0) fb = o.batch;
             int64_t d = vi.dims[i].is_fixed() && vi.dims[i].value > 0 ? vi.dims[i].value : fb;
             used |= d != original.back();
             fallback.push_back(d);
         }
-        if (!resolved.count(vi.name) && used) resolved[vi.name] = fallback;
+        // --batch N: the first dimension of every input of rank >= 2, where the model leaves it
+        // free (a fixed batch is the model's own and cannot change).
+        if (o.batch > 0 && rank >= 2 && vi.dims[0].is_fixed() && vi.dims[0].value != o.batch) {
+            return invalid("--batch {}: input '{}' has a fixed batch size {} ({})", o.batch,
+                           vi.name, vi.dims[0].value, vi.shape_str());
+        }
+        std::string source = used ? "fallback" : "model";
+        if (shapes->count(vi.name)) {
+            source = "--input-shape";
+        } else if (!files.empty()) {
+            // The file's shape, where it fits the declared one (rank and fixed dims).
+            const Shape& fs_shape = files[k].shape();
+            bool fits = !vi.has_shape || fs_shape.size() == rank;
+            for (size_t i = 0; fits && vi.has_shape && i < rank; ++i) {
+                fits = !vi.dims[i].is_fixed() || vi.dims[i].value == fs_shape[i];
+            }
+            if (!fits) {
+                return invalid("{}: holds {} {}, but input '{}' is declared {}", o.inputs[k],
+                               dtype_name(files[k].dtype()), shape_str(fs_shape), vi.name,
+                               vi.shape_str());
+            }
+            if (o.batch > 0 && !fs_shape.empty() && fs_shape[0] != o.batch) {
+                return invalid("{}: holds a batch of {}, but --batch {} was given", o.inputs[k],
+                               fs_shape[0], o.batch);
+            }
+            resolved[vi.name] = fs_shape;
+            source = "--input";
+        } else if (used) {
+            resolved[vi.name] = fallback;
+        }
         inputs_json.push_back(
             {{"name", vi.name},
              {"dtype", dtype_name(vi.dtype)},
              {"original_shape", original},
              {"resolved_shape", resolved.count(vi.name) ? resolved[vi.name] : fallback},
-             {"used_fallbacks", used && !shapes->count(vi.name)}});
+             {"shape_source", source},
+             {"used_fallbacks", source == "fallback"}});
     }
 
     ExecutorOptions eo;
@@ -151,24 +193,19 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
 
     std::vector<Tensor> feeds;
     std::mt19937_64 rng(o.seed);
-    if (!o.inputs.empty() && o.inputs.size() != e.inputs().size()) {
-        return invalid("--input given {} time(s) but the model has {} input(s)", o.inputs.size(),
-                       e.inputs().size());
-    }
     for (size_t i = 0; i < e.inputs().size(); ++i) {
         const TensorDesc& d = e.inputs()[i];
-        if (o.inputs.empty()) {
+        if (files.empty()) {
             feeds.push_back(random_tensor(d.dtype, d.shape, rng));
             continue;
         }
-        auto t = read_npy(o.inputs[i]);
-        if (!t) return t.status();
-        if (t->dtype() != d.dtype || t->shape() != d.shape) {
+        Tensor& t = files[i];
+        if (t.dtype() != d.dtype || t.shape() != d.shape) {
             return invalid("{}: holds {} {}, but input '{}' needs {} {}", o.inputs[i],
-                           dtype_name(t->dtype()), shape_str(t->shape()), d.name,
-                           dtype_name(d.dtype), shape_str(d.shape));
+                           dtype_name(t.dtype()), shape_str(t.shape()), d.name, dtype_name(d.dtype),
+                           shape_str(d.shape));
         }
-        feeds.push_back(std::move(t).value());
+        feeds.push_back(std::move(t));
     }
 
     using Clock = std::chrono::steady_clock;
@@ -187,9 +224,10 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
     nlohmann::json outs = nlohmann::json::array();
     for (size_t i = 0; i < outputs.size(); ++i)
         outs.push_back(output_stats(e.outputs()[i].name, outputs[i]));
-    double mean = 0;
-    for (double t : times) mean += t;
-    mean /= static_cast<double>(times.size());
+    const LatencyStats stats = latency_stats_ms(times);
+    nlohmann::json latency = {{"warmup_runs", o.warmup}, {"runs", times.size()}};
+    set_latency_fields(latency, stats);
+    latency["min_ms"] = *std::min_element(times.begin(), times.end());
     nlohmann::json summary = {
         {"model_name", fs::path(*path).stem().string()},
         {"model_path", *path},
@@ -200,13 +238,7 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
         {"input_source", o.inputs.empty() ? nlohmann::json("random") : nlohmann::json(o.inputs)},
         {"inputs", inputs_json},
         {"outputs", outs},
-        {"latency",
-         {{"warmup_runs", o.warmup},
-          {"runs", times.size()},
-          {"mean_ms", mean},
-          {"median_ms", percentile(times, 50)},
-          {"p90_ms", percentile(times, 90)},
-          {"min_ms", *std::min_element(times.begin(), times.end())}}},
+        {"latency", latency},
         {"runtime_ms", times.front()},
         {"peak_activation_bytes", e.peak_activation_bytes()}};
 

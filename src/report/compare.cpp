@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <unordered_set>
 
+#include "eval/latency.h"
 #include "onnx/model_io.h"
 #include "report/json_read.h"
 
@@ -113,6 +114,30 @@ Result<Variant> load_variant(const std::string& path) {
     LOWBIT_ASSIGN(v.mean_ms, mean.number());
     LOWBIT_ASSIGN(JsonAt p90, latency.at("p90_ms"));
     LOWBIT_ASSIGN(v.p90_ms, p90.number());
+    v.median_ms = v.mean_ms;
+    if (auto x = latency.find("median_ms")) {
+        LOWBIT_ASSIGN(v.median_ms, x->number());
+    }
+    if (auto x = latency.find("spread_ms")) {
+        LOWBIT_ASSIGN(v.spread_ms, x->number());
+        if (*v.spread_ms < 0) return x->type_error("a non-negative number");
+    }
+    if (auto x = latency.find("p10_ms")) {
+        LOWBIT_ASSIGN(v.p10_ms, x->number());
+    }
+    if (auto x = latency.find("samples")) {
+        LOWBIT_ASSIGN(v.latency_samples, x->integer());
+    }
+    if (auto x = latency.find("median_ci_ms")) {
+        LOWBIT_TRY(x->expect_array());
+        if (x->v->size() != 2) return x->type_error("[low, high]");
+        LOWBIT_ASSIGN(double lo, x->index(0).number());
+        LOWBIT_ASSIGN(double hi, x->index(1).number());
+        v.median_ci_ms = std::make_pair(lo, hi);
+    }
+    if (auto x = latency.find("median_ci_level")) {
+        LOWBIT_ASSIGN(v.median_ci_level, x->number());
+    }
     for (const char* key : kParamKeys) {
         if (auto it = doc.find(key); it != doc.end()) v.params[key] = *it;
     }
@@ -203,6 +228,24 @@ std::optional<double> Comparison::drop(size_t i) const {
     return variants[*baseline].map50_95 - variants[i].map50_95;
 }
 
+double spread_of(const Variant& v) {
+    return v.spread_ms.value_or(0.0);
+}
+
+Speed speed_against(const Variant& a, const Variant& b) {
+    const double noise = spread_of(a) + spread_of(b);
+    if (b.median_ms - a.median_ms > noise) return Speed::Faster;
+    if (a.median_ms - b.median_ms > noise) return Speed::Slower;
+    return Speed::Same;
+}
+
+std::string latency_rule() {
+    return "Latency: a variant counts as faster than another only when its median latency is "
+           "lower by more than the sum of the two spreads (spread = half the p10-p90 range of "
+           "the per-image times, or the wider side of the median's 95% confidence interval if "
+           "larger)";
+}
+
 Result<Comparison> compare_variants(std::vector<Variant> variants, const CompareOptions& o) {
     if (variants.empty()) return invalid("no results files given");
     Comparison c;
@@ -230,9 +273,11 @@ Result<Comparison> compare_variants(std::vector<Variant> variants, const Compare
 
     Recommendation& r = c.recommendation;
     r.rule = fmt::format(
-        "among the quantized variants (every variant but the baseline), the fastest by mean "
-        "latency whose mAP_50_95 drop against the baseline is at most {:.4f}; if none is within "
-        "that tolerance, the most accurate quantized variant",
+        "among the quantized variants (every variant but the baseline) whose mAP_50_95 drop "
+        "against the baseline is at most {:.4f}, those not measurably slower than the fastest of "
+        "them (lowest median latency; measurably = the medians differ by more than the sum of "
+        "the two latency spreads), and of these the most accurate; if none is within that "
+        "tolerance, the most accurate quantized variant",
         o.max_drop);
     std::vector<size_t> pool;
     for (size_t i = 0; i < c.variants.size(); ++i) {
@@ -244,13 +289,13 @@ Result<Comparison> compare_variants(std::vector<Variant> variants, const Compare
     }
     auto faster = [&](size_t a, size_t b) {
         const Variant &x = c.variants[a], &y = c.variants[b];
-        if (x.mean_ms != y.mean_ms) return x.mean_ms < y.mean_ms;
+        if (x.median_ms != y.median_ms) return x.median_ms < y.median_ms;
         return x.map50_95 > y.map50_95;
     };
     auto more_accurate = [&](size_t a, size_t b) {
         const Variant &x = c.variants[a], &y = c.variants[b];
         if (x.map50_95 != y.map50_95) return x.map50_95 > y.map50_95;
-        return x.mean_ms < y.mean_ms;
+        return x.median_ms < y.median_ms;
     };
     if (!c.baseline) {
         r.index = *std::min_element(pool.begin(), pool.end(), more_accurate);
@@ -265,18 +310,45 @@ Result<Comparison> compare_variants(std::vector<Variant> variants, const Compare
     }
     const Variant& b = c.variants[*c.baseline];
     if (!within.empty()) {
-        size_t best = *std::min_element(within.begin(), within.end(), faster);
+        const size_t fastest = *std::min_element(within.begin(), within.end(), faster);
+        std::vector<size_t> tied;
+        for (size_t i : within) {
+            if (speed_against(c.variants[i], c.variants[fastest]) != Speed::Slower) {
+                tied.push_back(i);
+            }
+        }
+        const size_t best = *std::min_element(tied.begin(), tied.end(), more_accurate);
         const Variant& v = c.variants[best];
         r.index = best;
         r.reason = fmt::format(
-            "{} of the {} quantized variants are within the tolerance; this one is the fastest "
-            "of them: mean {:.3f} ms (baseline {:.3f} ms), mAP_50_95 {:.4f}, drop {:.4f}",
-            within.size(), pool.size(), v.mean_ms, b.mean_ms, v.map50_95, *c.drop(best));
-        if (v.mean_ms > b.mean_ms) {
-            r.reason +=
-                ". It is slower than the baseline here: where the Q/DQ graph runs as float "
-                "simulation (lowbit's CPU backend) quantization costs time; the latency ranking "
-                "carries over to an engine with low-precision kernels (TensorRT) only in order";
+            "{} of the {} quantized variants are within the tolerance and {} of those are not "
+            "measurably slower than the fastest ({}, median {:.3f} +/- {:.3f} ms); this one is "
+            "the most accurate of them: mAP_50_95 {:.4f}, drop {:.4f}, median {:.3f} +/- {:.3f} "
+            "ms",
+            within.size(), pool.size(), tied.size(), c.variants[fastest].name,
+            c.variants[fastest].median_ms, spread_of(c.variants[fastest]), v.map50_95,
+            *c.drop(best), v.median_ms, spread_of(v));
+        const double gap = b.median_ms - v.median_ms, noise = spread_of(v) + spread_of(b);
+        switch (speed_against(v, b)) {
+            case Speed::Faster:
+                r.reason += fmt::format(
+                    "; measurably faster than the baseline ({:.3f} ms): by {:.3f} ms, more than "
+                    "the {:.3f} ms of their spreads",
+                    b.median_ms, gap, noise);
+                break;
+            case Speed::Same:
+                r.reason += fmt::format(
+                    "; not measurably faster than the baseline ({:.3f} ms): the medians differ "
+                    "by {:.3f} ms, within the {:.3f} ms of their spreads",
+                    b.median_ms, std::abs(gap), noise);
+                break;
+            case Speed::Slower:
+                r.reason += fmt::format(
+                    "; measurably slower than the baseline ({:.3f} ms, by {:.3f} ms > {:.3f} ms "
+                    "of spreads): where a Q/DQ graph runs as float simulation (no low-precision "
+                    "kernel for a node) quantization costs time",
+                    b.median_ms, -gap, noise);
+                break;
         }
     } else {
         size_t best = *std::min_element(pool.begin(), pool.end(), more_accurate);
@@ -284,8 +356,8 @@ Result<Comparison> compare_variants(std::vector<Variant> variants, const Compare
         r.index = best;
         r.reason = fmt::format(
             "no quantized variant is within the tolerance; this is the most accurate one: "
-            "mAP_50_95 {:.4f}, drop {:.4f} (> {:.4f}), mean {:.3f} ms",
-            v.map50_95, *c.drop(best), o.max_drop, v.mean_ms);
+            "mAP_50_95 {:.4f}, drop {:.4f} (> {:.4f}), median {:.3f} +/- {:.3f} ms",
+            v.map50_95, *c.drop(best), o.max_drop, v.median_ms, spread_of(v));
     }
     return c;
 }
@@ -304,6 +376,66 @@ std::string markdown_table(const Comparison& c) {
             fmt_opt(v.quantized_nodes), v.onnx_path);
     }
     return md;
+}
+
+std::string median_ci_text(const Variant& v) {
+    if (!v.median_ci_ms) return "-";
+    std::string ci = fmt::format("{:.3f}..{:.3f}", v.median_ci_ms->first, v.median_ci_ms->second);
+    if (v.median_ci_level) ci += fmt::format(" ({:.1f}%)", 100 * *v.median_ci_level);
+    return ci;
+}
+
+std::string latency_verdict(const Comparison& c, size_t i) {
+    if (!c.baseline || i == *c.baseline) return "-";
+    const Variant &v = c.variants[i], &b = c.variants[*c.baseline];
+    const double gap = b.median_ms - v.median_ms, noise = spread_of(v) + spread_of(b);
+    switch (speed_against(v, b)) {
+        case Speed::Faster:
+            return fmt::format("faster by {:.3f} ms (> {:.3f} ms of spreads)", gap, noise);
+        case Speed::Slower:
+            return fmt::format("slower by {:.3f} ms (> {:.3f} ms of spreads)", -gap, noise);
+        case Speed::Same: break;
+    }
+    return fmt::format("no measurable difference ({:+.3f} ms, within {:.3f} ms of spreads)", -gap,
+                       noise);
+}
+
+namespace {
+
+std::string opt_ms(const std::optional<double>& v) {
+    return v ? fmt::format("{:.3f}", *v) : "-";
+}
+
+}  // namespace
+
+std::string latency_markdown(const Comparison& c) {
+    std::string md =
+        "| variant | median_ms | spread_ms | median CI ms | p10_ms | p90_ms | samples | "
+        "against the baseline |\n|---|---:|---:|---|---:|---:|---:|---|\n";
+    for (size_t i = 0; i < c.variants.size(); ++i) {
+        const Variant& v = c.variants[i];
+        const std::string ci = median_ci_text(v);
+        md += fmt::format("| {} | {:.3f} | {} | {} | {} | {:.3f} | {} | {} |\n", v.name,
+                          v.median_ms, opt_ms(v.spread_ms), ci, opt_ms(v.p10_ms), v.p90_ms,
+                          v.latency_samples ? std::to_string(*v.latency_samples) : "-",
+                          latency_verdict(c, i));
+    }
+    return md;
+}
+
+std::string latency_lines(const Comparison& c) {
+    std::string out = latency_rule() + ".\n";
+    size_t width = 0;
+    for (const Variant& v : c.variants) width = std::max(width, v.name.size());
+    for (size_t i = 0; i < c.variants.size(); ++i) {
+        const Variant& v = c.variants[i];
+        out += fmt::format("  {:<{}}  median {:.3f} +/- {} ms", v.name, width, v.median_ms,
+                           v.spread_ms ? fmt::format("{:.3f}", *v.spread_ms) : "? (no spread)");
+        if (c.baseline && i != *c.baseline)
+            out += "  against the baseline: " + latency_verdict(c, i);
+        out += "\n";
+    }
+    return out;
 }
 
 std::vector<std::pair<std::string, std::string>> dataset_lines(const Comparison& c) {
@@ -376,6 +508,23 @@ std::string summary_markdown(const Comparison& c, const CompareOptions& o) {
                               v.calibration_method.empty() ? "-" : v.calibration_method);
         }
     }
+
+    md += "\n## Latency\n\n";
+    md += latency_rule() + ".\n\n";
+    md += latency_markdown(c);
+    std::vector<std::string> no_spread;
+    for (const Variant& v : c.variants) {
+        if (!v.spread_ms) no_spread.push_back(v.name);
+    }
+    md += fmt::format(
+        "\nmedian CI = the {:.0f}% confidence interval of the median from binomial order "
+        "statistics (its achieved level in brackets; fewer than 6 samples reach less).{}\n",
+        100 * kMedianCiLevel,
+        no_spread.empty()
+            ? ""
+            : fmt::format(" No spread recorded for {} (results written before lowbit stated "
+                          "one): counted as 0.",
+                          fmt::join(no_spread, ", ")));
 
     md += "\n## Recommendation\n\n";
     md += "Rule: " + c.recommendation.rule + ".\n\n";

@@ -22,6 +22,12 @@ struct Variant {
     double map50 = 0;
     double mean_ms = 0;
     double p90_ms = 0;
+    double median_ms = 0;             // latency.median_ms; mean_ms where a file has none
+    std::optional<double> spread_ms;  // latency.spread_ms (src/eval/latency.h); older files: none
+    std::optional<std::pair<double, double>> median_ci_ms;
+    std::optional<double> median_ci_level;
+    std::optional<double> p10_ms;
+    std::optional<int64_t> latency_samples;
     std::string mode;  // "fp8" / "int8" / "" (unknown or float)
     std::optional<int> k;
     std::optional<int64_t> excluded_nodes;
@@ -64,9 +70,18 @@ struct Comparison {
     std::optional<double> drop(size_t i) const;
 };
 
+// Latency verdicts: variant a is faster than b only when b's median exceeds a's by more than
+// the sum of their spreads (a variant without a recorded spread counts 0).
+enum class Speed { Faster, Same, Slower };
+Speed speed_against(const Variant& a, const Variant& b);
+double spread_of(const Variant& v);
+// The rule above, stated for the outputs.
+std::string latency_rule();
+
 // Orders the variants, finds the baseline and applies the recommendation rule: among the
-// quantized variants (all but the baseline), the fastest (mean latency) whose mAP50-95 drop is
-// at most max_drop; when none is within it, the most accurate one.
+// quantized variants (all but the baseline) whose mAP50-95 drop is at most max_drop, those not
+// measurably slower (speed_against) than the fastest of them (lowest median); of these the most
+// accurate. When none is within the tolerance, the most accurate quantized variant.
 Result<Comparison> compare_variants(std::vector<Variant> variants, const CompareOptions& o);
 
 // Indices of the points (x = latency, lower is better; y = accuracy, higher is better) that no
@@ -84,7 +99,19 @@ std::string markdown_table(const Comparison& c);
 // ..." when the variants disagree, then the calibration methods.
 std::vector<std::pair<std::string, std::string>> dataset_lines(const Comparison& c);
 
-// summary.md: title, table, "Recommendation" and "Datasets" sections.
+// The "Latency" table: variant | median_ms | spread_ms | median CI (level) | p10_ms | p90_ms |
+// samples | against the baseline (faster / no measurable difference / slower, with the numbers).
+std::string latency_markdown(const Comparison& c);
+// "12.100..13.400 (97.9%)": the median's interval and its level; "-" when the file has none.
+std::string median_ci_text(const Variant& v);
+// Variant i against the baseline: "faster by 3.100 ms (> 0.800 ms of spreads)", "slower by ...",
+// "no measurable difference (+0.400 ms, within 0.800 ms of spreads)"; "-" for the baseline itself
+// or without a baseline.
+std::string latency_verdict(const Comparison& c, size_t i);
+// One line per variant for the terminal: median +/- spread and the verdict against the baseline.
+std::string latency_lines(const Comparison& c);
+
+// summary.md: title, table, "Latency", "Recommendation" and "Datasets" sections.
 std::string summary_markdown(const Comparison& c, const CompareOptions& o);
 
 }  // namespace lowbit::report

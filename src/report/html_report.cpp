@@ -47,6 +47,27 @@ std::string table_html(const Comparison& c) {
     return h + "</table>\n";
 }
 
+std::string latency_table_html(const Comparison& c) {
+    std::string h =
+        "<table>\n<tr><th>variant</th><th>median_ms</th><th>spread_ms</th><th>median CI ms</th>"
+        "<th>p10_ms</th><th>p90_ms</th><th>samples</th><th>against the baseline</th></tr>\n";
+    auto ms = [](const std::optional<double>& v) {
+        return v ? fmt::format("{:.3f}", *v) : std::string("-");
+    };
+    for (size_t i = 0; i < c.variants.size(); ++i) {
+        const Variant& v = c.variants[i];
+        const std::string ci = median_ci_text(v);
+        h += fmt::format(
+            "<tr><td>{}</td><td class=\"num\">{:.3f}</td><td class=\"num\">{}</td>"
+            "<td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.3f}</td>"
+            "<td class=\"num\">{}</td><td>{}</td></tr>\n",
+            html_escape(v.name), v.median_ms, ms(v.spread_ms), ci, ms(v.p10_ms), v.p90_ms,
+            v.latency_samples ? std::to_string(*v.latency_samples) : "-",
+            html_escape(latency_verdict(c, i)));
+    }
+    return h + "</table>\n";
+}
+
 std::string sensitivity_html(const SensitivityReport& r) {
     std::vector<const SensitivityEntry*> top;
     for (const SensitivityEntry& e : r.entries) top.push_back(&e);
@@ -107,18 +128,20 @@ std::string html_report(const Comparison& c, const CompareOptions& o,
     std::vector<ScatterPoint> points;
     for (size_t i = 0; i < c.variants.size(); ++i) {
         const Variant& v = c.variants[i];
-        xy.emplace_back(v.mean_ms, v.map50_95);
-        points.push_back({v.mean_ms, v.map50_95, v.name,
-                          c.recommendation.index && *c.recommendation.index == i});
+        xy.emplace_back(v.median_ms, v.map50_95);
+        points.push_back({v.median_ms, v.map50_95, v.name,
+                          c.recommendation.index && *c.recommendation.index == i, spread_of(v)});
     }
     std::vector<size_t> front = pareto_front(xy);
-    h += svg_scatter(points, front, "mean latency (ms)", "mAP_50_95");
+    h += svg_scatter(points, front, "median latency (ms), bars: +/- spread", "mAP_50_95");
     std::string names;
     for (size_t i : front) names += (names.empty() ? "" : ", ") + c.variants[i].name;
     h += fmt::format(
         "<p class=\"note\">Pareto front (no other variant is both faster and more accurate): "
-        "{}. The larger point is the recommended variant (tolerance {:.4f} mAP_50_95).</p>\n",
+        "{}. The larger point is the recommended variant (tolerance {:.4f} mAP_50_95). The "
+        "horizontal bars are each variant's latency spread.</p>\n",
         html_escape(names), o.max_drop);
+    h += "<h2>Latency</h2>\n<p>" + html_escape(latency_rule()) + ".</p>\n" + latency_table_html(c);
 
     h += "<h2>Datasets</h2>\n<ul>\n";
     for (const auto& [key, text] : dataset_lines(c)) {

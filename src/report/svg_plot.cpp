@@ -73,11 +73,14 @@ std::string svg_scatter(const std::vector<ScatterPoint>& points, const std::vect
         "aria-label=\"{2} vs {3}\">\n",
         w, h, html_escape(y_label), html_escape(x_label));
     if (points.empty()) return svg + "<text x=\"20\" y=\"40\">no data</text>\n</svg>\n";
-    auto [xmin, xmax] = std::minmax_element(points.begin(), points.end(),
-                                            [](auto& a, auto& b) { return a.x < b.x; });
+    double xlo = points[0].x - points[0].x_err, xhi = points[0].x + points[0].x_err;
+    for (const ScatterPoint& p : points) {
+        xlo = std::min(xlo, p.x - std::max(0.0, p.x_err));
+        xhi = std::max(xhi, p.x + std::max(0.0, p.x_err));
+    }
     auto [ymin, ymax] = std::minmax_element(points.begin(), points.end(),
                                             [](auto& a, auto& b) { return a.y < b.y; });
-    Range xr = padded(xmin->x, xmax->x), yr = padded(ymin->y, ymax->y);
+    Range xr = padded(xlo, xhi), yr = padded(ymin->y, ymax->y);
     auto px = [&](double x) { return left + (x - xr.lo) / (xr.hi - xr.lo) * pw; };
     auto py = [&](double y) { return top + ph - (y - yr.lo) / (yr.hi - yr.lo) * ph; };
 
@@ -117,6 +120,15 @@ std::string svg_scatter(const std::vector<ScatterPoint>& points, const std::vect
             "<path d=\"{}\" fill=\"none\" stroke=\"#d9480f\" stroke-width=\"2\" "
             "stroke-dasharray=\"6 3\"/>\n",
             path);
+    }
+    for (const ScatterPoint& p : points) {
+        if (!(p.x_err > 0)) continue;
+        const double x0 = px(p.x - p.x_err), x1 = px(p.x + p.x_err), y = py(p.y);
+        svg += fmt::format(
+            "<path class=\"errbar\" d=\"M{0:.1f},{1:.1f} H{2:.1f} M{0:.1f},{3:.1f} V{4:.1f} "
+            "M{2:.1f},{3:.1f} V{4:.1f}\" stroke=\"#555\" stroke-width=\"1.2\" fill=\"none\">"
+            "<title>{5}: {6:.3f} &#177; {7:.3f}</title></path>\n",
+            x0, y, x1, y - 5, y + 5, html_escape(p.label), p.x, p.x_err);
     }
     for (size_t i = 0; i < points.size(); ++i) {
         const ScatterPoint& p = points[i];

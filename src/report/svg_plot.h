@@ -19,10 +19,12 @@ struct ScatterPoint {
     double y = 0;
     std::string label;
     bool highlight = false;  // drawn larger (the recommended variant)
+    double x_err = 0;        // > 0: a horizontal error bar x - x_err .. x + x_err
 };
 
 // Scatter of `points` with labels; the points `front` (indices, ordered by x) are joined by a
-// step line, the Pareto front.
+// step line, the Pareto front. Points with x_err > 0 get error bars (class "errbar"), and the
+// x axis covers them.
 std::string svg_scatter(const std::vector<ScatterPoint>& points, const std::vector<size_t>& front,
                         const std::string& x_label, const std::string& y_label);
 

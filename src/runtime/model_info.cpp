@@ -42,19 +42,56 @@ int64_t node_macs(const Node& node, const Executor& ex) {
     return 0;
 }
 
+namespace {
+
+// Parameters are the constant tensors a graph carries: its initializers and the values of its
+// Constant nodes (exporters write weights either way), in subgraphs (If/Loop/Scan bodies) too.
+void count_params(const Graph& g, ModelInfo& info) {
+    auto add = [&](int64_t n, int64_t bytes) {
+        info.n_params += n;
+        info.param_bytes += bytes;
+    };
+    for (const auto& [name, t] : g.initializers) {
+        add(t.numel(), static_cast<int64_t>(t.nbytes()));
+    }
+    for (const Node& n : g.nodes) {
+        if (n.op_type == "Constant" && n.domain.empty()) {
+            for (const auto& [key, a] : n.attrs) {
+                switch (a.kind) {
+                    case Attr::Kind::Tensor:
+                        add(a.t.numel(), static_cast<int64_t>(a.t.nbytes()));
+                        break;
+                    case Attr::Kind::Float: add(1, 4); break;
+                    case Attr::Kind::Int: add(1, 8); break;
+                    case Attr::Kind::Floats:
+                        add(std::ssize(a.floats), 4 * std::ssize(a.floats));
+                        break;
+                    case Attr::Kind::Ints: add(std::ssize(a.ints), 8 * std::ssize(a.ints)); break;
+                    default: break;  // strings and sparse tensors are not counted
+                }
+            }
+        }
+        for (const auto& [key, a] : n.attrs) {
+            if (a.g) count_params(*a.g, info);
+            for (const auto& sub : a.graphs) {
+                if (sub) count_params(*sub, info);
+            }
+        }
+    }
+}
+
+}  // namespace
+
 ModelInfo model_info(const Model& model, const Executor& ex, const std::string& path) {
     ModelInfo info;
     info.path = path;
     info.ir_version = model.ir_version;
     info.opset = model.default_opset();
-    info.producer = model.producer_name +
-                    (model.producer_version.empty() ? "" : " " + model.producer_version);
+    info.producer =
+        model.producer_name + (model.producer_version.empty() ? "" : " " + model.producer_version);
     info.inputs = ex.inputs();
     info.outputs = ex.outputs();
-    for (const auto& [name, t] : model.graph.initializers) {
-        info.n_params += t.numel();
-        info.param_bytes += static_cast<int64_t>(t.nbytes());
-    }
+    count_params(model.graph, info);
     info.n_nodes = static_cast<int64_t>(model.graph.nodes.size());
     for (const auto& n : model.graph.nodes) {
         info.op_histogram[n.op_type]++;
@@ -113,7 +150,8 @@ std::string to_text(const ModelInfo& info) {
     for (const auto& d : info.outputs) {
         s += fmt::format("output      {} {} {}\n", d.name, dtype_name(d.dtype), shape_str(d.shape));
     }
-    s += fmt::format("parameters  {} ({})\n", info.n_params, human_bytes(static_cast<double>(info.param_bytes)));
+    s += fmt::format("parameters  {} ({})\n", info.n_params,
+                     human_bytes(static_cast<double>(info.param_bytes)));
     s += fmt::format("MACs        {:.3f} G (Conv, ConvTranspose, MatMul, Gemm)\n",
                      static_cast<double>(info.macs) / 1e9);
     s += fmt::format("activations {} peak (planned arena)\n",

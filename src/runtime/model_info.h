@@ -18,7 +18,7 @@ struct ModelInfo {
     int64_t opset = 0;
     std::string producer;
     std::vector<TensorDesc> inputs, outputs;
-    int64_t n_params = 0;      // elements of all initializers
+    int64_t n_params = 0;      // elements of all initializers and Constant node values
     int64_t param_bytes = 0;   // their storage bytes
     int64_t macs = 0;          // multiply-accumulates of Conv, ConvTranspose, MatMul, Gemm
     int64_t n_nodes = 0;

@@ -277,6 +277,28 @@ std::vector<OpCase> nhwc_cases() {
         v.push_back(c);
     }
     {
+        OpCase c = simple("GlobalAveragePool", "global_avgpool_nhwc", {rnd({1, 96, 14, 14}, 60)},
+                          {}, "96 channels 14x14 (squeeze-excitation)", kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("GlobalAveragePool", "global_avgpool_nhwc", {rnd({2, 130, 7, 9}, 61)},
+                          {}, "batch 2, 130 channels (a partial block) 7x9", kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("BatchNormalization", "batchnorm_nhwc",
+                          {rnd({2, 24, 11, 9}, 62), rnd({24}, 63), rnd({24}, 64), rnd({24}, 65),
+                           rnd({24}, 66, 0.1f, 2.0f)},
+                          {{"epsilon", attr_f(1e-3f)}}, "batch 2, 24 channels 11x9 eps 1e-3",
+                          kExact);
+        c.call.constant_inputs = {1, 2, 3, 4};
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
         const Tensor scales = f32({4}, {1, 1, 2, 2});
         OpCase c = simple("Resize", "resize_nhwc", {rnd({1, 8, 10, 12}, 28), Tensor(), scales},
                           {{"mode", attr_s("nearest")},

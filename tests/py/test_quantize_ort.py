@@ -343,20 +343,30 @@ def test_int8_op_types_bypass_placement(synth, tmp_path):
     assert r.returncode == 2 and "bf16" in r.stderr
 
 
-def test_modelopt_spellings_translate_one_to_one(synth, tmp_path):
+@pytest.mark.parametrize("mode", ["int8", "fp8"])
+def test_modelopt_spellings_translate_one_to_one(synth, tmp_path, mode):
+    """ModelOpt's flag spellings give byte for byte the model lowbit's own spellings give (a
+    spelling mapped to another mode, method or exclusion would change it)."""
     a = tmp_path / "native.onnx"
     b = tmp_path / "modelopt.onnx"
-    quantize(synth["model"], a, "--mode", "int8", "--calib", synth["calib"],
+    quantize(synth["model"], a, "--mode", mode, "--calib", synth["calib"],
              "--calibration-method", "entropy", "--exclude", "head\\.dw", "--exclude", "fuse")
-    lowbit("quantize", "--onnx_path", synth["model"], "--quantize_mode", "int8",
+    lowbit("quantize", "--onnx_path", synth["model"], "--quantize_mode", mode,
            "--calibration_data_path", synth["calib"], "--calibration_method", "entropy",
            "--calibration_eps", "cuda:0", "cpu", "--high_precision_dtype", "fp32",
            "--nodes_to_exclude", "head\\.dw", "fuse", "--output_path", b)
-    na = [(n.name, n.op_type, list(n.input)) for n in onnx.load(str(a)).graph.node]
-    nb = [(n.name, n.op_type, list(n.input)) for n in onnx.load(str(b)).graph.node]
-    assert na == nb
-    names = {n[0] for n in na}
+    assert a.read_bytes() == b.read_bytes()
+    m = onnx.load(str(b))
+    names = {n.name for n in m.graph.node}
     assert "fuse.cv.W_QuantizeLinear" not in names and "head.dw.W_QuantizeLinear" not in names
+    q_types = {i.data_type for i in m.graph.initializer if i.name.endswith("_zero_point")}
+    assert q_types == {TensorProto.FLOAT8E4M3FN if mode == "fp8" else TensorProto.INT8}
+    # And the flags matter: another method or mode gives another model.
+    c = tmp_path / "other.onnx"
+    lowbit("quantize", "--onnx_path", synth["model"], "--quantize_mode", mode,
+           "--calibration_data_path", synth["calib"], "--calibration_method", "max",
+           "--nodes_to_exclude", "head\\.dw", "fuse", "--output_path", c)
+    assert c.read_bytes() != b.read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,6 +417,11 @@ def test_yolo_end2end_runs_in_ort_and_lowbit(yolo, tmp_path, mode):
     assert y.shape == (1, 300, 6) and np.all(np.isfinite(y))
     z = lowbit_run(out, yolo["x"], tmp_path)
     assert z.shape == (1, 300, 6) and np.all(np.isfinite(z))
+    # The same scores (sorted; random weights tie most rows, so rows are not matched) as ORT
+    # without its QDQ fusions, within one INT8 step of the score range.
+    yr = ort_run(out, yolo["x"])[0]
+    ys, zs = np.sort(yr[0, :, 4])[::-1], np.sort(z[0, :, 4])[::-1]
+    assert float(np.abs(ys - zs).max()) <= max(float(ys.max()), 1e-6) / 127.0
 
 
 def test_head_exclusion_file_and_regexes_are_honoured(tmp_path):

@@ -137,6 +137,19 @@ def test_candidates_equal_standalone_quantize(candidates, schemes, calib_npy, tm
         assert out.read_bytes() == cand.read_bytes(), f"k{k} differs from lowbit quantize"
 
 
+def test_candidates_metrics_equal_standalone_eval(candidates, tmp_path):
+    """Each candidate's metrics are what `lowbit eval` reports for its model on its own."""
+    root, _ = candidates
+    for k in (0, 2):
+        res = json.loads((root / "results" / f"int8_k{k}.json").read_text())
+        out = tmp_path / f"eval{k}.json"
+        lowbit("eval", root / "candidates" / f"{STEM}-int8-k{k}.onnx", "--max-images", 6,
+               "--threads", THREADS, "--quiet", "--out", out)
+        alone = json.loads(out.read_text())
+        assert alone["metrics"] == res["metrics"], k
+        assert alone["max_images"] == res["max_images"]
+
+
 def test_candidates_missing_scheme(calib_npy, schemes, tmp_path):
     d, _ = schemes
     r = lowbit("candidates", MODEL, "--schemes", d, "--ks", 5, "--mode", "int8", "--calib",
@@ -171,10 +184,11 @@ def reference_run(tmp_path_factory, calib_list):
     return root, r
 
 
-def killed_run(args, should_kill, log, timeout=600):
-    """Starts `lowbit ARGS`, SIGKILLs it as soon as should_kill() holds; True if it was killed."""
+def killed_run(args, should_kill, log, timeout=600, exe=None):
+    """Starts `lowbit ARGS` (or `exe ARGS`), SIGKILLs it as soon as should_kill() holds; True if
+    it was killed."""
     with open(log, "a") as f:
-        p = subprocess.Popen([BIN, *map(str, args)], stdout=f, stderr=f)
+        p = subprocess.Popen([exe or BIN, *map(str, args)], stdout=f, stderr=f)
         t0 = time.time()
         while p.poll() is None:
             if should_kill():
@@ -301,3 +315,52 @@ def test_run_force_step(reference_run, calib_list):
     assert times["int8-head"] == "skipped" and times["compare"] == "skipped"
     r = lowbit(*run_args(root, calib_list), "--force-step", "nope", check=False)
     assert r.returncode == 2 and "nope" in r.stderr
+
+
+def test_run_default_modes(tmp_path, calib_list):
+    """Without --modes the run does both modes' sensitivity, schemes and candidates."""
+    root = tmp_path / "defaults"
+    lowbit("run", "--root", root, "--max-images", 4, "--ks", 0, "--sensitivity-images", 1,
+           "--threads", THREADS, "--calib-list", calib_list, timeout=900)
+    steps = [s["step"] for s in json.loads((root / "run-times.json").read_text())["steps"]]
+    for mode in ("fp8", "int8"):
+        for step in ("sensitivity", "schemes", "candidates"):
+            assert f"{step}-{mode}" in steps
+        assert (root / "results" / f"{mode}_k0.json").exists()
+        assert (root / "sensitivity" / mode / "report.json").exists()
+    assert len(steps) == 15
+
+
+def test_run_reruns_after_a_binary_change(reference_run, calib_list, tmp_path):
+    """The lowbit binary is an input of every step: the same bytes elsewhere skip everything, a
+    changed binary redoes the first step (killed as soon as it has; the rest would follow).
+    Runs last: it leaves the reference run root half redone."""
+    root, _ = reference_run
+    # A copy beside the original: lowbit finds the bundled assets relative to its own path.
+    exe = os.path.join(os.path.dirname(os.path.abspath(BIN)), "lowbit-test-copy")
+    shutil.copy2(BIN, exe)
+    try:
+        _rerun_with_changed_copy(exe, root, calib_list, tmp_path)
+    finally:
+        os.remove(exe)
+
+
+def _rerun_with_changed_copy(exe, root, calib_list, tmp_path):
+    r = subprocess.run([exe, *map(str, run_args(root, calib_list))], capture_output=True,
+                       text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    times = json.loads((root / "run-times.json").read_text())
+    assert [s["status"] for s in times["steps"]] == ["skipped"] * len(times["steps"])
+    before = manifests(root)["smoke"]["argv"]  # holds the binary's hash
+    with open(exe, "ab") as f:
+        f.write(b"\0lowbit-test: another build\0")
+    smoke = root / ".lowbit-run" / "smoke.json"
+
+    def smoke_redone():
+        try:
+            return json.loads(smoke.read_text())["argv"] != before
+        except (OSError, ValueError):
+            return False
+
+    assert killed_run(run_args(root, calib_list), smoke_redone, tmp_path / "changed.log",
+                      exe=exe), "the run finished without redoing the smoke step"

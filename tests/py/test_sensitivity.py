@@ -155,13 +155,75 @@ def test_one_node_mse_matches_onnxruntime(tmp_path, calib_npy, mode):
         dq = {o for n in m.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
         readers = {n.name for n in m.graph.node if any(i in dq for i in n.input)}
         assert readers == {pick}
-        mse = []
+        mse, cos = [], []
         for i in range(n_images):
             x = x_all[i:i + 1]
             y = np.concatenate([o.ravel() for o in ort_outputs(MODEL, x)])
             yq = np.concatenate([o.ravel() for o in ort_outputs(q, x)])
             mse.append(float(np.mean((yq - y) ** 2)))
+            cos.append(1.0 - float(np.dot(y, yq) / np.sqrt(np.dot(y, y) * np.dot(yq, yq))))
         want = float(np.mean(mse))
-        got = next(n for n in rep["nodes"] if n["node"] == pick)["metrics"]["output_mse"]
+        metrics = next(n for n in rep["nodes"] if n["node"] == pick)["metrics"]
         assert want > 0
-        assert got == pytest.approx(want, rel=0.05), (pick, got, want)
+        assert metrics["output_mse"] == pytest.approx(want, rel=0.05), (pick, metrics, want)
+        # 1 - cosine similarity of the concatenated outputs, mean over images.
+        want_cos = float(np.mean(cos))
+        assert want_cos > 0
+        assert metrics["cosine"] == pytest.approx(want_cos, rel=0.1), (pick, metrics, want_cos)
+
+
+def test_cosine_metric_ranks_by_cosine(tmp_path, calib_npy):
+    out = tmp_path / "cos.json"
+    lowbit("sensitivity", MODEL, "--mode", "int8", "--calib", calib_npy, "--images", 2,
+           "--metric", "cosine", "--out", out, "--quiet")
+    rep = json.loads(out.read_text())
+    check_report(rep, "cosine", 2, "int8")
+    for n in rep["nodes"]:
+        assert n["score"] == n["metrics"]["cosine"]
+
+
+def test_reference_runs_equal_the_fast_paths(tmp_path, calib_npy):
+    """--reference-runs re-runs each node through the executor instead of the fast paths: the
+    same local SQNR up to float rounding."""
+    reps = []
+    for extra in ([], ["--reference-runs"]):
+        out = tmp_path / f"sqnr{len(extra)}.json"
+        lowbit("sensitivity", MODEL, "--mode", "int8", "--calib", calib_npy, "--images", 1,
+               "--metric", "local-sqnr", "--out", out, "--quiet", *extra)
+        reps.append({n["node"]: n["metrics"]["local_sqnr_db"] for n in json.loads(
+            out.read_text())["nodes"]})
+    fast, ref = reps
+    assert fast.keys() == ref.keys()
+    for k in fast:
+        assert fast[k] == pytest.approx(ref[k], abs=0.05), k
+
+
+def test_map_metric_equals_eval_of_the_one_node_model(tmp_path, calib_npy):
+    """--metric map: each node's score is the mAP50-95 drop that `eval` measures for the model
+    with only that node quantized, on the same validation images."""
+    n_val = 4
+    out = tmp_path / "map.json"
+    lowbit("sensitivity", MODEL, "--mode", "int8", "--calib", calib_npy, "--images", 1,
+           "--metric", "map", "--val-images", n_val, "--calibration-method", "max",
+           "--out", out, "--quiet")
+    rep = json.loads(out.read_text())
+    check_report(rep, "map", n_val, "int8")  # map reports the validation images
+    names = [n["node"] for n in rep["nodes"]]
+    fp32 = tmp_path / "fp32.json"
+    lowbit("eval", MODEL, "--max-images", n_val, "--quiet", "--out", fp32)
+    base = json.loads(fp32.read_text())["metrics"]["mAP_50_95"]
+    convs = [n["node"] for n in rep["nodes"] if n["op_type"] == "Conv"]
+    for pick in dict.fromkeys([convs[0], convs[-1]]):  # the most and least sensitive Conv
+        excl = tmp_path / "excl.txt"
+        excl.write_text("".join(n + "\n" for n in names if n != pick))
+        q = tmp_path / "one.onnx"
+        lowbit("quantize", MODEL, "--mode", "int8", "--calib", calib_npy, "--calibration-method",
+               "max", "--exclude-nodes-file", excl, "--out", q)
+        m = onnx.load(str(q))
+        dq = {o for n in m.graph.node if n.op_type == "DequantizeLinear" for o in n.output}
+        assert {n.name for n in m.graph.node if any(i in dq for i in n.input)} == {pick}
+        res = tmp_path / "one.json"
+        lowbit("eval", q, "--max-images", n_val, "--quiet", "--out", res)
+        drop = base - json.loads(res.read_text())["metrics"]["mAP_50_95"]
+        got = next(n for n in rep["nodes"] if n["node"] == pick)["score"]
+        assert got == pytest.approx(drop, abs=1e-4), (pick, got, drop)

@@ -7,8 +7,8 @@
 //  - layout-blind elementwise ops whose full-size operands include an NHWC tensor run on NHWC
 //    data (their other full-size operands are reordered to NHWC, scalars are read as is), and
 //    so do Add/Sub/Mul/Div with a per-channel [1, C, 1, 1] operand (fast kernel only);
-//  - Concat/Split on the channel axis, MaxPool and nearest integer-scale Resize stay NHWC when
-//    their (first) input is NHWC;
+//  - Concat/Split on the channel axis, MaxPool, GlobalAveragePool, BatchNormalization and
+//    nearest integer-scale Resize stay NHWC when their (first) input is NHWC;
 //  - float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
 //    (fp16_via_fp32.cpp, applied by CpuBackend::choose before the walk), in the float32 op's
 //    layouts;
@@ -129,6 +129,18 @@ const FastEntry kTable[] = {
     {"maxpool_nhwc", "MaxPool 2-D float32 on an NHWC input",
      [](const FastChoice& c) { return is_op(c, "MaxPool") && !c.fusion.any() && c.nhwc_in(0); },
      [](const FastChoice& c) { return make_maxpool_nhwc(c.node, c.ins, c.outs); },
+     nhwc_data_layouts},
+    {"global_avgpool_nhwc", "GlobalAveragePool 2-D float32 on an NHWC input",
+     [](const FastChoice& c) {
+         return is_op(c, "GlobalAveragePool") && single_output(c) && c.nhwc_in(0);
+     },
+     [](const FastChoice& c) { return make_global_avgpool_nhwc(c.ins, c.outs); },
+     nhwc_data_layouts},
+    {"batchnorm_nhwc", "BatchNormalization (inference) 2-D float32 on an NHWC input",
+     [](const FastChoice& c) {
+         return is_op(c, "BatchNormalization") && single_output(c) && c.nhwc_in(0);
+     },
+     [](const FastChoice& c) { return make_batchnorm_nhwc(c.node, c.ins, c.outs); },
      nhwc_data_layouts},
     {"resize_nhwc", "Resize nearest, integer H/W up-scaling, on an NHWC input",
      [](const FastChoice& c) { return is_op(c, "Resize") && single_output(c) && c.nhwc_in(0); },

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "runtime/kernels/cpu/ops.h"
 
@@ -269,6 +270,88 @@ private:
     Destinations dest_;
 };
 
+// GlobalAveragePool: the mean of each channel over the H*W pixel rows. Each channel is summed
+// in double in pixel order, as the reference sums its plane, so the result is bit-identical.
+// The output [N, C, 1, 1] has the same bytes in NHWC and plain order.
+class GlobalAvgPoolNhwcOp final : public FastOp {
+public:
+    GlobalAvgPoolNhwcOp(int64_t n, int64_t c, int64_t pixels) : n_(n), c_(c), pixels_(pixels) {}
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const float* x = in[0].data<float>();
+        float* y = out[0].data<float>();
+        constexpr int64_t kBlock = 64;  // channels per task: a row of double sums in registers/L1
+        const int64_t blocks = (c_ + kBlock - 1) / kBlock;
+        pool.parallel_for(n_ * blocks, 1, [&](int64_t t0, int64_t t1) {
+            double acc[kBlock];
+            for (int64_t t = t0; t < t1; ++t) {
+                const int64_t b = t / blocks;
+                const int64_t c0 = (t % blocks) * kBlock;
+                const int64_t nc = std::min(kBlock, c_ - c0);
+                std::fill_n(acc, nc, 0.0);
+                const float* xb = x + b * pixels_ * c_ + c0;
+                for (int64_t p = 0; p < pixels_; ++p) {
+                    const float* row = xb + p * c_;
+                    for (int64_t ch = 0; ch < nc; ++ch) acc[ch] += row[ch];
+                }
+                for (int64_t ch = 0; ch < nc; ++ch) {
+                    y[b * c_ + c0 + ch] =
+                        static_cast<float>(acc[ch] / static_cast<double>(pixels_));
+                }
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override { return "GlobalAveragePool [nhwc]"; }
+
+private:
+    int64_t n_, c_, pixels_;
+};
+
+// BatchNormalization (inference) on NHWC data: per channel y = x * a + b with the reference's
+// a = scale / sqrt(var + epsilon) and b = B - mean * a, computed the same way, so the result is
+// the reference's. The parameters are read at run time (they need not be constants).
+class BatchNormNhwcOp final : public FastOp {
+public:
+    BatchNormNhwcOp(int64_t pixels, int64_t c, float epsilon)
+        : pixels_(pixels),
+          c_(c),
+          epsilon_(epsilon),
+          a_(static_cast<size_t>(c)),
+          b_(static_cast<size_t>(c)) {}
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const float* scale = in[1].data<float>();
+        const float* bias = in[2].data<float>();
+        const float* mean = in[3].data<float>();
+        const float* var = in[4].data<float>();
+        for (int64_t ch = 0; ch < c_; ++ch) {
+            a_[ch] = scale[ch] / std::sqrt(var[ch] + epsilon_);
+            b_[ch] = bias[ch] - mean[ch] * a_[ch];
+        }
+        const float* x = in[0].data<float>();
+        float* y = out[0].data<float>();
+        const float* a = a_.data();
+        const float* b = b_.data();
+        pool.parallel_for(pixels_, 64, [&](int64_t p0, int64_t p1) {
+            for (int64_t p = p0; p < p1; ++p) {
+                const float* xr = x + p * c_;
+                float* yr = y + p * c_;
+                for (int64_t ch = 0; ch < c_; ++ch) yr[ch] = xr[ch] * a[ch] + b[ch];
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override { return "BatchNormalization [nhwc]"; }
+
+private:
+    int64_t pixels_, c_;
+    float epsilon_;
+    std::vector<float> a_, b_;
+};
+
 // Nearest Resize by integer factors on H and W: output pixel (oh, ow) copies the channel row
 // of input pixel (map_h[oh], map_w[ow]); the maps are computed at plan time with the node's
 // coordinate transformation and rounding mode.
@@ -405,6 +488,31 @@ std::unique_ptr<FastOp> make_maxpool_nhwc(const Node& node, std::span<const Oper
     Window h, w;
     if (!window_2d(node, ins[0].shape, outs[0].shape, kernel, h, w)) return nullptr;
     return std::make_unique<MaxPoolNhwcOp>(ins[0].shape[0], ins[0].shape[1], h, w);
+}
+
+std::unique_ptr<FastOp> make_global_avgpool_nhwc(std::span<const Operand> ins,
+                                                 std::span<const Operand> outs) {
+    if (ins.size() != 1 || outs.size() != 1 || ins[0].dtype != DType::Float32 ||
+        ins[0].shape.size() != 4) {
+        return nullptr;
+    }
+    const Shape& x = ins[0].shape;
+    if (outs[0].shape != Shape{x[0], x[1], 1, 1}) return nullptr;
+    return std::make_unique<GlobalAvgPoolNhwcOp>(x[0], x[1], x[2] * x[3]);
+}
+
+std::unique_ptr<FastOp> make_batchnorm_nhwc(const Node& node, std::span<const Operand> ins,
+                                            std::span<const Operand> outs) {
+    if (ins.size() != 5 || outs.size() != 1 || ins[0].dtype != DType::Float32 ||
+        ins[0].shape.size() != 4 || node.attr_int("training_mode", 0) != 0) {
+        return nullptr;
+    }
+    const Shape& x = ins[0].shape;
+    for (size_t i = 1; i < 5; ++i) {
+        if (ins[i].dtype != DType::Float32 || ins[i].shape != Shape{x[1]}) return nullptr;
+    }
+    return std::make_unique<BatchNormNhwcOp>(x[0] * x[2] * x[3], x[1],
+                                             node.attr_float("epsilon", 1e-5f));
 }
 
 std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,

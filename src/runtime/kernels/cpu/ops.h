@@ -57,6 +57,12 @@ std::unique_ptr<FastOp> make_split_nhwc(const Node& node, std::span<const Operan
 // MaxPool (float32, no Indices output).
 std::unique_ptr<FastOp> make_maxpool_nhwc(const Node& node, std::span<const Operand> ins,
                                           std::span<const Operand> outs);
+// GlobalAveragePool of a 4-D float32 tensor (output [N, C, 1, 1]).
+std::unique_ptr<FastOp> make_global_avgpool_nhwc(std::span<const Operand> ins,
+                                                 std::span<const Operand> outs);
+// BatchNormalization, inference mode, 4-D float32 (one output).
+std::unique_ptr<FastOp> make_batchnorm_nhwc(const Node& node, std::span<const Operand> ins,
+                                            std::span<const Operand> outs);
 // Resize, mode nearest, integer up-scaling of H and W only.
 std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
                                          std::span<const Operand> ins, const Operand& out);
