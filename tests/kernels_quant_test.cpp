@@ -282,8 +282,13 @@ TEST(DequantizeLinear, TypesAndZeroPoints) {
     EXPECT_NE(msg.find("zero point"), std::string::npos) << msg;
     run_error(dequantize(i8({1}, {1}), scalar_f32(1), u8({}, {3})));
     run_error(dequantize(f32({1}, {1}), scalar_f32(1)));
+    // Blocked (Dequantize-21 block_size): x[j] uses scale[j / 2] (more in quant_int4_test).
+    EXPECT_EQ(values<float>(run_one(dequantize(i8({4}, {1, 2, 3, 4}), f32({2}, {1, 10}), {},
+                                               {{"block_size", attr_i(2)}, {"axis", attr_i(0)}},
+                                               21))),
+              (std::vector<float>{1, 2, 30, 40}));
     run_error(dequantize(i8({4}, {1, 2, 3, 4}), f32({2}, {1, 1}), {},
-                         {{"block_size", attr_i(2)}, {"axis", attr_i(0)}}, 21));
+                         {{"block_size", attr_i(5)}, {"axis", attr_i(0)}}, 21));
 }
 
 TEST(DequantizeLinear, OutputHasScaleDtype) {

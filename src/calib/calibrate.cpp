@@ -75,6 +75,8 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
     CalibResult res;
     res.stats.assign(req.groups.size(), TensorStats(req.histogram));
     std::unordered_set<std::string> seen;
+    const std::unordered_set<std::string> taps(req.taps.begin(), req.taps.end());
+    Status tap_status = Status::ok();
 
     auto make_executor = [&](int64_t b) -> Result<std::unique_ptr<Executor>> {
         ExecutorOptions eo;
@@ -91,8 +93,14 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
         // Only the requested tensors are converted to plain layout and handed over.
         std::vector<std::string> wanted;
         for (const auto& [name, gi] : group_of) wanted.push_back(name);
+        for (const auto& name : taps) {
+            if (!group_of.count(name)) wanted.push_back(name);
+        }
         (*ex)->set_observer(
             [&](size_t, const Node&, const std::string& name, const Tensor& t) {
+                if (taps.count(name) && req.tap && tap_status.is_ok()) {
+                    tap_status = req.tap(name, t);
+                }
                 auto it = group_of.find(name);
                 if (it == group_of.end()) return;
                 observe(res.stats[it->second], t);
@@ -123,6 +131,7 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
             observe(res.stats[in_group->second], feed);
             seen.insert(input->name);
         }
+        if (taps.count(input->name) && req.tap) LOWBIT_TRY(req.tap(input->name, feed));
         if (input->dtype == DType::Float16) {
             Tensor h(DType::Float16, s);
             for (int64_t i = 0; i < feed.numel(); ++i) {
@@ -132,6 +141,7 @@ Result<CalibResult> calibrate(const Model& model, CalibSource& source, const Cal
         }
         auto out = e->run({feed});
         if (!out) return out.status().with_context(fmt::format("calibration sample {}", start));
+        LOWBIT_TRY(tap_status);
         res.samples += b;
         progress.advance(b);
     }

@@ -21,6 +21,11 @@ struct CalibRequest {
     // Tensors whose statistics are pooled together (a Concat group, or a single tensor).
     std::vector<std::vector<std::string>> groups;
     bool histogram = true;
+    // Tensors handed to `tap` (plain layout) as they are produced, every sample, beside the
+    // statistics (e.g. the Conv inputs whose Gram matrices GPTQ gathers). A tap's error stops
+    // the calibration.
+    std::vector<std::string> taps;
+    std::function<Status(const std::string& tensor, const Tensor& value)> tap;
 };
 
 struct CalibRunOptions {

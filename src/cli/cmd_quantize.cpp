@@ -22,7 +22,24 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
         "(--quantize_mode, --calibration_data_path, ...) are accepted.");
     sub->add_option("model", o->model, "Float ONNX model (default: the bundled model)");
     sub->add_option("--onnx_path", o->onnx_path, "Same as MODEL (ModelOpt spelling)");
-    sub->add_option("--mode,--quantize_mode", o->mode, "int8 or fp8")->capture_default_str();
+    sub->add_option("--mode,--quantize_mode", o->mode,
+                    "int8, fp8, w4a16 (INT4 weights of every Conv/Gemm/MatMul, float "
+                    "activations, no calibration) or w4a8 (INT4 weights, INT8 activations placed "
+                    "and calibrated as int8); INT4 models use opset 21")
+        ->capture_default_str();
+    sub->add_option("--block-size", o->block_size,
+                    "INT4 weights: one scale per block of N input channels (opset 21 "
+                    "DequantizeLinear block_size) instead of one per output channel");
+    sub->add_option("--weight-method", o->weight_method,
+                    "INT4 weight rounding: rtn (round to nearest) or gptq (second-order error "
+                    "feedback from each Conv's input Gram matrix over the calibration data; "
+                    "needs --calib, also in w4a16)")
+        ->capture_default_str();
+    sub->add_option("--gptq-samples", o->gptq_samples,
+                    "GPTQ: gather the Gram matrices from the first N calibration samples (0: all; 32 "
+                    "match all 100 on the bundled model at a third of the time; "
+                    "w4a8 still calibrates activations on all)")
+        ->capture_default_str();
     sub->add_option("--out,--output_path", o->out, "Output ONNX path (written atomically)");
     add_calib_input_options(sub, o->calib, true);
     sub->add_option("--imgsz", o->calib.imgsz, "Letterbox size for --calib-list/--calib-images")

@@ -22,7 +22,9 @@ size_t dtype_size(DType t) {
         case DType::Float8E4M3FN:
         case DType::Float8E4M3FNUZ:
         case DType::Float8E5M2:
-        case DType::Float8E5M2FNUZ: return 1;
+        case DType::Float8E5M2FNUZ:
+        case DType::UInt4:
+        case DType::Int4: return 1;
         case DType::String:
         case DType::Undefined: return 0;
     }
@@ -50,12 +52,14 @@ std::string dtype_name(DType t) {
         case DType::Float8E4M3FNUZ: return "float8e4m3fnuz";
         case DType::Float8E5M2: return "float8e5m2";
         case DType::Float8E5M2FNUZ: return "float8e5m2fnuz";
+        case DType::UInt4: return "uint4";
+        case DType::Int4: return "int4";
     }
     return fmt::format("dtype({})", static_cast<int>(t));
 }
 
 bool dtype_known(int32_t code) {
-    return (code >= 1 && code <= 13 && code != 8) || (code >= 16 && code <= 20);
+    return (code >= 1 && code <= 13 && code != 8) || (code >= 16 && code <= 22);
 }
 
 bool dtype_is_float(DType t) {

@@ -1,4 +1,9 @@
-// Element types, spelled and numbered as ONNX TensorProto.DataType (FP8 codes 17-20 included).
+// Element types, spelled and numbered as ONNX TensorProto.DataType (FP8 codes 17-20 and the 4-bit
+// integers 21-22 included).
+//
+// UInt4 and Int4 are held one value per byte in memory (uint8_t / int8_t, Int4 sign-extended), so
+// every kernel indexes them like UInt8 / Int8; only files store them packed, two values a byte
+// (onnx/model_io unpacks once at load and packs at save; core/int4.h).
 #pragma once
 
 #include <cstddef>
@@ -27,9 +32,11 @@ enum class DType : int32_t {
     Float8E4M3FNUZ = 18,
     Float8E5M2 = 19,
     Float8E5M2FNUZ = 20,
+    UInt4 = 21,
+    Int4 = 22,
 };
 
-// Bytes per element; 0 for Undefined and String.
+// Bytes per element in memory (1 for UInt4 / Int4, see above); 0 for Undefined and String.
 size_t dtype_size(DType t);
 // ONNX-style lower-case name ("float32", "float8e4m3fn"); "dtype(N)" for unknown codes.
 std::string dtype_name(DType t);

@@ -91,8 +91,10 @@ double tensor_get_f64(const Tensor& t, int64_t i) {
         case DType::Float8E5M2:
         case DType::Float8E5M2FNUZ:
             return fp8_to_float(static_cast<const uint8_t*>(p)[i], t.dtype());
-        case DType::Int8: return static_cast<const int8_t*>(p)[i];
-        case DType::UInt8: return static_cast<const uint8_t*>(p)[i];
+        case DType::Int8:
+        case DType::Int4: return static_cast<const int8_t*>(p)[i];
+        case DType::UInt8:
+        case DType::UInt4: return static_cast<const uint8_t*>(p)[i];
         case DType::Bool: return static_cast<const uint8_t*>(p)[i] != 0;
         case DType::Int16: return static_cast<const int16_t*>(p)[i];
         case DType::UInt16: return static_cast<const uint16_t*>(p)[i];
@@ -111,8 +113,10 @@ int64_t tensor_get_i64(const Tensor& t, int64_t i) {
         case DType::Int64: return static_cast<const int64_t*>(p)[i];
         case DType::Int32: return static_cast<const int32_t*>(p)[i];
         case DType::Int16: return static_cast<const int16_t*>(p)[i];
-        case DType::Int8: return static_cast<const int8_t*>(p)[i];
-        case DType::UInt8: return static_cast<const uint8_t*>(p)[i];
+        case DType::Int8:
+        case DType::Int4: return static_cast<const int8_t*>(p)[i];
+        case DType::UInt8:
+        case DType::UInt4: return static_cast<const uint8_t*>(p)[i];
         case DType::UInt16: return static_cast<const uint16_t*>(p)[i];
         case DType::UInt32: return static_cast<const uint32_t*>(p)[i];
         case DType::UInt64: return static_cast<int64_t>(static_cast<const uint64_t*>(p)[i]);

@@ -10,6 +10,7 @@
 #include "core/fs.h"
 #include "core/half.h"
 #include "ir/validate.h"
+#include "core/int4.h"
 
 namespace lowbit {
 namespace {
@@ -74,10 +75,24 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
     const DType dt = static_cast<DType>(p.data_type());
     Shape shape(p.dims().begin(), p.dims().end());
     // Every size below is checked (overflow, limit, what the file holds) before allocating.
-    LOWBIT_ASSIGN(const uint64_t nbytes64,
+    LOWBIT_ASSIGN(const uint64_t mem_bytes,
                   checked_nbytes(dt, shape, fmt::format("tensor '{}'", tname)));
-    const size_t nbytes = static_cast<size_t>(nbytes64);
     const int64_t n = shape_numel(shape);
+    // 4-bit tensors are packed two values a byte in the file and held one a byte in memory
+    // (core/int4.h): unpacked once, here.
+    const bool four_bit = dt == DType::Int4 || dt == DType::UInt4;
+    const uint64_t nbytes64 = four_bit ? int4_packed_bytes(n) : mem_bytes;
+    const size_t nbytes = static_cast<size_t>(nbytes64);
+    auto from_file_bytes = [&](const char* bytes) {
+        Tensor t(dt, shape);
+        if (four_bit) {
+            unpack_int4(reinterpret_cast<const uint8_t*>(bytes), n, dt == DType::Int4,
+                        t.data<uint8_t>());
+        } else if (nbytes) {
+            std::memcpy(t.raw(), bytes, nbytes);
+        }
+        return t;
+    };
 
     if (p.data_location() == onnx::TensorProto::EXTERNAL) {
         std::string location;
@@ -108,13 +123,23 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
         }
         std::ifstream in(file, std::ios::binary);
         if (!in) return io_error("tensor '{}': cannot open external data file '{}'", tname, file.string());
-        Tensor t(dt, shape);
+        std::string packed;
+        Tensor t;
+        char* dst = nullptr;
+        if (four_bit) {
+            packed.assign(nbytes, '\0');
+            dst = packed.data();
+        } else {
+            t = Tensor(dt, shape);
+            dst = static_cast<char*>(t.raw());
+        }
         in.seekg(offset);
-        in.read(static_cast<char*>(t.raw()), static_cast<std::streamsize>(nbytes));
+        in.read(dst, static_cast<std::streamsize>(nbytes));
         if (static_cast<size_t>(in.gcount()) != nbytes) {
             return io_error("tensor '{}': cannot read {} bytes at offset {} of external data file "
                             "'{}'", tname, nbytes, offset, file.string());
         }
+        if (four_bit) return from_file_bytes(packed.data());
         return t;
     }
     if (p.has_raw_data()) {
@@ -122,9 +147,7 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
             return invalid("tensor '{}': raw_data has {} bytes, expected {} for {} {}", tname,
                            p.raw_data().size(), nbytes, dtype_name(dt), shape_str(shape));
         }
-        Tensor t(dt, shape);
-        if (nbytes) std::memcpy(t.raw(), p.raw_data().data(), nbytes);
-        return t;
+        return from_file_bytes(p.raw_data().data());
     }
     // Typed fields (onnx.proto: which field stores which type).
     auto check = [&](int64_t have) -> Status {
@@ -134,6 +157,19 @@ Result<Tensor> tensor_from_proto(const onnx::TensorProto& p, const std::string& 
         }
         return Status::ok();
     };
+    if (four_bit) {
+        // int32_data holds one packed byte (two values) per entry (onnx.proto).
+        if (static_cast<size_t>(p.int32_data_size()) != nbytes) {
+            return invalid("tensor '{}': has {} int32_data entries, expected {} (two {} values "
+                           "each) for shape {}",
+                           tname, p.int32_data_size(), nbytes, dtype_name(dt), shape_str(shape));
+        }
+        std::string packed(nbytes, '\0');
+        for (size_t k = 0; k < nbytes; ++k) {
+            packed[k] = static_cast<char>(p.int32_data(static_cast<int>(k)) & 0xFF);
+        }
+        return from_file_bytes(packed.data());
+    }
     // The typed field's count is checked against n before the tensor is allocated: a declared
     // shape larger than the values present never allocates.
     {
@@ -195,6 +231,10 @@ void tensor_to_proto(const Tensor& t, const std::string& name, onnx::TensorProto
     p->set_name(name);
     p->set_data_type(static_cast<int32_t>(t.dtype()));
     for (int64_t d : t.shape()) p->add_dims(d);
+    if (t.dtype() == DType::Int4 || t.dtype() == DType::UInt4) {
+        p->set_raw_data(pack_int4(t.data<uint8_t>(), t.numel()));
+        return;
+    }
     p->set_raw_data(std::string(static_cast<const char*>(t.raw()), t.nbytes()));
 }
 

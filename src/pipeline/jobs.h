@@ -68,6 +68,9 @@ struct QuantizeJob {
     std::vector<std::string> fp16_keep_ops;
     std::string ranges;
     bool dq_only = false;
+    int64_t block_size = 0;  // INT4 modes: 0 = per output channel
+    std::string weight_method = "rtn";  // INT4 modes: rtn or gptq
+    int64_t gptq_samples = 32;          // 0: every calibration sample
     bool explain = false;
     std::string explain_json;
     std::vector<std::string> calibration_eps;  // accepted, not used

@@ -35,7 +35,30 @@ Result<bool> parse_bool_word(const std::string& s) {
 // The QuantizeOptions the job's flags ask for (`path`: the resolved model), checked.
 Result<quant::QuantizeOptions> quantize_options(const QuantizeJob& o, const std::string& path) {
     quant::QuantizeOptions q;
-    LOWBIT_ASSIGN(q.placement.mode, parse_quant_mode(o.mode));
+    // w4a16 / w4a8: INT4 weights; activations float, or INT8 as --mode int8 places them.
+    if (o.mode == "w4a16" || o.mode == "w4a8") {
+        q.placement.mode = quant::QuantMode::Int8;
+        q.int4.enabled = true;
+        q.weights_only = o.mode == "w4a16";
+    } else {
+        LOWBIT_ASSIGN(q.placement.mode, parse_quant_mode(o.mode));
+    }
+    if (o.block_size != 0 && !q.int4.enabled) {
+        return invalid("--block-size applies to --mode w4a16 or w4a8 (INT4 weights), not {}",
+                       o.mode);
+    }
+    if (o.block_size < 0) return invalid("--block-size {} must be positive", o.block_size);
+    q.int4.block_size = o.block_size;
+    if (o.weight_method == "gptq") {
+        if (!q.int4.enabled) {
+            return invalid("--weight-method gptq applies to --mode w4a16 or w4a8, not {}", o.mode);
+        }
+        q.weight_method = quant::WeightMethod::Gptq;
+        if (o.gptq_samples < 0) return invalid("--gptq-samples {} is negative", o.gptq_samples);
+        q.gptq_samples = o.gptq_samples;
+    } else if (o.weight_method != "rtn") {
+        return invalid("--weight-method '{}': expected rtn or gptq", o.weight_method);
+    }
     LOWBIT_ASSIGN(auto method, parse_calib_method_options(o.method));
     std::tie(q.method, q.percentile) = method;
     LOWBIT_ASSIGN(q.high_precision, parse_high_precision(o.high_precision));
@@ -165,7 +188,14 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
         return write_explain(o, prepared.graph, *p, nullptr, out);
     }
 
-    LOWBIT_ASSIGN(std::unique_ptr<calib::CalibSource> source, open_source_or_ranges(o, q));
+    std::unique_ptr<calib::CalibSource> source;
+    if (!q.weights_only || q.weight_method == quant::WeightMethod::Gptq) {
+        LOWBIT_ASSIGN(source, open_source_or_ranges(o, q));
+    } else if (!o.calib.npy.empty() || !o.calib.list.empty() || !o.calib.images.empty()) {
+        std::fprintf(stderr,
+                     "lowbit quantize: note: --mode w4a16 keeps activations float; the "
+                     "calibration data is not read\n");
+    }
     auto res = quant::quantize_model(model, source.get(), q);
     if (!res) return res.status().with_context(path);
     LOWBIT_TRY(save_model(res->model, o.out));
@@ -190,7 +220,12 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
         {"calibration_seconds", res->calib_seconds},
         {"high_precision", o.high_precision},
         {"zero_point", q.zero_point ? dtype_name(*q.zero_point) : "none"},
-        {"dq_only", q.dq_only},
+        {"dq_only", q.dq_only || q.int4.enabled},
+        {"weights", q.int4.enabled ? "int4" : o.mode},
+        {"block_size", q.int4.block_size},
+        {"weight_method", o.weight_method},
+        {"gptq_weights", res->gptq_weights},
+        {"gptq_seconds", res->gptq_seconds},
         {"activation_qdq_pairs", res->rewrite.activation_pairs},
         {"weight_qdq", res->rewrite.weight_pairs + res->rewrite.weight_dq},
         {"quantized_nodes", res->placement.selected.size()},

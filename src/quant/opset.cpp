@@ -63,6 +63,31 @@ Status upgrade_graph(Graph& g, int64_t from, int64_t target, std::vector<std::st
                 }
             }
         }
+        if (from < 20 && target >= 20 && n.op_type == "GridSample") {
+            // GridSample-20 renamed the interpolation modes (same meaning).
+            auto it = n.attrs.find("mode");
+            if (it != n.attrs.end() && it->second.kind == Attr::Kind::String &&
+                (it->second.s == "bilinear" || it->second.s == "bicubic")) {
+                const std::string old = it->second.s;
+                it->second.s = old == "bilinear" ? "linear" : "cubic";
+                if (notes) {
+                    notes->push_back(fmt::format("{}: mode '{}' renamed '{}' (opset 20)",
+                                                 n.describe(), old, it->second.s));
+                }
+            }
+        }
+        if (from < 20 && target >= 20 && n.op_type == "DFT") {
+            return unsupported(
+                "{}: DFT changed in opset 20 (axis became an input); lowbit does not rewrite "
+                "it, so it cannot raise this model's opset to {}",
+                n.describe(), target);
+        }
+        if (from < 21 && target >= 21 && n.op_type == "GroupNormalization") {
+            return unsupported(
+                "{}: GroupNormalization's scale and bias became per-channel in opset 21; lowbit "
+                "does not rewrite it, so it cannot raise this model's opset to {}",
+                n.describe(), target);
+        }
         if (from < 16 && target >= 16 && n.op_type == "RoiAlign" &&
             !n.has_attr("coordinate_transformation_mode")) {
             n.attrs["coordinate_transformation_mode"] = Attr::make_string("output_half_pixel");

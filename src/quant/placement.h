@@ -89,6 +89,12 @@ std::vector<std::string> default_quantizable_ops(QuantMode mode);
 
 Result<Placement> place_qdq(const Graph& g, const TypeLookup& types, const PlacementOptions& opts);
 
+// Weight-only placement (w4a16): a weight Q/DQ on every Conv, Gemm and MatMul (default domain)
+// whose weight (input 1) is a float32 initializer, per output channel (Conv: axis 0; Gemm: 0 with
+// transB, else 1; MatMul: 1), minus --exclude / exclusion-file names / --exclude-op-types
+// (--op-types narrows the three op types). No activation pairs.
+Result<Placement> place_weights_only(const Graph& g, const PlacementOptions& opts);
+
 // True when `name` matches `pattern` anchored at its start (Python re.match). Invalid patterns
 // are reported by validate_regexes().
 bool regex_prefix_match(const std::string& pattern, const std::string& name);

@@ -2,11 +2,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <unordered_set>
 
 #include "core/half.h"
+#include "core/int4.h"
 
 namespace lowbit::quant {
 
@@ -118,6 +121,69 @@ Tensor quantize_weight(const Tensor& w, int64_t axis, QuantMode mode, DType scal
     return q;
 }
 
+int64_t int4_block_axis(const Shape& shape, int64_t axis) {
+    if (shape.size() == 2) return 1 - axis;
+    return 1;
+}
+
+Int4Weight quantize_weight_int4(const Tensor& w, int64_t axis, int64_t block_size,
+                                DType scale_dtype) {
+    const Shape& shape = w.shape();
+    Int4Weight out;
+    // x viewed as [outer, D, inner] along the scale's axis; element (o, j, k) uses scale entry
+    // (o * S + j / B) * inner + k, S = ceil(D / B) (per channel: axis = the output channel,
+    // B = 1, inner reduced away below).
+    const bool blocked = block_size > 0;
+    const int64_t a = blocked ? int4_block_axis(shape, axis) : axis;
+    const int64_t D = shape[static_cast<size_t>(a)];
+    const int64_t B = blocked ? std::min(block_size, std::max<int64_t>(D, 1)) : 1;
+    const int64_t S = blocked ? (D + B - 1) / B : D;
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < a; ++d) outer *= shape[static_cast<size_t>(d)];
+    for (size_t d = static_cast<size_t>(a) + 1; d < shape.size(); ++d) inner *= shape[d];
+    auto entry = [&](int64_t i) -> int64_t {
+        const int64_t k = i % inner, j = (i / inner) % D, o = i / (inner * D);
+        if (!blocked) return j;
+        return (o * S + j / B) * inner + k;
+    };
+    const int64_t n_scale = blocked ? outer * S * inner : D;
+    std::vector<float> v(static_cast<size_t>(w.numel()));
+    const float* src = w.data<float>();
+    for (int64_t i = 0; i < w.numel(); ++i) {
+        v[static_cast<size_t>(i)] =
+            scale_dtype == DType::Float16 ? half_to_float(float_to_half(src[i])) : src[i];
+    }
+    std::vector<double> amax(static_cast<size_t>(n_scale), 0.0);
+    for (int64_t i = 0; i < w.numel(); ++i) {
+        double& m = amax[static_cast<size_t>(entry(i))];
+        m = std::max(m, std::fabs(static_cast<double>(v[static_cast<size_t>(i)])));
+    }
+    std::vector<float> scales(static_cast<size_t>(n_scale));
+    for (size_t e = 0; e < scales.size(); ++e) {
+        scales[e] = stored_scale(amax[e] > 0 ? amax[e] / kInt4Max : 1.0, scale_dtype);
+    }
+    out.q = Tensor(DType::Int4, shape);
+    for (int64_t i = 0; i < w.numel(); ++i) {
+        out.q.data<int8_t>()[i] =
+            quantize_int4(v[static_cast<size_t>(i)], scales[static_cast<size_t>(entry(i))]);
+    }
+    Shape sshape = {D};
+    if (blocked) {
+        sshape = shape;
+        sshape[static_cast<size_t>(a)] = S;
+    }
+    if (scale_dtype == DType::Float16) {
+        std::vector<uint16_t> h(scales.size());
+        for (size_t e = 0; e < scales.size(); ++e) h[e] = float_to_half(scales[e]);
+        out.scale = Tensor::from_vector<uint16_t>(DType::Float16, sshape, h);
+    } else {
+        out.scale = Tensor::from_vector<float>(DType::Float32, sshape, scales);
+    }
+    out.dq_axis = a;
+    out.block_size = blocked ? B : 0;
+    return out;
+}
+
 Result<RewriteStats> insert_qdq(Model& model, const Placement& placement,
                                 const std::vector<ActivationParams>& params,
                                 const RewriteOptions& opts) {
@@ -184,6 +250,30 @@ Result<RewriteStats> insert_qdq(Model& model, const Placement& placement,
         }
         const Tensor weight = *g.initializer(w);
         const int64_t axis = wq.axis;
+        if (opts.int4.enabled) {
+            // INT4: stored quantized under the weight's name, DequantizeLinear only.
+            const auto pre = opts.int4_codes ? opts.int4_codes->find(wq.node)
+                                             : std::map<size_t, Int4Weight>::const_iterator{};
+            Int4Weight q4 = opts.int4_codes && pre != opts.int4_codes->end()
+                                ? pre->second
+                                : quantize_weight_int4(weight, axis, opts.int4.block_size,
+                                                       opts.scale_dtype);
+            const std::string scale = names.take(w + "_scale");
+            const std::string dq_name = names.take(w + "_DequantizeLinear");
+            const std::string dq_out = names.take(w + "_DequantizeLinear_Output");
+            g.set_initializer(scale, q4.scale);
+            g.set_initializer(w, q4.q);
+            for (auto& vi : g.inputs) {
+                if (vi.name == w) vi.dtype = DType::Int4;  // initializer listed as graph input
+            }
+            Node dq = make_node("DequantizeLinear", dq_name, {w, scale}, {dq_out}, q4.dq_axis);
+            if (q4.block_size > 0) dq.attrs["block_size"] = Attr::make_int(q4.block_size);
+            before[wq.node].push_back(std::move(dq));
+            stats.new_tensors[dq_out] = opts.scale_dtype;
+            ++stats.weight_dq;
+            rewire[{wq.node, wq.input}] = dq_out;
+            continue;
+        }
         const Shape cshape =
             wq.axis >= 0 ? Shape{weight.dim(static_cast<size_t>(wq.axis))} : Shape{};
         std::vector<float> scales;

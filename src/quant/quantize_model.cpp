@@ -3,10 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <set>
 #include <unordered_map>
 
+#include "core/thread_pool.h"
 #include "quant/opset.h"
 #include "runtime/executor.h"
 
@@ -100,6 +102,7 @@ Result<TypeLookup> plan_types(const Model& model, const std::map<std::string, Sh
 }
 
 Result<Placement> plan_placement(const Model& model, const QuantizeOptions& opts) {
+    if (opts.weights_only) return place_weights_only(model.graph, opts.placement);
     LOWBIT_ASSIGN(TypeLookup types, plan_types(model, opts.input_shapes));
     return place_qdq(model.graph, types, opts.placement);
 }
@@ -244,19 +247,105 @@ void activation_params(const Graph& g, const QuantizeOptions& opts, QuantizeResu
     }
 }
 
+// GPTQ (--weight-method gptq): one Gram accumulator per quantized 2-D Conv, fed through the
+// calibration pass's taps with the Conv's input; after the pass, one GPTQ solve per Conv.
+struct GptqState {
+    std::vector<size_t> nodes;  // weight-reading node per accumulator
+    std::vector<ConvGeometry> geometry;
+    std::vector<std::unique_ptr<GramAccumulator>> acc;
+    std::map<std::string, std::vector<size_t>> by_tensor;  // Conv input -> accumulators
+    std::unique_ptr<ThreadPool> pool;
+    std::map<size_t, Int4Weight> codes;
+};
+
+// Accumulators for the placed Conv weights, and the taps that feed them into `req`.
+void gptq_setup(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res,
+                GptqState& st, calib::CalibRequest& req) {
+    st.pool = std::make_unique<ThreadPool>(opts.run.n_threads);
+    int skipped = 0;
+    for (const WeightQdq& wq : res.placement.weights) {
+        const Node& n = g.nodes[wq.node];
+        const Tensor* w = g.initializer(wq.tensor);
+        if (n.op_type != "Conv" || !w || wq.axis != 0) {
+            ++skipped;
+            continue;
+        }
+        auto geo = conv_geometry(n, w->shape());
+        if (!geo) {
+            res.notes.push_back(fmt::format("GPTQ: {}; rounded to nearest", geo.status().message()));
+            continue;
+        }
+        st.by_tensor[n.inputs[0]].push_back(st.acc.size());
+        st.nodes.push_back(wq.node);
+        st.geometry.push_back(*geo);
+        st.acc.push_back(std::make_unique<GramAccumulator>(*geo));
+    }
+    if (skipped) {
+        res.notes.push_back(fmt::format(
+            "GPTQ covers Conv weights; {} Gemm/MatMul weight(s) rounded to nearest", skipped));
+    }
+    for (const auto& [t, ids] : st.by_tensor) req.taps.push_back(t);
+    const int64_t max_samples = opts.gptq_samples;
+    req.tap = [&st, max_samples](const std::string& name, const Tensor& x) -> Status {
+        auto it = st.by_tensor.find(name);
+        if (it == st.by_tensor.end()) return Status::ok();
+        for (size_t a : it->second) {
+            if (max_samples > 0 && st.acc[a]->samples() >= max_samples) continue;
+            Status s = st.acc[a]->add(x, *st.pool);
+            if (!s) return s.with_context(fmt::format("tensor '{}'", name));
+        }
+        return Status::ok();
+    };
+}
+
+// The GPTQ solves, Convs in parallel.
+Status gptq_finish(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res,
+                   GptqState& st) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::optional<Int4Weight>> out(st.acc.size());
+    std::vector<Status> status(st.acc.size(), Status::ok());
+    st.pool->run(static_cast<int64_t>(st.acc.size()), [&](int64_t i, int) {
+        const size_t k = static_cast<size_t>(i);
+        const Node& n = g.nodes[st.nodes[k]];
+        if (st.acc[k]->rows() == 0) {
+            status[k] = invalid("GPTQ: {} never ran during calibration", n.describe());
+            return;
+        }
+        auto r = gptq_conv_int4(*g.initializer(n.inputs[1]), opts.int4.block_size,
+                                st.geometry[k], st.acc[k]->gram());
+        if (!r) {
+            status[k] = r.status().with_context(n.describe());
+            return;
+        }
+        out[k] = std::move(*r);
+    });
+    for (size_t k = 0; k < st.acc.size(); ++k) {
+        LOWBIT_TRY(status[k]);
+        st.codes[st.nodes[k]] = std::move(*out[k]);
+    }
+    res.gptq_weights = static_cast<int>(st.codes.size());
+    res.gptq_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return Status::ok();
+}
+
 // Q/DQ insertion, the opset and IR version the result needs, and the float16 conversion of the
 // high-precision part (--high-precision fp16).
 Status rewrite_model(Model& m, const TypeLookup& types, const QuantizeOptions& opts,
-                     QuantizeResult& res) {
+                     QuantizeResult& res, const std::map<size_t, Int4Weight>* int4_codes = nullptr) {
     const QuantMode mode = opts.placement.mode;
     RewriteOptions ro;
     ro.mode = mode;
     ro.scale_dtype = opts.high_precision == DType::Float16 ? DType::Float16 : DType::Float32;
     ro.dq_only = opts.dq_only;
+    ro.int4 = opts.int4;
+    ro.int4_codes = int4_codes;
     LOWBIT_ASSIGN(res.rewrite, insert_qdq(m, res.placement, res.params, ro));
 
-    // Opset: per-channel Q/DQ need 13; FP8 and float16 scales need QuantizeLinear-19.
-    const int64_t target = (mode == QuantMode::Fp8 || ro.scale_dtype == DType::Float16) ? 19 : 13;
+    // Opset: per-channel Q/DQ need 13; FP8 and float16 scales need QuantizeLinear-19; INT4 and
+    // blocked scales DequantizeLinear-21.
+    int64_t target = (mode == QuantMode::Fp8 || ro.scale_dtype == DType::Float16) ? 19 : 13;
+    if (opts.int4.enabled) target = 21;
     LOWBIT_TRY(upgrade_opset(m, target, &res.notes));
     // ONNX Runtime reads IR 10 (ModelOpt forces it too); opset 19 needs IR >= 9.
     m.ir_version = std::max<int64_t>(m.ir_version, 10);
@@ -274,6 +363,37 @@ Status rewrite_model(Model& m, const TypeLookup& types, const QuantizeOptions& o
     return Status::ok();
 }
 
+// w4a16: weight-only placement and rewrite, no calibration.
+Result<QuantizeResult> quantize_weights_only(const Model& input, calib::CalibSource* source,
+                                             const QuantizeOptions& opts) {
+    QuantizeResult res;
+    LOWBIT_ASSIGN(Model m, prepare_float_model(input));
+    LOWBIT_ASSIGN(res.placement, place_weights_only(m.graph, opts.placement));
+    const TypeLookup no_types = [](const std::string&) -> std::optional<TensorType> {
+        return std::nullopt;
+    };
+    GptqState gptq;
+    if (opts.weight_method == WeightMethod::Gptq) {
+        calib::CalibRequest req;
+        req.histogram = false;
+        gptq_setup(m.graph, opts, res, gptq, req);
+        calib::CalibRunOptions run = opts.run;  // only the Gram matrices need the samples
+        if (opts.gptq_samples > 0) {
+            run.max_samples = run.max_samples > 0 ? std::min(run.max_samples, opts.gptq_samples)
+                                                  : opts.gptq_samples;
+        }
+        LOWBIT_ASSIGN(calib::CalibResult cr, calib::calibrate(m, *source, req, run));
+        res.calib_seconds = cr.seconds;
+        res.samples = cr.samples;
+        LOWBIT_TRY(gptq_finish(m.graph, opts, res, gptq));
+    }
+    LOWBIT_TRY(rewrite_model(m, no_types, opts, res, &gptq.codes));
+    res.ranges.mode = "w4a16";
+    res.ranges.model = opts.model_name;
+    res.model = std::move(m);
+    return res;
+}
+
 }  // namespace
 
 Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* source,
@@ -282,6 +402,30 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     if (opts.zero_point && mode == QuantMode::Fp8) {
         return invalid("--zero-point applies to INT8 only (FP8 E4M3 zero points are 0)");
     }
+    if (opts.int4.block_size < 0) {
+        return invalid("--block-size {} must be positive", opts.int4.block_size);
+    }
+    if (opts.int4.block_size > 0 && !opts.int4.enabled) {
+        return invalid("--block-size applies to INT4 weights only (--mode w4a16 or w4a8)");
+    }
+    if (opts.weights_only && !opts.int4.enabled) {
+        return invalid("weight-only quantization is implemented for INT4 weights only");
+    }
+    if (opts.int4.enabled && mode == QuantMode::Fp8) {
+        return invalid("INT4 weights pair with INT8 activations (w4a8) or float (w4a16), not FP8");
+    }
+    if (opts.int4.enabled && opts.high_precision == DType::Float16) {
+        return unsupported("--high-precision fp16 with INT4 weights is not supported yet");
+    }
+    if (opts.weight_method == WeightMethod::Gptq && !opts.int4.enabled) {
+        return invalid("--weight-method gptq applies to INT4 weights (--mode w4a16 or w4a8)");
+    }
+    if (opts.weight_method == WeightMethod::Gptq && !source) {
+        return invalid(
+            "--weight-method gptq needs calibration data (--calib FILE.npy, --calib-list or "
+            "--calib-images): it gathers each Conv's input statistics from it");
+    }
+    if (opts.weights_only) return quantize_weights_only(input, source, opts);
     if (!source && !opts.ranges) {
         return invalid(
             "no calibration data: give --calib FILE.npy, --calib-list/--calib-images, "
@@ -307,7 +451,9 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     const size_t n_act = res.placement.activations.size();
 
     ActivationRanges ranges;
-    const calib::CalibRequest req = calibration_request(res.placement, opts.method, ranges);
+    calib::CalibRequest req = calibration_request(res.placement, opts.method, ranges);
+    GptqState gptq;
+    if (opts.weight_method == WeightMethod::Gptq) gptq_setup(m.graph, opts, res, gptq, req);
     calib::CalibConfig cfg;
     cfg.method = opts.method;
     cfg.percentile = opts.percentile;
@@ -320,13 +466,14 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     rf.mode = mode_name(mode);
     rf.percentile = opts.method == calib::CalibMethod::Percentile ? opts.percentile : 0;
     rf.model = opts.model_name;
-    if (opts.ranges) {
+    if (opts.ranges && opts.weight_method != WeightMethod::Gptq) {
         LOWBIT_TRY(ranges_from_file(*opts.ranges, mode, res, ranges));
     } else {
         LOWBIT_TRY(ranges_from_calibration(m, *source, req, cfg, opts, res, ranges));
     }
+    if (opts.weight_method == WeightMethod::Gptq) LOWBIT_TRY(gptq_finish(m.graph, opts, res, gptq));
     activation_params(m.graph, opts, res, ranges);
-    LOWBIT_TRY(rewrite_model(m, types, opts, res));
+    LOWBIT_TRY(rewrite_model(m, types, opts, res, &gptq.codes));
     res.model = std::move(m);
     return res;
 }

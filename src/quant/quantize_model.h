@@ -15,6 +15,7 @@
 #include "core/status.h"
 #include "ir/graph.h"
 #include "quant/fp16.h"
+#include "quant/gptq.h"
 #include "quant/placement.h"
 #include "quant/qdq_rewrite.h"
 
@@ -30,6 +31,17 @@ struct QuantizeOptions {
     // Asymmetric activations (UInt8 or Int8 zero points); INT8 only.
     std::optional<DType> zero_point;
     bool dq_only = false;
+    // INT4 weights (w4a16 / w4a8), always DequantizeLinear-only; opset 21.
+    Int4Weights int4;
+    // Weights only, activations float (w4a16): place_weights_only, no calibration (`source`
+    // may be null).
+    bool weights_only = false;
+    // How INT4 weights are rounded: to nearest (rtn) or GPTQ (quant/gptq.h; needs calibration
+    // data, also in w4a16). GPTQ covers 2-D Convs; Gemm/MatMul weights stay RTN.
+    WeightMethod weight_method = WeightMethod::Rtn;
+    // GPTQ's Gram matrices from the first N calibration samples only (0: all); activation
+    // ranges (w4a8) still use every sample.
+    int64_t gptq_samples = 0;
     calib::CalibRunOptions run;
     std::map<std::string, Shape> input_shapes;  // for symbolic graph inputs
     // Ranges to reuse instead of calibrating (loaded by the caller).
@@ -47,6 +59,8 @@ struct QuantizeResult {
     Fp16Stats fp16;
     std::vector<std::string> notes;  // opset rewrites, warnings
     double calib_seconds = 0;
+    double gptq_seconds = 0;  // the GPTQ solves after streaming (gathering is in calib_seconds)
+    int gptq_weights = 0;
     int64_t samples = 0;
 };
 
@@ -61,7 +75,7 @@ Result<TypeLookup> plan_types(const Model& model, const std::map<std::string, Sh
 // prepare_float_model().
 Result<Placement> plan_placement(const Model& model, const QuantizeOptions& opts);
 
-// The whole pipeline. `source` may be null when opts.ranges is set.
+// The whole pipeline. `source` may be null when opts.ranges is set or opts.weights_only.
 Result<QuantizeResult> quantize_model(const Model& model, calib::CalibSource* source,
                                       const QuantizeOptions& opts);
 

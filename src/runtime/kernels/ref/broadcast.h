@@ -159,6 +159,23 @@ LOWBIT_PLAIN_DTYPE(DType::UInt32, uint32_t);
 LOWBIT_PLAIN_DTYPE(DType::UInt64, uint64_t);
 #undef LOWBIT_PLAIN_DTYPE
 
+// 4-bit integers are held one value per byte in memory (core/dtype.h): int8_t (sign-extended)
+// and uint8_t. Only DequantizeLinear accepts them.
+template <>
+struct DTypeTraits<DType::Int4> {
+    using Storage = int8_t;
+    using Value = int8_t;
+    static Value load(Storage s) { return s; }
+    static Storage store(Value v) { return v; }
+};
+template <>
+struct DTypeTraits<DType::UInt4> {
+    using Storage = uint8_t;
+    using Value = uint8_t;
+    static Value load(Storage s) { return s; }
+    static Storage store(Value v) { return v; }
+};
+
 template <>
 struct DTypeTraits<DType::Bool> {
     using Storage = uint8_t;

@@ -1,5 +1,5 @@
 // Reference kernels for QuantizeLinear, DequantizeLinear, Cast and CastLike (opsets 10-21
-// semantics; blocked quantization is rejected).
+// semantics; blocked quantization in DequantizeLinear only).
 //
 // QuantizeLinear(x, y_scale[, y_zero_point]) -> y, x:[d0..dn], scale and zero point scalar
 // (per tensor) or 1-D of length d_axis (per axis):
@@ -9,7 +9,11 @@
 //   FP8 y:     y = float_to_fp8(x / scale, saturate) (Quantize-19); the zero point must be 0.
 //              The loop runs float_to_fp8_fast, float_to_fp8's exact inline twin (core/half.h).
 // DequantizeLinear(x, x_scale[, x_zero_point]) -> y = (x - zero_point) * scale, in float32,
-// stored in scale's dtype (float32, float16 or bfloat16; Dequantize-19).
+// stored in scale's dtype (float32, float16 or bfloat16; Dequantize-19). Dequantize-21 adds
+// int4 / uint4 x (held one value a byte, core/int4.h) and blocked quantization: with
+// 'block_size' B > 0 the scale and zero point have x's shape except along `axis`, where they
+// have S entries, and x's index j along the axis uses entry j / B (the spec's accepted range
+// ceil(D / S) <= B <= ceil(D / (S - 1)) - 1 is checked).
 // Cast(x) -> y of dtype 'to' (and CastLike(x, like) -> y of like's dtype): every numeric dtype,
 // bool and the four FP8 types to and from each other (ref::convert_value has the rules;
 // 'saturate' (Cast-19) applies to FP8 targets only).
@@ -34,7 +38,8 @@ using QuantInputDTypes = DTypeList<DType::Float32, DType::Float16, DType::BFloat
 using ScaleDTypes = DTypeList<DType::Float32, DType::Float16, DType::BFloat16>;
 using IntQuantDTypes = DTypeList<DType::UInt8, DType::Int8, DType::UInt16, DType::Int16>;
 using QuantDTypes = ref::DTypeConcat<IntQuantDTypes, ref::Fp8DTypes>::type;
-using DequantInputDTypes = ref::DTypeConcat<QuantDTypes, DTypeList<DType::Int32>>::type;
+using DequantInputDTypes =
+    ref::DTypeConcat<QuantDTypes, DTypeList<DType::Int32, DType::Int4, DType::UInt4>>::type;
 
 Status internal_dtype(const Node& node, DType t) {
     return Status(StatusCode::Internal, fmt::format("{}: run() got dtype {} that prepare() did "
@@ -44,35 +49,91 @@ Status internal_dtype(const Node& node, DType t) {
 
 // Where a (de)quantization parameter applies: per tensor, or per index along `axis`.
 // x is viewed as [outer, channels, inner]; channel c uses scale[c] and zero_point[c].
+// Blocked (block > 0): element (o, j, k) uses entry (o * blocks + j / block) * inner + k.
 struct QuantLayout {
     bool per_axis = false;
     int64_t axis = 0;
     int64_t outer = 1;
     int64_t channels = 1;
     int64_t inner = 1;
+    int64_t block = 0;
+    int64_t blocks = 0;
 };
 
-// Validates scale/zero-point shapes against x (Quantize-13 / Dequantize-13 'axis') and rejects
-// blocked quantization (Quantize-21 'block_size', or a scale of rank > 1).
-Result<QuantLayout> quant_layout(const PrepareContext& ctx) {
+// Blocked layout (Dequantize-21 'block_size' > 0): scale of x's rank, equal to x's shape but
+// along `axis`, block_size within the spec's accepted range for that many scales.
+Result<QuantLayout> blocked_layout(const PrepareContext& ctx, int64_t block_size,
+                                   int64_t axis_attr) {
+    const Node& node = ctx.node;
+    const Shape& x = ctx.inputs[0].shape;
+    const Shape& scale = ctx.inputs[1].shape;
+    if (block_size < 0) {
+        return invalid("{}: attribute 'block_size' = {} must be positive", node.describe(),
+                       block_size);
+    }
+    if (ctx.opset < 21) {
+        return invalid("{}: attribute 'block_size' needs opset >= 21 (model has {})",
+                       node.describe(), ctx.opset);
+    }
+    QuantLayout l;
+    LOWBIT_ASSIGN(l.axis, ref::normalize_axis(axis_attr, static_cast<int64_t>(x.size()), node,
+                                              "attribute 'axis'"));
+    bool same = scale.size() == x.size();
+    for (size_t d = 0; same && d < x.size(); ++d) {
+        same = static_cast<int64_t>(d) == l.axis || scale[d] == x[d];
+    }
+    if (!same) {
+        return invalid(
+            "{}: blocked scale of shape {} must equal x's shape {} except along axis {}",
+            node.describe(), shape_str(scale), shape_str(x), l.axis);
+    }
+    const int64_t D = x[static_cast<size_t>(l.axis)];
+    const int64_t S = scale[static_cast<size_t>(l.axis)];
+    const int64_t lo = S > 0 ? (D + S - 1) / S : 0;
+    const int64_t hi = S > 1 ? (D + S - 2) / (S - 1) - 1 : INT64_MAX;
+    if (S <= 0 || block_size < lo || block_size > hi) {
+        return invalid(
+            "{}: block_size {} does not fit {} scales for {} elements along axis {} (accepted: "
+            "{}..{})",
+            node.describe(), block_size, S, D, l.axis, lo, hi == INT64_MAX ? D : hi);
+    }
+    l.block = block_size;
+    l.blocks = S;
+    l.channels = D;
+    for (int64_t d = 0; d < l.axis; ++d) l.outer *= x[static_cast<size_t>(d)];
+    for (size_t d = static_cast<size_t>(l.axis) + 1; d < x.size(); ++d) l.inner *= x[d];
+    if (ctx.has_input(2) && ctx.inputs[2].shape != scale) {
+        return invalid("{}: zero point shape {} does not match scale shape {}", node.describe(),
+                       shape_str(ctx.inputs[2].shape), shape_str(scale));
+    }
+    return l;
+}
+
+// Validates scale/zero-point shapes against x (Quantize-13 / Dequantize-13 'axis'); blocked
+// quantization (Quantize-21 'block_size', or a scale of rank > 1) only where `allow_blocked`.
+Result<QuantLayout> quant_layout(const PrepareContext& ctx, bool allow_blocked = false) {
     const Node& node = ctx.node;
     const Shape& x = ctx.inputs[0].shape;
     const Shape& scale = ctx.inputs[1].shape;
     LOWBIT_ASSIGN(int64_t block_size, ref::int_attr(node, "block_size", 0));
+    LOWBIT_ASSIGN(int64_t axis_attr, ref::int_attr(node, "axis", 1));
+    if (block_size != 0 && allow_blocked) return blocked_layout(ctx, block_size, axis_attr);
     if (block_size != 0) {
         return unsupported(
             "{}: attribute 'block_size' = {}: blocked quantization is not "
             "supported (only per-tensor and per-axis)",
             node.describe(), block_size);
     }
-    LOWBIT_ASSIGN(int64_t axis_attr, ref::int_attr(node, "axis", 1));
     QuantLayout l;
     const int64_t n_scale = shape_numel(scale);
     if (scale.size() > 1) {
-        return unsupported(
-            "{}: scale of shape {} (rank > 1) means blocked quantization, which is "
-            "not supported",
-            node.describe(), shape_str(scale));
+        return allow_blocked
+                   ? invalid("{}: scale of shape {} (rank > 1) needs attribute 'block_size'",
+                             node.describe(), shape_str(scale))
+                   : unsupported(
+                         "{}: scale of shape {} (rank > 1) means blocked quantization, which is "
+                         "not supported",
+                         node.describe(), shape_str(scale));
     }
     if (n_scale == 1) {
         l.outer = 1;
@@ -123,11 +184,13 @@ Status check_zero_point_is_zero(const Tensor& zp, const Node& node) {
 }
 
 // Scale and zero point of each channel, as float32 (every supported zero point is exact there).
+// Blocked: every entry of the scale, in its own order.
 void read_params(const Tensor& scale, const Tensor* zp, const QuantLayout& l, std::vector<float>& s,
                  std::vector<float>& z) {
-    s.resize(static_cast<size_t>(l.channels));
-    z.assign(static_cast<size_t>(l.channels), 0.0f);
-    for (int64_t c = 0; c < l.channels; ++c) {
+    const int64_t n = l.block > 0 ? scale.numel() : l.channels;
+    s.resize(static_cast<size_t>(n));
+    z.assign(static_cast<size_t>(n), 0.0f);
+    for (int64_t c = 0; c < n; ++c) {
         s[c] = static_cast<float>(tensor_get_f64(scale, c));
         if (zp != nullptr) z[c] = static_cast<float>(tensor_get_f64(*zp, c));
     }
@@ -298,7 +361,11 @@ public:
                 "{}; only the scale's dtype is supported",
                 node.describe(), output_dtype, dtype_name(st));
         }
-        LOWBIT_ASSIGN(layout_, quant_layout(ctx));
+        if ((xt == DType::Int4 || xt == DType::UInt4) && ctx.opset < 21) {
+            return invalid("{}: {} x needs opset >= 21 (model has {})", node.describe(),
+                           dtype_name(xt), ctx.opset);
+        }
+        LOWBIT_ASSIGN(layout_, quant_layout(ctx, true));
         const bool zp_must_be_zero = xt == DType::Int32 || ref::Fp8DTypes::contains(xt);
         if (zp_must_be_zero && ctx.has_input(2) && ctx.inputs[2].value) {
             LOWBIT_TRY(check_zero_point_is_zero(*ctx.inputs[2].value, node));
@@ -328,6 +395,27 @@ public:
                 using YTr = typename decltype(ytag)::Traits;
                 const XS* px = x.data<XS>();
                 YS* py = y.data<YS>();
+                if (l.block > 0) {
+                    // Blocked: row r = (o, j) of x viewed as [outer * channels, inner] reads
+                    // the scale row (o * blocks + j / block).
+                    ctx.pool.parallel_for(
+                        l.outer * l.channels, std::max<int64_t>(1, kGrain / std::max<int64_t>(l.inner, 1)),
+                        [&](int64_t r0, int64_t r1) {
+                            for (int64_t r = r0; r < r1; ++r) {
+                                const int64_t o = r / l.channels, j = r % l.channels;
+                                const size_t sb =
+                                    static_cast<size_t>((o * l.blocks + j / l.block) * l.inner);
+                                const XS* xr = px + r * l.inner;
+                                YS* yr = py + r * l.inner;
+                                for (int64_t k = 0; k < l.inner; ++k) {
+                                    const float d = static_cast<float>(XTr::load(xr[k])) -
+                                                    zero[sb + static_cast<size_t>(k)];
+                                    yr[k] = YTr::store(d * scale[sb + static_cast<size_t>(k)]);
+                                }
+                            }
+                        });
+                    return;
+                }
                 for_channel_spans(l, ctx.pool, [&](size_t c, int64_t begin, int64_t end) {
                     const float s = scale[c];
                     if constexpr (std::is_integral_v<typename decltype(xtag)::Value>) {

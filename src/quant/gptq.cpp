@@ -1,0 +1,201 @@
+#include "quant/gptq.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "core/int4.h"
+#include "core/thread_pool.h"
+
+namespace lowbit::quant {
+
+Result<ConvGeometry> conv_geometry(const Node& n, const Shape& w) {
+    if (w.size() != 4) return unsupported("{}: GPTQ handles 2-D convolutions only", n.describe());
+    const std::string pad = n.attr_string("auto_pad", "NOTSET");
+    if (pad != "NOTSET" && pad != "VALID") {
+        return unsupported("{}: auto_pad {} is not handled by GPTQ", n.describe(), pad);
+    }
+    ConvGeometry g;
+    g.cout = w[0];
+    g.group = n.attr_int("group", 1);
+    g.cin = w[1] * g.group;
+    g.kh = w[2];
+    g.kw = w[3];
+    const auto s = n.attr_ints("strides", {1, 1});
+    const auto d = n.attr_ints("dilations", {1, 1});
+    const auto p = pad == "VALID" ? std::vector<int64_t>{0, 0, 0, 0}
+                                  : n.attr_ints("pads", {0, 0, 0, 0});
+    if (s.size() != 2 || d.size() != 2 || p.size() != 4 || g.group < 1 || g.cout % g.group) {
+        return invalid("{}: unexpected strides / dilations / pads / group", n.describe());
+    }
+    g.sh = s[0];
+    g.sw = s[1];
+    g.dh = d[0];
+    g.dw = d[1];
+    g.pt = p[0];
+    g.pl = p[1];
+    g.ph_end = p[2];
+    g.pw_end = p[3];
+    return g;
+}
+
+GramAccumulator::GramAccumulator(const ConvGeometry& g)
+    : g_(g), k_(g.cin / g.group * g.kh * g.kw) {
+    h_.assign(static_cast<size_t>(g.group), std::vector<double>(static_cast<size_t>(k_ * k_)));
+}
+
+Status GramAccumulator::add(const Tensor& x, const ThreadPool& pool) {
+    if (x.dtype() != DType::Float32 || x.shape().size() != 4 || x.dim(1) != g_.cin) {
+        return invalid("GPTQ: Conv input {} {} does not match the weight ({} input channels)",
+                       dtype_name(x.dtype()), shape_str(x.shape()), g_.cin);
+    }
+    const int64_t N = x.dim(0), H = x.dim(2), W = x.dim(3);
+    const int64_t OH = (H + g_.pt + g_.ph_end - g_.dh * (g_.kh - 1) - 1) / g_.sh + 1;
+    const int64_t OW = (W + g_.pl + g_.pw_end - g_.dw * (g_.kw - 1) - 1) / g_.sw + 1;
+    if (OH <= 0 || OW <= 0) return Status::ok();
+    const int64_t P = OH * OW, cg = g_.cin / g_.group, K = k_, taps = g_.kh * g_.kw;
+    constexpr int64_t kChunk = 256;
+    // A^T: K rows of `len` positions, padded with zero rows to a multiple of 4.
+    const int64_t k4 = (K + 3) / 4 * 4;
+    std::vector<float> a(static_cast<size_t>(k4 * kChunk), 0.0f);
+    const float* px = x.data<float>();
+    for (int64_t n = 0; n < N; ++n) {
+        for (int64_t gi = 0; gi < g_.group; ++gi) {
+            std::vector<double>& h = h_[static_cast<size_t>(gi)];
+            for (int64_t p0 = 0; p0 < P; p0 += kChunk) {
+                const int64_t len = std::min(kChunk, P - p0);
+                // im2col of positions [p0, p0 + len): column k = (c, i, j).
+                pool.parallel_for(K, 8, [&](int64_t k0, int64_t k1) {
+                    for (int64_t k = k0; k < k1; ++k) {
+                        const int64_t c = k / taps, i = (k % taps) / g_.kw, j = k % g_.kw;
+                        const float* plane = px + ((n * g_.cin) + gi * cg + c) * H * W;
+                        float* row = &a[static_cast<size_t>(k * kChunk)];
+                        for (int64_t q = 0; q < len; ++q) {
+                            const int64_t p = p0 + q, oy = p / OW, ox = p % OW;
+                            const int64_t iy = oy * g_.sh - g_.pt + i * g_.dh;
+                            const int64_t ix = ox * g_.sw - g_.pl + j * g_.dw;
+                            row[q] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix]
+                                                                              : 0.0f;
+                        }
+                    }
+                });
+                // Lower triangle of A^T A in 4 x 4 tiles (8 loads per 16 products), row tiles
+                // split across threads (tile row t costs t + 1 tiles).
+                pool.parallel_for(k4 / 4, 1, [&](int64_t t0, int64_t t1) {
+                    for (int64_t t = t0; t < t1; ++t) {
+                        const int64_t r = 4 * t;
+                        const float* a0 = &a[static_cast<size_t>(r * kChunk)];
+                        const float* a1 = a0 + kChunk;
+                        const float* a2 = a1 + kChunk;
+                        const float* a3 = a2 + kChunk;
+                        for (int64_t c = 0; c <= r; c += 4) {
+                            const float* b0 = &a[static_cast<size_t>(c * kChunk)];
+                            const float* b1 = b0 + kChunk;
+                            const float* b2 = b1 + kChunk;
+                            const float* b3 = b2 + kChunk;
+                            float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0,
+                                  s13 = 0, s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0,
+                                  s32 = 0, s33 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, \
+                               s31, s32, s33)
+                            for (int64_t q = 0; q < len; ++q) {
+                                const float x0 = a0[q], x1 = a1[q], x2 = a2[q], x3 = a3[q];
+                                const float y0 = b0[q], y1 = b1[q], y2 = b2[q], y3 = b3[q];
+                                s00 += x0 * y0, s01 += x0 * y1, s02 += x0 * y2, s03 += x0 * y3;
+                                s10 += x1 * y0, s11 += x1 * y1, s12 += x1 * y2, s13 += x1 * y3;
+                                s20 += x2 * y0, s21 += x2 * y1, s22 += x2 * y2, s23 += x2 * y3;
+                                s30 += x3 * y0, s31 += x3 * y1, s32 += x3 * y2, s33 += x3 * y3;
+                            }
+                            const float tile[4][4] = {{s00, s01, s02, s03},
+                                                      {s10, s11, s12, s13},
+                                                      {s20, s21, s22, s23},
+                                                      {s30, s31, s32, s33}};
+                            for (int64_t i = 0; i < 4 && r + i < K; ++i) {
+                                double* hr = &h[static_cast<size_t>((r + i) * K)];
+                                for (int64_t j = 0; j < 4 && c + j <= r + i; ++j) {
+                                    hr[c + j] += tile[i][j];
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        rows_ += P;
+        ++samples_;
+    }
+    return Status::ok();
+}
+
+Result<std::vector<double>> inverse_upper_cholesky(std::vector<double> H, int64_t K) {
+    const auto at = [K](int64_t i, int64_t j) { return static_cast<size_t>(i * K + j); };
+    // Lower Cholesky M of the reversed matrix P = J H J (P_ij = H_{K-1-i, K-1-j}).
+    std::vector<double> M(static_cast<size_t>(K * K), 0.0);
+    for (int64_t i = 0; i < K; ++i) {
+        for (int64_t j = 0; j <= i; ++j) {
+            double s = H[at(K - 1 - i, K - 1 - j)];
+            for (int64_t k = 0; k < j; ++k) s -= M[at(i, k)] * M[at(j, k)];
+            if (i == j) {
+                if (!(s > 0)) {
+                    return invalid("GPTQ: the damped Gram matrix is not positive definite "
+                                   "(pivot {} at column {})",
+                                   s, K - 1 - i);
+                }
+                M[at(i, i)] = std::sqrt(s);
+            } else {
+                M[at(i, j)] = s / M[at(j, j)];
+            }
+        }
+    }
+    // R = J M J is upper triangular with H = R R^T; U = R^-1 (upper), H^-1 = U^T U.
+    auto R = [&](int64_t i, int64_t j) { return M[at(K - 1 - i, K - 1 - j)]; };
+    std::vector<double> U(static_cast<size_t>(K * K), 0.0);
+    for (int64_t j = 0; j < K; ++j) {
+        U[at(j, j)] = 1.0 / R(j, j);
+        for (int64_t i = j - 1; i >= 0; --i) {
+            double s = 0;
+            for (int64_t k = i + 1; k <= j; ++k) s += R(i, k) * U[at(k, j)];
+            U[at(i, j)] = -s / R(i, i);
+        }
+    }
+    return U;
+}
+
+Result<Int4Weight> gptq_conv_int4(const Tensor& w, int64_t block_size, const ConvGeometry& g,
+                                  const std::vector<std::vector<double>>& gram, double damp,
+                                  int64_t lazy_block) {
+    Int4Weight out = quantize_weight_int4(w, 0, block_size, DType::Float32);
+    const int64_t O = g.cout, cg = g.cin / g.group, taps = g.kh * g.kw, K = cg * taps;
+    const int64_t og = O / g.group;
+    const float* scales = out.scale.data<float>();
+    const int64_t S = out.block_size > 0 ? (cg + out.block_size - 1) / out.block_size : 1;
+    int8_t* codes = out.q.data<int8_t>();
+    const float* src = w.data<float>();
+    for (int64_t gi = 0; gi < g.group; ++gi) {
+        std::vector<double> Wg(static_cast<size_t>(og * K));
+        for (int64_t r = 0; r < og; ++r) {
+            for (int64_t k = 0; k < K; ++k) {
+                Wg[static_cast<size_t>(r * K + k)] = src[(gi * og + r) * K + k];
+            }
+        }
+        std::vector<double> H = gram[static_cast<size_t>(gi)];
+        for (int64_t i = 0; i < K; ++i) {  // mirror the accumulated lower triangle
+            for (int64_t j = 0; j < i; ++j) {
+                H[static_cast<size_t>(j * K + i)] = H[static_cast<size_t>(i * K + j)];
+            }
+        }
+        auto quant = [&](int64_t r, int64_t k, double v) -> double {
+            const int64_t o = gi * og + r;
+            const int64_t e =
+                out.block_size > 0 ? (o * S + (k / taps) / out.block_size) * taps + k % taps : o;
+            const float s = scales[e];
+            const int8_t q = quantize_int4(static_cast<float>(v), s);
+            codes[o * K + k] = q;
+            return static_cast<double>(q) * static_cast<double>(s);
+        };
+        LOWBIT_TRY(gptq_solve(Wg, og, K, std::move(H), damp, lazy_block, quant));
+    }
+    return out;
+}
+
+}  // namespace lowbit::quant
