@@ -142,6 +142,34 @@ TEST(QdqFusion, ResidualReadAsInt8CodesWhenItIsDequantized) {
     EXPECT_EQ(f.inputs[3], "rd");
 }
 
+// The same graph with FP8 E4M3FN codes everywhere is one FP8 step (QuantConvSpec::codes).
+TEST(QdqFusion, Fp8CodesAreOneFp8Step) {
+    QdqGraph qg;
+    qg.descs["xq"].dtype = DType::Float8E4M3FN;
+    qg.descs["yq"].dtype = DType::Float8E4M3FN;
+    for (const char* z : {"zx", "zy"}) qg.constants[z] = zeros(DType::Float8E4M3FN, {});
+    qg.constants["wq"] = zeros(DType::Float8E4M3FN, {8, 8, 1, 1});
+    qg.constants["wz"] = zeros(DType::Float8E4M3FN, {8});
+    Attr sat;
+    sat.kind = Attr::Kind::Int;
+    sat.i = 0;
+    qg.g.nodes[6].attrs["saturate"] = sat;
+    const FusionMatch m = qg.match();
+    ASSERT_TRUE(m.quant) << m.qdq_fallback;
+    EXPECT_EQ(m.quant->codes, DType::Float8E4M3FN);
+    EXPECT_TRUE(m.quant->out_q);
+    EXPECT_FALSE(m.quant->saturate);
+    EXPECT_EQ(m.inputs[0], "xq");
+    EXPECT_EQ(m.outputs, std::vector<std::string>{"yq"});
+    // An int8 QuantizeLinear after FP8 activations does not end the FP8 step.
+    qg.descs["yq"].dtype = DType::Int8;
+    qg.constants["zy"] = zeros(DType::Int8, {});
+    const FusionMatch f = qg.match();
+    ASSERT_TRUE(f.quant);
+    EXPECT_FALSE(f.quant->out_q);
+    EXPECT_EQ(f.outputs, std::vector<std::string>{"y"});
+}
+
 TEST(QdqFusion, FallbackReasons) {
     {
         const FusionMatch m = QdqGraph().match(false);
@@ -155,9 +183,15 @@ TEST(QdqFusion, FallbackReasons) {
         EXPECT_NE(m.qdq_fallback.find("refused"), std::string::npos);
     }
     {
-        QdqGraph qg;
+        QdqGraph qg;  // FP8 activations with int8 weights
         qg.descs["xq"].dtype = DType::Float8E4M3FN;
-        EXPECT_NE(qg.match().qdq_fallback.find("no FP8 kernel"), std::string::npos);
+        qg.constants["zx"] = zeros(DType::Float8E4M3FN, {});
+        EXPECT_NE(qg.match().qdq_fallback.find("constant float8e4m3fn codes"), std::string::npos);
+    }
+    {
+        QdqGraph qg;
+        qg.descs["xq"].dtype = DType::Float8E5M2;
+        EXPECT_NE(qg.match().qdq_fallback.find("only float8e4m3fn"), std::string::npos);
     }
     {
         QdqGraph qg;

@@ -96,17 +96,17 @@ FusionMatch match_qdq_conv(const FusionGraph& g, size_t idx, const ProducedBefor
     if (!g.lowp) return fallback("low-precision kernels off (ExecutorOptions::lowp_kernels)");
     const std::string& xq = dq->inputs[0];
     const DType xt = g.descs.at(xq).dtype;
-    if (xt == DType::Float8E4M3FN || xt == DType::Float8E5M2) {
-        return fallback(fmt::format("{} activations: no FP8 kernel (float simulation)",
+    if (xt == DType::Float8E5M2 || xt == DType::Float8E4M3FNUZ || xt == DType::Float8E5M2FNUZ) {
+        return fallback(fmt::format("{} activations: only float8e4m3fn has an FP8 kernel",
                                     dtype_name(xt)));
     }
-    if (xt != DType::Int8) {
+    if (xt != DType::Int8 && xt != DType::Float8E4M3FN) {
         return fallback(fmt::format("{} activations: only symmetric int8 has a kernel",
                                     dtype_name(xt)));
     }
     auto x_scale = scalar_f32(g, dq->inputs[1]);
     if (!x_scale) return fallback("activation scale is not a float32 constant scalar");
-    if (!zero_point_zero(g, *dq, DType::Int8)) return fallback("activation zero point is not 0");
+    if (!zero_point_zero(g, *dq, xt)) return fallback("activation zero point is not 0");
     if (g.descs.at(node.inputs[0]).dtype != DType::Float32) {
         return fallback("dequantized activations are not float32");
     }
@@ -117,19 +117,21 @@ FusionMatch match_qdq_conv(const FusionGraph& g, size_t idx, const ProducedBefor
                            ? g.constant(wdq->inputs[0])
                            : nullptr;
     const Tensor* ws = wq ? g.constant(wdq->inputs[1]) : nullptr;
-    if (!wq || !ws || g.runtime.count(wp->second) || wq->dtype() != DType::Int8 ||
-        wq->rank() != 4 || ws->dtype() != DType::Float32) {
-        return fallback("weights are not a DequantizeLinear of constant int8 codes");
+    if (!wq || !ws || g.runtime.count(wp->second) || wq->dtype() != xt || wq->rank() != 4 ||
+        ws->dtype() != DType::Float32) {
+        return fallback(fmt::format("weights are not a DequantizeLinear of constant {} codes",
+                                    dtype_name(xt)));
     }
     const int64_t m_out = wq->shape()[0];
     const int64_t axis = wdq->attr_int("axis", 1);
     if (!(ws->numel() == 1 || (ws->numel() == m_out && ws->rank() == 1 && axis == 0))) {
         return fallback("weight scales are neither per tensor nor per output channel");
     }
-    if (!zero_point_zero(g, *wdq, DType::Int8)) return fallback("weight zero point is not 0");
+    if (!zero_point_zero(g, *wdq, xt)) return fallback("weight zero point is not 0");
 
     FusionMatch m = match_conv_silu_residual(g, idx, produced);
     auto spec = std::make_shared<cpu::QuantConvSpec>();
+    spec->codes = xt;
     spec->w_codes = wq;
     spec->x_scale = *x_scale;
     spec->w_scale.resize(static_cast<size_t>(m_out));
@@ -139,8 +141,8 @@ FusionMatch match_qdq_conv(const FusionGraph& g, size_t idx, const ProducedBefor
     m.inputs[0] = xq;
     if (m.conv.residual) {
         const Node* rdq = g.runtime_producer(m.inputs[3], "DequantizeLinear");
-        if (rdq && rdq->inputs.size() >= 2 && g.descs.at(rdq->inputs[0]).dtype == DType::Int8 &&
-            zero_point_zero(g, *rdq, DType::Int8) && produced(rdq->inputs[0])) {
+        if (rdq && rdq->inputs.size() >= 2 && g.descs.at(rdq->inputs[0]).dtype == xt &&
+            zero_point_zero(g, *rdq, xt) && produced(rdq->inputs[0])) {
             if (auto rs = scalar_f32(g, rdq->inputs[1])) {
                 spec->residual_q = true;
                 spec->r_scale = *rs;
@@ -148,17 +150,18 @@ FusionMatch match_qdq_conv(const FusionGraph& g, size_t idx, const ProducedBefor
             }
         }
     }
-    // A QuantizeLinear (int8, per tensor, zero point 0) reading the result alone ends it.
+    // A QuantizeLinear (x_q's dtype, per tensor, zero point 0) reading the result alone ends it.
     const std::string& t = m.outputs[0];
     const std::vector<size_t>* readers = g.consumers_of(t);
     if (readers && readers->size() == 1 && !g.graph_outputs.count(t)) {
         const size_t qi = (*readers)[0];
         const Node& q = g.graph.nodes[qi];
         if (q.op_type == "QuantizeLinear" && q.inputs.size() >= 3 && q.inputs[0] == t &&
-            q.outputs.size() == 1 && g.descs.at(q.outputs[0]).dtype == DType::Int8 &&
-            zero_point_zero(g, q, DType::Int8)) {
+            q.outputs.size() == 1 && g.descs.at(q.outputs[0]).dtype == xt &&
+            zero_point_zero(g, q, xt)) {
             if (auto ys = scalar_f32(g, q.inputs[1]); ys && *ys > 0.0f) {
                 spec->out_q = true;
+                spec->saturate = q.attr_int("saturate", 1) != 0;
                 spec->y_scale = *ys;
                 m.fused.push_back(qi);
                 m.outputs = q.outputs;
@@ -220,7 +223,7 @@ FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore
     if (g.constants) {
         FusionMatch q = match_qdq_conv(g, node, produced);
         if (q.quant && allow_quant) return q;
-        qdq_fallback = q.quant ? "the int8 kernel refused it" : q.qdq_fallback;
+        qdq_fallback = q.quant ? "the low-precision kernel refused it" : q.qdq_fallback;
     }
     FusionMatch m = match_conv_silu_residual(g, node, produced);
     m.qdq_fallback = std::move(qdq_fallback);

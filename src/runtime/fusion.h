@@ -7,7 +7,7 @@
 // residual Add(that, R); and the Q/DQ conv, read the way TensorRT and ONNX Runtime read a Q/DQ
 // graph: DequantizeLinear(x_q) and DequantizeLinear(w_q) (int8, symmetric, weights per tensor
 // or per output channel) -> Conv (+bias) [-> SiLU] [-> Add(., R)] [-> QuantizeLinear], one int8
-// step that reads x_q itself (and R's int8 codes when R is a DequantizeLinear output) and, with
+// step (or, with float8e4m3fn codes throughout, one FP8 step: QuantConvSpec::codes) that reads x_q itself (and R's int8 codes when R is a DequantizeLinear output) and, with
 // the QuantizeLinear, writes int8 codes. A DequantizeLinear is then executed only where a float
 // consumer needs it (program_builder.cpp defers it). A new pattern is one more matcher function
 // tried by match_fusion(), producing a FusionMatch.

@@ -12,8 +12,9 @@ std::string KernelReport::summary() const {
         sep = ", ";
     }
     if (qdq_convs == 0) return s;
-    s += fmt::format("; Q/DQ convs {}: {} int8, {} fell back", qdq_convs, int8_convs,
-                     fallbacks.size());
+    s += fmt::format("; Q/DQ convs {}: {} int8, ", qdq_convs, int8_convs);
+    if (fp8_convs > 0) s += fmt::format("{} fp8, ", fp8_convs);
+    s += fmt::format("{} fell back", fallbacks.size());
     std::map<std::string, int64_t> why;
     for (const auto& f : fallbacks) ++why[f.reason];
     sep = " (";

@@ -21,10 +21,11 @@ struct KernelReport {
     std::map<std::string, int64_t> kernels;
     int64_t qdq_convs = 0;   // Convs reading a DequantizeLinear output
     int64_t int8_convs = 0;  // of which run as int8 steps
+    int64_t fp8_convs = 0;   // of which run as FP8 (E4M3) steps on bf16 kernels
     int64_t dq_skipped = 0;  // DequantizeLinear nodes never executed (no float reader left)
     std::vector<KernelFallback> fallbacks;
 
-    // "kernels: qconv_int8 40, conv 2, ...; Q/DQ convs 42: 40 int8, 2 fell back (reason: N, ...)"
+    // "kernels: qconv_int8 40, conv 2, ...; Q/DQ convs 42: 40 int8, 2 fell back" (", N fp8" when any) (reason: N, ...)"
     std::string summary() const;
 };
 

@@ -134,6 +134,7 @@ nlohmann::json to_json(const KernelReport& r) {
     return {{"steps", r.kernels},
             {"qdq_convs", r.qdq_convs},
             {"int8_convs", r.int8_convs},
+            {"fp8_convs", r.fp8_convs},
             {"dq_skipped", r.dq_skipped},
             {"fallbacks", fallbacks},
             {"fallback_reasons", reasons}};

@@ -32,7 +32,7 @@ int64_t node_macs(const Node& node, const Executor& ex);
 
 ModelInfo model_info(const Model& model, const Executor& ex, const std::string& path);
 nlohmann::json to_json(const ModelInfo& info);
-// {"steps": {kernel: count}, "qdq_convs", "int8_convs", "dq_skipped",
+// {"steps": {kernel: count}, "qdq_convs", "int8_convs", "fp8_convs", "dq_skipped",
 //  "fallbacks": [{"node", "reason"}], "fallback_reasons": {reason: count}}
 nlohmann::json to_json(const KernelReport& r);
 std::string to_text(const ModelInfo& info);

@@ -79,7 +79,7 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
             std::string qdq_fallback = match.qdq_fallback;
             if (match.quant && !fused) {
                 // The int8 step was refused: the float patterns, on the dequantized input.
-                qdq_fallback = match.quant->fallback.empty() ? "no int8 kernel took it"
+                qdq_fallback = match.quant->fallback.empty() ? "no low-precision kernel took it"
                                                              : match.quant->fallback;
                 match = match_fusion(fg, idx, produced, false);
                 emit_deferred(match);
@@ -87,7 +87,9 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
                                           warnings);
             }
             if (match.quant || !qdq_fallback.empty()) ++report.qdq_convs;
-            if (match.quant) ++report.int8_convs;
+            if (match.quant) {
+                ++(match.quant->codes == DType::Int8 ? report.int8_convs : report.fp8_convs);
+            }
             if (!qdq_fallback.empty()) {
                 report.fallbacks.push_back(
                     {node.name.empty() ? fmt::format("{} #{}", node.op_type, idx) : node.name,

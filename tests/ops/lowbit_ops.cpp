@@ -83,6 +83,8 @@ Tensor random_tensor(DType dt, const Shape& shape, uint32_t seed, float lo = -1.
             t.data<float>()[i] = v;
         } else if (dt == DType::Float16) {
             t.data<uint16_t>()[i] = float_to_half(v);
+        } else if (dt == DType::Float8E4M3FN) {  // E4M3 values in [-8, 8]
+            t.data<uint8_t>()[i] = float_to_fp8(v * 8.0f, dt, true);
         } else {  // Int8, the only other dtype the cases use
             t.data<int8_t>()[i] = static_cast<int8_t>(std::lround(v * 100.0f));
         }
@@ -144,20 +146,26 @@ Tensor dequantized(const Tensor& q, const std::vector<float>& scale, int64_t axi
     const int64_t inner = q.numel() / (q.shape().empty() ? 1 : q.shape()[0]);
     for (int64_t i = 0; i < q.numel(); ++i) {
         const float s = axis_len == 1 ? scale[0] : scale[static_cast<size_t>(i / inner)];
-        t.data<float>()[i] = static_cast<float>(q.data<int8_t>()[i]) * s;
+        const float code = q.dtype() == DType::Int8 ? static_cast<float>(q.data<int8_t>()[i])
+                                                    : fp8_to_float(q.data<uint8_t>()[i], q.dtype());
+        t.data<float>()[i] = code * s;
     }
     return t;
 }
 
 // The int8 Q/DQ conv step: codes in [-100, 100], weights per output channel, the output
 // quantized (out_q) to about 60 codes of range, or float32.
-OpCase qconv_case(const ConvSpec& s, bool out_q, bool residual_q, uint32_t seed) {
+// codes Float8E4M3FN: the FP8 step (qconv_fp8), E4M3 values in [-8, 8].
+OpCase qconv_case(const ConvSpec& s, bool out_q, bool residual_q, uint32_t seed,
+                  DType codes = DType::Int8) {
     OpCase c = conv_case(s, seed);
-    c.entry = "qconv_int8";
+    const bool fp8 = codes == DType::Float8E4M3FN;
+    c.entry = fp8 ? "qconv_fp8" : "qconv_int8";
     auto q = std::make_shared<cpu::QuantConvSpec>();
-    c.x_codes = random_tensor(DType::Int8, c.call.inputs[0].shape(), seed + 5);
+    q->codes = codes;
+    c.x_codes = random_tensor(codes, c.call.inputs[0].shape(), seed + 5);
     auto w_codes = std::make_shared<Tensor>(
-        random_tensor(DType::Int8, c.call.inputs[1].shape(), seed + 6));
+        random_tensor(codes, c.call.inputs[1].shape(), seed + 6));
     q->w_codes = w_codes.get();
     q->x_scale = 0.01f;
     for (int64_t m = 0; m < s.m; ++m) q->w_scale.push_back(0.002f * static_cast<float>(1 + m % 5));
@@ -166,7 +174,7 @@ OpCase qconv_case(const ConvSpec& s, bool out_q, bool residual_q, uint32_t seed)
     if (s.residual && residual_q) {
         q->residual_q = true;
         q->r_scale = 0.005f;
-        c.r_codes = random_tensor(DType::Int8, c.residual.shape(), seed + 7);
+        c.r_codes = random_tensor(codes, c.residual.shape(), seed + 7);
         c.residual = dequantized(c.r_codes, {q->r_scale});
     }
     q->out_q = out_q;
@@ -174,10 +182,21 @@ OpCase qconv_case(const ConvSpec& s, bool out_q, bool residual_q, uint32_t seed)
     c.quant = q;
     c.w_codes = w_codes;
     c.fusion.quant = q.get();
-    // One code where a requantization ties (a float32 sum in another order) of ~60 codes.
-    c.tol = out_q ? 1.5 / 50 : kAccumulation;
-    c.name = fmt::format("QConv int8 {}{}{}", c.name.substr(5), residual_q ? " (R int8)" : "",
-                         out_q ? " ->int8" : " ->f32");
+    if (fp8) {
+        q->x_scale = 0.1f;
+        q->r_scale = 0.05f;
+        q->y_scale = 0.1f;
+        for (float& w : q->w_scale) w *= 2.0f;
+        c.call.inputs[0] = dequantized(c.x_codes, {q->x_scale});
+        c.call.inputs[1] = dequantized(*w_codes, q->w_scale, s.m);
+        if (s.residual && residual_q) c.residual = dequantized(c.r_codes, {q->r_scale});
+    }
+    // One code where a requantization ties (a float32 sum in another order) of ~60 codes; for
+    // E4M3, one step of the largest value's binade (up to 1/8 of that value).
+    c.tol = out_q ? (fp8 ? 1.0 / 8 + 1e-3 : 1.5 / 50) : kAccumulation;
+    c.name = fmt::format("QConv {} {}{}{}", fp8 ? "fp8" : "int8", c.name.substr(5),
+                         residual_q ? (fp8 ? " (R fp8)" : " (R int8)") : "",
+                         out_q ? (fp8 ? " ->fp8" : " ->int8") : " ->f32");
     return c;
 }
 
@@ -198,6 +217,22 @@ std::vector<OpCase> qconv_cases() {
                            true, true, seed += 10));
     v.push_back(qconv_case({.c = 16, .m = 16, .h = 21, .w = 21, .k = 3, .residual = true}, false,
                            false, seed += 10));
+    constexpr DType kF8 = DType::Float8E4M3FN;
+    v.push_back(qconv_case({.c = 16, .m = 32, .h = 20, .w = 20, .k = 3, .silu = true}, true,
+                           false, seed += 10, kF8));
+    v.push_back(qconv_case({.c = 32, .m = 24, .h = 17, .w = 19, .k = 1}, false, false, seed += 10,
+                           kF8));
+    v.push_back(qconv_case({.c = 24, .m = 24, .h = 17, .w = 19, .k = 3, .group = 24,
+                            .silu = true},
+                           true, false, seed += 10, kF8));
+    v.push_back(qconv_case({.c = 32, .m = 32, .h = 15, .w = 15, .k = 3, .stride = 2,
+                            .bias = false, .threads = 1},
+                           true, false, seed += 10, kF8));
+    v.push_back(qconv_case({.c = 16, .m = 16, .h = 40, .w = 33, .k = 3, .silu = true,
+                            .residual = true},
+                           true, true, seed += 10, kF8));
+    v.push_back(qconv_case({.c = 16, .m = 16, .h = 21, .w = 21, .k = 3, .residual = true}, false,
+                           false, seed += 10, kF8));
     return v;
 }
 
@@ -493,8 +528,8 @@ public:
         if (c.quant && c.quant->out_q) {
             Tensor scale(DType::Float32, {});
             scale.data<float>()[0] = c.quant->y_scale;
-            Tensor zp(DType::Int8, {});
-            zp.data<int8_t>()[0] = 0;
+            Tensor zp(c.quant->codes, {});
+            std::memset(zp.raw(), 0, zp.nbytes());
             LOWBIT_TRY(add(KernelCall{"QuantizeLinear", {last(), scale, zp}}));
         }
         return Status::ok();
@@ -570,7 +605,7 @@ public:
             in_.push_back(laid_out(plain[i], plan_.in_layouts[i]));
         }
         for (size_t o = 0; o < outs.size(); ++o) {
-            const DType dt = c.quant && c.quant->out_q ? DType::Int8 : outs[o].dtype;
+            const DType dt = c.quant && c.quant->out_q ? c.quant->codes : outs[o].dtype;
             stored_out_.emplace_back(dt, outs[o].shape);
             plain_out_.emplace_back(dt, outs[o].shape);
         }

@@ -89,8 +89,12 @@ struct DnnlState;
 // the weights' DequantizeLinear(w_q) feed the Conv; the step reads x_q (input 0, int8) instead
 // of the dequantized tensor, computes with the int8 codes and writes the result, or, when a
 // QuantizeLinear ends the pattern, its int8 codes. Zero points are all 0 (symmetric).
+// `codes` Float8E4M3FN: the same pattern with FP8 E4M3FN codes everywhere (activations,
+// weights, residual, output), run on bf16 kernels (fp8conv.cpp).
 struct QuantConvSpec {
-    const Tensor* w_codes = nullptr;  // int8 [M, C/g, kH, kW], the weights' DQ input
+    DType codes = DType::Int8;        // Int8 or Float8E4M3FN: x_q, w_q, R's and y's codes
+    bool saturate = true;             // the QuantizeLinear's 'saturate' (FP8 only)
+    const Tensor* w_codes = nullptr;  // [M, C/g, kH, kW] codes, the weights' DQ input
     std::vector<float> w_scale;       // per output channel (a per-tensor scale repeated)
     float x_scale = 1.0f;             // x_q's scale
     bool out_q = false;               // a QuantizeLinear ends the pattern: int8 output

@@ -3,7 +3,7 @@
 //
 // Layout rules (research/engine-perf.md, "Layout": channels-last end to end, reorders only
 // where a non-NHWC op reads an NHWC tensor):
-//  - the int8 Q/DQ conv step reads its int8 input and residual NHWC and writes NHWC (int8 or
+//  - the int8 (and FP8) Q/DQ conv step reads its int8 input and residual NHWC and writes NHWC (int8 or
 //    float32), so int8 activations stay channels-last between quantized convs;
 //  - Conv (float32, 2-D, constant weights) reads and writes NHWC;
 //  - layout-blind elementwise ops whose full-size operands include an NHWC tensor run on NHWC
@@ -90,11 +90,22 @@ bool is_op(const FastChoice& c, std::string_view op) {
 const FastEntry kTable[] = {
     {"qconv_int8", "Q/DQ Conv as one oneDNN int8 conv, +SiLU, +residual Add, ->QuantizeLinear; NHWC",
      [](const FastChoice& c) {
-         return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant != nullptr;
+         return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant != nullptr &&
+                c.fusion.quant->codes == DType::Int8;
      },
      [](const FastChoice& c) {
          return make_qconv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
                            c.backend.n_threads());
+     },
+     conv_layouts},
+    {"qconv_fp8", "FP8 E4M3 Q/DQ Conv as one oneDNN bf16 conv, +SiLU, +residual Add, ->QuantizeLinear; NHWC",
+     [](const FastChoice& c) {
+         return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant != nullptr &&
+                c.fusion.quant->codes == DType::Float8E4M3FN;
+     },
+     [](const FastChoice& c) {
+         return make_fp8conv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                             c.backend.n_threads());
      },
      conv_layouts},
     {"conv", "Conv 2-D float32, constant weights (oneDNN), +SiLU, +residual Add; NHWC",

@@ -32,6 +32,15 @@ std::unique_ptr<FastOp> make_qconv(DnnlState& dnnl, const Node& node, std::span<
                                    const Operand& conv_out, const ConvFusion& fusion,
                                    int n_threads);
 
+// fp8conv.cpp: the same step for FP8 E4M3FN codes (fusion.quant->codes Float8E4M3FN) on
+// oneDNN bf16 convs; x_q, R's codes and the output one byte per code. Refuses (saying why in
+// fusion.quant->fallback) without AVX512-BF16/AMX.
+std::unique_ptr<FastOp> make_fp8conv(DnnlState& dnnl, const Node& node,
+                                     std::span<const Operand> ins, const Operand& conv_out,
+                                     const ConvFusion& fusion, int n_threads);
+// E4M3FN codes to bfloat16 bits (exact; fp8conv.cpp).
+void e4m3_to_bf16(const uint8_t* x, uint16_t* y, int64_t n);
+
 // qdq.cpp: QuantizeLinear float32 -> int8 / DequantizeLinear int8 -> float32, per-tensor
 // constant scale, zero point 0, operand and result of one shape (any layout).
 std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand> ins,

@@ -1,0 +1,475 @@
+// The FP8 (E4M3FN) Q/DQ conv step: the int8 pattern of qconv.cpp with FP8 codes,
+//   DequantizeLinear(x_q, s_x) -> Conv(., DequantizeLinear(w_q, s_w[m]), b) [-> SiLU]
+//   [-> Add(., R)] [-> QuantizeLinear(., s_y)]
+// as one oneDNN bf16 convolution (AMX / AVX-512 BF16). Every E4M3 value is exact in bfloat16
+// (at most 4 significant bits, exponents 2^-9 .. 2^8), and the product of two is exact in
+// float32, so oneDNN's float32 sums of the code values differ from the simulation's float32
+// conv of the dequantized values by summation order only. The epilogue (float32, one chunk
+// of output rows while it is in L2) scales the sums by s_x * s_w[m], adds the bias, applies
+// SiLU, adds the residual (float32, or E4M3 codes times their scale when R's DequantizeLinear
+// is deferred) and either keeps float32 or quantizes as QuantizeLinear does:
+// float_to_fp8_fast(v / s_y, saturate) (core/half.h, the reference kernel's own conversion).
+// tests/py/test_fp8_kernels.py bounds the difference by one E4M3 step where a rounding ties.
+//
+// x_q, R and the output are stored NHWC, one byte per code. Each chunk converts the input rows
+// it reads from E4M3 codes to bfloat16 into a per-thread buffer (a 128-entry table lookup,
+// two AVX-512 word permutes per 32 codes), so activations stay one byte between quantized
+// layers. The weights are converted and reordered into oneDNN's format once, at plan time.
+// Without AVX-512 BF16 (or AMX) oneDNN would emulate bf16 on float32 units, slower than the
+// float32 conv it replaces: the factory refuses then, and says why.
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include "core/half.h"
+#include "runtime/kernels/cpu/dnnl_state.h"
+#include "runtime/kernels/cpu/ops.h"
+#include "runtime/kernels/cpu/vmath.h"
+
+#if defined(__AVX512BW__)
+#include <immintrin.h>
+#endif
+
+namespace lowbit::cpu {
+namespace {
+
+using dnnl::memory;
+using Tag = dnnl::memory::format_tag;
+using DT = dnnl::memory::data_type;
+
+constexpr DType kE4M3 = DType::Float8E4M3FN;
+
+// bfloat16 bits of every E4M3FN code: its float32 value's upper half (the lower is zero).
+constexpr std::array<uint16_t, 256> make_bf16_table() {
+    std::array<uint16_t, 256> t{};
+    for (size_t c = 0; c < 256; ++c) {
+        t[c] = static_cast<uint16_t>(std::bit_cast<uint32_t>(fp8_table<kE4M3>[c]) >> 16);
+    }
+    return t;
+}
+alignas(64) constexpr std::array<uint16_t, 256> kBf16 = make_bf16_table();
+
+}  // namespace
+
+// E4M3FN codes to bfloat16 bits, exactly.
+void e4m3_to_bf16(const uint8_t* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+#if defined(__AVX512BW__)
+    // Magnitudes 0..127 in four registers of 32 words; bit 6 picks the pair, bit 7 is the sign.
+    const __m512i t0 = _mm512_load_si512(kBf16.data());
+    const __m512i t1 = _mm512_load_si512(kBf16.data() + 32);
+    const __m512i t2 = _mm512_load_si512(kBf16.data() + 64);
+    const __m512i t3 = _mm512_load_si512(kBf16.data() + 96);
+    const __m512i bit6 = _mm512_set1_epi16(0x40);
+    const __m512i bit7 = _mm512_set1_epi16(0x80);
+    for (; i + 32 <= n; i += 32) {
+        const __m512i v =
+            _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+        const __m512i lo = _mm512_permutex2var_epi16(t0, v, t1);  // index bits 0-5
+        const __m512i hi = _mm512_permutex2var_epi16(t2, v, t3);
+        __m512i r = _mm512_mask_blend_epi16(_mm512_test_epi16_mask(v, bit6), lo, hi);
+        r = _mm512_or_si512(r, _mm512_slli_epi16(_mm512_and_si512(v, bit7), 8));
+        _mm512_storeu_si512(y + i, r);
+    }
+#endif
+    for (; i < n; ++i) y[i] = kBf16[x[i]];
+}
+
+namespace {
+
+// A chunk's float32 sums: at most a quarter of this CPU's 1 MiB L2.
+constexpr double kChunkAccBytes = 256.0 * 1024;
+// Below this much work per chunk the call overhead dominates (bf16 runs ~2x float32's rate).
+constexpr double kMinChunkSeconds = 20e-6;
+constexpr double kOpsPerSecond = 400e9;
+
+struct Chunk {
+    int64_t oh0 = 0, oh1 = 0;  // output rows
+    int64_t ih0 = 0, ih1 = 0;  // input rows read
+    size_t part = 0;
+    memory src, dst;  // NHWC views, pointed at the per-thread buffers at run time
+};
+
+class Fp8ConvOp final : public FastOp {
+public:
+    explicit Fp8ConvOp(DnnlState& dnnl) : dnnl_(dnnl) {}
+
+    // Returns a reason when the op cannot run the match (the step then falls back).
+    std::string init(const Node& node, std::span<const Operand> ins, const Operand& conv_out,
+                     const ConvFusion& fusion, int n_threads) {
+        const QuantConvSpec& q = *fusion.quant;
+        x_ = ins[0].shape;
+        y_ = conv_out.shape;
+        const Shape& wt = q.w_codes->shape();
+        group_ = node.attr_int("group", 1);
+        if (!window_2d(node, x_, y_, {wt[2], wt[3]}, h_, w_)) return "conv attributes";
+        silu_ = fusion.silu;
+        residual_ = fusion.residual;
+        residual_q_ = q.residual_q;
+        r_scale_ = q.r_scale;
+        out_q_ = q.out_q;
+        saturate_ = q.saturate;
+        y_scale_ = q.y_scale;
+        n_threads_ = std::max(1, n_threads);
+        if (ins.size() > 2 && ins[2].present()) {
+            const Tensor& b = *ins[2].constant;
+            bias_.assign(b.data<float>(), b.data<float>() + b.numel());
+        }
+        scales_.resize(static_cast<size_t>(y_[1]));
+        for (size_t m = 0; m < scales_.size(); ++m) scales_[m] = q.x_scale * q.w_scale[m];
+        wei_dims_ = group_ == 1 ? memory::dims{wt[0], wt[1], wt[2], wt[3]}
+                                : memory::dims{group_, wt[0] / group_, wt[1], wt[2], wt[3]};
+        const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+        if (isa != dnnl::cpu_isa::avx512_core_bf16 && isa != dnnl::cpu_isa::avx512_core_amx) {
+            return "CPU lacks AVX512-BF16/AMX: bf16 convs would be emulated in float32";
+        }
+        try {
+            auto whole = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2]);
+            impl_ = whole.impl_info_str();
+            if (is_dnnl_ref_impl(impl_)) {
+                return fmt::format("oneDNN has only a reference bf16 conv here ('{}')", impl_);
+            }
+            plan_chunks(whole);
+            // The weights: E4M3 codes -> bfloat16 (exact), then oneDNN's format.
+            std::vector<uint16_t> wb(static_cast<size_t>(q.w_codes->numel()));
+            e4m3_to_bf16(static_cast<const uint8_t*>(q.w_codes->raw()), wb.data(),
+                         q.w_codes->numel());
+            const memory::desc user_md(wei_dims_, DT::bf16, group_ == 1 ? Tag::oihw : Tag::goihw);
+            memory user(user_md, dnnl_.engine, wb.data());
+            for (const auto& md : wei_mds_) {
+                memory dst(md, dnnl_.engine);
+                dnnl::reorder(user, dst).execute(dnnl_.streams[0], user, dst);
+                weights_.push_back(dst);
+            }
+            dnnl_.streams[0].wait();
+        } catch (const dnnl::error& e) {
+            return fmt::format("oneDNN has no bf16 conv for input {} weights {}: {}", shape_str(x_),
+                               shape_str(wt), e.what());
+        }
+        what_ = fmt::format(
+            "QConv fp8 {}x{} s{}{} [{}]{}{}{}", wt[2], wt[3], h_.stride,
+            group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_, silu_ ? " +SiLU" : "",
+            residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "", out_q_ ? " ->fp8" : " ->f32");
+        return {};
+    }
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const auto* x = static_cast<const uint8_t*>(in[0].raw());
+        const void* res = residual_ ? in[3].raw() : nullptr;
+        const int64_t c_out = y_[1];
+        const int64_t x_image = x_[1] * x_[2] * x_[3];  // elements per NHWC image
+        const int64_t y_image = c_out * y_[2] * y_[3];
+        const int64_t x_row = x_[1] * x_[3];
+        const int64_t y_row = c_out * y_[3];
+        std::atomic<bool> failed{false};
+        std::string failure;
+        std::mutex failure_mu;
+        pool.run(static_cast<int64_t>(chunks_.size()), [&](int64_t task, int thread) {
+            Chunk& c = chunks_[static_cast<size_t>(task)];
+            const Part& part = parts_[c.part];
+            const auto t = static_cast<size_t>(thread);
+            auto* src = static_cast<uint16_t*>(dnnl_.data(Workspace::BlockedSrc, thread));
+            for (int64_t b = 0; b < x_[0]; ++b) {
+                const int64_t y0 = b * y_image + c.oh0 * y_row;  // first output element
+                auto* acc = out_q_ || !dense_
+                                ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
+                                : static_cast<float*>(out[0].raw()) + y0;
+                e4m3_to_bf16(x + b * x_image + c.ih0 * x_row, src, (c.ih1 - c.ih0) * x_row);
+                try {
+                    c.src.set_data_handle(src);
+                    c.dst.set_data_handle(acc);
+                    auto& stream = dnnl_.streams[t];
+                    part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
+                    part.prim.execute(stream, {{DNNL_ARG_SRC, c.src},
+                                               {DNNL_ARG_WEIGHTS, weights_[part.wei]},
+                                               {DNNL_ARG_DST, c.dst},
+                                               {DNNL_ARG_SCRATCHPAD, part.scratch[t]}});
+                    stream.wait();
+                } catch (const dnnl::error& e) {
+                    std::lock_guard<std::mutex> lock(failure_mu);
+                    failure = e.what();
+                    failed = true;
+                    return;
+                }
+                const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
+                const char* result = epilogue(acc, pixels, res, y0, out[0], y0, thread);
+                // Channel-range outputs (a folded Split) and in-place concat slices.
+                const size_t elem = out_q_ ? 1 : 4;
+                const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
+                for (const auto& [k, spec] : outs_) {
+                    const char* from = result + spec.c0 * elem;
+                    const int64_t width = spec.c1 - spec.c0;
+                    if (k != 0 && spec.dense) {
+                        copy_channel_rows(from, c_out,
+                                          static_cast<char*>(out[k].raw()) + p0 * width * elem,
+                                          width, pixels, width, elem);
+                    }
+                    for (const ConcatSlice& sl : spec.slices) {
+                        char* d = static_cast<char*>(out[sl.slot].raw()) +
+                                  (p0 * sl.total + sl.offset) * elem;
+                        copy_channel_rows(from, c_out, d, sl.total, pixels, width, elem);
+                    }
+                }
+            }
+        });
+        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        return Status::ok();
+    }
+
+    std::string describe() const override {
+        std::string extra;
+        for (const auto& [k, spec] : outs_) {
+            if (k != 0) extra = " +split";
+        }
+        for (const auto& [k, spec] : outs_) {
+            if (!spec.slices.empty()) {
+                extra += dense_ ? " +concat" : " >concat";
+                break;
+            }
+        }
+        return what_ + extra;
+    }
+
+    bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                          bool keep_dense) override {
+        auto it = outs_.find(out);
+        if (it == outs_.end()) return false;
+        it->second.slices.push_back({out, slot, offset, total});
+        if (!keep_dense) drop_dense(out);
+        return true;
+    }
+
+    bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) override {
+        if (out != 0 || c0 < 0 || c1 > y_[1] || c0 >= c1 || outs_.count(slot)) return false;
+        outs_[slot] = {c0, c1, true, {}};
+        return true;
+    }
+
+    void drop_dense(size_t out) override {
+        auto it = outs_.find(out);
+        if (it == outs_.end() || !it->second.dense) return;
+        it->second.dense = false;
+        if (out != 0) return;
+        dense_ = false;
+        const size_t pixels = static_cast<size_t>(max_rows_ * y_[3] * y_[1]);
+        dnnl_.reserve(Workspace::ChunkOut, pixels * 4);
+        if (out_q_) dnnl_.reserve(Workspace::BlockedDst, pixels);
+    }
+
+private:
+    struct Part {
+        dnnl::convolution_forward::primitive_desc pd;
+        dnnl::convolution_forward prim;
+        size_t wei = 0;
+        std::vector<memory> scratch;  // per pool thread
+    };
+
+    // acc: `pixels` NHWC pixels of float32 sums of code products; writes the output elements
+    // from `y0` on (or, when the output is not dense, a per-thread buffer). Returns where the
+    // chunk's result is.
+    const char* epilogue(float* acc, int64_t pixels, const void* res, int64_t r0, Tensor& out,
+                         int64_t y0, int thread) const {
+        const int64_t c_out = y_[1];
+        const int64_t len = pixels * c_out;
+        const float* sc = scales_.data();
+        const float* bi = bias_.data();
+        for (int64_t p = 0; p < pixels; ++p) {
+            float* a = acc + p * c_out;
+            if (bias_.empty()) {
+                for (int64_t m = 0; m < c_out; ++m) a[m] *= sc[m];
+            } else {
+                for (int64_t m = 0; m < c_out; ++m) a[m] = a[m] * sc[m] + bi[m];
+            }
+        }
+        if (silu_) silu_f32(acc, acc, len);
+        if (res) {
+            if (residual_q_) {
+                const uint8_t* r = static_cast<const uint8_t*>(res) + r0;
+                const float* tab = fp8_table<kE4M3>.data();
+                for (int64_t i = 0; i < len; ++i) acc[i] += tab[r[i]] * r_scale_;
+            } else {
+                const float* r = static_cast<const float*>(res) + r0;
+                for (int64_t i = 0; i < len; ++i) acc[i] += r[i];
+            }
+        }
+        if (!out_q_) return reinterpret_cast<const char*>(acc);
+        auto* y = dense_ ? static_cast<uint8_t*>(out.raw()) + y0
+                         : static_cast<uint8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
+        const float s = y_scale_;
+        if (saturate_) {
+            for (int64_t i = 0; i < len; ++i) y[i] = float_to_fp8_fast<kE4M3>(acc[i] / s, true);
+        } else {
+            for (int64_t i = 0; i < len; ++i) y[i] = float_to_fp8_fast<kE4M3>(acc[i] / s, false);
+        }
+        return reinterpret_cast<const char*>(y);
+    }
+
+    memory::desc nhwc(int64_t c, int64_t rows, int64_t w, DT dt) const {
+        return memory::desc({1, c, rows, w}, dt, Tag::nhwc);
+    }
+
+    dnnl::convolution_forward::primitive_desc make_pd(int64_t in_rows, int64_t pad_top,
+                                                      int64_t pad_bottom, int64_t out_rows) const {
+        const memory::desc src_md = nhwc(x_[1], in_rows, x_[3], DT::bf16);
+        const memory::desc dst_md = nhwc(y_[1], out_rows, y_[3], DT::f32);
+        const memory::desc wei_md(wei_dims_, DT::bf16, Tag::any);
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        const dnnl::convolution_forward::desc desc(
+            dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_md,
+            dst_md, {h_.stride, w_.stride}, {h_.dilation - 1, w_.dilation - 1},
+            {pad_top, w_.pad_begin}, {pad_bottom, w_.pad_end});
+        return dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_.engine);
+    }
+
+    // Row chunks: enough for the pool threads and for each chunk's float32 sums to fit the
+    // L2 budget, none below kMinChunkSeconds of work; a multiple of the thread count.
+    void plan_chunks(const dnnl::convolution_forward::primitive_desc& whole) {
+        const int64_t oh = y_[2];
+        const double acc_bytes = 4.0 * static_cast<double>(y_[1] * oh * y_[3]);
+        const double ops = 2.0 * static_cast<double>(y_[1] * oh * y_[3]) *
+                           static_cast<double>(x_[1] / group_ * h_.k * w_.k);
+        const int64_t t = n_threads_;
+        int64_t n =
+            std::max<int64_t>(t, static_cast<int64_t>(std::ceil(acc_bytes / kChunkAccBytes)));
+        n = std::min<int64_t>(
+            n, std::max<int64_t>(1, static_cast<int64_t>(ops / kOpsPerSecond / kMinChunkSeconds)));
+        n = std::clamp<int64_t>(n, 1, oh);
+        if (t > 1 && n > t) n = n / t * t;
+        std::vector<int64_t> bounds;
+        for (int64_t i = 0; i <= n; ++i) bounds.push_back(oh * i / n);
+        if (n > 1 && !make_chunks(bounds)) {
+            parts_.clear();
+            wei_mds_.clear();
+            chunks_.clear();
+            n = 1;
+        }
+        if (n == 1) {
+            chunks_ = {Chunk{0, oh, 0, x_[2], 0, {}, {}}};
+            add_part(whole);
+        }
+        int64_t max_rows = 0, max_in_rows = 0;
+        for (Part& p : parts_) {
+            dnnl_.reserve(Workspace::Scratchpad, p.pd.scratchpad_desc().get_size());
+            for (int th = 0; th < t; ++th) {
+                p.scratch.push_back(memory(p.pd.scratchpad_desc(), dnnl_.engine, DNNL_MEMORY_NONE));
+            }
+        }
+        for (Chunk& c : chunks_) {
+            c.src = memory(nhwc(x_[1], c.ih1 - c.ih0, x_[3], DT::bf16), dnnl_.engine,
+                           DNNL_MEMORY_NONE);
+            c.dst =
+                memory(nhwc(y_[1], c.oh1 - c.oh0, y_[3], DT::f32), dnnl_.engine, DNNL_MEMORY_NONE);
+            max_rows = std::max(max_rows, c.oh1 - c.oh0);
+            max_in_rows = std::max(max_in_rows, c.ih1 - c.ih0);
+        }
+        max_rows_ = max_rows;
+        dnnl_.reserve(Workspace::BlockedSrc, static_cast<size_t>(max_in_rows * x_[1] * x_[3]) * 2);
+        if (out_q_) {
+            dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * y_[1] * y_[3]) * 4);
+        }
+        outs_[0] = {0, y_[1], true, {}};
+    }
+
+    void add_part(const dnnl::convolution_forward::primitive_desc& pd) {
+        Part p;
+        p.pd = pd;
+        p.prim = dnnl::convolution_forward(pd);
+        auto it = std::find(wei_mds_.begin(), wei_mds_.end(), pd.weights_desc());
+        p.wei = static_cast<size_t>(it - wei_mds_.begin());
+        if (it == wei_mds_.end()) wei_mds_.push_back(pd.weights_desc());
+        parts_.push_back(std::move(p));
+    }
+
+    bool make_chunks(const std::vector<int64_t>& bounds) {
+        const int64_t extent = (h_.k - 1) * h_.dilation + 1;
+        std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, size_t> part_of;
+        for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+            const int64_t oh0 = bounds[i];
+            const int64_t oh1 = bounds[i + 1];
+            if (oh1 <= oh0) return false;
+            const int64_t first = oh0 * h_.stride - h_.pad_begin;
+            const int64_t last = (oh1 - 1) * h_.stride - h_.pad_begin + extent;
+            const int64_t ih0 = std::max<int64_t>(0, first);
+            const int64_t ih1 = std::min(x_[2], last);
+            if (ih1 <= ih0) return false;
+            const auto key = std::make_tuple(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0);
+            auto it = part_of.find(key);
+            if (it == part_of.end()) {
+                auto pd = make_pd(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0);
+                if (pd.impl_info_str() != impl_) return false;
+                it = part_of.emplace(key, parts_.size()).first;
+                add_part(pd);
+            }
+            chunks_.push_back({oh0, oh1, ih0, ih1, it->second, {}, {}});
+        }
+        return true;
+    }
+
+    DnnlState& dnnl_;
+    std::string what_, impl_;
+    Shape x_, y_;
+    int64_t group_ = 1;
+    int n_threads_ = 1;
+    Window h_, w_;
+    bool silu_ = false, residual_ = false, residual_q_ = false, out_q_ = false, saturate_ = true;
+    float r_scale_ = 1.0f, y_scale_ = 1.0f;
+    std::vector<float> bias_, scales_;
+    memory::dims wei_dims_;
+    std::vector<memory::desc> wei_mds_;
+    std::vector<memory> weights_;
+    std::vector<Part> parts_;
+    std::vector<Chunk> chunks_;
+    int64_t max_rows_ = 0;
+    struct OutSpec {
+        int64_t c0 = 0, c1 = 0;
+        bool dense = true;
+        std::vector<ConcatSlice> slices;
+    };
+    std::map<size_t, OutSpec> outs_;
+    bool dense_ = true;  // outs_[0] is written to the output tensor
+};
+
+}  // namespace
+
+std::unique_ptr<FastOp> make_fp8conv(DnnlState& dnnl, const Node& node,
+                                     std::span<const Operand> ins, const Operand& conv_out,
+                                     const ConvFusion& fusion, int n_threads) {
+    const QuantConvSpec& q = *fusion.quant;
+    auto refuse = [&](std::string why) -> std::unique_ptr<FastOp> {
+        q.fallback = std::move(why);
+        return nullptr;
+    };
+    if (ins.size() < 2 || ins[0].dtype != kE4M3 || ins[0].shape.size() != 4 ||
+        conv_out.shape.size() != 4 || !q.w_codes || q.w_codes->dtype() != kE4M3 ||
+        q.w_codes->rank() != 4 || q.w_codes->shape()[0] != conv_out.shape[1] ||
+        q.w_scale.size() != static_cast<size_t>(conv_out.shape[1])) {
+        return refuse("not a 2-D conv of float8e4m3fn activations and weights");
+    }
+    if (ins.size() > 2 && ins[2].present() &&
+        (ins[2].dtype != DType::Float32 || ins[2].constant == nullptr ||
+         ins[2].constant->numel() != conv_out.shape[1])) {
+        return refuse("bias is not a float32 constant");
+    }
+    if (fusion.residual && (ins.size() != 4 || ins[3].shape != conv_out.shape ||
+                            ins[3].dtype != (q.residual_q ? kE4M3 : DType::Float32))) {
+        return refuse("residual operand");
+    }
+    const int64_t group = node.attr_int("group", 1);
+    const Shape& wt = q.w_codes->shape();
+    if (group < 1 || ins[0].shape[1] % group != 0 || wt[0] % group != 0 ||
+        wt[1] * group != ins[0].shape[1] || shape_numel(conv_out.shape) == 0) {
+        return refuse("group does not divide the channels");
+    }
+    auto op = std::make_unique<Fp8ConvOp>(dnnl);
+    std::string why = op->init(node, ins, conv_out, fusion, n_threads);
+    if (!why.empty()) return refuse(std::move(why));
+    return op;
+}
+
+}  // namespace lowbit::cpu
