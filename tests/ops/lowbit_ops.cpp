@@ -355,6 +355,44 @@ std::vector<OpCase> qdq_cases() {
                       {}, "int8 scale 0.037 1x8x33x17", kExact);
     d.call.constant_inputs = {1, 2};
     v.push_back(d);
+    // FP8 E4M3FN: bit-exact, saturating (|x| / scale up to 3x 448) or not (saturate=0: NaN),
+    // E4M3 midpoints (ties), subnormals, and every code dequantized.
+    Tensor xf = rnd({1, 16, 21, 19}, 802, -27.0f, 27.0f);
+    for (int64_t i = 0; i < xf.numel(); i += 5) {
+        const float grid = fp8_to_float(static_cast<uint8_t>(i % 254), DType::Float8E4M3FN);
+        const float next = fp8_to_float(static_cast<uint8_t>(i % 254 + 1), DType::Float8E4M3FN);
+        xf.data<float>()[i] = (i % 3 == 0 ? 0.5f * (grid + next) : grid) * 0.02f;
+    }
+    xf.data<float>()[1] = INFINITY;
+    xf.data<float>()[2] = -INFINITY;
+    xf.data<float>()[3] = NAN;
+    Tensor z8(DType::Float8E4M3FN, {});
+    z8.data<uint8_t>()[0] = 0;
+    for (int sat : {1, 0}) {
+        for (Layout l : {Layout::Plain, Layout::Nhwc}) {
+            Attr a;
+            a.kind = Attr::Kind::Int;
+            a.i = sat;
+            OpCase q = simple("QuantizeLinear", "qdq_fp8", {xf, f32({}, {0.02f}), z8},
+                              {{"saturate", a}},
+                              fmt::format("fp8 scale 0.02 saturate {} 1x16x21x19 {}", sat,
+                                          layout_name(l)),
+                              kExact);
+            q.call.opset = 19;
+            q.call.constant_inputs = {1, 2};
+            q.stored = {l};
+            v.push_back(q);
+        }
+    }
+    Tensor codes(DType::Float8E4M3FN, {1, 4, 16, 17});
+    for (int64_t i = 0; i < codes.numel(); ++i) {
+        codes.data<uint8_t>()[i] = static_cast<uint8_t>(i * 7);
+    }
+    OpCase df = simple("DequantizeLinear", "qdq_fp8", {codes, f32({}, {0.037f}), z8}, {},
+                       "fp8 scale 0.037 every code 1x4x16x17", kExact);
+    df.call.opset = 19;
+    df.call.constant_inputs = {1, 2};
+    v.push_back(df);
     return v;
 }
 

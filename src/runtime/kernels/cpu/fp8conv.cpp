@@ -28,12 +28,10 @@
 
 #include "core/half.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
+#include "runtime/kernels/cpu/fp8_math.h"
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/vmath.h"
 
-#if defined(__AVX512BW__)
-#include <immintrin.h>
-#endif
 
 namespace lowbit::cpu {
 namespace {
@@ -43,44 +41,6 @@ using Tag = dnnl::memory::format_tag;
 using DT = dnnl::memory::data_type;
 
 constexpr DType kE4M3 = DType::Float8E4M3FN;
-
-// bfloat16 bits of every E4M3FN code: its float32 value's upper half (the lower is zero).
-constexpr std::array<uint16_t, 256> make_bf16_table() {
-    std::array<uint16_t, 256> t{};
-    for (size_t c = 0; c < 256; ++c) {
-        t[c] = static_cast<uint16_t>(std::bit_cast<uint32_t>(fp8_table<kE4M3>[c]) >> 16);
-    }
-    return t;
-}
-alignas(64) constexpr std::array<uint16_t, 256> kBf16 = make_bf16_table();
-
-}  // namespace
-
-// E4M3FN codes to bfloat16 bits, exactly.
-void e4m3_to_bf16(const uint8_t* x, uint16_t* y, int64_t n) {
-    int64_t i = 0;
-#if defined(__AVX512BW__)
-    // Magnitudes 0..127 in four registers of 32 words; bit 6 picks the pair, bit 7 is the sign.
-    const __m512i t0 = _mm512_load_si512(kBf16.data());
-    const __m512i t1 = _mm512_load_si512(kBf16.data() + 32);
-    const __m512i t2 = _mm512_load_si512(kBf16.data() + 64);
-    const __m512i t3 = _mm512_load_si512(kBf16.data() + 96);
-    const __m512i bit6 = _mm512_set1_epi16(0x40);
-    const __m512i bit7 = _mm512_set1_epi16(0x80);
-    for (; i + 32 <= n; i += 32) {
-        const __m512i v =
-            _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
-        const __m512i lo = _mm512_permutex2var_epi16(t0, v, t1);  // index bits 0-5
-        const __m512i hi = _mm512_permutex2var_epi16(t2, v, t3);
-        __m512i r = _mm512_mask_blend_epi16(_mm512_test_epi16_mask(v, bit6), lo, hi);
-        r = _mm512_or_si512(r, _mm512_slli_epi16(_mm512_and_si512(v, bit7), 8));
-        _mm512_storeu_si512(y + i, r);
-    }
-#endif
-    for (; i < n; ++i) y[i] = kBf16[x[i]];
-}
-
-namespace {
 
 // A chunk's float32 sums: at most a quarter of this CPU's 1 MiB L2.
 constexpr double kChunkAccBytes = 256.0 * 1024;
@@ -300,12 +260,7 @@ private:
         if (!out_q_) return reinterpret_cast<const char*>(acc);
         auto* y = dense_ ? static_cast<uint8_t*>(out.raw()) + y0
                          : static_cast<uint8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
-        const float s = y_scale_;
-        if (saturate_) {
-            for (int64_t i = 0; i < len; ++i) y[i] = float_to_fp8_fast<kE4M3>(acc[i] / s, true);
-        } else {
-            for (int64_t i = 0; i < len; ++i) y[i] = float_to_fp8_fast<kE4M3>(acc[i] / s, false);
-        }
+        quantize_e4m3(acc, y, len, y_scale_, saturate_);
         return reinterpret_cast<const char*>(y);
     }
 

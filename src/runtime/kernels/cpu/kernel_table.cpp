@@ -137,6 +137,13 @@ const FastEntry kTable[] = {
      },
      [](const FastChoice& c) { return make_qdq_int8(c.node, c.ins, c.outs[0]); },
      elementwise_layouts},
+    {"qdq_fp8", "QuantizeLinear / DequantizeLinear float8e4m3fn per-tensor, zero point 0 (vectorized); any layout",
+     [](const FastChoice& c) {
+         return (is_op(c, "QuantizeLinear") || is_op(c, "DequantizeLinear")) &&
+                elementwise_uniform(c);
+     },
+     [](const FastChoice& c) { return make_qdq_fp8(c.node, c.ins, c.outs[0]); },
+     elementwise_layouts},
     {"parallel_ref", "layout-blind elementwise op: its reference kernel over slices, in parallel",
      elementwise_uniform,
      [](const FastChoice& c) {

@@ -38,8 +38,10 @@ std::unique_ptr<FastOp> make_qconv(DnnlState& dnnl, const Node& node, std::span<
 std::unique_ptr<FastOp> make_fp8conv(DnnlState& dnnl, const Node& node,
                                      std::span<const Operand> ins, const Operand& conv_out,
                                      const ConvFusion& fusion, int n_threads);
-// E4M3FN codes to bfloat16 bits (exact; fp8conv.cpp).
-void e4m3_to_bf16(const uint8_t* x, uint16_t* y, int64_t n);
+// qdq_fp8.cpp: QuantizeLinear float32 -> float8e4m3fn / DequantizeLinear float8e4m3fn ->
+// float32, per-tensor constant scale, zero point 0, any layout, vectorized and in parallel.
+std::unique_ptr<FastOp> make_qdq_fp8(const Node& node, std::span<const Operand> ins,
+                                     const Operand& out);
 
 // qdq.cpp: QuantizeLinear float32 -> int8 / DequantizeLinear int8 -> float32, per-tensor
 // constant scale, zero point 0, operand and result of one shape (any layout).
