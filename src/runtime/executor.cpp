@@ -56,7 +56,8 @@ Executor::Impl::~Impl() {
 Status Executor::Impl::init(const Model& model, const ExecutorOptions& opts, bool keep) {
     LOWBIT_TRY(plan_model(model, opts.input_shapes, pool, m));
     if (!reference_only) {
-        backend = std::make_unique<cpu::CpuBackend>(pool.size(), opts.conv_winograd);
+        backend = std::make_unique<cpu::CpuBackend>(pool.size(), opts.conv_winograd,
+                                                    opts.lowp_kernels);
     }
     keep_tensors = keep;
     ProgramKind kind{!reference_only, !reference_only && !keep_tensors, !keep_tensors,

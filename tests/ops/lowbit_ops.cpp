@@ -53,6 +53,11 @@ constexpr double kVectorMath = 1e-5;
 // float16 outputs: a float32 result that differs in the last bits can round to the neighbouring
 // float16 value, 2^-10 relative; 2e-3 of the largest magnitude covers one such flip.
 constexpr double kHalf = 2e-3;
+// float16 convs on bf16 kernels: each operand rounded to bfloat16 moves by up to 2^-9 of its
+// value, so a sum of K products moves by about 2^-9 * sqrt(K) * a typical |x*w| (random signs):
+// ~1e-3 of the output's largest magnitude here; 1e-2 bounds it with room to spare and still
+// fails a kernel that drops or misplaces a term.
+constexpr double kBf16 = 1e-2;
 
 struct OpCase {
     std::string name;         // printed; -n matches against it
@@ -250,8 +255,21 @@ std::vector<OpCase> conv_cases() {
         {.c = 16, .m = 32, .h = 64, .w = 61, .k = 3, .silu = true, .threads = 1},
         {.c = 16, .m = 32, .h = 64, .w = 61, .k = 3, .silu = true, .residual = true},  // chunked
         {.c = 8, .m = 16, .h = 19, .w = 17, .k = 3, .dtype = DType::Float16},
+        {.c = 16, .m = 24, .h = 20, .w = 20, .k = 1, .silu = true, .dtype = DType::Float16},
+        {.c = 24, .m = 24, .h = 17, .w = 19, .k = 3, .group = 24, .silu = true,
+         .dtype = DType::Float16},
+        {.c = 32, .m = 32, .h = 15, .w = 15, .k = 3, .stride = 2, .bias = false,
+         .dtype = DType::Float16, .threads = 1},
+        {.c = 16, .m = 32, .h = 64, .w = 61, .k = 3, .silu = true, .dtype = DType::Float16},
     };
-    for (const ConvSpec& s : specs) v.push_back(conv_case(s, seed += 10));
+    for (const ConvSpec& s : specs) {
+        v.push_back(conv_case(s, seed += 10));
+        // float16 convs run as bf16 convs on this CPU (operands rounded to bfloat16).
+        if (s.dtype == DType::Float16) {
+            v.back().entry = "conv_fp16_bf16";
+            v.back().tol = kBf16;
+        }
+    }
     return v;
 }
 

@@ -23,9 +23,10 @@ bool is_layout_blind_op(const std::string& op_type) {
     return std::find(kOps.begin(), kOps.end(), op_type) != kOps.end();
 }
 
-CpuBackend::CpuBackend(int n_threads, bool conv_winograd)
+CpuBackend::CpuBackend(int n_threads, bool conv_winograd, bool lowp)
     : n_threads_(n_threads), dnnl_(std::make_unique<DnnlState>(n_threads)) {
     dnnl_->conv_winograd = conv_winograd;
+    dnnl_->lowp = lowp;
 }
 
 CpuBackend::~CpuBackend() = default;
@@ -38,15 +39,23 @@ FastPlan CpuBackend::choose(const Node& node, int64_t opset, std::span<const Ope
     p.out_layouts.assign(outs.size(), Layout::Plain);
     if (!node.domain.empty() && node.domain != "ai.onnx") return p;
     const std::string& t = node.op_type;
+    const FastChoice c{*this, node, opset, ins, outs, fusion, warnings};
     if (is_float32_only_fast_op(t) && std::any_of(ins.begin(), ins.end(), [](const Operand& o) {
             return o.dtype == DType::Float16;
         })) {
+        // Rows that take float16 operands themselves (conv_fp16_bf16) go first.
+        for (const FastEntry& e : fast_kernel_table()) {
+            if (!e.takes_float16 || !e.applies(c)) continue;
+            if (!(p.op = e.make(c))) continue;
+            e.layouts(c, p);
+            p.entry = e.name;
+            return p;
+        }
         return choose_via_float32(ins, outs, [&](auto ins32, auto outs32) {
             return choose(node, opset, ins32, outs32, fusion, warnings);
         });
     }
     // First row that takes the node wins (kernel_table.h).
-    const FastChoice c{*this, node, opset, ins, outs, fusion, warnings};
     for (const FastEntry& e : fast_kernel_table()) {
         if (!e.applies(c)) continue;
         if (e.make) {

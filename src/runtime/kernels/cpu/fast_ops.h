@@ -117,8 +117,9 @@ struct ConvFusion {
 // executor (steps run one at a time).
 class CpuBackend {
 public:
-    // conv_winograd: ExecutorOptions::conv_winograd.
-    explicit CpuBackend(int n_threads, bool conv_winograd = true);
+    // conv_winograd: ExecutorOptions::conv_winograd; lowp: ExecutorOptions::lowp_kernels
+    // (float16 convs on bf16 kernels).
+    explicit CpuBackend(int n_threads, bool conv_winograd = true, bool lowp = true);
     ~CpuBackend();
     CpuBackend(const CpuBackend&) = delete;
     CpuBackend& operator=(const CpuBackend&) = delete;

@@ -17,6 +17,15 @@
 // layers. The weights are converted and reordered into oneDNN's format once, at plan time.
 // Without AVX-512 BF16 (or AMX) oneDNN would emulate bf16 on float32 units, slower than the
 // float32 conv it replaces: the factory refuses then, and says why.
+//
+// The same op runs float16 convs (`quantize --high-precision fp16` models; make_fp16conv):
+// oneDNN 2.6 has no float16 conv on CPUs (avx512_fp16 kernels came later), so the float16
+// input rows and weights are rounded to bfloat16 (8 significant bits of float16's 11; ties to
+// even) and the bf16 conv sums them in float32; bias and SiLU in float32 and one rounding to
+// float16 at the output. Unlike the FP8 case this is not exact: each operand moves by up to
+// 2^-9 of its value, so a result differs from the widening reference (fp16_via_fp32.cpp) by
+// about 2^-9 of the largest |x*w| sum terms (tests/py/test_fp16_bf16_conv.py measures it);
+// LOWBIT_LOWP_KERNELS=0 keeps the widening path.
 #include <fmt/format.h>
 
 #include <atomic>
@@ -27,6 +36,10 @@
 #include <tuple>
 
 #include "core/half.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/fp8_math.h"
 #include "runtime/kernels/cpu/ops.h"
@@ -41,6 +54,22 @@ using Tag = dnnl::memory::format_tag;
 using DT = dnnl::memory::data_type;
 
 constexpr DType kE4M3 = DType::Float8E4M3FN;
+
+// float16 bits to bfloat16 bits, rounding to nearest even.
+void f16_to_bf16(const uint16_t* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+    for (; i + 32 <= n; i += 32) {
+        const __m512 lo =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
+        const __m512 hi =
+            _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i + 16)));
+        const __m512bh b = _mm512_cvtne2ps_pbh(hi, lo);
+        _mm512_storeu_si512(y + i, reinterpret_cast<const __m512i&>(b));
+    }
+#endif
+    for (; i < n; ++i) y[i] = float_to_bfloat16(half_to_float(x[i]));
+}
 
 // A chunk's float32 sums: at most a quarter of this CPU's 1 MiB L2.
 constexpr double kChunkAccBytes = 256.0 * 1024;
@@ -57,15 +86,18 @@ struct Chunk {
 
 class Fp8ConvOp final : public FastOp {
 public:
-    explicit Fp8ConvOp(DnnlState& dnnl) : dnnl_(dnnl) {}
+    // f16: a float16 conv (no scales, no quantization; fusion.quant unused), else FP8 codes.
+    Fp8ConvOp(DnnlState& dnnl, bool f16) : dnnl_(dnnl), f16_(f16) {}
 
     // Returns a reason when the op cannot run the match (the step then falls back).
     std::string init(const Node& node, std::span<const Operand> ins, const Operand& conv_out,
                      const ConvFusion& fusion, int n_threads) {
-        const QuantConvSpec& q = *fusion.quant;
+        static const QuantConvSpec kNoQuant;
+        const QuantConvSpec& q = f16_ ? kNoQuant : *fusion.quant;
         x_ = ins[0].shape;
         y_ = conv_out.shape;
-        const Shape& wt = q.w_codes->shape();
+        const Tensor& w_vals = f16_ ? *ins[1].constant : *q.w_codes;
+        const Shape& wt = w_vals.shape();
         group_ = node.attr_int("group", 1);
         if (!window_2d(node, x_, y_, {wt[2], wt[3]}, h_, w_)) return "conv attributes";
         silu_ = fusion.silu;
@@ -78,10 +110,14 @@ public:
         n_threads_ = std::max(1, n_threads);
         if (ins.size() > 2 && ins[2].present()) {
             const Tensor& b = *ins[2].constant;
-            bias_.assign(b.data<float>(), b.data<float>() + b.numel());
+            for (int64_t m = 0; m < b.numel(); ++m) {
+                bias_.push_back(f16_ ? half_to_float(b.data<uint16_t>()[m]) : b.data<float>()[m]);
+            }
         }
-        scales_.resize(static_cast<size_t>(y_[1]));
-        for (size_t m = 0; m < scales_.size(); ++m) scales_[m] = q.x_scale * q.w_scale[m];
+        if (!f16_) {
+            scales_.resize(static_cast<size_t>(y_[1]));
+            for (size_t m = 0; m < scales_.size(); ++m) scales_[m] = q.x_scale * q.w_scale[m];
+        }
         wei_dims_ = group_ == 1 ? memory::dims{wt[0], wt[1], wt[2], wt[3]}
                                 : memory::dims{group_, wt[0] / group_, wt[1], wt[2], wt[3]};
         const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
@@ -95,10 +131,15 @@ public:
                 return fmt::format("oneDNN has only a reference bf16 conv here ('{}')", impl_);
             }
             plan_chunks(whole);
-            // The weights: E4M3 codes -> bfloat16 (exact), then oneDNN's format.
-            std::vector<uint16_t> wb(static_cast<size_t>(q.w_codes->numel()));
-            e4m3_to_bf16(static_cast<const uint8_t*>(q.w_codes->raw()), wb.data(),
-                         q.w_codes->numel());
+            // The weights: E4M3 codes -> bfloat16 (exact) or float16 -> bfloat16 (rounded),
+            // then oneDNN's format.
+            std::vector<uint16_t> wb(static_cast<size_t>(w_vals.numel()));
+            if (f16_) {
+                f16_to_bf16(w_vals.data<uint16_t>(), wb.data(), w_vals.numel());
+            } else {
+                e4m3_to_bf16(static_cast<const uint8_t*>(w_vals.raw()), wb.data(),
+                             w_vals.numel());
+            }
             const memory::desc user_md(wei_dims_, DT::bf16, group_ == 1 ? Tag::oihw : Tag::goihw);
             memory user(user_md, dnnl_.engine, wb.data());
             for (const auto& md : wei_mds_) {
@@ -112,14 +153,16 @@ public:
                                shape_str(wt), e.what());
         }
         what_ = fmt::format(
-            "QConv fp8 {}x{} s{}{} [{}]{}{}{}", wt[2], wt[3], h_.stride,
+            "{} {}x{} s{}{} [{}]{}{}{}", f16_ ? "Conv fp16 as bf16" : "QConv fp8", wt[2], wt[3],
+            h_.stride,
             group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_, silu_ ? " +SiLU" : "",
-            residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "", out_q_ ? " ->fp8" : " ->f32");
+            residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "", out_q_ ? " ->fp8" : f16_ ? " ->f16" : " ->f32");
         return {};
     }
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
-        const auto* x = static_cast<const uint8_t*>(in[0].raw());
+        const auto* x = static_cast<const char*>(in[0].raw());
+        const size_t x_elem = f16_ ? 2 : 1;
         const void* res = residual_ ? in[3].raw() : nullptr;
         const int64_t c_out = y_[1];
         const int64_t x_image = x_[1] * x_[2] * x_[3];  // elements per NHWC image
@@ -136,10 +179,17 @@ public:
             auto* src = static_cast<uint16_t*>(dnnl_.data(Workspace::BlockedSrc, thread));
             for (int64_t b = 0; b < x_[0]; ++b) {
                 const int64_t y0 = b * y_image + c.oh0 * y_row;  // first output element
-                auto* acc = out_q_ || !dense_
+                auto* acc = out_q_ || f16_ || !dense_
                                 ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
                                 : static_cast<float*>(out[0].raw()) + y0;
-                e4m3_to_bf16(x + b * x_image + c.ih0 * x_row, src, (c.ih1 - c.ih0) * x_row);
+                const char* rows = x + (b * x_image + c.ih0 * x_row) * x_elem;
+                if (f16_) {
+                    f16_to_bf16(reinterpret_cast<const uint16_t*>(rows), src,
+                                (c.ih1 - c.ih0) * x_row);
+                } else {
+                    e4m3_to_bf16(reinterpret_cast<const uint8_t*>(rows), src,
+                                 (c.ih1 - c.ih0) * x_row);
+                }
                 try {
                     c.src.set_data_handle(src);
                     c.dst.set_data_handle(acc);
@@ -159,7 +209,7 @@ public:
                 const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
                 const char* result = epilogue(acc, pixels, res, y0, out[0], y0, thread);
                 // Channel-range outputs (a folded Split) and in-place concat slices.
-                const size_t elem = out_q_ ? 1 : 4;
+                const size_t elem = out_elem();
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
                 for (const auto& [k, spec] : outs_) {
                     const char* from = result + spec.c0 * elem;
@@ -218,7 +268,7 @@ public:
         dense_ = false;
         const size_t pixels = static_cast<size_t>(max_rows_ * y_[3] * y_[1]);
         dnnl_.reserve(Workspace::ChunkOut, pixels * 4);
-        if (out_q_) dnnl_.reserve(Workspace::BlockedDst, pixels);
+        if (out_q_ || f16_) dnnl_.reserve(Workspace::BlockedDst, pixels * out_elem());
     }
 
 private:
@@ -238,13 +288,17 @@ private:
         const int64_t len = pixels * c_out;
         const float* sc = scales_.data();
         const float* bi = bias_.data();
-        for (int64_t p = 0; p < pixels; ++p) {
+        for (int64_t p = 0; p < pixels && !f16_; ++p) {
             float* a = acc + p * c_out;
             if (bias_.empty()) {
                 for (int64_t m = 0; m < c_out; ++m) a[m] *= sc[m];
             } else {
                 for (int64_t m = 0; m < c_out; ++m) a[m] = a[m] * sc[m] + bi[m];
             }
+        }
+        for (int64_t p = 0; p < pixels && f16_ && !bias_.empty(); ++p) {
+            float* a = acc + p * c_out;
+            for (int64_t m = 0; m < c_out; ++m) a[m] += bi[m];
         }
         if (silu_) silu_f32(acc, acc, len);
         if (res) {
@@ -256,6 +310,12 @@ private:
                 const float* r = static_cast<const float*>(res) + r0;
                 for (int64_t i = 0; i < len; ++i) acc[i] += r[i];
             }
+        }
+        if (f16_) {
+            auto* y = dense_ ? static_cast<uint16_t*>(out.raw()) + y0
+                             : static_cast<uint16_t*>(dnnl_.data(Workspace::BlockedDst, thread));
+            for (int64_t i = 0; i < len; ++i) y[i] = float_to_half(acc[i]);
+            return reinterpret_cast<const char*>(y);
         }
         if (!out_q_) return reinterpret_cast<const char*>(acc);
         auto* y = dense_ ? static_cast<uint8_t*>(out.raw()) + y0
@@ -325,7 +385,7 @@ private:
         }
         max_rows_ = max_rows;
         dnnl_.reserve(Workspace::BlockedSrc, static_cast<size_t>(max_in_rows * x_[1] * x_[3]) * 2);
-        if (out_q_) {
+        if (out_q_ || f16_) {
             dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * y_[1] * y_[3]) * 4);
         }
         outs_[0] = {0, y_[1], true, {}};
@@ -366,7 +426,10 @@ private:
         return true;
     }
 
+    size_t out_elem() const { return out_q_ ? 1 : f16_ ? 2 : 4; }
+
     DnnlState& dnnl_;
+    bool f16_ = false;
     std::string what_, impl_;
     Shape x_, y_;
     int64_t group_ = 1;
@@ -421,9 +484,34 @@ std::unique_ptr<FastOp> make_fp8conv(DnnlState& dnnl, const Node& node,
         wt[1] * group != ins[0].shape[1] || shape_numel(conv_out.shape) == 0) {
         return refuse("group does not divide the channels");
     }
-    auto op = std::make_unique<Fp8ConvOp>(dnnl);
+    auto op = std::make_unique<Fp8ConvOp>(dnnl, false);
     std::string why = op->init(node, ins, conv_out, fusion, n_threads);
     if (!why.empty()) return refuse(std::move(why));
+    return op;
+}
+
+std::unique_ptr<FastOp> make_fp16conv(DnnlState& dnnl, const Node& node,
+                                      std::span<const Operand> ins, const Operand& out,
+                                      const ConvFusion& fusion, int n_threads) {
+    constexpr DType kF16 = DType::Float16;
+    if (!dnnl.lowp || fusion.quant || fusion.residual || ins.size() < 2 ||
+        ins[0].dtype != kF16 || ins[0].shape.size() != 4 || out.dtype != kF16 ||
+        out.shape.size() != 4 || ins[1].dtype != kF16 || !ins[1].constant ||
+        ins[1].shape.size() != 4 || ins[1].shape[0] != out.shape[1]) {
+        return nullptr;
+    }
+    if (ins.size() > 2 && ins[2].present() &&
+        (ins[2].dtype != kF16 || !ins[2].constant || ins[2].constant->numel() != out.shape[1])) {
+        return nullptr;
+    }
+    const int64_t group = node.attr_int("group", 1);
+    const Shape& wt = ins[1].shape;
+    if (group < 1 || ins[0].shape[1] % group != 0 || wt[0] % group != 0 ||
+        wt[1] * group != ins[0].shape[1] || shape_numel(out.shape) == 0) {
+        return nullptr;
+    }
+    auto op = std::make_unique<Fp8ConvOp>(dnnl, true);
+    if (!op->init(node, ins, out, fusion, n_threads).empty()) return nullptr;
     return op;
 }
 

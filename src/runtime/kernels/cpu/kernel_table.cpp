@@ -11,7 +11,9 @@
 //    so do Add/Sub/Mul/Div with a per-channel [1, C, 1, 1] operand (fast kernel only);
 //  - Concat/Split on the channel axis, MaxPool, GlobalAveragePool, BatchNormalization and
 //    nearest integer-scale Resize stay NHWC when their (first) input is NHWC;
-//  - float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
+//  - float16 Conv runs as a bf16 conv where the CPU has AVX512-BF16/AMX (conv_fp16_bf16, a row
+//    that takes float16 itself; ExecutorOptions::lowp_kernels off: not used);
+//  - else float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
 //    (fp16_via_fp32.cpp, applied by CpuBackend::choose before the walk), in the float32 op's
 //    layouts;
 //  - everything else reads plain tensors; the executor inserts one reorder per NHWC tensor
@@ -108,6 +110,16 @@ const FastEntry kTable[] = {
                              c.backend.n_threads());
      },
      conv_layouts},
+    {"conv_fp16_bf16", "Conv 2-D float16, constant weights, as a oneDNN bf16 conv (rounds to bf16), +SiLU; NHWC",
+     [](const FastChoice& c) {
+         return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant == nullptr &&
+                !c.ins.empty() && c.ins[0].dtype == DType::Float16;
+     },
+     [](const FastChoice& c) {
+         return make_fp16conv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                              c.backend.n_threads());
+     },
+     conv_layouts, true},
     {"conv", "Conv 2-D float32, constant weights (oneDNN), +SiLU, +residual Add; NHWC",
      [](const FastChoice& c) {
          return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant == nullptr;

@@ -43,6 +43,9 @@ struct FastEntry {
     std::unique_ptr<FastOp> (*make)(const FastChoice& c);
     // Sets the plan's in/out layouts (they start Plain) once the entry has taken the node.
     void (*layouts)(const FastChoice& c, FastPlan& p);
+    // The row takes float16 operands of a float32-only op itself (CpuBackend::choose tries such
+    // rows before widening the operands to float32).
+    bool takes_float16 = false;
 };
 
 // The table, in the order CpuBackend::choose() walks it.

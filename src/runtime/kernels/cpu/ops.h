@@ -38,6 +38,13 @@ std::unique_ptr<FastOp> make_qconv(DnnlState& dnnl, const Node& node, std::span<
 std::unique_ptr<FastOp> make_fp8conv(DnnlState& dnnl, const Node& node,
                                      std::span<const Operand> ins, const Operand& conv_out,
                                      const ConvFusion& fusion, int n_threads);
+// fp8conv.cpp: a float16 Conv (constant float16 weights and bias, +SiLU) as a oneDNN bf16
+// conv on operands rounded to bfloat16, float16 output; nullptr without AVX512-BF16/AMX, with
+// ExecutorOptions::lowp_kernels off, or for anything else.
+std::unique_ptr<FastOp> make_fp16conv(DnnlState& dnnl, const Node& node,
+                                      std::span<const Operand> ins, const Operand& out,
+                                      const ConvFusion& fusion, int n_threads);
+
 // qdq_fp8.cpp: QuantizeLinear float32 -> float8e4m3fn / DequantizeLinear float8e4m3fn ->
 // float32, per-tensor constant scale, zero point 0, any layout, vectorized and in parallel.
 std::unique_ptr<FastOp> make_qdq_fp8(const Node& node, std::span<const Operand> ins,
