@@ -49,8 +49,9 @@ TEST(Fp8Math, QuantizeMatchesScalarBitForBit) {
         x.push_back(s);
     }
     for (int i = 0; i < 1 << 20; ++i) {  // any bit pattern, and values near the E4M3 range
-        x.push_back(i % 2 ? std::bit_cast<float>(static_cast<uint32_t>(rng()))
-                          : std::ldexp(static_cast<float>(rng() % 4096) - 2048.0f, -int(rng() % 24)));
+        x.push_back(i % 2
+                        ? std::bit_cast<float>(static_cast<uint32_t>(rng()))
+                        : std::ldexp(static_cast<float>(rng() % 4096) - 2048.0f, -int(rng() % 24)));
     }
     for (bool sat : {true, false}) {
         std::vector<uint8_t> y(x.size());

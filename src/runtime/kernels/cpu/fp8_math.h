@@ -22,8 +22,8 @@ namespace fp8_math_detail {
 constexpr std::array<uint16_t, 256> make_bf16_table() {
     std::array<uint16_t, 256> t{};
     for (size_t c = 0; c < 256; ++c) {
-        t[c] = static_cast<uint16_t>(
-            std::bit_cast<uint32_t>(fp8_table<DType::Float8E4M3FN>[c]) >> 16);
+        t[c] =
+            static_cast<uint16_t>(std::bit_cast<uint32_t>(fp8_table<DType::Float8E4M3FN>[c]) >> 16);
     }
     return t;
 }
@@ -46,8 +46,8 @@ struct E4M3Bf16Lut {
         const __m512i hi = _mm512_permutex2var_epi16(t2, v, t3);
         const __m512i r =
             _mm512_mask_blend_epi16(_mm512_test_epi16_mask(v, _mm512_set1_epi16(0x40)), lo, hi);
-        return _mm512_or_si512(
-            r, _mm512_slli_epi16(_mm512_and_si512(v, _mm512_set1_epi16(0x80)), 8));
+        return _mm512_or_si512(r,
+                               _mm512_slli_epi16(_mm512_and_si512(v, _mm512_set1_epi16(0x80)), 8));
     }
 };
 #endif
@@ -94,10 +94,10 @@ inline void quantize_e4m3(const float* v, uint8_t* y, int64_t n, float s, bool s
     const __m512 vs = _mm512_set1_ps(s);
     const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
     const __m512i one = _mm512_set1_epi32(1);
-    const __m512i half_m1 = _mm512_set1_epi32(0x7FFFF);  // 2^19 - 1: RNE on 20 dropped bits
-    const __m512i rebias = _mm512_set1_epi32(120 << 3);  // (127 - 7) in code units
+    const __m512i half_m1 = _mm512_set1_epi32(0x7FFFF);       // 2^19 - 1: RNE on 20 dropped bits
+    const __m512i rebias = _mm512_set1_epi32(120 << 3);       // (127 - 7) in code units
     const __m512i min_normal = _mm512_set1_epi32(121 << 23);  // bits of 2^-6
-    const __m512 magic = _mm512_set1_ps(16384.0f);  // 2^14: float spacing 2^-9 there
+    const __m512 magic = _mm512_set1_ps(16384.0f);            // 2^14: float spacing 2^-9 there
     const __m512i max_code = _mm512_set1_epi32(0x7E);
     const __m512i inf = _mm512_set1_epi32(0x7F800000);
     const __m512i over = _mm512_set1_epi32(saturate ? 0x7E : 0x7F);  // OR'd with the sign
@@ -109,9 +109,9 @@ inline void quantize_e4m3(const float* v, uint8_t* y, int64_t n, float s, bool s
         const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(a, 20), one);
         const __m512i rounded =
             _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(a, half_m1), odd), 20);
-        const __m512i sub = _mm512_sub_epi32(
-            _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), magic)),
-            _mm512_castps_si512(magic));
+        const __m512i sub =
+            _mm512_sub_epi32(_mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), magic)),
+                             _mm512_castps_si512(magic));
         const __m512i code = _mm512_mask_blend_epi32(_mm512_cmplt_epu32_mask(a, min_normal),
                                                      _mm512_sub_epi32(rounded, rebias), sub);
         __m512i out = _mm512_or_si512(sign, code);

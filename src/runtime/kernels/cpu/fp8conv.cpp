@@ -45,7 +45,6 @@
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/vmath.h"
 
-
 namespace lowbit::cpu {
 namespace {
 
@@ -137,8 +136,7 @@ public:
             if (f16_) {
                 f16_to_bf16(w_vals.data<uint16_t>(), wb.data(), w_vals.numel());
             } else {
-                e4m3_to_bf16(static_cast<const uint8_t*>(w_vals.raw()), wb.data(),
-                             w_vals.numel());
+                e4m3_to_bf16(static_cast<const uint8_t*>(w_vals.raw()), wb.data(), w_vals.numel());
             }
             const memory::desc user_md(wei_dims_, DT::bf16, group_ == 1 ? Tag::oihw : Tag::goihw);
             memory user(user_md, dnnl_.engine, wb.data());
@@ -154,9 +152,11 @@ public:
         }
         what_ = fmt::format(
             "{} {}x{} s{}{} [{}]{}{}{}", f16_ ? "Conv fp16 as bf16" : "QConv fp8", wt[2], wt[3],
-            h_.stride,
-            group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_, silu_ ? " +SiLU" : "",
-            residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "", out_q_ ? " ->fp8" : f16_ ? " ->f16" : " ->f32");
+            h_.stride, group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_,
+            silu_ ? " +SiLU" : "", residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "",
+            out_q_ ? " ->fp8"
+            : f16_ ? " ->f16"
+                   : " ->f32");
         return {};
     }
 
@@ -376,8 +376,8 @@ private:
             }
         }
         for (Chunk& c : chunks_) {
-            c.src = memory(nhwc(x_[1], c.ih1 - c.ih0, x_[3], DT::bf16), dnnl_.engine,
-                           DNNL_MEMORY_NONE);
+            c.src =
+                memory(nhwc(x_[1], c.ih1 - c.ih0, x_[3], DT::bf16), dnnl_.engine, DNNL_MEMORY_NONE);
             c.dst =
                 memory(nhwc(y_[1], c.oh1 - c.oh0, y_[3], DT::f32), dnnl_.engine, DNNL_MEMORY_NONE);
             max_rows = std::max(max_rows, c.oh1 - c.oh0);
@@ -494,10 +494,10 @@ std::unique_ptr<FastOp> make_fp16conv(DnnlState& dnnl, const Node& node,
                                       std::span<const Operand> ins, const Operand& out,
                                       const ConvFusion& fusion, int n_threads) {
     constexpr DType kF16 = DType::Float16;
-    if (!dnnl.lowp || fusion.quant || fusion.residual || ins.size() < 2 ||
-        ins[0].dtype != kF16 || ins[0].shape.size() != 4 || out.dtype != kF16 ||
-        out.shape.size() != 4 || ins[1].dtype != kF16 || !ins[1].constant ||
-        ins[1].shape.size() != 4 || ins[1].shape[0] != out.shape[1]) {
+    if (!dnnl.lowp || fusion.quant || fusion.residual || ins.size() < 2 || ins[0].dtype != kF16 ||
+        ins[0].shape.size() != 4 || out.dtype != kF16 || out.shape.size() != 4 ||
+        ins[1].dtype != kF16 || !ins[1].constant || ins[1].shape.size() != 4 ||
+        ins[1].shape[0] != out.shape[1]) {
         return nullptr;
     }
     if (ins.size() > 2 && ins[2].present() &&

@@ -54,8 +54,7 @@ std::unique_ptr<FastOp> make_qdq_fp8(const Node& node, std::span<const Operand> 
     if (ins.size() < 3 || !ins[1].constant || ins[1].dtype != DType::Float32 ||
         shape_numel(ins[1].shape) != 1 || !ins[2].constant || ins[2].dtype != kF8 ||
         shape_numel(ins[2].shape) != 1 ||
-        static_cast<const uint8_t*>(ins[2].constant->raw())[0] != 0 ||
-        ins[0].shape != out.shape) {
+        static_cast<const uint8_t*>(ins[2].constant->raw())[0] != 0 || ins[0].shape != out.shape) {
         return nullptr;
     }
     const float scale = ins[1].constant->data<float>()[0];
