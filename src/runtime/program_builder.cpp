@@ -60,7 +60,7 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
         // it (and before its kernel is chosen, which looks at the layouts of its inputs).
         auto emit_deferred = [&](const FusionMatch& m) {
             std::vector<std::string> names = m.any() ? m.inputs : node.inputs;
-            if (!m.quant) names.insert(names.end(), node.inputs.begin(), node.inputs.end());
+            if (!m.quant && !m.qmove) names.insert(names.end(), node.inputs.begin(), node.inputs.end());
             for (const auto& name : names) {
                 auto d = deferred.find(name);
                 if (d == deferred.end()) continue;
@@ -85,6 +85,21 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
                 emit_deferred(match);
                 plan = choose_step_kernel(*backend, node, pm.opset, match, facts, p, &fused,
                                           warnings);
+            }
+            if (match.qmove && !fused) {
+                // The int8 Concat / MaxPool was refused: the float kernels, on dequantized data.
+                report.fallbacks.push_back(
+                    {node.name.empty() ? fmt::format("{} #{}", node.op_type, idx) : node.name,
+                     match.qmove->fallback.empty() ? "no int8 kernel took it"
+                                                   : match.qmove->fallback});
+                ++report.qdq_moves;
+                match = match_fusion(fg, idx, produced, false);
+                emit_deferred(match);
+                plan = choose_step_kernel(*backend, node, pm.opset, match, facts, p, &fused,
+                                          warnings);
+            } else if (match.qmove) {
+                ++report.qdq_moves;
+                ++report.int8_moves;
             }
             if (match.quant || !qdq_fallback.empty()) ++report.qdq_convs;
             if (match.quant) ++report.int8_convs;

@@ -101,12 +101,24 @@ struct QuantConvSpec {
     mutable std::string fallback;
 };
 
+// Int8 data movement in a Q/DQ graph (runtime/fusion.h matches it; kernels/cpu/qmove.cpp):
+// Concat (channels) or MaxPool whose result only feeds a QuantizeLinear (int8, per tensor,
+// zero point 0) runs as one step writing its int8 codes. An input that is a DequantizeLinear
+// output (int8, per tensor, zero point 0) is read as its codes and requantized; Concat also
+// takes float32 inputs (quantized as QuantizeLinear does).
+struct QuantMoveSpec {
+    std::vector<float> in_scale;  // per step input: the codes' scale, or 0 for a float32 input
+    float y_scale = 1.0f;         // the QuantizeLinear's scale
+    mutable std::string fallback;  // set by the factory when it does not take the match
+};
+
 // What a Conv step computes beyond the conv itself (the executor matches the graph pattern).
 struct ConvFusion {
     bool silu = false;      // Conv -> Sigmoid -> Mul(conv, sigmoid)
     bool residual = false;  // ... -> Add(that, R): R is passed as input 3, stored NHWC
     const QuantConvSpec* quant = nullptr;  // the step is an int8 Q/DQ conv (see above)
-    bool any() const { return silu || residual || quant; }
+    const QuantMoveSpec* qmove = nullptr;  // the step is an int8 Concat/MaxPool (see above)
+    bool any() const { return silu || residual || quant || qmove; }
 };
 
 // Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one

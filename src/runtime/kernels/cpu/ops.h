@@ -37,6 +37,11 @@ std::unique_ptr<FastOp> make_qconv(DnnlState& dnnl, const Node& node, std::span<
 std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand> ins,
                                       const Operand& out);
 
+// qmove.cpp: the int8 Concat / MaxPool -> QuantizeLinear step (QuantMoveSpec), NHWC int8
+// output; operands NHWC. When it does not take the match it says why in spec.fallback.
+std::unique_ptr<FastOp> make_qmove(const Node& node, std::span<const Operand> ins,
+                                   const Operand& out, const QuantMoveSpec& spec);
+
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
                                     const Operand& out, std::vector<std::string>& warnings);
