@@ -15,6 +15,38 @@ namespace lowbit {
 
 namespace {
 
+// A QuantizeLinear step whose int8 result is read only by a reorder to NHWC (the input
+// image's quantization before the first int8 conv) writes NHWC itself; the reorder goes.
+void fold_quantize_reorders(Program& p, const FusionGraph& fg) {
+    std::unordered_map<std::string, int> readers;
+    std::unordered_map<std::string, size_t> producer;
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        for (const auto& in : p.steps[k].in) ++readers[in];
+        for (const auto& out : p.steps[k].out) producer[out] = k;
+    }
+    std::vector<bool> drop(p.steps.size(), false);
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        Step& r = p.steps[k];
+        if (r.node != kNoNode || r.reorder_to != Layout::Nhwc || r.in.size() != 1) continue;
+        const std::string& x = r.in[0];
+        auto pr = producer.find(x);
+        if (pr == producer.end() || readers[x] != 1 || fg.graph_outputs.count(x)) continue;
+        Step& q = p.steps[pr->second];
+        if (!q.fast || q.kernel != "qdq_int8" || q.out.size() != 1 ||
+            fg.graph.nodes[q.node].op_type != "QuantizeLinear" || !q.fast->write_output_nhwc()) {
+            continue;
+        }
+        q.out[0] = r.out[0];
+        q.label = q.fast->describe();
+        drop[k] = true;
+    }
+    std::vector<Step> kept;
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        if (!drop[k]) kept.push_back(std::move(p.steps[k]));
+    }
+    p.steps = std::move(kept);
+}
+
 // One step per run-time node (or per fused group), in plan order, with reorder steps inserted
 // before the steps that need another layout.
 //
@@ -135,6 +167,7 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
     for (size_t idx : pm.order) {
         if (!covered[idx]) plan_node(idx, true);
     }
+    if (lowp) fold_quantize_reorders(p, fg);
     report.dq_skipped = static_cast<int64_t>(deferred.size());
     for (const Step& st : p.steps) ++report.kernels[st.node == kNoNode ? "reorder" : st.kernel];
     for (const auto& w : warnings) fmt::print(stderr, "lowbit: warning: {}\n", w);

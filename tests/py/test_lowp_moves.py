@@ -178,3 +178,33 @@ def test_all_float_concat_is_not_an_int8_move(tmp_path):
     path = concat_model(tmp_path / "f.onnx", scales=(None, None))
     rep = kernels(path)
     assert rep["qdq_moves"] == 0 and rep["fallbacks"] == [], rep
+
+
+def test_input_quantization_writes_nhwc(tmp_path):
+    """x -> Q -> DQ -> Conv(DQ(w)): the QuantizeLinear of the plain input writes channels-last
+    codes itself (no int8 reorder step before the int8 conv); the result is unchanged."""
+    from onnx import numpy_helper
+    nodes, inits = [], []
+    t = qdq("x", "x", 0.02, nodes, inits)
+    rng = np.random.default_rng(5)
+    w = rng.normal(0, 0.2, (16, 3, 3, 3)).astype(np.float32)
+    ws = (np.abs(w).reshape(16, -1).max(axis=1) / 127).astype(np.float32)
+    inits.append(numpy_helper.from_array(
+        np.clip(np.rint(w / ws[:, None, None, None]), -127, 127).astype(np.int8), "w_q"))
+    inits.append(numpy_helper.from_array(ws, "w_s"))
+    inits.append(helper.make_tensor("w_z", TensorProto.INT8, [16], [0] * 16))
+    nodes.append(helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"], axis=0))
+    nodes.append(helper.make_node("Conv", [t, "w"], ["c"], kernel_shape=[3, 3], pads=[1] * 4))
+    t = qdq("y", "c", 0.03, nodes, inits)
+    nodes.append(helper.make_node("Identity", [t], ["y"]))
+    path = save(tmp_path / "first.onnx", nodes, inits, [("x", [1, 3, 37, 29])], [1, 16, 37, 29])
+    rep = kernels(path)
+    assert rep["steps"].get("qconv_int8") == 1, rep
+    # No reorder step is left (the simulation's float conv has one before it).
+    assert "reorder" not in rep["steps"], rep
+    assert kernels(path, lowp=False)["steps"].get("reorder", 0) >= 1
+    xs = inputs_for(path, 2)
+    fast = run_lowbit(path, xs, tmp_path, True, 2)
+    sim = run_lowbit(path, xs, tmp_path, False, 2)
+    diff = np.abs(fast.astype(np.float64) - sim)
+    assert diff.max() <= 0.03 * 1.0001 and (diff > 0).mean() <= 0.01

@@ -53,6 +53,10 @@ public:
     // tensor of its own; run() then receives it empty. Only called on ops that accepted one of
     // those requests.
     virtual void drop_dense(size_t out) {}
+    // Output 0 is to be written NHWC (channels-last) although the op was planned to write it
+    // plain, so that the reorder after it can go (the executor asks when that reorder is the
+    // output's only reader). Returns false when the op cannot.
+    virtual bool write_output_nhwc() { return false; }
 };
 
 // Copies `pixels` rows of `c` elements (`elem` bytes each): row p from src + p * src_stride
