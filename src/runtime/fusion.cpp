@@ -198,8 +198,23 @@ FusionMatch match_qdq_move(const FusionGraph& g, size_t idx, const ProducedBefor
     spec->y_scale = *ys;
     FusionMatch m;
     bool any_codes = false;
-    for (const auto& in : node.inputs) {
-        if (in.empty() || g.constant(in)) return none;
+    for (const auto& in0 : node.inputs) {
+        if (in0.empty() || g.constant(in0)) return none;
+        // Concat: a Resize (read by this Concat alone) of dequantized codes is fused too.
+        cpu::QuantMoveSpec::Upsample up;
+        std::string in = in0;
+        if (concat && g.sole_consumer(in0, idx)) {
+            const Node* rz = g.runtime_producer(in0, "Resize");
+            const Node* rdq = rz && !rz->inputs.empty()
+                                  ? g.runtime_producer(rz->inputs[0], "DequantizeLinear")
+                                  : nullptr;
+            if (rdq && rz->outputs.size() == 1) {
+                up.resize = rz;
+                up.scales = rz->inputs.size() > 2 ? g.constant(rz->inputs[2]) : nullptr;
+                up.out = g.descs.at(in0).shape;
+                in = rz->inputs[0];
+            }
+        }
         const Node* dq = g.runtime_producer(in, "DequantizeLinear");
         std::optional<float> s;
         if (dq && dq->inputs.size() >= 2 && g.descs.at(dq->inputs[0]).dtype == DType::Int8 &&
@@ -210,15 +225,19 @@ FusionMatch match_qdq_move(const FusionGraph& g, size_t idx, const ProducedBefor
             spec->in_scale.push_back(*s);
             m.inputs.push_back(dq->inputs[0]);
             any_codes = true;
+            if (up.resize) m.fused.push_back(g.producer.at(in0));
+        } else if (up.resize) {
+            return none;
         } else if (concat && g.descs.at(in).dtype == DType::Float32 && produced(in)) {
             spec->in_scale.push_back(0.0f);
             m.inputs.push_back(in);
         } else {
             return none;
         }
+        spec->upsample.push_back(std::move(up));
     }
     if (!any_codes) return none;  // all float: nothing moves as int8
-    m.fused = {qi};
+    m.fused.push_back(qi);
     m.outputs = q.outputs;
     m.qmove = spec;
     m.conv.qmove = spec.get();

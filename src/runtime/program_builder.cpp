@@ -71,6 +71,18 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
             }
         }
     }
+    // A nearest Resize that an int8 Concat step will read as codes (fusion.h) is deferred the
+    // same way: planned only if that step falls back to the float Concat.
+    if (lowp) {
+        for (size_t idx : pm.order) {
+            if (pm.graph.nodes[idx].op_type != "Concat") continue;
+            const FusionMatch mv = match_fusion(fg, idx, [](const std::string&) { return true; });
+            if (!mv.qmove) continue;
+            for (const auto& up : mv.qmove->upsample) {
+                if (up.resize) deferred[up.resize->outputs[0]] = fg.producer.at(up.resize->outputs[0]);
+            }
+        }
+    }
     // A deferred DQ's output counts as produced when its input is (the DQ then runs on demand).
     auto produced = [&](const std::string& name) {
         if (p.stored.count(name)) return true;
@@ -168,7 +180,10 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
         if (!covered[idx]) plan_node(idx, true);
     }
     if (lowp) fold_quantize_reorders(p, fg);
-    report.dq_skipped = static_cast<int64_t>(deferred.size());
+    report.dq_skipped = 0;
+    for (const auto& [name, idx] : deferred) {
+        report.dq_skipped += pm.graph.nodes[idx].op_type == "DequantizeLinear" ? 1 : 0;
+    }
     for (const Step& st : p.steps) ++report.kernels[st.node == kNoNode ? "reorder" : st.kernel];
     for (const auto& w : warnings) fmt::print(stderr, "lowbit: warning: {}\n", w);
 }

@@ -89,6 +89,24 @@ def concat_model(path, scales=(0.03, 0.02, None), y_scale=0.03, axis=1, rank=4, 
     return save(path, nodes, inits, inputs, shape)
 
 
+def resize_concat_model(path, mode="nearest", r_scale=0.021, y_scale=0.03, hw=6):
+    """Concat(Resize(DQ(Q(a)), x2), DQ(Q(b))) -> Q/DQ -> y (YOLO's upsample-and-concat)."""
+    nodes, inits = [], []
+    a = qdq("a", "a", r_scale, nodes, inits)
+    b = qdq("b", "b", y_scale, nodes, inits)
+    inits.append(helper.make_tensor("roi", TensorProto.FLOAT, [0], []))
+    inits.append(helper.make_tensor("sc", TensorProto.FLOAT, [4], [1, 1, 2, 2]))
+    attrs = {"mode": mode}
+    if mode == "nearest":
+        attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+    nodes.append(helper.make_node("Resize", [a, "roi", "sc"], ["up"], **attrs))
+    nodes.append(helper.make_node("Concat", ["up", b], ["cat"], axis=1, name="the_concat"))
+    t = qdq("y", "cat", y_scale, nodes, inits)
+    nodes.append(helper.make_node("Identity", [t], ["y"]))
+    return save(path, nodes, inits, [("a", [1, 8, hw, hw]), ("b", [1, 5, 2 * hw, 2 * hw])],
+                [1, 13, 2 * hw, 2 * hw])
+
+
 def maxpool_model(path, x_scale=0.02, y_scale=0.03, k=5, stride=1, pad=2, hw=10,
                   indices=False):
     nodes, inits = [], []
@@ -121,6 +139,8 @@ CASES = {
     "concat_same_scale_copy": lambda p: concat_model(p, scales=(0.03, 0.03)),
     "concat_requantize_and_float": lambda p: concat_model(p, scales=(0.03, 0.0173, None)),
     "concat_float_first": lambda p: concat_model(p, scales=(None, 0.011)),
+    "resize_concat": lambda p: resize_concat_model(p),
+    "resize_concat_same_scale": lambda p: resize_concat_model(p, r_scale=0.03),
     "maxpool_same_scale": lambda p: maxpool_model(p, x_scale=0.03, y_scale=0.03),
     "maxpool_requantize": lambda p: maxpool_model(p, x_scale=0.0123, y_scale=0.021),
     "maxpool_stride2": lambda p: maxpool_model(p, k=3, stride=2, pad=1, hw=11),
@@ -135,6 +155,9 @@ def test_int8_move_equals_simulation(tmp_path, name, threads):
     assert rep["steps"].get("qmove_int8") == 1, rep
     assert rep["qdq_moves"] == 1 and rep["int8_moves"] == 1, rep
     assert rep["fallbacks"] == [], rep
+    if name.startswith("resize"):  # the Resize is part of the int8 step (on the codes)
+        assert not any(k.startswith("resize") for k in rep["steps"]), rep
+        assert rep["dq_skipped"] == 2, rep
     sim_rep = kernels(path, lowp=False)
     assert sim_rep["steps"].get("qmove_int8") is None, sim_rep
     xs = inputs_for(path)
@@ -153,6 +176,8 @@ FALLBACKS = {
                             "Concat not on the channel axis"),
     "concat_rank3": (lambda p: concat_model(p, scales=(0.03, 0.02), rank=3),
                      "only 4-D (NHWC) moves are int8"),
+    "resize_linear": (lambda p: resize_concat_model(p, mode="linear"),
+                      "not a nearest integer up-scaling"),
     "maxpool_indices": (lambda p: maxpool_model(p, indices=True),
                         "MaxPool with an Indices output"),
 }

@@ -106,13 +106,23 @@ struct QuantConvSpec {
 };
 
 // Int8 data movement in a Q/DQ graph (runtime/fusion.h matches it; kernels/cpu/qmove.cpp):
-// Concat (channels) or MaxPool whose result only feeds a QuantizeLinear (int8, per tensor,
+// Concat (channels, its inputs possibly nearest Resizes of dequantized codes) or MaxPool whose result only feeds a QuantizeLinear (int8, per tensor,
 // zero point 0) runs as one step writing its int8 codes. An input that is a DequantizeLinear
 // output (int8, per tensor, zero point 0) is read as its codes and requantized; Concat also
 // takes float32 inputs (quantized as QuantizeLinear does).
 struct QuantMoveSpec {
     std::vector<float> in_scale;  // per step input: the codes' scale, or 0 for a float32 input
     float y_scale = 1.0f;         // the QuantizeLinear's scale
+    // Concat only: an input that is a nearest Resize of dequantized codes, read by this Concat
+    // alone, is fused too: the step reads the codes before the Resize and upsamples them while
+    // it copies. Per step input: that Resize node (null: none), its `scales` (null: none) and
+    // its output shape.
+    struct Upsample {
+        const Node* resize = nullptr;
+        const Tensor* scales = nullptr;
+        Shape out;
+    };
+    std::vector<Upsample> upsample;
     mutable std::string fallback;  // set by the factory when it does not take the match
 };
 

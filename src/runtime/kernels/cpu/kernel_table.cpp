@@ -101,7 +101,7 @@ const FastEntry kTable[] = {
      [](const FastChoice& c) {
          return (is_op(c, "Concat") || is_op(c, "MaxPool")) && c.fusion.qmove != nullptr;
      },
-     [](const FastChoice& c) { return make_qmove(c.node, c.ins, c.outs[0], *c.fusion.qmove); },
+     [](const FastChoice& c) { return make_qmove(c.node, c.opset, c.ins, c.outs[0], *c.fusion.qmove); },
      all_nhwc_layouts},
     {"conv", "Conv 2-D float32, constant weights (oneDNN), +SiLU, +residual Add; NHWC",
      [](const FastChoice& c) {

@@ -68,11 +68,15 @@ public:
     struct Part {
         int64_t c = 0;
         bool codes = false, copy = false;  // copy: identity table
-        float scale = 1.0f;                // float inputs: (unused); codes: s_in
         Table table{};
+        // A fused nearest Resize: source row / column per output row / column, source size.
+        std::vector<int64_t> map_h, map_w;
+        int64_t ih = 0, iw = 0;
     };
-    QConcatOp(std::vector<Part> parts, int64_t pixels, int64_t total, float y_scale)
-        : parts_(std::move(parts)), pixels_(pixels), total_(total), y_scale_(y_scale) {}
+    QConcatOp(std::vector<Part> parts, int64_t pixels, int64_t h, int64_t w, int64_t total,
+              float y_scale)
+        : parts_(std::move(parts)), pixels_(pixels), h_(h), w_(w), total_(total),
+          y_scale_(y_scale) {}
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         auto* y = static_cast<int8_t*>(out[0].raw());
@@ -83,8 +87,14 @@ public:
                 const Part& pt = parts_[k];
                 for (int64_t p = p0; p < p1; ++p) {
                     int8_t* d = y + p * total_ + off;
+                    int64_t sp = p;  // source pixel
+                    if (!pt.map_h.empty()) {
+                        const int64_t b = p / (h_ * w_), oh = (p / w_) % h_, ow = p % w_;
+                        sp = (b * pt.ih + pt.map_h[static_cast<size_t>(oh)]) * pt.iw +
+                             pt.map_w[static_cast<size_t>(ow)];
+                    }
                     if (pt.codes) {
-                        const int8_t* s = static_cast<const int8_t*>(in[k].raw()) + p * pt.c;
+                        const int8_t* s = static_cast<const int8_t*>(in[k].raw()) + sp * pt.c;
                         if (pt.copy) {
                             std::memcpy(d, s, static_cast<size_t>(pt.c));
                         } else {
@@ -101,18 +111,20 @@ public:
         return Status::ok();
     }
     std::string describe() const override {
-        int req = 0, q = 0;
+        int req = 0, q = 0, up = 0;
         for (const auto& p : parts_) {
             if (!p.codes) ++q;
             else if (!p.copy) ++req;
+            if (!p.map_h.empty()) ++up;
         }
-        return fmt::format("QConcat int8 x{} [nhwc] {} requantized, {} quantized ->int8",
-                           parts_.size(), req, q);
+        return fmt::format("QConcat int8 x{} [nhwc] {} requantized, {} quantized{} ->int8",
+                           parts_.size(), req, q,
+                           up ? fmt::format(", {} nearest-resized", up) : std::string());
     }
 
 private:
     std::vector<Part> parts_;
-    int64_t pixels_, total_;
+    int64_t pixels_, h_, w_, total_;
     float y_scale_;
 };
 
@@ -172,7 +184,7 @@ private:
 
 }  // namespace
 
-std::unique_ptr<FastOp> make_qmove(const Node& node, std::span<const Operand> ins,
+std::unique_ptr<FastOp> make_qmove(const Node& node, int64_t opset, std::span<const Operand> ins,
                                    const Operand& out, const QuantMoveSpec& spec) {
     auto refuse = [&](std::string why) -> std::unique_ptr<FastOp> {
         spec.fallback = std::move(why);
@@ -198,11 +210,36 @@ std::unique_ptr<FastOp> make_qmove(const Node& node, std::span<const Operand> in
         std::vector<QConcatOp::Part> parts;
         int64_t total = 0;
         for (size_t k = 0; k < ins.size(); ++k) {
-            const Shape& s = ins[k].shape;
+            QConcatOp::Part p;
+            Shape s = ins[k].shape;
+            const auto* up = k < spec.upsample.size() && spec.upsample[k].resize
+                                 ? &spec.upsample[k]
+                                 : nullptr;
+            if (up) {
+                // The Resize's own operands: X (the codes), roi (unused), scales.
+                Operand rin[3];
+                rin[0] = ins[k];
+                if (up->scales) {
+                    rin[2].dtype = up->scales->dtype();
+                    rin[2].shape = up->scales->shape();
+                    rin[2].constant = up->scales;
+                }
+                Operand rout;
+                rout.dtype = DType::Int8;
+                rout.shape = up->out;
+                if (up->out.size() != 4 ||
+                    !nearest_resize_maps(*up->resize, opset,
+                                         std::span<const Operand>(rin, up->scales ? 3 : 1), rout,
+                                         p.map_h, p.map_w)) {
+                    return refuse("Resize before the Concat is not a nearest integer up-scaling");
+                }
+                p.ih = s[2];
+                p.iw = s[3];
+                s = up->out;
+            }
             if (s[0] != out.shape[0] || s[2] != out.shape[2] || s[3] != out.shape[3]) {
                 return refuse("Concat operands differ in N/H/W");
             }
-            QConcatOp::Part p;
             p.c = s[1];
             p.codes = spec.in_scale[k] > 0.0f;
             if (p.codes) {
@@ -214,8 +251,8 @@ std::unique_ptr<FastOp> make_qmove(const Node& node, std::span<const Operand> in
         }
         if (total != out.shape[1]) return refuse("Concat channel count mismatch");
         return std::make_unique<QConcatOp>(std::move(parts),
-                                           out.shape[0] * out.shape[2] * out.shape[3], total,
-                                           spec.y_scale);
+                                           out.shape[0] * out.shape[2] * out.shape[3],
+                                           out.shape[2], out.shape[3], total, spec.y_scale);
     }
     if (node.op_type == "MaxPool") {
         if (ins.size() != 1 || spec.in_scale[0] <= 0.0f) return refuse("MaxPool input is float");
