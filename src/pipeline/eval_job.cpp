@@ -196,6 +196,8 @@ KernelReport kernel_report_from_json(const nlohmann::json& j) {
     r.qdq_convs = j.at("qdq_convs").get<int64_t>();
     r.int8_convs = j.at("int8_convs").get<int64_t>();
     r.fp8_convs = j.value("fp8_convs", int64_t{0});  // absent in files from before FP8 kernels
+    r.qdq_moves = j.value("qdq_moves", int64_t{0});
+    r.int8_moves = j.value("int8_moves", int64_t{0});
     r.dq_skipped = j.at("dq_skipped").get<int64_t>();
     for (const auto& f : j.at("fallbacks")) {
         r.fallbacks.push_back({f.at("node").get<std::string>(), f.at("reason").get<std::string>()});

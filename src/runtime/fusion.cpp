@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 
 namespace lowbit {
@@ -173,6 +174,79 @@ FusionMatch match_qdq_conv(const FusionGraph& g, size_t idx, const ProducedBefor
     return m;
 }
 
+// The int8 data move (fusion.h): a Concat or MaxPool whose result feeds only an int8
+// QuantizeLinear (per tensor, zero point 0). Inputs that are DequantizeLinear outputs (int8,
+// per tensor, zero point 0, codes already produced) are read as codes; other inputs must be
+// float32 (Concat only: a MaxPool on float values is left to the float kernel).
+FusionMatch match_qdq_move(const FusionGraph& g, size_t idx, const ProducedBefore& produced) {
+    const Node& node = g.graph.nodes[idx];
+    FusionMatch none;
+    const bool concat = node.op_type == "Concat";
+    if ((!concat && node.op_type != "MaxPool") || node.outputs.empty() || node.inputs.empty()) {
+        return none;
+    }
+    const std::string& t = node.outputs[0];
+    const std::vector<size_t>* readers = g.consumers_of(t);
+    if (!readers || readers->size() != 1 || g.graph_outputs.count(t)) return none;
+    const size_t qi = (*readers)[0];
+    const Node& q = g.graph.nodes[qi];
+    if (q.op_type != "QuantizeLinear" || q.inputs.size() < 3 || q.inputs[0] != t ||
+        q.outputs.size() != 1 || g.descs.at(q.outputs[0]).dtype != DType::Int8 ||
+        !zero_point_zero(g, q, DType::Int8) || q.attr_int("block_size", 0) != 0) {
+        return none;
+    }
+    auto ys = scalar_f32(g, q.inputs[1]);
+    if (!ys || !(*ys > 0.0f) || !std::isfinite(*ys)) return none;
+    auto spec = std::make_shared<cpu::QuantMoveSpec>();
+    spec->y_scale = *ys;
+    FusionMatch m;
+    bool any_codes = false;
+    for (const auto& in0 : node.inputs) {
+        if (in0.empty() || g.constant(in0)) return none;
+        // Concat: a Resize (read by this Concat alone) of dequantized codes is fused too.
+        cpu::QuantMoveSpec::Upsample up;
+        std::string in = in0;
+        if (concat && g.sole_consumer(in0, idx)) {
+            const Node* rz = g.runtime_producer(in0, "Resize");
+            const Node* rdq = rz && !rz->inputs.empty()
+                                  ? g.runtime_producer(rz->inputs[0], "DequantizeLinear")
+                                  : nullptr;
+            if (rdq && rz->outputs.size() == 1) {
+                up.resize = rz;
+                up.scales = rz->inputs.size() > 2 ? g.constant(rz->inputs[2]) : nullptr;
+                up.out = g.descs.at(in0).shape;
+                in = rz->inputs[0];
+            }
+        }
+        const Node* dq = g.runtime_producer(in, "DequantizeLinear");
+        std::optional<float> s;
+        if (dq && dq->inputs.size() >= 2 && g.descs.at(dq->inputs[0]).dtype == DType::Int8 &&
+            zero_point_zero(g, *dq, DType::Int8) && produced(dq->inputs[0])) {
+            s = scalar_f32(g, dq->inputs[1]);
+        }
+        if (s && *s > 0.0f && std::isfinite(*s)) {
+            spec->in_scale.push_back(*s);
+            m.inputs.push_back(dq->inputs[0]);
+            any_codes = true;
+            if (up.resize) m.fused.push_back(g.producer.at(in0));
+        } else if (up.resize) {
+            return none;
+        } else if (concat && g.descs.at(in).dtype == DType::Float32 && produced(in)) {
+            spec->in_scale.push_back(0.0f);
+            m.inputs.push_back(in);
+        } else {
+            return none;
+        }
+        spec->upsample.push_back(std::move(up));
+    }
+    if (!any_codes) return none;  // all float: nothing moves as int8
+    m.fused.push_back(qi);
+    m.outputs = q.outputs;
+    m.qmove = spec;
+    m.conv.qmove = spec.get();
+    return m;
+}
+
 }  // namespace
 
 FusionGraph::FusionGraph(const Graph& g, const std::unordered_map<std::string, TensorDesc>& d,
@@ -220,6 +294,10 @@ bool FusionGraph::sole_consumer(const std::string& t, size_t node) const {
 FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore& produced,
                          bool allow_quant) {
     std::string qdq_fallback;
+    if (g.constants && g.lowp && allow_quant) {
+        FusionMatch mv = match_qdq_move(g, node, produced);
+        if (mv.qmove) return mv;
+    }
     if (g.constants) {
         FusionMatch q = match_qdq_conv(g, node, produced);
         if (q.quant && allow_quant) return q;

@@ -4,7 +4,9 @@
 // one step per node when it cannot.
 //
 // Patterns today: Conv -> Sigmoid -> Mul(conv, sigmoid) (SiLU), optionally followed by a
-// residual Add(that, R); and the Q/DQ conv, read the way TensorRT and ONNX Runtime read a Q/DQ
+// residual Add(that, R); the int8 data move (Concat on channels or MaxPool reading
+// DequantizeLinear outputs, ending in a QuantizeLinear: one step on the int8 codes,
+// requantizing where the scales differ); and the Q/DQ conv, read the way TensorRT and ONNX Runtime read a Q/DQ
 // graph: DequantizeLinear(x_q) and DequantizeLinear(w_q) (int8, symmetric, weights per tensor
 // or per output channel) -> Conv (+bias) [-> SiLU] [-> Add(., R)] [-> QuantizeLinear], one int8
 // step (or, with float8e4m3fn codes throughout, one FP8 step: QuantConvSpec::codes) that reads x_q itself (and R's int8 codes when R is a DequantizeLinear output) and, with
@@ -61,11 +63,13 @@ struct FusionMatch {
     std::vector<std::string> outputs;   // the step's outputs (the last fused node's)
     // A Q/DQ conv run as one int8 step (conv.quant points here); fused may then be empty.
     std::shared_ptr<cpu::QuantConvSpec> quant;
+    // An int8 Concat / MaxPool -> QuantizeLinear step (conv.qmove points here).
+    std::shared_ptr<cpu::QuantMoveSpec> qmove;
     // The anchor is a Conv reading a DequantizeLinear output that is not matched as a Q/DQ
     // conv: why (it then runs as the float simulation).
     std::string qdq_fallback;
 
-    bool any() const { return !fused.empty() || quant != nullptr; }
+    bool any() const { return !fused.empty() || quant != nullptr || qmove != nullptr; }
 };
 
 // Whether a run-time tensor is already produced by an earlier step (a fused operand must be).

@@ -11,7 +11,7 @@
 namespace lowbit {
 
 struct KernelFallback {
-    std::string node;    // the Conv's node name
+    std::string node;    // the Conv's (or Concat's / MaxPool's) node name
     std::string reason;  // why it runs as the float simulation
 };
 
@@ -22,6 +22,8 @@ struct KernelReport {
     int64_t qdq_convs = 0;   // Convs reading a DequantizeLinear output
     int64_t int8_convs = 0;  // of which run as int8 steps
     int64_t fp8_convs = 0;   // of which run as FP8 (E4M3) steps on bf16 kernels
+    int64_t qdq_moves = 0;   // Concat / MaxPool -> QuantizeLinear reading DequantizeLinear codes
+    int64_t int8_moves = 0;  // of which run as int8 steps (the others are in `fallbacks` too)
     int64_t dq_skipped = 0;  // DequantizeLinear nodes never executed (no float reader left)
     std::vector<KernelFallback> fallbacks;
 

@@ -127,8 +127,9 @@ void plan_in_place_concat(Program& p, const Graph& g,
     auto [producer, reads] = index_steps(p);
     for (size_t k = 0; k < p.steps.size(); ++k) {
         Step& cat = p.steps[k];
+        // A fused Concat (the int8 Concat -> QuantizeLinear step) writes codes, not the inputs.
         if (!cat.fast || cat.node == kNoNode || g.nodes[cat.node].op_type != "Concat" ||
-            cat.out.size() != 1 || p.layout_of(cat.out[0]) != Layout::Nhwc) {
+            !cat.fused.empty() || cat.out.size() != 1 || p.layout_of(cat.out[0]) != Layout::Nhwc) {
             continue;
         }
         const std::string buffer = cat.out[0];

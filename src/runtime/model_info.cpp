@@ -135,6 +135,8 @@ nlohmann::json to_json(const KernelReport& r) {
             {"qdq_convs", r.qdq_convs},
             {"int8_convs", r.int8_convs},
             {"fp8_convs", r.fp8_convs},
+            {"qdq_moves", r.qdq_moves},
+            {"int8_moves", r.int8_moves},
             {"dq_skipped", r.dq_skipped},
             {"fallbacks", fallbacks},
             {"fallback_reasons", reasons}};

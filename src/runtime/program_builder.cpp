@@ -15,6 +15,38 @@ namespace lowbit {
 
 namespace {
 
+// A QuantizeLinear step whose int8 result is read only by a reorder to NHWC (the input
+// image's quantization before the first int8 conv) writes NHWC itself; the reorder goes.
+void fold_quantize_reorders(Program& p, const FusionGraph& fg) {
+    std::unordered_map<std::string, int> readers;
+    std::unordered_map<std::string, size_t> producer;
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        for (const auto& in : p.steps[k].in) ++readers[in];
+        for (const auto& out : p.steps[k].out) producer[out] = k;
+    }
+    std::vector<bool> drop(p.steps.size(), false);
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        Step& r = p.steps[k];
+        if (r.node != kNoNode || r.reorder_to != Layout::Nhwc || r.in.size() != 1) continue;
+        const std::string& x = r.in[0];
+        auto pr = producer.find(x);
+        if (pr == producer.end() || readers[x] != 1 || fg.graph_outputs.count(x)) continue;
+        Step& q = p.steps[pr->second];
+        if (!q.fast || q.kernel != "qdq_int8" || q.out.size() != 1 ||
+            fg.graph.nodes[q.node].op_type != "QuantizeLinear" || !q.fast->write_output_nhwc()) {
+            continue;
+        }
+        q.out[0] = r.out[0];
+        q.label = q.fast->describe();
+        drop[k] = true;
+    }
+    std::vector<Step> kept;
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        if (!drop[k]) kept.push_back(std::move(p.steps[k]));
+    }
+    p.steps = std::move(kept);
+}
+
 // One step per run-time node (or per fused group), in plan order, with reorder steps inserted
 // before the steps that need another layout.
 //
@@ -39,6 +71,18 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
             }
         }
     }
+    // A nearest Resize that an int8 Concat step will read as codes (fusion.h) is deferred the
+    // same way: planned only if that step falls back to the float Concat.
+    if (lowp) {
+        for (size_t idx : pm.order) {
+            if (pm.graph.nodes[idx].op_type != "Concat") continue;
+            const FusionMatch mv = match_fusion(fg, idx, [](const std::string&) { return true; });
+            if (!mv.qmove) continue;
+            for (const auto& up : mv.qmove->upsample) {
+                if (up.resize) deferred[up.resize->outputs[0]] = fg.producer.at(up.resize->outputs[0]);
+            }
+        }
+    }
     // A deferred DQ's output counts as produced when its input is (the DQ then runs on demand).
     auto produced = [&](const std::string& name) {
         if (p.stored.count(name)) return true;
@@ -60,7 +104,7 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
         // it (and before its kernel is chosen, which looks at the layouts of its inputs).
         auto emit_deferred = [&](const FusionMatch& m) {
             std::vector<std::string> names = m.any() ? m.inputs : node.inputs;
-            if (!m.quant) names.insert(names.end(), node.inputs.begin(), node.inputs.end());
+            if (!m.quant && !m.qmove) names.insert(names.end(), node.inputs.begin(), node.inputs.end());
             for (const auto& name : names) {
                 auto d = deferred.find(name);
                 if (d == deferred.end()) continue;
@@ -85,6 +129,21 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
                 emit_deferred(match);
                 plan = choose_step_kernel(*backend, node, pm.opset, match, facts, p, &fused,
                                           warnings);
+            }
+            if (match.qmove && !fused) {
+                // The int8 Concat / MaxPool was refused: the float kernels, on dequantized data.
+                report.fallbacks.push_back(
+                    {node.name.empty() ? fmt::format("{} #{}", node.op_type, idx) : node.name,
+                     match.qmove->fallback.empty() ? "no int8 kernel took it"
+                                                   : match.qmove->fallback});
+                ++report.qdq_moves;
+                match = match_fusion(fg, idx, produced, false);
+                emit_deferred(match);
+                plan = choose_step_kernel(*backend, node, pm.opset, match, facts, p, &fused,
+                                          warnings);
+            } else if (match.qmove) {
+                ++report.qdq_moves;
+                ++report.int8_moves;
             }
             if (match.quant || !qdq_fallback.empty()) ++report.qdq_convs;
             if (match.quant) {
@@ -122,7 +181,11 @@ void add_steps(const PlannedModel& pm, cpu::CpuBackend* backend, const ThreadPoo
     for (size_t idx : pm.order) {
         if (!covered[idx]) plan_node(idx, true);
     }
-    report.dq_skipped = static_cast<int64_t>(deferred.size());
+    if (lowp) fold_quantize_reorders(p, fg);
+    report.dq_skipped = 0;
+    for (const auto& [name, idx] : deferred) {
+        report.dq_skipped += pm.graph.nodes[idx].op_type == "DequantizeLinear" ? 1 : 0;
+    }
     for (const Step& st : p.steps) ++report.kernels[st.node == kNoNode ? "reorder" : st.kernel];
     for (const auto& w : warnings) fmt::print(stderr, "lowbit: warning: {}\n", w);
 }

@@ -334,5 +334,8 @@ def test_eval_metrics_name_the_kernels(bundled_int8, tmp_path):
     lowbit("eval", bundled_int8["model"], "--max-images", 2, "--quiet", "--out", out)
     k = json.loads(out.read_text())["kernels"]
     assert k["steps"]["qconv_int8"] == k["int8_convs"] > 0
-    assert k["qdq_convs"] == k["int8_convs"] + len(k["fallbacks"])
+    # fallbacks lists the Q/DQ convs and the Q/DQ Concat/MaxPool moves that fell back.
+    assert (k["qdq_convs"] + k["qdq_moves"] ==
+            k["int8_convs"] + k["int8_moves"] + len(k["fallbacks"]))
+    assert k["steps"]["qmove_int8"] == k["int8_moves"] > 0
     assert all(f["reason"] for f in k["fallbacks"])

@@ -53,6 +53,10 @@ public:
     // tensor of its own; run() then receives it empty. Only called on ops that accepted one of
     // those requests.
     virtual void drop_dense(size_t out) {}
+    // Output 0 is to be written NHWC (channels-last) although the op was planned to write it
+    // plain, so that the reorder after it can go (the executor asks when that reorder is the
+    // output's only reader). Returns false when the op cannot.
+    virtual bool write_output_nhwc() { return false; }
 };
 
 // Copies `pixels` rows of `c` elements (`elem` bytes each): row p from src + p * src_stride
@@ -105,12 +109,34 @@ struct QuantConvSpec {
     mutable std::string fallback;
 };
 
+// Int8 data movement in a Q/DQ graph (runtime/fusion.h matches it; kernels/cpu/qmove.cpp):
+// Concat (channels, its inputs possibly nearest Resizes of dequantized codes) or MaxPool whose result only feeds a QuantizeLinear (int8, per tensor,
+// zero point 0) runs as one step writing its int8 codes. An input that is a DequantizeLinear
+// output (int8, per tensor, zero point 0) is read as its codes and requantized; Concat also
+// takes float32 inputs (quantized as QuantizeLinear does).
+struct QuantMoveSpec {
+    std::vector<float> in_scale;  // per step input: the codes' scale, or 0 for a float32 input
+    float y_scale = 1.0f;         // the QuantizeLinear's scale
+    // Concat only: an input that is a nearest Resize of dequantized codes, read by this Concat
+    // alone, is fused too: the step reads the codes before the Resize and upsamples them while
+    // it copies. Per step input: that Resize node (null: none), its `scales` (null: none) and
+    // its output shape.
+    struct Upsample {
+        const Node* resize = nullptr;
+        const Tensor* scales = nullptr;
+        Shape out;
+    };
+    std::vector<Upsample> upsample;
+    mutable std::string fallback;  // set by the factory when it does not take the match
+};
+
 // What a Conv step computes beyond the conv itself (the executor matches the graph pattern).
 struct ConvFusion {
     bool silu = false;      // Conv -> Sigmoid -> Mul(conv, sigmoid)
     bool residual = false;  // ... -> Add(that, R): R is passed as input 3, stored NHWC
     const QuantConvSpec* quant = nullptr;  // the step is an int8 Q/DQ conv (see above)
-    bool any() const { return silu || residual || quant; }
+    const QuantMoveSpec* qmove = nullptr;  // the step is an int8 Concat/MaxPool (see above)
+    bool any() const { return silu || residual || quant || qmove; }
 };
 
 // Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one

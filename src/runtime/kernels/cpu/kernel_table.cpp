@@ -120,6 +120,12 @@ const FastEntry kTable[] = {
                               c.backend.n_threads());
      },
      conv_layouts, true},
+    {"qmove_int8", "Q/DQ Concat (channels) / MaxPool ->QuantizeLinear on int8 codes, requantized by table; NHWC",
+     [](const FastChoice& c) {
+         return (is_op(c, "Concat") || is_op(c, "MaxPool")) && c.fusion.qmove != nullptr;
+     },
+     [](const FastChoice& c) { return make_qmove(c.node, c.opset, c.ins, c.outs[0], *c.fusion.qmove); },
+     all_nhwc_layouts},
     {"conv", "Conv 2-D float32, constant weights (oneDNN), +SiLU, +residual Add; NHWC",
      [](const FastChoice& c) {
          return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant == nullptr;
@@ -166,7 +172,7 @@ const FastEntry kTable[] = {
      elementwise_uniform, nullptr, elementwise_layouts},
     {"concat_nhwc", "Concat on channels of NHWC inputs, any dtype",
      [](const FastChoice& c) {
-         return is_op(c, "Concat") && single_output(c) &&
+         return is_op(c, "Concat") && single_output(c) && !c.fusion.any() &&
                 std::any_of(c.ins.begin(), c.ins.end(),
                             [](const Operand& o) { return o.layout == Layout::Nhwc; });
      },

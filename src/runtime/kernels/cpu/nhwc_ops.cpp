@@ -515,42 +515,47 @@ std::unique_ptr<FastOp> make_batchnorm_nhwc(const Node& node, std::span<const Op
                                              node.attr_float("epsilon", 1e-5f));
 }
 
-std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
-                                         std::span<const Operand> ins, const Operand& out) {
+bool nearest_resize_maps(const Node& node, int64_t opset, std::span<const Operand> ins,
+                         const Operand& out, std::vector<int64_t>& map_h,
+                         std::vector<int64_t>& map_w) {
     if (opset < 11 || ins.empty() || ins[0].shape.size() != 4 || out.shape.size() != 4) {
-        return nullptr;
+        return false;
     }
     if (node.attr_string("mode", "nearest") != "nearest" || node.attr_int("antialias", 0) != 0 ||
         node.has_attr("axes") ||
         node.attr_string("keep_aspect_ratio_policy", "stretch") != "stretch") {
-        return nullptr;
+        return false;
     }
     const Shape& x = ins[0].shape;
-    if (out.shape[0] != x[0] || out.shape[1] != x[1]) return nullptr;
+    if (out.shape[0] != x[0] || out.shape[1] != x[1]) return false;
     int64_t scale[2];
     for (int i = 0; i < 2; ++i) {
-        if (x[2 + i] == 0 || out.shape[2 + i] % x[2 + i] != 0) return nullptr;
+        if (x[2 + i] == 0 || out.shape[2 + i] % x[2 + i] != 0) return false;
         scale[i] = out.shape[2 + i] / x[2 + i];
     }
     // With a `scales` input, ONNX maps coordinates by that scale, not by out / in; accept it
     // only when the two agree.
     if (ins.size() > 2 && ins[2].present() && shape_numel(ins[2].shape) > 0) {
-        if (ins[2].constant == nullptr || ins[2].constant->numel() != 4) return nullptr;
+        if (ins[2].constant == nullptr || ins[2].constant->numel() != 4) return false;
         for (int i = 0; i < 4; ++i) {
             const double s = tensor_get_f64(*ins[2].constant, i);
             const double want = i < 2 ? 1.0 : static_cast<double>(scale[i - 2]);
-            if (s != want) return nullptr;
+            if (s != want) return false;
         }
     }
     const std::string ctm = node.attr_string("coordinate_transformation_mode", "half_pixel");
     const std::string mode = node.attr_string("nearest_mode", "round_prefer_floor");
+    return nearest_map(ctm, mode, x[2], out.shape[2], scale[0], map_h) &&
+           nearest_map(ctm, mode, x[3], out.shape[3], scale[1], map_w);
+}
+
+std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
+                                         std::span<const Operand> ins, const Operand& out) {
     std::vector<int64_t> map_h, map_w;
-    if (!nearest_map(ctm, mode, x[2], out.shape[2], scale[0], map_h) ||
-        !nearest_map(ctm, mode, x[3], out.shape[3], scale[1], map_w)) {
-        return nullptr;
-    }
+    if (!nearest_resize_maps(node, opset, ins, out, map_h, map_w)) return nullptr;
     const size_t elem = dtype_size(out.dtype);
     if (elem == 0) return nullptr;
+    const Shape& x = ins[0].shape;
     return std::make_unique<ResizeNhwcOp>(x[0], x[1], x[2], x[3], std::move(map_h),
                                           std::move(map_w), elem);
 }

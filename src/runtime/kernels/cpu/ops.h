@@ -55,6 +55,11 @@ std::unique_ptr<FastOp> make_qdq_fp8(const Node& node, std::span<const Operand> 
 std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand> ins,
                                       const Operand& out);
 
+// qmove.cpp: the int8 Concat / MaxPool -> QuantizeLinear step (QuantMoveSpec), NHWC int8
+// output; operands NHWC. When it does not take the match it says why in spec.fallback.
+std::unique_ptr<FastOp> make_qmove(const Node& node, int64_t opset, std::span<const Operand> ins,
+                                   const Operand& out, const QuantMoveSpec& spec);
+
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
                                     const Operand& out, std::vector<std::string>& warnings);
@@ -97,6 +102,11 @@ std::unique_ptr<FastOp> make_batchnorm_nhwc(const Node& node, std::span<const Op
 // Resize, mode nearest, integer up-scaling of H and W only.
 std::unique_ptr<FastOp> make_resize_nhwc(const Node& node, int64_t opset,
                                          std::span<const Operand> ins, const Operand& out);
+// The source row / column of each output row / column of such a Resize; false when it is not
+// one (not nearest, not an integer up-scaling of H and W only, unsupported coordinate mode).
+bool nearest_resize_maps(const Node& node, int64_t opset, std::span<const Operand> ins,
+                         const Operand& out, std::vector<int64_t>& map_h,
+                         std::vector<int64_t>& map_w);
 
 // fp16_via_fp32.cpp: ops whose fast kernels are float32-only. choose_via_float32() plans such a
 // node with float16 operands: `choose32` plans it with those operands seen as float32, and the

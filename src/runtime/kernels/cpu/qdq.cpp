@@ -4,6 +4,8 @@
 // kernels (qdq_math.h).
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/qdq_math.h"
 
@@ -14,11 +16,14 @@ constexpr int64_t kGrain = 1 << 14;
 
 class QdqOp final : public FastOp {
 public:
-    QdqOp(bool quantize, float scale) : quantize_(quantize), scale_(scale) {}
+    QdqOp(bool quantize, float scale, Shape shape)
+        : quantize_(quantize), scale_(scale), shape_(std::move(shape)) {}
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const int64_t n = out[0].numel();
-        if (quantize_) {
+        if (to_nhwc_) {
+            quantize_to_nhwc(in[0].data<float>(), out[0].data<int8_t>(), pool);
+        } else if (quantize_) {
             const float* x = in[0].data<float>();
             int8_t* y = out[0].data<int8_t>();
             pool.parallel_for(
@@ -33,12 +38,52 @@ public:
         return Status::ok();
     }
     std::string describe() const override {
-        return quantize_ ? "QuantizeLinear int8 per-tensor" : "DequantizeLinear int8 per-tensor";
+        return quantize_ ? (to_nhwc_ ? "QuantizeLinear int8 per-tensor plain->nhwc"
+                                     : "QuantizeLinear int8 per-tensor")
+                         : "DequantizeLinear int8 per-tensor";
+    }
+
+    // A 4-D QuantizeLinear of a plain input may write its codes channels-last (the input
+    // image's quantization: one pass instead of a quantization and an int8 reorder).
+    bool write_output_nhwc() override {
+        if (!quantize_ || shape_.size() != 4) return false;
+        to_nhwc_ = true;
+        return true;
     }
 
 private:
+    // Blocks of kPix pixels: each channel's run quantized into a stack buffer, then
+    // interleaved; same arithmetic as quantize_s8 on the whole tensor.
+    void quantize_to_nhwc(const float* x, int8_t* y, const ThreadPool& pool) const {
+        constexpr int64_t kPix = 256, kMaxC = 16;
+        const int64_t c = shape_[1], hw = shape_[2] * shape_[3];
+        const int64_t blocks = (hw + kPix - 1) / kPix;
+        pool.parallel_for(shape_[0] * blocks, std::max<int64_t>(1, kGrain / (kPix * c)),
+                          [&](int64_t b0, int64_t b1) {
+            int8_t tmp[kMaxC * kPix];
+            for (int64_t t = b0; t < b1; ++t) {
+                const int64_t img = t / blocks;
+                const int64_t p0 = (t % blocks) * kPix;
+                const int64_t np = std::min(kPix, hw - p0);
+                const float* xi = x + img * c * hw;
+                int8_t* yi = y + (img * hw + p0) * c;
+                for (int64_t c0 = 0; c0 < c; c0 += kMaxC) {
+                    const int64_t nc = std::min(kMaxC, c - c0);
+                    for (int64_t ch = 0; ch < nc; ++ch) {
+                        quantize_s8(xi + (c0 + ch) * hw + p0, tmp + ch * kPix, np, scale_);
+                    }
+                    for (int64_t p = 0; p < np; ++p) {
+                        for (int64_t ch = 0; ch < nc; ++ch) yi[p * c + c0 + ch] = tmp[ch * kPix + p];
+                    }
+                }
+            }
+        });
+    }
+
     bool quantize_;
     float scale_;
+    Shape shape_;
+    bool to_nhwc_ = false;
 };
 
 // A constant scalar float32 scale (> 0 for Q) and an int8 zero point that is 0.
@@ -64,7 +109,7 @@ std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand>
         return nullptr;
     }
     if (node.attr_int("block_size", 0) != 0) return nullptr;
-    return std::make_unique<QdqOp>(q, scale);
+    return std::make_unique<QdqOp>(q, scale, out.shape);
 }
 
 }  // namespace lowbit::cpu
