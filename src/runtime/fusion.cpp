@@ -13,14 +13,17 @@ constexpr size_t kNone = static_cast<size_t>(-1);
 
 // Conv -> Sigmoid -> Mul(conv, sigmoid) is SiLU, and a following Add(that, R) is a residual
 // connection; both are fused into the conv step when the intermediate tensors feed nothing
-// else. R must be a float32 run-time tensor of the same shape, produced before the conv runs.
+// else (ConvTranspose too: its fast kernel has the same epilogue). R must be a float32
+// run-time tensor of the same shape, produced before the conv runs.
 FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
                                      const ProducedBefore& produced) {
     const Node& node = g.graph.nodes[idx];
     FusionMatch m;
     m.inputs = node.inputs;
     m.outputs = node.outputs;
-    if (node.op_type != "Conv" || node.outputs.size() != 1) return m;
+    if ((node.op_type != "Conv" && node.op_type != "ConvTranspose") || node.outputs.size() != 1) {
+        return m;
+    }
     const std::string& c = node.outputs[0];
     size_t sig = kNone;
     const std::vector<size_t>* readers = g.consumers_of(c);

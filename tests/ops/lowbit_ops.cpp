@@ -220,6 +220,77 @@ std::vector<OpCase> conv_cases() {
     return v;
 }
 
+// ConvTranspose: W [C, M/group, k, k]; the output size follows from the attributes (the
+// reference kernel's prepare computes it).
+struct DeconvSpec {
+    int64_t c, m, h, w, k, stride = 1, group = 1, dilation = 1, pad = 0, out_pad = 0;
+    bool bias = true, silu = false, residual = false;
+    std::string auto_pad = "";  // "" = NOTSET with explicit pads
+    std::vector<int64_t> output_shape = {};
+    int threads = 2;
+};
+
+OpCase deconv_case(const DeconvSpec& s, uint32_t seed) {
+    OpCase c;
+    c.entry = "deconv";
+    c.call.op = "ConvTranspose";
+    c.call.n_threads = s.threads;
+    c.call.inputs = {rnd({1, s.c, s.h, s.w}, seed),
+                     rnd({s.c, s.m / s.group, s.k, s.k}, seed + 1, -0.3f, 0.3f)};
+    if (s.bias) c.call.inputs.push_back(rnd({s.m}, seed + 2));
+    c.call.constant_inputs = {1, 2};
+    c.call.attrs = {{"kernel_shape", attr_ints({s.k, s.k})},
+                    {"strides", attr_ints({s.stride, s.stride})},
+                    {"dilations", attr_ints({s.dilation, s.dilation})},
+                    {"group", attr_i(s.group)}};
+    if (s.auto_pad.empty()) {
+        c.call.attrs["pads"] = attr_ints({s.pad, s.pad, s.pad, s.pad});
+    } else {
+        c.call.attrs["auto_pad"] = attr_s(s.auto_pad);
+    }
+    if (s.out_pad) c.call.attrs["output_padding"] = attr_ints({s.out_pad, s.out_pad});
+    if (!s.output_shape.empty()) c.call.attrs["output_shape"] = attr_ints(s.output_shape);
+    c.fusion = {s.silu, s.residual};
+    if (s.residual) {
+        const int64_t ext = (s.k - 1) * s.dilation + 1;
+        const int64_t oh = s.stride * (s.h - 1) + s.out_pad + ext - 2 * s.pad;
+        const int64_t ow = s.stride * (s.w - 1) + s.out_pad + ext - 2 * s.pad;
+        c.residual = rnd({1, s.m, oh, ow}, seed + 3);
+    }
+    c.tol = kAccumulation;
+    c.name = fmt::format("ConvTranspose {}x{} s{} d{} g{} pad {} outpad {}{}{} {}->{} {}x{}{}{}{} t{}",
+                         s.k, s.k, s.stride, s.dilation, s.group, s.pad, s.out_pad,
+                         s.auto_pad.empty() ? "" : " " + s.auto_pad,
+                         s.output_shape.empty() ? ""
+                                                : fmt::format(" output_shape {}",
+                                                              fmt::join(s.output_shape, "x")),
+                         s.c, s.m, s.h, s.w, s.bias ? " +bias" : "", s.silu ? " +SiLU" : "",
+                         s.residual ? " +residual" : "", s.threads);
+    return c;
+}
+
+std::vector<OpCase> deconv_cases() {
+    std::vector<OpCase> v;
+    uint32_t seed = 900;
+    const DeconvSpec specs[] = {
+        // FPN upsamplers: 4x4 s2 pad 1 and 2x2 s2, with a residual Add (lateral connection).
+        {.c = 32, .m = 32, .h = 20, .w = 20, .k = 4, .stride = 2, .pad = 1, .residual = true},
+        {.c = 24, .m = 8, .h = 40, .w = 37, .k = 2, .stride = 2},
+        {.c = 16, .m = 16, .h = 17, .w = 15, .k = 3, .stride = 2, .pad = 1, .out_pad = 1,
+         .silu = true},
+        {.c = 12, .m = 18, .h = 13, .w = 14, .k = 3, .stride = 2, .group = 3, .pad = 1,
+         .bias = false},
+        {.c = 16, .m = 16, .h = 11, .w = 12, .k = 4, .stride = 2, .group = 16, .pad = 1},
+        {.c = 8, .m = 16, .h = 19, .w = 17, .k = 3, .dilation = 2, .pad = 2},
+        {.c = 8, .m = 8, .h = 9, .w = 10, .k = 3, .stride = 2, .auto_pad = "SAME_UPPER"},
+        {.c = 8, .m = 8, .h = 9, .w = 10, .k = 3, .stride = 3, .output_shape = {28, 29}},
+        {.c = 16, .m = 24, .h = 30, .w = 30, .k = 4, .stride = 2, .pad = 1, .threads = 1},
+        {.c = 16, .m = 16, .h = 33, .w = 31, .k = 1, .stride = 2},
+    };
+    for (const DeconvSpec& s : specs) v.push_back(deconv_case(s, seed += 10));
+    return v;
+}
+
 OpCase unary(const std::string& op, const std::string& entry, const Shape& shape, Layout stored,
              int threads, double tol, uint32_t seed) {
     OpCase c;
@@ -469,7 +540,7 @@ std::vector<OpCase> float16_cases() {
 
 std::vector<OpCase> all_cases() {
     std::vector<OpCase> v;
-    for (auto* make : {conv_cases, qconv_cases, qdq_cases, elementwise_cases, nhwc_cases, plain_cases,
+    for (auto* make : {conv_cases, deconv_cases, qconv_cases, qdq_cases, elementwise_cases, nhwc_cases, plain_cases,
                        float16_cases}) {
         for (OpCase& c : make()) v.push_back(std::move(c));
     }

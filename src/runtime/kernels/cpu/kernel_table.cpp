@@ -5,7 +5,7 @@
 // where a non-NHWC op reads an NHWC tensor):
 //  - the int8 Q/DQ conv step reads its int8 input and residual NHWC and writes NHWC (int8 or
 //    float32), so int8 activations stay channels-last between quantized convs;
-//  - Conv (float32, 2-D, constant weights) reads and writes NHWC;
+//  - Conv and ConvTranspose (float32, 2-D, constant weights) read and write NHWC;
 //  - layout-blind elementwise ops whose full-size operands include an NHWC tensor run on NHWC
 //    data (their other full-size operands are reordered to NHWC, scalars are read as is), and
 //    so do Add/Sub/Mul/Div with a per-channel [1, C, 1, 1] operand (fast kernel only);
@@ -104,6 +104,15 @@ const FastEntry kTable[] = {
      [](const FastChoice& c) {
          return make_conv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
                           c.backend.n_threads(), c.warnings);
+     },
+     conv_layouts},
+    {"deconv", "ConvTranspose 2-D float32, constant weights (oneDNN), +SiLU, +residual Add; NHWC",
+     [](const FastChoice& c) {
+         return is_op(c, "ConvTranspose") && c.outs.size() == 1 && c.fusion.quant == nullptr;
+     },
+     [](const FastChoice& c) {
+         return make_deconv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                            c.backend.n_threads(), c.warnings);
      },
      conv_layouts},
     {"binary", "Add/Sub/Mul/Div float32: full-size, scalar or per-channel operands; any layout",

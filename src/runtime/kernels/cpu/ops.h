@@ -24,6 +24,15 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
                                   const Operand& out, ConvFusion fusion, int n_threads,
                                   std::vector<std::string>& warnings);
 
+// deconv.cpp: 2-D float32 ConvTranspose through oneDNN's deconvolution, X and Y stored NHWC,
+// constant W [C, M/g, kH, kW], optional constant bias, optional fused SiLU and residual Add
+// (input 3); row chunks for `n_threads` pool threads. nullptr (and maybe a line in `warnings`)
+// where oneDNN has no fast implementation for it.
+std::unique_ptr<FastOp> make_deconv(DnnlState& dnnl, const Node& node,
+                                    std::span<const Operand> ins, const Operand& out,
+                                    ConvFusion fusion, int n_threads,
+                                    std::vector<std::string>& warnings);
+
 // qconv.cpp: the int8 Q/DQ conv step (fusion.quant set): x_q (input 0, int8) and the residual
 // (input 3, float32 or int8 codes) stored NHWC, the output NHWC (int8 when fusion.quant->out_q,
 // else float32). `conv_out` is the Conv's own output. When it does not take the match it says
