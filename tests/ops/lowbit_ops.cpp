@@ -68,6 +68,11 @@ struct OpCase {
     std::shared_ptr<cpu::QuantConvSpec> quant = {};
     std::shared_ptr<Tensor> w_codes = {};  // what quant->w_codes points at
     Tensor x_codes = {}, r_codes = {};
+    // With fusion.bn: the BatchNormalization's scale, B, mean, var and epsilon (the reference
+    // runs the node); fusion.bn points at bn_fold.
+    std::vector<Tensor> bn_params = {};
+    float bn_epsilon = 1e-5f;
+    std::shared_ptr<cpu::BnFold> bn_fold = {};
 };
 
 // ---- inputs --------------------------------------------------------------------------------
@@ -102,7 +107,7 @@ std::string dims(const Shape& s) {
 
 struct ConvSpec {
     int64_t c, m, h, w, k, stride = 1, group = 1, dilation = 1;
-    bool bias = true, silu = false, residual = false;
+    bool bias = true, bn = false, silu = false, relu = false, hardswish = false, residual = false;
     DType dtype = DType::Float32;
     int threads = 2;
 };
@@ -123,6 +128,25 @@ OpCase conv_case(const ConvSpec& s, uint32_t seed) {
                     {"dilations", attr_ints({s.dilation, s.dilation})},
                     {"group", attr_i(s.group)}};
     c.fusion = {s.silu, s.residual};
+    c.fusion.relu = s.relu;
+    c.fusion.hardswish = s.hardswish;  // HardSigmoid's ONNX defaults: alpha 0.2, beta 0.5
+    c.fusion.hs_alpha = 0.2f;
+    c.fusion.hs_beta = 0.5f;
+    if (s.bn) {
+        // runtime/fusion.cpp's arithmetic: scale / sqrt(var + eps), B - mean * that.
+        c.bn_params = {rnd({s.m}, seed + 4, 0.5f, 1.5f), rnd({s.m}, seed + 5),
+                       rnd({s.m}, seed + 6), rnd({s.m}, seed + 7, 0.2f, 2.0f)};
+        c.bn_epsilon = 1e-3f;
+        c.bn_fold = std::make_shared<cpu::BnFold>();
+        for (int64_t k = 0; k < s.m; ++k) {
+            const float a = c.bn_params[0].data<float>()[k] /
+                            std::sqrt(c.bn_params[3].data<float>()[k] + c.bn_epsilon);
+            c.bn_fold->scale.push_back(a);
+            c.bn_fold->shift.push_back(c.bn_params[1].data<float>()[k] -
+                                       c.bn_params[2].data<float>()[k] * a);
+        }
+        c.fusion.bn = c.bn_fold.get();
+    }
     if (s.residual) {
         const int64_t oh = (s.h + 2 * pad - s.dilation * (s.k - 1) - 1) / s.stride + 1;
         const int64_t ow = (s.w + 2 * pad - s.dilation * (s.k - 1) - 1) / s.stride + 1;
@@ -131,10 +155,11 @@ OpCase conv_case(const ConvSpec& s, uint32_t seed) {
     c.tol = s.dtype == DType::Float16 ? kHalf : kAccumulation;
     const std::string kind = s.group == s.c && s.group > 1 ? " depthwise" : s.group > 1 ? " grouped"
                                                                                         : "";
-    c.name = fmt::format("Conv {}x{} s{} d{} g{}{} {}->{} {}x{}{}{}{} {} t{}", s.k, s.k, s.stride,
-                         s.dilation, s.group, kind, s.c, s.m, s.h, s.w, s.bias ? " +bias" : "",
-                         s.silu ? " +SiLU" : "", s.residual ? " +residual" : "",
-                         dtype_name(s.dtype), s.threads);
+    c.name = fmt::format("Conv {}x{} s{} d{} g{}{} {}->{} {}x{}{}{}{}{}{}{} {} t{}", s.k, s.k,
+                         s.stride, s.dilation, s.group, kind, s.c, s.m, s.h, s.w,
+                         s.bias ? " +bias" : "", s.bn ? " +BN" : "", s.silu ? " +SiLU" : "",
+                         s.relu ? " +Relu" : "", s.hardswish ? " +HardSwish" : "",
+                         s.residual ? " +residual" : "", dtype_name(s.dtype), s.threads);
     return c;
 }
 
@@ -215,6 +240,14 @@ std::vector<OpCase> conv_cases() {
         {.c = 16, .m = 32, .h = 64, .w = 61, .k = 3, .silu = true, .threads = 1},
         {.c = 16, .m = 32, .h = 64, .w = 61, .k = 3, .silu = true, .residual = true},  // chunked
         {.c = 8, .m = 16, .h = 19, .w = 17, .k = 3, .dtype = DType::Float16},
+        // Folded BatchNormalization with the activations of MobileNetV3 and ResNet.
+        {.c = 16, .m = 32, .h = 20, .w = 20, .k = 1, .bias = false, .bn = true,
+         .hardswish = true},
+        {.c = 24, .m = 24, .h = 17, .w = 19, .k = 3, .group = 24, .bn = true, .relu = true},
+        {.c = 16, .m = 16, .h = 21, .w = 21, .k = 3, .bn = true, .residual = true},
+        {.c = 32, .m = 48, .h = 44, .w = 37, .k = 3, .bias = false, .bn = true, .relu = true},
+        {.c = 12, .m = 18, .h = 14, .w = 13, .k = 3, .group = 3, .hardswish = true,
+         .residual = true},
     };
     for (const ConvSpec& s : specs) v.push_back(conv_case(s, seed += 10));
     return v;
@@ -555,6 +588,21 @@ class Reference {
 public:
     Status prepare(const OpCase& c) {
         LOWBIT_TRY(add(c.call));
+        if (c.fusion.bn) {
+            std::vector<Tensor> in = {last()};
+            in.insert(in.end(), c.bn_params.begin(), c.bn_params.end());
+            KernelCall bn{"BatchNormalization", in};
+            bn.attrs = {{"epsilon", attr_f(c.bn_epsilon)}};
+            LOWBIT_TRY(add(bn));
+        }
+        if (c.fusion.relu) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
+        if (c.fusion.hardswish) {
+            const Tensor y = last();
+            KernelCall hs{"HardSigmoid", {y}};
+            hs.attrs = {{"alpha", attr_f(c.fusion.hs_alpha)}, {"beta", attr_f(c.fusion.hs_beta)}};
+            LOWBIT_TRY(add(hs));
+            LOWBIT_TRY(add(KernelCall{"Mul", {y, last()}}));
+        }
         if (c.fusion.silu) {
             const Tensor y = last();
             LOWBIT_TRY(add(KernelCall{"Sigmoid", {y}}));
