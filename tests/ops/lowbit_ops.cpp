@@ -528,6 +528,22 @@ std::vector<OpCase> plain_cases() {
     }
     v.push_back(simple("MatMul", "matmul", {rnd({3, 20, 17}, 34), rnd({17, 9}, 35)}, {},
                        "3x20x17 by 17x9 (batch broadcast)", kAccumulation));
+    {
+        // A classifier head: Flatten -> Gemm with B [N, K] transposed and a bias [N].
+        OpCase c = simple("Gemm", "gemm", {rnd({2, 96}, 41), rnd({37, 96}, 42), rnd({37}, 43)},
+                          {{"transB", attr_i(1)}}, "2x96 by constant 37x96^T + bias 37",
+                          kAccumulation);
+        c.call.constant_inputs = {1, 2};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("Gemm", "gemm", {rnd({40, 5}, 44), rnd({40, 9}, 45), rnd({1, 9}, 46)},
+                          {{"transA", attr_i(1)}}, "40x5^T by 40x9 + C 1x9", kAccumulation);
+        c.call.constant_inputs = {2};
+        v.push_back(c);
+    }
+    v.push_back(simple("Gemm", "gemm", {rnd({3, 17}, 47), rnd({17, 6}, 48)}, {},
+                       "3x17 by 17x6, no C", kAccumulation));
     v.push_back(simple("Softmax", "softmax", {rnd({1, 2, 24, 24}, 36, -5.0f, 5.0f)},
                        {{"axis", attr_i(-1)}}, "axis -1 1x2x24x24", kVectorMath));
     v.push_back(simple("Softmax", "softmax", {rnd({1, 4, 16, 42}, 37, -5.0f, 5.0f)},

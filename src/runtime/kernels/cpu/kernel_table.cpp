@@ -181,6 +181,12 @@ const FastEntry kTable[] = {
          return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
      },
      plain_layouts},
+    {"gemm", "Gemm float32, alpha 1, beta 1, constant C (oneDNN matmul); plain",
+     [](const FastChoice& c) { return is_op(c, "Gemm") && single_output(c); },
+     [](const FastChoice& c) {
+         return make_gemm(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
+     },
+     plain_layouts},
     {"transpose", "Transpose moving the innermost axis (tiled copy); plain",
      [](const FastChoice& c) { return is_op(c, "Transpose") && single_output(c); },
      [](const FastChoice& c) { return make_transpose(c.node, c.ins); },

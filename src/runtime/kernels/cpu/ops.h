@@ -50,6 +50,11 @@ std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand>
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
                                     const Operand& out, std::vector<std::string>& warnings);
 
+// gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
+// [1, N]) through oneDNN's matmul; plain layout.
+std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
+                                  const Operand& out, std::vector<std::string>& warnings);
+
 // eltwise.cpp: float32 Add/Sub/Mul/Div whose operands are full-size (the output's shape),
 // numel-1 scalars or, for NHWC 4-D outputs, per-channel vectors [1, C, 1, 1]; Sigmoid; and SiLU
 // as one op. `layout` is the storage layout of the output and full-size operands.
