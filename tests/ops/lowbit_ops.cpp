@@ -544,6 +544,43 @@ std::vector<OpCase> plain_cases() {
     }
     v.push_back(simple("Gemm", "gemm", {rnd({3, 17}, 47), rnd({17, 6}, 48)}, {},
                        "3x17 by 17x6, no C", kAccumulation));
+    // ConvNeXt's LayerNorm over channels and GELU (Erf chain) in NHWC-transposed tensors.
+    {
+        OpCase c = simple("Transpose", "transpose_layout", {rnd({2, 12, 7, 9}, 70)},
+                          {{"perm", attr_ints({0, 2, 3, 1})}}, "2x12x7x9 perm 0,2,3,1 of nhwc",
+                          kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    v.push_back(simple("Transpose", "transpose_layout",
+                       {random_tensor(DType::Int8, {1, 7, 9, 12}, 71)},
+                       {{"perm", attr_ints({0, 3, 1, 2})}}, "int8 1x7x9x12 perm 0,3,1,2 to nhwc",
+                       kExact));
+    {
+        OpCase c = simple("ReduceMean", "reduce_mean_last", {rnd({1, 14, 14, 96}, 72)},
+                          {{"axes", attr_ints({-1})}}, "opset 13 axes -1 1x14x14x96 (LayerNorm)",
+                          kAccumulation);
+        c.call.opset = 13;
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("ReduceMean", "reduce_mean_last", {rnd({3, 5, 40}, 80), i64({1}, {2})},
+                          {}, "opset 18 axes input 2 of 3x5x40", kAccumulation);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("Pow", "pow_square", {rnd({1, 14, 14, 96}, 73), f32({}, {2.0f})}, {},
+                          "1x14x14x96 by constant 2", kExact);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
+    v.push_back(unary("Erf", "erf", {1, 14, 14, 384}, Layout::Plain, 2, kVectorMath, 74));
+    v.push_back(unary("Erf", "erf", {1, 16, 9, 7}, Layout::Nhwc, 1, kVectorMath, 75));
+    v.push_back(binary("Sub", {1, 14, 14, 96}, {1, 14, 14, 1}, Layout::Plain, false, 76));
+    v.push_back(binary("Div", {2, 5, 33}, {2, 5, 1}, Layout::Plain, false, 77));
+    v.push_back(binary("Mul", {1, 14, 14, 96}, {96}, Layout::Plain, true, 78));
+    v.push_back(binary("Add", {1, 49, 768}, {1, 1, 768}, Layout::Plain, true, 79));
     v.push_back(simple("Softmax", "softmax", {rnd({1, 2, 24, 24}, 36, -5.0f, 5.0f)},
                        {{"axis", attr_i(-1)}}, "axis -1 1x2x24x24", kVectorMath));
     v.push_back(simple("Softmax", "softmax", {rnd({1, 4, 16, 42}, 37, -5.0f, 5.0f)},

@@ -11,6 +11,8 @@
 //    so do Add/Sub/Mul/Div with a per-channel [1, C, 1, 1] operand (fast kernel only);
 //  - Concat/Split on the channel axis, MaxPool, GlobalAveragePool, BatchNormalization and
 //    nearest integer-scale Resize stay NHWC when their (first) input is NHWC;
+//  - a Transpose [0,2,3,1] of an NHWC-stored tensor writes it plain, and [0,3,1,2] of a plain
+//    4-D tensor writes it NHWC: both are the same bytes, so one copy (ConvNeXt's blocks);
 //  - float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
 //    (fp16_via_fp32.cpp, applied by CpuBackend::choose before the walk), in the float32 op's
 //    layouts;
@@ -124,6 +126,14 @@ const FastEntry kTable[] = {
          return make_binary(c.node, c.ins, c.outs[0], elementwise_layout(c));
      },
      elementwise_layouts},
+    {"pow_square", "Pow float32 with the constant exponent 2 (x * x); any layout",
+     [](const FastChoice& c) { return is_op(c, "Pow") && elementwise_uniform(c); },
+     [](const FastChoice& c) { return make_pow_square(c.node, c.ins, c.outs[0]); },
+     elementwise_layouts},
+    {"erf", "Erf float32 (vectorized); any layout",
+     [](const FastChoice& c) { return is_op(c, "Erf") && elementwise_uniform(c); },
+     [](const FastChoice& c) { return make_erf(c.node, c.ins); },
+     elementwise_layouts},
     {"sigmoid", "Sigmoid float32 (vectorized); any layout",
      [](const FastChoice& c) { return is_op(c, "Sigmoid") && elementwise_uniform(c); },
      [](const FastChoice& c) { return make_sigmoid(c.node, c.ins); },
@@ -185,6 +195,23 @@ const FastEntry kTable[] = {
      [](const FastChoice& c) { return is_op(c, "Gemm") && single_output(c); },
      [](const FastChoice& c) {
          return make_gemm(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
+     },
+     plain_layouts},
+    {"transpose_layout", "Transpose [0,2,3,1] of an NHWC input / [0,3,1,2] to an NHWC output: a copy",
+     [](const FastChoice& c) {
+         return single_output(c) && (is_layout_transpose(c.node, c.ins, true) ||
+                                     is_layout_transpose(c.node, c.ins, false));
+     },
+     [](const FastChoice& c) { return make_layout_transpose(c.node, c.ins); },
+     [](const FastChoice& c, FastPlan& p) {
+         const bool to_plain = is_layout_transpose(c.node, c.ins, true);
+         p.in_layouts[0] = to_plain ? Layout::Nhwc : Layout::Plain;
+         p.out_layouts[0] = to_plain ? Layout::Plain : Layout::Nhwc;
+     }},
+    {"reduce_mean_last", "ReduceMean float32 over the last axis, keepdims (LayerNorm); plain",
+     [](const FastChoice& c) { return is_op(c, "ReduceMean") && single_output(c); },
+     [](const FastChoice& c) {
+         return make_reduce_mean_last(c.node, c.opset, c.ins, c.outs[0]);
      },
      plain_layouts},
     {"transpose", "Transpose moving the innermost axis (tiled copy); plain",

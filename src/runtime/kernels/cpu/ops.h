@@ -55,6 +55,18 @@ std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span
 std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
                                   const Operand& out, std::vector<std::string>& warnings);
 
+// row_ops.cpp: a 4-D Transpose that only changes the storage layout (perm [0, 2, 3, 1] of an
+// NHWC-stored input to a plain output, to_plain; perm [0, 3, 1, 2] of a plain input to an
+// NHWC-stored output) as a copy; float32 ReduceMean over the last axis with keepdims; Pow with
+// the constant scalar exponent 2; Erf (vectorized).
+bool is_layout_transpose(const Node& node, std::span<const Operand> ins, bool to_plain);
+std::unique_ptr<FastOp> make_layout_transpose(const Node& node, std::span<const Operand> ins);
+std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
+                                              std::span<const Operand> ins, const Operand& out);
+std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
+                                        const Operand& out);
+std::unique_ptr<FastOp> make_erf(const Node& node, std::span<const Operand> ins);
+
 // eltwise.cpp: float32 Add/Sub/Mul/Div whose operands are full-size (the output's shape),
 // numel-1 scalars or, for NHWC 4-D outputs, per-channel vectors [1, C, 1, 1]; Sigmoid; and SiLU
 // as one op. `layout` is the storage layout of the output and full-size operands.
