@@ -526,6 +526,20 @@ std::vector<OpCase> plain_cases() {
         c.call.constant_inputs = {1};
         v.push_back(c);
     }
+    {
+        // A linear layer over the pixels of a channels-last map: row chunks on 2 threads.
+        OpCase c = simple("MatMul", "matmul", {rnd({1, 28, 28, 96}, 81), rnd({96, 160}, 82)}, {},
+                          "1x28x28x96 by constant 96x160 (row chunks)", kAccumulation);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
+    {
+        // Few rows, wide weights (ConvNeXt's last stage): column chunks.
+        OpCase c = simple("MatMul", "matmul", {rnd({1, 7, 7, 96}, 83), rnd({96, 700}, 84)}, {},
+                          "1x7x7x96 by constant 96x700 (column chunks)", kAccumulation);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
     v.push_back(simple("MatMul", "matmul", {rnd({3, 20, 17}, 34), rnd({17, 9}, 35)}, {},
                        "3x20x17 by 17x9 (batch broadcast)", kAccumulation));
     {

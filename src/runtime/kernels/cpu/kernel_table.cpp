@@ -188,7 +188,8 @@ const FastEntry kTable[] = {
     {"matmul", "MatMul float32 rank 2-4 (oneDNN); plain",
      [](const FastChoice& c) { return is_op(c, "MatMul") && single_output(c); },
      [](const FastChoice& c) {
-         return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
+         return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.backend.n_threads(),
+                            c.warnings);
      },
      plain_layouts},
     {"gemm", "Gemm float32, alpha 1, beta 1, constant C (oneDNN matmul); plain",

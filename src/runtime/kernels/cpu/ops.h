@@ -48,7 +48,8 @@ std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand>
 
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                    const Operand& out, std::vector<std::string>& warnings);
+                                    const Operand& out, int n_threads,
+                                    std::vector<std::string>& warnings);
 
 // gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
 // [1, N]) through oneDNN's matmul; plain layout.
