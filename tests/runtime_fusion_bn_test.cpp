@@ -102,6 +102,26 @@ TEST(FusionBn, NoFoldOfRuntimeParametersOrTrainingMode) {
     EXPECT_EQ(tg.match().conv.bn, nullptr);
 }
 
+TEST(FusionBn, ReluAfterResidualAdd) {
+    // Conv -> BN -> Add(., r) -> Relu (ResNet).
+    Graph g;
+    g.nodes = {node("Conv", {"x", "w"}, {"c"}),
+               node("BatchNormalization", {"c", "s", "b", "m", "v"}, {"n"}),
+               node("Add", {"n", "r"}, {"a"}), node("Relu", {"a"}, {"z"})};
+    std::unordered_map<std::string, TensorDesc> descs;
+    for (const char* t : {"x", "r", "c", "n", "a", "z"}) descs[t] = {t, DType::Float32, {1, 2, 4, 4}};
+    std::unordered_map<std::string, Tensor> consts;
+    for (const char* t : {"s", "b", "m", "v"}) consts[t] = vec({1.0f, 2.0f});
+    FusionGraph fg(g, descs, {0, 1, 2, 3}, {descs["z"]}, &consts);
+    const FusionMatch m = match_fusion(fg, 0, [](const std::string&) { return true; });
+    EXPECT_NE(m.conv.bn, nullptr);
+    EXPECT_FALSE(m.conv.relu);
+    EXPECT_TRUE(m.conv.residual);
+    EXPECT_TRUE(m.conv.relu_after);
+    EXPECT_EQ(m.fused, (std::vector<size_t>{1, 2, 3}));
+    EXPECT_EQ(m.outputs, (std::vector<std::string>{"z"}));
+}
+
 TEST(FusionBn, ReluAndHardSwishOp) {
     for (const char* act : {"Relu", "HardSwish"}) {
         Graph g;

@@ -58,7 +58,7 @@ size_t sole_reader(const FusionGraph& g, const std::string& t, const char* op) {
 // run-time tensor of the same shape, produced before the conv runs. With `float_patterns`
 // (float kernels, not the int8 step) also: a BatchNormalization right after the conv (folded
 // into its weights), Relu, and hard-swish as HardSigmoid -> Mul(x, hs) or HardSwish, in place
-// of SiLU.
+// of SiLU, and a Relu after the residual Add.
 FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
                                      const ProducedBefore& produced, bool float_patterns) {
     const Node& node = g.graph.nodes[idx];
@@ -144,6 +144,13 @@ FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
             m.outputs = n.outputs;
             m.inputs.resize(3);  // R goes to input 3, after an absent bias if need be
             m.inputs.push_back(r);
+            // ResNet's block ends Add -> Relu.
+            const size_t k = float_patterns ? sole_reader(g, m.outputs[0], "Relu") : kNone;
+            if (k != kNone) {
+                m.conv.relu_after = true;
+                m.fused.push_back(k);
+                m.outputs = g.graph.nodes[k].outputs;
+            }
         }
     }
     return m;

@@ -5,8 +5,8 @@
 //
 // Patterns today: Conv (or ConvTranspose) [-> BatchNormalization, folded into the weights]
 // [-> SiLU: Sigmoid -> Mul(x, sigmoid) | Relu | hard-swish: HardSigmoid -> Mul(x, hs), or
-// HardSwish] [-> residual Add(that, R)] (the BN and the Relu / hard-swish for float kernels
-// only); and the Q/DQ conv, read the way TensorRT and ONNX Runtime read a Q/DQ
+// HardSwish] [-> residual Add(that, R) [-> Relu]] (the BN and the Relu / hard-swish for float
+// kernels only); and the Q/DQ conv, read the way TensorRT and ONNX Runtime read a Q/DQ
 // graph: DequantizeLinear(x_q) and DequantizeLinear(w_q) (int8, symmetric, weights per tensor
 // or per output channel) -> Conv (+bias) [-> SiLU] [-> Add(., R)] [-> QuantizeLinear], one int8
 // step that reads x_q itself (and R's int8 codes when R is a DequantizeLinear output) and, with

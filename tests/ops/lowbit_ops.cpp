@@ -108,6 +108,7 @@ std::string dims(const Shape& s) {
 struct ConvSpec {
     int64_t c, m, h, w, k, stride = 1, group = 1, dilation = 1;
     bool bias = true, bn = false, silu = false, relu = false, hardswish = false, residual = false;
+    bool relu_after = false;
     DType dtype = DType::Float32;
     int threads = 2;
 };
@@ -129,6 +130,7 @@ OpCase conv_case(const ConvSpec& s, uint32_t seed) {
                     {"group", attr_i(s.group)}};
     c.fusion = {s.silu, s.residual};
     c.fusion.relu = s.relu;
+    c.fusion.relu_after = s.relu_after;
     c.fusion.hardswish = s.hardswish;  // HardSigmoid's ONNX defaults: alpha 0.2, beta 0.5
     c.fusion.hs_alpha = 0.2f;
     c.fusion.hs_beta = 0.5f;
@@ -159,7 +161,8 @@ OpCase conv_case(const ConvSpec& s, uint32_t seed) {
                          s.stride, s.dilation, s.group, kind, s.c, s.m, s.h, s.w,
                          s.bias ? " +bias" : "", s.bn ? " +BN" : "", s.silu ? " +SiLU" : "",
                          s.relu ? " +Relu" : "", s.hardswish ? " +HardSwish" : "",
-                         s.residual ? " +residual" : "", dtype_name(s.dtype), s.threads);
+                         s.residual ? (s.relu_after ? " +residual +Relu" : " +residual") : "",
+                         dtype_name(s.dtype), s.threads);
     return c;
 }
 
@@ -248,6 +251,9 @@ std::vector<OpCase> conv_cases() {
         {.c = 32, .m = 48, .h = 44, .w = 37, .k = 3, .bias = false, .bn = true, .relu = true},
         {.c = 12, .m = 18, .h = 14, .w = 13, .k = 3, .group = 3, .hardswish = true,
          .residual = true},
+        // ResNet's bottleneck end: 1x1 conv, BN, residual Add, Relu.
+        {.c = 16, .m = 64, .h = 14, .w = 14, .k = 1, .bias = false, .bn = true, .residual = true,
+         .relu_after = true},
     };
     for (const ConvSpec& s : specs) v.push_back(conv_case(s, seed += 10));
     return v;
@@ -676,6 +682,7 @@ public:
             LOWBIT_TRY(add(KernelCall{"Mul", {y, last()}}));
         }
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
+        if (c.fusion.relu_after) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
         if (c.quant && c.quant->out_q) {
             Tensor scale(DType::Float32, {});
             scale.data<float>()[0] = c.quant->y_scale;

@@ -81,6 +81,7 @@ public:
         residual_ = fusion.residual;
         relu_ = fusion.relu;
         hardswish_ = fusion.hardswish;
+        relu_after_ = fusion.relu_after;
         hs_alpha_ = fusion.hs_alpha;
         hs_beta_ = fusion.hs_beta;
         has_bias_ = ins.size() > 2 && ins[2].present();
@@ -137,7 +138,7 @@ public:
                             group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_,
                             bn_.scale.empty() ? "" : " +BN", silu_ ? " +SiLU" : "",
                             relu_ ? " +Relu" : "", hardswish_ ? " +HardSwish" : "",
-                            residual_ ? " +Add" : "");
+                            residual_ ? (relu_after_ ? " +Add +Relu" : " +Add") : "");
         return Status::ok();
     }
 
@@ -220,7 +221,14 @@ public:
                 if (res) {
                     const auto* r =
                         reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
-                    for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
+                    if (relu_after_) {
+                        for (int64_t i = 0; i < len; ++i) {
+                            const float v = yf[i] + r[i];
+                            yf[i] = v > 0.0f ? v : 0.0f;
+                        }
+                    } else {
+                        for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
+                    }
                 }
                 // Channel-range outputs (a Split folded into this conv) and concat slices.
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
@@ -519,7 +527,7 @@ private:
     bool silu_ = false;
     bool residual_ = false;
     bool has_bias_ = false;
-    bool relu_ = false, hardswish_ = false;
+    bool relu_ = false, hardswish_ = false, relu_after_ = false;
     float hs_alpha_ = 0.0f, hs_beta_ = 0.0f;
     BnFold bn_;                       // a folded BatchNormalization (empty: none)
     std::vector<float> folded_bias_;  // with bn_: the bias the primitive reads
@@ -560,6 +568,7 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
         (ins.size() != 4 || ins[3].dtype != DType::Float32 || ins[3].shape != out.shape)) {
         return nullptr;
     }
+    if (fusion.relu_after && !fusion.residual) return nullptr;
     const int64_t group = node.attr_int("group", 1);
     if (group < 1 || ins[0].shape[1] % group != 0 || ins[1].shape[0] % group != 0 ||
         ins[1].shape[1] * group != ins[0].shape[1] || shape_numel(out.shape) == 0) {

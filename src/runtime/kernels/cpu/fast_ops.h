@@ -119,8 +119,9 @@ struct ConvFusion {
     bool relu = false;
     bool hardswish = false;
     float hs_alpha = 1.0f / 6.0f, hs_beta = 0.5f;
-    bool any() const { return silu || residual || quant || bn || relu || hardswish; }
-    bool float_only() const { return bn || relu || hardswish; }
+    bool relu_after = false;  // a Relu after the residual Add (float conv kernels only)
+    bool any() const { return silu || residual || quant || bn || relu || hardswish || relu_after; }
+    bool float_only() const { return bn || relu || hardswish || relu_after; }
 };
 
 // Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one
