@@ -113,6 +113,23 @@ struct ConvSpec {
     int threads = 2;
 };
 
+// A BatchNormalization after the conv (fusion.bn) with random parameters; the fold is
+// runtime/fusion.cpp's arithmetic: scale / sqrt(var + eps), B - mean * that.
+void add_bn(OpCase& c, int64_t m, uint32_t seed) {
+    c.bn_params = {rnd({m}, seed + 4, 0.5f, 1.5f), rnd({m}, seed + 5), rnd({m}, seed + 6),
+                   rnd({m}, seed + 7, 0.2f, 2.0f)};
+    c.bn_epsilon = 1e-3f;
+    c.bn_fold = std::make_shared<cpu::BnFold>();
+    for (int64_t k = 0; k < m; ++k) {
+        const float a = c.bn_params[0].data<float>()[k] /
+                        std::sqrt(c.bn_params[3].data<float>()[k] + c.bn_epsilon);
+        c.bn_fold->scale.push_back(a);
+        c.bn_fold->shift.push_back(c.bn_params[1].data<float>()[k] -
+                                   c.bn_params[2].data<float>()[k] * a);
+    }
+    c.fusion.bn = c.bn_fold.get();
+}
+
 OpCase conv_case(const ConvSpec& s, uint32_t seed) {
     const int64_t pad = (s.k - 1) / 2 * s.dilation;
     OpCase c;
@@ -134,21 +151,7 @@ OpCase conv_case(const ConvSpec& s, uint32_t seed) {
     c.fusion.hardswish = s.hardswish;  // HardSigmoid's ONNX defaults: alpha 0.2, beta 0.5
     c.fusion.hs_alpha = 0.2f;
     c.fusion.hs_beta = 0.5f;
-    if (s.bn) {
-        // runtime/fusion.cpp's arithmetic: scale / sqrt(var + eps), B - mean * that.
-        c.bn_params = {rnd({s.m}, seed + 4, 0.5f, 1.5f), rnd({s.m}, seed + 5),
-                       rnd({s.m}, seed + 6), rnd({s.m}, seed + 7, 0.2f, 2.0f)};
-        c.bn_epsilon = 1e-3f;
-        c.bn_fold = std::make_shared<cpu::BnFold>();
-        for (int64_t k = 0; k < s.m; ++k) {
-            const float a = c.bn_params[0].data<float>()[k] /
-                            std::sqrt(c.bn_params[3].data<float>()[k] + c.bn_epsilon);
-            c.bn_fold->scale.push_back(a);
-            c.bn_fold->shift.push_back(c.bn_params[1].data<float>()[k] -
-                                       c.bn_params[2].data<float>()[k] * a);
-        }
-        c.fusion.bn = c.bn_fold.get();
-    }
+    if (s.bn) add_bn(c, s.m, seed);
     if (s.residual) {
         const int64_t oh = (s.h + 2 * pad - s.dilation * (s.k - 1) - 1) / s.stride + 1;
         const int64_t ow = (s.w + 2 * pad - s.dilation * (s.k - 1) - 1) / s.stride + 1;
@@ -263,7 +266,8 @@ std::vector<OpCase> conv_cases() {
 // reference kernel's prepare computes it).
 struct DeconvSpec {
     int64_t c, m, h, w, k, stride = 1, group = 1, dilation = 1, pad = 0, out_pad = 0;
-    bool bias = true, silu = false, residual = false;
+    bool bias = true, bn = false, silu = false, relu = false, residual = false;
+    bool relu_after = false;
     std::string auto_pad = "";  // "" = NOTSET with explicit pads
     std::vector<int64_t> output_shape = {};
     int threads = 2;
@@ -290,6 +294,9 @@ OpCase deconv_case(const DeconvSpec& s, uint32_t seed) {
     if (s.out_pad) c.call.attrs["output_padding"] = attr_ints({s.out_pad, s.out_pad});
     if (!s.output_shape.empty()) c.call.attrs["output_shape"] = attr_ints(s.output_shape);
     c.fusion = {s.silu, s.residual};
+    c.fusion.relu = s.relu;
+    c.fusion.relu_after = s.relu_after;
+    if (s.bn) add_bn(c, s.m, seed);
     if (s.residual) {
         const int64_t ext = (s.k - 1) * s.dilation + 1;
         const int64_t oh = s.stride * (s.h - 1) + s.out_pad + ext - 2 * s.pad;
@@ -303,8 +310,11 @@ OpCase deconv_case(const DeconvSpec& s, uint32_t seed) {
                          s.output_shape.empty() ? ""
                                                 : fmt::format(" output_shape {}",
                                                               fmt::join(s.output_shape, "x")),
-                         s.c, s.m, s.h, s.w, s.bias ? " +bias" : "", s.silu ? " +SiLU" : "",
-                         s.residual ? " +residual" : "", s.threads);
+                         s.c, s.m, s.h, s.w, s.bias ? " +bias" : "",
+                         fmt::format("{}{}{}", s.bn ? " +BN" : "", s.silu ? " +SiLU" : "",
+                                     s.relu ? " +Relu" : ""),
+                         s.residual ? (s.relu_after ? " +residual +Relu" : " +residual") : "",
+                         s.threads);
     return c;
 }
 
@@ -325,6 +335,12 @@ std::vector<OpCase> deconv_cases() {
         {.c = 8, .m = 8, .h = 9, .w = 10, .k = 3, .stride = 3, .output_shape = {28, 29}},
         {.c = 16, .m = 24, .h = 30, .w = 30, .k = 4, .stride = 2, .pad = 1, .threads = 1},
         {.c = 16, .m = 16, .h = 33, .w = 31, .k = 1, .stride = 2},
+        // U-Net decoders: ConvTranspose -> BN -> Relu, grouped too; BN, residual Add, Relu.
+        {.c = 32, .m = 16, .h = 20, .w = 18, .k = 2, .stride = 2, .bn = true, .relu = true},
+        {.c = 12, .m = 18, .h = 13, .w = 14, .k = 3, .stride = 2, .group = 3, .pad = 1,
+         .bias = false, .bn = true, .relu = true},
+        {.c = 16, .m = 16, .h = 15, .w = 15, .k = 4, .stride = 2, .pad = 1, .bn = true,
+         .residual = true, .relu_after = true},
     };
     for (const DeconvSpec& s : specs) v.push_back(deconv_case(s, seed += 10));
     return v;

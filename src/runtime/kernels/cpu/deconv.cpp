@@ -16,8 +16,9 @@
 // borders are placed on multiples of the stride, so every chunk starts at the same phase.
 // Should oneDNN refuse a chunk's geometry, the op runs as one chunk.
 //
-// Epilogue per chunk, while its rows are in cache: SiLU and a residual Add (ConvFusion, the
-// same graph patterns as Conv).
+// Fusion (the graph patterns of Conv, runtime/fusion.h): a following BatchNormalization is
+// folded into the weights and bias; per chunk, while its rows are in cache, SiLU or Relu, a
+// residual Add and a Relu after it (hard-swish is not taken: the node then runs unfused).
 #include <fmt/format.h>
 
 #include <atomic>
@@ -108,8 +109,25 @@ public:
         }
         silu_ = fusion.silu;
         residual_ = fusion.residual;
+        relu_ = fusion.relu;
+        relu_after_ = fusion.relu_after;
         has_bias_ = ins.size() > 2 && ins[2].present();
         n_threads_ = std::max(1, n_threads);
+        if (fusion.bn) {
+            // The BatchNormalization folded in: output channel m's weights times scale[m],
+            // B'[m] = B[m] * scale[m] + shift[m] (B = 0 when absent).
+            if (fusion.bn->scale.size() != static_cast<size_t>(y_[1])) {
+                return unsupported("{}: BatchNormalization of another channel count",
+                                   node.describe());
+            }
+            bn_ = *fusion.bn;
+            folded_bias_.resize(static_cast<size_t>(y_[1]));
+            for (size_t k = 0; k < folded_bias_.size(); ++k) {
+                const float b = has_bias_ ? ins[2].constant->data<float>()[k] : 0.0f;
+                folded_bias_[k] = b * bn_.scale[k] + bn_.shift[k];
+            }
+            has_bias_ = true;
+        }
         if (group_ == 1) {
             wei_dims_ = {y_[1], x_[1], wt[2], wt[3]};
             user_wei_md_ = memory::desc(wei_dims_, DT::f32, Tag::iohw);
@@ -129,9 +147,11 @@ public:
         plan_chunks(whole);
         planned_w_ = ins[1].constant->raw();
         weights_ = reorder_weights(planned_w_);
-        what_ = fmt::format("ConvTranspose {}x{} s{}{} [{}]{}{}", wt[2], wt[3], h_.stride,
-                            group_ == 1 ? "" : " grouped", impl_, silu_ ? " +SiLU" : "",
-                            residual_ ? " +Add" : "");
+        what_ = fmt::format("ConvTranspose {}x{} s{}{} [{}]{}{}{}{}", wt[2], wt[3], h_.stride,
+                            group_ == 1 ? "" : " grouped", impl_,
+                            bn_.scale.empty() ? "" : " +BN", silu_ ? " +SiLU" : "",
+                            relu_ ? " +Relu" : "",
+                            residual_ ? (relu_after_ ? " +Add +Relu" : " +Add") : "");
         return Status::ok();
     }
 
@@ -149,7 +169,9 @@ public:
         }
         const auto* x = static_cast<const char*>(in[0].raw());
         auto* y = static_cast<char*>(out[0].raw());
-        void* bias = has_bias_ ? const_cast<void*>(in[2].raw()) : nullptr;
+        void* bias = !has_bias_          ? nullptr
+                     : bn_.scale.empty() ? const_cast<void*>(in[2].raw())
+                                         : static_cast<void*>(folded_bias_.data());
         const auto* res = residual_ ? static_cast<const char*>(in[3].raw()) : nullptr;
         const int64_t x_image = x_[1] * x_[2] * x_[3] * 4;
         const int64_t y_image = y_[1] * y_[2] * y_[3] * 4;
@@ -187,10 +209,16 @@ public:
                 auto* yf = reinterpret_cast<float*>(dst);
                 const int64_t len = (c.oh1 - c.oh0) * y_row / 4;
                 if (silu_) silu_f32(yf, yf, len);
+                if (relu_) {
+                    for (int64_t i = 0; i < len; ++i) yf[i] = yf[i] > 0.0f ? yf[i] : 0.0f;
+                }
                 if (res) {
                     const auto* r =
                         reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
                     for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
+                    if (relu_after_) {
+                        for (int64_t i = 0; i < len; ++i) yf[i] = yf[i] > 0.0f ? yf[i] : 0.0f;
+                    }
                 }
             }
         });
@@ -317,7 +345,26 @@ private:
         parts_.push_back(std::move(p));
     }
 
+    // The weights `w` (ONNX [C, M/g, kH, kW]) in every format the parts use; with a folded
+    // BatchNormalization each output channel's taps are scaled first.
     std::vector<memory> reorder_weights(const void* w) {
+        std::vector<float> scaled;
+        if (!bn_.scale.empty()) {
+            const int64_t c_in = x_[1], m_g = y_[1] / group_, taps = h_.k * w_.k;
+            const int64_t c_g = c_in / group_;
+            const auto* src = static_cast<const float*>(w);
+            scaled.resize(static_cast<size_t>(c_in * m_g * taps));
+            for (int64_t ic = 0; ic < c_in; ++ic) {
+                for (int64_t j = 0; j < m_g; ++j) {
+                    const float a = bn_.scale[static_cast<size_t>(ic / c_g * m_g + j)];
+                    const int64_t base = (ic * m_g + j) * taps;
+                    for (int64_t t = 0; t < taps; ++t) {
+                        scaled[static_cast<size_t>(base + t)] = src[base + t] * a;
+                    }
+                }
+            }
+            w = scaled.data();
+        }
         memory user(user_wei_md_, dnnl_.engine, const_cast<void*>(w));
         std::vector<memory> out;
         for (const auto& md : wei_mds_) {
@@ -335,7 +382,9 @@ private:
     int64_t group_ = 1;
     int n_threads_ = 1;
     TAxis h_, w_;
-    bool silu_ = false, residual_ = false, has_bias_ = false;
+    bool silu_ = false, residual_ = false, has_bias_ = false, relu_ = false, relu_after_ = false;
+    BnFold bn_;                       // a folded BatchNormalization (empty: none)
+    std::vector<float> folded_bias_;  // with bn_: the bias the primitive reads
     memory::dims wei_dims_;
     memory::desc user_wei_md_;
     std::vector<memory::desc> wei_mds_;
@@ -354,7 +403,7 @@ std::unique_ptr<FastOp> make_deconv(DnnlState& dnnl, const Node& node,
     if (ins.size() < 2 || ins[0].dtype != DType::Float32 || ins[0].shape.size() != 4 ||
         ins[1].dtype != DType::Float32 || ins[1].shape.size() != 4 || ins[1].constant == nullptr ||
         out.dtype != DType::Float32 || out.shape.size() != 4 || fusion.quant != nullptr ||
-        fusion.float_only()) {
+        fusion.hardswish || (fusion.relu_after && !fusion.residual)) {
         return nullptr;
     }
     if (ins.size() > 2 && ins[2].present() &&

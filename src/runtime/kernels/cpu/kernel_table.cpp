@@ -108,7 +108,7 @@ const FastEntry kTable[] = {
                           c.backend.n_threads(), c.warnings);
      },
      conv_layouts},
-    {"deconv", "ConvTranspose 2-D float32, constant weights (oneDNN), +SiLU, +residual Add; NHWC",
+    {"deconv", "ConvTranspose 2-D float32, constant weights (oneDNN), +BN, +SiLU/Relu, +Add; NHWC",
      [](const FastChoice& c) {
          return is_op(c, "ConvTranspose") && c.outs.size() == 1 && c.fusion.quant == nullptr;
      },
