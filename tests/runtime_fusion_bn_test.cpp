@@ -109,7 +109,9 @@ TEST(FusionBn, ReluAfterResidualAdd) {
                node("BatchNormalization", {"c", "s", "b", "m", "v"}, {"n"}),
                node("Add", {"n", "r"}, {"a"}), node("Relu", {"a"}, {"z"})};
     std::unordered_map<std::string, TensorDesc> descs;
-    for (const char* t : {"x", "r", "c", "n", "a", "z"}) descs[t] = {t, DType::Float32, {1, 2, 4, 4}};
+    for (const char* t : {"x", "r", "c", "n", "a", "z"}) {
+        descs[t] = {t, DType::Float32, {1, 2, 4, 4}};
+    }
     std::unordered_map<std::string, Tensor> consts;
     for (const char* t : {"s", "b", "m", "v"}) consts[t] = vec({1.0f, 2.0f});
     FusionGraph fg(g, descs, {0, 1, 2, 3}, {descs["z"]}, &consts);

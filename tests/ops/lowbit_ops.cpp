@@ -304,17 +304,17 @@ OpCase deconv_case(const DeconvSpec& s, uint32_t seed) {
         c.residual = rnd({1, s.m, oh, ow}, seed + 3);
     }
     c.tol = kAccumulation;
-    c.name = fmt::format("ConvTranspose {}x{} s{} d{} g{} pad {} outpad {}{}{} {}->{} {}x{}{}{}{} t{}",
-                         s.k, s.k, s.stride, s.dilation, s.group, s.pad, s.out_pad,
-                         s.auto_pad.empty() ? "" : " " + s.auto_pad,
-                         s.output_shape.empty() ? ""
-                                                : fmt::format(" output_shape {}",
-                                                              fmt::join(s.output_shape, "x")),
-                         s.c, s.m, s.h, s.w, s.bias ? " +bias" : "",
-                         fmt::format("{}{}{}", s.bn ? " +BN" : "", s.silu ? " +SiLU" : "",
-                                     s.relu ? " +Relu" : ""),
-                         s.residual ? (s.relu_after ? " +residual +Relu" : " +residual") : "",
-                         s.threads);
+    const std::string geometry =
+        (s.auto_pad.empty() ? "" : " " + s.auto_pad) +
+        (s.output_shape.empty() ? ""
+                                : fmt::format(" output_shape {}", fmt::join(s.output_shape, "x")));
+    const std::string fused =
+        fmt::format("{}{}{}{}{}", s.bias ? " +bias" : "", s.bn ? " +BN" : "",
+                    s.silu ? " +SiLU" : "", s.relu ? " +Relu" : "",
+                    s.residual ? (s.relu_after ? " +residual +Relu" : " +residual") : "");
+    c.name = fmt::format("ConvTranspose {}x{} s{} d{} g{} pad {} outpad {}{} {}->{} {}x{}{} t{}",
+                         s.k, s.k, s.stride, s.dilation, s.group, s.pad, s.out_pad, geometry, s.c,
+                         s.m, s.h, s.w, fused, s.threads);
     return c;
 }
 
@@ -662,8 +662,8 @@ std::vector<OpCase> float16_cases() {
 
 std::vector<OpCase> all_cases() {
     std::vector<OpCase> v;
-    for (auto* make : {conv_cases, deconv_cases, qconv_cases, qdq_cases, elementwise_cases, nhwc_cases, plain_cases,
-                       float16_cases}) {
+    for (auto* make : {conv_cases, deconv_cases, qconv_cases, qdq_cases, elementwise_cases,
+                       nhwc_cases, plain_cases, float16_cases}) {
         for (OpCase& c : make()) v.push_back(std::move(c));
     }
     return v;

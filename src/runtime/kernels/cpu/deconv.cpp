@@ -279,7 +279,9 @@ private:
         bool ok = n > 1;
         if (ok) {
             std::vector<int64_t> bounds;
-            for (int64_t i = 0; i <= n; ++i) bounds.push_back(std::min(oh, steps * i / n * h_.stride));
+            for (int64_t i = 0; i <= n; ++i) {
+                bounds.push_back(std::min(oh, steps * i / n * h_.stride));
+            }
             bounds.back() = oh;
             try {
                 ok = make_chunks(bounds);

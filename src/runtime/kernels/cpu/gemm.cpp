@@ -43,8 +43,8 @@ public:
         }
         const std::string impl = pd_.impl_info_str();
         if (is_dnnl_ref_impl(impl)) {
-            warnings.push_back(fmt::format("{}: oneDNN has only '{}'; using lowbit's reference Gemm",
-                                           node.describe(), impl));
+            warnings.push_back(fmt::format(
+                "{}: oneDNN has only '{}'; using lowbit's reference Gemm", node.describe(), impl));
             return false;
         }
         prim_ = dnnl::matmul(pd_);

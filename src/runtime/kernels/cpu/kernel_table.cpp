@@ -198,7 +198,7 @@ const FastEntry kTable[] = {
          return make_gemm(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
      },
      plain_layouts},
-    {"transpose_layout", "Transpose [0,2,3,1] of an NHWC input / [0,3,1,2] to an NHWC output: a copy",
+    {"transpose_layout", "Transpose [0,2,3,1] of NHWC input / [0,3,1,2] to NHWC output: a copy",
      [](const FastChoice& c) {
          return single_output(c) && (is_layout_transpose(c.node, c.ins, true) ||
                                      is_layout_transpose(c.node, c.ins, false));

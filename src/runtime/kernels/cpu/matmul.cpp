@@ -2,8 +2,8 @@
 // and NumPy broadcasting of the batch dims (a smaller-rank operand gets leading 1s, which is
 // how oneDNN expresses a broadcast batch dim). Plain row-major layouts. When B is one matrix
 // and there are several threads, A is read as one [rows, K] matrix and the product is cut into
-// row chunks (or, for few rows, column chunks, so each thread streams only its share of B), one single-thread primitive each with strided views, run as
-// pool tasks.
+// row chunks (or, for few rows, column chunks, so each thread streams only its share of B),
+// one single-thread primitive each with strided views, run as pool tasks.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -91,8 +91,8 @@ public:
         std::string impl;
         for (size_t i = 0; i < a_mds.size(); ++i) {
             Part p;
-            p.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_mds[i], b_mds[i], y_mds[i]), attr,
-                                                dnnl_.engine);
+            p.pd = dnnl::matmul::primitive_desc(
+                dnnl::matmul::desc(a_mds[i], b_mds[i], y_mds[i]), attr, dnnl_.engine);
             if (i == 0) impl = p.pd.impl_info_str();
             if (is_dnnl_ref_impl(p.pd.impl_info_str())) {
                 warnings.push_back(fmt::format(

@@ -26,8 +26,8 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
 
 // deconv.cpp: 2-D float32 ConvTranspose through oneDNN's deconvolution, X and Y stored NHWC,
 // constant W [C, M/g, kH, kW], optional constant bias, optional fused BatchNormalization,
-// SiLU or Relu, residual Add (input 3) and Relu after it; row chunks for `n_threads` pool threads. nullptr (and maybe a line in `warnings`)
-// where oneDNN has no fast implementation for it.
+// SiLU or Relu, residual Add (input 3) and Relu after it; row chunks for `n_threads` pool
+// threads. nullptr (and maybe a line in `warnings`) where oneDNN has no fast implementation.
 std::unique_ptr<FastOp> make_deconv(DnnlState& dnnl, const Node& node,
                                     std::span<const Operand> ins, const Operand& out,
                                     ConvFusion fusion, int n_threads,

@@ -133,7 +133,8 @@ bool is_layout_transpose(const Node& node, std::span<const Operand> ins, bool to
 std::unique_ptr<FastOp> make_layout_transpose(const Node& node, std::span<const Operand> ins) {
     const bool to_plain = is_layout_transpose(node, ins, true);
     if (!to_plain && !is_layout_transpose(node, ins, false)) return nullptr;
-    const int64_t bytes = shape_numel(ins[0].shape) * static_cast<int64_t>(dtype_size(ins[0].dtype));
+    const int64_t bytes =
+        shape_numel(ins[0].shape) * static_cast<int64_t>(dtype_size(ins[0].dtype));
     return std::make_unique<CopyOp>(bytes, to_plain ? "Transpose nhwc->plain NHWC (copy)"
                                                     : "Transpose plain NHWC->nhwc (copy)");
 }
