@@ -7,8 +7,9 @@
 //    layouts: the executable spec;
 //  - fast: optimized CPU ops (kernels/cpu), activations channels-last between convs, reorder
 //    steps inserted where a plain-layout op reads an NHWC tensor (once per tensor); the conv
-//    step also computes a following SiLU (Sigmoid + Mul) and residual Add, channel Splits of
-//    its output, and its slices of channel Concats (no copy left for the Concat step);
+//    step also computes a following BatchNormalization (folded into its weights), SiLU
+//    (Sigmoid + Mul), Relu or hard-swish, residual Add (+ Relu), channel Splits of its output,
+//    and its slices of channel Concats (no copy left for the Concat step);
 //  - hooked (built on first use, when an observer or a node override is set): like fast but
 //    without multi-node fusion, so that every node's inputs and outputs exist. Observer and
 //    override see plain (ONNX-order) tensors: NHWC ones are converted on demand, only then.

@@ -12,23 +12,86 @@ namespace {
 
 constexpr size_t kNone = static_cast<size_t>(-1);
 
+// A BatchNormalization in inference mode with constant float32 per-channel parameters, as
+// y = x * scale + shift (the reference kernel's arithmetic), or nullptr.
+std::shared_ptr<cpu::BnFold> bn_fold(const FusionGraph& g, const Node& n) {
+    if (n.op_type != "BatchNormalization" || n.inputs.size() != 5 || n.outputs.empty() ||
+        n.attr_int("training_mode", 0) != 0 || n.attr_int("spatial", 1) != 1 ||
+        n.attr_int("is_test", 1) == 0) {
+        return nullptr;
+    }
+    for (size_t i = 1; i < n.outputs.size(); ++i) {
+        if (!n.outputs[i].empty()) return nullptr;
+    }
+    const Tensor* p[4];
+    for (size_t i = 0; i < 4; ++i) {
+        p[i] = g.constant(n.inputs[i + 1]);
+        if (!p[i] || p[i]->dtype() != DType::Float32 || p[i]->rank() != 1 ||
+            p[i]->numel() != p[0]->numel()) {
+            return nullptr;
+        }
+    }
+    const float eps = n.attr_float("epsilon", 1e-5f);
+    auto f = std::make_shared<cpu::BnFold>();
+    for (int64_t c = 0; c < p[0]->numel(); ++c) {
+        const float a = p[0]->data<float>()[c] / std::sqrt(p[3]->data<float>()[c] + eps);
+        f->scale.push_back(a);
+        f->shift.push_back(p[1]->data<float>()[c] - p[2]->data<float>()[c] * a);
+    }
+    return f;
+}
+
+// The single-input, single-output node reading `t` alone (t feeds nothing else), or kNone.
+size_t sole_reader(const FusionGraph& g, const std::string& t, const char* op) {
+    const std::vector<size_t>* readers = g.consumers_of(t);
+    if (!readers || readers->size() != 1 || g.graph_outputs.count(t)) return kNone;
+    const Node& n = g.graph.nodes[(*readers)[0]];
+    if (n.op_type != op || n.inputs.empty() || n.inputs[0] != t || n.outputs.size() != 1) {
+        return kNone;
+    }
+    return (*readers)[0];
+}
+
 // Conv -> Sigmoid -> Mul(conv, sigmoid) is SiLU, and a following Add(that, R) is a residual
 // connection; both are fused into the conv step when the intermediate tensors feed nothing
-// else. R must be a float32 run-time tensor of the same shape, produced before the conv runs.
+// else (ConvTranspose too: its fast kernel has the same epilogue). R must be a float32
+// run-time tensor of the same shape, produced before the conv runs. With `float_patterns`
+// (float kernels, not the int8 step) also: a BatchNormalization right after the conv (folded
+// into its weights), Relu, and hard-swish as HardSigmoid -> Mul(x, hs) or HardSwish, in place
+// of SiLU, and a Relu after the residual Add.
 FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
-                                     const ProducedBefore& produced) {
+                                     const ProducedBefore& produced, bool float_patterns) {
     const Node& node = g.graph.nodes[idx];
     FusionMatch m;
     m.inputs = node.inputs;
     m.outputs = node.outputs;
-    if (node.op_type != "Conv" || node.outputs.size() != 1) return m;
-    const std::string& c = node.outputs[0];
+    if ((node.op_type != "Conv" && node.op_type != "ConvTranspose") || node.outputs.size() != 1) {
+        return m;
+    }
+    if (float_patterns) {
+        const size_t bi = sole_reader(g, node.outputs[0], "BatchNormalization");
+        if (bi != kNone) {
+            if (auto f = bn_fold(g, g.graph.nodes[bi])) {
+                m.bn = f;
+                m.conv.bn = f.get();
+                m.fused.push_back(bi);
+                m.outputs = {g.graph.nodes[bi].outputs[0]};
+            }
+        }
+    }
+    const std::string c = m.outputs[0];
     size_t sig = kNone;
     const std::vector<size_t>* readers = g.consumers_of(c);
     if (readers && readers->size() == 2 && !g.graph_outputs.count(c)) {
+        bool hard = false;
         for (size_t k : *readers) {
             const Node& n = g.graph.nodes[k];
-            if (n.op_type == "Sigmoid" && n.inputs.size() == 1 && n.outputs.size() == 1) sig = k;
+            if (n.inputs.size() != 1 || n.outputs.size() != 1) continue;
+            if (n.op_type == "Sigmoid") sig = k;
+            if (float_patterns && n.op_type == "HardSigmoid") {
+                sig = k;
+                hard = true;
+            }
         }
         for (size_t k : *readers) {
             const Node& n = g.graph.nodes[k];
@@ -40,10 +103,31 @@ FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
             if (((n.inputs[0] == c && n.inputs[1] == sg) ||
                  (n.inputs[1] == c && n.inputs[0] == sg)) &&
                 g.sole_consumer(sg, k)) {
-                m.conv.silu = true;
-                m.fused = {sig, k};
+                if (hard) {
+                    m.conv.hardswish = true;
+                    m.conv.hs_alpha = g.graph.nodes[sig].attr_float("alpha", 0.2f);
+                    m.conv.hs_beta = g.graph.nodes[sig].attr_float("beta", 0.5f);
+                } else {
+                    m.conv.silu = true;
+                }
+                m.fused.push_back(sig);
+                m.fused.push_back(k);
                 m.outputs = n.outputs;
             }
+        }
+    }
+    if (float_patterns && !m.conv.silu && !m.conv.hardswish) {
+        size_t k = sole_reader(g, c, "Relu");
+        if (k != kNone) {
+            m.conv.relu = true;
+        } else if ((k = sole_reader(g, c, "HardSwish")) != kNone) {
+            m.conv.hardswish = true;
+            m.conv.hs_alpha = 1.0f / 6.0f;
+            m.conv.hs_beta = 0.5f;
+        }
+        if (k != kNone) {
+            m.fused.push_back(k);
+            m.outputs = g.graph.nodes[k].outputs;
         }
     }
     const std::string& t = m.outputs[0];
@@ -60,6 +144,13 @@ FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
             m.outputs = n.outputs;
             m.inputs.resize(3);  // R goes to input 3, after an absent bias if need be
             m.inputs.push_back(r);
+            // ResNet's block ends Add -> Relu.
+            const size_t k = float_patterns ? sole_reader(g, m.outputs[0], "Relu") : kNone;
+            if (k != kNone) {
+                m.conv.relu_after = true;
+                m.fused.push_back(k);
+                m.outputs = g.graph.nodes[k].outputs;
+            }
         }
     }
     return m;
@@ -130,7 +221,7 @@ FusionMatch match_qdq_conv(const FusionGraph& g, size_t idx, const ProducedBefor
     }
     if (!zero_point_zero(g, *wdq, xt)) return fallback("weight zero point is not 0");
 
-    FusionMatch m = match_conv_silu_residual(g, idx, produced);
+    FusionMatch m = match_conv_silu_residual(g, idx, produced, false);
     auto spec = std::make_shared<cpu::QuantConvSpec>();
     spec->codes = xt;
     spec->w_codes = wq;
@@ -303,7 +394,7 @@ FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore
         if (q.quant && allow_quant) return q;
         qdq_fallback = q.quant ? "the low-precision kernel refused it" : q.qdq_fallback;
     }
-    FusionMatch m = match_conv_silu_residual(g, node, produced);
+    FusionMatch m = match_conv_silu_residual(g, node, produced, true);
     m.qdq_fallback = std::move(qdq_fallback);
     return m;
 }

@@ -3,10 +3,12 @@
 // whether it can run the match (runtime/kernel_choice.h), and the program builder falls back to
 // one step per node when it cannot.
 //
-// Patterns today: Conv -> Sigmoid -> Mul(conv, sigmoid) (SiLU), optionally followed by a
-// residual Add(that, R); the int8 data move (Concat on channels or MaxPool reading
-// DequantizeLinear outputs, ending in a QuantizeLinear: one step on the int8 codes,
-// requantizing where the scales differ); and the Q/DQ conv, read the way TensorRT and ONNX Runtime read a Q/DQ
+// Patterns today: Conv (or ConvTranspose) [-> BatchNormalization, folded into the weights]
+// [-> SiLU: Sigmoid -> Mul(x, sigmoid) | Relu | hard-swish: HardSigmoid -> Mul(x, hs), or
+// HardSwish] [-> residual Add(that, R) [-> Relu]] (the BN and the Relu / hard-swish for float
+// kernels only); the int8 data move (Concat on channels or MaxPool reading DequantizeLinear
+// outputs, ending in a QuantizeLinear: one step on the int8 codes, requantizing where the scales
+// differ); and the Q/DQ conv, read the way TensorRT and ONNX Runtime read a Q/DQ
 // graph: DequantizeLinear(x_q) and DequantizeLinear(w_q) (int8, symmetric, weights per tensor
 // or per output channel) -> Conv (+bias) [-> SiLU] [-> Add(., R)] [-> QuantizeLinear], one int8
 // step (or, with float8e4m3fn codes throughout, one FP8 step: QuantConvSpec::codes) that reads x_q itself (and R's int8 codes when R is a DequantizeLinear output) and, with
@@ -65,6 +67,8 @@ struct FusionMatch {
     std::shared_ptr<cpu::QuantConvSpec> quant;
     // An int8 Concat / MaxPool -> QuantizeLinear step (conv.qmove points here).
     std::shared_ptr<cpu::QuantMoveSpec> qmove;
+    // A folded BatchNormalization (conv.bn points here).
+    std::shared_ptr<cpu::BnFold> bn;
     // The anchor is a Conv reading a DequantizeLinear output that is not matched as a Q/DQ
     // conv: why (it then runs as the float simulation).
     std::string qdq_fallback;

@@ -73,6 +73,11 @@ struct OpCase {
     std::shared_ptr<cpu::QuantConvSpec> quant = {};
     std::shared_ptr<Tensor> w_codes = {};  // what quant->w_codes points at
     Tensor x_codes = {}, r_codes = {};
+    // With fusion.bn: the BatchNormalization's scale, B, mean, var and epsilon (the reference
+    // runs the node); fusion.bn points at bn_fold.
+    std::vector<Tensor> bn_params = {};
+    float bn_epsilon = 1e-5f;
+    std::shared_ptr<cpu::BnFold> bn_fold = {};
 };
 
 // ---- inputs --------------------------------------------------------------------------------
@@ -109,10 +114,28 @@ std::string dims(const Shape& s) {
 
 struct ConvSpec {
     int64_t c, m, h, w, k, stride = 1, group = 1, dilation = 1;
-    bool bias = true, silu = false, residual = false;
+    bool bias = true, bn = false, silu = false, relu = false, hardswish = false, residual = false;
+    bool relu_after = false;
     DType dtype = DType::Float32;
     int threads = 2;
 };
+
+// A BatchNormalization after the conv (fusion.bn) with random parameters; the fold is
+// runtime/fusion.cpp's arithmetic: scale / sqrt(var + eps), B - mean * that.
+void add_bn(OpCase& c, int64_t m, uint32_t seed) {
+    c.bn_params = {rnd({m}, seed + 4, 0.5f, 1.5f), rnd({m}, seed + 5), rnd({m}, seed + 6),
+                   rnd({m}, seed + 7, 0.2f, 2.0f)};
+    c.bn_epsilon = 1e-3f;
+    c.bn_fold = std::make_shared<cpu::BnFold>();
+    for (int64_t k = 0; k < m; ++k) {
+        const float a = c.bn_params[0].data<float>()[k] /
+                        std::sqrt(c.bn_params[3].data<float>()[k] + c.bn_epsilon);
+        c.bn_fold->scale.push_back(a);
+        c.bn_fold->shift.push_back(c.bn_params[1].data<float>()[k] -
+                                   c.bn_params[2].data<float>()[k] * a);
+    }
+    c.fusion.bn = c.bn_fold.get();
+}
 
 OpCase conv_case(const ConvSpec& s, uint32_t seed) {
     const int64_t pad = (s.k - 1) / 2 * s.dilation;
@@ -130,6 +153,12 @@ OpCase conv_case(const ConvSpec& s, uint32_t seed) {
                     {"dilations", attr_ints({s.dilation, s.dilation})},
                     {"group", attr_i(s.group)}};
     c.fusion = {s.silu, s.residual};
+    c.fusion.relu = s.relu;
+    c.fusion.relu_after = s.relu_after;
+    c.fusion.hardswish = s.hardswish;  // HardSigmoid's ONNX defaults: alpha 0.2, beta 0.5
+    c.fusion.hs_alpha = 0.2f;
+    c.fusion.hs_beta = 0.5f;
+    if (s.bn) add_bn(c, s.m, seed);
     if (s.residual) {
         const int64_t oh = (s.h + 2 * pad - s.dilation * (s.k - 1) - 1) / s.stride + 1;
         const int64_t ow = (s.w + 2 * pad - s.dilation * (s.k - 1) - 1) / s.stride + 1;
@@ -138,9 +167,11 @@ OpCase conv_case(const ConvSpec& s, uint32_t seed) {
     c.tol = s.dtype == DType::Float16 ? kHalf : kAccumulation;
     const std::string kind = s.group == s.c && s.group > 1 ? " depthwise" : s.group > 1 ? " grouped"
                                                                                         : "";
-    c.name = fmt::format("Conv {}x{} s{} d{} g{}{} {}->{} {}x{}{}{}{} {} t{}", s.k, s.k, s.stride,
-                         s.dilation, s.group, kind, s.c, s.m, s.h, s.w, s.bias ? " +bias" : "",
-                         s.silu ? " +SiLU" : "", s.residual ? " +residual" : "",
+    c.name = fmt::format("Conv {}x{} s{} d{} g{}{} {}->{} {}x{}{}{}{}{}{}{} {} t{}", s.k, s.k,
+                         s.stride, s.dilation, s.group, kind, s.c, s.m, s.h, s.w,
+                         s.bias ? " +bias" : "", s.bn ? " +BN" : "", s.silu ? " +SiLU" : "",
+                         s.relu ? " +Relu" : "", s.hardswish ? " +HardSwish" : "",
+                         s.residual ? (s.relu_after ? " +residual +Relu" : " +residual") : "",
                          dtype_name(s.dtype), s.threads);
     return c;
 }
@@ -261,6 +292,17 @@ std::vector<OpCase> conv_cases() {
         {.c = 32, .m = 32, .h = 15, .w = 15, .k = 3, .stride = 2, .bias = false,
          .dtype = DType::Float16, .threads = 1},
         {.c = 16, .m = 32, .h = 64, .w = 61, .k = 3, .silu = true, .dtype = DType::Float16},
+        // Folded BatchNormalization with the activations of MobileNetV3 and ResNet.
+        {.c = 16, .m = 32, .h = 20, .w = 20, .k = 1, .bias = false, .bn = true,
+         .hardswish = true},
+        {.c = 24, .m = 24, .h = 17, .w = 19, .k = 3, .group = 24, .bn = true, .relu = true},
+        {.c = 16, .m = 16, .h = 21, .w = 21, .k = 3, .bn = true, .residual = true},
+        {.c = 32, .m = 48, .h = 44, .w = 37, .k = 3, .bias = false, .bn = true, .relu = true},
+        {.c = 12, .m = 18, .h = 14, .w = 13, .k = 3, .group = 3, .hardswish = true,
+         .residual = true},
+        // ResNet's bottleneck end: 1x1 conv, BN, residual Add, Relu.
+        {.c = 16, .m = 64, .h = 14, .w = 14, .k = 1, .bias = false, .bn = true, .residual = true,
+         .relu_after = true},
     };
     for (const ConvSpec& s : specs) {
         v.push_back(conv_case(s, seed += 10));
@@ -270,6 +312,90 @@ std::vector<OpCase> conv_cases() {
             v.back().tol = kBf16;
         }
     }
+    return v;
+}
+
+// ConvTranspose: W [C, M/group, k, k]; the output size follows from the attributes (the
+// reference kernel's prepare computes it).
+struct DeconvSpec {
+    int64_t c, m, h, w, k, stride = 1, group = 1, dilation = 1, pad = 0, out_pad = 0;
+    bool bias = true, bn = false, silu = false, relu = false, residual = false;
+    bool relu_after = false;
+    std::string auto_pad = "";  // "" = NOTSET with explicit pads
+    std::vector<int64_t> output_shape = {};
+    int threads = 2;
+};
+
+OpCase deconv_case(const DeconvSpec& s, uint32_t seed) {
+    OpCase c;
+    c.entry = "deconv";
+    c.call.op = "ConvTranspose";
+    c.call.n_threads = s.threads;
+    c.call.inputs = {rnd({1, s.c, s.h, s.w}, seed),
+                     rnd({s.c, s.m / s.group, s.k, s.k}, seed + 1, -0.3f, 0.3f)};
+    if (s.bias) c.call.inputs.push_back(rnd({s.m}, seed + 2));
+    c.call.constant_inputs = {1, 2};
+    c.call.attrs = {{"kernel_shape", attr_ints({s.k, s.k})},
+                    {"strides", attr_ints({s.stride, s.stride})},
+                    {"dilations", attr_ints({s.dilation, s.dilation})},
+                    {"group", attr_i(s.group)}};
+    if (s.auto_pad.empty()) {
+        c.call.attrs["pads"] = attr_ints({s.pad, s.pad, s.pad, s.pad});
+    } else {
+        c.call.attrs["auto_pad"] = attr_s(s.auto_pad);
+    }
+    if (s.out_pad) c.call.attrs["output_padding"] = attr_ints({s.out_pad, s.out_pad});
+    if (!s.output_shape.empty()) c.call.attrs["output_shape"] = attr_ints(s.output_shape);
+    c.fusion = {s.silu, s.residual};
+    c.fusion.relu = s.relu;
+    c.fusion.relu_after = s.relu_after;
+    if (s.bn) add_bn(c, s.m, seed);
+    if (s.residual) {
+        const int64_t ext = (s.k - 1) * s.dilation + 1;
+        const int64_t oh = s.stride * (s.h - 1) + s.out_pad + ext - 2 * s.pad;
+        const int64_t ow = s.stride * (s.w - 1) + s.out_pad + ext - 2 * s.pad;
+        c.residual = rnd({1, s.m, oh, ow}, seed + 3);
+    }
+    c.tol = kAccumulation;
+    const std::string geometry =
+        (s.auto_pad.empty() ? "" : " " + s.auto_pad) +
+        (s.output_shape.empty() ? ""
+                                : fmt::format(" output_shape {}", fmt::join(s.output_shape, "x")));
+    const std::string fused =
+        fmt::format("{}{}{}{}{}", s.bias ? " +bias" : "", s.bn ? " +BN" : "",
+                    s.silu ? " +SiLU" : "", s.relu ? " +Relu" : "",
+                    s.residual ? (s.relu_after ? " +residual +Relu" : " +residual") : "");
+    c.name = fmt::format("ConvTranspose {}x{} s{} d{} g{} pad {} outpad {}{} {}->{} {}x{}{} t{}",
+                         s.k, s.k, s.stride, s.dilation, s.group, s.pad, s.out_pad, geometry, s.c,
+                         s.m, s.h, s.w, fused, s.threads);
+    return c;
+}
+
+std::vector<OpCase> deconv_cases() {
+    std::vector<OpCase> v;
+    uint32_t seed = 900;
+    const DeconvSpec specs[] = {
+        // FPN upsamplers: 4x4 s2 pad 1 and 2x2 s2, with a residual Add (lateral connection).
+        {.c = 32, .m = 32, .h = 20, .w = 20, .k = 4, .stride = 2, .pad = 1, .residual = true},
+        {.c = 24, .m = 8, .h = 40, .w = 37, .k = 2, .stride = 2},
+        {.c = 16, .m = 16, .h = 17, .w = 15, .k = 3, .stride = 2, .pad = 1, .out_pad = 1,
+         .silu = true},
+        {.c = 12, .m = 18, .h = 13, .w = 14, .k = 3, .stride = 2, .group = 3, .pad = 1,
+         .bias = false},
+        {.c = 16, .m = 16, .h = 11, .w = 12, .k = 4, .stride = 2, .group = 16, .pad = 1},
+        {.c = 8, .m = 16, .h = 19, .w = 17, .k = 3, .dilation = 2, .pad = 2},
+        {.c = 8, .m = 8, .h = 9, .w = 10, .k = 3, .stride = 2, .auto_pad = "SAME_UPPER"},
+        {.c = 8, .m = 8, .h = 9, .w = 10, .k = 3, .stride = 3, .output_shape = {28, 29}},
+        {.c = 16, .m = 24, .h = 30, .w = 30, .k = 4, .stride = 2, .pad = 1, .threads = 1},
+        {.c = 16, .m = 16, .h = 33, .w = 31, .k = 1, .stride = 2},
+        // U-Net decoders: ConvTranspose -> BN -> Relu, grouped too; BN, residual Add, Relu.
+        {.c = 32, .m = 16, .h = 20, .w = 18, .k = 2, .stride = 2, .bn = true, .relu = true},
+        {.c = 12, .m = 18, .h = 13, .w = 14, .k = 3, .stride = 2, .group = 3, .pad = 1,
+         .bias = false, .bn = true, .relu = true},
+        {.c = 16, .m = 16, .h = 15, .w = 15, .k = 4, .stride = 2, .pad = 1, .bn = true,
+         .residual = true, .relu_after = true},
+    };
+    for (const DeconvSpec& s : specs) v.push_back(deconv_case(s, seed += 10));
     return v;
 }
 
@@ -513,8 +639,75 @@ std::vector<OpCase> plain_cases() {
         c.call.constant_inputs = {1};
         v.push_back(c);
     }
+    {
+        // A linear layer over the pixels of a channels-last map: row chunks on 2 threads.
+        OpCase c = simple("MatMul", "matmul", {rnd({1, 28, 28, 96}, 81), rnd({96, 160}, 82)}, {},
+                          "1x28x28x96 by constant 96x160 (row chunks)", kAccumulation);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
+    {
+        // Few rows, wide weights (ConvNeXt's last stage): column chunks.
+        OpCase c = simple("MatMul", "matmul", {rnd({1, 7, 7, 96}, 83), rnd({96, 700}, 84)}, {},
+                          "1x7x7x96 by constant 96x700 (column chunks)", kAccumulation);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
     v.push_back(simple("MatMul", "matmul", {rnd({3, 20, 17}, 34), rnd({17, 9}, 35)}, {},
                        "3x20x17 by 17x9 (batch broadcast)", kAccumulation));
+    {
+        // A classifier head: Flatten -> Gemm with B [N, K] transposed and a bias [N].
+        OpCase c = simple("Gemm", "gemm", {rnd({2, 96}, 41), rnd({37, 96}, 42), rnd({37}, 43)},
+                          {{"transB", attr_i(1)}}, "2x96 by constant 37x96^T + bias 37",
+                          kAccumulation);
+        c.call.constant_inputs = {1, 2};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("Gemm", "gemm", {rnd({40, 5}, 44), rnd({40, 9}, 45), rnd({1, 9}, 46)},
+                          {{"transA", attr_i(1)}}, "40x5^T by 40x9 + C 1x9", kAccumulation);
+        c.call.constant_inputs = {2};
+        v.push_back(c);
+    }
+    v.push_back(simple("Gemm", "gemm", {rnd({3, 17}, 47), rnd({17, 6}, 48)}, {},
+                       "3x17 by 17x6, no C", kAccumulation));
+    // ConvNeXt's LayerNorm over channels and GELU (Erf chain) in NHWC-transposed tensors.
+    {
+        OpCase c = simple("Transpose", "transpose_layout", {rnd({2, 12, 7, 9}, 70)},
+                          {{"perm", attr_ints({0, 2, 3, 1})}}, "2x12x7x9 perm 0,2,3,1 of nhwc",
+                          kExact);
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    v.push_back(simple("Transpose", "transpose_layout",
+                       {random_tensor(DType::Int8, {1, 7, 9, 12}, 71)},
+                       {{"perm", attr_ints({0, 3, 1, 2})}}, "int8 1x7x9x12 perm 0,3,1,2 to nhwc",
+                       kExact));
+    {
+        OpCase c = simple("ReduceMean", "reduce_mean_last", {rnd({1, 14, 14, 96}, 72)},
+                          {{"axes", attr_ints({-1})}}, "opset 13 axes -1 1x14x14x96 (LayerNorm)",
+                          kAccumulation);
+        c.call.opset = 13;
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("ReduceMean", "reduce_mean_last", {rnd({3, 5, 40}, 80), i64({1}, {2})},
+                          {}, "opset 18 axes input 2 of 3x5x40", kAccumulation);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
+    {
+        OpCase c = simple("Pow", "pow_square", {rnd({1, 14, 14, 96}, 73), f32({}, {2.0f})}, {},
+                          "1x14x14x96 by constant 2", kExact);
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
+    v.push_back(unary("Erf", "erf", {1, 14, 14, 384}, Layout::Plain, 2, kVectorMath, 74));
+    v.push_back(unary("Erf", "erf", {1, 16, 9, 7}, Layout::Nhwc, 1, kVectorMath, 75));
+    v.push_back(binary("Sub", {1, 14, 14, 96}, {1, 14, 14, 1}, Layout::Plain, false, 76));
+    v.push_back(binary("Div", {2, 5, 33}, {2, 5, 1}, Layout::Plain, false, 77));
+    v.push_back(binary("Mul", {1, 14, 14, 96}, {96}, Layout::Plain, true, 78));
+    v.push_back(binary("Add", {1, 49, 768}, {1, 1, 768}, Layout::Plain, true, 79));
     v.push_back(simple("Softmax", "softmax", {rnd({1, 2, 24, 24}, 36, -5.0f, 5.0f)},
                        {{"axis", attr_i(-1)}}, "axis -1 1x2x24x24", kVectorMath));
     v.push_back(simple("Softmax", "softmax", {rnd({1, 4, 16, 42}, 37, -5.0f, 5.0f)},
@@ -560,8 +753,8 @@ std::vector<OpCase> float16_cases() {
 
 std::vector<OpCase> all_cases() {
     std::vector<OpCase> v;
-    for (auto* make : {conv_cases, qconv_cases, qdq_cases, elementwise_cases, nhwc_cases, plain_cases,
-                       float16_cases}) {
+    for (auto* make : {conv_cases, deconv_cases, qconv_cases, qdq_cases, elementwise_cases,
+                       nhwc_cases, plain_cases, float16_cases}) {
         for (OpCase& c : make()) v.push_back(std::move(c));
     }
     return v;
@@ -575,12 +768,28 @@ class Reference {
 public:
     Status prepare(const OpCase& c) {
         LOWBIT_TRY(add(c.call));
+        if (c.fusion.bn) {
+            std::vector<Tensor> in = {last()};
+            in.insert(in.end(), c.bn_params.begin(), c.bn_params.end());
+            KernelCall bn{"BatchNormalization", in};
+            bn.attrs = {{"epsilon", attr_f(c.bn_epsilon)}};
+            LOWBIT_TRY(add(bn));
+        }
+        if (c.fusion.relu) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
+        if (c.fusion.hardswish) {
+            const Tensor y = last();
+            KernelCall hs{"HardSigmoid", {y}};
+            hs.attrs = {{"alpha", attr_f(c.fusion.hs_alpha)}, {"beta", attr_f(c.fusion.hs_beta)}};
+            LOWBIT_TRY(add(hs));
+            LOWBIT_TRY(add(KernelCall{"Mul", {y, last()}}));
+        }
         if (c.fusion.silu) {
             const Tensor y = last();
             LOWBIT_TRY(add(KernelCall{"Sigmoid", {y}}));
             LOWBIT_TRY(add(KernelCall{"Mul", {y, last()}}));
         }
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
+        if (c.fusion.relu_after) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
         if (c.quant && c.quant->out_q) {
             Tensor scale(DType::Float32, {});
             scale.data<float>()[0] = c.quant->y_scale;

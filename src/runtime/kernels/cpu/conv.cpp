@@ -79,7 +79,27 @@ public:
         }
         silu_ = fusion.silu;
         residual_ = fusion.residual;
+        relu_ = fusion.relu;
+        hardswish_ = fusion.hardswish;
+        relu_after_ = fusion.relu_after;
+        hs_alpha_ = fusion.hs_alpha;
+        hs_beta_ = fusion.hs_beta;
         has_bias_ = ins.size() > 2 && ins[2].present();
+        if (fusion.bn) {
+            // The BatchNormalization folded in: W'[m] = W[m] * scale[m],
+            // B'[m] = B[m] * scale[m] + shift[m] (B = 0 when absent).
+            if (fusion.bn->scale.size() != static_cast<size_t>(y_[1])) {
+                return unsupported("{}: BatchNormalization of another channel count",
+                                   node.describe());
+            }
+            bn_ = *fusion.bn;
+            folded_bias_.resize(static_cast<size_t>(y_[1]));
+            for (size_t k = 0; k < folded_bias_.size(); ++k) {
+                const float b = has_bias_ ? ins[2].constant->data<float>()[k] : 0.0f;
+                folded_bias_[k] = b * bn_.scale[k] + bn_.shift[k];
+            }
+            has_bias_ = true;
+        }
         n_threads_ = std::max(1, n_threads);
         if (group_ == 1) {
             wei_dims_ = {wt[0], wt[1], wt[2], wt[3]};
@@ -114,9 +134,11 @@ public:
 
         planned_w_ = ins[1].constant->raw();
         weights_ = reorder_weights(planned_w_);
-        what_ = fmt::format("Conv {}x{} s{}{} [{}]{}{}", wt[2], wt[3], h_.stride,
+        what_ = fmt::format("Conv {}x{} s{}{} [{}]{}{}{}{}{}", wt[2], wt[3], h_.stride,
                             group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_,
-                            silu_ ? " +SiLU" : "", residual_ ? " +Add" : "");
+                            bn_.scale.empty() ? "" : " +BN", silu_ ? " +SiLU" : "",
+                            relu_ ? " +Relu" : "", hardswish_ ? " +HardSwish" : "",
+                            residual_ ? (relu_after_ ? " +Add +Relu" : " +Add") : "");
         return Status::ok();
     }
 
@@ -135,7 +157,9 @@ public:
         }
         const auto* x = static_cast<const char*>(in[0].raw());
         auto* y = static_cast<char*>(out[0].raw());
-        void* bias = has_bias_ ? const_cast<void*>(in[2].raw()) : nullptr;
+        void* bias = !has_bias_           ? nullptr
+                     : bn_.scale.empty()  ? const_cast<void*>(in[2].raw())
+                                          : static_cast<void*>(folded_bias_.data());
         const auto* res = residual_ ? static_cast<const char*>(in[3].raw()) : nullptr;
         const int64_t x_image = x_[1] * x_[2] * x_[3] * 4;  // bytes per NHWC image
         const int64_t y_image = y_[1] * y_[2] * y_[3] * 4;
@@ -190,10 +214,21 @@ public:
                 auto* yf = reinterpret_cast<float*>(dst);
                 const int64_t len = (c.oh1 - c.oh0) * y_row / 4;
                 if (silu_) silu_f32(yf, yf, len);
+                if (relu_) {
+                    for (int64_t i = 0; i < len; ++i) yf[i] = yf[i] > 0.0f ? yf[i] : 0.0f;
+                }
+                if (hardswish_) hardswish(yf, len);
                 if (res) {
                     const auto* r =
                         reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
-                    for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
+                    if (relu_after_) {
+                        for (int64_t i = 0; i < len; ++i) {
+                            const float v = yf[i] + r[i];
+                            yf[i] = v > 0.0f ? v : 0.0f;
+                        }
+                    } else {
+                        for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
+                    }
                 }
                 // Channel-range outputs (a Split folded into this conv) and concat slices.
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
@@ -443,8 +478,35 @@ private:
         return true;
     }
 
-    // The weights `w` (ONNX layout) in every format the parts use.
+    // x * clamp(alpha * x + beta, 0, 1), HardSigmoid's arithmetic (NaN stays NaN).
+    void hardswish(float* y, int64_t n) const {
+        const float a = hs_alpha_, b = hs_beta_;
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = y[i];
+            float h = a * v + b;
+            h = h < 0.0f ? 0.0f : h;
+            h = h > 1.0f ? 1.0f : h;
+            y[i] = v * h;
+        }
+    }
+
+    // The weights `w` (ONNX layout) in every format the parts use (with a folded
+    // BatchNormalization: scaled per output channel first).
     std::vector<memory> reorder_weights(const void* w) {
+        std::vector<float> scaled;
+        if (!bn_.scale.empty()) {
+            const int64_t m = y_[1];
+            const int64_t per = user_wei_md_.get_size() / sizeof(float) / static_cast<size_t>(m);
+            const auto* src = static_cast<const float*>(w);
+            scaled.resize(static_cast<size_t>(m * per));
+            for (int64_t k = 0; k < m; ++k) {
+                for (int64_t i = 0; i < per; ++i) {
+                    scaled[static_cast<size_t>(k * per + i)] =
+                        src[k * per + i] * bn_.scale[static_cast<size_t>(k)];
+                }
+            }
+            w = scaled.data();
+        }
         memory user(user_wei_md_, dnnl_.engine, const_cast<void*>(w));
         std::vector<memory> out;
         for (const auto& md : wei_mds_) {
@@ -465,6 +527,10 @@ private:
     bool silu_ = false;
     bool residual_ = false;
     bool has_bias_ = false;
+    bool relu_ = false, hardswish_ = false, relu_after_ = false;
+    float hs_alpha_ = 0.0f, hs_beta_ = 0.0f;
+    BnFold bn_;                       // a folded BatchNormalization (empty: none)
+    std::vector<float> folded_bias_;  // with bn_: the bias the primitive reads
     bool winograd_ = false;
     memory::dims wei_dims_;
     memory::desc user_wei_md_;
@@ -502,6 +568,7 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
         (ins.size() != 4 || ins[3].dtype != DType::Float32 || ins[3].shape != out.shape)) {
         return nullptr;
     }
+    if (fusion.relu_after && !fusion.residual) return nullptr;
     const int64_t group = node.attr_int("group", 1);
     if (group < 1 || ins[0].shape[1] % group != 0 || ins[1].shape[0] % group != 0 ||
         ins[1].shape[1] * group != ins[0].shape[1] || shape_numel(out.shape) == 0) {

@@ -1,7 +1,10 @@
-// Vectorized, threaded float32 elementwise ops: Add/Sub/Mul/Div with full-size, scalar or
-// (NHWC) per-channel operands, and Sigmoid. The arithmetic is the same IEEE operation the
+// Vectorized, threaded float32 elementwise ops: Add/Sub/Mul/Div with full-size, scalar,
+// per-channel (NHWC [1, C, 1, 1], or plain [..., C] along the last axis) or per-row (plain
+// [..., 1]) operands, and Sigmoid. The arithmetic is the same IEEE operation the
 // reference kernels do, so Add/Sub/Mul/Div are bit-exact; Sigmoid uses vmath.h (<= 1e-6 rel).
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/vmath.h"
@@ -12,7 +15,11 @@ namespace {
 // Elements per parallel chunk: below this a loop stays on the calling thread.
 constexpr int64_t kGrain = 16384;
 
-enum class Kind { Full, Scalar, Channel };
+// Full: the output's shape; Scalar: one value; Channel: one value per position along the
+// contiguous axis (an NHWC per-channel [1, C, 1, 1] operand, or a plain [..., C] operand
+// broadcast over the rows, like LayerNorm's gamma and beta); Row: one value per row of the
+// contiguous axis (a plain [..., 1] operand of the output's leading dims, like LayerNorm's mean).
+enum class Kind { Full, Scalar, Channel, Row };
 
 struct AddF {
     float operator()(float a, float b) const { return a + b; }
@@ -28,9 +35,10 @@ struct DivF {
 };
 
 template <Kind K>
-inline float load(const float* p, int64_t i, int64_t ch) {
+inline float load(const float* p, int64_t i, int64_t ch, int64_t row) {
     if constexpr (K == Kind::Full) return p[i];
     if constexpr (K == Kind::Scalar) return p[0];
+    if constexpr (K == Kind::Row) return p[row];
     return p[ch];
 }
 
@@ -38,17 +46,17 @@ inline float load(const float* p, int64_t i, int64_t ch) {
 template <class Op, Kind KA, Kind KB>
 void flat_range(const float* a, const float* b, float* y, int64_t begin, int64_t end) {
     const Op op;
-    for (int64_t i = begin; i < end; ++i) y[i] = op(load<KA>(a, i, 0), load<KB>(b, i, 0));
+    for (int64_t i = begin; i < end; ++i) y[i] = op(load<KA>(a, i, 0, 0), load<KB>(b, i, 0, 0));
 }
 
-// Rows [r0, r1) of an NHWC output viewed as [pixels, c] (some operand per-channel).
+// Rows [r0, r1) of an output viewed as [rows, c] (some operand per-channel or per-row).
 template <class Op, Kind KA, Kind KB>
 void channel_rows(const float* a, const float* b, float* y, int64_t r0, int64_t r1, int64_t c) {
     const Op op;
     for (int64_t r = r0; r < r1; ++r) {
         const int64_t base = r * c;
         for (int64_t j = 0; j < c; ++j) {
-            y[base + j] = op(load<KA>(a, base + j, j), load<KB>(b, base + j, j));
+            y[base + j] = op(load<KA>(a, base + j, j, r), load<KB>(b, base + j, j, r));
         }
     }
 }
@@ -85,7 +93,8 @@ private:
 
 template <class Op, Kind KA, Kind KB>
 void call_kernel(const float* a, const float* b, float* y, int64_t r0, int64_t r1, int64_t c) {
-    if constexpr (KA == Kind::Channel || KB == Kind::Channel) {
+    if constexpr (KA == Kind::Channel || KB == Kind::Channel || KA == Kind::Row ||
+                  KB == Kind::Row) {
         channel_rows<Op, KA, KB>(a, b, y, r0, r1, c);
     } else {
         flat_range<Op, KA, KB>(a, b, y, r0, r1);
@@ -97,6 +106,7 @@ BinaryOp::Fn pick_b(Kind kb) {
     switch (kb) {
         case Kind::Full: return &call_kernel<Op, KA, Kind::Full>;
         case Kind::Scalar: return &call_kernel<Op, KA, Kind::Scalar>;
+        case Kind::Row: return &call_kernel<Op, KA, Kind::Row>;
         default: return &call_kernel<Op, KA, Kind::Channel>;
     }
 }
@@ -106,6 +116,7 @@ BinaryOp::Fn pick(Kind ka, Kind kb) {
     switch (ka) {
         case Kind::Full: return pick_b<Op, Kind::Full>(kb);
         case Kind::Scalar: return pick_b<Op, Kind::Scalar>(kb);
+        case Kind::Row: return pick_b<Op, Kind::Row>(kb);
         default: return pick_b<Op, Kind::Channel>(kb);
     }
 }
@@ -128,7 +139,10 @@ std::unique_ptr<FastOp> make_binary(const Node& node, std::span<const Operand> i
                                     const Operand& out, Layout layout) {
     if (ins.size() != 2 || out.dtype != DType::Float32) return nullptr;
     const int64_t n = shape_numel(out.shape);
-    const int64_t c = out.shape.size() == 4 ? out.shape[1] : 0;
+    const size_t rank = out.shape.size();
+    // The contiguous axis: channels of an NHWC tensor, else the last axis.
+    const int64_t c = layout == Layout::Nhwc ? (rank == 4 ? out.shape[1] : 0)
+                                             : (rank > 0 ? out.shape.back() : 0);
     Kind kinds[2];
     bool per_channel = false;
     for (size_t i = 0; i < 2; ++i) {
@@ -143,6 +157,15 @@ std::unique_ptr<FastOp> make_binary(const Node& node, std::span<const Operand> i
             // [1, C, 1, 1] or [C, 1, 1]: constant along H and W, so along an NHWC row it is
             // the channel vector itself.
             kinds[i] = Kind::Channel;
+            per_channel = true;
+        } else if (layout == Layout::Plain && c > 1 && o.shape.size() <= rank &&
+                   !o.shape.empty() && o.shape.back() == c && shape_numel(o.shape) == c) {
+            kinds[i] = Kind::Channel;  // [..., C] along the last axis
+            per_channel = true;
+        } else if (layout == Layout::Plain && c > 1 && o.shape.size() == rank &&
+                   o.shape.back() == 1 &&
+                   std::equal(o.shape.begin(), o.shape.end() - 1, out.shape.begin())) {
+            kinds[i] = Kind::Row;  // [..., 1]: one value per row
             per_channel = true;
         } else {
             return nullptr;
@@ -161,7 +184,7 @@ std::unique_ptr<FastOp> make_binary(const Node& node, std::span<const Operand> i
         fn = pick<DivF>(kinds[0], kinds[1]);
     else
         return nullptr;
-    const char* kind_names[] = {"full", "scalar", "channel"};
+    const char* kind_names[] = {"full", "scalar", "channel", "row"};
     return std::make_unique<BinaryOp>(
         fn, per_channel, n, c,
         fmt::format("{} {}x{} [{}]", t, kind_names[static_cast<int>(kinds[0])],

@@ -131,12 +131,29 @@ struct QuantMoveSpec {
 };
 
 // What a Conv step computes beyond the conv itself (the executor matches the graph pattern).
+// A BatchNormalization (inference) read as y = x * scale[c] + shift[c]; folded into the conv's
+// weights and bias (float conv kernels only).
+struct BnFold {
+    std::vector<float> scale, shift;
+};
+
 struct ConvFusion {
     bool silu = false;      // Conv -> Sigmoid -> Mul(conv, sigmoid)
     bool residual = false;  // ... -> Add(that, R): R is passed as input 3, stored NHWC
     const QuantConvSpec* quant = nullptr;  // the step is an int8 Q/DQ conv (see above)
     const QuantMoveSpec* qmove = nullptr;  // the step is an int8 Concat/MaxPool (see above)
-    bool any() const { return silu || residual || quant || qmove; }
+    // Float conv kernels only (the int8 step never gets these): Conv -> BatchNormalization
+    // (folded), and the activation Relu or hard-swish x * HardSigmoid(x) (HardSigmoid's
+    // alpha/beta; the HardSwish op is alpha 1/6, beta 0.5), before the residual Add.
+    const BnFold* bn = nullptr;
+    bool relu = false;
+    bool hardswish = false;
+    float hs_alpha = 1.0f / 6.0f, hs_beta = 0.5f;
+    bool relu_after = false;  // a Relu after the residual Add (float conv kernels only)
+    bool any() const {
+        return silu || residual || quant || qmove || bn || relu || hardswish || relu_after;
+    }
+    bool float_only() const { return bn || relu || hardswish || relu_after; }
 };
 
 // Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one

@@ -5,12 +5,14 @@
 // where a non-NHWC op reads an NHWC tensor):
 //  - the int8 (and FP8) Q/DQ conv step reads its int8 input and residual NHWC and writes NHWC (int8 or
 //    float32), so int8 activations stay channels-last between quantized convs;
-//  - Conv (float32, 2-D, constant weights) reads and writes NHWC;
+//  - Conv and ConvTranspose (float32, 2-D, constant weights) read and write NHWC;
 //  - layout-blind elementwise ops whose full-size operands include an NHWC tensor run on NHWC
 //    data (their other full-size operands are reordered to NHWC, scalars are read as is), and
 //    so do Add/Sub/Mul/Div with a per-channel [1, C, 1, 1] operand (fast kernel only);
 //  - Concat/Split on the channel axis, MaxPool, GlobalAveragePool, BatchNormalization and
 //    nearest integer-scale Resize stay NHWC when their (first) input is NHWC;
+//  - a Transpose [0,2,3,1] of an NHWC-stored tensor writes it plain, and [0,3,1,2] of a plain
+//    4-D tensor writes it NHWC: both are the same bytes, so one copy (ConvNeXt's blocks);
 //  - float16 Conv runs as a bf16 conv where the CPU has AVX512-BF16/AMX (conv_fp16_bf16, a row
 //    that takes float16 itself; ExecutorOptions::lowp_kernels off: not used);
 //  - else float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
@@ -112,8 +114,10 @@ const FastEntry kTable[] = {
      conv_layouts},
     {"conv_fp16_bf16", "Conv 2-D float16, constant weights, as a oneDNN bf16 conv (rounds to bf16), +SiLU; NHWC",
      [](const FastChoice& c) {
+         // The bf16 conv applies SiLU and the residual only: a folded BN or another
+         // activation (float patterns) goes to the widening path, which applies them all.
          return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant == nullptr &&
-                !c.ins.empty() && c.ins[0].dtype == DType::Float16;
+                !c.fusion.float_only() && !c.ins.empty() && c.ins[0].dtype == DType::Float16;
      },
      [](const FastChoice& c) {
          return make_fp16conv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
@@ -135,6 +139,15 @@ const FastEntry kTable[] = {
                           c.backend.n_threads(), c.warnings);
      },
      conv_layouts},
+    {"deconv", "ConvTranspose 2-D float32, constant weights (oneDNN), +BN, +SiLU/Relu, +Add; NHWC",
+     [](const FastChoice& c) {
+         return is_op(c, "ConvTranspose") && c.outs.size() == 1 && c.fusion.quant == nullptr;
+     },
+     [](const FastChoice& c) {
+         return make_deconv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                            c.backend.n_threads(), c.warnings);
+     },
+     conv_layouts},
     {"binary", "Add/Sub/Mul/Div float32: full-size, scalar or per-channel operands; any layout",
      [](const FastChoice& c) {
          const std::string& t = c.node.op_type;
@@ -143,6 +156,14 @@ const FastEntry kTable[] = {
      [](const FastChoice& c) {
          return make_binary(c.node, c.ins, c.outs[0], elementwise_layout(c));
      },
+     elementwise_layouts},
+    {"pow_square", "Pow float32 with the constant exponent 2 (x * x); any layout",
+     [](const FastChoice& c) { return is_op(c, "Pow") && elementwise_uniform(c); },
+     [](const FastChoice& c) { return make_pow_square(c.node, c.ins, c.outs[0]); },
+     elementwise_layouts},
+    {"erf", "Erf float32 (vectorized); any layout",
+     [](const FastChoice& c) { return is_op(c, "Erf") && elementwise_uniform(c); },
+     [](const FastChoice& c) { return make_erf(c.node, c.ins); },
      elementwise_layouts},
     {"sigmoid", "Sigmoid float32 (vectorized); any layout",
      [](const FastChoice& c) { return is_op(c, "Sigmoid") && elementwise_uniform(c); },
@@ -205,7 +226,31 @@ const FastEntry kTable[] = {
     {"matmul", "MatMul float32 rank 2-4 (oneDNN); plain",
      [](const FastChoice& c) { return is_op(c, "MatMul") && single_output(c); },
      [](const FastChoice& c) {
-         return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
+         return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.backend.n_threads(),
+                            c.warnings);
+     },
+     plain_layouts},
+    {"gemm", "Gemm float32, alpha 1, beta 1, constant C (oneDNN matmul); plain",
+     [](const FastChoice& c) { return is_op(c, "Gemm") && single_output(c); },
+     [](const FastChoice& c) {
+         return make_gemm(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
+     },
+     plain_layouts},
+    {"transpose_layout", "Transpose [0,2,3,1] of NHWC input / [0,3,1,2] to NHWC output: a copy",
+     [](const FastChoice& c) {
+         return single_output(c) && (is_layout_transpose(c.node, c.ins, true) ||
+                                     is_layout_transpose(c.node, c.ins, false));
+     },
+     [](const FastChoice& c) { return make_layout_transpose(c.node, c.ins); },
+     [](const FastChoice& c, FastPlan& p) {
+         const bool to_plain = is_layout_transpose(c.node, c.ins, true);
+         p.in_layouts[0] = to_plain ? Layout::Nhwc : Layout::Plain;
+         p.out_layouts[0] = to_plain ? Layout::Plain : Layout::Nhwc;
+     }},
+    {"reduce_mean_last", "ReduceMean float32 over the last axis, keepdims (LayerNorm); plain",
+     [](const FastChoice& c) { return is_op(c, "ReduceMean") && single_output(c); },
+     [](const FastChoice& c) {
+         return make_reduce_mean_last(c.node, c.opset, c.ins, c.outs[0]);
      },
      plain_layouts},
     {"transpose", "Transpose moving the innermost axis (tiled copy); plain",

@@ -1,7 +1,14 @@
 // MatMul through oneDNN's matmul primitive: float32, A [..., M, K] x B [..., K, N] with ranks 2-4
 // and NumPy broadcasting of the batch dims (a smaller-rank operand gets leading 1s, which is
-// how oneDNN expresses a broadcast batch dim). Plain row-major layouts.
+// how oneDNN expresses a broadcast batch dim). Plain row-major layouts. When B is one matrix
+// and there are several threads, A is read as one [rows, K] matrix and the product is cut into
+// row chunks (or, for few rows, column chunks, so each thread streams only its share of B),
+// one single-thread primitive each with strided views, run as pool tasks.
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
 
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
@@ -30,67 +37,148 @@ class MatMulOp final : public FastOp {
 public:
     explicit MatMulOp(DnnlState& dnnl) : dnnl_(dnnl) {}
 
-    bool init(const Node& node, std::span<const Operand> ins, const Operand& out,
+    bool init(const Node& node, std::span<const Operand> ins, const Operand& out, int n_threads,
               std::vector<std::string>& warnings) {
         const size_t rank = out.shape.size();
-        const memory::desc a_md(padded(ins[0].shape, rank), DT::f32, plain_tag(rank));
-        const memory::desc b_md(padded(ins[1].shape, rank), DT::f32, plain_tag(rank));
-        const memory::desc y_md(padded(out.shape, rank), DT::f32, plain_tag(rank));
+        const Shape& b = ins[1].shape;
+        const int64_t k = b[b.size() - 2], n = b.back();
+        // B one matrix (every batch dim 1) and A its own plain array: A is one [rows, K]
+        // matrix, cut into row chunks that the pool threads run (a linear layer over pixels
+        // or tokens, ConvNeXt's and the attention blocks' MLPs).
+        const int64_t rows = shape_numel(out.shape) / std::max<int64_t>(1, n);
+        bool b_single = shape_numel(b) == k * n;
+        const double flops = 2.0 * static_cast<double>(rows) * static_cast<double>(k * n);
+        // About 4 chunks per thread, none below ~20 us of work (as conv.cpp sizes chunks).
+        const int64_t chunks =
+            b_single && n_threads > 1 && ins[0].shape.back() == k
+                ? std::clamp<int64_t>(static_cast<int64_t>(flops / 100e9 / 20e-6), 1,
+                                      std::min<int64_t>(4 * n_threads, rows))
+                : 1;
+        std::vector<memory::desc> a_mds, b_mds, y_mds;
+        if (chunks > 1) {
+            // Few rows: cut B's columns, so that each thread streams its own part of the
+            // weights; else cut A's rows (oneDNN picks its slower gemm:jit for a column
+            // slice of B: measured faster only below ~64 rows). Column cuts on multiples of 16.
+            const bool by_cols = rows < 64 && n >= 32;
+            const int64_t pieces = by_cols ? std::min<int64_t>(chunks, n / 16) : chunks;
+            for (int64_t i = 0; i < pieces; ++i) {
+                Cut c{0, rows, 0, n};
+                if (by_cols) {
+                    c.c0 = n / 16 * i / pieces * 16;
+                    c.c1 = i + 1 == pieces ? n : n / 16 * (i + 1) / pieces * 16;
+                } else {
+                    c.r0 = rows * i / pieces;
+                    c.r1 = rows * (i + 1) / pieces;
+                }
+                cuts_.push_back(c);
+                a_mds.push_back(memory::desc({c.r1 - c.r0, k}, DT::f32, memory::dims{k, 1}));
+                b_mds.push_back(memory::desc({k, c.c1 - c.c0}, DT::f32, memory::dims{n, 1}));
+                y_mds.push_back(memory::desc({c.r1 - c.r0, c.c1 - c.c0}, DT::f32,
+                                             memory::dims{n, 1}));
+            }
+            k_ = k;
+            n_ = n;
+            by_cols_ = by_cols;
+        } else {
+            a_mds.push_back(
+                memory::desc(padded(ins[0].shape, rank), DT::f32, plain_tag(rank)));
+            b_mds.push_back(memory::desc(padded(b, rank), DT::f32, plain_tag(rank)));
+            y_mds.push_back(memory::desc(padded(out.shape, rank), DT::f32, plain_tag(rank)));
+            cuts_.push_back({});
+        }
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        pd_ =
-            dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, y_md), attr, dnnl_.engine);
-        const std::string impl = pd_.impl_info_str();
-        if (is_dnnl_ref_impl(impl)) {
-            warnings.push_back(fmt::format(
-                "{}: oneDNN has only '{}' for {} x {}; using lowbit's "
-                "reference MatMul",
-                node.describe(), impl, shape_str(ins[0].shape), shape_str(ins[1].shape)));
-            return false;
+        std::string impl;
+        for (size_t i = 0; i < a_mds.size(); ++i) {
+            Part p;
+            p.pd = dnnl::matmul::primitive_desc(
+                dnnl::matmul::desc(a_mds[i], b_mds[i], y_mds[i]), attr, dnnl_.engine);
+            if (i == 0) impl = p.pd.impl_info_str();
+            if (is_dnnl_ref_impl(p.pd.impl_info_str())) {
+                warnings.push_back(fmt::format(
+                    "{}: oneDNN has only '{}' for {} x {}; using lowbit's "
+                    "reference MatMul",
+                    node.describe(), p.pd.impl_info_str(), shape_str(ins[0].shape),
+                    shape_str(b)));
+                return false;
+            }
+            p.prim = dnnl::matmul(p.pd);
+            dnnl_.reserve(Workspace::Scratchpad, p.pd.scratchpad_desc().get_size());
+            p.a = memory(a_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
+            p.b = memory(b_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
+            p.y = memory(y_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
+            parts_.push_back(std::move(p));
         }
-        prim_ = dnnl::matmul(pd_);
-        dnnl_.reserve(Workspace::Scratchpad, pd_.scratchpad_desc().get_size());
-        a_ = memory(a_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        b_ = memory(b_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        y_ = memory(y_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        what_ = fmt::format("MatMul {}x{} [{}]", shape_str(ins[0].shape), shape_str(ins[1].shape),
-                            impl);
+        what_ = fmt::format("MatMul {}x{} [{}]{}", shape_str(ins[0].shape), shape_str(b), impl,
+                            parts_.size() > 1 ? fmt::format(" x{} {} chunks", parts_.size(),
+                                                            by_cols_ ? "column" : "row")
+                                              : "");
         return true;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool&) override {
-        try {
-            a_.set_data_handle(const_cast<void*>(in[0].raw()));
-            b_.set_data_handle(const_cast<void*>(in[1].raw()));
-            y_.set_data_handle(out[0].raw());
-            // One primitive call on the calling thread (pool thread 0): YOLO's matmuls are tiny.
-            prim_.execute(dnnl_.streams[0],
-                          {{DNNL_ARG_SRC, a_},
-                           {DNNL_ARG_WEIGHTS, b_},
-                           {DNNL_ARG_DST, y_},
-                           {DNNL_ARG_SCRATCHPAD, memory(pd_.scratchpad_desc(), dnnl_.engine,
-                                                        dnnl_.data(Workspace::Scratchpad, 0))}});
-            dnnl_.streams[0].wait();
-        } catch (const dnnl::error& e) {
-            return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, e.what());
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const auto* a = static_cast<const float*>(in[0].raw());
+        const auto* b = static_cast<const float*>(in[1].raw());
+        auto* y = static_cast<float*>(out[0].raw());
+        std::atomic<bool> failed{false};
+        std::string failure;
+        std::mutex failure_mu;
+        auto one = [&](int64_t i, int thread) {
+            Part& p = parts_[static_cast<size_t>(i)];
+            const Cut& c = cuts_[static_cast<size_t>(i)];
+            try {
+                p.a.set_data_handle(const_cast<float*>(a + c.r0 * k_));
+                p.b.set_data_handle(const_cast<float*>(b + c.c0));
+                p.y.set_data_handle(y + c.r0 * n_ + c.c0);
+                auto& stream = dnnl_.streams[static_cast<size_t>(thread)];
+                p.prim.execute(stream,
+                               {{DNNL_ARG_SRC, p.a},
+                                {DNNL_ARG_WEIGHTS, p.b},
+                                {DNNL_ARG_DST, p.y},
+                                {DNNL_ARG_SCRATCHPAD,
+                                 memory(p.pd.scratchpad_desc(), dnnl_.engine,
+                                        dnnl_.data(Workspace::Scratchpad, thread))}});
+                stream.wait();
+            } catch (const dnnl::error& e) {
+                std::lock_guard<std::mutex> lock(failure_mu);
+                failure = e.what();
+                failed = true;
+            }
+        };
+        if (parts_.size() == 1) {
+            one(0, 0);  // one call on the calling thread (pool thread 0)
+        } else {
+            pool.run(static_cast<int64_t>(parts_.size()), one);
         }
+        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
     std::string describe() const override { return what_; }
 
 private:
+    struct Part {
+        dnnl::matmul::primitive_desc pd;
+        dnnl::matmul prim;
+        memory a, b, y;  // each part runs on one thread at a time
+    };
     DnnlState& dnnl_;
     std::string what_;
-    dnnl::matmul::primitive_desc pd_;
-    dnnl::matmul prim_;
-    memory a_, b_, y_;
+    std::vector<Part> parts_;
+    // Each part's rows of A and Y and columns of B and Y (chunked: A is [rows, K]).
+    struct Cut {
+        int64_t r0 = 0, r1 = 0, c0 = 0, c1 = 0;
+    };
+    std::vector<Cut> cuts_;
+    int64_t k_ = 0, n_ = 0;  // chunked: A's and Y's row lengths
+    bool by_cols_ = false;
 };
 
 }  // namespace
 
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                    const Operand& out, std::vector<std::string>& warnings) {
+                                    const Operand& out, int n_threads,
+                                    std::vector<std::string>& warnings) {
     if (ins.size() != 2 || out.dtype != DType::Float32) return nullptr;
     for (const Operand& o : ins) {
         if (o.dtype != DType::Float32 || o.shape.size() < 2 || o.shape.size() > 4) return nullptr;
@@ -100,7 +188,7 @@ std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span
     }
     auto op = std::make_unique<MatMulOp>(dnnl);
     try {
-        if (!op->init(node, ins, out, warnings)) return nullptr;
+        if (!op->init(node, ins, out, n_threads, warnings)) return nullptr;
     } catch (const dnnl::error&) {
         return nullptr;  // e.g. a broadcast pattern this oneDNN build rejects: reference kernel
     }

@@ -24,6 +24,15 @@ std::unique_ptr<FastOp> make_conv(DnnlState& dnnl, const Node& node, std::span<c
                                   const Operand& out, ConvFusion fusion, int n_threads,
                                   std::vector<std::string>& warnings);
 
+// deconv.cpp: 2-D float32 ConvTranspose through oneDNN's deconvolution, X and Y stored NHWC,
+// constant W [C, M/g, kH, kW], optional constant bias, optional fused BatchNormalization,
+// SiLU or Relu, residual Add (input 3) and Relu after it; row chunks for `n_threads` pool
+// threads. nullptr (and maybe a line in `warnings`) where oneDNN has no fast implementation.
+std::unique_ptr<FastOp> make_deconv(DnnlState& dnnl, const Node& node,
+                                    std::span<const Operand> ins, const Operand& out,
+                                    ConvFusion fusion, int n_threads,
+                                    std::vector<std::string>& warnings);
+
 // qconv.cpp: the int8 Q/DQ conv step (fusion.quant set): x_q (input 0, int8) and the residual
 // (input 3, float32 or int8 codes) stored NHWC, the output NHWC (int8 when fusion.quant->out_q,
 // else float32). `conv_out` is the Conv's own output. When it does not take the match it says
@@ -62,7 +71,25 @@ std::unique_ptr<FastOp> make_qmove(const Node& node, int64_t opset, std::span<co
 
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                    const Operand& out, std::vector<std::string>& warnings);
+                                    const Operand& out, int n_threads,
+                                    std::vector<std::string>& warnings);
+
+// gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
+// [1, N]) through oneDNN's matmul; plain layout.
+std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
+                                  const Operand& out, std::vector<std::string>& warnings);
+
+// row_ops.cpp: a 4-D Transpose that only changes the storage layout (perm [0, 2, 3, 1] of an
+// NHWC-stored input to a plain output, to_plain; perm [0, 3, 1, 2] of a plain input to an
+// NHWC-stored output) as a copy; float32 ReduceMean over the last axis with keepdims; Pow with
+// the constant scalar exponent 2; Erf (vectorized).
+bool is_layout_transpose(const Node& node, std::span<const Operand> ins, bool to_plain);
+std::unique_ptr<FastOp> make_layout_transpose(const Node& node, std::span<const Operand> ins);
+std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
+                                              std::span<const Operand> ins, const Operand& out);
+std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
+                                        const Operand& out);
+std::unique_ptr<FastOp> make_erf(const Node& node, std::span<const Operand> ins);
 
 // eltwise.cpp: float32 Add/Sub/Mul/Div whose operands are full-size (the output's shape),
 // numel-1 scalars or, for NHWC 4-D outputs, per-channel vectors [1, C, 1, 1]; Sigmoid; and SiLU
