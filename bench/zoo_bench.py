@@ -4,9 +4,11 @@
 For every model of the manifest (or the ones named with --only):
   - agreement: one seeded image-like input in [0, 1); `lowbit smoke --save-outputs` and an ORT
     session (CPU EP, ORT_ENABLE_ALL) on it; per output the error relative to the output's scale,
-    max|lowbit - ORT| / max|ORT|, and the worst over outputs (target: <= 1e-4). Outputs of
-    TopK-style heads (YOLOv10 end-to-end [1,300,6], RT-DETR [1,300,4+nc]) whose rows tie in
-    score may differ in row order: their error is also given after sorting rows ("sorted");
+    max|lowbit - ORT| / max|ORT|, and the worst over outputs (target: <= 1e-4). TopK heads
+    (YOLOv10 end-to-end [1,300,6], RT-DETR [1,300,4+nc]): random weights tie many scores, and
+    tied rows may come out in either order, so the model runs with every TopK's input as an
+    extra output, so do the logits (Sigmoid inputs) before it, and the final rows are compared
+    by sorted score and, for rows with a unique score, row by row (see agreement());
   - latency: bench/engine_bench.py's method, lowbit and ORT in alternating rounds (the order
     flips every round) at each thread count, median over rounds of each round's median, and the
     ratio lowbit / ORT; LOWBIT_PROFILE=1 once per model (--profile) for the top ops.
@@ -61,23 +63,95 @@ def rel_err(a, b):
     return d / scale if scale > 0 else d
 
 
-def sorted_rows(x):
-    """Rows of the last two dims in lexicographic order (for TopK outputs whose ties may swap)."""
-    x = np.asarray(x)
-    if x.ndim < 2:
-        return np.sort(x, axis=None)
-    r = x.reshape(-1, x.shape[-1])
-    return r[np.lexsort(r.T[::-1])]
+def with_topk_inputs(model_path, out_path):
+    """A copy of the model whose outputs also include the data input of every TopK not downstream
+    of another TopK: the dense tensor
+    (e.g. YOLOv10's one-to-one scores, RT-DETR's encoder scores) before the selection, which
+    compares element by element where the selected rows may tie. Returns the added names."""
+    import onnx
+    from onnx import helper
+    m = onnx.load(str(model_path))
+    have = {o.name for o in m.graph.output}
+    names = []
+    after_topk = set()  # tensors that depend on a TopK's choice (ties make them differ)
+    logits = []
+    for n in m.graph.node:  # topological order
+        if n.op_type == "TopK" and n.input[0] not in after_topk and n.input[0] not in have \
+                and n.input[0] not in names:
+            names.append(n.input[0])
+        if n.op_type == "Sigmoid" and n.input[0] not in after_topk and n.input[0] not in have:
+            logits.append(n.input[0])
+        if n.op_type == "TopK" or any(i in after_topk for i in n.input):
+            after_topk.update(n.output)
+    names += [t for t in logits if t not in names]
+    for name in names:
+        m.graph.output.append(helper.make_value_info(name, onnx.TypeProto()))
+        m.graph.output[-1].type.tensor_type.elem_type = onnx.TensorProto.FLOAT
+    onnx.save(m, str(out_path))
+    return names[:len(names) - len(logits)], logits
 
 
-def agreement(ours, theirs, topk):
-    per = [rel_err(a, b) for a, b in zip(ours, theirs)]
-    res = {"outputs": len(theirs), "max_rel_err": max(per) if per else float("inf")}
+def topk_rows_err(got, want, score_of):
+    """Rows selected by TopK (YOLOv10 [1,K,6], RT-DETR [1,K,4+nc]): the sorted scores must agree,
+    and each row whose score is unique (ties may come out in either order) must have the same
+    values. Returns (error relative to each part's scale, rows matched one to one)."""
+    g = np.asarray(got, np.float64).reshape(-1, got.shape[-1])
+    w = np.asarray(want, np.float64).reshape(-1, want.shape[-1])
+    if g.shape != w.shape:
+        return float("inf"), 0
+    gs, ws = score_of(g), score_of(w)
+    err = rel_err(np.sort(gs), np.sort(ws))
+    scale = max(float(np.abs(w).max()), 1e-12)
+    matched = 0
+    for i, s in enumerate(ws):
+        if np.sum(np.abs(ws - s) <= 2e-3 * abs(s)) > 1:
+            continue
+        j = int(np.argmin(np.abs(gs - s)))
+        err = max(err, float(np.abs(g[j] - w[i]).max()) / scale)
+        matched += 1
+    return err, matched
+
+
+def agreement(ours, theirs, head, n_model_outputs, n_topk_inputs=0):
+    """Errors relative to each tensor's scale. The verdict (max_rel_err) covers the model's own
+    outputs elementwise, or for TopK heads the Sigmoid inputs (logits) before the TopK and the
+    boxes and classes of the final rows whose score is unique. Sigmoid outputs of YOLOv10's
+    random-weight head lie around 1e-5..1e-4, where ONNX Runtime's Sigmoid (MLAS's
+    approximation) is off by up to ~1% of the value (lowbit's is within ~1e-6 of float64; see
+    README "Model zoo"), so the score-domain errors (TopK input, final scores) are reported
+    beside the verdict, not in it."""
+    res = {"outputs": n_model_outputs}
     if len(ours) != len(theirs):
         res["max_rel_err"] = float("inf")
-    if topk:
-        res["max_rel_err_sorted"] = max(rel_err(sorted_rows(a), sorted_rows(b))
-                                        for a, b in zip(ours, theirs))
+        return res
+    errs, score_errs = [], []
+    for k, (a, b) in enumerate(zip(ours, theirs)):
+        if k < n_model_outputs and head in ("end2end", "rtdetr"):
+            n_box = 4
+            score_of = (lambda r: r[:, 4]) if head == "end2end" else (lambda r: r[:, 4:].max(1))
+            e, res["rows_matched"] = topk_rows_err(a, b, score_of)
+            score_errs.append(e)
+            # boxes (and classes) of the untied rows, on the box scale
+            g = np.asarray(a, np.float64).reshape(-1, a.shape[-1])
+            w = np.asarray(b, np.float64).reshape(-1, b.shape[-1])
+            gs, ws = score_of(g), score_of(w)
+            scale = max(float(np.abs(w[:, :n_box]).max()), 1e-12)
+            be = 0.0
+            for i, s_ in enumerate(ws):
+                if np.sum(np.abs(ws - s_) <= 2e-3 * abs(s_)) > 1:
+                    continue
+                j = int(np.argmin(np.abs(gs - s_)))
+                be = max(be, float(np.abs(g[j, :n_box] - w[i, :n_box]).max()) / scale)
+                if head == "end2end" and g[j, 5] != w[i, 5]:
+                    be = float("inf")
+            errs.append(be)
+        elif n_model_outputs <= k < n_model_outputs + n_topk_inputs:
+            score_errs.append(rel_err(a, b))
+        else:
+            errs.append(rel_err(a, b))
+    res["max_rel_err"] = max(errs) if errs else float("inf")
+    if score_errs:
+        res["score_rel_err"] = max(score_errs)
     return res
 
 
@@ -141,20 +215,28 @@ def main():
             np.save(x_path, x)
             res = {"model": e["name"], "kind": e["kind"], "head": e.get("head"),
                    "input_shape": list(x.shape)}
-            sess = ort_session(model, 2)
+            check_model = model
+            n_out = len(e["outputs"]) if "outputs" in e else 1
+            n_topk = 0
+            if e.get("head") in ("end2end", "rtdetr"):
+                check_model = Path(tmp) / "with_topk_inputs.onnx"
+                n_topk = len(with_topk_inputs(model, check_model)[0])
+            sess = ort_session(check_model, 2)
             feed = {sess.get_inputs()[0].name: x}
             theirs = sess.run(None, feed)
             del sess
-            ours, err = lowbit_outputs(a.lowbit, model, x_path, tmp, 2)
+            ours, err = lowbit_outputs(a.lowbit, check_model, x_path, tmp, 2)
             if ours is None:
                 res["error"] = err
                 print(f"{e['name']}: lowbit failed: {err}", flush=True)
                 results.append(res)
                 continue
-            res.update(agreement(ours, theirs, e.get("head") in ("end2end", "rtdetr")))
+            res.update(agreement(ours, theirs, e.get("head"), n_out, n_topk))
             print(f"{e['name']}: max rel err {res['max_rel_err']:.2e}"
-                  + (f" (rows sorted {res['max_rel_err_sorted']:.2e})"
-                     if "max_rel_err_sorted" in res else ""), flush=True)
+                  + (f" (scores {res['score_rel_err']:.2e}, "
+                     f"{res.get('rows_matched', 0)} untied rows matched)"
+                     if "score_rel_err" in res else ""), flush=True)
+            feed = {next(iter(feed)): x}
             if a.profile:
                 rows, _ = profile(a.lowbit, model, x_path, max(a.threads), 8)
                 res["profile"] = rows
@@ -195,8 +277,8 @@ def main():
             print(f"| {r['model']} | {kind} | {shape} | fails: {r['error']} |")
             continue
         err = f"{r['max_rel_err']:.1e}"
-        if "max_rel_err_sorted" in r:
-            err += f" (rows sorted: {r['max_rel_err_sorted']:.1e})"
+        if "score_rel_err" in r:
+            err += f" (scores {r['score_rel_err']:.1e})"
         lat = "".join(f" {l['lowbit_ms']:.1f} | {l['ort_ms']:.1f} | {l['ratio']:.2f} |"
                       for l in r.get("latency", []))
         print(f"| {r['model']} | {kind} | {shape} | {err} |{lat}")
@@ -205,8 +287,7 @@ def main():
         tmpf.write_text(json.dumps({"onnxruntime": ort.__version__, "results": results},
                                    indent=1) + "\n")
         tmpf.replace(a.json)
-    bad = [r["model"] for r in results if "error" in r or r["max_rel_err"] > 1e-4 and
-           r.get("max_rel_err_sorted", r["max_rel_err"]) > 1e-4]
+    bad = [r["model"] for r in results if "error" in r or r["max_rel_err"] > 1e-4]
     if bad:
         print(f"\noutside 1e-4 of ORT or failing: {bad}")
     return 1 if bad else 0

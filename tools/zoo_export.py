@@ -276,11 +276,12 @@ def main():
         except Exception as e:  # noqa: BLE001 - reported in the manifest, the rest goes on
             traceback.print_exc()
             failed[name] = f"{type(e).__name__}: {e}"
-    manifest["models"] = sorted(models.values(), key=lambda m: m["name"])
-    manifest["failed"] = failed
-    tmp = manifest_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    tmp.replace(manifest_path)
+        # After every model, so that a long run can be used (and interrupted) as it goes.
+        manifest["models"] = sorted(models.values(), key=lambda m: m["name"])
+        manifest["failed"] = failed
+        tmp = manifest_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+        tmp.replace(manifest_path)
     print(json.dumps({"exported": sorted(models), "failed": failed}, indent=1))
     return 1 if failed else 0
 
