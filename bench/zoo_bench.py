@@ -170,11 +170,11 @@ def profile(lowbit, model, x_path, threads, top):
     args = [lowbit, "smoke", str(model), "--input", str(x_path), "--runs", "3", "--warmup", "1",
             "--threads", str(threads)]
     r = subprocess.run(args, capture_output=True, text=True, env=env)
-    rows = []
+    rows = []  # "  ms/run  cpu ms  %  calls  op" lines
     for line in r.stderr.splitlines():
-        m = re.match(r"\s*([\d.]+)\s*%\s+(.*\S)\s*$", line)
+        m = re.match(r"\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)\s+(.*\S)\s*$", line)
         if m:
-            rows.append((float(m.group(1)), m.group(2)))
+            rows.append((float(m.group(3)), f"{m.group(5)} ({m.group(4)} calls)"))
     return rows[:top], r.stderr
 
 
