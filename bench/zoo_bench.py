@@ -41,7 +41,7 @@ def make_input(model_entry, seed):
 
 
 def lowbit_outputs(lowbit, model, x_path, work, threads):
-    out = Path(work) / "out"
+    out = Path(tempfile.mkdtemp(dir=work, prefix="out-"))  # fresh: no other model's outputs
     args = [lowbit, "smoke", str(model), "--input", str(x_path), "--out", str(out),
             "--save-outputs", "--runs", "1", "--warmup", "0", "--threads", str(threads)]
     r = subprocess.run(args, capture_output=True, text=True)
