@@ -166,6 +166,42 @@ TEST(Decode, EndToEndRowsNoNms) {
     EXPECT_EQ(dets->size(), 2u);
 }
 
+TEST(Decode, DetrQueriesNormalizedBoxesBestClassNoNms) {
+    // RT-DETR's export: [1, K, 4+nc], cx cy w h in [0, 1], then class probabilities.
+    Tensor t(DType::Float32, {1, 3, 7});
+    std::vector<float> rows = {0.5f, 0.5f, 0.25f, 0.5f, 0.1f, 0.7f,  0.2f,     // best class 1
+                               0.5f, 0.5f, 0.25f, 0.5f, 0.9f, 0.05f, 0.0f,     // same box, class 0
+                               0.1f, 0.1f, 0.1f,  0.1f, 0.0f, 0.0f,  0.0005f};  // under conf
+    std::copy(rows.begin(), rows.end(), t.data<float>());
+    auto layout = detect_head_layout("scores", t.shape(), 640, HeadKind::Auto, 3);
+    ASSERT_TRUE(layout.is_ok()) << layout.status().message();
+    EXPECT_EQ(layout->kind, HeadKind::Query);
+    EXPECT_EQ(layout->num_classes, 3);
+    EXPECT_EQ(layout->num_rows, 3);
+    EXPECT_TRUE(class_values_are_probabilities(t, *layout));
+    DecodeOptions opts;
+    opts.apply_sigmoid = false;
+    auto dets = decode_detections(t, *layout, 640, opts);
+    ASSERT_TRUE(dets.is_ok());
+    ASSERT_EQ(dets->size(), 2u);  // overlapping boxes both kept: no NMS
+    EXPECT_FLOAT_EQ((*dets)[0].score, 0.9f);
+    EXPECT_EQ((*dets)[0].cls, 0);
+    EXPECT_EQ((*dets)[1].cls, 1);
+    EXPECT_FLOAT_EQ((*dets)[1].box[0], 320 - 80);
+    EXPECT_FLOAT_EQ((*dets)[1].box[1], 320 - 160);
+    EXPECT_FLOAT_EQ((*dets)[1].box[2], 320 + 80);
+    EXPECT_FLOAT_EQ((*dets)[1].box[3], 320 + 160);
+    // 84 channels and no class count: COCO's 80; forced with --head detr; other widths refused.
+    auto coco = detect_head_layout("o", {1, 300, 84}, 640);
+    ASSERT_TRUE(coco.is_ok());
+    EXPECT_EQ(coco->kind, HeadKind::Query);
+    EXPECT_FALSE(detect_head_layout("o", {1, 300, 90}, 640).is_ok());
+    auto forced = detect_head_layout("o", {1, 300, 90}, 640, HeadKind::Query);
+    ASSERT_TRUE(forced.is_ok());
+    EXPECT_EQ(forced->num_classes, 86);
+    EXPECT_EQ(parse_head_kind("detr").value(), HeadKind::Query);
+}
+
 TEST(Decode, NmsIsClassAwareAndStrict) {
     std::vector<Detection> c = {
         {{0, 0, 10, 10}, 0.9f, 0},

@@ -70,7 +70,7 @@ void add_eval_decode_options(CLI::App* sub, pipeline::EvalJob& o) {
         ->check(CLI::NonNegativeNumber);
     sub->add_option("--skip-latency", o.skip_latency, "Drop the first N latency samples")
         ->check(CLI::NonNegativeNumber);
-    sub->add_option("--head", o.head, "Output layout: auto, dfl, decoded or e2e")
+    sub->add_option("--head", o.head, "Output layout: auto, dfl, decoded, e2e or detr (RT-DETR queries [1,K,4+nc])")
         ->capture_default_str();
     sub->add_option("--scores", o.scores,
                     "Class channels: auto (detect probabilities), logits (sigmoid) or probs")

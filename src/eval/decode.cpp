@@ -104,6 +104,7 @@ const char* head_kind_name(HeadKind k) {
         case HeadKind::Dfl: return "dfl";
         case HeadKind::Decoded: return "decoded";
         case HeadKind::EndToEnd: return "e2e";
+        case HeadKind::Query: return "detr";
     }
     return "?";
 }
@@ -113,7 +114,8 @@ Result<HeadKind> parse_head_kind(const std::string& s) {
     if (s == "dfl" || s == "raw") return HeadKind::Dfl;
     if (s == "decoded" || s == "xywh") return HeadKind::Decoded;
     if (s == "e2e" || s == "end2end" || s == "end-to-end") return HeadKind::EndToEnd;
-    return invalid("--head '{}': expected auto, dfl, decoded or e2e", s);
+    if (s == "detr" || s == "query" || s == "rtdetr") return HeadKind::Query;
+    return invalid("--head '{}': expected auto, dfl, decoded, e2e or detr", s);
 }
 
 std::string HeadLayout::describe() const {
@@ -125,6 +127,9 @@ std::string HeadLayout::describe() const {
         case HeadKind::EndToEnd:
             return fmt::format("end-to-end head: {} detections x (x1,y1,x2,y2,score,class)",
                                num_rows);
+        case HeadKind::Query:
+            return fmt::format("DETR query head: {} queries x (cx,cy,w,h normalized, {} classes)",
+                               num_rows, num_classes);
         case HeadKind::Auto: break;
     }
     return "unresolved head";
@@ -142,8 +147,8 @@ Result<HeadLayout> detect_head_layout(const std::string& name, const Shape& shap
     auto unknown = [&](const std::string& why) {
         return invalid(
             "output '{}' has shape {}: {}. Known layouts: raw DFL [1,64+nc,N], decoded "
-            "[1,4+nc,N] (N = {} anchors of strides 8/16/32 at --imgsz {}), end-to-end [1,K,6]; "
-            "set --imgsz to the model's input size or force a layout with --head",
+            "[1,4+nc,N] (N = {} anchors of strides 8/16/32 at --imgsz {}), end-to-end [1,K,6], "
+            "DETR queries [1,K,4+nc]; set --imgsz to the model's input size or force a layout with --head",
             name, shape_str(shape), why, n_anchors, imgsz);
     };
     Shape s = shape;
@@ -156,6 +161,18 @@ Result<HeadLayout> detect_head_layout(const std::string& name, const Shape& shap
         if (B != 6) return unknown("an end-to-end output has 6 values per detection");
         l.kind = HeadKind::EndToEnd;
         l.num_rows = A;
+        l.channels_first = false;
+        return l;
+    }
+    // DETR queries: [K, 4+nc] with K not the anchor count; auto only when the channel count
+    // is 4 + the expected classes (or 84 without annotations' classes).
+    const bool query_fits = A != n_anchors && B != n_anchors && B > 4 &&
+                            (expected_classes > 0 ? B == 4 + expected_classes : B == 84);
+    if (requested == HeadKind::Query || (requested == HeadKind::Auto && query_fits)) {
+        if (B <= 4) return unknown("a DETR query head needs more than 4 values per query");
+        l.kind = HeadKind::Query;
+        l.num_rows = A;
+        l.num_classes = static_cast<int>(B - 4);
         l.channels_first = false;
         return l;
     }
@@ -198,7 +215,10 @@ Result<HeadLayout> detect_head_layout(const std::string& name, const Shape& shap
 }
 
 bool class_values_are_probabilities(const Tensor& output, const HeadLayout& layout) {
-    if (layout.kind != HeadKind::Dfl && layout.kind != HeadKind::Decoded) return false;
+    if (layout.kind != HeadKind::Dfl && layout.kind != HeadKind::Decoded &&
+        layout.kind != HeadKind::Query) {
+        return false;
+    }
     auto vals = to_float32_copy(output);
     if (!vals) return false;
     const int64_t box = layout.kind == HeadKind::Dfl ? 4 * kRegMax : 4;
@@ -215,6 +235,7 @@ bool class_values_are_probabilities(const Tensor& output, const HeadLayout& layo
 Result<std::vector<Detection>> decode_detections(const Tensor& output, const HeadLayout& layout,
                                                  int imgsz, const DecodeOptions& opts) {
     const int64_t expect_channels = layout.kind == HeadKind::EndToEnd ? 6
+                                    : layout.kind == HeadKind::Query  ? 4 + layout.num_classes
                                     : layout.kind == HeadKind::Dfl
                                         ? 4 * kRegMax + layout.num_classes
                                         : 4 + layout.num_classes;
@@ -252,6 +273,22 @@ Result<std::vector<Detection>> decode_detections(const Tensor& output, const Hea
     std::vector<float> best;
     std::vector<int> cls;
     best_classes(v, cls_offset, layout.num_classes, opts.apply_sigmoid, best, cls);
+    if (layout.kind == HeadKind::Query) {
+        // A set prediction: each query's best class, conf filter, score order, max_det; no NMS.
+        const float s = static_cast<float>(imgsz);
+        for (int64_t r : candidates(best, opts.conf, opts.max_det)) {
+            Detection d{};
+            d.score = best[static_cast<size_t>(r)];
+            d.cls = cls[static_cast<size_t>(r)];
+            float cx = v.at(0, r) * s, cy = v.at(1, r) * s, w = v.at(2, r) * s, h = v.at(3, r) * s;
+            d.box[0] = cx - w / 2;
+            d.box[1] = cy - h / 2;
+            d.box[2] = cx + w / 2;
+            d.box[3] = cy + h / 2;
+            cands.push_back(d);
+        }
+        return cands;
+    }
     std::vector<int64_t> idx = candidates(best, opts.conf, opts.pre_nms_topk);
     cands.reserve(idx.size());
     for (int64_t a : idx) {

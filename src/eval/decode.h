@@ -5,6 +5,9 @@
 //                 nc class logits; N = anchors of strides 8/16/32 at the input size.
 //  - decoded      [1, 4+nc, N] (or transposed): cx, cy, w, h in letterbox pixels, then scores.
 //  - end-to-end   [1, K, 6]: x1, y1, x2, y2, score, class (NMS already done in the graph).
+//  - query (DETR) [1, K, 4+nc]: K object queries (K not the anchor count), cx, cy, w, h
+//                 normalized to [0, 1] of the input, then class scores (RT-DETR's export: already
+//                 probabilities). Each query gives its best class; no NMS (set prediction).
 // Class channels go through a sigmoid unless they already are probabilities. Boxes come out in
 // letterbox pixels (xyxy), in descending score order.
 #pragma once
@@ -17,15 +20,15 @@
 
 namespace lowbit {
 
-enum class HeadKind { Auto, Dfl, Decoded, EndToEnd };
+enum class HeadKind { Auto, Dfl, Decoded, EndToEnd, Query };
 
-const char* head_kind_name(HeadKind k);  // "auto", "dfl", "decoded", "e2e"
+const char* head_kind_name(HeadKind k);  // "auto", "dfl", "decoded", "e2e", "detr"
 Result<HeadKind> parse_head_kind(const std::string& s);
 
 struct HeadLayout {
     HeadKind kind = HeadKind::Auto;
     int num_classes = 0;         // 0 for end-to-end (the class is a value, not a channel)
-    int64_t num_rows = 0;        // anchors N, or K detections for end-to-end
+    int64_t num_rows = 0;        // anchors N, or K detections for end-to-end / queries
     bool channels_first = true;  // [C, N] rather than [N, C] (after dropping the batch dim)
     std::string describe() const;
 };

@@ -1,5 +1,5 @@
 // Reference kernels for the one-operand elementwise ONNX ops: math (Sqrt Exp Log Neg Abs Erf
-// Floor Ceil Round Reciprocal Sign), activations (Sigmoid Relu LeakyRelu HardSigmoid HardSwish
+// Sin Cos Floor Ceil Round Reciprocal Sign), activations (Sigmoid Relu LeakyRelu HardSigmoid HardSwish
 // Tanh Softplus Elu Selu) and logic Not. Y = f(X), same dtype and shape.
 // Float16 and bfloat16 compute in float32 and round the result to nearest even. Shared
 // helpers: elementwise_common.h.
@@ -108,6 +108,19 @@ struct ErfOp : FloatUnaryBase {
     template <class V>
     V apply(V x) const {
         return std::erf(x);
+    }
+};
+// Sin-7 / Cos-7 (RT-DETR's sine-cosine position embedding).
+struct SinOp : FloatUnaryBase {
+    template <class V>
+    V apply(V x) const {
+        return std::sin(x);
+    }
+};
+struct CosOp : FloatUnaryBase {
+    template <class V>
+    V apply(V x) const {
+        return std::cos(x);
     }
 };
 struct FloorOp : FloatUnaryBase {
@@ -260,6 +273,8 @@ void register_elementwise_unary_kernels(KernelRegistry& r) {
     register_kernel<UnaryKernel<AbsOp>>(r, "Abs");
     register_kernel<UnaryKernel<TanhOp>>(r, "Tanh");
     register_kernel<UnaryKernel<ErfOp>>(r, "Erf");
+    register_kernel<UnaryKernel<SinOp>>(r, "Sin");
+    register_kernel<UnaryKernel<CosOp>>(r, "Cos");
     register_kernel<UnaryKernel<FloorOp>>(r, "Floor");
     register_kernel<UnaryKernel<CeilOp>>(r, "Ceil");
     register_kernel<UnaryKernel<RoundOp>>(r, "Round");

@@ -17,7 +17,7 @@ void register_elementwise_select_kernels(KernelRegistry& r);
 // GatherElements, Expand, Tile, Range, Shape, Constant, ConstantOfShape, Identity, Pad, TopK, ...).
 void register_tensor_kernels(KernelRegistry& r);
 // nn.cpp: Conv, MaxPool, AveragePool, GlobalAveragePool, MatMul, Gemm, Softmax,
-// BatchNormalization, Resize.
+// BatchNormalization, Resize, GridSample.
 void register_nn_kernels(KernelRegistry& r);
 // quant.cpp: QuantizeLinear, DequantizeLinear, Cast.
 void register_quant_kernels(KernelRegistry& r);

@@ -382,6 +382,7 @@ void register_nn_kernels(KernelRegistry& r) {
     register_pool_kernels(r);
     register_matmul_kernels(r);
     register_resize_kernels(r);
+    register_grid_sample_kernels(r);
 }
 
 }  // namespace lowbit

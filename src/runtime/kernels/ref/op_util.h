@@ -282,5 +282,6 @@ void register_conv_kernels(KernelRegistry& r);
 void register_pool_kernels(KernelRegistry& r);
 void register_matmul_kernels(KernelRegistry& r);
 void register_resize_kernels(KernelRegistry& r);
+void register_grid_sample_kernels(KernelRegistry& r);
 
 }  // namespace lowbit::ref
