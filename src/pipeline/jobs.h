@@ -170,6 +170,7 @@ struct CompareJob {
     std::string html;
     std::string baseline;
     std::vector<std::string> sensitivity;
+    std::vector<std::string> mixed;  // `lowbit mixed` Pareto files
     double max_drop = 0.01;
 };
 Status run_job(const CompareJob& o, std::FILE* out);

@@ -208,6 +208,17 @@ def test_mixed_budget(tmp_path, calib_npy):
     assert [p["weight_bytes"] for p in pts] == sorted(p["weight_bytes"] for p in pts)
     est = pareto["estimated_path"]["rows"]
     assert all(a[0] > b[0] and a[1] <= b[1] + 1e-12 for a, b in zip(est, est[1:]))
+    # compare shows the front (summary.md and report.html) and refuses a file that is not one.
+    base = tmp_path / "base.json"
+    lowbit("eval", MODEL, "--max-images", 2, "--out", base)
+    lowbit("compare", base, "--mixed", tmp_path / "mx.pareto.json", "--out", tmp_path / "s.md",
+           "--html", tmp_path / "r.html")
+    md = (tmp_path / "s.md").read_text()
+    assert "## Mixed precision" in md and f"| {ch['weight_bytes']} |" in md
+    assert "<h2>Mixed precision</h2>" in (tmp_path / "r.html").read_text()
+    r = lowbit("compare", base, "--mixed", base, "--out", tmp_path / "t.md", check=False)
+    assert r.returncode != 0 and "not a `lowbit mixed` Pareto file" in r.stderr
+    assert not (tmp_path / "t.md").exists()
     # A tighter budget gives fewer bytes (the sensitivities come from the cache now).
     out2 = tmp_path / "mx2.onnx"
     s3 = json.loads(lowbit(*mixed_args(tmp_path, calib_npy, "--budget-bytes",
