@@ -242,3 +242,14 @@ def test_mixed_refuses_bad_budgets(tmp_path, calib_npy, extra, needle):
     assert r.returncode != 0 and needle in r.stderr, r.stderr
     assert not out.exists() and not (tmp_path / "mx.assign.json").exists()
     assert not list(tmp_path.glob(".lowbit-mixed-*"))
+
+
+def test_mixed_max_drop_alone(tmp_path, calib_npy):
+    # A drop allowance no state exceeds: the bisection takes the fewest-bytes state (all int4w).
+    out = tmp_path / "md.onnx"
+    summ = json.loads(lowbit(*mixed_args(tmp_path, calib_npy, "--max-drop", "0.9",
+                                         "--out", out)).stdout)
+    assert summ["chosen"]["int4w_weight_share"] == pytest.approx(1.0)
+    assert summ["chosen"]["drop"] <= 0.9
+    assert summ["evaluations"] >= 2  # the INT8 reference, then the path
+    assert out.exists() and (tmp_path / "md.assign.json").exists()
