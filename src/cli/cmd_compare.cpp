@@ -26,6 +26,9 @@ void add_compare_command(CLI::App& app, CommandFn& run) {
                     "baseline*)");
     sub->add_option("--sensitivity", o->sensitivity,
                     "Sensitivity report(s) (lowbit's or the seed's Torch one) to plot");
+    sub->add_option("--mixed", o->mixed,
+                    "`lowbit mixed` Pareto file(s) (OUT.pareto.json): a mixed-precision section "
+                    "(mAP50-95 against weight bytes) in summary.md and report.html");
     sub->add_option("--max-drop", o->max_drop, "mAP_50_95 drop tolerated by the recommendation")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);

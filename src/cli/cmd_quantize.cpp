@@ -40,6 +40,12 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
                     "match all 100 on the bundled model at a third of the time; "
                     "w4a8 still calibrates activations on all)")
         ->capture_default_str();
+    sub->add_option("--assign", o->assign,
+                    "Per-node formats, JSON {\"default\": \"int8\", \"nodes\": {NODE: "
+                    "int4w|int8|fp8|float}} (as `lowbit mixed` writes): over the INT8 placement, "
+                    "int4w = INT4 weights (--block-size, --weight-method apply) with INT8 "
+                    "activations, fp8 = FP8 activations and weights, float = excluded; weights "
+                    "stored quantized. Unknown or unquantizable node names are errors");
     sub->add_option("--out,--output_path", o->out, "Output ONNX path (written atomically)");
     add_calib_input_options(sub, o->calib, true);
     sub->add_option("--imgsz", o->calib.imgsz, "Letterbox size for --calib-list/--calib-images")

@@ -22,9 +22,11 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
         "only the part of the graph downstream of the node is re-run. Writes a ranked JSON "
         "report and a markdown table beside it.");
     sub->add_option("model", o->model, "Float ONNX model (default: the bundled model)");
-    sub->add_option("--mode", o->mode, "fp8 or int8")
+    sub->add_option("--mode", o->mode,
+                    "fp8, int8, w4a8 (INT4 weights per channel, RTN, and INT8 activations, as "
+                    "quantize --mode w4a8) or int4 / w4a16 (INT4 weights, float activations)")
         ->capture_default_str()
-        ->check(CLI::IsMember({"fp8", "int8"}));
+        ->check(CLI::IsMember({"fp8", "int8", "w4a8", "w4a16", "int4"}));
     add_calib_input_options(sub, o->calib, false);
     sub->add_option("--imgsz", o->calib.imgsz,
                     "Letterbox size for --calib-list/--calib-images (default: the model's input "

@@ -24,6 +24,7 @@ void add_eval_command(CLI::App& app, CommandFn& run);
 void add_quantize_command(CLI::App& app, CommandFn& run);
 void add_head_exclude_command(CLI::App& app, CommandFn& run);
 void add_sensitivity_command(CLI::App& app, CommandFn& run);
+void add_mixed_command(CLI::App& app, CommandFn& run);
 void add_schemes_command(CLI::App& app, CommandFn& run);
 void add_compare_command(CLI::App& app, CommandFn& run);
 void add_candidates_command(CLI::App& app, CommandFn& run);

@@ -71,6 +71,7 @@ struct QuantizeJob {
     int64_t block_size = 0;  // INT4 modes: 0 = per output channel
     std::string weight_method = "rtn";  // INT4 modes: rtn or gptq
     int64_t gptq_samples = 32;          // 0: every calibration sample
+    std::string assign;  // per-node formats (quant/assignment.h), JSON file
     bool explain = false;
     std::string explain_json;
     std::vector<std::string> calibration_eps;  // accepted, not used
@@ -169,6 +170,7 @@ struct CompareJob {
     std::string html;
     std::string baseline;
     std::vector<std::string> sensitivity;
+    std::vector<std::string> mixed;  // `lowbit mixed` Pareto files
     double max_drop = 0.01;
 };
 Status run_job(const CompareJob& o, std::FILE* out);

@@ -9,6 +9,7 @@
 #include "calib/calib_source.h"
 #include "calib/ranges_file.h"
 #include "core/fs.h"
+#include "core/json_at.h"
 #include "core/path_guard.h"
 #include "onnx/model_io.h"
 #include "pipeline/jobs.h"
@@ -36,7 +37,23 @@ Result<bool> parse_bool_word(const std::string& s) {
 Result<quant::QuantizeOptions> quantize_options(const QuantizeJob& o, const std::string& path) {
     quant::QuantizeOptions q;
     // w4a16 / w4a8: INT4 weights; activations float, or INT8 as --mode int8 places them.
-    if (o.mode == "w4a16" || o.mode == "w4a8") {
+    if (!o.assign.empty()) {
+        // Per-node formats over the INT8 placement; INT4 options apply to the int4w nodes.
+        if (o.mode != "int8" && o.mode != "w4a8") {
+            return invalid("--assign works over the INT8 placement: --mode int8 or w4a8, not {} "
+                           "(give fp8 / float per node in the file)",
+                           o.mode);
+        }
+        if (o.dq_only) {
+            std::fprintf(stderr, "lowbit quantize: note: --assign stores weights quantized "
+                                 "already (--dq-only is implied)\n");
+        }
+        q.placement.mode = quant::QuantMode::Int8;
+        q.int4.enabled = true;
+        LOWBIT_ASSIGN(nlohmann::json j, read_json_file(o.assign));
+        LOWBIT_ASSIGN(q.assignment, quant::assignment_from_json(j, o.assign));
+        q.assignment_source = o.assign;
+    } else if (o.mode == "w4a16" || o.mode == "w4a8") {
         q.placement.mode = quant::QuantMode::Int8;
         q.int4.enabled = true;
         q.weights_only = o.mode == "w4a16";
@@ -157,6 +174,7 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
     {
         PathRoles roles;
         roles.input("MODEL", path);
+        roles.input("--assign", o.assign);
         declare_calib_inputs(o.calib, roles);
         declare_placement_inputs(o.placement, roles);
         const bool calibrating =
@@ -221,7 +239,7 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
         {"high_precision", o.high_precision},
         {"zero_point", q.zero_point ? dtype_name(*q.zero_point) : "none"},
         {"dq_only", q.dq_only || q.int4.enabled},
-        {"weights", q.int4.enabled ? "int4" : o.mode},
+        {"weights", q.assignment ? "assigned" : q.int4.enabled ? "int4" : o.mode},
         {"block_size", q.int4.block_size},
         {"weight_method", o.weight_method},
         {"gptq_weights", res->gptq_weights},
@@ -233,6 +251,7 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
         {"convs", convs},
         {"excluded_nodes", res->placement.excluded.size()},
         {"opset", res->model.default_opset()},
+        {"weight_bytes", quant::initializer_bytes(res->model)},
         {"lowbit_engine", engine},
         {"seconds", seconds},
         {"notes", res->notes}};

@@ -20,7 +20,15 @@ namespace {
 // The sweep's options from the job's (o.model resolved).
 Result<quant::SensitivityOptions> sensitivity_options(const SensitivityJob& o) {
     quant::SensitivityOptions so;
-    LOWBIT_ASSIGN(so.quant.placement.mode, parse_quant_mode(o.mode));
+    if (o.mode == "w4a8" || o.mode == "w4a16" || o.mode == "int4") {
+        // INT4 weights (RTN, per channel), fake-quantized one node at a time: with INT8
+        // activations (w4a8) or float activations (w4a16 / int4).
+        so.quant.placement.mode = quant::QuantMode::Int8;
+        so.quant.int4.enabled = true;
+        so.quant.weights_only = o.mode != "w4a8";
+    } else {
+        LOWBIT_ASSIGN(so.quant.placement.mode, parse_quant_mode(o.mode));
+    }
     LOWBIT_ASSIGN(auto method, parse_calib_method_options(o.method));
     std::tie(so.quant.method, so.quant.percentile) = method;
     LOWBIT_ASSIGN(so.metric, quant::parse_sensitivity_metric(o.metric));
@@ -29,7 +37,7 @@ Result<quant::SensitivityOptions> sensitivity_options(const SensitivityJob& o) {
     so.images = o.images;
     so.all_but_one = o.all_but_one;
     so.naive = o.naive;
-    so.local_probes = !o.reference_runs;
+    so.local_probes = !o.reference_runs && !so.quant.int4.enabled;  // probes hold INT8 weights
     so.n_threads = o.threads;
     so.progress = !o.quiet;
     so.quant.run.n_threads = o.threads;

@@ -13,6 +13,7 @@
 #include "quant/head_exclude.h"
 #include "report/compare.h"
 #include "report/html_report.h"
+#include "report/mixed_pareto.h"
 #include "report/schemes.h"
 
 namespace lowbit::pipeline {
@@ -177,6 +178,7 @@ Status run_job(const CompareJob& o, std::FILE* out) {
         for (const std::string& r : o.results) roles.input("RESULTS", r);
         roles.input("--baseline", o.baseline);
         for (const std::string& r : o.sensitivity) roles.input("--sensitivity", r);
+        for (const std::string& r : o.mixed) roles.input("--mixed", r);
         roles.output("--out", o.out);
         roles.output("--html", o.html);
         LOWBIT_TRY(check_path_roles(roles));
@@ -205,11 +207,23 @@ Status run_job(const CompareJob& o, std::FILE* out) {
         LOWBIT_ASSIGN(report::SensitivityReport r, report::load_sensitivity_report(path));
         sensitivity.push_back(std::move(r));
     }
+    std::vector<report::MixedPareto> mixed;
+    for (const std::string& path : o.mixed) {
+        LOWBIT_ASSIGN(report::MixedPareto m, report::load_mixed_pareto(path));
+        mixed.push_back(std::move(m));
+    }
     LOWBIT_ASSIGN(report::Comparison c, report::compare_variants(std::move(variants), co));
 
     // Everything is rendered before the first write.
     std::string md = o.out.empty() ? "" : report::summary_markdown(c, co);
     std::string html = o.html.empty() ? "" : report::html_report(c, co, sensitivity);
+    for (const report::MixedPareto& m : mixed) {
+        if (!md.empty()) md += report::mixed_pareto_markdown(m);
+        const std::string end = "</body>\n</html>\n";
+        if (!html.empty() && html.size() >= end.size()) {
+            html.insert(html.size() - end.size(), report::mixed_pareto_html(m));
+        }
+    }
     for (const std::string& path : {o.out, o.html}) {
         fs::path parent = fs::path(path).parent_path();
         if (!path.empty() && !parent.empty()) fs::create_directories(parent, ec);

@@ -194,7 +194,6 @@ Result<RewriteStats> insert_qdq(Model& model, const Placement& placement,
     }
     NameSet names(g);
     RewriteStats stats;
-    const DType wq_dtype = quant_dtype(opts.mode);
 
     // New nodes to emit in front of each original node, and input renames per (node, input).
     std::map<size_t, std::vector<Node>> before;
@@ -250,7 +249,9 @@ Result<RewriteStats> insert_qdq(Model& model, const Placement& placement,
         }
         const Tensor weight = *g.initializer(w);
         const int64_t axis = wq.axis;
-        if (opts.int4.enabled) {
+        const bool int4_weight =
+            opts.int4.enabled && (!opts.int4_nodes || opts.int4_nodes->count(wq.node));
+        if (int4_weight) {
             // INT4: stored quantized under the weight's name, DequantizeLinear only.
             const auto pre = opts.int4_codes ? opts.int4_codes->find(wq.node)
                                              : std::map<size_t, Int4Weight>::const_iterator{};
@@ -277,14 +278,18 @@ Result<RewriteStats> insert_qdq(Model& model, const Placement& placement,
         const Shape cshape =
             wq.axis >= 0 ? Shape{weight.dim(static_cast<size_t>(wq.axis))} : Shape{};
         std::vector<float> scales;
-        Tensor q = quantize_weight(weight, wq.axis, opts.mode, opts.scale_dtype, &scales);
+        const QuantMode wmode = opts.fp8_weight_nodes && opts.fp8_weight_nodes->count(wq.node)
+                                    ? QuantMode::Fp8
+                                    : opts.mode;
+        const DType w_dtype = quant_dtype(wmode);
+        Tensor q = quantize_weight(weight, wq.axis, wmode, opts.scale_dtype, &scales);
         const std::string scale = names.take(w + "_scale");
         const std::string zp = names.take(w + "_zero_point");
         const std::string dq_name = names.take(w + "_DequantizeLinear");
         const std::string dq_out = names.take(w + "_DequantizeLinear_Output");
         g.set_initializer(scale, wq.axis >= 0 ? vector_scale(scales, opts.scale_dtype)
                                               : scalar_scale(scales[0], opts.scale_dtype));
-        g.set_initializer(zp, zero_point(wq_dtype, 0, cshape));
+        g.set_initializer(zp, zero_point(w_dtype, 0, cshape));
         if (opts.dq_only) {
             g.set_initializer(w, q);  // the quantized values under the weight's own name
             for (auto& vi : g.inputs) {
@@ -301,7 +306,7 @@ Result<RewriteStats> insert_qdq(Model& model, const Placement& placement,
                 make_node("QuantizeLinear", q_name, {w, scale, zp}, {q_out}, axis));
             before[wq.node].push_back(
                 make_node("DequantizeLinear", dq_name, {q_out, scale, zp}, {dq_out}, axis));
-            stats.new_tensors[q_out] = wq_dtype;
+            stats.new_tensors[q_out] = w_dtype;
             stats.new_tensors[dq_out] = opts.scale_dtype;
             ++stats.weight_pairs;
         }

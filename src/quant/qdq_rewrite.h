@@ -10,6 +10,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,11 @@ struct RewriteOptions {
     // INT4 weights computed elsewhere (GPTQ), by the index of the node reading the weight;
     // the others are rounded to nearest.
     const std::map<size_t, Int4Weight>* int4_codes = nullptr;
+    // Mixed formats (quant/assignment.h), by the index of the node reading the weight: with
+    // int4.enabled and int4_nodes set, only these nodes' weights are INT4 (the others `mode`);
+    // fp8_weight_nodes' weights are FP8 E4M3FN instead of `mode`.
+    const std::set<size_t>* int4_nodes = nullptr;
+    const std::set<size_t>* fp8_weight_nodes = nullptr;
 };
 
 struct RewriteStats {

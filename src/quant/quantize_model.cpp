@@ -116,6 +116,45 @@ struct ActivationRanges {
     std::vector<double> lo, hi;
 };
 
+// Per-node formats (QuantizeOptions::assignment) resolved on the placement: the grid of each
+// placed activation, and the nodes whose weights are INT4 or FP8.
+struct MixedPlan {
+    std::vector<QuantMode> act_mode;  // per Placement::activations entry
+    std::set<size_t> int4_nodes, fp8_nodes;
+};
+
+// The formats of `a` on the placement: INT4 / FP8 weights by node, and each activation's grid.
+// A tensor read by fp8 nodes and by other nodes gets a second pair (same Concat group) for the
+// fp8 readers.
+MixedPlan plan_mixed(const Graph& g, const Assignment& a, Placement& pl) {
+    MixedPlan mp;
+    auto fmt_of = [&](size_t node) { return a.of(g.nodes[node].name); };
+    for (const WeightQdq& wq : pl.weights) {
+        if (fmt_of(wq.node) == NodeFormat::Int4w) mp.int4_nodes.insert(wq.node);
+        if (fmt_of(wq.node) == NodeFormat::Fp8) mp.fp8_nodes.insert(wq.node);
+    }
+    const size_t n0 = pl.activations.size();
+    mp.act_mode.assign(n0, QuantMode::Int8);
+    for (size_t i = 0; i < n0; ++i) {
+        std::vector<std::pair<size_t, size_t>> fp8, other;
+        for (const auto& e : pl.activations[i].edges) {
+            (fmt_of(e.first) == NodeFormat::Fp8 ? fp8 : other).push_back(e);
+        }
+        if (fp8.empty()) continue;
+        if (other.empty()) {
+            mp.act_mode[i] = QuantMode::Fp8;
+            continue;
+        }
+        ActivationQdq extra = pl.activations[i];
+        extra.edges = fp8;
+        pl.activations[i].edges = other;
+        if (extra.group >= 0) pl.groups[static_cast<size_t>(extra.group)].push_back(pl.activations.size());
+        pl.activations.push_back(std::move(extra));
+        mp.act_mode.push_back(QuantMode::Fp8);
+    }
+    return mp;
+}
+
 // Calibration groups: a Concat group pools its members; every other activation is alone.
 // Constant activations get their range from their values, not from calibration.
 calib::CalibRequest calibration_request(const Placement& pl, calib::CalibMethod method,
@@ -173,7 +212,7 @@ Status ranges_from_file(const calib::RangesFile& in, QuantMode mode, QuantizeRes
 Status ranges_from_calibration(const Model& m, calib::CalibSource& source,
                                const calib::CalibRequest& req, const calib::CalibConfig& cfg,
                                const QuantizeOptions& opts, QuantizeResult& res,
-                               ActivationRanges& r) {
+                               ActivationRanges& r, const MixedPlan* mixed) {
     const Placement& pl = res.placement;
     calib::RangesFile& rf = res.ranges;
     LOWBIT_ASSIGN(calib::CalibResult cr, calib::calibrate(m, source, req, opts.run));
@@ -195,6 +234,11 @@ Status ranges_from_calibration(const Model& m, calib::CalibSource& source,
         if (r.group_of[a] < 0) continue;
         const calib::TensorStats& s = cr.stats[static_cast<size_t>(r.group_of[a])];
         res.amax[a] = group_amax[static_cast<size_t>(r.group_of[a])];
+        if (mixed && mixed->act_mode[a] != cfg.target) {
+            calib::CalibConfig c = cfg;  // the range for this activation's own grid (mse)
+            c.target = mixed->act_mode[a];
+            res.amax[a] = calib::compute_amax(s, c);
+        }
         r.lo[a] = s.min();
         r.hi[a] = s.max();
         calib::TensorRange tr;
@@ -211,11 +255,11 @@ Status ranges_from_calibration(const Model& m, calib::CalibSource& source,
 // Scale and zero point of every placed activation: constants from their values, Softmax
 // outputs fixed to [0, 1], the rest from their calibrated amax (asymmetric with --zero-point).
 void activation_params(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res,
-                       ActivationRanges& r) {
-    const QuantMode mode = opts.placement.mode;
+                       ActivationRanges& r, const MixedPlan* mixed) {
     const Placement& pl = res.placement;
     res.params.resize(pl.activations.size());
     for (size_t a = 0; a < pl.activations.size(); ++a) {
+        const QuantMode mode = mixed ? mixed->act_mode[a] : opts.placement.mode;
         const ActivationQdq& act = pl.activations[a];
         if (act.constant) {
             auto v = constant_value(g, act.tensor);
@@ -260,10 +304,11 @@ struct GptqState {
 
 // Accumulators for the placed Conv weights, and the taps that feed them into `req`.
 void gptq_setup(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res,
-                GptqState& st, calib::CalibRequest& req) {
+                GptqState& st, calib::CalibRequest& req, const MixedPlan* mixed) {
     st.pool = std::make_unique<ThreadPool>(opts.run.n_threads);
     int skipped = 0;
     for (const WeightQdq& wq : res.placement.weights) {
+        if (mixed && !mixed->int4_nodes.count(wq.node)) continue;  // not an INT4 weight
         const Node& n = g.nodes[wq.node];
         const Tensor* w = g.initializer(wq.tensor);
         if (n.op_type != "Conv" || !w || wq.axis != 0) {
@@ -332,7 +377,8 @@ Status gptq_finish(const Graph& g, const QuantizeOptions& opts, QuantizeResult& 
 // Q/DQ insertion, the opset and IR version the result needs, and the float16 conversion of the
 // high-precision part (--high-precision fp16).
 Status rewrite_model(Model& m, const TypeLookup& types, const QuantizeOptions& opts,
-                     QuantizeResult& res, const std::map<size_t, Int4Weight>* int4_codes = nullptr) {
+                     QuantizeResult& res, const std::map<size_t, Int4Weight>* int4_codes = nullptr,
+                     const MixedPlan* mixed = nullptr) {
     const QuantMode mode = opts.placement.mode;
     RewriteOptions ro;
     ro.mode = mode;
@@ -340,12 +386,19 @@ Status rewrite_model(Model& m, const TypeLookup& types, const QuantizeOptions& o
     ro.dq_only = opts.dq_only;
     ro.int4 = opts.int4;
     ro.int4_codes = int4_codes;
+    if (mixed) {
+        ro.dq_only = true;
+        ro.int4.enabled = !mixed->int4_nodes.empty();
+        ro.int4_nodes = &mixed->int4_nodes;
+        ro.fp8_weight_nodes = &mixed->fp8_nodes;
+    }
     LOWBIT_ASSIGN(res.rewrite, insert_qdq(m, res.placement, res.params, ro));
 
     // Opset: per-channel Q/DQ need 13; FP8 and float16 scales need QuantizeLinear-19; INT4 and
     // blocked scales DequantizeLinear-21.
     int64_t target = (mode == QuantMode::Fp8 || ro.scale_dtype == DType::Float16) ? 19 : 13;
-    if (opts.int4.enabled) target = 21;
+    if (mixed && !mixed->fp8_nodes.empty()) target = std::max<int64_t>(target, 19);
+    if (ro.int4.enabled) target = 21;
     LOWBIT_TRY(upgrade_opset(m, target, &res.notes));
     // ONNX Runtime reads IR 10 (ModelOpt forces it too); opset 19 needs IR >= 9.
     m.ir_version = std::max<int64_t>(m.ir_version, 10);
@@ -376,7 +429,7 @@ Result<QuantizeResult> quantize_weights_only(const Model& input, calib::CalibSou
     if (opts.weight_method == WeightMethod::Gptq) {
         calib::CalibRequest req;
         req.histogram = false;
-        gptq_setup(m.graph, opts, res, gptq, req);
+        gptq_setup(m.graph, opts, res, gptq, req, nullptr);
         calib::CalibRunOptions run = opts.run;  // only the Gram matrices need the samples
         if (opts.gptq_samples > 0) {
             run.max_samples = run.max_samples > 0 ? std::min(run.max_samples, opts.gptq_samples)
@@ -425,6 +478,17 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
             "--weight-method gptq needs calibration data (--calib FILE.npy, --calib-list or "
             "--calib-images): it gathers each Conv's input statistics from it");
     }
+    if (opts.assignment) {
+        if (mode != QuantMode::Int8 || opts.weights_only) {
+            return invalid(
+                "a per-node format assignment works over the INT8 placement (--mode int8 or "
+                "w4a8), not fp8 or w4a16: give fp8 / float per node in the assignment");
+        }
+        if (opts.zero_point) return invalid("a format assignment uses symmetric activations only");
+        if (opts.high_precision == DType::Float16) {
+            return unsupported("--high-precision fp16 with a format assignment is not supported");
+        }
+    }
     if (opts.weights_only) return quantize_weights_only(input, source, opts);
     if (!source && !opts.ranges) {
         return invalid(
@@ -447,13 +511,29 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
         }
     }
     LOWBIT_ASSIGN(TypeLookup types, plan_types(m, shapes));
-    LOWBIT_ASSIGN(res.placement, place_qdq(m.graph, types, opts.placement));
+    const Assignment* asg = opts.assignment ? &*opts.assignment : nullptr;
+    PlacementOptions popts = opts.placement;
+    if (asg) {
+        LOWBIT_TRY(check_assignment_names(m.graph, *asg, opts.assignment_source));
+        for (const auto& n : m.graph.nodes) {
+            if (asg->of(n.name) == NodeFormat::Float) popts.exclude_names.push_back(n.name);
+        }
+    }
+    LOWBIT_ASSIGN(res.placement, place_qdq(m.graph, types, popts));
+    MixedPlan mixed_plan;
+    const MixedPlan* mixed = nullptr;
+    if (asg) {
+        LOWBIT_TRY(
+            check_assignment_placement(m.graph, res.placement, *asg, opts.assignment_source));
+        mixed_plan = plan_mixed(m.graph, *asg, res.placement);
+        mixed = &mixed_plan;
+    }
     const size_t n_act = res.placement.activations.size();
 
     ActivationRanges ranges;
     calib::CalibRequest req = calibration_request(res.placement, opts.method, ranges);
     GptqState gptq;
-    if (opts.weight_method == WeightMethod::Gptq) gptq_setup(m.graph, opts, res, gptq, req);
+    if (opts.weight_method == WeightMethod::Gptq) gptq_setup(m.graph, opts, res, gptq, req, mixed);
     calib::CalibConfig cfg;
     cfg.method = opts.method;
     cfg.percentile = opts.percentile;
@@ -469,11 +549,11 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     if (opts.ranges && opts.weight_method != WeightMethod::Gptq) {
         LOWBIT_TRY(ranges_from_file(*opts.ranges, mode, res, ranges));
     } else {
-        LOWBIT_TRY(ranges_from_calibration(m, *source, req, cfg, opts, res, ranges));
+        LOWBIT_TRY(ranges_from_calibration(m, *source, req, cfg, opts, res, ranges, mixed));
     }
     if (opts.weight_method == WeightMethod::Gptq) LOWBIT_TRY(gptq_finish(m.graph, opts, res, gptq));
-    activation_params(m.graph, opts, res, ranges);
-    LOWBIT_TRY(rewrite_model(m, types, opts, res, &gptq.codes));
+    activation_params(m.graph, opts, res, ranges, mixed);
+    LOWBIT_TRY(rewrite_model(m, types, opts, res, &gptq.codes, mixed));
     res.model = std::move(m);
     return res;
 }

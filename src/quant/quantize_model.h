@@ -14,6 +14,7 @@
 #include "calib/ranges_file.h"
 #include "core/status.h"
 #include "ir/graph.h"
+#include "quant/assignment.h"
 #include "quant/fp16.h"
 #include "quant/gptq.h"
 #include "quant/placement.h"
@@ -47,6 +48,12 @@ struct QuantizeOptions {
     // Ranges to reuse instead of calibrating (loaded by the caller).
     std::optional<calib::RangesFile> ranges;
     std::string model_name;  // recorded in the ranges
+    // Per-node formats (quant/assignment.h; `quantize --assign`, `lowbit mixed`) over an INT8
+    // placement (placement.mode must be int8): float nodes excluded, int4w nodes' weights INT4
+    // (int4.block_size, weight_method apply to them), fp8 nodes' activations and weights FP8.
+    // Weights are stored quantized (as dq_only). `assignment_source` names it in messages.
+    std::optional<Assignment> assignment;
+    std::string assignment_source = "assignment";
 };
 
 struct QuantizeResult {

@@ -109,7 +109,7 @@ def test_local_sqnr_and_all_but_one(tmp_path, calib_npy):
 
 
 def test_bad_arguments(tmp_path):
-    for args in (["--mode", "int4"], ["--metric", "bogus"], ["--images", "0"],
+    for args in (["--mode", "int2"], ["--metric", "bogus"], ["--images", "0"],
                  ["--no-such-flag"], ["--metric", "local-sqnr", "--all-but-one"]):
         r = lowbit("sensitivity", MODEL, *args, "--out", tmp_path / "x.json", check=False)
         assert r.returncode == 2, (args, r.stderr)

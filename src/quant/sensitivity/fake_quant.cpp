@@ -49,4 +49,36 @@ Tensor fake_quantize_weight(const Tensor& w, int64_t axis, QuantMode mode) {
     return y;
 }
 
+Tensor fake_quantize_weight_int4(const Tensor& w, int64_t axis, int64_t block_size) {
+    const Int4Weight q4 = quantize_weight_int4(w, axis, block_size, DType::Float32);
+    const Shape& shape = w.shape();
+    const int64_t n = w.numel();
+    const int8_t* codes = q4.q.data<int8_t>();  // one value a byte in memory
+    // The scale of element i: per channel along dq_axis, or per block along it (scale shape =
+    // w's shape with ceil(D / B) along dq_axis).
+    const Shape& ss = q4.scale.shape();
+    const float* sc = q4.scale.data<float>();
+    Tensor y(DType::Float32, shape);
+    float* py = y.data<float>();
+    std::vector<int64_t> idx(shape.size(), 0);
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t si = 0;
+        if (q4.block_size > 0) {
+            for (size_t d = 0; d < shape.size(); ++d) {
+                const int64_t v = static_cast<int64_t>(d) == q4.dq_axis ? idx[d] / q4.block_size
+                                                                        : idx[d];
+                si = si * ss[d] + v;
+            }
+        } else {
+            si = idx[static_cast<size_t>(q4.dq_axis)];
+        }
+        py[i] = static_cast<float>(codes[i]) * sc[si];
+        for (size_t d = shape.size(); d-- > 0;) {
+            if (++idx[d] < shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return y;
+}
+
 }  // namespace lowbit::quant

@@ -21,4 +21,7 @@ Tensor fake_quantize(const Tensor& x, float scale, QuantMode mode);
 // (per channel along `axis`, or per tensor when axis < 0).
 Tensor fake_quantize_weight(const Tensor& w, int64_t axis, QuantMode mode);
 
+// An INT4 weight (round to nearest, per channel or in blocks) as its DequantizeLinear yields it.
+Tensor fake_quantize_weight_int4(const Tensor& w, int64_t axis, int64_t block_size);
+
 }  // namespace lowbit::quant

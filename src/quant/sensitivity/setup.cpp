@@ -161,6 +161,7 @@ Status FakeQuantOverride::apply(size_t idx, const Node& node, std::vector<Tensor
 Status setup_sweep(const Model& input, calib::CalibSource& source, const SensitivityOptions& opts,
                    SweepSetup& s, SensitivityReport& rep) {
     s.mode = opts.quant.placement.mode;
+    s.int4 = opts.quant.int4;
     LOWBIT_TRY(calibrate_and_place(input, source, opts, s, rep));
     LOWBIT_TRY(plan_executor(source, opts, s));
     return plan_nodes(opts.all_but_one, s);
@@ -170,8 +171,11 @@ Status add_weight_variants(SweepSetup& s, const std::vector<char>& own_weights) 
     const Graph& g = s.model.graph;
     for (const WeightQdq& wq : s.placement.weights) {
         if (!own_weights.empty() && own_weights[wq.node]) continue;
+        const Tensor& w = *g.initializer(wq.tensor);
         LOWBIT_TRY(s.ex->add_constant_variant(
-            wq.node, wq.input, fake_quantize_weight(*g.initializer(wq.tensor), wq.axis, s.mode)));
+            wq.node, wq.input,
+            s.int4.enabled ? fake_quantize_weight_int4(w, wq.axis, s.int4.block_size)
+                           : fake_quantize_weight(w, wq.axis, s.mode)));
     }
     return Status::ok();
 }

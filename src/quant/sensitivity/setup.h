@@ -58,6 +58,7 @@ private:
 
 struct SweepSetup {
     QuantMode mode = QuantMode::Int8;
+    Int4Weights int4;  // INT4 weights (w4a8 / w4a16): weights fake-quantized to INT4
     Placement placement;  // on `model`
     Model model;          // the prepared float graph the placement indices refer to
     ExecutorOptions exec_options;

@@ -1,0 +1,40 @@
+// `lowbit mixed` as a job (pipeline/jobs.h style): see mixed_job.cpp and quant/mixed.h.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "pipeline/eval_job.h"
+#include "pipeline/job_inputs.h"
+
+namespace lowbit::pipeline {
+
+struct MixedJob {
+    std::string model;
+    std::string out;             // the chosen model
+    std::string assignment_out;  // default: OUT stem + .assign.json
+    std::string pareto_out;      // default: OUT stem + .pareto.json
+    CalibInputOptions calib = {"", "", {}, 0};
+    CalibMethodOptions method;
+    PlacementRequest placement;
+    std::vector<std::string> formats = {"int4w", "int8", "fp8", "float"};
+    std::string budget_bytes;  // N, or F x the INT8 model's ("0.6x"); empty: none
+    double max_drop = -1;
+    bool max_drop_set = false;
+    int64_t sens_images = 16;
+    std::string sensitivity_dir;  // cache of per-format sensitivities
+    std::string weight_method = "gptq";
+    int64_t block_size = 0;
+    int64_t gptq_samples = 32;
+    int max_evals = 6;
+    int front_points = 2;
+    EvalJob eval;  // data, max_images, thresholds
+    int threads = 0;
+    bool quiet = false;
+    EngineSwitches engine;
+};
+Status run_job(const MixedJob& o, std::FILE* out);
+
+}  // namespace lowbit::pipeline

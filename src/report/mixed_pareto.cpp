@@ -1,0 +1,79 @@
+#include "report/mixed_pareto.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "core/json_at.h"
+#include "report/svg_plot.h"
+
+namespace lowbit::report {
+
+Result<MixedPareto> load_mixed_pareto(const std::string& path) {
+    LOWBIT_ASSIGN(nlohmann::json j, read_json_file(path));
+    auto bad = [&](const std::string& what) {
+        return invalid("{}: not a `lowbit mixed` Pareto file ({})", path, what);
+    };
+    if (!j.is_object() || j.value("tool", "") != "lowbit mixed") return bad("tool");
+    if (!j.contains("points") || !j["points"].is_array()) return bad("points");
+    if (!j.contains("int8") || !j["int8"].contains("weight_bytes")) return bad("int8");
+    if (!j.contains("fp32_map50_95") || !j["fp32_map50_95"].is_number()) return bad("fp32");
+    for (const auto& p : j["points"]) {
+        if (!p.is_object() || !p.contains("weight_bytes") || !p["weight_bytes"].is_number() ||
+            !p.contains("map50_95") || !p["map50_95"].is_number() || !p.contains("source")) {
+            return bad("a point lacks weight_bytes, map50_95 or source");
+        }
+    }
+    return MixedPareto{path, std::move(j)};
+}
+
+namespace {
+
+std::string label(const nlohmann::json& p) {
+    if (p.value("source", "") == "int8") return "all INT8";
+    return fmt::format("{:.0f}% INT4", 100 * p.value("int4w_weight_share", 0.0));
+}
+
+}  // namespace
+
+std::string mixed_pareto_markdown(const MixedPareto& p) {
+    const auto& j = p.j;
+    std::string s = fmt::format(
+        "\n## Mixed precision ({})\n\nFP32 mAP50-95 {:.4f}; weight bytes against the all-INT8 "
+        "model ({} bytes); measured by quantize + eval.\n\n| weight bytes | x INT8 | INT4 share "
+        "| mAP50-95 | drop | Pareto | chosen |\n|---|---|---|---|---|---|---|\n",
+        p.path, j["fp32_map50_95"].get<double>(), j["int8"]["weight_bytes"].get<int64_t>());
+    for (const auto& q : j["points"]) {
+        s += fmt::format("| {} | {:.3f} | {} | {:.4f} | {:.4f} | {} | {} |\n",
+                         q["weight_bytes"].get<int64_t>(), q.value("ratio_vs_int8", 0.0),
+                         label(q), q["map50_95"].get<double>(), q.value("drop", 0.0),
+                         q.value("on_front", false) ? "yes" : "", q.value("chosen", false) ? "yes" : "");
+    }
+    return s;
+}
+
+std::string mixed_pareto_html(const MixedPareto& p) {
+    const auto& j = p.j;
+    std::vector<ScatterPoint> pts;
+    std::vector<std::pair<double, size_t>> front;
+    for (const auto& q : j["points"]) {
+        ScatterPoint sp;
+        sp.x = q.value("ratio_vs_int8", 0.0);
+        sp.y = q["map50_95"].get<double>();
+        sp.label = label(q);
+        sp.highlight = q.value("chosen", false);
+        if (q.value("on_front", false)) front.push_back({sp.x, pts.size()});
+        pts.push_back(sp);
+    }
+    std::sort(front.begin(), front.end());
+    std::vector<size_t> fi;
+    for (const auto& f : front) fi.push_back(f.second);
+    return fmt::format(
+        "<h2>Mixed precision</h2>\n<p>{}: FP32 mAP50-95 {:.4f}; measured points of the search "
+        "(the chosen one larger), the Pareto front joined.</p>\n{}\n",
+        html_escape(p.path), j["fp32_map50_95"].get<double>(),
+        svg_scatter(pts, fi, "weight bytes / all-INT8 model", "mAP50-95"));
+}
+
+}  // namespace lowbit::report
