@@ -62,8 +62,8 @@ TEST(DetectionError, EndToEndHandComputed) {
     EXPECT_NEAR(e.box, 0.036 + 2.0 + 1.2, 1e-6);
 
     // Same box, other class: no match, both rows lost.
-    const DetectionError c = e2e_detection_error({det(0, 0, 10, 10, 0.9f, 0)},
-                                                 {det(0, 0, 10, 10, 0.9f, 3)});
+    const DetectionError c =
+        e2e_detection_error({det(0, 0, 10, 10, 0.9f, 0)}, {det(0, 0, 10, 10, 0.9f, 3)});
     EXPECT_NEAR(c.score, 2 * 0.729, 1e-6);
     EXPECT_NEAR(c.box, 2 * 3.6, 1e-6);
     EXPECT_EQ(e2e_detection_error(ref, ref).total(), 0.0);

@@ -7,9 +7,9 @@ namespace lowbit::eval {
 
 namespace {
 
-constexpr double kMinScale = 8.0;   // px: the smallest stride
-constexpr double kMatchIou = 0.5;   // end-to-end rows: same class and IoU >= this
-constexpr double kBoxCap = 4.0;     // 4 coordinates, each capped at 1
+constexpr double kMinScale = 8.0;  // px: the smallest stride
+constexpr double kMatchIou = 0.5;  // end-to-end rows: same class and IoU >= this
+constexpr double kBoxCap = 4.0;    // 4 coordinates, each capped at 1
 
 // sum_i min(1, ((q_i - r_i) / s)^2), s from the reference box.
 double box_term(const float* r, const float* q) {
@@ -108,8 +108,8 @@ Result<DetectionComparator> DetectionComparator::create(const std::string& outpu
                                                         int expected_classes) {
     DetectionComparator c;
     c.imgsz_ = imgsz;
-    LOWBIT_ASSIGN(c.layout_, detect_head_layout(output_name, first.shape(), imgsz, head,
-                                                expected_classes));
+    LOWBIT_ASSIGN(c.layout_,
+                  detect_head_layout(output_name, first.shape(), imgsz, head, expected_classes));
     if (c.layout_.kind == HeadKind::EndToEnd) {
         c.sigmoid_ = false;
     } else if (scores == ScoreMode::Auto) {

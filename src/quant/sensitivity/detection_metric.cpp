@@ -38,9 +38,9 @@ public:
         if (outs.empty()) return invalid("--metric detection: the model has no output");
         if (!ready_) {
             const std::string name = ctx_.setup.ex->outputs()[0].name;
-            LOWBIT_ASSIGN(cmp_, eval::DetectionComparator::create(
-                                    name, outs[0], imgsz_, ctx_.opts.eval.head,
-                                    ctx_.opts.eval.scores, n_classes()));
+            LOWBIT_ASSIGN(
+                cmp_, eval::DetectionComparator::create(name, outs[0], imgsz_, ctx_.opts.eval.head,
+                                                        ctx_.opts.eval.scores, n_classes()));
             ctx_.report.notes.push_back(
                 fmt::format("detection metric on output '{}': {}", name, cmp_.layout().describe()));
             ready_ = true;
