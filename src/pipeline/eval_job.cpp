@@ -178,21 +178,14 @@ void print_eval_notes(const EvalResult& r) {
 }
 
 nlohmann::ordered_json info_json(const EvalRunInfo& i) {
-    return {{"onnx_path", i.onnx_path},
-            {"data_root", i.data_root},
-            {"instances", i.instances},
-            {"images_dir", i.images_dir},
-            {"providers", i.providers},
-            {"imgsz", i.imgsz},
-            {"max_images", i.max_images},
-            {"warmup_runs", i.warmup_runs},
-            {"skip_latency", i.skip_latency},
-            {"batch", i.batch},
+    return {{"onnx_path", i.onnx_path},   {"data_root", i.data_root},
+            {"instances", i.instances},   {"images_dir", i.images_dir},
+            {"providers", i.providers},   {"imgsz", i.imgsz},
+            {"max_images", i.max_images}, {"warmup_runs", i.warmup_runs},
+            {"skip_latency", i.skip_latency}, {"batch", i.batch},
             {"conf", i.conf},
-            {"iou", i.iou},
-            {"max_det", i.max_det},
-            {"pre_nms_topk", i.pre_nms_topk},
-            {"threads", i.threads},
+            {"iou", i.iou},               {"max_det", i.max_det},
+            {"pre_nms_topk", i.pre_nms_topk}, {"threads", i.threads},
             {"kernels", to_json(i.kernels)}};
 }
 
@@ -425,10 +418,9 @@ void print_eval_result(const EvalResult& r, std::FILE* out) {
     std::fprintf(out, "mAP50-95 %.4f  mAP50 %.4f  (%lld images, %zu detections)\n", r.coco.stats[0],
                  r.coco.stats[1], static_cast<long long>(r.num_images), r.detections.size());
     if (!r.bootstrap.values.empty()) {
-        std::fprintf(
-            out, "mAP50-95 95%% CI %.4f..%.4f  (bootstrap over images, %d resamples, seed %llu)\n",
-            r.bootstrap.lo, r.bootstrap.hi, r.bootstrap.resamples,
-            static_cast<unsigned long long>(r.bootstrap.seed));
+        std::fprintf(out, "mAP50-95 95%% CI %.4f..%.4f  (bootstrap over images, %d resamples, "
+                     "seed %llu)\n", r.bootstrap.lo, r.bootstrap.hi, r.bootstrap.resamples,
+                     static_cast<unsigned long long>(r.bootstrap.seed));
     }
     std::fprintf(out, "latency mean %.3f ms  median %.3f ms  p90 %.3f ms  %.3f FPS\n",
                  r.latency.mean_ms, r.latency.median_ms, r.latency.p90_ms,
