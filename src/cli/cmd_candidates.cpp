@@ -27,7 +27,7 @@ void add_candidates_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--schemes", o->schemes,
                     "Folder of nodes_to_exclude_k{K}.txt files (from `lowbit schemes`)")
         ->required();
-    sub->add_option("--mode", o->mode, "int8 or fp8")->capture_default_str();
+    sub->add_option("--mode", o->mode, "int8, fp8, w4a16 or w4a8 (INT4 weights)")->capture_default_str();
     sub->add_option("--ks", o->ks, "Only these K (default: every scheme in the folder)");
     add_calib_input_options(sub, o->calib, false);
     sub->add_option("--calib-max", o->calib_max, "Use only the first N calibration samples");

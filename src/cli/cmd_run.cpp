@@ -28,7 +28,7 @@ void add_run_command(CLI::App& app, CommandFn& run) {
                     "Calibration image list (default: the bundled assets/calib/calib100.txt)");
     sub->add_option("--imgsz", o->imgsz,
                     "Letterbox size for calibration and evaluation (default: the model's)");
-    sub->add_option("--modes", o->modes, "Modes of the sensitivity/candidate steps")
+    sub->add_option("--modes", o->modes, "Modes of the sensitivity/candidate steps: fp8, int8, w4a16, w4a8")
         ->capture_default_str();
     sub->add_option("--ks", o->ks, "Values of K for the schemes")->capture_default_str();
     sub->add_option("--threads", o->threads, "Threads (default: all cores)")

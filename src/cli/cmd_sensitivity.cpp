@@ -39,7 +39,9 @@ void add_sensitivity_command(CLI::App& app, CommandFn& run) {
                     "output-mse (MSE of the graph outputs), cosine (1 - cosine similarity), "
                     "local-sqnr (SQNR of the node's own output; cheapest, but blind to how the "
                     "error propagates: no better than random at picking nodes to keep in high "
-                    "precision on the bundled model) or map (mAP50-95 drop "
+                    "precision on the bundled model), detection (task-aware: decoded boxes and "
+                    "class scores against float32, squared differences weighted by confidence; "
+                    "raw DFL, decoded and end-to-end heads) or map (mAP50-95 drop "
                     "on --val-images validation images)")
         ->capture_default_str();
     sub->add_flag("--all-but-one", o->all_but_one,

@@ -350,31 +350,17 @@ const StatSpec kStatSpecs[12] = {
     {false, NAN, 0, 2}, {false, NAN, 1, 2}, {false, NAN, 2, 2}, {false, NAN, 3, 2},
 };
 
-}  // namespace
+// _prepare: images and categories (sorted, unique) and GT and results bucketed by (category,
+// image), file order kept inside a group. Fails, as loadRes does, on a result of an unknown image.
+struct Prepared {
+    std::vector<int64_t> img_ids, cat_ids;
+    std::vector<Members> gt_by_cat, dt_by_cat;
+    int64_t num_gt = 0, num_detections = 0;
+};
 
-double numpy_mean(const std::vector<double>& v) {
-    // np.add.reduce walks the array in buffer-sized (8192) chunks, summing each pairwise.
-    constexpr size_t kBuf = 8192;
-    double sum = 0.0;
-    for (size_t i = 0; i < v.size(); i += kBuf) {
-        sum += pairwise_sum(v.data() + i, std::min(kBuf, v.size() - i));
-    }
-    return sum / static_cast<double>(v.size());
-}
-
-const std::array<const char*, 12>& coco_stat_names() {
-    static const std::array<const char*, 12> names = {"AP",  "AP50", "AP75",  "APs", "APm", "APl",
-                                                      "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
-    return names;
-}
-
-Result<CocoEvalResult> coco_evaluate(const CocoDataset& gt,
-                                     const std::vector<CocoAnnotation>& results,
-                                     const CocoEvalOptions& opts) {
-    CocoEvalResult out;
-    out.iou_thrs = linspace<kT>(0.5, 0.95);
-    out.rec_thrs = linspace<kR>(0.0, 1.0);
-
+Result<Prepared> prepare(const CocoDataset& gt, const std::vector<CocoAnnotation>& results,
+                         const CocoEvalOptions& opts) {
+    Prepared out;
     // COCO.loadRes: every result's image must be an image of the GT file.
     std::unordered_map<int64_t, int32_t> gt_images;
     gt_images.reserve(gt.images.size() * 2);
@@ -430,6 +416,45 @@ Result<CocoEvalResult> coco_evaluate(const CocoDataset& gt,
     std::vector<Members> gt_by_cat = bucket(gt.annotations, out.num_gt);
     std::vector<Members> dt_by_cat = bucket(results, out.num_detections);
 
+    out.gt_by_cat = std::move(gt_by_cat);
+    out.dt_by_cat = std::move(dt_by_cat);
+    return out;
+}
+
+}  // namespace
+
+double numpy_mean(const std::vector<double>& v) {
+    // np.add.reduce walks the array in buffer-sized (8192) chunks, summing each pairwise.
+    constexpr size_t kBuf = 8192;
+    double sum = 0.0;
+    for (size_t i = 0; i < v.size(); i += kBuf) {
+        sum += pairwise_sum(v.data() + i, std::min(kBuf, v.size() - i));
+    }
+    return sum / static_cast<double>(v.size());
+}
+
+const std::array<const char*, 12>& coco_stat_names() {
+    static const std::array<const char*, 12> names = {"AP",  "AP50", "AP75",  "APs", "APm", "APl",
+                                                      "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"};
+    return names;
+}
+
+Result<CocoEvalResult> coco_evaluate(const CocoDataset& gt,
+                                     const std::vector<CocoAnnotation>& results,
+                                     const CocoEvalOptions& opts) {
+    CocoEvalResult out;
+    out.iou_thrs = linspace<kT>(0.5, 0.95);
+    out.rec_thrs = linspace<kR>(0.0, 1.0);
+
+    LOWBIT_ASSIGN(Prepared pp, prepare(gt, results, opts));
+    out.img_ids = std::move(pp.img_ids);
+    out.cat_ids = std::move(pp.cat_ids);
+    out.num_gt = pp.num_gt;
+    out.num_detections = pp.num_detections;
+    const size_t K = out.cat_ids.size();
+    const std::vector<Members>& gt_by_cat = pp.gt_by_cat;
+    const std::vector<Members>& dt_by_cat = pp.dt_by_cat;
+
     out.precision.assign(static_cast<size_t>(kT) * kR * K * kA * kM, -1.0);
     out.recall.assign(static_cast<size_t>(kT) * K * kA * kM, -1.0);
 
@@ -484,6 +509,178 @@ std::vector<double> coco_per_category_ap(const CocoEvalResult& r) {
         if (!vals.empty()) ap[k] = numpy_mean(vals);
     }
     return ap;
+}
+
+}  // namespace lowbit
+
+namespace lowbit {
+
+Result<CocoImageMatches> coco_image_matches(const CocoDataset& gt,
+                                            const std::vector<CocoAnnotation>& results,
+                                            const CocoEvalOptions& opts) {
+    LOWBIT_ASSIGN(Prepared pp, prepare(gt, results, opts));
+    CocoImageMatches m;
+    m.img_ids = pp.img_ids;
+    const size_t K = pp.cat_ids.size(), n_img = pp.img_ids.size();
+    m.cats.resize(K);
+    CocoEvalResult unused;
+    Shared sh{&gt,
+              &results,
+              &pp.gt_by_cat,
+              &pp.dt_by_cat,
+              linspace<kT>(0.5, 0.95),
+              linspace<kR>(0.0, 1.0),
+              K,
+              &unused};
+    ThreadPool pool(opts.n_threads);
+    std::atomic<size_t> next{0};
+    int workers = static_cast<int>(std::min<size_t>(static_cast<size_t>(pool.size()), K));
+    pool.parallel_for(std::max(workers, 1), 1, [&](int64_t b, int64_t e) {
+        Scratch s;
+        for (int64_t w = b; w < e; ++w) {
+            for (size_t k = next.fetch_add(1); k < K; k = next.fetch_add(1)) {
+                const Members& gts = pp.gt_by_cat[k];
+                const Members& dts = pp.dt_by_cat[k];
+                CocoImageMatches::Category& c = m.cats[k];
+                c.begin.assign(n_img + 1, 0);
+                c.npig.assign(n_img, 0);
+                s.scores.clear();
+                s.rank.clear();
+                s.codes.clear();
+                // Per image with a group: where its detections end (groups come in image order,
+                // so an image's start is the previous image's end).
+                std::vector<uint32_t> end_of(n_img, std::numeric_limits<uint32_t>::max());
+                size_t gi = 0, di = 0;
+                while (gi < gts.size() || di < dts.size()) {
+                    constexpr int32_t kNone = std::numeric_limits<int32_t>::max();
+                    int32_t img = std::min(gi < gts.size() ? gts[gi].first : kNone,
+                                           di < dts.size() ? dts[di].first : kNone);
+                    size_t ge = gi, de = di;
+                    while (ge < gts.size() && gts[ge].first == img) ++ge;
+                    while (de < dts.size() && dts[de].first == img) ++de;
+                    int64_t npig[kA] = {0, 0, 0, 0};
+                    evaluate_group(sh, gts, gi, ge, dts, di, de, s, npig);
+                    c.npig[static_cast<size_t>(img)] = npig[0];
+                    end_of[static_cast<size_t>(img)] = static_cast<uint32_t>(s.scores.size());
+                    gi = ge;
+                    di = de;
+                }
+                uint32_t prev = 0;
+                for (size_t i = 0; i < n_img; ++i) {
+                    c.begin[i] = prev;
+                    if (end_of[i] != std::numeric_limits<uint32_t>::max()) prev = end_of[i];
+                }
+                c.begin[n_img] = static_cast<uint32_t>(s.scores.size());
+                c.scores = s.scores;
+                c.codes.resize(s.scores.size() * kT);
+                for (size_t d = 0; d < s.scores.size(); ++d) {
+                    for (int t = 0; t < kT; ++t) {
+                        c.codes[d * kT + t] = s.codes[(d * kA + 0) * kT + t];  // area all
+                    }
+                }
+            }
+        }
+    });
+    return m;
+}
+
+double coco_resampled_map(const CocoImageMatches& m, const std::vector<int32_t>& counts) {
+    const std::array<double, kR> rec = linspace<kR>(0.0, 1.0);
+    const double eps = std::numeric_limits<double>::epsilon();
+    double total = 0;
+    int64_t valid = 0;
+    std::vector<uint32_t> dets, order;
+    std::vector<double> rc, pr;
+    for (const CocoImageMatches::Category& c : m.cats) {
+        int64_t np_ = 0;
+        dets.clear();
+        for (size_t i = 0; i < counts.size() && i + 1 < c.begin.size(); ++i) {
+            np_ += static_cast<int64_t>(counts[i]) * c.npig[i];
+            for (int32_t copy = 0; copy < counts[i]; ++copy) {
+                for (uint32_t d = c.begin[i]; d < c.begin[i + 1]; ++d) dets.push_back(d);
+            }
+        }
+        if (np_ == 0) continue;  // no GT: -1, left out of the mean
+        ++valid;
+        order.resize(dets.size());
+        for (size_t j = 0; j < dets.size(); ++j) order[j] = static_cast<uint32_t>(j);
+        std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+            return c.scores[dets[a]] > c.scores[dets[b]];
+        });
+        const size_t n = dets.size();
+        rc.resize(n);
+        pr.resize(n);
+        for (int t = 0; t < kT; ++t) {
+            double tp = 0, fp = 0;
+            for (size_t j = 0; j < n; ++j) {
+                const uint8_t code = c.codes[static_cast<size_t>(dets[order[j]]) * kT + t];
+                tp += code == kTp;
+                fp += code == kFp;
+                rc[j] = tp / static_cast<double>(np_);
+                pr[j] = tp / (fp + tp + eps);
+            }
+            for (size_t i = n; i-- > 1;) {
+                if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+            }
+            const double* idx = rc.data();
+            for (int r = 0; r < kR; ++r) {
+                idx = std::lower_bound(idx, static_cast<const double*>(rc.data() + n),
+                                       rec[static_cast<size_t>(r)]);
+                if (idx == rc.data() + n) break;
+                total += pr[static_cast<size_t>(idx - rc.data())];
+            }
+        }
+    }
+    if (valid == 0) return -1.0;
+    return total / static_cast<double>(valid * kT * kR);
+}
+
+std::vector<std::vector<int32_t>> bootstrap_counts(size_t n, int resamples, uint64_t seed) {
+    std::vector<std::vector<int32_t>> out(static_cast<size_t>(std::max(resamples, 0)));
+    uint64_t state = seed;
+    auto next = [&]() {  // splitmix64
+        uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+    };
+    for (std::vector<int32_t>& c : out) {
+        c.assign(n, 0);
+        for (size_t j = 0; j < n; ++j) ++c[static_cast<size_t>(next() % n)];
+    }
+    return out;
+}
+
+double percentile(std::vector<double> v, double q) {
+    if (v.empty()) return NAN;
+    std::sort(v.begin(), v.end());
+    const double pos = q / 100.0 * static_cast<double>(v.size() - 1);
+    const size_t i = static_cast<size_t>(std::floor(pos));
+    if (i + 1 >= v.size()) return v.back();
+    const double f = pos - static_cast<double>(i);
+    return v[i] + (v[i + 1] - v[i]) * f;
+}
+
+Result<BootstrapResult> bootstrap_map(const CocoDataset& gt,
+                                      const std::vector<CocoAnnotation>& results,
+                                      const CocoEvalOptions& opts, int resamples, uint64_t seed) {
+    BootstrapResult b;
+    b.resamples = resamples;
+    b.seed = seed;
+    if (resamples <= 0) return b;
+    LOWBIT_ASSIGN(CocoImageMatches m, coco_image_matches(gt, results, opts));
+    const std::vector<std::vector<int32_t>> sets =
+        bootstrap_counts(m.img_ids.size(), resamples, seed);
+    b.values.assign(sets.size(), 0.0);
+    ThreadPool pool(opts.n_threads);
+    pool.parallel_for(static_cast<int64_t>(sets.size()), 1, [&](int64_t s, int64_t e) {
+        for (int64_t r = s; r < e; ++r) {
+            b.values[static_cast<size_t>(r)] = coco_resampled_map(m, sets[static_cast<size_t>(r)]);
+        }
+    });
+    b.lo = percentile(b.values, 2.5);
+    b.hi = percentile(b.values, 97.5);
+    return b;
 }
 
 }  // namespace lowbit

@@ -76,3 +76,49 @@ std::vector<double> coco_per_category_ap(const CocoEvalResult& r);
 double numpy_mean(const std::vector<double>& v);
 
 }  // namespace lowbit
+
+namespace lowbit {
+
+// Bootstrap of mAP50-95 over images (issue 15 item 4). COCOeval's per-image matching (area
+// all, 100 detections per image and category: what mAP50-95 reads) is done once; a resample
+// that counts image i counts[i] times then only re-accumulates. A resample equals COCOeval on
+// a data set where image i appears counts[i] times (copies adjacent, in image order, under new
+// ids): tested against exactly that.
+struct CocoImageMatches {
+    struct Category {
+        std::vector<uint32_t> begin;  // per image: its detections [begin[i], begin[i+1])
+        std::vector<double> scores;   // per detection, image order then score order
+        std::vector<uint8_t> codes;   // [detection][threshold]: 0 FP, 1 TP, 2 ignored
+        std::vector<int64_t> npig;    // per image: non-ignored GT
+    };
+    std::vector<int64_t> img_ids;  // sorted, as CocoEvalResult::img_ids
+    std::vector<Category> cats;
+};
+
+Result<CocoImageMatches> coco_image_matches(const CocoDataset& gt,
+                                            const std::vector<CocoAnnotation>& results,
+                                            const CocoEvalOptions& opts = {});
+
+// mAP50-95 with image i (of m.img_ids) counted counts[i] times; -1 when no category has GT.
+double coco_resampled_map(const CocoImageMatches& m, const std::vector<int32_t>& counts);
+
+// `resamples` resamples of n images with replacement from a seeded generator (splitmix64):
+// counts per image. The same (n, resamples, seed) give the same image sets, so two models
+// evaluated on the same images are resampled in pairs.
+std::vector<std::vector<int32_t>> bootstrap_counts(size_t n, int resamples, uint64_t seed);
+
+struct BootstrapResult {
+    int resamples = 0;
+    uint64_t seed = 0;
+    std::vector<double> values;  // mAP50-95 per resample, in resample order
+    double lo = 0, hi = 0;       // 2.5 and 97.5 percentiles (linear, as numpy.percentile)
+};
+
+// The percentile q in [0, 100] of v (numpy's default linear interpolation).
+double percentile(std::vector<double> v, double q);
+
+Result<BootstrapResult> bootstrap_map(const CocoDataset& gt,
+                                      const std::vector<CocoAnnotation>& results,
+                                      const CocoEvalOptions& opts, int resamples, uint64_t seed);
+
+}  // namespace lowbit

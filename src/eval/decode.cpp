@@ -96,6 +96,43 @@ void anchor_of(int64_t a, int imgsz, float& ax, float& ay, float& stride) {
     ax = ay = stride = 0;
 }
 
+// The box of row a of a DFL or decoded head, xyxy in letterbox pixels. DFL: distance per side =
+// expectation of the softmax over 16 bins (max-subtracted), in grid units, times the stride;
+// sides ordered left, top, right, bottom. Decoded: cx, cy, w, h.
+void row_box(const View& v, HeadKind kind, int64_t a, int imgsz, float box[4]) {
+    if (kind == HeadKind::Dfl) {
+        float dist[4];
+        for (int side = 0; side < 4; ++side) {
+            float logits[kRegMax];
+            float mx = -INFINITY;
+            for (int i = 0; i < kRegMax; ++i) {
+                logits[i] = v.at(side * kRegMax + i, a);
+                mx = std::max(mx, logits[i]);
+            }
+            float sum = 0.0f;
+            for (int i = 0; i < kRegMax; ++i) {
+                logits[i] = std::exp(logits[i] - mx);
+                sum += logits[i];
+            }
+            float e = 0.0f;
+            for (int i = 0; i < kRegMax; ++i) e += (logits[i] / sum) * static_cast<float>(i);
+            dist[side] = e;
+        }
+        float ax = 0, ay = 0, st = 0;
+        anchor_of(a, imgsz, ax, ay, st);
+        box[0] = ax - dist[0] * st;
+        box[1] = ay - dist[1] * st;
+        box[2] = ax + dist[2] * st;
+        box[3] = ay + dist[3] * st;
+    } else {
+        float cx = v.at(0, a), cy = v.at(1, a), w = v.at(2, a), h = v.at(3, a);
+        box[0] = cx - w / 2;
+        box[1] = cy - h / 2;
+        box[2] = cx + w / 2;
+        box[3] = cy + h / 2;
+    }
+}
+
 }  // namespace
 
 const char* head_kind_name(HeadKind k) {
@@ -295,42 +332,39 @@ Result<std::vector<Detection>> decode_detections(const Tensor& output, const Hea
         Detection d{};
         d.score = best[static_cast<size_t>(a)];
         d.cls = cls[static_cast<size_t>(a)];
-        if (layout.kind == HeadKind::Dfl) {
-            // Distance per side = expectation of softmax over 16 bins (max-subtracted), in grid
-            // units, times the stride; sides ordered left, top, right, bottom.
-            float dist[4];
-            for (int side = 0; side < 4; ++side) {
-                float logits[kRegMax];
-                float mx = -INFINITY;
-                for (int i = 0; i < kRegMax; ++i) {
-                    logits[i] = v.at(side * kRegMax + i, a);
-                    mx = std::max(mx, logits[i]);
-                }
-                float sum = 0.0f;
-                for (int i = 0; i < kRegMax; ++i) {
-                    logits[i] = std::exp(logits[i] - mx);
-                    sum += logits[i];
-                }
-                float e = 0.0f;
-                for (int i = 0; i < kRegMax; ++i) e += (logits[i] / sum) * static_cast<float>(i);
-                dist[side] = e;
-            }
-            float ax = 0, ay = 0, st = 0;
-            anchor_of(a, imgsz, ax, ay, st);
-            d.box[0] = ax - dist[0] * st;
-            d.box[1] = ay - dist[1] * st;
-            d.box[2] = ax + dist[2] * st;
-            d.box[3] = ay + dist[3] * st;
-        } else {
-            float cx = v.at(0, a), cy = v.at(1, a), w = v.at(2, a), h = v.at(3, a);
-            d.box[0] = cx - w / 2;
-            d.box[1] = cy - h / 2;
-            d.box[2] = cx + w / 2;
-            d.box[3] = cy + h / 2;
-        }
+        row_box(v, layout.kind, a, imgsz, d.box);
         cands.push_back(d);
     }
     return nms_class_aware(cands, opts.iou, opts.max_det);
+}
+
+Result<DenseDecoded> decode_dense(const Tensor& output, const HeadLayout& layout, int imgsz,
+                                  bool apply_sigmoid) {
+    if (layout.kind != HeadKind::Dfl && layout.kind != HeadKind::Decoded) {
+        return invalid("decode_dense: {} has no per-anchor rows", layout.describe());
+    }
+    const int64_t box_ch = layout.kind == HeadKind::Dfl ? 4 * kRegMax : 4;
+    const int64_t channels = box_ch + layout.num_classes;
+    if (output.numel() != channels * layout.num_rows) {
+        return invalid("model output {} does not match the {} chosen from the first image",
+                       shape_str(output.shape()), layout.describe());
+    }
+    LOWBIT_ASSIGN(std::vector<float> vals, to_float32_copy(output));
+    View v{vals.data(), channels, layout.num_rows, layout.channels_first};
+    DenseDecoded d;
+    d.rows = layout.num_rows;
+    d.num_classes = layout.num_classes;
+    d.boxes.resize(static_cast<size_t>(d.rows) * 4);
+    d.scores.resize(static_cast<size_t>(d.rows) * static_cast<size_t>(d.num_classes));
+    for (int64_t a = 0; a < d.rows; ++a) {
+        row_box(v, layout.kind, a, imgsz, &d.boxes[static_cast<size_t>(a) * 4]);
+        float* sc = &d.scores[static_cast<size_t>(a) * static_cast<size_t>(d.num_classes)];
+        for (int c = 0; c < d.num_classes; ++c) {
+            const float x = v.at(box_ch + c, a);
+            sc[c] = apply_sigmoid ? sigmoid(x) : x;
+        }
+    }
+    return d;
 }
 
 std::vector<Detection> nms_class_aware(const std::vector<Detection>& cands, float iou_thr,

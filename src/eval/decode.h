@@ -66,6 +66,18 @@ bool class_values_are_probabilities(const Tensor& output, const HeadLayout& layo
 Result<std::vector<Detection>> decode_detections(const Tensor& output, const HeadLayout& layout,
                                                  int imgsz, const DecodeOptions& opts);
 
+// Every row of a raw DFL or decoded head, without thresholds or NMS (the task-aware sensitivity
+// metric, eval/detection_error.h): boxes [rows x 4] xyxy in letterbox pixels (DFL: the
+// expectation over the bins), class scores [rows x nc] after the sigmoid when apply_sigmoid.
+struct DenseDecoded {
+    int64_t rows = 0;
+    int num_classes = 0;
+    std::vector<float> boxes;
+    std::vector<float> scores;
+};
+Result<DenseDecoded> decode_dense(const Tensor& output, const HeadLayout& layout, int imgsz,
+                                  bool apply_sigmoid);
+
 // Class-aware greedy NMS over `cands` sorted by descending score (seed-spec §5.5 step 8): keep
 // the head, drop same-class candidates with IoU > iou_thr, stop at max_det. IoU uses widths
 // clamped at 0 and inter / (area_a + area_b - inter + 1e-9), in float32 like the seed's NumPy.

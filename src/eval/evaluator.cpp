@@ -235,6 +235,8 @@ Result<EvalResult> summarize_evaluation(const CocoDataset& gt, std::vector<EvalI
                         res.dropped_unmapped, res.class_map));
     }
     LOWBIT_ASSIGN(res.coco, coco_evaluate(gt, res.detections, co));
+    LOWBIT_ASSIGN(res.bootstrap,
+                  bootstrap_map(gt, res.detections, co, kBootstrapResamples, kBootstrapSeed));
     res.latency = latency_stats(std::move(seconds), skip_latency);
     return res;
 }
@@ -283,6 +285,15 @@ nlohmann::ordered_json eval_metrics_json(const EvalRunInfo& info, const EvalResu
     j["threads"] = info.threads;
     j["kernels"] = to_json(info.kernels);
     j["notes"] = r.notes;
+    if (!r.bootstrap.values.empty()) {
+        // Paired with another metrics.json of the same images, resample by resample (compare).
+        j["bootstrap"] = {{"what", "mAP50-95 over images resampled with replacement"},
+                          {"resamples", r.bootstrap.resamples},
+                          {"seed", r.bootstrap.seed},
+                          {"image_ids", r.coco.img_ids},
+                          {"map50_95_ci95", {r.bootstrap.lo, r.bootstrap.hi}},
+                          {"map50_95", r.bootstrap.values}};
+    }
     j["lowbit_version"] = LOWBIT_VERSION;
     return j;
 }

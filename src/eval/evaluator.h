@@ -61,7 +61,13 @@ struct EvalResult {
     int64_t num_images = 0;          // requested images
     int64_t dropped_unmapped = 0;    // detections whose class has no category
     std::vector<std::string> notes;  // decisions worth telling the user (printed by the CLI)
+    // mAP50-95 over kBootstrapResamples resamples of the images (seed kBootstrapSeed): its 95 %
+    // interval, and every resample's value, which compare pairs with another model's.
+    BootstrapResult bootstrap;
 };
+
+inline constexpr int kBootstrapResamples = 1000;
+inline constexpr uint64_t kBootstrapSeed = 0;
 
 // What inference over a set of images produced, before COCOeval: the part of an evaluation that
 // shards split (`lowbit eval --shard`) and `lowbit merge` concatenates in image order.

@@ -12,6 +12,7 @@
 #include "core/path_guard.h"
 #include "data/coco.h"
 #include "onnx/model_io.h"
+#include "pipeline/run_modes.h"
 #include "pipeline/jobs.h"
 #include "pipeline/quantize_variants.h"
 #include "pipeline/results_file.h"
@@ -160,7 +161,7 @@ Status run_job(CandidatesJob o, std::FILE* out) {
         o.results_dir = (fs::path(o.out_dir) / ".." / "results").lexically_normal().string();
     }
     quant::QuantizeOptions base;
-    LOWBIT_ASSIGN(base.placement.mode, parse_quant_mode(o.mode));
+    LOWBIT_TRY(apply_variant_mode(o.mode, base));
     LOWBIT_ASSIGN(auto method, parse_calib_method_options(o.method));
     std::tie(base.method, base.percentile) = method;
     LOWBIT_ASSIGN(base.high_precision, parse_high_precision(o.high_precision));

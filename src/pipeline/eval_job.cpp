@@ -420,6 +420,11 @@ void print_eval_result(const EvalResult& r, std::FILE* out) {
     std::fputs(coco_summary(r.coco).c_str(), out);
     std::fprintf(out, "mAP50-95 %.4f  mAP50 %.4f  (%lld images, %zu detections)\n", r.coco.stats[0],
                  r.coco.stats[1], static_cast<long long>(r.num_images), r.detections.size());
+    if (!r.bootstrap.values.empty()) {
+        std::fprintf(out, "mAP50-95 95%% CI %.4f..%.4f  (bootstrap over images, %d resamples, "
+                     "seed %llu)\n", r.bootstrap.lo, r.bootstrap.hi, r.bootstrap.resamples,
+                     static_cast<unsigned long long>(r.bootstrap.seed));
+    }
     std::fprintf(out, "latency mean %.3f ms  median %.3f ms  p90 %.3f ms  %.3f FPS\n",
                  r.latency.mean_ms, r.latency.median_ms, r.latency.p90_ms,
                  r.latency.throughput_fps);

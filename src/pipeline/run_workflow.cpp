@@ -12,6 +12,7 @@
 #include "core/path_guard.h"
 #include "data/image_list.h"
 #include "onnx/model_io.h"
+#include "pipeline/run_modes.h"
 #include "pipeline/jobs.h"
 #include "pipeline/merge.h"
 #include "pipeline/results_file.h"
@@ -255,13 +256,13 @@ Step sensitivity_step(const Layout& L, const std::string& m) {
     SensitivityJob job;
     job.model = L.o.model;
     job.engine = L.o.engine;
-    job.mode = m;
+    job.mode = sensitivity_mode_for(m);  // INT4 modes: the int8 sweep ranks their nodes
     job.calib.npy = L.calib_npy;
     job.images = L.o.sensitivity_images;
     job.metric = "output-mse";
     job.out = report_json;
     job.threads = L.o.threads;
-    Argv argv = {"sensitivity", L.o.model,    "--mode",   m,
+    Argv argv = {"sensitivity", L.o.model,    "--mode",   job.mode,
                  "--calib",     L.calib_npy,  "--images", std::to_string(L.o.sensitivity_images),
                  "--metric",    "output-mse", "--out",    report_json,
                  "--threads",   L.threads};
@@ -370,8 +371,11 @@ Result<RunPlan> plan_run(RunOptions o) {
     RunPlan plan;
     LOWBIT_ASSIGN(o.model, resolve_model_path(o.model));
     LOWBIT_ASSIGN(Model model, load_model(o.model));
-    for (const std::string& m : o.modes) LOWBIT_TRY(parse_quant_mode(m).status());
-    if (o.modes.empty()) return invalid("--modes needs at least one of fp8, int8");
+    for (const std::string& m : o.modes) {
+        quant::QuantizeOptions check;
+        LOWBIT_TRY(apply_variant_mode(m, check));
+    }
+    if (o.modes.empty()) return invalid("--modes needs at least one of fp8, int8, w4a16, w4a8");
     std::vector<std::string> modes;  // each once, in the order given
     for (const std::string& m : o.modes) {
         if (std::find(modes.begin(), modes.end(), m) == modes.end()) modes.push_back(m);

@@ -12,6 +12,7 @@
 #include "eval/latency.h"
 #include "onnx/model_io.h"
 #include "report/json_read.h"
+#include "report/paired_bootstrap.h"
 
 namespace lowbit::report {
 
@@ -124,6 +125,20 @@ Result<Variant> load_variant(const std::string& path) {
     }
     if (auto x = latency.find("p10_ms")) {
         LOWBIT_ASSIGN(v.p10_ms, x->number());
+    }
+    if (doc.is_object() && doc.contains("bootstrap")) {
+        const nlohmann::json& bs = doc["bootstrap"];
+        try {
+            v.bootstrap = bs.at("map50_95").get<std::vector<double>>();
+            v.bootstrap_images = bs.at("image_ids").get<std::vector<int64_t>>();
+            v.bootstrap_seed = bs.at("seed").get<int64_t>();
+            const auto ci = bs.at("map50_95_ci95").get<std::vector<double>>();
+            if (ci.size() != 2)
+                return invalid("{}: bootstrap.map50_95_ci95: expected 2 numbers", path);
+            v.bootstrap_ci = std::make_pair(ci[0], ci[1]);
+        } catch (const nlohmann::json::exception& e) {
+            return invalid("{}: bootstrap: {}", path, e.what());
+        }
     }
     if (auto x = latency.find("samples")) {
         LOWBIT_ASSIGN(v.latency_samples, x->integer());
@@ -508,6 +523,9 @@ std::string summary_markdown(const Comparison& c, const CompareOptions& o) {
                               v.calibration_method.empty() ? "-" : v.calibration_method);
         }
     }
+
+    md += "\n## Accuracy against the baseline (paired bootstrap)\n\n";
+    md += accuracy_markdown(c);
 
     md += "\n## Latency\n\n";
     md += latency_rule() + ".\n\n";

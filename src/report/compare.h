@@ -35,6 +35,12 @@ struct Variant {
     std::optional<int64_t> model_bytes;
     std::string calibration_method;
     bool baseline = false;
+    // metrics.json "bootstrap" (paired_bootstrap.h): mAP50-95 per resample, the resampled
+    // images and seed, the 95 % interval; empty / none in files without it.
+    std::vector<double> bootstrap;
+    std::vector<int64_t> bootstrap_images;
+    int64_t bootstrap_seed = 0;
+    std::optional<std::pair<double, double>> bootstrap_ci;
     // Evaluation parameters (data_root, instances, max_images, imgsz, conf, ...) as written.
     nlohmann::ordered_json params = nlohmann::ordered_json::object();
 };

@@ -4,11 +4,31 @@
 
 #include <algorithm>
 
+#include "report/paired_bootstrap.h"
 #include "report/svg_plot.h"
 
 namespace lowbit::report {
 
 namespace {
+
+std::string accuracy_table_html(const Comparison& c) {
+    std::string h =
+        "<p>A difference from the baseline is called only when the 95% interval of the paired "
+        "bootstrap over images excludes 0.</p>\n<table><tr><th>variant</th><th>mAP_50_95</th>"
+        "<th>95% CI</th><th>against the baseline</th></tr>\n";
+    for (size_t i = 0; i < c.variants.size(); ++i) {
+        const Variant& v = c.variants[i];
+        h += fmt::format(
+            "<tr><td>{}</td><td class=\"num\">{:.4f}</td><td class=\"num\">{}</td><td>{}</td>"
+            "</tr>\n",
+            html_escape(v.name), v.map50_95,
+            v.bootstrap_ci
+                ? fmt::format("{:.4f}..{:.4f}", v.bootstrap_ci->first, v.bootstrap_ci->second)
+                : "-",
+            html_escape(accuracy_verdict(c, i)));
+    }
+    return h + "</table>\n";
+}
 
 const char* const kStyle =
     "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em auto;"
@@ -141,6 +161,7 @@ std::string html_report(const Comparison& c, const CompareOptions& o,
         "{}. The larger point is the recommended variant (tolerance {:.4f} mAP_50_95). The "
         "horizontal bars are each variant's latency spread.</p>\n",
         html_escape(names), o.max_drop);
+    h += "<h2>Accuracy against the baseline (paired bootstrap)</h2>\n" + accuracy_table_html(c);
     h += "<h2>Latency</h2>\n<p>" + html_escape(latency_rule()) + ".</p>\n" + latency_table_html(c);
 
     h += "<h2>Datasets</h2>\n<ul>\n";

@@ -38,6 +38,7 @@ nlohmann::ordered_json sensitivity_json(const SensitivityRunInfo& info,
         case Metric::Cosine: score_is = "1 - cosine similarity"; break;
         case Metric::LocalSqnr: score_is = "-local_sqnr_db"; break;
         case Metric::Map: score_is = "mAP50-95 drop"; break;
+        case Metric::Detection: score_is = "detection_error"; break;
     }
     j["score"] = opts.all_but_one
                      ? fmt::format(
@@ -88,6 +89,10 @@ std::string sensitivity_markdown(const SensitivityRunInfo& info,
             md += "Score: -SQNR (dB) of the node's own output from float32 inputs";
             break;
         case Metric::Map: md += "Score: mAP50-95 drop on the validation subset"; break;
+        case Metric::Detection:
+            md += "Score: confidence-weighted squared error of the decoded detections (boxes "
+                  "and class scores)";
+            break;
     }
     md += opts.all_but_one ? " recovered by keeping the node in high precision (error with all "
                              "quantized minus error with all but this node).\n"

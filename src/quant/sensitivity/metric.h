@@ -1,7 +1,8 @@
 // The sweep's measurement as a small interface: the per-image loop (sweep.cpp) runs the passes
 // and hands their outputs to a Metric, which owns its accumulation and its final score. The
 // implementations (metrics.cpp): output-mse and cosine (graph outputs against float32),
-// local-sqnr (the node's own output; its fast paths are probes.h), map (mAP on a validation
+// local-sqnr (the node's own output; its fast paths are probes.h), detection (decoded
+// detections, detection_metric.cpp), map (mAP on a validation
 // subset, decoded by eval::DetectionDecoder as `lowbit eval` decodes). A new metric implements
 // this interface and gets a SensitivityMetric value, a name and a case in make_metric().
 #pragma once
@@ -96,5 +97,7 @@ Status score_image_sums(const SensitivityOptions& opts, const ImageSums& sums, i
                         nlohmann::ordered_json& reference, std::vector<NodeSensitivity>& nodes);
 
 std::unique_ptr<Metric> make_metric(SensitivityMetric m, const MetricContext& ctx);
+// detection (detection_metric.cpp).
+std::unique_ptr<Metric> make_detection_metric(const MetricContext& ctx);
 
 }  // namespace lowbit::quant

@@ -325,11 +325,30 @@ Status score_image_sums(const SensitivityOptions& opts, const ImageSums& sums, i
         }
         return Status::ok();
     }
+    const double n_img = static_cast<double>(images);
+    if (opts.metric == SensitivityMetric::Detection) {
+        // Columns: (score part, box part); the score is their sum, mean over images.
+        const double all_s = t[2 * sums.nodes] / n_img, all_b = t[2 * sums.nodes + 1] / n_img;
+        if (opts.all_but_one) reference["all_quantized_detection_error"] = all_s + all_b;
+        for (size_t k = 0; k < sums.nodes; ++k) {
+            NodeSensitivity& ns = nodes[k];
+            const double s = t[2 * k] / n_img, b = t[2 * k + 1] / n_img;
+            ns.metrics["detection_error"] = s + b;
+            ns.metrics["detection_score_error"] = s;
+            ns.metrics["detection_box_error"] = b;
+            if (opts.all_but_one) {
+                ns.score = all_s + all_b - (s + b);
+                ns.metrics["recovery"] = ns.score;
+            } else {
+                ns.score = s + b;
+            }
+        }
+        return Status::ok();
+    }
     if (opts.metric != SensitivityMetric::OutputMse && opts.metric != SensitivityMetric::Cosine) {
         return invalid("--metric {} is not summed over images", sensitivity_metric_name(opts.metric));
     }
     const bool cosine = opts.metric == SensitivityMetric::Cosine;
-    const double n_img = static_cast<double>(images);
     const double all_mse = t[2 * sums.nodes] / n_img, all_cos = t[2 * sums.nodes + 1] / n_img;
     if (opts.all_but_one) {
         reference["all_quantized_output_mse"] = all_mse;
@@ -359,6 +378,7 @@ std::unique_ptr<Metric> make_metric(SensitivityMetric m, const MetricContext& ct
         case SensitivityMetric::Cosine: return std::make_unique<OutputMetric>(ctx);
         case SensitivityMetric::LocalSqnr: return std::make_unique<LocalSqnrMetric>(ctx);
         case SensitivityMetric::Map: return std::make_unique<MapMetric>(ctx);
+        case SensitivityMetric::Detection: return make_detection_metric(ctx);
     }
     return nullptr;
 }

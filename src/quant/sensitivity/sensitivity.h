@@ -17,7 +17,10 @@
 //               float32 pass plus one single-node run per node (<= 2 passes per image; Convs
 //               run on low-precision kernels, SensitivityOptions::local_probes);
 //               score = -SQNR;
-//   map         mAP50-95 drop on a validation subset (score = the drop).
+//   map         mAP50-95 drop on a validation subset (score = the drop);
+//   detection   task-aware: the first output decoded (boxes after the DFL expectation, class
+//               scores after the sigmoid, end-to-end rows matched) against float32, squared
+//               differences weighted by confidence (eval/detection_error.h), mean over images.
 // With all_but_one every placed node except n is quantized; the reference is the all-quantized
 // run, and score = error(all quantized) - error(all but n) (the error recovered by keeping n in
 // high precision). Only the cone of n differs from the all-quantized pass, so it is incremental
@@ -41,7 +44,7 @@
 
 namespace lowbit::quant {
 
-enum class SensitivityMetric { OutputMse, Cosine, LocalSqnr, Map };
+enum class SensitivityMetric { OutputMse, Cosine, LocalSqnr, Map, Detection };
 
 Result<SensitivityMetric> parse_sensitivity_metric(const std::string& s);
 const char* sensitivity_metric_name(SensitivityMetric m);  // "output-mse", ...

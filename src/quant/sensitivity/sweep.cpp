@@ -290,7 +290,8 @@ Result<SensitivityMetric> parse_sensitivity_metric(const std::string& s) {
     if (s == "cosine") return SensitivityMetric::Cosine;
     if (s == "local-sqnr" || s == "sqnr") return SensitivityMetric::LocalSqnr;
     if (s == "map") return SensitivityMetric::Map;
-    return invalid("--metric '{}': expected output-mse, cosine, local-sqnr or map", s);
+    if (s == "detection") return SensitivityMetric::Detection;
+    return invalid("--metric '{}': expected output-mse, cosine, local-sqnr, detection or map", s);
 }
 
 const char* sensitivity_metric_name(SensitivityMetric m) {
@@ -299,6 +300,7 @@ const char* sensitivity_metric_name(SensitivityMetric m) {
         case SensitivityMetric::Cosine: return "cosine";
         case SensitivityMetric::LocalSqnr: return "local-sqnr";
         case SensitivityMetric::Map: return "map";
+        case SensitivityMetric::Detection: return "detection";
     }
     return "?";
 }
