@@ -78,6 +78,11 @@ struct OpCase {
     std::vector<Tensor> bn_params = {};
     float bn_epsilon = 1e-5f;
     std::shared_ptr<cpu::BnFold> bn_fold = {};
+    // An int8 Concat / MaxPool -> QuantizeLinear (fusion.qmove): the fast op reads in_codes[k]
+    // where qmove->in_scale[k] > 0 (call.inputs[k] holds their DequantizeLinear values, which
+    // the reference reads) and writes int8 codes; the reference ends with QuantizeLinear.
+    std::shared_ptr<cpu::QuantMoveSpec> qmove = {};
+    std::vector<Tensor> in_codes = {};
 };
 
 // ---- inputs --------------------------------------------------------------------------------
@@ -751,9 +756,50 @@ std::vector<OpCase> float16_cases() {
     return v;
 }
 
+// Int8 data moves (qmove_int8): MaxPool and channel Concat on int8 codes, requantized by table
+// where an input's scale differs from the QuantizeLinear's, and a float32 Concat input quantized
+// as QuantizeLinear does; bit-exact against DequantizeLinear -> op -> QuantizeLinear.
+OpCase qmove_case(const std::string& op, const std::vector<Shape>& shapes,
+                  const std::vector<float>& scales, float y_scale,
+                  std::map<std::string, Attr> attrs, const std::string& what, uint32_t seed) {
+    OpCase c = simple(op, "qmove_int8", {}, std::move(attrs), what, kExact);
+    auto spec = std::make_shared<cpu::QuantMoveSpec>();
+    spec->in_scale = scales;
+    spec->y_scale = y_scale;
+    for (size_t k = 0; k < shapes.size(); ++k) {
+        if (scales[k] > 0.0f) {
+            Tensor q = random_tensor(DType::Int8, shapes[k], seed + static_cast<uint32_t>(k));
+            c.call.inputs.push_back(dequantized(q, {scales[k]}));
+            c.in_codes.push_back(q);
+        } else {
+            c.call.inputs.push_back(rnd(shapes[k], seed + static_cast<uint32_t>(k), -3.0f, 3.0f));
+            c.in_codes.emplace_back();
+        }
+        c.stored.push_back(Layout::Nhwc);
+    }
+    c.qmove = spec;
+    c.fusion.qmove = spec.get();
+    return c;
+}
+
+std::vector<OpCase> qmove_cases() {
+    std::vector<OpCase> v;
+    const std::map<std::string, Attr> sppf = {{"kernel_shape", attr_ints({5, 5})},
+                                              {"strides", attr_ints({1, 1})},
+                                              {"pads", attr_ints({2, 2, 2, 2})}};
+    v.push_back(qmove_case("MaxPool", {{1, 16, 20, 20}}, {0.02f}, 0.02f, sppf,
+                           "int8 5x5 s1 pad 2 (SPPF) 16x20x20, same scale", 900));
+    v.push_back(qmove_case("MaxPool", {{1, 16, 20, 20}}, {0.02f}, 0.031f, sppf,
+                           "int8 5x5 s1 pad 2 16x20x20, requantized", 910));
+    v.push_back(qmove_case("Concat", {{1, 8, 10, 12}, {1, 24, 10, 12}, {1, 5, 10, 12}},
+                           {0.02f, 0.013f, 0.0f}, 0.025f, {{"axis", attr_i(1)}},
+                           "int8 channels 8+24+5(float32) 10x12, requantized", 920));
+    return v;
+}
+
 std::vector<OpCase> all_cases() {
     std::vector<OpCase> v;
-    for (auto* make : {conv_cases, deconv_cases, qconv_cases, qdq_cases, elementwise_cases,
+    for (auto* make : {conv_cases, deconv_cases, qconv_cases, qmove_cases, qdq_cases, elementwise_cases,
                        nhwc_cases, plain_cases, float16_cases}) {
         for (OpCase& c : make()) v.push_back(std::move(c));
     }
@@ -790,10 +836,10 @@ public:
         }
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
         if (c.fusion.relu_after) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
-        if (c.quant && c.quant->out_q) {
+        if ((c.quant && c.quant->out_q) || c.qmove) {
             Tensor scale(DType::Float32, {});
-            scale.data<float>()[0] = c.quant->y_scale;
-            Tensor zp(c.quant->codes, {});
+            scale.data<float>()[0] = c.qmove ? c.qmove->y_scale : c.quant->y_scale;
+            Tensor zp(c.qmove ? DType::Int8 : c.quant->codes, {});
             std::memset(zp.raw(), 0, zp.nbytes());
             LOWBIT_TRY(add(KernelCall{"QuantizeLinear", {last(), scale, zp}}));
         }
@@ -848,6 +894,9 @@ public:
             plain.push_back(c.quant && c.quant->residual_q ? c.r_codes : c.residual);
         }
         if (c.quant) plain[0] = c.x_codes;  // the int8 step reads the codes
+        for (size_t k = 0; c.qmove && k < c.in_codes.size(); ++k) {
+            if (!c.in_codes[k].empty()) plain[k] = c.in_codes[k];
+        }
         std::vector<Operand> ins(plain.size()), outs(out_info.size());
         for (size_t i = 0; i < plain.size(); ++i) {
             if (plain[i].empty()) continue;
@@ -870,7 +919,9 @@ public:
             in_.push_back(laid_out(plain[i], plan_.in_layouts[i]));
         }
         for (size_t o = 0; o < outs.size(); ++o) {
-            const DType dt = c.quant && c.quant->out_q ? c.quant->codes : outs[o].dtype;
+            const DType dt = c.qmove                    ? DType::Int8
+                             : c.quant && c.quant->out_q ? c.quant->codes
+                                                         : outs[o].dtype;
             stored_out_.emplace_back(dt, outs[o].shape);
             plain_out_.emplace_back(dt, outs[o].shape);
         }
