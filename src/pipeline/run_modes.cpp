@@ -22,7 +22,7 @@ Status apply_variant_mode(const std::string& mode, quant::QuantizeOptions& q) {
 }
 
 std::string sensitivity_mode_for(const std::string& mode) {
-    return is_int4_mode(mode) ? "int8" : mode;
+    return mode;  // every run mode has its own sweep (INT4 modes: INT4 weights, `sensitivity --mode`)
 }
 
 }  // namespace lowbit::pipeline

@@ -13,8 +13,8 @@ namespace lowbit::pipeline {
 bool is_int4_mode(const std::string& mode);  // w4a16 or w4a8
 // Sets q's placement mode and INT4 switches for `mode`; errors name the accepted modes.
 Status apply_variant_mode(const std::string& mode, quant::QuantizeOptions& q);
-// The mode whose per-node sweep ranks a mode's nodes: the INT4 modes use the int8 sweep (their
-// activations, where quantized, are INT8; the weight error of INT4 is not in that ranking).
+// The mode whose per-node sweep ranks a mode's nodes: each mode its own (`sensitivity --mode
+// w4a8|w4a16` fake-quantizes a node's weights to INT4).
 std::string sensitivity_mode_for(const std::string& mode);
 
 }  // namespace lowbit::pipeline

@@ -256,7 +256,7 @@ Step sensitivity_step(const Layout& L, const std::string& m) {
     SensitivityJob job;
     job.model = L.o.model;
     job.engine = L.o.engine;
-    job.mode = sensitivity_mode_for(m);  // INT4 modes: the int8 sweep ranks their nodes
+    job.mode = sensitivity_mode_for(m);
     job.calib.npy = L.calib_npy;
     job.images = L.o.sensitivity_images;
     job.metric = "output-mse";

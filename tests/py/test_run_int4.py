@@ -1,5 +1,5 @@
 """`lowbit run --modes w4a8` (issue 15 item 6): the INT4 modes are run variants -- ranked by
-the int8 sweep, candidates quantized with INT4 weights, results and summary rows."""
+their own INT4 sweep, candidates quantized with INT4 weights, results and summary rows."""
 import json
 import os
 import subprocess
@@ -19,9 +19,9 @@ def test_run_with_w4a8_mode(tmp_path):
                         "--modes", "w4a8", "--sensitivity-images", "1", "--threads", "2",
                         "--calib-list", str(calib)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    # Ranked by the int8 sweep; the candidates carry INT4 weights (ONNX type 22).
+    # Ranked by the w4a8 sweep; the candidates carry INT4 weights (ONNX type 22).
     rep = json.loads((root / "sensitivity" / "w4a8" / "report.json").read_text())
-    assert rep["mode"] == "int8"
+    assert rep["mode"] == "w4a8"
     for k in (0, 1):
         res = json.loads((root / "results" / f"w4a8_k{k}.json").read_text())
         assert res["variant"]["mode"] == "w4a8"
