@@ -35,6 +35,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "runtime/kernels/cpu/conv_routing.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/vmath.h"
@@ -130,7 +131,7 @@ public:
             return unsupported("reference implementation");
         }
         plan_chunks(whole);
-        outs_[0] = {0, y_[1], true, {}};
+        routing_.reset(y_[1]);
 
         planned_w_ = ins[1].constant->raw();
         weights_ = reorder_weights(planned_w_);
@@ -176,7 +177,7 @@ public:
             const Part& part = parts_[c.part];
             const auto t = static_cast<size_t>(thread);
             for (int64_t b = 0; b < x_[0]; ++b) {
-                char* dst = dense_ ? y + b * y_image + c.oh0 * y_row
+                char* dst = routing_.dense() ? y + b * y_image + c.oh0 * y_row
                                    : static_cast<char*>(dnnl_.data(Workspace::ChunkOut, thread));
                 try {
                     c.src.set_data_handle(const_cast<char*>(x + b * x_image + c.ih0 * x_row));
@@ -233,67 +234,33 @@ public:
                 // Channel-range outputs (a Split folded into this conv) and concat slices.
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
                 const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
-                for (const auto& [k, spec] : outs_) {
-                    const char* from = dst + spec.c0 * 4;
-                    const int64_t width = spec.c1 - spec.c0;
-                    if (k != 0 && spec.dense) {
-                        copy_channel_rows(from, y_[1],
-                                          static_cast<char*>(out[k].raw()) + p0 * width * 4, width,
-                                          pixels, width, 4);
-                    }
-                    for (const ConcatSlice& sl : spec.slices) {
-                        char* d = static_cast<char*>(out[sl.slot].raw()) +
-                                  (p0 * sl.total + sl.offset) * 4;
-                        copy_channel_rows(from, y_[1], d, sl.total, pixels, width, 4);
-                    }
-                }
+                routing_.copy_rows(dst, out, p0, pixels, 4);
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
-    std::string describe() const override {
-        std::string extra;
-        for (const auto& [k, spec] : outs_) {
-            if (k != 0) extra = " +split";
-        }
-        for (const auto& [k, spec] : outs_) {
-            if (!spec.slices.empty()) {
-                extra += dense_ ? " +concat" : " >concat";
-                break;
-            }
-        }
-        return what_ + extra;
-    }
+    std::string describe() const override { return what_ + routing_.suffix(); }
 
     bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
                           bool keep_dense) override {
-        auto it = outs_.find(out);
-        if (it == outs_.end()) return false;
-        it->second.slices.push_back({out, slot, offset, total});
+        if (!routing_.add_concat_slice(out, slot, offset, total)) return false;
         if (!keep_dense) drop_dense(out);
         return true;
     }
 
     bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) override {
-        if (out != 0 || c0 < 0 || c1 > y_[1] || c0 >= c1 || outs_.count(slot)) return false;
-        outs_[slot] = {c0, c1, true, {}};
-        return true;
+        return routing_.add_channel_range(out, slot, c0, c1);
     }
 
     void drop_dense(size_t out) override {
-        auto it = outs_.find(out);
-        if (it == outs_.end() || !it->second.dense) return;
-        it->second.dense = false;
-        if (out == 0) {
-            // The conv result then only lives in a per-thread chunk buffer until the epilogue
-            // has written it to its other destinations.
-            dense_ = false;
-            int64_t rows = 0;
-            for (const Chunk& c : chunks_) rows = std::max(rows, c.oh1 - c.oh0);
-            dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(rows * y_[1] * y_[3]) * 4);
-        }
+        // The conv result then only lives in a per-thread chunk buffer until the epilogue has
+        // written it to its other destinations.
+        if (!routing_.drop_dense(out)) return;
+        int64_t rows = 0;
+        for (const Chunk& c : chunks_) rows = std::max(rows, c.oh1 - c.oh0);
+        dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(rows * y_[1] * y_[3]) * 4);
     }
 
 private:
@@ -539,15 +506,7 @@ private:
     std::vector<Chunk> chunks_;
     const void* planned_w_ = nullptr;
     std::vector<memory> weights_;  // the planned weights, one per wei_mds_ entry
-    // Destinations by step output index: 0 is the conv result itself; others are channel
-    // ranges of it (a folded Split). Each may also feed concat slices.
-    struct OutSpec {
-        int64_t c0 = 0, c1 = 0;
-        bool dense = true;
-        std::vector<ConcatSlice> slices;
-    };
-    std::map<size_t, OutSpec> outs_;
-    bool dense_ = true;  // outs_[0] is written to the output tensor (else Workspace::ChunkOut)
+    ConvRouting routing_;  // split ranges and concat slices of the result
 };
 
 }  // namespace

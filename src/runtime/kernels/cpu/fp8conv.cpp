@@ -40,6 +40,7 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
+#include "runtime/kernels/cpu/conv_routing.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/fp8_math.h"
 #include "runtime/kernels/cpu/ops.h"
@@ -179,7 +180,7 @@ public:
             auto* src = static_cast<uint16_t*>(dnnl_.data(Workspace::BlockedSrc, thread));
             for (int64_t b = 0; b < x_[0]; ++b) {
                 const int64_t y0 = b * y_image + c.oh0 * y_row;  // first output element
-                auto* acc = out_q_ || f16_ || !dense_
+                auto* acc = out_q_ || f16_ || !routing_.dense()
                                 ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
                                 : static_cast<float*>(out[0].raw()) + y0;
                 const char* rows = x + (b * x_image + c.ih0 * x_row) * x_elem;
@@ -211,61 +212,28 @@ public:
                 // Channel-range outputs (a folded Split) and in-place concat slices.
                 const size_t elem = out_elem();
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
-                for (const auto& [k, spec] : outs_) {
-                    const char* from = result + spec.c0 * elem;
-                    const int64_t width = spec.c1 - spec.c0;
-                    if (k != 0 && spec.dense) {
-                        copy_channel_rows(from, c_out,
-                                          static_cast<char*>(out[k].raw()) + p0 * width * elem,
-                                          width, pixels, width, elem);
-                    }
-                    for (const ConcatSlice& sl : spec.slices) {
-                        char* d = static_cast<char*>(out[sl.slot].raw()) +
-                                  (p0 * sl.total + sl.offset) * elem;
-                        copy_channel_rows(from, c_out, d, sl.total, pixels, width, elem);
-                    }
-                }
+                routing_.copy_rows(result, out, p0, pixels, elem);
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
-    std::string describe() const override {
-        std::string extra;
-        for (const auto& [k, spec] : outs_) {
-            if (k != 0) extra = " +split";
-        }
-        for (const auto& [k, spec] : outs_) {
-            if (!spec.slices.empty()) {
-                extra += dense_ ? " +concat" : " >concat";
-                break;
-            }
-        }
-        return what_ + extra;
-    }
+    std::string describe() const override { return what_ + routing_.suffix(); }
 
     bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
                           bool keep_dense) override {
-        auto it = outs_.find(out);
-        if (it == outs_.end()) return false;
-        it->second.slices.push_back({out, slot, offset, total});
+        if (!routing_.add_concat_slice(out, slot, offset, total)) return false;
         if (!keep_dense) drop_dense(out);
         return true;
     }
 
     bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) override {
-        if (out != 0 || c0 < 0 || c1 > y_[1] || c0 >= c1 || outs_.count(slot)) return false;
-        outs_[slot] = {c0, c1, true, {}};
-        return true;
+        return routing_.add_channel_range(out, slot, c0, c1);
     }
 
     void drop_dense(size_t out) override {
-        auto it = outs_.find(out);
-        if (it == outs_.end() || !it->second.dense) return;
-        it->second.dense = false;
-        if (out != 0) return;
-        dense_ = false;
+        if (!routing_.drop_dense(out)) return;
         const size_t pixels = static_cast<size_t>(max_rows_ * y_[3] * y_[1]);
         dnnl_.reserve(Workspace::ChunkOut, pixels * 4);
         if (out_q_ || f16_) dnnl_.reserve(Workspace::BlockedDst, pixels * out_elem());
@@ -312,13 +280,13 @@ private:
             }
         }
         if (f16_) {
-            auto* y = dense_ ? static_cast<uint16_t*>(out.raw()) + y0
+            auto* y = routing_.dense() ? static_cast<uint16_t*>(out.raw()) + y0
                              : static_cast<uint16_t*>(dnnl_.data(Workspace::BlockedDst, thread));
             for (int64_t i = 0; i < len; ++i) y[i] = float_to_half(acc[i]);
             return reinterpret_cast<const char*>(y);
         }
         if (!out_q_) return reinterpret_cast<const char*>(acc);
-        auto* y = dense_ ? static_cast<uint8_t*>(out.raw()) + y0
+        auto* y = routing_.dense() ? static_cast<uint8_t*>(out.raw()) + y0
                          : static_cast<uint8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
         quantize_e4m3(acc, y, len, y_scale_, saturate_);
         return reinterpret_cast<const char*>(y);
@@ -388,7 +356,7 @@ private:
         if (out_q_ || f16_) {
             dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * y_[1] * y_[3]) * 4);
         }
-        outs_[0] = {0, y_[1], true, {}};
+        routing_.reset(y_[1]);
     }
 
     void add_part(const dnnl::convolution_forward::primitive_desc& pd) {
@@ -444,13 +412,7 @@ private:
     std::vector<Part> parts_;
     std::vector<Chunk> chunks_;
     int64_t max_rows_ = 0;
-    struct OutSpec {
-        int64_t c0 = 0, c1 = 0;
-        bool dense = true;
-        std::vector<ConcatSlice> slices;
-    };
-    std::map<size_t, OutSpec> outs_;
-    bool dense_ = true;  // outs_[0] is written to the output tensor
+    ConvRouting routing_;  // split ranges and concat slices of the result
 };
 
 }  // namespace

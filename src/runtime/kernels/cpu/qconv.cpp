@@ -26,6 +26,7 @@
 #include <mutex>
 #include <tuple>
 
+#include "runtime/kernels/cpu/conv_routing.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/qdq_math.h"
@@ -128,7 +129,7 @@ public:
             const auto t = static_cast<size_t>(thread);
             for (int64_t b = 0; b < x_[0]; ++b) {
                 const int64_t y0 = b * y_image + c.oh0 * y_row;  // first output element
-                auto* acc = out_q_ || !dense_
+                auto* acc = out_q_ || !routing_.dense()
                                 ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
                                 : static_cast<float*>(out[0].raw()) + y0;
                 try {
@@ -152,63 +153,30 @@ public:
                 // Channel-range outputs (a folded Split) and in-place concat slices.
                 const size_t elem = out_q_ ? 1 : 4;
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
-                for (const auto& [k, spec] : outs_) {
-                    const char* from = result + spec.c0 * elem;
-                    const int64_t width = spec.c1 - spec.c0;
-                    if (k != 0 && spec.dense) {
-                        copy_channel_rows(from, c_out,
-                                          static_cast<char*>(out[k].raw()) + p0 * width * elem,
-                                          width, pixels, width, elem);
-                    }
-                    for (const ConcatSlice& sl : spec.slices) {
-                        char* d = static_cast<char*>(out[sl.slot].raw()) +
-                                  (p0 * sl.total + sl.offset) * elem;
-                        copy_channel_rows(from, c_out, d, sl.total, pixels, width, elem);
-                    }
-                }
+                routing_.copy_rows(result, out, p0, pixels, elem);
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
-    std::string describe() const override {
-        std::string extra;
-        for (const auto& [k, spec] : outs_) {
-            if (k != 0) extra = " +split";
-        }
-        for (const auto& [k, spec] : outs_) {
-            if (!spec.slices.empty()) {
-                extra += dense_ ? " +concat" : " >concat";
-                break;
-            }
-        }
-        return what_ + extra;
-    }
+    std::string describe() const override { return what_ + routing_.suffix(); }
 
     bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
                           bool keep_dense) override {
-        auto it = outs_.find(out);
-        if (it == outs_.end()) return false;
-        it->second.slices.push_back({out, slot, offset, total});
+        if (!routing_.add_concat_slice(out, slot, offset, total)) return false;
         if (!keep_dense) drop_dense(out);
         return true;
     }
 
     bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) override {
-        if (out != 0 || c0 < 0 || c1 > y_[1] || c0 >= c1 || outs_.count(slot)) return false;
-        outs_[slot] = {c0, c1, true, {}};
-        return true;
+        return routing_.add_channel_range(out, slot, c0, c1);
     }
 
     void drop_dense(size_t out) override {
-        auto it = outs_.find(out);
-        if (it == outs_.end() || !it->second.dense) return;
-        it->second.dense = false;
-        if (out != 0) return;
-        // The result then lives only in per-thread chunk buffers until the epilogue has copied
-        // it to its other destinations.
-        dense_ = false;
+        // Output 0 then lives only in per-thread chunk buffers until the epilogue has copied it
+        // to its other destinations.
+        if (!routing_.drop_dense(out)) return;
         const size_t pixels = static_cast<size_t>(max_rows_ * y_[3] * y_[1]);
         dnnl_.reserve(Workspace::ChunkOut, pixels * 4);
         if (out_q_) dnnl_.reserve(Workspace::BlockedDst, pixels);
@@ -246,7 +214,7 @@ private:
             }
         }
         if (!out_q_) return reinterpret_cast<const char*>(acc);
-        auto* y = dense_ ? static_cast<int8_t*>(out.raw()) + y0
+        auto* y = routing_.dense() ? static_cast<int8_t*>(out.raw()) + y0
                          : static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
         quantize_s8(acc, y, len, y_scale_);
         return reinterpret_cast<const char*>(y);
@@ -315,7 +283,7 @@ private:
         if (out_q_) {
             dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * y_[1] * y_[3]) * 4);
         }
-        outs_[0] = {0, y_[1], true, {}};
+        routing_.reset(y_[1]);
     }
 
     void add_part(const dnnl::convolution_forward::primitive_desc& pd) {
@@ -368,15 +336,7 @@ private:
     std::vector<Part> parts_;
     std::vector<Chunk> chunks_;
     int64_t max_rows_ = 0;
-    // Destinations by step output index: 0 is the result itself; others are channel ranges of
-    // it (a folded Split). Each may also feed in-place concat slices.
-    struct OutSpec {
-        int64_t c0 = 0, c1 = 0;
-        bool dense = true;
-        std::vector<ConcatSlice> slices;
-    };
-    std::map<size_t, OutSpec> outs_;
-    bool dense_ = true;  // outs_[0] is written to the output tensor
+    ConvRouting routing_;  // split ranges and concat slices of the result
 };
 
 }  // namespace
