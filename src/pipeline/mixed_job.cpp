@@ -152,14 +152,20 @@ struct Point {
     std::map<std::string, int> counts;
 };
 
-}  // namespace
+// The checked options of one run, the loaded model, and the quantize options shared by every
+// candidate (INT8 placement, GPTQ / RTN for the int4w nodes).
+struct Setup {
+    MixedJob o;
+    Budget budget;
+    std::vector<NodeFormat> formats;
+    std::string asg_out, pareto_out;
+    CalibInputOptions ci;
+    EvalJob ev;
+    Model model;
+    quant::QuantizeOptions base;
+};
 
-Status run_job(const MixedJob& o_in, std::FILE* out) {
-    using Clock = std::chrono::steady_clock;
-    const auto t0 = Clock::now();
-    MixedJob o = o_in;
-    LOWBIT_ASSIGN(o.model, resolve_model_path(o.model));
-    LOWBIT_ASSIGN(const Budget budget, parse_budget(o.budget_bytes));
+Status check_numbers(const MixedJob& o, const Budget& budget) {
     if (!budget.set && !o.max_drop_set) {
         return invalid("give a budget: --budget-bytes N (or 0.6x of the INT8 model's weight "
                        "bytes) and/or --max-drop D (mAP50-95)");
@@ -170,44 +176,15 @@ Status run_job(const MixedJob& o_in, std::FILE* out) {
     if (o.max_evals < 1) return invalid("--max-evals {}: at least 1", o.max_evals);
     if (o.front_points < 0) return invalid("--front-points {} is negative", o.front_points);
     if (o.sens_images < 1) return invalid("--sens-images {}: at least 1", o.sens_images);
+    if (o.block_size < 0) return invalid("--block-size {} must be positive", o.block_size);
+    if (o.weight_method != "gptq" && o.weight_method != "rtn") {
+        return invalid("--weight-method '{}': expected rtn or gptq", o.weight_method);
+    }
     if (o.out.empty()) return invalid("--out MODEL.onnx is required");
-    std::vector<NodeFormat> formats;
-    for (const auto& s : o.formats) {
-        LOWBIT_ASSIGN(NodeFormat f, quant::parse_node_format(s));
-        if (std::find(formats.begin(), formats.end(), f) == formats.end()) formats.push_back(f);
-    }
-    if (formats.empty()) return invalid("--formats: give at least one of int4w, int8, fp8, float");
-    const std::string stem = fs::path(o.out).replace_extension().string();
-    const std::string asg_out = o.assignment_out.empty() ? stem + ".assign.json" : o.assignment_out;
-    const std::string pareto_out = o.pareto_out.empty() ? stem + ".pareto.json" : o.pareto_out;
+    return Status::ok();
+}
 
-    LOWBIT_ASSIGN(Model model, load_model(o.model));
-    CalibInputOptions ci = o.calib;
-    ci.imgsz = image_size_for(model, ci.imgsz);
-    if (ci.npy.empty() && ci.list.empty() && ci.images.empty()) {
-        const fs::path list = fs::path(assets_dir()) / "calib" / "calib100.txt";
-        std::error_code ec;
-        if (assets_dir().empty() || !fs::is_regular_file(list, ec)) {
-            return invalid("no calibration data given and the bundled list was not found{}; pass "
-                           "--calib FILE.npy, --calib-list FILE or --calib-images DIR",
-                           assets_not_found_note());
-        }
-        ci.list = list.string();
-    }
-    EvalJob ev = o.eval;
-    LOWBIT_TRY(resolve_eval_data(ev));
-    {
-        PathRoles roles;
-        roles.input("MODEL", o.model);
-        declare_calib_inputs(ci, roles);
-        roles.input("--data (annotations)", ev.ann);
-        roles.output("--out", o.out);
-        roles.output("--assignment-out", asg_out);
-        roles.output("--pareto-out", pareto_out);
-        LOWBIT_TRY(check_path_roles(roles));
-    }
-
-    // Quantize options shared by every candidate (INT8 placement, GPTQ / RTN for int4w).
+Result<quant::QuantizeOptions> base_options(const MixedJob& o) {
     quant::QuantizeOptions base;
     base.placement.mode = quant::QuantMode::Int8;
     LOWBIT_TRY(apply_placement_options(o.placement, base.placement));
@@ -215,28 +192,76 @@ Status run_job(const MixedJob& o_in, std::FILE* out) {
     std::tie(base.method, base.percentile) = method;
     base.int4.enabled = true;
     base.int4.block_size = o.block_size;
-    if (o.block_size < 0) return invalid("--block-size {} must be positive", o.block_size);
     if (o.weight_method == "gptq") {
         base.weight_method = quant::WeightMethod::Gptq;
         base.gptq_samples = o.gptq_samples;
-    } else if (o.weight_method != "rtn") {
-        return invalid("--weight-method '{}': expected rtn or gptq", o.weight_method);
     }
     base.run.n_threads = o.threads;
     base.run.progress = false;
     apply_engine_switches(o.engine, base.run);
     base.model_name = fs::path(o.model).filename().string();
+    return base;
+}
 
-    // Candidates: the INT8 placement's weighted nodes.
-    LOWBIT_ASSIGN(Model prepared, quant::prepare_float_model(model));
-    quant::QuantizeOptions plain = base;
+Result<Setup> set_up(const MixedJob& job) {
+    Setup s;
+    s.o = job;
+    const MixedJob& o = s.o;
+    LOWBIT_ASSIGN(s.o.model, resolve_model_path(job.model));
+    LOWBIT_ASSIGN(s.budget, parse_budget(o.budget_bytes));
+    LOWBIT_TRY(check_numbers(o, s.budget));
+    for (const auto& name : o.formats) {
+        LOWBIT_ASSIGN(NodeFormat f, quant::parse_node_format(name));
+        if (std::find(s.formats.begin(), s.formats.end(), f) == s.formats.end()) {
+            s.formats.push_back(f);
+        }
+    }
+    if (s.formats.empty()) {
+        return invalid("--formats: give at least one of int4w, int8, fp8, float");
+    }
+    const std::string stem = fs::path(o.out).replace_extension().string();
+    s.asg_out = o.assignment_out.empty() ? stem + ".assign.json" : o.assignment_out;
+    s.pareto_out = o.pareto_out.empty() ? stem + ".pareto.json" : o.pareto_out;
+
+    LOWBIT_ASSIGN(s.model, load_model(o.model));
+    s.ci = o.calib;
+    s.ci.imgsz = image_size_for(s.model, s.ci.imgsz);
+    if (s.ci.npy.empty() && s.ci.list.empty() && s.ci.images.empty()) {
+        const fs::path list = fs::path(assets_dir()) / "calib" / "calib100.txt";
+        std::error_code ec;
+        if (assets_dir().empty() || !fs::is_regular_file(list, ec)) {
+            return invalid("no calibration data given and the bundled list was not found{}; pass "
+                           "--calib FILE.npy, --calib-list FILE or --calib-images DIR",
+                           assets_not_found_note());
+        }
+        s.ci.list = list.string();
+    }
+    s.ev = o.eval;
+    LOWBIT_TRY(resolve_eval_data(s.ev));
+    PathRoles roles;
+    roles.input("MODEL", o.model);
+    declare_calib_inputs(s.ci, roles);
+    roles.input("--data (annotations)", s.ev.ann);
+    roles.output("--out", o.out);
+    roles.output("--assignment-out", s.asg_out);
+    roles.output("--pareto-out", s.pareto_out);
+    LOWBIT_TRY(check_path_roles(roles));
+    LOWBIT_ASSIGN(s.base, base_options(o));
+    return s;
+}
+
+// The INT8 placement's weighted nodes, each with its formats' weight bytes and sensitivity.
+Result<std::vector<quant::MixedNode>> candidate_nodes(const Setup& s) {
+    LOWBIT_ASSIGN(Model prepared, quant::prepare_float_model(s.model));
+    quant::QuantizeOptions plain = s.base;
     plain.int4 = {};
     LOWBIT_ASSIGN(quant::Placement pl, quant::plan_placement(prepared, plain));
     std::map<NodeFormat, std::map<std::string, double>> sens;
-    for (NodeFormat f : formats) {
+    for (NodeFormat f : s.formats) {
         if (f == NodeFormat::Float) continue;
-        LOWBIT_ASSIGN(sens[f], format_sensitivity(o, model, ci, base, f));
+        LOWBIT_ASSIGN(sens[f], format_sensitivity(s.o, s.model, s.ci, s.base, f));
     }
+    const int64_t block_size = s.o.block_size;
     std::vector<quant::MixedNode> nodes;
     for (const quant::WeightQdq& wq : pl.weights) {
         const Tensor* w = prepared.graph.initializer(wq.tensor);
@@ -246,27 +271,266 @@ Status run_job(const MixedJob& o_in, std::FILE* out) {
         mn.params = w->numel();
         const int64_t ch = wq.axis >= 0 ? w->dim(static_cast<size_t>(wq.axis)) : 1;
         int64_t blocks = 1;
-        if (o.block_size > 0 && w->shape().size() >= 2) {
+        if (block_size > 0 && w->shape().size() >= 2) {
             const int64_t ax = quant::int4_block_axis(w->shape(), wq.axis);
             const int64_t d = w->dim(static_cast<size_t>(ax));
-            blocks = (d + o.block_size - 1) / o.block_size * (w->numel() / ch / d);
+            blocks = (d + block_size - 1) / block_size * (w->numel() / ch / d);
         }
-        for (NodeFormat f : formats) {
+        for (NodeFormat f : s.formats) {
             double cost = 0;
             if (f != NodeFormat::Float) {
                 auto it = sens[f].find(mn.name);
                 if (it == sens[f].end()) continue;  // that format's placement leaves it out
                 cost = it->second;
             }
-            mn.choices.push_back(
-                {f, quant::format_weight_bytes(f, mn.params, ch, blocks), cost});
+            mn.choices.push_back({f, quant::format_weight_bytes(f, mn.params, ch, blocks), cost});
         }
         if (mn.choices.empty()) continue;  // stays int8 (the fallback)
         nodes.push_back(std::move(mn));
     }
-    LOWBIT_ASSIGN(std::vector<quant::MixedState> path, quant::greedy_path(nodes));
+    return nodes;
+}
 
-    // Real quantize + eval of one assignment.
+// Real quantize + eval of assignments: the FP32 and all-INT8 references, then states of the
+// greedy path, each measured once; every measured state is a point of the Pareto front.
+class Measurer {
+public:
+    Measurer(const Setup& s, const std::vector<quant::MixedNode>& nodes,
+             const std::vector<quant::MixedState>& path, fs::path tmp_dir)
+        : s_(s), nodes_(nodes), path_(path), tmp_dir_(std::move(tmp_dir)) {}
+
+    // FP32 and the all-INT8 model (the first point).
+    Status references() {
+        EvalJob e32 = s_.ev;
+        e32.model = s_.o.model;
+        e32.quiet = true;
+        LOWBIT_ASSIGN(EvalRun fp32_run, evaluate_model_file(e32));
+        fp32_map = fp32_run.result.coco.stats[0];
+        LOWBIT_ASSIGN(auto int8_m, measure(quant::Assignment{}, nullptr));
+        int8_bytes = int8_m.first;
+        int8_map = int8_m.second;
+        Point p;
+        p.source = "int8";
+        p.bytes = int8_bytes;
+        p.map = int8_map;
+        p.counts["int8"] = static_cast<int>(nodes_.size());
+        points.push_back(p);
+        return Status::ok();
+    }
+
+    bool measured(int k) const { return index_.count(k) != 0; }
+    const Point& point(int k) const { return points[index_.at(k)]; }
+    double drop(double map) const { return fp32_map - map; }
+
+    // State k's mAP50-95, measured once. With `model`, the quantized model is returned too (a
+    // state measured before without it is measured again).
+    Result<double> state(int k, Model* model) {
+        if (measured(k) && !model) return point(k).map;
+        const quant::MixedState& st = path_[static_cast<size_t>(k)];
+        LOWBIT_ASSIGN(auto r, measure(quant::assignment_of(nodes_, st), model));
+        if (measured(k)) return r.second;
+        Point p;
+        p.source = "search";
+        p.state = k;
+        p.bytes = r.first;
+        p.map = r.second;
+        p.cost = st.cost;
+        p.int4_share = quant::params_share(nodes_, st, NodeFormat::Int4w);
+        for (size_t i = 0; i < nodes_.size(); ++i) {
+            ++p.counts[node_format_name(
+                nodes_[i].choices[static_cast<size_t>(st.choice[i])].format)];
+        }
+        index_[k] = points.size();
+        points.push_back(p);
+        if (!s_.o.quiet) {
+            std::fprintf(stderr,
+                         "lowbit mixed: state %d/%zu: %lld weight bytes (%.3fx INT8), INT4 on "
+                         "%.1f%% of the weights, mAP50-95 %.4f (drop %.4f)\n",
+                         k, path_.size() - 1, static_cast<long long>(p.bytes),
+                         static_cast<double>(p.bytes) / static_cast<double>(int8_bytes),
+                         100 * p.int4_share, p.map, drop(p.map));
+        }
+        return p.map;
+    }
+
+    double fp32_map = 0, int8_map = 0;
+    int64_t int8_bytes = 0;
+    int evals = 0;
+    std::vector<Point> points;
+
+private:
+    Result<std::pair<int64_t, double>> measure(const quant::Assignment& a, Model* keep) {
+        quant::QuantizeOptions q = s_.base;
+        q.assignment = a;
+        q.assignment_source = "mixed";
+        LOWBIT_ASSIGN(std::unique_ptr<calib::CalibSource> src, open_source(s_.ci));
+        auto r = quant::quantize_model(s_.model, src.get(), q);
+        if (!r) return r.status().with_context(s_.o.model);
+        const std::string path = (tmp_dir_ / fmt::format("c{}.onnx", evals++)).string();
+        LOWBIT_TRY(save_model(r->model, path));
+        EvalJob e = s_.ev;
+        e.model = path;
+        e.quiet = true;
+        LOWBIT_ASSIGN(EvalRun run, evaluate_model_file(e));
+        const int64_t bytes = quant::initializer_bytes(r->model);
+        if (keep) *keep = std::move(r->model);
+        std::error_code ec;
+        fs::remove(path, ec);
+        return std::make_pair(bytes, run.result.coco.stats[0]);
+    }
+
+    const Setup& s_;
+    const std::vector<quant::MixedNode>& nodes_;
+    const std::vector<quant::MixedState>& path_;
+    fs::path tmp_dir_;
+    std::map<int, size_t> index_;  // state -> points index
+};
+
+// The chosen state and its model. With --budget-bytes: the first state of the path within it
+// (and, with --max-drop too, `verdict` says when its measured drop is too large). With
+// --max-drop alone: the fewest-bytes state whose measured drop is within it, by bisection over
+// the path (bounded by --max-evals).
+struct Choice {
+    int state = -1;
+    Model model;
+    std::string verdict;
+};
+
+Result<Choice> choose_in_budget(const Setup& s, const std::vector<quant::MixedState>& path,
+                                int64_t other_bytes, Measurer& m) {
+    const MixedJob& o = s.o;
+    const double total = s.budget.fraction
+                             ? s.budget.value * static_cast<double>(m.int8_bytes)
+                             : s.budget.value;
+    const int k = quant::pick_within(path, static_cast<int64_t>(std::floor(total)) - other_bytes);
+    if (k < 0) {
+        const int64_t least = path.back().bytes + other_bytes;
+        return invalid("--budget-bytes {}: {} weight bytes are below the smallest this model "
+                       "reaches with --formats ({} bytes, {:.3f}x INT8)",
+                       o.budget_bytes, static_cast<int64_t>(total), least,
+                       static_cast<double>(least) / static_cast<double>(m.int8_bytes));
+    }
+    Choice c;
+    c.state = k;
+    LOWBIT_ASSIGN(double map, m.state(k, &c.model));
+    // Interactions: the summed sensitivities under-estimated the drop. Backing off along the
+    // path within the budget cannot help (the budget state is already the least estimated
+    // cost); say so.
+    if (o.max_drop_set && m.drop(map) > o.max_drop) {
+        c.verdict = fmt::format("max-drop not met within the budget: drop {:.4f} > {:.4f}",
+                                m.drop(map), o.max_drop);
+    }
+    return c;
+}
+
+Result<Choice> choose_by_drop(const Setup& s, const std::vector<quant::MixedState>& path,
+                              Measurer& m) {
+    const MixedJob& o = s.o;
+    Choice c;
+    Model model;
+    // A state within the drop keeps its model; the states tried later have fewer bytes, so the
+    // last one kept is the choice.
+    auto try_state = [&](int k) -> Result<bool> {
+        LOWBIT_ASSIGN(double map, m.state(k, &model));
+        if (m.drop(map) > o.max_drop) return false;
+        c.state = k;
+        c.model = std::move(model);
+        return true;
+    };
+    const int last = static_cast<int>(path.size()) - 1;
+    LOWBIT_ASSIGN(bool last_ok, try_state(last));
+    int lo = 0, hi = last - 1, used = 1;  // state lo assumed within (state 0: least cost)
+    while (!last_ok && lo <= hi && used < o.max_evals) {
+        const int mid = (lo + hi + 1) / 2;
+        LOWBIT_ASSIGN(bool ok, try_state(mid));
+        ++used;
+        if (ok) {
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if (c.state < 0 && !m.measured(0)) LOWBIT_TRY(try_state(0).status());
+    if (c.state < 0) {
+        return invalid("--max-drop {}: no state of the search keeps the drop within it (the "
+                       "least-cost state drops {:.4f}); allow float (--formats) or a larger drop",
+                       o.max_drop, m.drop(m.point(0).map));
+    }
+    return c;
+}
+
+// The Pareto file: every measured point (on_front: not dominated in bytes and mAP), the
+// estimated path and the candidate nodes.
+nlohmann::ordered_json pareto_json(const Setup& s, const Measurer& m,
+                                   const std::vector<quant::MixedNode>& nodes,
+                                   const std::vector<quant::MixedState>& path,
+                                   int64_t other_bytes, int chosen, const std::string& verdict) {
+    const MixedJob& o = s.o;
+    const auto ratio = [&](int64_t bytes) {
+        return static_cast<double>(bytes) / static_cast<double>(m.int8_bytes);
+    };
+    std::vector<const Point*> sorted;
+    for (const Point& p : m.points) sorted.push_back(&p);
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const Point* a, const Point* b) { return a->bytes < b->bytes; });
+    nlohmann::ordered_json pts = nlohmann::ordered_json::array();
+    for (const Point* p : sorted) {
+        bool dominated = false;
+        for (const Point& q : m.points) {
+            dominated = dominated || (&q != p && q.bytes <= p->bytes && q.map >= p->map &&
+                                      (q.bytes < p->bytes || q.map > p->map));
+        }
+        pts.push_back({{"source", p->source},
+                       {"state", p->state},
+                       {"weight_bytes", p->bytes},
+                       {"ratio_vs_int8", ratio(p->bytes)},
+                       {"map50_95", p->map},
+                       {"drop", m.drop(p->map)},
+                       {"estimated_cost", p->cost},
+                       {"int4w_weight_share", p->int4_share},
+                       {"formats", p->counts},
+                       {"on_front", !dominated},
+                       {"chosen", p->state == chosen && p->source == "search"}});
+    }
+    nlohmann::ordered_json est = nlohmann::ordered_json::array();
+    for (const auto& st : path) est.push_back({st.bytes + other_bytes, st.cost});
+    nlohmann::ordered_json nj = nlohmann::ordered_json::array();
+    for (const auto& n : nodes) {
+        nlohmann::ordered_json ch = nlohmann::ordered_json::array();
+        for (const auto& c : n.choices) {
+            ch.push_back(
+                {{"format", node_format_name(c.format)}, {"bytes", c.bytes}, {"cost", c.cost}});
+        }
+        nj.push_back({{"name", n.name}, {"params", n.params}, {"choices", ch}});
+    }
+    return {{"tool", "lowbit mixed"},
+            {"model", o.model},
+            {"formats", o.formats},
+            {"weight_method", o.weight_method},
+            {"block_size", o.block_size},
+            {"budget_bytes", o.budget_bytes},
+            {"max_drop",
+             o.max_drop_set ? nlohmann::ordered_json(o.max_drop) : nlohmann::ordered_json()},
+            {"eval_images", s.ev.max_images},
+            {"sensitivity", {{"metric", "output-mse"}, {"images", o.sens_images}}},
+            {"fp32_map50_95", m.fp32_map},
+            {"int8", {{"weight_bytes", m.int8_bytes}, {"map50_95", m.int8_map}}},
+            {"other_weight_bytes", other_bytes},
+            {"verdict", verdict.empty() ? "ok" : verdict},
+            {"points", pts},
+            {"estimated_path", {{"columns", {"weight_bytes", "cost"}}, {"rows", est}}},
+            {"nodes", nj}};
+}
+
+}  // namespace
+
+Status run_job(const MixedJob& job, std::FILE* out) {
+    const auto t0 = std::chrono::steady_clock::now();
+    LOWBIT_ASSIGN(const Setup s, set_up(job));
+    const MixedJob& o = s.o;
+    LOWBIT_ASSIGN(const std::vector<quant::MixedNode> nodes, candidate_nodes(s));
+    LOWBIT_ASSIGN(const std::vector<quant::MixedState> path, quant::greedy_path(nodes));
+
     const fs::path tmp_dir = fs::path(o.out).parent_path() /
                              fmt::format(".lowbit-mixed-{}", static_cast<long long>(::getpid()));
     std::error_code ec;
@@ -279,252 +543,66 @@ Status run_job(const MixedJob& o_in, std::FILE* out) {
             fs::remove_all(p, e);
         }
     } cleanup{tmp_dir};
-    int evals = 0;
-    auto measure = [&](const quant::Assignment& a, Model* keep) -> Result<std::pair<int64_t, double>> {
-        quant::QuantizeOptions q = base;
-        q.assignment = a;
-        q.assignment_source = "mixed";
-        LOWBIT_ASSIGN(std::unique_ptr<calib::CalibSource> src, open_source(ci));
-        auto r = quant::quantize_model(model, src.get(), q);
-        if (!r) return r.status().with_context(o.model);
-        const std::string path = (tmp_dir / fmt::format("c{}.onnx", evals++)).string();
-        LOWBIT_TRY(save_model(r->model, path));
-        EvalJob e = ev;
-        e.model = path;
-        e.quiet = true;
-        LOWBIT_ASSIGN(EvalRun run, evaluate_model_file(e));
-        const int64_t bytes = quant::initializer_bytes(r->model);
-        if (keep) *keep = std::move(r->model);
-        fs::remove(path, ec);
-        return std::make_pair(bytes, run.result.coco.stats[0]);
-    };
 
-    // References: FP32 and the all-INT8 model.
-    EvalJob e32 = ev;
-    e32.model = o.model;
-    e32.quiet = true;
-    LOWBIT_ASSIGN(EvalRun fp32_run, evaluate_model_file(e32));
-    const double fp32_map = fp32_run.result.coco.stats[0];
-    quant::Assignment all8;
-    LOWBIT_ASSIGN(auto int8_m, measure(all8, nullptr));
-    const int64_t int8_bytes = int8_m.first;
-    int64_t int8_cand = 0;
+    Measurer m(s, nodes, path, tmp_dir);
+    LOWBIT_TRY(m.references());
+    int64_t int8_cand = 0;  // the candidates' INT8 weight bytes
     for (const auto& n : nodes) {
         for (const auto& c : n.choices) {
             if (c.format == NodeFormat::Int8) int8_cand += c.bytes;
         }
     }
-    const int64_t other_bytes = int8_bytes - int8_cand;  // biases, unquantized weights, ...
+    const int64_t other_bytes = m.int8_bytes - int8_cand;  // biases, unquantized weights, ...
     if (!o.quiet) {
         std::fprintf(stderr,
                      "lowbit mixed: %zu candidate nodes, %zu states on the path; FP32 mAP50-95 "
                      "%.4f, INT8 %.4f at %lld weight bytes\n",
-                     nodes.size(), path.size(), fp32_map, int8_m.second,
-                     static_cast<long long>(int8_bytes));
+                     nodes.size(), path.size(), m.fp32_map, m.int8_map,
+                     static_cast<long long>(m.int8_bytes));
     }
 
-    std::vector<Point> points;
-    {
-        Point p;
-        p.source = "int8";
-        p.bytes = int8_bytes;
-        p.map = int8_m.second;
-        p.counts["int8"] = static_cast<int>(nodes.size());
-        points.push_back(p);
-    }
-    std::map<int, size_t> measured;  // state -> points index
-    Model best_model;
-    int best_state = -1;
-    auto eval_state = [&](int k, bool keep) -> Result<double> {
-        auto hit = measured.find(k);
-        if (hit != measured.end() && !keep) return points[hit->second].map;
-        const quant::MixedState& s = path[static_cast<size_t>(k)];
-        Model m;
-        LOWBIT_ASSIGN(auto r, measure(quant::assignment_of(nodes, s), keep ? &m : nullptr));
-        if (keep) {
-            best_model = std::move(m);
-            best_state = k;
-        }
-        Point p;
-        p.source = "search";
-        p.state = k;
-        p.bytes = r.first;
-        p.map = r.second;
-        p.cost = s.cost;
-        p.int4_share = quant::params_share(nodes, s, NodeFormat::Int4w);
-        for (size_t i = 0; i < nodes.size(); ++i) {
-            ++p.counts[node_format_name(
-                nodes[i].choices[static_cast<size_t>(s.choice[i])].format)];
-        }
-        if (hit == measured.end()) {
-            measured[k] = points.size();
-            points.push_back(p);
-        }
-        if (!o.quiet) {
-            std::fprintf(stderr,
-                         "lowbit mixed: state %d/%zu: %lld weight bytes (%.3fx INT8), INT4 on "
-                         "%.1f%% of the weights, mAP50-95 %.4f (drop %.4f)\n",
-                         k, path.size() - 1, static_cast<long long>(p.bytes),
-                         static_cast<double>(p.bytes) / static_cast<double>(int8_bytes),
-                         100 * p.int4_share, p.map, fp32_map - p.map);
-        }
-        return p.map;
-    };
-
-    // The chosen state.
-    const int last = static_cast<int>(path.size()) - 1;
-    int chosen = -1;
-    std::string verdict;
-    const bool want_drop = o.max_drop_set;
-    if (budget.set) {
-        const double total = budget.fraction ? budget.value * static_cast<double>(int8_bytes)
-                                             : budget.value;
-        const int64_t b = static_cast<int64_t>(std::floor(total)) - other_bytes;
-        const int k = quant::pick_within(path, b);
-        if (k < 0) {
-            return invalid("--budget-bytes {}: {} weight bytes are below the smallest this model "
-                           "reaches with --formats ({} bytes, {:.3f}x INT8)",
-                           o.budget_bytes, static_cast<int64_t>(total),
-                           path.back().bytes + other_bytes,
-                           static_cast<double>(path.back().bytes + other_bytes) /
-                               static_cast<double>(int8_bytes));
-        }
-        LOWBIT_ASSIGN(double m, eval_state(k, true));
-        chosen = k;
-        if (want_drop && fp32_map - m > o.max_drop) {
-            // Interactions: the summed sensitivities under-estimated the drop. Back off along the
-            // path within the budget cannot help (the budget state is already the least cost
-            // estimated); say so.
-            verdict = fmt::format("max-drop not met within the budget: drop {:.4f} > {:.4f}",
-                                  fp32_map - m, o.max_drop);
-        }
-    } else {
-        // --max-drop alone: the fewest-bytes state whose measured drop is within it, by bisection
-        // over the path (bounded by --max-evals).
-        int lo = 0, hi = last;  // state lo assumed within (state 0: least estimated cost)
-        int good = -1;
-        LOWBIT_ASSIGN(double m_last, eval_state(last, false));
-        if (fp32_map - m_last <= o.max_drop) {
-            good = last;
-        } else {
-            hi = last - 1;
-            int used = 1;
-            while (lo <= hi && used < o.max_evals) {
-                const int mid = (lo + hi + 1) / 2;
-                LOWBIT_ASSIGN(double m, eval_state(mid, false));
-                ++used;
-                if (fp32_map - m <= o.max_drop) {
-                    good = mid;
-                    lo = mid + 1;
-                } else {
-                    hi = mid - 1;
-                }
-            }
-            if (good < 0) {
-                LOWBIT_ASSIGN(double m0, eval_state(0, false));
-                if (fp32_map - m0 <= o.max_drop) good = 0;
-            }
-        }
-        if (good < 0) {
-            return invalid("--max-drop {}: no state of the search keeps the drop within it (the "
-                           "least-cost state drops {:.4f}); allow float (--formats) or a larger "
-                           "drop",
-                           o.max_drop, fp32_map - points[measured.at(0)].map);
-        }
-        LOWBIT_ASSIGN(double m, eval_state(good, true));
-        (void)m;
-        chosen = good;
-    }
+    LOWBIT_ASSIGN(Choice choice, s.budget.set ? choose_in_budget(s, path, other_bytes, m)
+                                              : choose_by_drop(s, path, m));
     // A measured front: more states, spread evenly in bytes over the path.
     for (int i = 1; i <= o.front_points; ++i) {
         const double frac = static_cast<double>(i) / (o.front_points + 1);
-        const int64_t target = path.back().bytes +
-                               static_cast<int64_t>(frac * static_cast<double>(int8_cand - path.back().bytes));
+        const int64_t target =
+            path.back().bytes +
+            static_cast<int64_t>(frac * static_cast<double>(int8_cand - path.back().bytes));
         const int k = quant::pick_within(path, target);
-        if (k >= 0 && !measured.count(k)) LOWBIT_TRY(eval_state(k, false).status());
+        if (k >= 0 && !m.measured(k)) LOWBIT_TRY(m.state(k, nullptr).status());
     }
 
-    // Outputs.
-    const quant::Assignment asg = quant::assignment_of(nodes, path[static_cast<size_t>(chosen)]);
-    nlohmann::ordered_json aj = quant::assignment_to_json(asg);
-    const Point& cp = points[measured.at(chosen)];
-    aj["summary"] = {{"weight_bytes", cp.bytes},
-                     {"ratio_vs_int8", static_cast<double>(cp.bytes) / static_cast<double>(int8_bytes)},
-                     {"map50_95", cp.map},
-                     {"drop", fp32_map - cp.map},
-                     {"int4w_weight_share", cp.int4_share}};
-    // Pareto: non-dominated measured points (fewer bytes, higher mAP).
-    nlohmann::ordered_json pts = nlohmann::ordered_json::array();
-    for (size_t i = 0; i < points.size(); ++i) {
-        const Point& p = points[i];
-        bool dominated = false;
-        for (const Point& q : points) {
-            if (&q != &p && q.bytes <= p.bytes && q.map >= p.map &&
-                (q.bytes < p.bytes || q.map > p.map)) {
-                dominated = true;
-            }
-        }
-        pts.push_back({{"source", p.source},
-                       {"state", p.state},
-                       {"weight_bytes", p.bytes},
-                       {"ratio_vs_int8", static_cast<double>(p.bytes) / static_cast<double>(int8_bytes)},
-                       {"map50_95", p.map},
-                       {"drop", fp32_map - p.map},
-                       {"estimated_cost", p.cost},
-                       {"int4w_weight_share", p.int4_share},
-                       {"formats", p.counts},
-                       {"on_front", !dominated},
-                       {"chosen", p.state == chosen && p.source == "search"}});
-    }
-    std::sort(pts.begin(), pts.end(), [](const auto& a, const auto& b) {
-        return a["weight_bytes"].template get<int64_t>() < b["weight_bytes"].template get<int64_t>();
-    });
-    nlohmann::ordered_json est = nlohmann::ordered_json::array();
-    for (const auto& s : path) est.push_back({s.bytes + other_bytes, s.cost});
-    nlohmann::ordered_json nj = nlohmann::ordered_json::array();
-    for (const auto& n : nodes) {
-        nlohmann::ordered_json ch = nlohmann::ordered_json::array();
-        for (const auto& c : n.choices) {
-            ch.push_back({{"format", node_format_name(c.format)}, {"bytes", c.bytes}, {"cost", c.cost}});
-        }
-        nj.push_back({{"name", n.name}, {"params", n.params}, {"choices", ch}});
-    }
-    nlohmann::ordered_json pj = {
-        {"tool", "lowbit mixed"},
-        {"model", o.model},
-        {"formats", o.formats},
-        {"weight_method", o.weight_method},
-        {"block_size", o.block_size},
-        {"budget_bytes", o.budget_bytes},
-        {"max_drop", want_drop ? nlohmann::ordered_json(o.max_drop) : nlohmann::ordered_json()},
-        {"eval_images", ev.max_images},
-        {"sensitivity", {{"metric", "output-mse"}, {"images", o.sens_images}}},
-        {"fp32_map50_95", fp32_map},
-        {"int8", {{"weight_bytes", int8_bytes}, {"map50_95", int8_m.second}}},
-        {"other_weight_bytes", other_bytes},
-        {"verdict", verdict.empty() ? "ok" : verdict},
-        {"points", pts},
-        {"estimated_path", {{"columns", {"weight_bytes", "cost"}}, {"rows", est}}},
-        {"nodes", nj}};
-    if (!verdict.empty()) {
-        LOWBIT_TRY(write_file_atomic(pareto_out, pj.dump(1) + "\n"));
+    const nlohmann::ordered_json pj =
+        pareto_json(s, m, nodes, path, other_bytes, choice.state, choice.verdict);
+    if (!choice.verdict.empty()) {
+        LOWBIT_TRY(write_file_atomic(s.pareto_out, pj.dump(1) + "\n"));
         return invalid("{} (nothing but the Pareto front {} written: raise --budget-bytes or "
                        "--max-drop)",
-                       verdict, pareto_out);
+                       choice.verdict, s.pareto_out);
     }
-    (void)best_state;
-    LOWBIT_TRY(save_model(best_model, o.out));
-    LOWBIT_TRY(write_file_atomic(asg_out, aj.dump(1) + "\n"));
-    LOWBIT_TRY(write_file_atomic(pareto_out, pj.dump(1) + "\n"));
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    nlohmann::ordered_json aj = quant::assignment_to_json(
+        quant::assignment_of(nodes, path[static_cast<size_t>(choice.state)]));
+    const Point& cp = m.point(choice.state);
+    aj["summary"] = {{"weight_bytes", cp.bytes},
+                     {"ratio_vs_int8",
+                      static_cast<double>(cp.bytes) / static_cast<double>(m.int8_bytes)},
+                     {"map50_95", cp.map},
+                     {"drop", m.drop(cp.map)},
+                     {"int4w_weight_share", cp.int4_share}};
+    LOWBIT_TRY(save_model(choice.model, o.out));
+    LOWBIT_TRY(write_file_atomic(s.asg_out, aj.dump(1) + "\n"));
+    LOWBIT_TRY(write_file_atomic(s.pareto_out, pj.dump(1) + "\n"));
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     nlohmann::ordered_json summary = {{"model", o.out},
-                                      {"assignment", asg_out},
-                                      {"pareto", pareto_out},
-                                      {"fp32_map50_95", fp32_map},
-                                      {"int8_weight_bytes", int8_bytes},
+                                      {"assignment", s.asg_out},
+                                      {"pareto", s.pareto_out},
+                                      {"fp32_map50_95", m.fp32_map},
+                                      {"int8_weight_bytes", m.int8_bytes},
                                       {"chosen", aj["summary"]},
                                       {"formats", cp.counts},
-                                      {"evaluations", evals},
+                                      {"evaluations", m.evals},
                                       {"seconds", seconds}};
     std::fprintf(out, "%s\n", summary.dump(2).c_str());
     return Status::ok();
