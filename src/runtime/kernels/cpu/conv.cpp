@@ -474,15 +474,7 @@ private:
             }
             w = scaled.data();
         }
-        memory user(user_wei_md_, dnnl_.engine, const_cast<void*>(w));
-        std::vector<memory> out;
-        for (const auto& md : wei_mds_) {
-            memory dst(md, dnnl_.engine);
-            dnnl::reorder(user, dst).execute(dnnl_.streams[0], user, dst);
-            out.push_back(dst);
-        }
-        dnnl_.streams[0].wait();
-        return out;
+        return dnnl_.reorder_weights(user_wei_md_, w, wei_mds_);
     }
 
     DnnlState& dnnl_;

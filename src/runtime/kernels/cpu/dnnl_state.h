@@ -49,6 +49,20 @@ struct DnnlState {
         const auto& b = work[static_cast<size_t>(thread)][static_cast<size_t>(w)];
         return b ? b->data() : nullptr;
     }
+    // Weights `w`, laid out as `user`, reordered once into each of `formats` (the distinct
+    // weight formats of an op's primitives); done at plan time.
+    std::vector<dnnl::memory> reorder_weights(const dnnl::memory::desc& user, const void* w,
+                                              const std::vector<dnnl::memory::desc>& formats) {
+        dnnl::memory src(user, engine, const_cast<void*>(w));
+        std::vector<dnnl::memory> out;
+        for (const auto& md : formats) {
+            dnnl::memory dst(md, engine);
+            dnnl::reorder(src, dst).execute(streams[0], src, dst);
+            out.push_back(dst);
+        }
+        streams[0].wait();
+        return out;
+    }
 
 private:
     std::vector<std::array<std::shared_ptr<Buffer>, static_cast<size_t>(Workspace::Count)>> work;

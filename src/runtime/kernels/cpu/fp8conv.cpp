@@ -140,13 +140,7 @@ public:
                 e4m3_to_bf16(static_cast<const uint8_t*>(w_vals.raw()), wb.data(), w_vals.numel());
             }
             const memory::desc user_md(wei_dims_, DT::bf16, group_ == 1 ? Tag::oihw : Tag::goihw);
-            memory user(user_md, dnnl_.engine, wb.data());
-            for (const auto& md : wei_mds_) {
-                memory dst(md, dnnl_.engine);
-                dnnl::reorder(user, dst).execute(dnnl_.streams[0], user, dst);
-                weights_.push_back(dst);
-            }
-            dnnl_.streams[0].wait();
+            weights_ = dnnl_.reorder_weights(user_md, wb.data(), wei_mds_);
         } catch (const dnnl::error& e) {
             return fmt::format("oneDNN has no bf16 conv for input {} weights {}: {}", shape_str(x_),
                                shape_str(wt), e.what());

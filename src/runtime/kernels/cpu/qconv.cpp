@@ -94,13 +94,7 @@ public:
             plan_chunks(whole);
             // The weights in oneDNN's format (the reorder adds the s8-source compensation).
             const memory::desc user_md(wei_dims_, DT::s8, group_ == 1 ? Tag::oihw : Tag::goihw);
-            memory user(user_md, dnnl_.engine, const_cast<void*>(q.w_codes->raw()));
-            for (const auto& md : wei_mds_) {
-                memory dst(md, dnnl_.engine);
-                dnnl::reorder(user, dst).execute(dnnl_.streams[0], user, dst);
-                weights_.push_back(dst);
-            }
-            dnnl_.streams[0].wait();
+            weights_ = dnnl_.reorder_weights(user_md, q.w_codes->raw(), wei_mds_);
         } catch (const dnnl::error& e) {
             return fmt::format("oneDNN has no int8 conv for input {} weights {}: {}", shape_str(x_),
                                shape_str(wt), e.what());
