@@ -12,9 +12,9 @@ namespace lowbit::quant {
 
 namespace {
 
-class DetectionMetric : public Metric {
+class DetectionMetric : public SummedMetric {
 public:
-    explicit DetectionMetric(const MetricContext& ctx) : Metric(ctx) {}
+    explicit DetectionMetric(const MetricContext& ctx) : SummedMetric(ctx) {}
 
     Result<int64_t> prepare() override {
         const TensorDesc& in = ctx_.setup.input;
@@ -28,11 +28,6 @@ public:
         sums_.extra = 2;
         return Metric::prepare();
     }
-    void begin_image(int64_t i) override {
-        sums_.images.push_back(i);
-        sums_.rows.emplace_back(sums_.nodes * sums_.width + sums_.extra, 0.0);
-    }
-    const ImageSums* image_sums() const override { return &sums_; }
 
     Status reference(const Sample&, const std::vector<Tensor>& outs) override {
         if (outs.empty()) return invalid("--metric detection: the model has no output");
@@ -53,15 +48,6 @@ public:
     Status node(size_t k, const Sample&, const std::vector<Tensor>& outs) override {
         return add(k, outs);
     }
-    Status finish(int64_t images, nlohmann::ordered_json& reference) override {
-        scored_.assign(sums_.nodes, NodeSensitivity());
-        return score_image_sums(ctx_.opts, sums_, images, reference, scored_);
-    }
-    Status score(size_t k, NodeSensitivity& ns) override {
-        ns.metrics = scored_[k].metrics;
-        ns.score = scored_[k].score;
-        return Status::ok();
-    }
 
 private:
     // The class count from the model's Ultralytics names (0: unknown; 144/84 channels decide).
@@ -79,8 +65,6 @@ private:
     int imgsz_ = 0;
     bool ready_ = false;
     eval::DetectionComparator cmp_;
-    ImageSums sums_;
-    std::vector<NodeSensitivity> scored_;
 };
 
 }  // namespace

@@ -90,6 +90,27 @@ protected:
     MetricContext ctx_;
 };
 
+// A metric summed over images (output-mse/cosine, local-sqnr, detection): each compared image
+// adds one row of sums_ (begin_image: a row of zeros, sized by sums_.nodes/width/extra, which
+// prepare() sets); finish() and score() score the column totals (score_image_sums).
+class SummedMetric : public Metric {
+public:
+    using Metric::Metric;
+    void begin_image(int64_t i) override {
+        sums_.images.push_back(i);
+        sums_.rows.emplace_back(sums_.nodes * sums_.width + sums_.extra, 0.0);
+    }
+    const ImageSums* image_sums() const override { return &sums_; }
+    Status finish(int64_t images, nlohmann::ordered_json& reference) override;
+    Status score(size_t k, NodeSensitivity& ns) override;
+
+protected:
+    ImageSums sums_;
+
+private:
+    std::vector<NodeSensitivity> scored_;
+};
+
 // Scores of a metric summed over images from the column totals of its ImageSums over `images`
 // images: the reference values, then nodes[k]'s metrics and score for every measured node k.
 // The metrics' own finish()/score() go through here, as does merge_sensitivity().

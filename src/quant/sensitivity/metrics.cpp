@@ -60,9 +60,9 @@ OutputError compare_outputs(const std::vector<Tensor>& a, const std::vector<Tens
 // output-mse and cosine: the concatenated float graph outputs against the float32 pass, mean
 // over images. Both values are reported; the metric picks the score. Row layout: (mse, 1 -
 // cosine) per node, then the all-quantized pair.
-class OutputMetric : public Metric {
+class OutputMetric : public SummedMetric {
 public:
-    explicit OutputMetric(const MetricContext& ctx) : Metric(ctx) {}
+    explicit OutputMetric(const MetricContext& ctx) : SummedMetric(ctx) {}
 
     Result<int64_t> prepare() override {
         sums_.nodes = ctx_.setup.size();
@@ -70,11 +70,6 @@ public:
         sums_.extra = 2;
         return Metric::prepare();
     }
-    void begin_image(int64_t i) override {
-        sums_.images.push_back(i);
-        sums_.rows.emplace_back(sums_.nodes * sums_.width + sums_.extra, 0.0);
-    }
-    const ImageSums* image_sums() const override { return &sums_; }
 
     Status reference(const Sample&, const std::vector<Tensor>& outs) override {
         ref_ = outs;
@@ -94,27 +89,16 @@ public:
         row[2 * k + 1] += e.cosine;
         return Status::ok();
     }
-    Status finish(int64_t images, nlohmann::ordered_json& reference) override {
-        scored_.assign(sums_.nodes, NodeSensitivity());
-        return score_image_sums(ctx_.opts, sums_, images, reference, scored_);
-    }
-    Status score(size_t k, NodeSensitivity& ns) override {
-        ns.metrics = scored_[k].metrics;
-        ns.score = scored_[k].score;
-        return Status::ok();
-    }
 
 private:
     std::vector<Tensor> ref_;  // the float32 outputs of the current image
-    ImageSums sums_;
-    std::vector<NodeSensitivity> scored_;
 };
 
 // local-sqnr: SQNR (dB) of the node's own first output with the node quantized and float32
 // inputs; score = -SQNR. Probes (probes.h) measure the nodes they can directly.
-class LocalSqnrMetric : public Metric {
+class LocalSqnrMetric : public SummedMetric {
 public:
-    explicit LocalSqnrMetric(const MetricContext& ctx) : Metric(ctx) {}
+    explicit LocalSqnrMetric(const MetricContext& ctx) : SummedMetric(ctx) {}
 
     bool local() const override { return true; }
     Status check(const SensitivityOptions& opts) const override {
@@ -154,7 +138,6 @@ public:
         }
         sums_.rows.push_back(std::move(row));
     }
-    const ImageSums* image_sums() const override { return &sums_; }
     Status reference(const Sample&, const std::vector<Tensor>&) override { return Status::ok(); }
     Status all_quantized(const Sample&, const std::vector<Tensor>&) override {
         return Status::ok();
@@ -177,21 +160,10 @@ public:
         }
         return Status::ok();
     }
-    Status finish(int64_t images, nlohmann::ordered_json& reference) override {
-        scored_.assign(sums_.nodes, NodeSensitivity());
-        return score_image_sums(ctx_.opts, sums_, images, reference, scored_);
-    }
-    Status score(size_t k, NodeSensitivity& ns) override {
-        ns.metrics = scored_[k].metrics;
-        ns.score = scored_[k].score;
-        return Status::ok();
-    }
 
 private:
     std::unique_ptr<ProbeSet> probes_;
     std::vector<SumSquares> cur_;  // the current image's sums per node
-    ImageSums sums_;
-    std::vector<NodeSensitivity> scored_;
 };
 
 // map: mAP50-95 on a validation subset (the annotation file's first images by id), detections
@@ -303,6 +275,17 @@ std::vector<double> ImageSums::totals() const {
         for (size_t c = 0; c < t.size() && c < row.size(); ++c) t[c] += row[c];
     }
     return t;
+}
+
+Status SummedMetric::finish(int64_t images, nlohmann::ordered_json& reference) {
+    scored_.assign(sums_.nodes, NodeSensitivity());
+    return score_image_sums(ctx_.opts, sums_, images, reference, scored_);
+}
+
+Status SummedMetric::score(size_t k, NodeSensitivity& ns) {
+    ns.metrics = scored_[k].metrics;
+    ns.score = scored_[k].score;
+    return Status::ok();
 }
 
 Status score_image_sums(const SensitivityOptions& opts, const ImageSums& sums, int64_t images,
