@@ -61,6 +61,11 @@ namespace {
 
 constexpr int64_t kGrainBytes = 64 * 1024;
 
+// y = max(x, y) over n floats (a MaxPool tap folded into the output row).
+void max_f32(const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > y[i] ? x[i] : y[i];
+}
+
 // Where an op writes one NHWC output: the dense tensor and/or channel slices of concat buffers
 // (FastOp::add_concat_slice). The first destination is computed into, the others are copied
 // from it band by band while the band is in cache.
@@ -228,25 +233,9 @@ public:
                 const float* xb = x + b * h_.in * w_.in * c_;
                 for (int64_t ow = 0; ow < w_.out; ++ow) {
                     float* yo = y + (r * w_.out + ow) * stride;
-                    bool first = true;
-                    for (int64_t kh = 0; kh < h_.k; ++kh) {
-                        const int64_t ih = oh * h_.stride - h_.pad_begin + kh * h_.dilation;
-                        if (ih < 0 || ih >= h_.in) continue;
-                        for (int64_t kw = 0; kw < w_.k; ++kw) {
-                            const int64_t iw = ow * w_.stride - w_.pad_begin + kw * w_.dilation;
-                            if (iw < 0 || iw >= w_.in) continue;
-                            const float* xi = xb + (ih * w_.in + iw) * c_;
-                            if (first) {
-                                std::memcpy(yo, xi, static_cast<size_t>(c_) * sizeof(float));
-                                first = false;
-                                continue;
-                            }
-                            for (int64_t ch = 0; ch < c_; ++ch) {
-                                yo[ch] = xi[ch] > yo[ch] ? xi[ch] : yo[ch];
-                            }
-                        }
+                    if (!window_max_nhwc(xb, yo, c_, h_, w_, oh, ow, max_f32)) {
+                        std::fill_n(yo, c_, std::numeric_limits<float>::lowest());
                     }
-                    if (first) std::fill_n(yo, c_, std::numeric_limits<float>::lowest());
                 }
             }
             dest_.fan_out(0, out, c_, sizeof(float), r0 * w_.out, r1 * w_.out);

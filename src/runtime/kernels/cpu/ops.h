@@ -3,6 +3,7 @@
 // reference kernel. Shapes are logical (ONNX order) throughout.
 #pragma once
 
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <span>
@@ -151,5 +152,30 @@ struct Window {
 // kernel: kH, kW. Returns false when an attribute has a form this code does not handle.
 bool window_2d(const Node& node, const Shape& x, const Shape& y, const std::vector<int64_t>& kernel,
                Window& h, Window& w);
+
+// MaxPool of one output pixel (oh, ow) of an NHWC image `xb` with `c` channels into `yo`: the
+// first in-bounds tap is copied, the others folded in by max_row(tap, yo, c). Returns false
+// when the window has no in-bounds tap (yo untouched).
+template <typename T, typename MaxRow>
+bool window_max_nhwc(const T* xb, T* yo, int64_t c, const Window& h, const Window& w,
+                     int64_t oh, int64_t ow, MaxRow&& max_row) {
+    bool first = true;
+    for (int64_t kh = 0; kh < h.k; ++kh) {
+        const int64_t ih = oh * h.stride - h.pad_begin + kh * h.dilation;
+        if (ih < 0 || ih >= h.in) continue;
+        for (int64_t kw = 0; kw < w.k; ++kw) {
+            const int64_t iw = ow * w.stride - w.pad_begin + kw * w.dilation;
+            if (iw < 0 || iw >= w.in) continue;
+            const T* xi = xb + (ih * w.in + iw) * c;
+            if (first) {
+                std::memcpy(yo, xi, static_cast<size_t>(c) * sizeof(T));
+                first = false;
+            } else {
+                max_row(xi, yo, c);
+            }
+        }
+    }
+    return !first;
+}
 
 }  // namespace lowbit::cpu

@@ -145,26 +145,13 @@ public:
                 const int8_t* xb = x + b * h_.in * w_.in * c_;
                 for (int64_t ow = 0; ow < w_.out; ++ow) {
                     int8_t* yo = y + (r * w_.out + ow) * c_;
-                    bool first = true;
-                    for (int64_t kh = 0; kh < h_.k; ++kh) {
-                        const int64_t ih = oh * h_.stride - h_.pad_begin + kh * h_.dilation;
-                        if (ih < 0 || ih >= h_.in) continue;
-                        for (int64_t kw = 0; kw < w_.k; ++kw) {
-                            const int64_t iw = ow * w_.stride - w_.pad_begin + kw * w_.dilation;
-                            if (iw < 0 || iw >= w_.in) continue;
-                            const int8_t* xi = xb + (ih * w_.in + iw) * c_;
-                            if (first) {
-                                std::memcpy(yo, xi, static_cast<size_t>(c_));
-                                first = false;
-                                continue;
-                            }
-                            max_s8(xi, yo, c_);
-                        }
-                    }
                     // An empty window: the float kernel writes the lowest float, which
                     // QuantizeLinear saturates to -128.
-                    if (first) std::memset(yo, 0x80, static_cast<size_t>(c_));
-                    else if (!copy_) apply_table(table_, yo, yo, c_);
+                    if (!window_max_nhwc(xb, yo, c_, h_, w_, oh, ow, max_s8)) {
+                        std::memset(yo, 0x80, static_cast<size_t>(c_));
+                    } else if (!copy_) {
+                        apply_table(table_, yo, yo, c_);
+                    }
                 }
             }
         });
