@@ -12,48 +12,21 @@ import json
 import os
 import subprocess
 
+import lowp_helpers
 import ml_dtypes
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from lowp_helpers import BIN, kernels, lowbit, run_lowbit
 from onnx import TensorProto, helper, numpy_helper
 
-BIN = os.environ.get("LOWBIT_BIN", "build/lowbit")
 SRC = os.environ.get("LOWBIT_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 ASSETS = os.path.join(SRC, "assets")
 BUNDLED = os.path.join(ASSETS, "shapes-yolov10m-w0p1875-raw.onnx")
 E4M3 = TensorProto.FLOAT8E4M3FN
 F8 = ml_dtypes.float8_e4m3fn
-
-
-def lowbit(*args, lowp=True, check=True, env_extra=None):
-    env = dict(os.environ)
-    env["LOWBIT_LOWP_KERNELS"] = "1" if lowp else "0"
-    env.pop("LOWBIT_PROFILE", None)
-    env.update(env_extra or {})
-    r = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, env=env)
-    if check and r.returncode != 0:
-        raise AssertionError(f"lowbit {' '.join(map(str, args))} failed ({r.returncode}):\n"
-                             f"{r.stderr}\n{r.stdout}")
-    return r
-
-
-def run_lowbit(path, xs, tmp, lowp, threads=1, tag="run"):
-    args = []
-    for i, x in enumerate(xs):
-        np.save(tmp / f"{tag}_in{i}.npy", x)
-        args += ["--input", tmp / f"{tag}_in{i}.npy"]
-    out = tmp / f"{tag}_{int(lowp)}_{threads}"
-    lowbit("smoke", path, *args, "--out", out, "--save-outputs", "--runs", 1, "--warmup", 0,
-           "--threads", threads, lowp=lowp)
-    return np.load(out / "outputs" / "0.npy")
-
-
-def kernels(path, lowp=True, env_extra=None):
-    return json.loads(lowbit("info", path, "--json", lowp=lowp, env_extra=env_extra).stdout)[
-        "kernels"]
 
 
 def e4m3_ordinal(v, scale):
@@ -74,12 +47,7 @@ def assert_within_one_step(fast, sim, scale, what=""):
 # ---- synthetic FP8 Q/DQ conv patterns ------------------------------------------------------
 
 def qdq(name, x, scale, nodes, inits, dtype=E4M3):
-    inits.append(helper.make_tensor(name + "_s", TensorProto.FLOAT, [], [scale]))
-    inits.append(helper.make_tensor(name + "_z", dtype, [], [0]))
-    nodes.append(helper.make_node("QuantizeLinear", [x, name + "_s", name + "_z"], [name + "_q"]))
-    nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_s", name + "_z"],
-                                  [name + "_d"]))
-    return name + "_d"
+    return lowp_helpers.qdq(name, x, scale, nodes, inits, dtype=dtype)
 
 
 def pattern_model(path, c=16, m=16, hw=12, k=3, stride=1, group=1, bias=True, silu=True,

@@ -6,50 +6,12 @@ step is exact (no tie can differ: each code goes through the same DQ and Q arith
 against ONNX Runtime without graph optimizations it agrees up to one code; every fallback
 reason is shown.
 """
-import json
-import os
-import subprocess
-
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from lowp_helpers import kernels, qdq, run_lowbit
 from onnx import TensorProto, helper
-
-BIN = os.environ.get("LOWBIT_BIN", "build/lowbit")
-
-
-def lowbit(*args, lowp=True):
-    env = dict(os.environ)
-    env["LOWBIT_LOWP_KERNELS"] = "1" if lowp else "0"
-    env.pop("LOWBIT_PROFILE", None)
-    r = subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, env=env)
-    assert r.returncode == 0, f"lowbit {' '.join(map(str, args))}:\n{r.stderr}\n{r.stdout}"
-    return r
-
-
-def run_lowbit(path, xs, tmp, lowp, threads=1):
-    args = []
-    for i, x in enumerate(xs):
-        np.save(tmp / f"in{i}.npy", x)
-        args += ["--input", tmp / f"in{i}.npy"]
-    out = tmp / f"out_{int(lowp)}_{threads}"
-    lowbit("smoke", path, *args, "--out", out, "--save-outputs", "--runs", 1, "--warmup", 0,
-           "--threads", threads, lowp=lowp)
-    return np.load(out / "outputs" / "0.npy")
-
-
-def kernels(path, lowp=True):
-    return json.loads(lowbit("info", path, "--json", lowp=lowp).stdout)["kernels"]
-
-
-def qdq(name, x, scale, nodes, inits):
-    inits.append(helper.make_tensor(name + "_s", TensorProto.FLOAT, [], [scale]))
-    inits.append(helper.make_tensor(name + "_z", TensorProto.INT8, [], [0]))
-    nodes.append(helper.make_node("QuantizeLinear", [x, name + "_s", name + "_z"], [name + "_q"]))
-    nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_s", name + "_z"],
-                                  [name + "_d"]))
-    return name + "_d"
 
 
 def save(path, nodes, inits, inputs, out_shape, opset=13):
