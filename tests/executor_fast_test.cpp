@@ -195,6 +195,37 @@ TEST(ExecutorFast, WinogradAndDirect3x3) {
     }
 }
 
+// Small-channel 3x3 convs run on oneDNN's Winograd F(2x2, 3x3), which takes only equal top
+// and bottom padding: row chunks (with more than one thread) then compute extra padded rows
+// they do not keep (kernels/cpu/conv.cpp). Their tiles cover the same rows as one thread's,
+// so the outputs must be identical to one thread's, bit for bit, and match the reference.
+TEST(ExecutorFast, WinogradRowChunksMatchOneThread) {
+    for (const Shape& shape : std::vector<Shape>{{1, 48, 40, 40}, {1, 32, 42, 37}}) {
+        Builder b;
+        const int64_t c = shape[1];
+        const std::string x = b.input("x", shape);
+        std::string y = b.conv(x, c, c, 3);
+        y = b.op("Add", {y, b.conv(y, c, c, 3)});
+        b.output(b.conv(y, c, 64, 3, 1, -1, 1, false, false));
+        EXPECT_LT(compare(b.model(), 1), kTol) << shape_str(shape);
+        const Tensor in = random_tensor(shape, 11, 0.0f, 1.0f);
+        auto one = make(b.model(), false, 1);
+        ASSERT_TRUE(one);
+        const auto want = run(*one, {in});
+        ASSERT_EQ(want.size(), 1u);
+        for (int threads : {2, 3}) {
+            auto many = make(b.model(), false, threads);
+            ASSERT_TRUE(many);
+            const auto got = run(*many, {in});
+            ASSERT_EQ(got.size(), 1u);
+            const auto a = got[0].span<float>();
+            const auto e = want[0].span<float>();
+            EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+                << shape_str(shape) << ", " << threads << " threads: " << rel_diff(got[0], want[0]);
+        }
+    }
+}
+
 TEST(ExecutorFast, ConvAsymmetricPadsAndAutoPad) {
     for (const std::string auto_pad : {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"}) {
         Builder b;

@@ -11,7 +11,9 @@
 // layers, with no loss of accuracy: max error 1.1e-6 of the output magnitude against a double
 // precision reference, vs 1.7e-6 for the direct conv (192 channels, 40x40). It works on
 // blocked (nChw16c) tensors, so each chunk is reordered in and out of a per-thread buffer,
-// which costs 1-3% of the conv. ExecutorOptions::conv_winograd = false (the CLI:
+// which costs 1-3% of the conv. Below about 64 channels oneDNN picks jit_wino_2x3
+// (F(2x2, 3x3)), which takes only equal top and bottom padding; row chunks then compute a few
+// padded rows they drop (make_chunks). ExecutorOptions::conv_winograd = false (the CLI:
 // LOWBIT_CONV_WINOGRAD=0) turns it off.
 //
 // Threads: with more than one thread the output rows are cut into chunks, each a one-thread
@@ -55,6 +57,9 @@ constexpr double kFlopsPerSecond = 200e9;
 constexpr double kBytesPerSecond = 20e9;
 // Chunk output size with several threads: a quarter of this CPU's 1 MiB L2.
 constexpr double kChunkOutBytes = 256.0 * 1024;
+// Output rows of a Winograd tile: chunks start on multiples of it (F(4x4, 3x3) and, a
+// multiple of it, F(2x2, 3x3)).
+constexpr int64_t kWinoTileRows = 4;
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
@@ -190,9 +195,12 @@ public:
                         src.set_data_handle(dnnl_.data(Workspace::BlockedSrc, thread));
                         part.to_blocked.execute(stream, c.src, src);
                     }
+                    memory kept;  // the rows of out_mem that this chunk keeps
                     if (part.blocked_dst) {
                         out_mem = part.dst_blk[t];
+                        kept = part.dst_kept[t];
                         out_mem.set_data_handle(dnnl_.data(Workspace::BlockedDst, thread));
+                        kept.set_data_handle(out_mem.get_data_handle());
                     }
                     part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
                     std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
@@ -204,7 +212,7 @@ public:
                         args.emplace(DNNL_ARG_BIAS, c.bias);
                     }
                     part.prim.execute(stream, args);
-                    if (part.blocked_dst) part.from_blocked.execute(stream, out_mem, c.dst);
+                    if (part.blocked_dst) part.from_blocked.execute(stream, kept, c.dst);
                     stream.wait();
                 } catch (const dnnl::error& e) {
                     std::lock_guard<std::mutex> lock(failure_mu);
@@ -274,7 +282,12 @@ private:
         // buffers.
         bool blocked_src = false, blocked_dst = false;
         dnnl::reorder to_blocked, from_blocked;
-        std::vector<memory> src_blk, dst_blk;  // per pool thread; data set at run time
+        // Per pool thread, data set at run time: the blocked input and output, and the view of
+        // the output rows the chunk keeps (from_blocked's source).
+        std::vector<memory> src_blk, dst_blk, dst_kept;
+        // The primitive may compute rows the chunk does not keep (make_chunks): it keeps
+        // `keep` rows from row `skip` of the primitive's output.
+        int64_t skip = 0, keep = 0;
     };
 
     memory::desc nhwc_src(int64_t rows) const {
@@ -350,10 +363,10 @@ private:
             // boundaries of Winograd's 4x4 output tiles, tiles spread evenly, bigger chunks
             // first (a 20-row map: 8, 4, 4, 4 rows rather than 5, 5, 5, 5, which computes 8
             // tiles rows instead of 5).
-            const int64_t tiles = (oh + 3) / 4;
+            const int64_t tiles = (oh + kWinoTileRows - 1) / kWinoTileRows;
             n = std::min({n, 2 * t, tiles});
             for (int64_t i = n; i >= 0; --i) {
-                bounds.push_back(std::min(oh, 4 * (tiles - tiles * i / n)));
+                bounds.push_back(std::min(oh, kWinoTileRows * (tiles - tiles * i / n)));
             }
         } else {
             if (n >= t && t > 1) {
@@ -370,7 +383,7 @@ private:
         if (n == 1) {
             parts_.clear();
             chunks_ = {Chunk{0, oh, 0, 0, {}, {}, {}}};
-            add_part(whole);
+            add_part(whole, 0, oh);
         }
         for (Part& p : parts_) {
             dnnl_.reserve(Workspace::Scratchpad, p.pd.scratchpad_desc().get_size());
@@ -383,6 +396,7 @@ private:
                 }
                 if (p.blocked_dst) {
                     p.dst_blk.push_back(memory(p.pd.dst_desc(), dnnl_.engine, DNNL_MEMORY_NONE));
+                    p.dst_kept.push_back(memory(kept_desc(p), dnnl_.engine, DNNL_MEMORY_NONE));
                 }
             }
         }
@@ -396,53 +410,132 @@ private:
         }
     }
 
-    // Registers a primitive; weights formats are shared between parts that agree.
-    void add_part(const dnnl::convolution_forward::primitive_desc& pd) {
+    // The rows [skip, skip + keep) of the part's (blocked) output.
+    static memory::desc kept_desc(const Part& p) {
+        const memory::dims d = p.pd.dst_desc().dims();
+        return p.pd.dst_desc().submemory_desc({d[0], d[1], p.keep, d[3]}, {0, 0, p.skip, 0});
+    }
+
+    // Registers a primitive that keeps `keep` output rows from row `skip`; weights formats are
+    // shared between parts that agree. False when rows are to be dropped from an output that
+    // is not blocked (the primitive writes the chunk's NHWC rows directly then).
+    bool add_part(const dnnl::convolution_forward::primitive_desc& pd, int64_t skip, int64_t keep) {
         Part p;
         p.pd = pd;
+        p.skip = skip;
+        p.keep = keep;
+        const memory::dims d = pd.src_desc().dims();
+        const memory::desc src_plain = nhwc_src(d[2]);
+        const memory::desc dst_plain = nhwc_dst(keep);
+        p.blocked_src = pd.src_desc() != src_plain;
+        p.blocked_dst = pd.dst_desc() != nhwc_dst(pd.dst_desc().dims()[2]);
+        if (!p.blocked_dst && (skip != 0 || keep != pd.dst_desc().dims()[2])) return false;
         p.prim = dnnl::convolution_forward(pd);
         auto it = std::find(wei_mds_.begin(), wei_mds_.end(), pd.weights_desc());
         p.wei = static_cast<size_t>(it - wei_mds_.begin());
         if (it == wei_mds_.end()) wei_mds_.push_back(pd.weights_desc());
-        const memory::dims d = pd.src_desc().dims();
-        const memory::desc src_plain = nhwc_src(d[2]);
-        const memory::desc dst_plain = nhwc_dst(pd.dst_desc().dims()[2]);
-        p.blocked_src = pd.src_desc() != src_plain;
-        p.blocked_dst = pd.dst_desc() != dst_plain;
         if (p.blocked_src) {
             p.to_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(
                 dnnl_.engine, src_plain, dnnl_.engine, pd.src_desc()));
         }
         if (p.blocked_dst) {
-            p.from_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(
-                dnnl_.engine, pd.dst_desc(), dnnl_.engine, dst_plain));
+            p.from_blocked = dnnl::reorder(
+                dnnl::reorder::primitive_desc(dnnl_.engine, kept_desc(p), dnnl_.engine, dst_plain));
         }
         parts_.push_back(std::move(p));
+        return true;
     }
 
-    bool make_chunks(const std::vector<int64_t>& bounds) {
+    // One chunk's primitive geometry: input rows [ih0, ih0 + in_rows) with that vertical
+    // padding produce out_rows rows, of which the chunk keeps `keep` from row `skip`.
+    struct Geometry {
+        int64_t ih0 = 0, in_rows = 0, pad_top = 0, pad_bottom = 0, out_rows = 0, skip = 0;
+        int64_t keep = 0;
+        auto key() const {
+            return std::make_tuple(in_rows, pad_top, pad_bottom, out_rows, skip, keep);
+        }
+    };
+
+    // The rows a chunk needs for output rows [oh0, oh1), the rows outside the input as padding
+    // (different at the top and the bottom for the first and last chunks).
+    Geometry natural_geometry(int64_t oh0, int64_t oh1) const {
         const int64_t extent = (h_.k - 1) * h_.dilation + 1;
-        std::map<std::tuple<int64_t, int64_t, int64_t, int64_t>, size_t> part_of;
+        const int64_t first = oh0 * h_.stride - h_.pad_begin;  // may be negative (padding)
+        const int64_t last = (oh1 - 1) * h_.stride - h_.pad_begin + extent;  // exclusive
+        Geometry g;
+        g.ih0 = std::max<int64_t>(0, first);
+        g.in_rows = std::min(x_[2], last) - g.ih0;
+        g.pad_top = g.ih0 - first;
+        g.pad_bottom = last - std::min(x_[2], last);
+        g.out_rows = g.keep = oh1 - oh0;
+        return g;
+    }
+
+    // The same chunk with equal top and bottom padding, for oneDNN's Winograd F(2x2, 3x3)
+    // (jit_wino_2x3), which takes only that. It then computes rows it does not keep: the
+    // first chunk (more padding at the top) gets padding rows at the bottom too and computes
+    // extra rows after its own, from that padding; the last chunk starts `skip` rows earlier
+    // (the tile height, so that its tiles cover the same rows as one-thread Winograd's and
+    // the results are identical), reading skip - pad_top more input rows. False when the
+    // input has no such rows (a chunk too close to the top).
+    bool symmetric_geometry(Geometry& g) const {
+        if (g.pad_top > g.pad_bottom) {
+            g.out_rows += g.pad_top - g.pad_bottom;
+            g.pad_bottom = g.pad_top;
+            return true;
+        }
+        if (g.pad_bottom > g.pad_top) {
+            const int64_t tile = impl_.find("_2x3") != std::string::npos ? 2 : kWinoTileRows;
+            const int64_t skip = (g.pad_bottom + tile - 1) / tile * tile;
+            const int64_t more = skip - (g.pad_bottom - g.pad_top);  // real rows read first
+            if (h_.stride != 1 || g.ih0 < more) return false;
+            g.ih0 -= more;
+            g.in_rows += more;
+            g.pad_top = g.pad_bottom;
+            g.out_rows += skip;
+            g.skip = skip;
+        }
+        return true;
+    }
+
+    // One chunk per [bounds[i], bounds[i + 1]) of output rows; false when a chunk primitive
+    // would use another implementation than the whole conv's.
+    bool make_chunks(const std::vector<int64_t>& bounds) {
+        std::map<decltype(Geometry{}.key()), size_t> part_of;
         for (size_t i = 0; i + 1 < bounds.size(); ++i) {
             const int64_t oh0 = bounds[i];
             const int64_t oh1 = bounds[i + 1];
             if (oh1 <= oh0) return false;
-            const int64_t first = oh0 * h_.stride - h_.pad_begin;  // may be negative (padding)
-            const int64_t last = (oh1 - 1) * h_.stride - h_.pad_begin + extent;  // exclusive
-            const int64_t ih0 = std::max<int64_t>(0, first);
-            const int64_t ih1 = std::min(x_[2], last);
-            if (ih1 <= ih0) return false;
-            const auto key = std::make_tuple(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0);
-            auto it = part_of.find(key);
+            Geometry g = natural_geometry(oh0, oh1);
+            if (g.in_rows <= 0) return false;
+            auto it = part_of.find(g.key());
             if (it == part_of.end()) {
-                auto pd = make_pd(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0, winograd_);
-                if (pd.impl_info_str() != impl_) return false;
-                it = part_of.emplace(key, parts_.size()).first;
-                add_part(pd);
+                if (!matches_whole(g)) {
+                    if (!winograd_ || !symmetric_geometry(g)) return false;
+                    it = part_of.find(g.key());
+                    if (it == part_of.end() && !matches_whole(g)) return false;
+                }
             }
-            chunks_.push_back({oh0, oh1, ih0, it->second, {}, {}, {}});
+            if (it == part_of.end()) {
+                if (!add_part(make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_),
+                              g.skip, g.keep)) {
+                    return false;
+                }
+                it = part_of.emplace(g.key(), parts_.size() - 1).first;
+            }
+            chunks_.push_back({oh0, oh1, g.ih0, it->second, {}, {}, {}});
         }
         return true;
+    }
+
+    // Whether oneDNN picks the whole conv's implementation for this chunk geometry.
+    bool matches_whole(const Geometry& g) const {
+        try {
+            return make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_)
+                       .impl_info_str() == impl_;
+        } catch (const dnnl::error&) {
+            return false;  // no implementation of this algorithm for the chunk
+        }
     }
 
     // x * clamp(alpha * x + beta, 0, 1), HardSigmoid's arithmetic (NaN stays NaN).
@@ -498,7 +591,7 @@ private:
     std::vector<Chunk> chunks_;
     const void* planned_w_ = nullptr;
     std::vector<memory> weights_;  // the planned weights, one per wei_mds_ entry
-    ConvRouting routing_;  // split ranges and concat slices of the result
+    ConvRouting routing_;          // split ranges and concat slices of the result
 };
 
 }  // namespace
