@@ -51,9 +51,11 @@ using DT = dnnl::memory::data_type;
 
 // Below this much work a chunk costs more in call overhead than it gains: ~20 us of one core.
 constexpr double kMinChunkSeconds = 20e-6;
-// Throughputs used only to size chunks (research/engine-perf.md measured ~250 GFLOP/s for
-// dense convs; depthwise convs are bound by memory traffic).
-constexpr double kFlopsPerSecond = 200e9;
+// Throughputs used only to size chunks; depthwise convs are bound by memory traffic. Dense
+// convs reach ~250 GFLOP/s on big layers (research/engine-perf.md) but ~50 on the bundled
+// model's 12-144 channel layers (65 ms for its 5.2 GFLOP at one thread); at 200e9 most of
+// those layers came out under two chunks' work and ran on one thread at --threads 2.
+constexpr double kFlopsPerSecond = 50e9;
 constexpr double kBytesPerSecond = 20e9;
 // Chunk output size with several threads: a quarter of this CPU's 1 MiB L2.
 constexpr double kChunkOutBytes = 256.0 * 1024;

@@ -73,9 +73,11 @@ void f16_to_bf16(const uint16_t* x, uint16_t* y, int64_t n) {
 
 // A chunk's float32 sums: at most a quarter of this CPU's 1 MiB L2.
 constexpr double kChunkAccBytes = 256.0 * 1024;
-// Below this much work per chunk the call overhead dominates (bf16 runs ~2x float32's rate).
+// Below this much work per chunk the call overhead dominates. bf16 runs ~2x float32's rate
+// (conv.cpp's kFlopsPerSecond, the rate measured on the bundled model's small layers; at
+// 400e9 most of them ran as one chunk, on one thread).
 constexpr double kMinChunkSeconds = 20e-6;
-constexpr double kOpsPerSecond = 400e9;
+constexpr double kOpsPerSecond = 100e9;
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
