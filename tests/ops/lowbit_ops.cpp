@@ -333,7 +333,11 @@ struct DeconvSpec {
 
 OpCase deconv_case(const DeconvSpec& s, uint32_t seed) {
     OpCase c;
-    c.entry = "deconv";
+    // Kernel == stride without padding, dilation or groups: the matmul + tap scatter row.
+    const bool taps = s.k == s.stride && s.group == 1 && s.dilation == 1 && s.pad == 0 &&
+                      s.out_pad == 0 && !s.residual && s.output_shape.empty() &&
+                      (s.auto_pad.empty() || s.auto_pad == "VALID");
+    c.entry = taps ? "deconv_taps" : "deconv";
     c.call.op = "ConvTranspose";
     c.call.n_threads = s.threads;
     c.call.inputs = {rnd({1, s.c, s.h, s.w}, seed),
@@ -399,6 +403,11 @@ std::vector<OpCase> deconv_cases() {
          .bias = false, .bn = true, .relu = true},
         {.c = 16, .m = 16, .h = 15, .w = 15, .k = 4, .stride = 2, .pad = 1, .bn = true,
          .residual = true, .relu_after = true},
+        // Kernel == stride as matmul + tap scatter: 1 and 3 threads, 3x3 taps, SiLU, no bias;
+        // with a residual Add the oneDNN deconvolution takes it.
+        {.c = 24, .m = 40, .h = 21, .w = 19, .k = 2, .stride = 2, .silu = true, .threads = 1},
+        {.c = 16, .m = 12, .h = 11, .w = 13, .k = 3, .stride = 3, .bias = false, .threads = 3},
+        {.c = 16, .m = 16, .h = 20, .w = 20, .k = 2, .stride = 2, .residual = true},
     };
     for (const DeconvSpec& s : specs) v.push_back(deconv_case(s, seed += 10));
     return v;

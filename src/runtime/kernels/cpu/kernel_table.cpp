@@ -139,6 +139,16 @@ const FastEntry kTable[] = {
                           c.backend.n_threads(), c.warnings);
      },
      conv_layouts},
+    {"deconv_taps", "ConvTranspose kernel == stride float32 as matmul + tap scatter, +BN, +SiLU/Relu, into concat slices; NHWC",
+     [](const FastChoice& c) {
+         return is_op(c, "ConvTranspose") && c.outs.size() == 1 && c.fusion.quant == nullptr &&
+                !c.fusion.residual;
+     },
+     [](const FastChoice& c) {
+         return make_deconv_taps(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                                 c.backend.n_threads());
+     },
+     conv_layouts},
     {"deconv", "ConvTranspose 2-D float32, constant weights (oneDNN), +BN, +SiLU/Relu, +Add; NHWC",
      [](const FastChoice& c) {
          return is_op(c, "ConvTranspose") && c.outs.size() == 1 && c.fusion.quant == nullptr;
