@@ -685,6 +685,23 @@ std::vector<OpCase> plain_cases() {
     }
     v.push_back(simple("Gemm", "gemm", {rnd({3, 17}, 47), rnd({17, 6}, 48)}, {},
                        "3x17 by 17x6, no C", kAccumulation));
+    // Heads large enough to cut into column chunks (B >= 256 KiB): ResNet-style B^T + bias,
+    // and A^T by B + C [1, N]; at 1, 2 and 3 threads (3 chunks of 400 columns: 128/128/144).
+    for (int threads : {1, 2, 3}) {
+        OpCase c = simple("Gemm", "gemm", {rnd({2, 512}, 49), rnd({400, 512}, 50), rnd({400}, 51)},
+                          {{"transB", attr_i(1)}},
+                          fmt::format("2x512 by constant 400x512^T + bias 400 t{}", threads),
+                          kAccumulation);
+        c.call.constant_inputs = {1, 2};
+        c.call.n_threads = threads;
+        v.push_back(c);
+        c = simple("Gemm", "gemm", {rnd({256, 5}, 52), rnd({256, 300}, 53), rnd({1, 300}, 54)},
+                   {{"transA", attr_i(1)}},
+                   fmt::format("256x5^T by 256x300 + C 1x300 t{}", threads), kAccumulation);
+        c.call.constant_inputs = {2};
+        c.call.n_threads = threads;
+        v.push_back(c);
+    }
     // ConvNeXt's LayerNorm over channels and GELU (Erf chain) in NHWC-transposed tensors.
     {
         OpCase c = simple("Transpose", "transpose_layout", {rnd({2, 12, 7, 9}, 70)},

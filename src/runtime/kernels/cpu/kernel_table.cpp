@@ -243,7 +243,8 @@ const FastEntry kTable[] = {
     {"gemm", "Gemm float32, alpha 1, beta 1, constant C (oneDNN matmul); plain",
      [](const FastChoice& c) { return is_op(c, "Gemm") && single_output(c); },
      [](const FastChoice& c) {
-         return make_gemm(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
+         return make_gemm(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.backend.n_threads(),
+                          c.warnings);
      },
      plain_layouts},
     {"transpose_layout", "Transpose [0,2,3,1] of NHWC input / [0,3,1,2] to NHWC output: a copy",

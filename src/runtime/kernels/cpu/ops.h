@@ -84,9 +84,11 @@ std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span
                                     std::vector<std::string>& warnings);
 
 // gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
-// [1, N]) through oneDNN's matmul; plain layout.
+// [1, N]) through oneDNN's matmul; plain layout; the columns cut into chunks for `n_threads`
+// pool threads when B is large.
 std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                  const Operand& out, std::vector<std::string>& warnings);
+                                  const Operand& out, int n_threads,
+                                  std::vector<std::string>& warnings);
 
 // row_ops.cpp: a 4-D Transpose that only changes the storage layout (perm [0, 2, 3, 1] of an
 // NHWC-stored input to a plain output, to_plain; perm [0, 3, 1, 2] of a plain input to an
