@@ -348,6 +348,50 @@ TEST(ExecutorFast, ConcatInPlaceEdgeCases) {
     EXPECT_LT(compare(b.model(), 1), kTol);
 }
 
+// ConvTranspose with kernel == stride runs as a matmul and a scatter of its taps (deconv_taps),
+// writing straight into the channel Concat it feeds; it must match the reference kernel with a
+// folded BatchNormalization + Relu, as a Concat's second input, when its result is also a graph
+// output (the dense tensor is kept), at 1, 2 and 3 threads and batch 2. A ConvTranspose of
+// another geometry (4x4 s2 pad 1) into the same Concat stays on oneDNN's deconvolution.
+TEST(ExecutorFast, DeconvTapsIntoConcat) {
+    Builder b;
+    const std::string x = b.input("x", {2, 16, 12, 10});
+    const std::string skip = b.input("skip", {2, 8, 24, 20});
+    const auto deconv = [&](const std::string& in, int64_t c, int64_t m, int64_t k, int64_t s,
+                            int64_t pad) {
+        const std::string w = b.init(random_tensor({c, m, k, k}, 300 + k + m, -0.3f, 0.3f));
+        const std::string bias = b.init(random_tensor({m}, 400 + m));
+        return b.op("ConvTranspose", {in, w, bias},
+                    {{"kernel_shape", Attr::make_ints({k, k})},
+                     {"strides", Attr::make_ints({s, s})},
+                     {"pads", Attr::make_ints({pad, pad, pad, pad})}});
+    };
+    const std::string f = b.conv(x, 16, 24, 3);
+    // Up 1: ConvTranspose -> BatchNormalization -> Relu, read only by the Concat.
+    std::string up1 = deconv(f, 24, 12, 2, 2, 0);
+    const std::string scale = b.init(random_tensor({12}, 51, 0.5f, 1.5f));
+    const std::string shift = b.init(random_tensor({12}, 52));
+    const std::string mean = b.init(random_tensor({12}, 53));
+    const std::string var = b.init(random_tensor({12}, 54, 0.5f, 2.0f));
+    up1 = b.op("Relu", {b.op("BatchNormalization", {up1, scale, shift, mean, var})});
+    // Up 2: plain, also a graph output. Up 3: 4x4 s2 pad 1 (not kernel == stride).
+    const std::string up2 = deconv(f, 24, 20, 2, 2, 0);
+    const std::string up3 = deconv(f, 24, 4, 4, 2, 1);
+    const std::string cat = b.op("Concat", {skip, up1, up2, up3}, {{"axis", Attr::make_int(1)}});
+    b.output(b.conv(cat, 44, 8, 3));
+    b.output(up2);
+    // Kernel 3 == stride 3 on a graph input, read by the graph output only.
+    b.output(deconv(x, 16, 6, 3, 3, 0));
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("deconv_taps") ? kernels.at("deconv_taps") : 0, 3);
+    EXPECT_EQ(kernels.count("deconv") ? kernels.at("deconv") : 0, 1);
+}
+
 // Batch 2 with convs large enough to be chunked: chunks loop over the images.
 TEST(ExecutorFast, ChunkedConvBatch2) {
     Builder b;

@@ -333,7 +333,11 @@ struct DeconvSpec {
 
 OpCase deconv_case(const DeconvSpec& s, uint32_t seed) {
     OpCase c;
-    c.entry = "deconv";
+    // Kernel == stride without padding, dilation or groups: the matmul + tap scatter row.
+    const bool taps = s.k == s.stride && s.group == 1 && s.dilation == 1 && s.pad == 0 &&
+                      s.out_pad == 0 && !s.residual && s.output_shape.empty() &&
+                      (s.auto_pad.empty() || s.auto_pad == "VALID");
+    c.entry = taps ? "deconv_taps" : "deconv";
     c.call.op = "ConvTranspose";
     c.call.n_threads = s.threads;
     c.call.inputs = {rnd({1, s.c, s.h, s.w}, seed),
@@ -399,6 +403,11 @@ std::vector<OpCase> deconv_cases() {
          .bias = false, .bn = true, .relu = true},
         {.c = 16, .m = 16, .h = 15, .w = 15, .k = 4, .stride = 2, .pad = 1, .bn = true,
          .residual = true, .relu_after = true},
+        // Kernel == stride as matmul + tap scatter: 1 and 3 threads, 3x3 taps, SiLU, no bias;
+        // with a residual Add the oneDNN deconvolution takes it.
+        {.c = 24, .m = 40, .h = 21, .w = 19, .k = 2, .stride = 2, .silu = true, .threads = 1},
+        {.c = 16, .m = 12, .h = 11, .w = 13, .k = 3, .stride = 3, .bias = false, .threads = 3},
+        {.c = 16, .m = 16, .h = 20, .w = 20, .k = 2, .stride = 2, .residual = true},
     };
     for (const DeconvSpec& s : specs) v.push_back(deconv_case(s, seed += 10));
     return v;
@@ -676,6 +685,23 @@ std::vector<OpCase> plain_cases() {
     }
     v.push_back(simple("Gemm", "gemm", {rnd({3, 17}, 47), rnd({17, 6}, 48)}, {},
                        "3x17 by 17x6, no C", kAccumulation));
+    // Heads large enough to cut into column chunks (B >= 256 KiB): ResNet-style B^T + bias,
+    // and A^T by B + C [1, N]; at 1, 2 and 3 threads (3 chunks of 400 columns: 128/128/144).
+    for (int threads : {1, 2, 3}) {
+        OpCase c = simple("Gemm", "gemm", {rnd({2, 512}, 49), rnd({400, 512}, 50), rnd({400}, 51)},
+                          {{"transB", attr_i(1)}},
+                          fmt::format("2x512 by constant 400x512^T + bias 400 t{}", threads),
+                          kAccumulation);
+        c.call.constant_inputs = {1, 2};
+        c.call.n_threads = threads;
+        v.push_back(c);
+        c = simple("Gemm", "gemm", {rnd({256, 5}, 52), rnd({256, 300}, 53), rnd({1, 300}, 54)},
+                   {{"transA", attr_i(1)}},
+                   fmt::format("256x5^T by 256x300 + C 1x300 t{}", threads), kAccumulation);
+        c.call.constant_inputs = {2};
+        c.call.n_threads = threads;
+        v.push_back(c);
+    }
     // ConvNeXt's LayerNorm over channels and GELU (Erf chain) in NHWC-transposed tensors.
     {
         OpCase c = simple("Transpose", "transpose_layout", {rnd({2, 12, 7, 9}, 70)},

@@ -3,7 +3,17 @@
 // row-major tensors, alpha = 1 and (with C) beta = 1; C absent or a constant [N] or [1, N]
 // (the primitive's bias, broadcast over rows). Transposes are strides of the memory
 // descriptors, so nothing is copied. Other attribute values: the reference Gemm.
+//
+// Threads: a head is a few rows times a large B (ResNet-50's is 2048 x 1000, 8 MB), so the
+// product is cut into column chunks of B', Y and C (multiples of 16 columns), one
+// single-thread primitive each, run as pool tasks: each thread streams its own part of B.
+// Only with fewer than 64 rows (for a column slice of B oneDNN picks gemm:jit, slower on
+// more rows; matmul.cpp) and B at least 256 KiB or ~20 us of work per chunk; else one call.
 #include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
 
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
@@ -19,83 +29,130 @@ class GemmOp final : public FastOp {
 public:
     explicit GemmOp(DnnlState& dnnl) : dnnl_(dnnl) {}
 
-    bool init(const Node& node, std::span<const Operand> ins, const Operand& out,
+    bool init(const Node& node, std::span<const Operand> ins, const Operand& out, int n_threads,
               std::vector<std::string>& warnings) {
         const bool ta = node.attr_int("transA", 0) != 0;
-        const bool tb = node.attr_int("transB", 0) != 0;
+        tb_ = node.attr_int("transB", 0) != 0;
         const int64_t m = out.shape[0], n = out.shape[1];
         const int64_t k = ta ? ins[0].shape[0] : ins[0].shape[1];
-        // Logical [M, K] and [K, N]; a transposed operand is the stored array read column-wise.
-        const memory::desc a_md({m, k}, DT::f32, ta ? Tag::ba : Tag::ab);
-        const memory::desc b_md({k, n}, DT::f32, tb ? Tag::ba : Tag::ab);
-        const memory::desc y_md({m, n}, DT::f32, Tag::ab);
+        k_ = k;
+        n_ = n;
         has_bias_ = ins.size() > 2 && ins[2].present();
+        const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(k * n);
+        int64_t pieces = 1;
+        if (n_threads > 1 && m < 64 &&
+            (k * n * 4 >= 256 * 1024 || flops / 100e9 >= 20e-6 * n_threads)) {
+            pieces = std::min<int64_t>(n_threads, n / 16);
+        }
+        pieces = std::max<int64_t>(pieces, 1);
+        // Logical [M, K] and [K, N]; a transposed operand is the stored array read column-wise.
+        // A column chunk of B' is a column slice of B (row stride N) or a row slice of the
+        // stored B^T (column stride K).
+        const memory::desc a_md({m, k}, DT::f32, ta ? memory::dims{1, m} : memory::dims{k, 1});
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        if (has_bias_) {
-            const memory::desc bias_md({1, n}, DT::f32, Tag::ab);
-            pd_ = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, bias_md, y_md), attr,
-                                               dnnl_.engine);
-            bias_ = memory(bias_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        } else {
-            pd_ = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, y_md), attr,
-                                               dnnl_.engine);
+        std::string impl;
+        for (int64_t i = 0; i < pieces; ++i) {
+            Part p;
+            p.c0 = pieces == 1 ? 0 : n / 16 * i / pieces * 16;
+            p.c1 = i + 1 == pieces ? n : n / 16 * (i + 1) / pieces * 16;
+            const int64_t w = p.c1 - p.c0;
+            const memory::desc b_md({k, w}, DT::f32, tb_ ? memory::dims{1, k} : memory::dims{n, 1});
+            const memory::desc y_md({m, w}, DT::f32, memory::dims{n, 1});
+            if (has_bias_) {
+                const memory::desc bias_md({1, w}, DT::f32, memory::dims{n, 1});
+                p.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, bias_md, y_md),
+                                                    attr, dnnl_.engine);
+                p.bias = memory(bias_md, dnnl_.engine, DNNL_MEMORY_NONE);
+            } else {
+                p.pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(a_md, b_md, y_md), attr,
+                                                    dnnl_.engine);
+            }
+            if (i == 0) impl = p.pd.impl_info_str();
+            if (is_dnnl_ref_impl(p.pd.impl_info_str())) {
+                warnings.push_back(
+                    fmt::format("{}: oneDNN has only '{}'; using lowbit's "
+                                "reference Gemm",
+                                node.describe(), p.pd.impl_info_str()));
+                return false;
+            }
+            p.prim = dnnl::matmul(p.pd);
+            dnnl_.reserve(Workspace::Scratchpad, p.pd.scratchpad_desc().get_size());
+            p.a = memory(a_md, dnnl_.engine, DNNL_MEMORY_NONE);
+            p.b = memory(b_md, dnnl_.engine, DNNL_MEMORY_NONE);
+            p.y = memory(y_md, dnnl_.engine, DNNL_MEMORY_NONE);
+            parts_.push_back(std::move(p));
         }
-        const std::string impl = pd_.impl_info_str();
-        if (is_dnnl_ref_impl(impl)) {
-            warnings.push_back(fmt::format(
-                "{}: oneDNN has only '{}'; using lowbit's reference Gemm", node.describe(), impl));
-            return false;
-        }
-        prim_ = dnnl::matmul(pd_);
-        dnnl_.reserve(Workspace::Scratchpad, pd_.scratchpad_desc().get_size());
-        a_ = memory(a_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        b_ = memory(b_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        y_ = memory(y_md, dnnl_.engine, DNNL_MEMORY_NONE);
-        what_ = fmt::format("Gemm {}x{}x{}{}{} [{}]", m, k, n, ta ? " A^T" : "", tb ? " B^T" : "",
-                            impl);
+        what_ =
+            fmt::format("Gemm {}x{}x{}{}{} [{}]{}", m, k, n, ta ? " A^T" : "", tb_ ? " B^T" : "",
+                        impl, pieces > 1 ? fmt::format(" x{} column chunks", pieces) : "");
         return true;
     }
 
-    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool&) override {
-        try {
-            a_.set_data_handle(const_cast<void*>(in[0].raw()));
-            b_.set_data_handle(const_cast<void*>(in[1].raw()));
-            y_.set_data_handle(out[0].raw());
-            std::unordered_map<int, memory> args = {
-                {DNNL_ARG_SRC, a_},
-                {DNNL_ARG_WEIGHTS, b_},
-                {DNNL_ARG_DST, y_},
-                {DNNL_ARG_SCRATCHPAD, memory(pd_.scratchpad_desc(), dnnl_.engine,
-                                             dnnl_.data(Workspace::Scratchpad, 0))}};
-            if (has_bias_) {
-                bias_.set_data_handle(const_cast<void*>(in[2].raw()));
-                args.emplace(DNNL_ARG_BIAS, bias_);
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const auto* a = static_cast<const float*>(in[0].raw());
+        const auto* b = static_cast<const float*>(in[1].raw());
+        const auto* bias = has_bias_ ? static_cast<const float*>(in[2].raw()) : nullptr;
+        auto* y = static_cast<float*>(out[0].raw());
+        std::atomic<bool> failed{false};
+        std::string failure;
+        std::mutex failure_mu;
+        auto one = [&](int64_t i, int thread) {
+            Part& p = parts_[static_cast<size_t>(i)];
+            try {
+                p.a.set_data_handle(const_cast<float*>(a));
+                p.b.set_data_handle(const_cast<float*>(b + (tb_ ? p.c0 * k_ : p.c0)));
+                p.y.set_data_handle(y + p.c0);
+                auto& stream = dnnl_.streams[static_cast<size_t>(thread)];
+                std::unordered_map<int, memory> args = {
+                    {DNNL_ARG_SRC, p.a},
+                    {DNNL_ARG_WEIGHTS, p.b},
+                    {DNNL_ARG_DST, p.y},
+                    {DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), dnnl_.engine,
+                                                 dnnl_.data(Workspace::Scratchpad, thread))}};
+                if (bias) {
+                    p.bias.set_data_handle(const_cast<float*>(bias + p.c0));
+                    args.emplace(DNNL_ARG_BIAS, p.bias);
+                }
+                p.prim.execute(stream, args);
+                stream.wait();
+            } catch (const dnnl::error& e) {
+                std::lock_guard<std::mutex> lock(failure_mu);
+                failure = e.what();
+                failed = true;
             }
-            // One call on the calling thread: classifier heads are small.
-            prim_.execute(dnnl_.streams[0], args);
-            dnnl_.streams[0].wait();
-        } catch (const dnnl::error& e) {
-            return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, e.what());
+        };
+        if (parts_.size() == 1) {
+            one(0, 0);  // one call on the calling thread (pool thread 0)
+        } else {
+            pool.run(static_cast<int64_t>(parts_.size()), one);
         }
+        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
     std::string describe() const override { return what_; }
 
 private:
+    // One column chunk [c0, c1) of B', Y and C; each part runs on one thread at a time.
+    struct Part {
+        int64_t c0 = 0, c1 = 0;
+        dnnl::matmul::primitive_desc pd;
+        dnnl::matmul prim;
+        memory a, b, y, bias;
+    };
     DnnlState& dnnl_;
     std::string what_;
-    bool has_bias_ = false;
-    dnnl::matmul::primitive_desc pd_;
-    dnnl::matmul prim_;
-    memory a_, b_, y_, bias_;
+    bool has_bias_ = false, tb_ = false;
+    int64_t k_ = 0, n_ = 0;
+    std::vector<Part> parts_;
 };
 
 }  // namespace
 
 std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                  const Operand& out, std::vector<std::string>& warnings) {
+                                  const Operand& out, int n_threads,
+                                  std::vector<std::string>& warnings) {
     if (ins.size() < 2 || ins.size() > 3 || out.dtype != DType::Float32 || out.shape.size() != 2 ||
         shape_numel(out.shape) == 0) {
         return nullptr;
@@ -115,7 +172,7 @@ std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<c
     }
     auto op = std::make_unique<GemmOp>(dnnl);
     try {
-        if (!op->init(node, ins, out, warnings)) return nullptr;
+        if (!op->init(node, ins, out, n_threads, warnings)) return nullptr;
     } catch (const dnnl::error&) {
         return nullptr;
     }

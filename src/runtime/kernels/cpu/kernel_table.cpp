@@ -139,6 +139,16 @@ const FastEntry kTable[] = {
                           c.backend.n_threads(), c.warnings);
      },
      conv_layouts},
+    {"deconv_taps", "ConvTranspose kernel == stride float32 as matmul + tap scatter, +BN, +SiLU/Relu, into concat slices; NHWC",
+     [](const FastChoice& c) {
+         return is_op(c, "ConvTranspose") && c.outs.size() == 1 && c.fusion.quant == nullptr &&
+                !c.fusion.residual;
+     },
+     [](const FastChoice& c) {
+         return make_deconv_taps(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                                 c.backend.n_threads());
+     },
+     conv_layouts},
     {"deconv", "ConvTranspose 2-D float32, constant weights (oneDNN), +BN, +SiLU/Relu, +Add; NHWC",
      [](const FastChoice& c) {
          return is_op(c, "ConvTranspose") && c.outs.size() == 1 && c.fusion.quant == nullptr;
@@ -233,7 +243,8 @@ const FastEntry kTable[] = {
     {"gemm", "Gemm float32, alpha 1, beta 1, constant C (oneDNN matmul); plain",
      [](const FastChoice& c) { return is_op(c, "Gemm") && single_output(c); },
      [](const FastChoice& c) {
-         return make_gemm(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.warnings);
+         return make_gemm(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.backend.n_threads(),
+                          c.warnings);
      },
      plain_layouts},
     {"transpose_layout", "Transpose [0,2,3,1] of NHWC input / [0,3,1,2] to NHWC output: a copy",

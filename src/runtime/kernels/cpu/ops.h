@@ -34,6 +34,14 @@ std::unique_ptr<FastOp> make_deconv(DnnlState& dnnl, const Node& node,
                                     ConvFusion fusion, int n_threads,
                                     std::vector<std::string>& warnings);
 
+// deconv_taps.cpp: a ConvTranspose whose kernel equals its stride (no padding, dilation 1,
+// group 1) as a matmul [N*H*W, C] x [C, kH*kW*M] and a scatter of the taps, X and Y NHWC;
+// optional constant bias, fused BatchNormalization, SiLU or Relu; writes concat slices in
+// place. nullptr for any other ConvTranspose (make_deconv then takes it).
+std::unique_ptr<FastOp> make_deconv_taps(DnnlState& dnnl, const Node& node,
+                                         std::span<const Operand> ins, const Operand& out,
+                                         const ConvFusion& fusion, int n_threads);
+
 // qconv.cpp: the int8 Q/DQ conv step (fusion.quant set): x_q (input 0, int8) and the residual
 // (input 3, float32 or int8 codes) stored NHWC, the output NHWC (int8 when fusion.quant->out_q,
 // else float32). `conv_out` is the Conv's own output. When it does not take the match it says
@@ -76,9 +84,11 @@ std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span
                                     std::vector<std::string>& warnings);
 
 // gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
-// [1, N]) through oneDNN's matmul; plain layout.
+// [1, N]) through oneDNN's matmul; plain layout; the columns cut into chunks for `n_threads`
+// pool threads when B is large.
 std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                  const Operand& out, std::vector<std::string>& warnings);
+                                  const Operand& out, int n_threads,
+                                  std::vector<std::string>& warnings);
 
 // row_ops.cpp: a 4-D Transpose that only changes the storage layout (perm [0, 2, 3, 1] of an
 // NHWC-stored input to a plain output, to_plain; perm [0, 3, 1, 2] of a plain input to an
