@@ -170,6 +170,66 @@ TEST(QdqFusion, Fp8CodesAreOneFp8Step) {
     EXPECT_EQ(f.outputs, std::vector<std::string>{"y"});
 }
 
+// INT4 weights (W4A8) behind int8 activations are the int8 step too: the INT4 codes, held one
+// sign-extended value a byte, are the step's weight codes.
+TEST(QdqFusion, Int4WeightsWithInt8ActivationsAreOneInt8Step) {
+    QdqGraph qg;
+    qg.constants["wq"] = zeros(DType::Int4, {8, 8, 1, 1});
+    qg.constants["wz"] = zeros(DType::Int4, {8});
+    const FusionMatch m = qg.match();
+    ASSERT_TRUE(m.quant) << m.qdq_fallback;
+    EXPECT_EQ(m.quant->codes, DType::Int8);
+    EXPECT_EQ(m.quant->w_codes, &qg.constants.at("wq"));
+    EXPECT_EQ(m.quant->w_codes->dtype(), DType::Int4);
+    EXPECT_TRUE(m.quant->out_q);
+    // FP8 activations do not take INT4 weights.
+    qg.descs["xq"].dtype = DType::Float8E4M3FN;
+    qg.constants["zx"] = zeros(DType::Float8E4M3FN, {});
+    EXPECT_NE(qg.match().qdq_fallback.find("constant float8e4m3fn codes"), std::string::npos);
+}
+
+// A weight DequantizeLinear without a zero point input dequantizes with zero point 0 (ONNX's
+// default), as lowbit's INT4 weights are written: int8, int4 and FP8 weights all fuse.
+TEST(QdqFusion, AbsentWeightZeroPointIsZero) {
+    for (DType wt : {DType::Int8, DType::Int4}) {
+        QdqGraph qg;
+        qg.constants["wq"] = zeros(wt, {8, 8, 1, 1});
+        qg.g.nodes[2].inputs.resize(2);
+        const FusionMatch m = qg.match();
+        EXPECT_TRUE(m.quant) << dtype_name(wt) << ": " << m.qdq_fallback;
+    }
+    QdqGraph qg;
+    qg.descs["xq"].dtype = DType::Float8E4M3FN;
+    qg.descs["yq"].dtype = DType::Float8E4M3FN;
+    for (const char* z : {"zx", "zy"}) qg.constants[z] = zeros(DType::Float8E4M3FN, {});
+    qg.constants["wq"] = zeros(DType::Float8E4M3FN, {8, 8, 1, 1});
+    qg.g.nodes[2].inputs = {"wq", "ws", ""};  // an empty name is an absent input too
+    const FusionMatch m = qg.match();
+    ASSERT_TRUE(m.quant) << m.qdq_fallback;
+    EXPECT_EQ(m.quant->codes, DType::Float8E4M3FN);
+}
+
+// Block-wise weight scales (DequantizeLinear-21 block_size) have no int8 kernel: the conv keeps
+// the simulation and says why.
+TEST(QdqFusion, BlockwiseInt4WeightsFallBack) {
+    QdqGraph qg;
+    qg.constants["wq"] = zeros(DType::Int4, {8, 8, 1, 1});
+    qg.g.nodes[2].inputs.resize(2);
+    Tensor ws(DType::Float32, {8, 2, 1, 1});
+    for (int64_t i = 0; i < ws.numel(); ++i) ws.data<float>()[i] = 0.1f;
+    qg.constants["ws"] = ws;
+    Attr block;
+    block.kind = Attr::Kind::Int;
+    block.i = 4;
+    qg.g.nodes[2].attrs["block_size"] = block;
+    qg.g.nodes[2].attrs["axis"].i = 1;
+    const FusionMatch m = qg.match();
+    EXPECT_FALSE(m.quant);
+    EXPECT_NE(m.qdq_fallback.find("block-wise int4 weight scales"), std::string::npos)
+        << m.qdq_fallback;
+    EXPECT_TRUE(m.conv.silu);  // the float patterns still apply
+}
+
 TEST(QdqFusion, FallbackReasons) {
     {
         const FusionMatch m = QdqGraph().match(false);
@@ -213,6 +273,12 @@ TEST(QdqFusion, FallbackReasons) {
         QdqGraph qg;
         qg.constants["wz"].data<int8_t>()[1] = 1;
         EXPECT_NE(qg.match().qdq_fallback.find("weight zero point"), std::string::npos);
+    }
+    {
+        QdqGraph qg;  // UINT4 weights (asymmetric grid) have no kernel
+        qg.constants["wq"] = zeros(DType::UInt4, {8, 8, 1, 1});
+        qg.constants["wz"] = zeros(DType::UInt4, {8});
+        EXPECT_NE(qg.match().qdq_fallback.find("int8 codes or int4 codes"), std::string::npos);
     }
     {
         QdqGraph qg;

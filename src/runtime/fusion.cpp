@@ -163,9 +163,13 @@ std::optional<float> scalar_f32(const FusionGraph& g, const std::string& name) {
     return t->data<float>()[0];
 }
 
-// An absent zero point, or a constant of `dtype` that is all zeros.
-bool zero_point_zero(const FusionGraph& g, const Node& n, DType dtype) {
-    if (n.inputs.size() < 3 || n.inputs[2].empty()) return dtype == DType::UInt8;
+// An absent zero point, or a constant of `dtype` that is all zeros. `absent_is_zero`: the
+// node is a DequantizeLinear whose input is known to be `dtype`, so an absent zero point is 0
+// of that type (ONNX's default); otherwise an absent one counts as zero only for uint8 (a
+// QuantizeLinear without one writes uint8).
+bool zero_point_zero(const FusionGraph& g, const Node& n, DType dtype,
+                     bool absent_is_zero = false) {
+    if (n.inputs.size() < 3 || n.inputs[2].empty()) return absent_is_zero || dtype == DType::UInt8;
     const Tensor* t = g.constant(n.inputs[2]);
     if (!t || t->dtype() != dtype) return false;
     const auto* b = static_cast<const uint8_t*>(t->raw());
@@ -202,24 +206,35 @@ FusionMatch match_qdq_conv(const FusionGraph& g, size_t idx, const ProducedBefor
     if (g.descs.at(node.inputs[0]).dtype != DType::Float32) {
         return fallback("dequantized activations are not float32");
     }
-    // The weights: a constant folded from DequantizeLinear(w_q int8, scale) at plan time.
+    // The weights: a constant folded from DequantizeLinear(w_q, scale) at plan time. With int8
+    // activations w_q may be INT4 (W4A8): lowbit holds INT4 one sign-extended value a byte
+    // (core/int4.h), unpacked at load, so its codes are int8 codes in [-8, 7] as they are.
     auto wp = g.producer.find(node.inputs[1]);
     const Node* wdq = wp == g.producer.end() ? nullptr : &g.graph.nodes[wp->second];
     const Tensor* wq = wdq && wdq->op_type == "DequantizeLinear" && wdq->inputs.size() >= 2
                            ? g.constant(wdq->inputs[0])
                            : nullptr;
     const Tensor* ws = wq ? g.constant(wdq->inputs[1]) : nullptr;
-    if (!wq || !ws || g.runtime.count(wp->second) || wq->dtype() != xt || wq->rank() != 4 ||
-        ws->dtype() != DType::Float32) {
-        return fallback(fmt::format("weights are not a DequantizeLinear of constant {} codes",
-                                    dtype_name(xt)));
+    const bool w4 = wq && xt == DType::Int8 && wq->dtype() == DType::Int4;
+    if (!wq || !ws || g.runtime.count(wp->second) || (wq->dtype() != xt && !w4) ||
+        wq->rank() != 4 || ws->dtype() != DType::Float32) {
+        return fallback(fmt::format("weights are not a DequantizeLinear of constant {} codes{}",
+                                    dtype_name(xt), xt == DType::Int8 ? " or int4 codes" : ""));
     }
     const int64_t m_out = wq->shape()[0];
     const int64_t axis = wdq->attr_int("axis", 1);
+    if (wdq->attr_int("block_size", 0) != 0) {
+        return fallback(
+            fmt::format("block-wise {} weight scales (DequantizeLinear block_size): "
+                        "the {} kernel takes one scale per output channel",
+                        dtype_name(wq->dtype()), dtype_name(xt)));
+    }
     if (!(ws->numel() == 1 || (ws->numel() == m_out && ws->rank() == 1 && axis == 0))) {
         return fallback("weight scales are neither per tensor nor per output channel");
     }
-    if (!zero_point_zero(g, *wdq, xt)) return fallback("weight zero point is not 0");
+    if (!zero_point_zero(g, *wdq, wq->dtype(), true)) {
+        return fallback("weight zero point is not 0");
+    }
 
     FusionMatch m = match_conv_silu_residual(g, idx, produced, false);
     auto spec = std::make_shared<cpu::QuantConvSpec>();

@@ -20,7 +20,7 @@ struct KernelReport {
     // node's reference kernel) or "reorder" (a layout change).
     std::map<std::string, int64_t> kernels;
     int64_t qdq_convs = 0;   // Convs reading a DequantizeLinear output
-    int64_t int8_convs = 0;  // of which run as int8 steps
+    int64_t int8_convs = 0;  // of which run as int8 steps (W4A8 included: int8 activations)
     int64_t fp8_convs = 0;   // of which run as FP8 (E4M3) steps on bf16 kernels
     int64_t qdq_moves = 0;   // Concat / MaxPool -> QuantizeLinear reading DequantizeLinear codes
     int64_t int8_moves = 0;  // of which run as int8 steps (the others are in `fallbacks` too)

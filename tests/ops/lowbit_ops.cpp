@@ -100,6 +100,8 @@ Tensor random_tensor(DType dt, const Shape& shape, uint32_t seed, float lo = -1.
             t.data<uint16_t>()[i] = float_to_half(v);
         } else if (dt == DType::Float8E4M3FN) {  // E4M3 values in [-8, 8]
             t.data<uint8_t>()[i] = float_to_fp8(v * 8.0f, dt, true);
+        } else if (dt == DType::Int4) {  // the INT4 grid, -8..7, one value a byte
+            t.data<int8_t>()[i] = static_cast<int8_t>(std::clamp(std::lround(v * 8.0f), -8L, 7L));
         } else {  // Int8, the only other dtype the cases use
             t.data<int8_t>()[i] = static_cast<int8_t>(std::lround(v * 100.0f));
         }
@@ -187,8 +189,9 @@ Tensor dequantized(const Tensor& q, const std::vector<float>& scale, int64_t axi
     const int64_t inner = q.numel() / (q.shape().empty() ? 1 : q.shape()[0]);
     for (int64_t i = 0; i < q.numel(); ++i) {
         const float s = axis_len == 1 ? scale[0] : scale[static_cast<size_t>(i / inner)];
-        const float code = q.dtype() == DType::Int8 ? static_cast<float>(q.data<int8_t>()[i])
-                                                    : fp8_to_float(q.data<uint8_t>()[i], q.dtype());
+        const bool integer = q.dtype() == DType::Int8 || q.dtype() == DType::Int4;
+        const float code = integer ? static_cast<float>(q.data<int8_t>()[i])
+                                   : fp8_to_float(q.data<uint8_t>()[i], q.dtype());
         t.data<float>()[i] = code * s;
     }
     return t;
@@ -197,19 +200,22 @@ Tensor dequantized(const Tensor& q, const std::vector<float>& scale, int64_t axi
 // The int8 Q/DQ conv step: codes in [-100, 100], weights per output channel, the output
 // quantized (out_q) to about 60 codes of range, or float32.
 // codes Float8E4M3FN: the FP8 step (qconv_fp8), E4M3 values in [-8, 8].
+// w_int4 (int8 codes only): W4A8, INT4 weight codes in [-8, 7] (qconv_w4a8), scaled up 16x so
+// the products span the range they have with int8 weights.
 OpCase qconv_case(const ConvSpec& s, bool out_q, bool residual_q, uint32_t seed,
-                  DType codes = DType::Int8) {
+                  DType codes = DType::Int8, bool w_int4 = false) {
     OpCase c = conv_case(s, seed);
     const bool fp8 = codes == DType::Float8E4M3FN;
-    c.entry = fp8 ? "qconv_fp8" : "qconv_int8";
+    c.entry = fp8 ? "qconv_fp8" : (w_int4 ? "qconv_w4a8" : "qconv_int8");
     auto q = std::make_shared<cpu::QuantConvSpec>();
     q->codes = codes;
     c.x_codes = random_tensor(codes, c.call.inputs[0].shape(), seed + 5);
     auto w_codes = std::make_shared<Tensor>(
-        random_tensor(codes, c.call.inputs[1].shape(), seed + 6));
+        random_tensor(w_int4 ? DType::Int4 : codes, c.call.inputs[1].shape(), seed + 6));
     q->w_codes = w_codes.get();
     q->x_scale = 0.01f;
-    for (int64_t m = 0; m < s.m; ++m) q->w_scale.push_back(0.002f * static_cast<float>(1 + m % 5));
+    const float w_unit = w_int4 ? 0.032f : 0.002f;
+    for (int64_t m = 0; m < s.m; ++m) q->w_scale.push_back(w_unit * static_cast<float>(1 + m % 5));
     c.call.inputs[0] = dequantized(c.x_codes, {q->x_scale});
     c.call.inputs[1] = dequantized(*w_codes, q->w_scale, s.m);
     if (s.residual && residual_q) {
@@ -235,8 +241,8 @@ OpCase qconv_case(const ConvSpec& s, bool out_q, bool residual_q, uint32_t seed,
     // One code where a requantization ties (a float32 sum in another order) of ~60 codes; for
     // E4M3, one step of the largest value's binade (up to 1/8 of that value).
     c.tol = out_q ? (fp8 ? 1.0 / 8 + 1e-3 : 1.5 / 50) : kAccumulation;
-    c.name = fmt::format("QConv {} {}{}{}", fp8 ? "fp8" : "int8", c.name.substr(5),
-                         residual_q ? (fp8 ? " (R fp8)" : " (R int8)") : "",
+    c.name = fmt::format("QConv {} {}{}{}", fp8 ? "fp8" : (w_int4 ? "w4a8" : "int8"),
+                         c.name.substr(5), residual_q ? (fp8 ? " (R fp8)" : " (R int8)") : "",
                          out_q ? (fp8 ? " ->fp8" : " ->int8") : " ->f32");
     return c;
 }
@@ -274,6 +280,20 @@ std::vector<OpCase> qconv_cases() {
                            true, true, seed += 10, kF8));
     v.push_back(qconv_case({.c = 16, .m = 16, .h = 21, .w = 21, .k = 3, .residual = true}, false,
                            false, seed += 10, kF8));
+    // W4A8: INT4 weights on the int8 kernel.
+    constexpr DType kI8 = DType::Int8;
+    v.push_back(qconv_case({.c = 16, .m = 32, .h = 20, .w = 20, .k = 3, .silu = true}, true, false,
+                           seed += 10, kI8, true));
+    v.push_back(qconv_case({.c = 32, .m = 24, .h = 17, .w = 19, .k = 1}, false, false, seed += 10,
+                           kI8, true));
+    v.push_back(qconv_case({.c = 24, .m = 24, .h = 17, .w = 19, .k = 3, .group = 24, .silu = true},
+                           true, false, seed += 10, kI8, true));
+    v.push_back(qconv_case(
+        {.c = 32, .m = 32, .h = 15, .w = 15, .k = 3, .stride = 2, .bias = false, .threads = 1},
+        true, false, seed += 10, kI8, true));
+    v.push_back(
+        qconv_case({.c = 16, .m = 16, .h = 40, .w = 33, .k = 3, .silu = true, .residual = true},
+                   true, true, seed += 10, kI8, true));
     return v;
 }
 

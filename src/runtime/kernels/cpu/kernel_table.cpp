@@ -3,8 +3,9 @@
 //
 // Layout rules (research/engine-perf.md, "Layout": channels-last end to end, reorders only
 // where a non-NHWC op reads an NHWC tensor):
-//  - the int8 (and FP8) Q/DQ conv step reads its int8 input and residual NHWC and writes NHWC (int8 or
-//    float32), so int8 activations stay channels-last between quantized convs;
+//  - the int8 (also W4A8 and FP8) Q/DQ conv step reads its int8 input and residual NHWC and
+//    writes NHWC (int8 or float32), so int8 activations stay channels-last between quantized
+//    convs;
 //  - Conv and ConvTranspose (float32, 2-D, constant weights) read and write NHWC;
 //  - layout-blind elementwise ops whose full-size operands include an NHWC tensor run on NHWC
 //    data (their other full-size operands are reordered to NHWC, scalars are read as is), and
@@ -95,7 +96,19 @@ const FastEntry kTable[] = {
     {"qconv_int8", "Q/DQ Conv as one oneDNN int8 conv, +SiLU, +residual Add, ->QuantizeLinear; NHWC",
      [](const FastChoice& c) {
          return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant != nullptr &&
-                c.fusion.quant->codes == DType::Int8;
+                c.fusion.quant->codes == DType::Int8 && c.fusion.quant->w_codes != nullptr &&
+                c.fusion.quant->w_codes->dtype() == DType::Int8;
+     },
+     [](const FastChoice& c) {
+         return make_qconv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,
+                           c.backend.n_threads());
+     },
+     conv_layouts},
+    {"qconv_w4a8", "Q/DQ Conv, INT4 weights (per output channel) and int8 activations, on the int8 conv; NHWC",
+     [](const FastChoice& c) {
+         return is_op(c, "Conv") && c.outs.size() == 1 && c.fusion.quant != nullptr &&
+                c.fusion.quant->codes == DType::Int8 && c.fusion.quant->w_codes != nullptr &&
+                c.fusion.quant->w_codes->dtype() == DType::Int4;
      },
      [](const FastChoice& c) {
          return make_qconv(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.fusion,

@@ -11,7 +11,9 @@
 // values rounds each partial sum); tests/py/test_lowp_kernels.py bounds it by one step.
 //
 // x_q, R and the output are stored NHWC. The weights' int8 codes are reordered once, at plan
-// time, into oneDNN's format (with the compensation for its signed source). Only exact int8
+// time, into oneDNN's format (with the compensation for its signed source). INT4 weights (W4A8,
+// row qconv_w4a8) run the same kernel: lowbit holds INT4 one sign-extended value a byte, so
+// their codes are int8 codes in [-8, 7], and the int32 sums stay exact. Only exact int8
 // kernels are used: without VNNI/AMX oneDNN sums pairs of u8*s8 products in int16 with
 // saturation, so the factory refuses such kernels (and reference implementations) and says why.
 //
@@ -102,9 +104,10 @@ public:
                                shape_str(wt), e.what());
         }
         what_ = fmt::format(
-            "QConv int8 {}x{} s{}{} [{}]{}{}{}", wt[2], wt[3], h_.stride,
-            group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_, silu_ ? " +SiLU" : "",
-            residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "", out_q_ ? " ->int8" : " ->f32");
+            "QConv {} {}x{} s{}{} [{}]{}{}{}", q.w_codes->dtype() == DType::Int4 ? "w4a8" : "int8",
+            wt[2], wt[3], h_.stride, group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"),
+            impl_, silu_ ? " +SiLU" : "", residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "",
+            out_q_ ? " ->int8" : " ->f32");
         return {};
     }
 
@@ -346,10 +349,11 @@ std::unique_ptr<FastOp> make_qconv(DnnlState& dnnl, const Node& node, std::span<
         return nullptr;
     };
     if (ins.size() < 2 || ins[0].dtype != DType::Int8 || ins[0].shape.size() != 4 ||
-        conv_out.shape.size() != 4 || !q.w_codes || q.w_codes->dtype() != DType::Int8 ||
+        conv_out.shape.size() != 4 || !q.w_codes ||
+        (q.w_codes->dtype() != DType::Int8 && q.w_codes->dtype() != DType::Int4) ||
         q.w_codes->rank() != 4 || q.w_codes->shape()[0] != conv_out.shape[1] ||
         q.w_scale.size() != static_cast<size_t>(conv_out.shape[1])) {
-        return refuse("not a 2-D conv of int8 activations and int8 weights");
+        return refuse("not a 2-D conv of int8 activations and int8 or int4 weights");
     }
     if (ins.size() > 2 && ins[2].present() &&
         (ins[2].dtype != DType::Float32 || ins[2].constant == nullptr)) {
