@@ -64,6 +64,9 @@ struct OpCase {
     std::string entry;        // the kernel-table row that must take the node
     KernelCall call;          // op, inputs, attributes, opset, constant inputs, threads
     std::vector<Layout> stored = {};  // how each input's producer stores it (default Plain)
+    // The op is asked to write output 0 channels-last (FastOp::write_output_nhwc, as the program
+    // builder does for a QuantizeLinear whose output is reordered to NHWC); it must accept.
+    bool out_nhwc = false;
     ConvFusion fusion = {};
     Tensor residual = {};     // with fusion.residual: R, passed to the fast op as input 3
     double tol = kExact;
@@ -498,6 +501,25 @@ std::vector<OpCase> qdq_cases() {
         q.stored = {l};
         v.push_back(q);
     }
+    // The model input's quantization written channels-last: 3 channels (the VBMI RGB path; an
+    // odd H*W and a batch of 2, so steps end at image and thread-range boundaries) and 16.
+    for (const Shape& s : {Shape{2, 3, 37, 45}, Shape{1, 3, 160, 160}, Shape{1, 16, 21, 19}}) {
+        Tensor xs = rnd(s, 803, -8.0f, 8.0f);
+        for (int64_t i = 0; i < xs.numel(); i += 7) {
+            xs.data<float>()[i] = 0.5f * static_cast<float>(i % 40 - 20) * 0.02f;  // ties
+        }
+        xs.data<float>()[1] = NAN;
+        xs.data<float>()[2] = INFINITY;
+        for (int threads : {1, 2}) {
+            OpCase q = simple("QuantizeLinear", "qdq_int8", {xs, f32({}, {0.02f}), i8({}, {0})},
+                              {}, fmt::format("int8 scale 0.02 {} plain->nhwc t{}", dims(s), threads),
+                              kExact);
+            q.call.constant_inputs = {1, 2};
+            q.call.n_threads = threads;
+            q.out_nhwc = true;
+            v.push_back(q);
+        }
+    }
     OpCase d = simple("DequantizeLinear", "qdq_int8",
                       {random_tensor(DType::Int8, {1, 8, 33, 17}, 801), f32({}, {0.037f}),
                        i8({}, {0})},
@@ -915,6 +937,12 @@ public:
         }
         std::vector<std::string> warnings;
         plan_ = backend_->choose(node_, c.call.opset, ins, outs, c.fusion, warnings);
+        if (c.out_nhwc) {
+            if (!plan_.op || !plan_.op->write_output_nhwc()) {
+                return unsupported("the op does not write its output channels-last");
+            }
+            plan_.out_layouts[0] = Layout::Nhwc;
+        }
         for (size_t i = 0; i < plain.size(); ++i) {
             in_.push_back(laid_out(plain[i], plan_.in_layouts[i]));
         }

@@ -14,6 +14,18 @@
 
 namespace lowbit::cpu {
 
+#if defined(__AVX512F__)
+// 16 values to 16 codes, as int32 lanes: the arithmetic of quantize_s8 (vs holds the scale in
+// every lane).
+inline __m512i quantize16_s32(__m512 v, __m512 vs) {
+    __m512 q = _mm512_div_ps(v, vs);
+    q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // max(NaN, -128) is -128 (the second operand), as the reference maps NaN.
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
+    return _mm512_cvtps_epi32(q);
+}
+#endif
+
 inline void quantize_s8(const float* v, int8_t* y, int64_t n, float s) {
     int64_t i = 0;
 #if defined(__AVX512F__)
@@ -23,11 +35,8 @@ inline void quantize_s8(const float* v, int8_t* y, int64_t n, float s) {
     // and one nearbyint per value) would cost more than the vector body.
     for (; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
-        __m512 q = _mm512_div_ps(_mm512_maskz_loadu_ps(m, v + i), vs);
-        q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        // max(NaN, -128) is -128 (the second operand), as the reference maps NaN.
-        q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
-        _mm512_mask_cvtsepi32_storeu_epi8(y + i, m, _mm512_cvtps_epi32(q));
+        _mm512_mask_cvtsepi32_storeu_epi8(y + i, m,
+                                          quantize16_s32(_mm512_maskz_loadu_ps(m, v + i), vs));
     }
 #endif
     for (; i < n; ++i) {
