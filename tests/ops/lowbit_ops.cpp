@@ -730,6 +730,27 @@ std::vector<OpCase> plain_cases() {
         c.call.constant_inputs = {1};
         v.push_back(c);
     }
+    // ReduceMax: the e2e YOLO head's [1, 2100, 80] -> [1, 2100], a tail of 9, rows with NaN,
+    // with -0 / +0 maxima and all -inf (the reference's first-wins order decides those).
+    for (const Shape& s : {Shape{1, 2100, 80}, Shape{3, 7, 41}}) {
+        Tensor x = rnd(s, 81, -5.0f, 5.0f);
+        float* d = x.data<float>();
+        const int64_t len = s.back();
+        d[3 * len + 5] = NAN;
+        for (int64_t j = 0; j < len; ++j) {
+            d[4 * len + j] = j % 2 ? 0.0f : -0.0f;
+            d[5 * len + j] = j % 3 ? -1.0f : 0.0f;
+            d[6 * len + j] = -INFINITY;
+        }
+        d[7 * len + len - 1] = 99.0f;  // the maximum in the masked tail
+        for (int keep : {0, 1}) {
+            OpCase c = simple("ReduceMax", "reduce_max_last", {x},
+                              {{"axes", attr_ints({-1})}, {"keepdims", Attr::make_int(keep)}},
+                              fmt::format("axes -1 keepdims {} {}", keep, dims(s)), kExact);
+            c.call.opset = 13;
+            v.push_back(c);
+        }
+    }
     {
         OpCase c = simple("Pow", "pow_square", {rnd({1, 14, 14, 96}, 73), f32({}, {2.0f})}, {},
                           "1x14x14x96 by constant 2", kExact);
