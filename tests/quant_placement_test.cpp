@@ -229,9 +229,9 @@ TEST(QuantPlacement, AutomaticConvExclusionsFollowModelOptRules) {
 TEST(QuantPlacement, PlacementAllQuantizesSmallChannelAndLargeKernelConvs) {
     Builder b({1, 32, 8, 8});
     std::string a = b.conv_silu("dw1", "x", 32, 32, 1, 32);  // depthwise 1x1
-    std::string s12 = b.conv_silu("c12", a, 32, 12, 3);     // OC 12
-    std::string s8 = b.conv_silu("c8", s12, 12, 8, 3);      // OC 8, IC 12: a YOLO /model.2/m.*
-    std::string k7 = b.conv_silu("k7", s8, 8, 32, 7);       // 7x7, IC 8
+    std::string s12 = b.conv_silu("c12", a, 32, 12, 3);      // OC 12
+    std::string s8 = b.conv_silu("c8", s12, 12, 8, 3);       // OC 8, IC 12: a YOLO /model.2/m.*
+    std::string k7 = b.conv_silu("k7", s8, 8, 32, 7);        // 7x7, IC 8
     b.output(b.conv_silu("c48", k7, 32, 48, 3));
     const Graph& g = b.m.graph;
     const std::vector<std::string> convs = {"dw1/conv", "c12/conv", "c8/conv", "k7/conv",

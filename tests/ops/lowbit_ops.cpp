@@ -19,20 +19,20 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <new>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "../kernel_call.h"
+#include "core/thread_pool.h"
 #include "runtime/kernels/cpu/fast_ops.h"
 #include "runtime/kernels/cpu/kernel_table.h"
 #include "runtime/layout.h"
-#include "core/thread_pool.h"
 
 namespace lowbit::test {
 
@@ -518,9 +518,9 @@ std::vector<OpCase> qdq_cases() {
         xs.data<float>()[1] = NAN;
         xs.data<float>()[2] = INFINITY;
         for (int threads : {1, 2}) {
-            OpCase q = simple("QuantizeLinear", "qdq_int8", {xs, f32({}, {0.02f}), i8({}, {0})},
-                              {}, fmt::format("int8 scale 0.02 {} plain->nhwc t{}", dims(s), threads),
-                              kExact);
+            OpCase q =
+                simple("QuantizeLinear", "qdq_int8", {xs, f32({}, {0.02f}), i8({}, {0})}, {},
+                       fmt::format("int8 scale 0.02 {} plain->nhwc t{}", dims(s), threads), kExact);
             q.call.constant_inputs = {1, 2};
             q.call.n_threads = threads;
             q.out_nhwc = true;
@@ -1214,22 +1214,42 @@ void* counted_alloc(std::size_t n, std::size_t align) {
 }
 }  // namespace
 
-void* operator new(std::size_t n) { return counted_alloc(n, 0); }
-void* operator new[](std::size_t n) { return counted_alloc(n, 0); }
+void* operator new(std::size_t n) {
+    return counted_alloc(n, 0);
+}
+void* operator new[](std::size_t n) {
+    return counted_alloc(n, 0);
+}
 void* operator new(std::size_t n, std::align_val_t a) {
     return counted_alloc(n, static_cast<std::size_t>(a));
 }
 void* operator new[](std::size_t n, std::align_val_t a) {
     return counted_alloc(n, static_cast<std::size_t>(a));
 }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
 
 int main(int argc, char** argv) {
     return lowbit::test::run_main(argc, argv);

@@ -195,8 +195,8 @@ private:
 std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
                                               std::span<const Operand> ins, const Operand& out) {
     const bool max = node.op_type == "ReduceMax";
-    if ((node.op_type != "ReduceMean" && !max) || ins.empty() ||
-        ins[0].dtype != DType::Float32 || ins[0].shape.empty() || out.dtype != DType::Float32) {
+    if ((node.op_type != "ReduceMean" && !max) || ins.empty() || ins[0].dtype != DType::Float32 ||
+        ins[0].shape.empty() || out.dtype != DType::Float32) {
         return nullptr;
     }
     const Shape& x = ins[0].shape;
