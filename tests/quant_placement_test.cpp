@@ -223,6 +223,45 @@ TEST(QuantPlacement, AutomaticConvExclusionsFollowModelOptRules) {
     EXPECT_TRUE(selected(p8, g, "c48/conv"));
 }
 
+// --placement all: every 2-D Conv ModelOpt's rules leave in float (small-channel, depthwise 1x1,
+// FP8's <= 16-channel and large-kernel ones) gets Q/DQ and a per-channel weight; the default
+// keeps ModelOpt's rule.
+TEST(QuantPlacement, PlacementAllQuantizesSmallChannelAndLargeKernelConvs) {
+    Builder b({1, 32, 8, 8});
+    std::string a = b.conv_silu("dw1", "x", 32, 32, 1, 32);  // depthwise 1x1
+    std::string s12 = b.conv_silu("c12", a, 32, 12, 3);      // OC 12
+    std::string s8 = b.conv_silu("c8", s12, 12, 8, 3);       // OC 8, IC 12: a YOLO /model.2/m.*
+    std::string k7 = b.conv_silu("k7", s8, 8, 32, 7);        // 7x7, IC 8
+    b.output(b.conv_silu("c48", k7, 32, 48, 3));
+    const Graph& g = b.m.graph;
+    const std::vector<std::string> convs = {"dw1/conv", "c12/conv", "c8/conv", "k7/conv",
+                                            "c48/conv"};
+    for (QuantMode mode : {QuantMode::Int8, QuantMode::Fp8}) {
+        PlacementOptions o;
+        o.mode = mode;
+        Placement ref = place(b.m, o);
+        EXPECT_FALSE(selected(ref, g, "dw1/conv"));
+        EXPECT_FALSE(selected(ref, g, "c8/conv"));
+        o.conv_placement = ConvPlacement::All;
+        Placement p = place(b.m, o);
+        for (const std::string& c : convs) {
+            EXPECT_TRUE(selected(p, g, c)) << c << " mode " << static_cast<int>(mode);
+            size_t n = 0;
+            while (n < g.nodes.size() && g.nodes[n].name != c) ++n;
+            EXPECT_TRUE(std::any_of(p.weights.begin(), p.weights.end(), [&](const WeightQdq& w) {
+                return w.node == n && w.input == 1 && w.axis == 0;
+            })) << c;
+            EXPECT_TRUE(has_edge(p, g, g.nodes[n].inputs[0], c, 0)) << c;
+        }
+        for (const auto& e : p.excluded) EXPECT_NE(e.op_type, "Conv") << e.node << ": " << e.reason;
+    }
+    EXPECT_TRUE(parse_conv_placement("modelopt").is_ok());
+    EXPECT_EQ(parse_conv_placement("all").value(), ConvPlacement::All);
+    auto bad = parse_conv_placement("everything");
+    ASSERT_FALSE(bad.is_ok());
+    EXPECT_NE(bad.status().message().find("--placement 'everything'"), std::string::npos);
+}
+
 TEST(QuantPlacement, GraphOutputProducersAreLeftAlone) {
     Builder b({1, 16, 8, 8});
     std::string x0 = b.conv_silu("c0", "x", 16, 16, 3);

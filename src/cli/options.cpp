@@ -43,6 +43,11 @@ void add_placement_options(CLI::App* sub, pipeline::PlacementRequest& o) {
                   "residual Adds get Q/DQ)");
     sub->add_flag("--disable-mha-qdq,--disable_mha_qdq", o.disable_mha_qdq,
                   "Keep both MatMuls of attention blocks in high precision");
+    sub->add_option("--placement", o.placement,
+                    "Conv rules: modelopt (ModelOpt's: small-channel, depthwise 1x1 and FP8 "
+                    "large-kernel Convs stay in high precision, as TensorRT needs) or all (every "
+                    "2-D Conv is quantized: lowbit's int8/bf16 kernels run them all)")
+        ->capture_default_str();
 }
 
 void add_eval_data_options(CLI::App* sub, pipeline::EvalJob& o) {

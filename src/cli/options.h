@@ -18,7 +18,7 @@ void add_calib_input_options(CLI::App* sub, pipeline::CalibInputOptions& o, bool
 void add_calib_method_options(CLI::App* sub, pipeline::CalibMethodOptions& o);
 
 // --exclude-nodes-file, --exclude, --nodes_to_exclude, --op-types, --exclude-op-types,
-// --modelopt-parity, --disable-mha-qdq (quantize and sensitivity).
+// --modelopt-parity, --disable-mha-qdq, --placement (quantize, sensitivity, mixed).
 void add_placement_options(CLI::App* sub, pipeline::PlacementRequest& o);
 
 // Which images: --data-root (also --data), --ann, --images, --image-ids-list, --max-images.

@@ -51,7 +51,7 @@ struct ThreadPool::State {
     alignas(64) std::atomic<uint32_t> epoch{0};  // also the futex word workers sleep on
     std::atomic<int> sleepers{0};
     std::atomic<int64_t> n{0};
-    std::atomic<const std::function<void(int64_t, int)>*> fn{nullptr};
+    std::atomic<const FunctionRef<void(int64_t, int)>*> fn{nullptr};
     std::atomic<bool> stop{false};
     uint32_t next_epoch = 0;  // caller side only
 
@@ -119,7 +119,7 @@ ThreadPool::~ThreadPool() {
     for (auto& t : s_->workers) t.join();
 }
 
-void ThreadPool::run(int64_t n, const std::function<void(int64_t, int)>& fn) const {
+void ThreadPool::run(int64_t n, FunctionRef<void(int64_t, int)> fn) const {
     if (n <= 0) return;
     // The thread driving a loop runs oneDNN primitives in its tasks, as the workers do.
     single_threaded_openmp();
@@ -151,7 +151,7 @@ void ThreadPool::run(int64_t n, const std::function<void(int64_t, int)>& fn) con
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain,
-                              const std::function<void(int64_t, int64_t)>& fn) const {
+                              FunctionRef<void(int64_t, int64_t)> fn) const {
     if (n <= 0) return;
     grain = std::max<int64_t>(grain, 1);
     // Four ranges per thread: enough slack to rebalance when one thread starts late.

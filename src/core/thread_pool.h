@@ -17,8 +17,9 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
+
+#include "core/function_ref.h"
 
 namespace lowbit {
 
@@ -36,15 +37,15 @@ public:
     // Calls fn(i, thread) once for every i in [0, n), on any of the pool's threads, and returns
     // when all calls have returned. `thread` in [0, size()) names the pool thread running the
     // call (0 = the caller), for per-thread scratch memory. A call from inside one of this
-    // pool's tasks runs its loop on the calling thread (as thread 0).
-    void run(int64_t n, const std::function<void(int64_t, int)>& fn) const;
+    // pool's tasks runs its loop on the calling thread (as thread 0). Neither loop allocates
+    // (fn is referenced, not copied: core/function_ref.h).
+    void run(int64_t n, FunctionRef<void(int64_t, int)> fn) const;
 
     // Calls fn(begin, end) over disjoint ranges covering [0, n), each holding at least `grain`
     // items (tiny loops stay on the calling thread). Ranges are smaller than n / size() so that
     // a thread that starts late finds work left to share. Results must not depend on where
     // the ranges are cut (every caller writes each item from that item's inputs only).
-    void parallel_for(int64_t n, int64_t grain,
-                      const std::function<void(int64_t, int64_t)>& fn) const;
+    void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> fn) const;
 
 private:
     struct State;

@@ -211,6 +211,7 @@ Status apply_placement_options(const PlacementRequest& o, quant::PlacementOption
     p.exclude_op_types = o.exclude_op_types;
     p.modelopt_parity = o.modelopt_parity;
     p.disable_mha_qdq = o.disable_mha_qdq;
+    LOWBIT_ASSIGN(p.conv_placement, quant::parse_conv_placement(o.placement));
     return Status::ok();
 }
 

@@ -110,6 +110,7 @@ struct PlacementRequest {
     std::vector<std::string> exclude_op_types;
     bool modelopt_parity = false;
     bool disable_mha_qdq = false;
+    std::string placement = "modelopt";  // --placement: modelopt | all (quant::ConvPlacement)
 };
 // Declares the --exclude-nodes-file files as inputs.
 void declare_placement_inputs(const PlacementRequest& o, PathRoles& roles);

@@ -89,9 +89,11 @@ Result<std::map<std::string, double>> format_sensitivity(const MixedJob& o, cons
                                                          NodeFormat f) {
     const std::string mode = sensitivity_mode(f);
     std::string cache;
-    const nlohmann::json key = {{"model", o.model},     {"mode", mode},
-                                {"images", o.sens_images}, {"method", o.method.method},
-                                {"calib", ci.npy + ci.list}, {"placement", o.placement.exclude}};
+    nlohmann::json key = {{"model", o.model},          {"mode", mode},
+                          {"images", o.sens_images},   {"method", o.method.method},
+                          {"calib", ci.npy + ci.list}, {"placement", o.placement.exclude}};
+    // Only a non-default Conv rule enters the key, so caches written before --placement stay valid.
+    if (o.placement.placement != "modelopt") key["conv_placement"] = o.placement.placement;
     if (!o.sensitivity_dir.empty()) {
         cache = (fs::path(o.sensitivity_dir) / fmt::format("sensitivity_{}.json", mode)).string();
         std::error_code ec;

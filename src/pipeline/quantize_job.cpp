@@ -246,6 +246,7 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
         {"gptq_seconds", res->gptq_seconds},
         {"activation_qdq_pairs", res->rewrite.activation_pairs},
         {"weight_qdq", res->rewrite.weight_pairs + res->rewrite.weight_dq},
+        {"placement", o.placement.placement},
         {"quantized_nodes", res->placement.selected.size()},
         {"quantized_convs", quantized_convs},
         {"convs", convs},

@@ -201,6 +201,7 @@ nlohmann::ordered_json sensitivity_job_json(const SensitivityJob& o) {
             {"exclude_op_types", o.placement.exclude_op_types},
             {"modelopt_parity", o.placement.modelopt_parity},
             {"disable_mha_qdq", o.placement.disable_mha_qdq},
+            {"placement", o.placement.placement},
             {"input_shapes", o.input_shapes},
             {"data", o.data},
             {"val_images", o.val_images}};
@@ -231,6 +232,8 @@ Result<SensitivityJob> sensitivity_job_from_json(const nlohmann::json& j) {
         o.placement.exclude_op_types = j.at("exclude_op_types").get<std::vector<std::string>>();
         o.placement.modelopt_parity = j.at("modelopt_parity").get<bool>();
         o.placement.disable_mha_qdq = j.at("disable_mha_qdq").get<bool>();
+        // Records written before --placement existed ran ModelOpt's rules.
+        o.placement.placement = j.value("placement", std::string("modelopt"));
         o.input_shapes = j.at("input_shapes").get<std::vector<std::string>>();
         o.data = j.at("data").get<std::string>();
         o.val_images = j.at("val_images").get<int>();

@@ -93,6 +93,15 @@ Status validate_regexes(const std::vector<std::string>& patterns) {
     return Status::ok();
 }
 
+Result<ConvPlacement> parse_conv_placement(const std::string& s) {
+    if (s == "modelopt") return ConvPlacement::ModelOpt;
+    if (s == "all") return ConvPlacement::All;
+    return invalid(
+        "--placement '{}': expected modelopt (ModelOpt's Conv rules, the default) or all (every "
+        "2-D Conv with constant weights)",
+        s);
+}
+
 Result<Placement> place_qdq(const Graph& g, const TypeLookup& types, const PlacementOptions& opts) {
     Placer p(g, types, opts);
     return p.run();

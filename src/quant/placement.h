@@ -7,7 +7,9 @@
 // per-op input rules, and Concat groups that share one scale. One addition over ModelOpt:
 // a residual Add behind a BN-folded SiLU (Conv -> Sigmoid -> Mul, the YOLO block) is recognised,
 // so only its skip input is quantized (ModelOpt quantizes both inputs there); `modelopt_parity`
-// turns that off.
+// turns that off. A second, opt-in one: `ConvPlacement::All` drops ModelOpt's small-channel /
+// depthwise / large-kernel Conv exclusions, which exist because TensorRT has no INT8/FP8 kernel
+// for those Convs; lowbit's own oneDNN kernels run every 2-D Conv with constant weights.
 //
 // Placement sees only the graph (and tensor shapes when known); calibration and the rewrite come
 // after it. Every decision is recorded for `lowbit quantize --explain`.
@@ -25,6 +27,12 @@
 
 namespace lowbit::quant {
 
+// Which Convs the automatic exclusions keep in high precision (`--placement`).
+enum class ConvPlacement {
+    ModelOpt,  // ModelOpt's Conv rules (research/modelopt.md §3.2 item 3, §4): the default
+    All,       // every 2-D Conv with a constant weight (lowbit's int8 / bf16 kernels run them all)
+};
+
 struct PlacementOptions {
     QuantMode mode = QuantMode::Int8;
     // --op-types: INT8 selects every node of these types and bypasses the partitioner (as
@@ -35,7 +43,11 @@ struct PlacementOptions {
     std::vector<std::string> exclude_op_types;  // every node of these types
     bool modelopt_parity = false;  // no SiLU residual rule: ModelOpt's placement exactly
     bool disable_mha_qdq = false;  // exclude both MatMuls of every attention block
+    ConvPlacement conv_placement = ConvPlacement::ModelOpt;
 };
+
+// --placement: "modelopt" or "all"; anything else is an error naming the flag.
+Result<ConvPlacement> parse_conv_placement(const std::string& s);
 
 // Element type and shape of a tensor when known (from the executor's plan).
 struct TensorType {

@@ -3,6 +3,10 @@
 #include <algorithm>
 #include <cstring>
 
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 #include "core/status.h"
 
 namespace lowbit {
@@ -13,7 +17,33 @@ const char* layout_name(Layout l) {
 
 namespace {
 
+#if defined(__AVX2__)
+// d[k * dld + i] = s[i * sld + k] for an 8x8 block of 4-byte elements (moved as float bits).
+inline void transpose8x8_4byte(const uint32_t* s, int64_t sld, uint32_t* d, int64_t dld) {
+    __m256 r[8], t[8];
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(reinterpret_cast<const float*>(s + k * sld));
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int h = 0; h < 8; h += 4) {  // rows 0-3, then 4-7
+        r[h + 0] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[h + 1] = _mm256_shuffle_ps(t[h], t[h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[h + 2] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[h + 3] = _mm256_shuffle_ps(t[h + 1], t[h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int k = 0; k < 4; ++k) {
+        _mm256_storeu_ps(reinterpret_cast<float*>(d + k * dld),
+                         _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_storeu_ps(reinterpret_cast<float*>(d + (k + 4) * dld),
+                         _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+    }
+}
+#endif
+
 // dst[j * dst_ld + i] = src[i * src_ld + j] for i < rows, j < cols, in cache-sized tiles.
+// 4-byte elements (float32, the head outputs the executor hands back in plain layout) go 8x8
+// through registers where a tile is whole.
 template <typename T>
 void transpose_tile(const T* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_t rows,
                     int64_t cols) {
@@ -22,6 +52,19 @@ void transpose_tile(const T* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_
         const int64_t i1 = std::min(rows, i0 + kB);
         for (int64_t j0 = 0; j0 < cols; j0 += kB) {
             const int64_t j1 = std::min(cols, j0 + kB);
+#if defined(__AVX2__)
+            if constexpr (sizeof(T) == 4) {
+                if (i1 - i0 == kB && j1 - j0 == kB) {
+                    for (int64_t i = i0; i < i1; i += 8) {
+                        for (int64_t j = j0; j < j1; j += 8) {
+                            transpose8x8_4byte(src + i * src_ld + j, src_ld, dst + j * dst_ld + i,
+                                               dst_ld);
+                        }
+                    }
+                    continue;
+                }
+            }
+#endif
             for (int64_t j = j0; j < j1; ++j) {
                 T* d = dst + j * dst_ld;
                 for (int64_t i = i0; i < i1; ++i) d[i] = src[i * src_ld + j];

@@ -17,21 +17,28 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <random>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "../kernel_call.h"
+#include "core/thread_pool.h"
 #include "runtime/kernels/cpu/fast_ops.h"
 #include "runtime/kernels/cpu/kernel_table.h"
 #include "runtime/layout.h"
-#include "core/thread_pool.h"
 
 namespace lowbit::test {
+
+extern std::atomic<bool> g_count_allocs;
+extern std::atomic<int64_t> g_allocs;
+
 namespace {
 
 using cpu::ConvFusion;
@@ -64,6 +71,9 @@ struct OpCase {
     std::string entry;        // the kernel-table row that must take the node
     KernelCall call;          // op, inputs, attributes, opset, constant inputs, threads
     std::vector<Layout> stored = {};  // how each input's producer stores it (default Plain)
+    // The op is asked to write output 0 channels-last (FastOp::write_output_nhwc, as the program
+    // builder does for a QuantizeLinear whose output is reordered to NHWC); it must accept.
+    bool out_nhwc = false;
     ConvFusion fusion = {};
     Tensor residual = {};     // with fusion.residual: R, passed to the fast op as input 3
     double tol = kExact;
@@ -527,6 +537,25 @@ std::vector<OpCase> qdq_cases() {
         q.stored = {l};
         v.push_back(q);
     }
+    // The model input's quantization written channels-last: 3 channels (the VBMI RGB path; an
+    // odd H*W and a batch of 2, so steps end at image and thread-range boundaries) and 16.
+    for (const Shape& s : {Shape{2, 3, 37, 45}, Shape{1, 3, 160, 160}, Shape{1, 16, 21, 19}}) {
+        Tensor xs = rnd(s, 803, -8.0f, 8.0f);
+        for (int64_t i = 0; i < xs.numel(); i += 7) {
+            xs.data<float>()[i] = 0.5f * static_cast<float>(i % 40 - 20) * 0.02f;  // ties
+        }
+        xs.data<float>()[1] = NAN;
+        xs.data<float>()[2] = INFINITY;
+        for (int threads : {1, 2}) {
+            OpCase q =
+                simple("QuantizeLinear", "qdq_int8", {xs, f32({}, {0.02f}), i8({}, {0})}, {},
+                       fmt::format("int8 scale 0.02 {} plain->nhwc t{}", dims(s), threads), kExact);
+            q.call.constant_inputs = {1, 2};
+            q.call.n_threads = threads;
+            q.out_nhwc = true;
+            v.push_back(q);
+        }
+    }
     OpCase d = simple("DequantizeLinear", "qdq_int8",
                       {random_tensor(DType::Int8, {1, 8, 33, 17}, 801), f32({}, {0.037f}),
                        i8({}, {0})},
@@ -747,6 +776,27 @@ std::vector<OpCase> plain_cases() {
         c.call.constant_inputs = {1};
         v.push_back(c);
     }
+    // ReduceMax: the e2e YOLO head's [1, 2100, 80] -> [1, 2100], a tail of 9, rows with NaN,
+    // with -0 / +0 maxima and all -inf (the reference's first-wins order decides those).
+    for (const Shape& s : {Shape{1, 2100, 80}, Shape{3, 7, 41}}) {
+        Tensor x = rnd(s, 81, -5.0f, 5.0f);
+        float* d = x.data<float>();
+        const int64_t len = s.back();
+        d[3 * len + 5] = NAN;
+        for (int64_t j = 0; j < len; ++j) {
+            d[4 * len + j] = j % 2 ? 0.0f : -0.0f;
+            d[5 * len + j] = j % 3 ? -1.0f : 0.0f;
+            d[6 * len + j] = -INFINITY;
+        }
+        d[7 * len + len - 1] = 99.0f;  // the maximum in the masked tail
+        for (int keep : {0, 1}) {
+            OpCase c = simple("ReduceMax", "reduce_max_last", {x},
+                              {{"axes", attr_ints({-1})}, {"keepdims", Attr::make_int(keep)}},
+                              fmt::format("axes -1 keepdims {} {}", keep, dims(s)), kExact);
+            c.call.opset = 13;
+            v.push_back(c);
+        }
+    }
     {
         OpCase c = simple("Pow", "pow_square", {rnd({1, 14, 14, 96}, 73), f32({}, {2.0f})}, {},
                           "1x14x14x96 by constant 2", kExact);
@@ -961,6 +1011,12 @@ public:
         }
         std::vector<std::string> warnings;
         plan_ = backend_->choose(node_, c.call.opset, ins, outs, c.fusion, warnings);
+        if (c.out_nhwc) {
+            if (!plan_.op || !plan_.op->write_output_nhwc()) {
+                return unsupported("the op does not write its output channels-last");
+            }
+            plan_.out_layouts[0] = Layout::Nhwc;
+        }
         for (size_t i = 0; i < plain.size(); ++i) {
             in_.push_back(laid_out(plain[i], plan_.in_layouts[i]));
         }
@@ -1083,9 +1139,20 @@ bool test_case(const OpCase& c) {
     for (size_t o = 0; o < s.ref.outputs().size(); ++o) {
         err = std::max(err, case_error(s.fast.outputs()[o], s.ref.outputs()[o], c.tol));
     }
-    const bool ok = err <= c.tol;
-    fmt::print("{}  {} [{}: {}] max_err {:.3g} tol {:.3g}\n", ok ? "OK  " : "FAIL", c.name, c.entry,
-               s.fast.describe(), err, c.tol);
+    // A second run() of the planned op, allocations counted: the int8 / FP8 Q/DQ and data-move
+    // kernels must not allocate once planned (their buffers are sized at plan time). The Q/DQ
+    // convs are only reported: their remaining allocations are oneDNN 2.6's own argument map,
+    // built inside dnnl_primitive_execute (dnnl_state.h execute_conv).
+    g_allocs = 0;
+    g_count_allocs = true;
+    const Status again = s.fast.run_op();
+    g_count_allocs = false;
+    const int64_t allocs = g_allocs;
+    const bool must_not_allocate = c.entry.starts_with("qdq_") || c.entry.starts_with("qmove_");
+    const bool ok = err <= c.tol && again.is_ok() && (allocs == 0 || !must_not_allocate);
+    fmt::print("{}  {} [{}: {}] max_err {:.3g} tol {:.3g}{}\n", ok ? "OK  " : "FAIL", c.name,
+               c.entry, s.fast.describe(), err, c.tol,
+               allocs ? fmt::format(" ({} allocations in run())", allocs) : std::string());
     return ok;
 }
 
@@ -1170,6 +1237,65 @@ int run_main(int argc, char** argv) {
 
 }  // namespace
 }  // namespace lowbit::test
+
+// Heap allocations through operator new while `counting` is set (issue 12: no allocation in a
+// low-precision kernel's run()). Replacing the global operator new is the only way to see them;
+// it lives in this test program only. malloc calls (oneDNN's own scratch) are not seen.
+namespace lowbit::test {
+std::atomic<bool> g_count_allocs{false};
+std::atomic<int64_t> g_allocs{0};
+}  // namespace lowbit::test
+
+namespace {
+void* counted_alloc(std::size_t n, std::size_t align) {
+    if (lowbit::test::g_count_allocs.load(std::memory_order_relaxed)) {
+        lowbit::test::g_allocs.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (n == 0) n = 1;
+    void* p = align > alignof(std::max_align_t)
+                  ? std::aligned_alloc(align, (n + align - 1) / align * align)
+                  : std::malloc(n);
+    if (!p) throw std::bad_alloc();
+    return p;
+}
+}  // namespace
+
+void* operator new(std::size_t n) {
+    return counted_alloc(n, 0);
+}
+void* operator new[](std::size_t n) {
+    return counted_alloc(n, 0);
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+    return counted_alloc(n, static_cast<std::size_t>(a));
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+    return counted_alloc(n, static_cast<std::size_t>(a));
+}
+void operator delete(void* p) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept {
+    std::free(p);
+}
 
 int main(int argc, char** argv) {
     return lowbit::test::run_main(argc, argv);

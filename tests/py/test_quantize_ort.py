@@ -449,3 +449,26 @@ def test_head_exclusion_file_and_regexes_are_honoured(tmp_path):
     prefix = regex_excluded("/model.2")  # re.match semantics: also /model.23/...
     assert exact < prefix and any(n.startswith("/model.23/") for n in prefix)
     assert regex_excluded("cv2") == set()  # anchored at the start of the name
+
+
+def test_placement_all_quantizes_the_small_channel_convs(tmp_path):
+    # c=8: ModelOpt's INT8 Conv rule leaves the 8-channel 3x3 convs in float; --placement all
+    # quantizes them too, and the file still runs in ONNX Runtime as lowbit runs it.
+    model = synthetic_model(tmp_path / "s8.onnx", c=8)
+    rng = np.random.default_rng(2)
+    np.save(tmp_path / "calib.npy", rng.random((4, 3, 32, 32), dtype=np.float32))
+    x = rng.random((1, 3, 32, 32), dtype=np.float32)
+    base = quantize(model, tmp_path / "d.onnx", "--calib", tmp_path / "calib.npy")
+    every = quantize(model, tmp_path / "a.onnx", "--calib", tmp_path / "calib.npy",
+                     "--placement", "all")
+    assert base["placement"] == "modelopt" and every["placement"] == "all"
+    assert base["quantized_convs"] < every["quantized_convs"]
+    compare_with_ort(tmp_path / "a.onnx", x, tmp_path)
+
+
+@pytest.mark.parametrize("cmd", ["quantize", "sensitivity", "mixed"])
+def test_bad_placement_value_is_a_clear_error(tmp_path, cmd):
+    extra = ["--max-drop", "0.01"] if cmd == "mixed" else []
+    r = lowbit(cmd, RAW, "--out", tmp_path / "o", "--placement", "everything", *extra, check=False)
+    assert r.returncode != 0
+    assert "--placement 'everything': expected modelopt" in r.stderr, r.stderr

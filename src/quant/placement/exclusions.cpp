@@ -68,6 +68,9 @@ std::string Placer::conv_exclusion(size_t n) const {
         square = square && k == kernel[0];
         all_ge3 = all_ge3 && k >= 3;
     }
+    // --placement all: the int8 and bf16 kernels (runtime/kernels/cpu/qconv.cpp, fp8conv.cpp)
+    // run any 2-D Conv; the rules below exist only for TensorRT's kernel coverage.
+    if (o_.conv_placement == ConvPlacement::All && w->rank() == 4) return "";
     int64_t kprod = 1;
     for (size_t d = 2; d < w->rank(); ++d) kprod *= w->dim(d);
     const std::string dims =

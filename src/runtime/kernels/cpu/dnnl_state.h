@@ -68,6 +68,21 @@ private:
     std::vector<std::array<std::shared_ptr<Buffer>, static_cast<size_t>(Workspace::Count)>> work;
 };
 
+// Executes `p` with a conv's four arguments through oneDNN's C API. The C++ execute() takes a
+// std::unordered_map (a heap allocation per argument on every call); this array is on the stack.
+// oneDNN 2.6 still builds its own argument map inside dnnl_primitive_execute (a few allocations
+// per call that only a newer oneDNN could remove). Throws dnnl::error as execute() does.
+inline void execute_conv(const dnnl::primitive& p, dnnl::stream& stream, const dnnl::memory& src,
+                         const dnnl::memory& weights, const dnnl::memory& dst,
+                         const dnnl::memory& scratchpad) {
+    const dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src.get()},
+                                    {DNNL_ARG_WEIGHTS, weights.get()},
+                                    {DNNL_ARG_DST, dst.get()},
+                                    {DNNL_ARG_SCRATCHPAD, scratchpad.get()}};
+    dnnl::error::wrap_c_api(dnnl_primitive_execute(p.get(), stream.get(), 4, args),
+                            "could not execute a primitive");
+}
+
 // oneDNN's implementation name ("brgconv:avx512_core"); "ref" in it means a reference
 // implementation that is orders of magnitude slower (research/engine-perf.md).
 inline bool is_dnnl_ref_impl(const std::string& impl) {

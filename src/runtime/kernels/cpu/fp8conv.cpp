@@ -192,10 +192,8 @@ public:
                     c.dst.set_data_handle(acc);
                     auto& stream = dnnl_.streams[t];
                     part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
-                    part.prim.execute(stream, {{DNNL_ARG_SRC, c.src},
-                                               {DNNL_ARG_WEIGHTS, weights_[part.wei]},
-                                               {DNNL_ARG_DST, c.dst},
-                                               {DNNL_ARG_SCRATCHPAD, part.scratch[t]}});
+                    execute_conv(part.prim, stream, c.src, weights_[part.wei], c.dst,
+                                 part.scratch[t]);
                     stream.wait();
                 } catch (const dnnl::error& e) {
                     std::lock_guard<std::mutex> lock(failure_mu);

@@ -14,23 +14,55 @@
 
 namespace lowbit::cpu {
 
+#if defined(__AVX512F__)
+// 16 values to 16 codes, as int32 lanes: the arithmetic of quantize_s8 (vs holds the scale in
+// every lane).
+inline __m512i quantize16_s32(__m512 v, __m512 vs) {
+    __m512 q = _mm512_div_ps(v, vs);
+    q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // max(NaN, -128) is -128 (the second operand), as the reference maps NaN.
+    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
+    return _mm512_cvtps_epi32(q);
+}
+#endif
+
 inline void quantize_s8(const float* v, int8_t* y, int64_t n, float s) {
     int64_t i = 0;
 #if defined(__AVX512F__)
     const __m512 vs = _mm512_set1_ps(s);
-    for (; i + 16 <= n; i += 16) {
-        __m512 q = _mm512_div_ps(_mm512_loadu_ps(v + i), vs);
-        q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        // max(NaN, -128) is -128 (the second operand), as the reference maps NaN.
-        q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
-                         _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(q)));
+    // The last n % 16 values go through the same vector arithmetic under a mask: the per-pixel
+    // rows of an NHWC Concat part are often 8 to 24 channels, where a scalar tail (one division
+    // and one nearbyint per value) would cost more than the vector body.
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+        _mm512_mask_cvtsepi32_storeu_epi8(y + i, m,
+                                          quantize16_s32(_mm512_maskz_loadu_ps(m, v + i), vs));
     }
 #endif
     for (; i < n; ++i) {
         const float q = std::nearbyint(v[i] / s);
         y[i] = static_cast<int8_t>(std::isnan(q) ? -128.0f : std::clamp(q, -128.0f, 127.0f));
     }
+}
+
+// y[i] = table[x[i] + 128]: the requantization of int8 codes through a 256-entry table (built
+// with dequantize_s8 and quantize_s8, so it equals DequantizeLinear -> QuantizeLinear). With
+// AVX512-VBMI, 64 codes per step: two 128-entry permutes, the code's sign bit picks one.
+inline void requantize_s8(const int8_t* table, const int8_t* x, int8_t* y, int64_t n) {
+    int64_t i = 0;
+#if defined(__AVX512VBMI__)
+    const __m512i t0 = _mm512_loadu_si512(table), t1 = _mm512_loadu_si512(table + 64);
+    const __m512i t2 = _mm512_loadu_si512(table + 128), t3 = _mm512_loadu_si512(table + 192);
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (; i < n; i += 64) {
+        const __mmask64 m = n - i >= 64 ? ~__mmask64(0) : (__mmask64(1) << (n - i)) - 1;
+        const __m512i idx = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip);
+        const __m512i lo = _mm512_permutex2var_epi8(t0, idx, t1);  // index bits 0..6
+        const __m512i hi = _mm512_permutex2var_epi8(t2, idx, t3);
+        _mm512_mask_storeu_epi8(y + i, m, _mm512_mask_blend_epi8(_mm512_movepi8_mask(idx), lo, hi));
+    }
+#endif
+    for (; i < n; ++i) y[i] = table[static_cast<uint8_t>(x[i]) ^ 0x80u];
 }
 
 inline void dequantize_s8(const int8_t* q, float* y, int64_t n, float s) {

@@ -45,7 +45,7 @@ bool identity(const Table& t) {
 }
 
 inline void apply_table(const Table& t, const int8_t* x, int8_t* y, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) y[i] = t[static_cast<uint8_t>(x[i]) ^ 0x80u];
+    requantize_s8(t.data(), x, y, n);
 }
 
 // y[i] = max(y[i], x[i]).

@@ -4,6 +4,9 @@
 //    NHWC-stored tensor is, as a plain tensor, the same bytes; perm [0, 3, 1, 2] of a plain
 //    tensor, stored NHWC, too. Both are one parallel copy (no reorder plus transpose);
 //  - ReduceMean over the last axis (keepdims), summed per row in double;
+//  - ReduceMax over the last axis (YOLOv10's end-to-end head: the best class score per anchor),
+//    vectorized, equal to the reference bit for bit (rows holding a NaN or a zero maximum, where
+//    the reference's first-wins order decides the result's payload or sign, go the scalar way);
 //  - Pow with a constant scalar exponent 2: x * x, which is what the reference's double pow
 //    rounds to (bit-exact);
 //  - Erf, vectorized: Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7) with vmath.h's exp.
@@ -11,6 +14,11 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/vmath.h"
@@ -139,9 +147,55 @@ std::unique_ptr<FastOp> make_layout_transpose(const Node& node, std::span<const 
                                                     : "Transpose plain NHWC->nhwc (copy)");
 }
 
+// The reference's row maximum (kernels/ref/reduce.cpp ReduceMaxOp): a value replaces the
+// running maximum when it is NaN or larger, and once NaN the maximum stays NaN.
+float row_max_scalar(const float* p, int64_t n) {
+    float acc = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) {
+        if (std::isnan(acc)) break;
+        if (std::isnan(p[j]) || p[j] > acc) acc = p[j];
+    }
+    return acc;
+}
+
+float row_max(const float* p, int64_t n) {
+#if defined(__AVX512F__)
+    __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    __mmask16 nan = 0;
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 k = n - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - j)) - 1);
+        const __m512 v = _mm512_mask_loadu_ps(m, k, p + j);  // masked-off lanes keep m
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m = _mm512_max_ps(m, v);
+    }
+    const float r = _mm512_reduce_max_ps(m);
+    // Without NaN a non-zero maximum is one bit pattern whichever element gave it.
+    if (nan == 0 && r != 0.0f) return r;
+#endif
+    return row_max_scalar(p, n);
+}
+
+class ReduceMaxLastOp final : public FastOp {
+public:
+    ReduceMaxLastOp(int64_t rows, int64_t len) : rows_(rows), len_(len) {}
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const float* x = in[0].data<float>();
+        float* y = out[0].data<float>();
+        pool.parallel_for(rows_, std::max<int64_t>(1, kGrain / len_), [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) y[r] = row_max(x + r * len_, len_);
+        });
+        return Status::ok();
+    }
+    std::string describe() const override { return "ReduceMax last axis (vectorized)"; }
+
+private:
+    int64_t rows_, len_;
+};
+
 std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
                                               std::span<const Operand> ins, const Operand& out) {
-    if (node.op_type != "ReduceMean" || ins.empty() || ins[0].dtype != DType::Float32 ||
+    const bool max = node.op_type == "ReduceMax";
+    if ((node.op_type != "ReduceMean" && !max) || ins.empty() || ins[0].dtype != DType::Float32 ||
         ins[0].shape.empty() || out.dtype != DType::Float32) {
         return nullptr;
     }
@@ -160,10 +214,16 @@ std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
         axes = node.attr_ints("axes");
     }
     if (axes.size() != 1 || (axes[0] != -1 && axes[0] != rank - 1)) return nullptr;
-    if (node.attr_int("keepdims", 1) != 1) return nullptr;
+    const bool keepdims = node.attr_int("keepdims", 1) != 0;
+    if (!keepdims && !max) return nullptr;
     Shape want = x;
-    want.back() = 1;
+    if (keepdims) {
+        want.back() = 1;
+    } else {
+        want.pop_back();
+    }
     if (out.shape != want || x.back() == 0) return nullptr;
+    if (max) return std::make_unique<ReduceMaxLastOp>(shape_numel(want), x.back());
     return std::make_unique<ReduceMeanLastOp>(shape_numel(want), x.back());
 }
 
