@@ -300,3 +300,10 @@ def test_mixed_latency_budget(tmp_path, calib_npy):
     node_ms = [c["ms"] for n in pareto["nodes"] for c in n["choices"]]
     assert node_ms and all(v >= 0 for v in node_ms) and any(v > 0 for v in node_ms)
     assert out.exists() and (tmp_path / "lat.assign.json").exists()
+    # compare shows the front against latency beside the one against size.
+    base = tmp_path / "base.json"
+    lowbit("eval", MODEL, "--max-images", 2, "--out", base)
+    lowbit("compare", base, "--mixed", tmp_path / "lat.pareto.json", "--out", tmp_path / "s.md",
+           "--html", tmp_path / "r.html")
+    assert "Pareto (latency)" in (tmp_path / "s.md").read_text()
+    assert "<h3>Accuracy against latency</h3>" in (tmp_path / "r.html").read_text()
