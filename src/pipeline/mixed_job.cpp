@@ -395,17 +395,24 @@ Result<double> measure_node_costs(const Setup& s, std::vector<quant::MixedNode>&
         if (!lat) {
             return lat.status().with_context(fmt::format("{} latency model", node_format_name(f)));
         }
-        if (f == NodeFormat::Int8) other_ms = lat->other_ms;
+        // The per-step medians add up to less than the median run (the run also copies inputs
+        // and outputs, and on a loaded machine a run's preemptions land in a few steps, which
+        // per-step medians drop): scale them so that this model's estimate is its measured run.
+        double steps = lat->other_ms;
+        for (const auto& [name, ms] : lat->node_ms) steps += ms;
+        const double scale = steps > 0 ? lat->run_ms / steps : 1.0;
+        if (f == NodeFormat::Int8) other_ms = scale * lat->other_ms;
         for (auto& n : nodes) {
             for (auto& c : n.choices) {
-                if (c.format == f) c.ms = lat->node_ms.at(n.name);
+                if (c.format == f) c.ms = scale * lat->node_ms.at(n.name);
             }
         }
         if (!s.o.quiet) {
             std::fprintf(stderr,
-                         "lowbit mixed: %s latency model: %.3f ms/run (median of %d), %.3f ms "
-                         "outside the candidates\n",
-                         node_format_name(f), lat->run_ms, lo.runs, lat->other_ms);
+                         "lowbit mixed: %s latency model: %.3f ms/run (median of %d), steps "
+                         "%.3f ms (scaled by %.3f), %.3f ms outside the candidates\n",
+                         node_format_name(f), lat->run_ms, lo.runs, steps, scale,
+                         scale * lat->other_ms);
         }
     }
     return other_ms;
