@@ -51,6 +51,56 @@ TEST(MixedSearch, PathStartsAtLeastCostAndEndsAtFewestBytes) {
     EXPECT_NEAR(params_share(nodes, (*path)[2], NodeFormat::Int4w), 1100.0 / 1200.0, 1e-12);
 }
 
+// Latency as the resource: each choice's ms is injected (as pipeline/node_latency.h measures it).
+MixedChoice timed(NodeFormat f, int64_t bytes, double cost, double ms) {
+    MixedChoice c;
+    c.format = f;
+    c.bytes = bytes;
+    c.cost = cost;
+    c.ms = ms;
+    return c;
+}
+
+TEST(MixedSearch, LatencyPathFollowsCostPerMillisecond) {
+    // a: int8 saves 3 ms over float for 0.3 (0.1/ms); int4w is no faster than int8 (never taken
+    // on the latency path, though it has fewer bytes). b: int8 saves 1 ms for 0.5 (0.5/ms).
+    // c: fp8 is slower than float on this machine (never a move).
+    MixedNode a{"a",
+                100,
+                {timed(NodeFormat::Float, 400, 0, 5.0), timed(NodeFormat::Int8, 100, 0.3, 2.0),
+                 timed(NodeFormat::Int4w, 50, 1.0, 2.0)}};
+    MixedNode b{
+        "b", 100, {timed(NodeFormat::Float, 400, 0, 2.0), timed(NodeFormat::Int8, 100, 0.5, 1.0)}};
+    MixedNode c{
+        "c", 10, {timed(NodeFormat::Float, 40, 0, 1.0), timed(NodeFormat::Fp8, 10, 0.01, 1.5)}};
+    const std::vector<MixedNode> nodes = {a, b, c};
+    auto path = greedy_path(nodes, MixedResource::Latency);
+    ASSERT_TRUE(path.is_ok()) << path.status().message();
+    ASSERT_EQ(path->size(), 3u);
+    EXPECT_NEAR((*path)[0].ms, 8.0, 1e-12);
+    EXPECT_EQ((*path)[1].choice, (std::vector<int>{1, 0, 0}));
+    EXPECT_NEAR((*path)[1].ms, 5.0, 1e-12);
+    EXPECT_NEAR((*path)[1].cost, 0.3, 1e-12);
+    EXPECT_EQ((*path)[2].choice, (std::vector<int>{1, 1, 0}));
+    EXPECT_NEAR((*path)[2].ms, 4.0, 1e-12);
+    EXPECT_EQ((*path)[2].bytes, 100 + 100 + 40);
+    EXPECT_EQ(pick_within_ms(*path, 9.0), 0);
+    EXPECT_EQ(pick_within_ms(*path, 4.5), 2);
+    EXPECT_EQ(pick_within_ms(*path, 3.9), -1);
+    // The bytes path over the same nodes differs: a goes on to int4w, c to fp8.
+    auto by_bytes = greedy_path(nodes);
+    ASSERT_TRUE(by_bytes.is_ok());
+    EXPECT_EQ(by_bytes->back().choice, (std::vector<int>{2, 1, 1}));
+}
+
+TEST(MixedSearch, RefusesABadLatency) {
+    MixedNode a{"conv7", 100, {timed(NodeFormat::Int8, 100, 0.1, -1.0)}};
+    auto path = greedy_path({a}, MixedResource::Latency);
+    ASSERT_FALSE(path.is_ok());
+    EXPECT_NE(path.status().message().find("conv7"), std::string::npos);
+    EXPECT_NE(path.status().message().find("latency"), std::string::npos);
+}
+
 TEST(MixedSearch, FloatFirstThenSkipsDominatedSteps) {
     // Float costs 0: the path starts all float, then a node may jump float -> int4w directly
     // when that is cheaper per byte than float -> int8.
@@ -99,7 +149,8 @@ TEST(Assignment, ParsesBothFormsAndRoundTrips) {
     ASSERT_TRUE(plain.is_ok());
     EXPECT_EQ(plain->fallback, NodeFormat::Int8);
     EXPECT_EQ(plain->of("x"), NodeFormat::Int8);
-    auto bad = assignment_from_json(nlohmann::json::parse(R"({"nodes": {"n1": "int2"}})"), "b.json");
+    auto bad =
+        assignment_from_json(nlohmann::json::parse(R"({"nodes": {"n1": "int2"}})"), "b.json");
     ASSERT_FALSE(bad.is_ok());
     EXPECT_NE(bad.status().message().find("n1"), std::string::npos);
     EXPECT_FALSE(assignment_from_json(nlohmann::json::parse(R"({"x": 3})"), "b.json").is_ok());

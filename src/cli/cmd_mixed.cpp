@@ -24,8 +24,12 @@ void add_mixed_command(CLI::App& app, CommandFn& run) {
         "the fewest bytes within the drop; with both, the budget state is evaluated and refused "
         "if its measured drop exceeds --max-drop. (4) Writes the model, the assignment (read by "
         "`quantize --assign`) and the measured Pareto front (mAP50-95 against weight bytes). "
-        "Weight bytes are the model's initializer bytes as stored (INT4 two a byte). Latency "
-        "budgets are not supported (per-node latency of the real kernels is not measured).");
+        "Weight bytes are the model's initializer bytes as stored (INT4 two a byte). "
+        "--budget-ms / --budget-latency: each node's latency in each format is measured from "
+        "the real kernels (one profiled model per format, per-step times attributed to nodes, "
+        "median of --latency-runs), the search runs against latency, and the chosen model's "
+        "measured latency is reported beside the estimate. Every measured point gets its "
+        "latency (a front against latency too).");
     sub->add_option("model", o->model, "Float ONNX model (default: the bundled model)");
     sub->add_option("--out", o->out, "The chosen model (written atomically)")->required();
     sub->add_option("--assignment-out", o->assignment_out,
@@ -36,18 +40,29 @@ void add_mixed_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--budget-bytes", o->budget_bytes,
                     "Weight-byte budget: N bytes, or a fraction of the all-INT8 model's weight "
                     "bytes written as 0.6x");
+    sub->add_option("--budget-ms", o->budget_ms,
+                    "Latency budget: X ms per image (this machine, --threads), estimated from "
+                    "per-node latencies measured with the real kernels");
+    sub->add_option("--budget-latency", o->budget_latency,
+                    "Latency budget as a fraction of the FP32 model's measured latency, e.g. "
+                    "0.5x");
+    sub->add_option("--latency-runs", o->latency_runs,
+                    "Timed runs per latency measurement (the median; one warm-up run first)")
+        ->capture_default_str();
     sub->add_option("--max-drop", o->max_drop,
                     "Maximum mAP50-95 drop against FP32, measured by eval on --max-images")
         ->each([o](const std::string&) { o->max_drop_set = true; });
     sub->add_option("--formats", o->formats, "Formats to choose from: int4w int8 fp8 float")
         ->capture_default_str();
-    sub->add_option("--weight-method", o->weight_method, "INT4 rounding of int4w nodes: gptq or rtn")
+    sub->add_option("--weight-method", o->weight_method,
+                    "INT4 rounding of int4w nodes: gptq or rtn")
         ->capture_default_str();
     sub->add_option("--block-size", o->block_size,
                     "int4w: one scale per block of N input channels (0: per output channel)")
         ->capture_default_str();
-    sub->add_option("--gptq-samples", o->gptq_samples, "GPTQ: calibration samples for the Gram "
-                                                       "matrices (0: all)")
+    sub->add_option("--gptq-samples", o->gptq_samples,
+                    "GPTQ: calibration samples for the Gram "
+                    "matrices (0: all)")
         ->capture_default_str();
     sub->add_option("--sens-images", o->sens_images,
                     "Images per sensitivity sweep (the first calibration samples)")

@@ -5,6 +5,7 @@
 #include "pipeline/mixed_job.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,12 +13,12 @@
 #include <filesystem>
 #include <map>
 #include <set>
-#include <unistd.h>
 
 #include "core/fs.h"
 #include "core/json_at.h"
 #include "core/path_guard.h"
 #include "onnx/model_io.h"
+#include "pipeline/node_latency.h"
 #include "quant/mixed.h"
 #include "quant/quantize_model.h"
 #include "quant/sensitivity/sensitivity.h"
@@ -52,14 +53,58 @@ Result<Budget> parse_budget(const std::string& s) {
         used = 0;
     }
     if (used == 0 || used != v.size() || !std::isfinite(b.value) || b.value <= 0) {
-        return invalid("--budget-bytes '{}': expected a positive number of bytes, or a fraction "
-                       "of the INT8 model's weight bytes such as 0.6x",
-                       s);
+        return invalid(
+            "--budget-bytes '{}': expected a positive number of bytes, or a fraction "
+            "of the INT8 model's weight bytes such as 0.6x",
+            s);
     }
     if (b.fraction && b.value > 4.0) {
-        return invalid("--budget-bytes '{}': a fraction of the INT8 model above 4x (float) "
-                       "constrains nothing",
-                       s);
+        return invalid(
+            "--budget-bytes '{}': a fraction of the INT8 model above 4x (float) "
+            "constrains nothing",
+            s);
+    }
+    return b;
+}
+
+// "--budget-ms X" (absolute) or "--budget-latency F[x]" (a fraction of the FP32 model's
+// measured latency).
+struct LatencyBudget {
+    bool set = false;
+    bool fraction = false;
+    double value = 0;
+};
+
+Result<LatencyBudget> parse_latency_budget(const std::string& ms, const std::string& frac) {
+    LatencyBudget b;
+    if (ms.empty() && frac.empty()) return b;
+    if (!ms.empty() && !frac.empty()) {
+        return invalid("--budget-ms {} and --budget-latency {}: give one latency budget", ms, frac);
+    }
+    b.set = true;
+    b.fraction = !frac.empty();
+    std::string v = b.fraction ? frac : ms;
+    if (b.fraction && !v.empty() && (v.back() == 'x' || v.back() == 'X')) v.pop_back();
+    size_t used = 0;
+    try {
+        b.value = std::stod(v, &used);
+    } catch (...) {
+        used = 0;
+    }
+    if (used == 0 || used != v.size() || !std::isfinite(b.value) || b.value <= 0) {
+        if (b.fraction) {
+            return invalid(
+                "--budget-latency '{}': expected a positive fraction of the FP32 "
+                "model's measured latency such as 0.5x",
+                frac);
+        }
+        return invalid("--budget-ms '{}': expected a positive number of milliseconds", ms);
+    }
+    if (b.fraction && b.value > 4.0) {
+        return invalid(
+            "--budget-latency '{}': above 4x the FP32 model's latency constrains "
+            "nothing",
+            frac);
     }
     return b;
 }
@@ -148,6 +193,7 @@ struct Point {
     std::string source;  // "int8", "search"
     int state = -1;
     int64_t bytes = 0;
+    double latency_ms = 0;  // measured: median whole-run wall time
     double map = 0;
     double cost = 0;
     double int4_share = 0;
@@ -159,6 +205,7 @@ struct Point {
 struct Setup {
     MixedJob o;
     Budget budget;
+    LatencyBudget latency;
     std::vector<NodeFormat> formats;
     std::string asg_out, pareto_out;
     CalibInputOptions ci;
@@ -167,10 +214,20 @@ struct Setup {
     quant::QuantizeOptions base;
 };
 
-Status check_numbers(const MixedJob& o, const Budget& budget) {
-    if (!budget.set && !o.max_drop_set) {
-        return invalid("give a budget: --budget-bytes N (or 0.6x of the INT8 model's weight "
-                       "bytes) and/or --max-drop D (mAP50-95)");
+Status check_numbers(const MixedJob& o, const Budget& budget, const LatencyBudget& latency) {
+    if (!budget.set && !latency.set && !o.max_drop_set) {
+        return invalid(
+            "give a budget: --budget-bytes N (or 0.6x of the INT8 model's weight "
+            "bytes), --budget-ms X or --budget-latency F (0.5x of the FP32 model's "
+            "latency), and/or --max-drop D (mAP50-95)");
+    }
+    if (budget.set && latency.set) {
+        return invalid(
+            "--budget-bytes and a latency budget (--budget-ms / --budget-latency): "
+            "give one of them");
+    }
+    if (o.latency_runs < 1 || o.latency_runs > 1000) {
+        return invalid("--latency-runs {}: expected 1 to 1000 timed runs", o.latency_runs);
     }
     if (o.max_drop_set && (!std::isfinite(o.max_drop) || o.max_drop < 0 || o.max_drop >= 1)) {
         return invalid("--max-drop {}: expected a mAP50-95 drop in [0, 1)", o.max_drop);
@@ -211,7 +268,8 @@ Result<Setup> set_up(const MixedJob& job) {
     const MixedJob& o = s.o;
     LOWBIT_ASSIGN(s.o.model, resolve_model_path(job.model));
     LOWBIT_ASSIGN(s.budget, parse_budget(o.budget_bytes));
-    LOWBIT_TRY(check_numbers(o, s.budget));
+    LOWBIT_ASSIGN(s.latency, parse_latency_budget(o.budget_ms, o.budget_latency));
+    LOWBIT_TRY(check_numbers(o, s.budget, s.latency));
     for (const auto& name : o.formats) {
         LOWBIT_ASSIGN(NodeFormat f, quant::parse_node_format(name));
         if (std::find(s.formats.begin(), s.formats.end(), f) == s.formats.end()) {
@@ -232,9 +290,10 @@ Result<Setup> set_up(const MixedJob& job) {
         const fs::path list = fs::path(assets_dir()) / "calib" / "calib100.txt";
         std::error_code ec;
         if (assets_dir().empty() || !fs::is_regular_file(list, ec)) {
-            return invalid("no calibration data given and the bundled list was not found{}; pass "
-                           "--calib FILE.npy, --calib-list FILE or --calib-images DIR",
-                           assets_not_found_note());
+            return invalid(
+                "no calibration data given and the bundled list was not found{}; pass "
+                "--calib FILE.npy, --calib-list FILE or --calib-images DIR",
+                assets_not_found_note());
         }
         s.ci.list = list.string();
     }
@@ -293,6 +352,74 @@ Result<std::vector<quant::MixedNode>> candidate_nodes(const Setup& s) {
     return nodes;
 }
 
+// How every latency is measured: the run's threads and engine switches, one image (the
+// calibration size where the model's input is not fixed), --latency-runs timed runs after one
+// warm-up, the median.
+LatencyOptions latency_options(const Setup& s) {
+    LatencyOptions lo;
+    lo.runs = s.o.latency_runs;
+    lo.exec.n_threads = s.o.threads;
+    apply_engine_switches(s.o.engine, lo.exec);
+    const ValueInfo* in = image_input(s.model);
+    bool fixed = in && in->has_shape && in->dims.size() == 4;
+    for (size_t i = 0; fixed && i < in->dims.size(); ++i) fixed = in->dims[i].is_fixed();
+    if (in && !fixed) lo.exec.input_shapes[in->name] = {1, 3, s.ci.imgsz, s.ci.imgsz};
+    return lo;
+}
+
+// Each candidate's latency in each format (MixedChoice::ms), measured on one model per format
+// with every candidate in it (the other nodes INT8, as in every mixed model; RTN weights: the
+// rounding does not change the kernels), and the time no candidate owns in the all-INT8 model.
+Result<double> measure_node_costs(const Setup& s, std::vector<quant::MixedNode>& nodes) {
+    std::set<std::string> names;
+    for (const auto& n : nodes) names.insert(n.name);
+    std::vector<NodeFormat> fs = s.formats;
+    if (std::find(fs.begin(), fs.end(), NodeFormat::Int8) == fs.end()) {
+        fs.push_back(NodeFormat::Int8);
+    }
+    const LatencyOptions lo = latency_options(s);
+    double other_ms = 0;
+    for (NodeFormat f : fs) {
+        quant::QuantizeOptions q = s.base;
+        q.weight_method = quant::WeightMethod::Rtn;
+        q.assignment = quant::Assignment{};
+        for (const auto& n : nodes) {
+            for (const auto& c : n.choices) {
+                if (c.format == f) q.assignment->nodes[n.name] = f;
+            }
+        }
+        q.assignment_source = "mixed latency";
+        LOWBIT_ASSIGN(std::unique_ptr<calib::CalibSource> src, open_source(s.ci));
+        auto r = quant::quantize_model(s.model, src.get(), q);
+        if (!r)
+            return r.status().with_context(fmt::format("{} latency model", node_format_name(f)));
+        auto lat = measure_node_latency(r->model, names, lo);
+        if (!lat) {
+            return lat.status().with_context(fmt::format("{} latency model", node_format_name(f)));
+        }
+        // The per-step medians add up to less than the median run (the run also copies inputs
+        // and outputs, and on a loaded machine a run's preemptions land in a few steps, which
+        // per-step medians drop): scale them so that this model's estimate is its measured run.
+        double steps = lat->other_ms;
+        for (const auto& [name, ms] : lat->node_ms) steps += ms;
+        const double scale = steps > 0 ? lat->run_ms / steps : 1.0;
+        if (f == NodeFormat::Int8) other_ms = scale * lat->other_ms;
+        for (auto& n : nodes) {
+            for (auto& c : n.choices) {
+                if (c.format == f) c.ms = scale * lat->node_ms.at(n.name);
+            }
+        }
+        if (!s.o.quiet) {
+            std::fprintf(stderr,
+                         "lowbit mixed: %s latency model: %.3f ms/run (median of %d), steps "
+                         "%.3f ms (scaled by %.3f), %.3f ms outside the candidates\n",
+                         node_format_name(f), lat->run_ms, lo.runs, steps, scale,
+                         scale * lat->other_ms);
+        }
+    }
+    return other_ms;
+}
+
 // Real quantize + eval of assignments: the FP32 and all-INT8 references, then states of the
 // greedy path, each measured once; every measured state is a point of the Pareto front.
 class Measurer {
@@ -308,13 +435,17 @@ public:
         e32.quiet = true;
         LOWBIT_ASSIGN(EvalRun fp32_run, evaluate_model_file(e32));
         fp32_map = fp32_run.result.coco.stats[0];
-        LOWBIT_ASSIGN(auto int8_m, measure(quant::Assignment{}, nullptr));
-        int8_bytes = int8_m.first;
-        int8_map = int8_m.second;
+        LOWBIT_ASSIGN(NodeLatency fp32_lat,
+                      measure_node_latency(s_.model, {}, latency_options(s_)));
+        fp32_ms = fp32_lat.run_ms;
+        LOWBIT_ASSIGN(Measured int8_m, measure(quant::Assignment{}, nullptr));
+        int8_bytes = int8_m.bytes;
+        int8_map = int8_m.map;
         Point p;
         p.source = "int8";
         p.bytes = int8_bytes;
         p.map = int8_map;
+        p.latency_ms = int8_m.ms;
         p.counts["int8"] = static_cast<int>(nodes_.size());
         points.push_back(p);
         return Status::ok();
@@ -329,13 +460,14 @@ public:
     Result<double> state(int k, Model* model) {
         if (measured(k) && !model) return point(k).map;
         const quant::MixedState& st = path_[static_cast<size_t>(k)];
-        LOWBIT_ASSIGN(auto r, measure(quant::assignment_of(nodes_, st), model));
-        if (measured(k)) return r.second;
+        LOWBIT_ASSIGN(Measured r, measure(quant::assignment_of(nodes_, st), model));
+        if (measured(k)) return r.map;
         Point p;
         p.source = "search";
         p.state = k;
-        p.bytes = r.first;
-        p.map = r.second;
+        p.bytes = r.bytes;
+        p.map = r.map;
+        p.latency_ms = r.ms;
         p.cost = st.cost;
         p.int4_share = quant::params_share(nodes_, st, NodeFormat::Int4w);
         for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -347,21 +479,27 @@ public:
         if (!s_.o.quiet) {
             std::fprintf(stderr,
                          "lowbit mixed: state %d/%zu: %lld weight bytes (%.3fx INT8), INT4 on "
-                         "%.1f%% of the weights, mAP50-95 %.4f (drop %.4f)\n",
+                         "%.1f%% of the weights, %.3f ms/run, mAP50-95 %.4f (drop %.4f)\n",
                          k, path_.size() - 1, static_cast<long long>(p.bytes),
                          static_cast<double>(p.bytes) / static_cast<double>(int8_bytes),
-                         100 * p.int4_share, p.map, drop(p.map));
+                         100 * p.int4_share, p.latency_ms, p.map, drop(p.map));
         }
         return p.map;
     }
 
     double fp32_map = 0, int8_map = 0;
+    double fp32_ms = 0;  // the FP32 model's measured latency
     int64_t int8_bytes = 0;
     int evals = 0;
     std::vector<Point> points;
 
 private:
-    Result<std::pair<int64_t, double>> measure(const quant::Assignment& a, Model* keep) {
+    struct Measured {
+        int64_t bytes = 0;
+        double map = 0;
+        double ms = 0;  // measured latency
+    };
+    Result<Measured> measure(const quant::Assignment& a, Model* keep) {
         quant::QuantizeOptions q = s_.base;
         q.assignment = a;
         q.assignment_source = "mixed";
@@ -374,11 +512,15 @@ private:
         e.model = path;
         e.quiet = true;
         LOWBIT_ASSIGN(EvalRun run, evaluate_model_file(e));
-        const int64_t bytes = quant::initializer_bytes(r->model);
+        Measured got;
+        got.bytes = quant::initializer_bytes(r->model);
+        got.map = run.result.coco.stats[0];
+        LOWBIT_ASSIGN(NodeLatency lat, measure_node_latency(r->model, {}, latency_options(s_)));
+        got.ms = lat.run_ms;
         if (keep) *keep = std::move(r->model);
         std::error_code ec;
         fs::remove(path, ec);
-        return std::make_pair(bytes, run.result.coco.stats[0]);
+        return got;
     }
 
     const Setup& s_;
@@ -399,18 +541,32 @@ struct Choice {
 };
 
 Result<Choice> choose_in_budget(const Setup& s, const std::vector<quant::MixedState>& path,
-                                int64_t other_bytes, Measurer& m) {
+                                int64_t other_bytes, double other_ms, Measurer& m) {
     const MixedJob& o = s.o;
-    const double total = s.budget.fraction
-                             ? s.budget.value * static_cast<double>(m.int8_bytes)
-                             : s.budget.value;
-    const int k = quant::pick_within(path, static_cast<int64_t>(std::floor(total)) - other_bytes);
-    if (k < 0) {
-        const int64_t least = path.back().bytes + other_bytes;
-        return invalid("--budget-bytes {}: {} weight bytes are below the smallest this model "
-                       "reaches with --formats ({} bytes, {:.3f}x INT8)",
-                       o.budget_bytes, static_cast<int64_t>(total), least,
-                       static_cast<double>(least) / static_cast<double>(m.int8_bytes));
+    int k = -1;
+    if (s.latency.set) {
+        const double total = s.latency.fraction ? s.latency.value * m.fp32_ms : s.latency.value;
+        k = quant::pick_within_ms(path, total - other_ms);
+        if (k < 0) {
+            const double least = path.back().ms + other_ms;
+            return invalid(
+                "{} {}: {:.3f} ms is below the fastest this model reaches with "
+                "--formats (estimated {:.3f} ms; FP32 measured {:.3f} ms)",
+                s.latency.fraction ? "--budget-latency" : "--budget-ms",
+                s.latency.fraction ? o.budget_latency : o.budget_ms, total, least, m.fp32_ms);
+        }
+    } else {
+        const double total =
+            s.budget.fraction ? s.budget.value * static_cast<double>(m.int8_bytes) : s.budget.value;
+        k = quant::pick_within(path, static_cast<int64_t>(std::floor(total)) - other_bytes);
+        if (k < 0) {
+            const int64_t least = path.back().bytes + other_bytes;
+            return invalid(
+                "--budget-bytes {}: {} weight bytes are below the smallest this model "
+                "reaches with --formats ({} bytes, {:.3f}x INT8)",
+                o.budget_bytes, static_cast<int64_t>(total), least,
+                static_cast<double>(least) / static_cast<double>(m.int8_bytes));
+        }
     }
     Choice c;
     c.state = k;
@@ -454,9 +610,10 @@ Result<Choice> choose_by_drop(const Setup& s, const std::vector<quant::MixedStat
     }
     if (c.state < 0 && !m.measured(0)) LOWBIT_TRY(try_state(0).status());
     if (c.state < 0) {
-        return invalid("--max-drop {}: no state of the search keeps the drop within it (the "
-                       "least-cost state drops {:.4f}); allow float (--formats) or a larger drop",
-                       o.max_drop, m.drop(m.point(0).map));
+        return invalid(
+            "--max-drop {}: no state of the search keeps the drop within it (the "
+            "least-cost state drops {:.4f}); allow float (--formats) or a larger drop",
+            o.max_drop, m.drop(m.point(0).map));
     }
     return c;
 }
@@ -465,8 +622,8 @@ Result<Choice> choose_by_drop(const Setup& s, const std::vector<quant::MixedStat
 // estimated path and the candidate nodes.
 nlohmann::ordered_json pareto_json(const Setup& s, const Measurer& m,
                                    const std::vector<quant::MixedNode>& nodes,
-                                   const std::vector<quant::MixedState>& path,
-                                   int64_t other_bytes, int chosen, const std::string& verdict) {
+                                   const std::vector<quant::MixedState>& path, int64_t other_bytes,
+                                   double other_ms, int chosen, const std::string& verdict) {
     const MixedJob& o = s.o;
     const auto ratio = [&](int64_t bytes) {
         return static_cast<double>(bytes) / static_cast<double>(m.int8_bytes);
@@ -477,51 +634,73 @@ nlohmann::ordered_json pareto_json(const Setup& s, const Measurer& m,
                      [](const Point* a, const Point* b) { return a->bytes < b->bytes; });
     nlohmann::ordered_json pts = nlohmann::ordered_json::array();
     for (const Point* p : sorted) {
-        bool dominated = false;
+        bool dominated = false, slower = false;
         for (const Point& q : m.points) {
             dominated = dominated || (&q != p && q.bytes <= p->bytes && q.map >= p->map &&
                                       (q.bytes < p->bytes || q.map > p->map));
+            slower = slower || (&q != p && q.latency_ms <= p->latency_ms && q.map >= p->map &&
+                                (q.latency_ms < p->latency_ms || q.map > p->map));
         }
         pts.push_back({{"source", p->source},
                        {"state", p->state},
                        {"weight_bytes", p->bytes},
                        {"ratio_vs_int8", ratio(p->bytes)},
+                       {"latency_ms", p->latency_ms},
                        {"map50_95", p->map},
                        {"drop", m.drop(p->map)},
                        {"estimated_cost", p->cost},
                        {"int4w_weight_share", p->int4_share},
                        {"formats", p->counts},
                        {"on_front", !dominated},
+                       {"on_front_latency", !slower},
                        {"chosen", p->state == chosen && p->source == "search"}});
     }
     nlohmann::ordered_json est = nlohmann::ordered_json::array();
-    for (const auto& st : path) est.push_back({st.bytes + other_bytes, st.cost});
+    for (const auto& st : path) {
+        if (s.latency.set) {
+            est.push_back({st.bytes + other_bytes, st.cost, st.ms + other_ms});
+        } else {
+            est.push_back({st.bytes + other_bytes, st.cost});
+        }
+    }
+    nlohmann::ordered_json columns = {"weight_bytes", "cost"};
+    if (s.latency.set) columns.push_back("latency_ms");
     nlohmann::ordered_json nj = nlohmann::ordered_json::array();
     for (const auto& n : nodes) {
         nlohmann::ordered_json ch = nlohmann::ordered_json::array();
         for (const auto& c : n.choices) {
-            ch.push_back(
-                {{"format", node_format_name(c.format)}, {"bytes", c.bytes}, {"cost", c.cost}});
+            nlohmann::ordered_json cj = {
+                {"format", node_format_name(c.format)}, {"bytes", c.bytes}, {"cost", c.cost}};
+            if (s.latency.set) cj["ms"] = c.ms;
+            ch.push_back(cj);
         }
         nj.push_back({{"name", n.name}, {"params", n.params}, {"choices", ch}});
     }
-    return {{"tool", "lowbit mixed"},
-            {"model", o.model},
-            {"formats", o.formats},
-            {"weight_method", o.weight_method},
-            {"block_size", o.block_size},
-            {"budget_bytes", o.budget_bytes},
-            {"max_drop",
-             o.max_drop_set ? nlohmann::ordered_json(o.max_drop) : nlohmann::ordered_json()},
-            {"eval_images", s.ev.max_images},
-            {"sensitivity", {{"metric", "output-mse"}, {"images", o.sens_images}}},
-            {"fp32_map50_95", m.fp32_map},
-            {"int8", {{"weight_bytes", m.int8_bytes}, {"map50_95", m.int8_map}}},
-            {"other_weight_bytes", other_bytes},
-            {"verdict", verdict.empty() ? "ok" : verdict},
-            {"points", pts},
-            {"estimated_path", {{"columns", {"weight_bytes", "cost"}}, {"rows", est}}},
-            {"nodes", nj}};
+    return {
+        {"tool", "lowbit mixed"},
+        {"model", o.model},
+        {"formats", o.formats},
+        {"weight_method", o.weight_method},
+        {"block_size", o.block_size},
+        {"budget_bytes", o.budget_bytes},
+        {"budget_ms", o.budget_ms},
+        {"budget_latency", o.budget_latency},
+        {"latency", {{"runs", o.latency_runs}, {"threads", o.threads}, {"statistic", "median"}}},
+        {"max_drop",
+         o.max_drop_set ? nlohmann::ordered_json(o.max_drop) : nlohmann::ordered_json()},
+        {"eval_images", s.ev.max_images},
+        {"sensitivity", {{"metric", "output-mse"}, {"images", o.sens_images}}},
+        {"fp32_map50_95", m.fp32_map},
+        {"fp32_latency_ms", m.fp32_ms},
+        {"int8",
+         {{"weight_bytes", m.int8_bytes},
+          {"map50_95", m.int8_map},
+          {"latency_ms", m.points.front().latency_ms}}},
+        {"other_weight_bytes", other_bytes},
+        {"verdict", verdict.empty() ? "ok" : verdict},
+        {"points", pts},
+        {"estimated_path", {{"columns", columns}, {"rows", est}}},
+        {"nodes", nj}};
 }
 
 }  // namespace
@@ -530,8 +709,14 @@ Status run_job(const MixedJob& job, std::FILE* out) {
     const auto t0 = std::chrono::steady_clock::now();
     LOWBIT_ASSIGN(const Setup s, set_up(job));
     const MixedJob& o = s.o;
-    LOWBIT_ASSIGN(const std::vector<quant::MixedNode> nodes, candidate_nodes(s));
-    LOWBIT_ASSIGN(const std::vector<quant::MixedState> path, quant::greedy_path(nodes));
+    LOWBIT_ASSIGN(std::vector<quant::MixedNode> nodes, candidate_nodes(s));
+    double other_ms = 0;  // latency outside the candidates (all-INT8 model)
+    if (s.latency.set) {
+        LOWBIT_ASSIGN(other_ms, measure_node_costs(s, nodes));
+    }
+    const quant::MixedResource resource =
+        s.latency.set ? quant::MixedResource::Latency : quant::MixedResource::Bytes;
+    LOWBIT_ASSIGN(const std::vector<quant::MixedState> path, quant::greedy_path(nodes, resource));
 
     const fs::path tmp_dir = fs::path(o.out).parent_path() /
                              fmt::format(".lowbit-mixed-{}", static_cast<long long>(::getpid()));
@@ -563,35 +748,50 @@ Status run_job(const MixedJob& job, std::FILE* out) {
                      static_cast<long long>(m.int8_bytes));
     }
 
-    LOWBIT_ASSIGN(Choice choice, s.budget.set ? choose_in_budget(s, path, other_bytes, m)
-                                              : choose_by_drop(s, path, m));
-    // A measured front: more states, spread evenly in bytes over the path.
+    const bool budgeted = s.budget.set || s.latency.set;
+    LOWBIT_ASSIGN(Choice choice, budgeted ? choose_in_budget(s, path, other_bytes, other_ms, m)
+                                          : choose_by_drop(s, path, m));
+    // A measured front: more states, spread evenly in bytes (in estimated latency for a
+    // latency budget) over the path.
     for (int i = 1; i <= o.front_points; ++i) {
         const double frac = static_cast<double>(i) / (o.front_points + 1);
-        const int64_t target =
-            path.back().bytes +
-            static_cast<int64_t>(frac * static_cast<double>(int8_cand - path.back().bytes));
-        const int k = quant::pick_within(path, target);
+        int k = -1;
+        if (s.latency.set) {
+            k = quant::pick_within_ms(path,
+                                      path.back().ms + frac * (path.front().ms - path.back().ms));
+        } else {
+            const int64_t target =
+                path.back().bytes +
+                static_cast<int64_t>(frac * static_cast<double>(int8_cand - path.back().bytes));
+            k = quant::pick_within(path, target);
+        }
         if (k >= 0 && !m.measured(k)) LOWBIT_TRY(m.state(k, nullptr).status());
     }
 
     const nlohmann::ordered_json pj =
-        pareto_json(s, m, nodes, path, other_bytes, choice.state, choice.verdict);
+        pareto_json(s, m, nodes, path, other_bytes, other_ms, choice.state, choice.verdict);
     if (!choice.verdict.empty()) {
         LOWBIT_TRY(write_file_atomic(s.pareto_out, pj.dump(1) + "\n"));
-        return invalid("{} (nothing but the Pareto front {} written: raise --budget-bytes or "
-                       "--max-drop)",
-                       choice.verdict, s.pareto_out);
+        return invalid(
+            "{} (nothing but the Pareto front {} written: raise the budget or "
+            "--max-drop)",
+            choice.verdict, s.pareto_out);
     }
     nlohmann::ordered_json aj = quant::assignment_to_json(
         quant::assignment_of(nodes, path[static_cast<size_t>(choice.state)]));
     const Point& cp = m.point(choice.state);
-    aj["summary"] = {{"weight_bytes", cp.bytes},
-                     {"ratio_vs_int8",
-                      static_cast<double>(cp.bytes) / static_cast<double>(m.int8_bytes)},
-                     {"map50_95", cp.map},
-                     {"drop", m.drop(cp.map)},
-                     {"int4w_weight_share", cp.int4_share}};
+    aj["summary"] = {
+        {"weight_bytes", cp.bytes},
+        {"ratio_vs_int8", static_cast<double>(cp.bytes) / static_cast<double>(m.int8_bytes)},
+        {"map50_95", cp.map},
+        {"drop", m.drop(cp.map)},
+        {"int4w_weight_share", cp.int4_share},
+        {"latency_ms", cp.latency_ms},
+        {"latency_vs_fp32", cp.latency_ms / m.fp32_ms}};
+    if (s.latency.set) {
+        aj["summary"]["estimated_latency_ms"] =
+            path[static_cast<size_t>(choice.state)].ms + other_ms;
+    }
     LOWBIT_TRY(save_model(choice.model, o.out));
     LOWBIT_TRY(write_file_atomic(s.asg_out, aj.dump(1) + "\n"));
     LOWBIT_TRY(write_file_atomic(s.pareto_out, pj.dump(1) + "\n"));
@@ -602,6 +802,7 @@ Status run_job(const MixedJob& job, std::FILE* out) {
                                       {"pareto", s.pareto_out},
                                       {"fp32_map50_95", m.fp32_map},
                                       {"int8_weight_bytes", m.int8_bytes},
+                                      {"fp32_latency_ms", m.fp32_ms},
                                       {"chosen", aj["summary"]},
                                       {"formats", cp.counts},
                                       {"evaluations", m.evals},

@@ -21,6 +21,9 @@ struct MixedJob {
     PlacementRequest placement;
     std::vector<std::string> formats = {"int4w", "int8", "fp8", "float"};
     std::string budget_bytes;  // N, or F x the INT8 model's ("0.6x"); empty: none
+    std::string budget_ms;       // latency budget in ms (measured, pipeline/node_latency.h)
+    std::string budget_latency;  // latency budget as F x the FP32 model's ("0.5x")
+    int latency_runs = 5;        // timed runs per latency measurement (median)
     double max_drop = -1;
     bool max_drop_set = false;
     int64_t sens_images = 16;

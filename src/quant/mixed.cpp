@@ -5,7 +5,16 @@
 
 namespace lowbit::quant {
 
-Result<std::vector<MixedState>> greedy_path(const std::vector<MixedNode>& nodes) {
+namespace {
+
+double amount(const MixedChoice& c, MixedResource r) {
+    return r == MixedResource::Bytes ? static_cast<double>(c.bytes) : c.ms;
+}
+
+}  // namespace
+
+Result<std::vector<MixedState>> greedy_path(const std::vector<MixedNode>& nodes,
+                                            MixedResource resource) {
     MixedState s;
     for (const MixedNode& n : nodes) {
         if (n.choices.empty()) return invalid("mixed: node '{}' has no format to choose", n.name);
@@ -13,17 +22,24 @@ Result<std::vector<MixedState>> greedy_path(const std::vector<MixedNode>& nodes)
         for (size_t c = 0; c < n.choices.size(); ++c) {
             const MixedChoice& ch = n.choices[c];
             if (!std::isfinite(ch.cost) || ch.cost < 0) {
-                return invalid("mixed: node '{}': the {} sensitivity {} is not a finite number >= 0",
-                               n.name, node_format_name(ch.format), ch.cost);
+                return invalid(
+                    "mixed: node '{}': the {} sensitivity {} is not a finite number >= 0", n.name,
+                    node_format_name(ch.format), ch.cost);
+            }
+            if (!std::isfinite(ch.ms) || ch.ms < 0) {
+                return invalid("mixed: node '{}': the {} latency {} ms is not a finite number >= 0",
+                               n.name, node_format_name(ch.format), ch.ms);
             }
             const MixedChoice& b = n.choices[static_cast<size_t>(best)];
-            if (ch.cost < b.cost || (ch.cost == b.cost && ch.bytes < b.bytes)) {
+            if (ch.cost < b.cost ||
+                (ch.cost == b.cost && amount(ch, resource) < amount(b, resource))) {
                 best = static_cast<int>(c);
             }
         }
         s.choice.push_back(best);
         s.bytes += n.choices[static_cast<size_t>(best)].bytes;
         s.cost += n.choices[static_cast<size_t>(best)].cost;
+        s.ms += n.choices[static_cast<size_t>(best)].ms;
     }
     std::vector<MixedState> path{s};
     for (;;) {
@@ -34,9 +50,9 @@ Result<std::vector<MixedState>> greedy_path(const std::vector<MixedNode>& nodes)
             const MixedChoice& cur = nodes[i].choices[static_cast<size_t>(s.choice[i])];
             for (size_t c = 0; c < nodes[i].choices.size(); ++c) {
                 const MixedChoice& ch = nodes[i].choices[c];
-                if (ch.bytes >= cur.bytes) continue;
-                const double ratio =
-                    (ch.cost - cur.cost) / static_cast<double>(cur.bytes - ch.bytes);
+                const double saved = amount(cur, resource) - amount(ch, resource);
+                if (!(saved > 0)) continue;
+                const double ratio = (ch.cost - cur.cost) / saved;
                 if (ratio < best_ratio) {  // ties: the first node in order (deterministic)
                     best_ratio = ratio;
                     bn = i;
@@ -49,6 +65,7 @@ Result<std::vector<MixedState>> greedy_path(const std::vector<MixedNode>& nodes)
         const MixedChoice& nx = nodes[bn].choices[static_cast<size_t>(bc)];
         s.bytes += nx.bytes - cur.bytes;
         s.cost += nx.cost - cur.cost;
+        s.ms += nx.ms - cur.ms;
         s.choice[bn] = bc;
         path.push_back(s);
     }
@@ -58,6 +75,13 @@ Result<std::vector<MixedState>> greedy_path(const std::vector<MixedNode>& nodes)
 int pick_within(const std::vector<MixedState>& path, int64_t budget) {
     for (size_t i = 0; i < path.size(); ++i) {
         if (path[i].bytes <= budget) return static_cast<int>(i);
+    }
+    return -1;
+}
+
+int pick_within_ms(const std::vector<MixedState>& path, double budget_ms) {
+    for (size_t i = 0; i < path.size(); ++i) {
+        if (path[i].ms <= budget_ms) return static_cast<int>(i);
     }
     return -1;
 }

@@ -8,6 +8,11 @@
 // on the path is (close to) the least total cost for its bytes -- the greedy solution of the
 // multiple-choice knapsack along the lower convex hulls -- so the path is the estimated Pareto
 // front, and a weight-byte budget picks the first state within it.
+//
+// The same search runs against latency (MixedResource::Latency): each choice's `ms` is the node's
+// measured latency in that format (pipeline/node_latency.h), moves go to a faster format with the
+// least cost added per millisecond saved, and a latency budget picks the first state whose summed
+// node latencies are within it (the caller adds the time no candidate owns).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +28,10 @@ struct MixedChoice {
     NodeFormat format = NodeFormat::Int8;
     int64_t bytes = 0;  // the node's weight bytes in this format (values, scales, zero points)
     double cost = 0;    // sensitivity (>= 0)
+    double ms = 0;      // the node's latency in this format (MixedResource::Latency)
 };
+
+enum class MixedResource { Bytes, Latency };
 
 struct MixedNode {
     std::string name;
@@ -32,17 +40,22 @@ struct MixedNode {
 };
 
 struct MixedState {
-    int64_t bytes = 0;  // candidate nodes' weight bytes
-    double cost = 0;    // estimated (summed) cost
+    int64_t bytes = 0;        // candidate nodes' weight bytes
+    double cost = 0;          // estimated (summed) cost
+    double ms = 0;            // estimated (summed) candidates' latency
     std::vector<int> choice;  // per node: index into its choices
 };
 
-// The path's states, from the least-cost state to the fewest-bytes one (bytes strictly
-// decreasing). Errors on a node without choices or a negative or non-finite cost (naming it).
-Result<std::vector<MixedState>> greedy_path(const std::vector<MixedNode>& nodes);
+// The path's states, from the least-cost state to the fewest-bytes (or fastest) one (the
+// resource strictly decreasing). Errors on a node without choices or a negative or non-finite
+// cost or latency (naming it).
+Result<std::vector<MixedState>> greedy_path(const std::vector<MixedNode>& nodes,
+                                            MixedResource resource = MixedResource::Bytes);
 
 // The first state of `path` whose bytes are <= budget; -1 when none is.
 int pick_within(const std::vector<MixedState>& path, int64_t budget);
+// The first state of `path` whose estimated latency is <= budget_ms; -1 when none is.
+int pick_within_ms(const std::vector<MixedState>& path, double budget_ms);
 
 // The assignment of a state (nodes not in `nodes` take `fallback`).
 Assignment assignment_of(const std::vector<MixedNode>& nodes, const MixedState& s,

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "core/json_at.h"
@@ -35,45 +36,92 @@ std::string label(const nlohmann::json& p) {
     return fmt::format("{:.0f}% INT4", 100 * p.value("int4w_weight_share", 0.0));
 }
 
+// Files written before latencies were measured have no latency_ms.
+bool has_latency(const nlohmann::json& j) {
+    if (!j.contains("fp32_latency_ms") || !j["fp32_latency_ms"].is_number() ||
+        j["fp32_latency_ms"].get<double>() <= 0) {
+        return false;
+    }
+    for (const auto& q : j["points"]) {
+        if (!q.contains("latency_ms") || !q["latency_ms"].is_number()) return false;
+    }
+    return true;
+}
+
+// mAP50-95 against x(point), the points with `front_key` joined.
+std::string scatter(const nlohmann::json& j, const std::string& front_key,
+                    const std::function<double(const nlohmann::json&)>& x,
+                    const std::string& x_label) {
+    std::vector<ScatterPoint> pts;
+    std::vector<std::pair<double, size_t>> front;
+    for (const auto& q : j["points"]) {
+        ScatterPoint sp;
+        sp.x = x(q);
+        sp.y = q["map50_95"].get<double>();
+        sp.label = label(q);
+        sp.highlight = q.value("chosen", false);
+        if (q.value(front_key, false)) front.push_back({sp.x, pts.size()});
+        pts.push_back(sp);
+    }
+    std::sort(front.begin(), front.end());
+    std::vector<size_t> fi;
+    for (const auto& f : front) fi.push_back(f.second);
+    return svg_scatter(pts, fi, x_label, "mAP50-95");
+}
+
 }  // namespace
 
 std::string mixed_pareto_markdown(const MixedPareto& p) {
     const auto& j = p.j;
     std::string s = fmt::format(
         "\n## Mixed precision ({})\n\nFP32 mAP50-95 {:.4f}; weight bytes against the all-INT8 "
-        "model ({} bytes); measured by quantize + eval.\n\n| weight bytes | x INT8 | INT4 share "
-        "| mAP50-95 | drop | Pareto | chosen |\n|---|---|---|---|---|---|---|\n",
-        p.path, j["fp32_map50_95"].get<double>(), j["int8"]["weight_bytes"].get<int64_t>());
+        "model ({} bytes); measured by quantize + eval.{}\n\n| weight bytes | x INT8 | INT4 share "
+        "| mAP50-95 | drop | Pareto | chosen |{}\n|---|---|---|---|---|---|---|{}\n",
+        p.path, j["fp32_map50_95"].get<double>(), j["int8"]["weight_bytes"].get<int64_t>(),
+        has_latency(j) ? fmt::format(" Latency: median ms per image on the machine that ran "
+                                     "the search (FP32 {:.3f} ms).",
+                                     j["fp32_latency_ms"].get<double>())
+                       : "",
+        has_latency(j) ? " ms | Pareto (latency) |" : "", has_latency(j) ? "---|---|" : "");
     for (const auto& q : j["points"]) {
-        s += fmt::format("| {} | {:.3f} | {} | {:.4f} | {:.4f} | {} | {} |\n",
-                         q["weight_bytes"].get<int64_t>(), q.value("ratio_vs_int8", 0.0),
-                         label(q), q["map50_95"].get<double>(), q.value("drop", 0.0),
-                         q.value("on_front", false) ? "yes" : "", q.value("chosen", false) ? "yes" : "");
+        s += fmt::format("| {} | {:.3f} | {} | {:.4f} | {:.4f} | {} | {} |",
+                         q["weight_bytes"].get<int64_t>(), q.value("ratio_vs_int8", 0.0), label(q),
+                         q["map50_95"].get<double>(), q.value("drop", 0.0),
+                         q.value("on_front", false) ? "yes" : "",
+                         q.value("chosen", false) ? "yes" : "");
+        if (has_latency(j)) {
+            s += fmt::format(" {:.3f} | {} |", q["latency_ms"].get<double>(),
+                             q.value("on_front_latency", false) ? "yes" : "");
+        }
+        s += "\n";
     }
     return s;
 }
 
 std::string mixed_pareto_html(const MixedPareto& p) {
     const auto& j = p.j;
-    std::vector<ScatterPoint> pts;
-    std::vector<std::pair<double, size_t>> front;
-    for (const auto& q : j["points"]) {
-        ScatterPoint sp;
-        sp.x = q.value("ratio_vs_int8", 0.0);
-        sp.y = q["map50_95"].get<double>();
-        sp.label = label(q);
-        sp.highlight = q.value("chosen", false);
-        if (q.value("on_front", false)) front.push_back({sp.x, pts.size()});
-        pts.push_back(sp);
-    }
-    std::sort(front.begin(), front.end());
-    std::vector<size_t> fi;
-    for (const auto& f : front) fi.push_back(f.second);
-    return fmt::format(
+    std::string out = fmt::format(
         "<h2>Mixed precision</h2>\n<p>{}: FP32 mAP50-95 {:.4f}; measured points of the search "
         "(the chosen one larger), the Pareto front joined.</p>\n{}\n",
         html_escape(p.path), j["fp32_map50_95"].get<double>(),
-        svg_scatter(pts, fi, "weight bytes / all-INT8 model", "mAP50-95"));
+        scatter(
+            j, "on_front", [](const nlohmann::json& q) { return q.value("ratio_vs_int8", 0.0); },
+            "weight bytes / all-INT8 model"));
+    if (has_latency(j)) {
+        const double fp32_ms = j["fp32_latency_ms"].get<double>();
+        out += fmt::format(
+            "<h3>Accuracy against latency</h3>\n<p>Median latency per image on the machine that "
+            "ran the search, against the FP32 model's {:.3f} ms; the front against latency "
+            "joined.</p>\n{}\n",
+            fp32_ms,
+            scatter(
+                j, "on_front_latency",
+                [fp32_ms](const nlohmann::json& q) {
+                    return q["latency_ms"].get<double>() / fp32_ms;
+                },
+                "latency / FP32 model"));
+    }
+    return out;
 }
 
 }  // namespace lowbit::report

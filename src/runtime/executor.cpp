@@ -64,7 +64,7 @@ Status Executor::Impl::init(const Model& model, const ExecutorOptions& opts, boo
     ProgramKind kind{!reference_only, !reference_only && !keep_tensors, !keep_tensors,
                      opts.lowp_kernels};
     LOWBIT_ASSIGN(main, build_program(m, backend.get(), pool, kind));
-    profile.start(std::clamp(opts.profile, 0, 2), main->steps.size());
+    profile.start(std::clamp(opts.profile, 0, 2), main->steps.size(), opts.step_times);
     return Status::ok();
 }
 
@@ -157,7 +157,7 @@ Status Executor::Impl::exec_step(Program& p, size_t si, std::vector<Tensor>& ins
     if (node && node_override && (override_all || override_only[step.node])) {
         LOWBIT_TRY(apply_override(step, ins));
     }
-    const bool timed = profile.level() > 0 && &p == main.get();
+    const bool timed = profile.timing() && &p == main.get();
     const auto t0 = timed ? Clock::now() : Clock::time_point();
     const double cpu0 = timed ? process_cpu_ms() : 0.0;
     if (variant && step.variant_fast) {
@@ -206,7 +206,7 @@ Result<std::vector<Tensor>> Executor::Impl::run(const std::vector<Tensor>& in) {
         outs = p.steps[si].out_views;
         LOWBIT_TRY(exec_step(p, si, ins, outs));
     }
-    if (profile.level() > 0 && &p == main.get()) profile.end_run();
+    if (profile.timing() && &p == main.get()) profile.end_run();
     has_run = keep_tensors;
     std::vector<Tensor> result;
     for (const auto& d : m.outputs) {
@@ -267,6 +267,23 @@ void Executor::set_node_override(NodeOverride ov, const std::vector<size_t>& onl
         if (n < impl_->override_only.size()) impl_->override_only[n] = 1;
     }
 }
+std::vector<StepTime> Executor::step_times() const {
+    std::vector<StepTime> out;
+    const std::vector<double>& ms = impl_->profile.last_run_ms();
+    if (ms.empty()) return out;
+    const Graph& g = impl_->m.graph;
+    for (size_t i = 0; i < impl_->main->steps.size() && i < ms.size(); ++i) {
+        const Step& s = impl_->main->steps[i];
+        StepTime t;
+        if (s.node != kNoNode) t.node = g.nodes[s.node].name;
+        for (size_t f : s.fused) t.fused.push_back(g.nodes[f].name);
+        t.label = s.label;
+        t.ms = ms[i];
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
 const KernelReport& Executor::kernel_report() const {
     return impl_->main->report;
 }

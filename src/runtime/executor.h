@@ -42,6 +42,9 @@ struct ExecutorOptions {
     // stderr when the executor is destroyed; 2 adds every step, slowest first. (The CLI sets
     // it from LOWBIT_PROFILE, cli/common.h.)
     int profile = 0;
+    // Keep every main-program step's wall time of the latest run for step_times() (no printing;
+    // per-node latency, pipeline/node_latency.h).
+    bool step_times = false;
     // Winograd for the 3x3 stride-1 float32 convs of the fast path that allow it (kernels/cpu/
     // conv.cpp). (The CLI turns it off for LOWBIT_CONV_WINOGRAD=0.)
     bool conv_winograd = true;
@@ -61,6 +64,14 @@ using NodeOverride =
 // copy), which is right only for layout-independent uses (a per-tensor elementwise change, a sum
 // over all elements). Constants are always plain.
 enum class TensorView { Plain, Stored };
+
+// One step of the main program with its wall time in the latest run (Executor::step_times()).
+struct StepTime {
+    std::string node;                // the graph node it runs; "" for an inserted layout reorder
+    std::vector<std::string> fused;  // further nodes it computes (a fused SiLU, DequantizeLinear)
+    std::string label;               // the profile label (kernel and variant)
+    double ms = 0;
+};
 
 struct TensorDesc {
     std::string name;
@@ -97,6 +108,10 @@ public:
     // Which kernel runs each step of the main program, and the Q/DQ convs that fell back to
     // the float simulation with the reason (runtime/kernel_report.h).
     const KernelReport& kernel_report() const;
+
+    // The latest run's steps with their wall times (ExecutorOptions::step_times; empty when off
+    // or before the first run). Runs through hooks (observer, override) are not timed.
+    std::vector<StepTime> step_times() const;
 
     // Peak bytes of the intermediate-tensor arena (what `lowbit info` reports).
     size_t peak_activation_bytes() const;

@@ -14,8 +14,10 @@ double process_cpu_ms() {
     return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) * 1e-6;
 }
 
-void StepProfile::start(int level, size_t n_steps) {
+void StepProfile::start(int level, size_t n_steps, bool last_run) {
     level_ = level;
+    last_run_ = last_run;
+    if (last_run_) last_ms_.assign(n_steps, 0.0);
     if (level_ > 1) {
         step_ms_.assign(n_steps, 0.0);
         step_cpu_ms_.assign(n_steps, 0.0);
@@ -23,6 +25,8 @@ void StepProfile::start(int level, size_t n_steps) {
 }
 
 void StepProfile::add(size_t step, const std::string& label, double ms, double cpu_ms) {
+    if (last_run_) last_ms_[step] = ms;
+    if (level_ == 0) return;
     Entry& e = totals_[label];
     e.cpu_ms += cpu_ms;
     e.ms += ms;
@@ -35,7 +39,7 @@ void StepProfile::add(size_t step, const std::string& label, double ms, double c
 
 void StepProfile::print(int n_threads, const std::vector<std::string>& labels,
                         const std::vector<std::string>& who) const {
-    if (runs_ == 0) return;
+    if (runs_ == 0 || level_ == 0) return;
     std::vector<std::pair<std::string, Entry>> rows(totals_.begin(), totals_.end());
     std::sort(rows.begin(), rows.end(),
               [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });

@@ -253,3 +253,57 @@ def test_mixed_max_drop_alone(tmp_path, calib_npy):
     assert summ["chosen"]["drop"] <= 0.9
     assert summ["evaluations"] >= 2  # the INT8 reference, then the path
     assert out.exists() and (tmp_path / "md.assign.json").exists()
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--budget-ms", "0"], "--budget-ms '0': expected a positive number of milliseconds"),
+    (["--budget-ms", "fast"], "--budget-ms 'fast': expected a positive number"),
+    (["--budget-latency", "-0.5x"], "--budget-latency '-0.5x': expected a positive fraction"),
+    (["--budget-latency", "9x"], "constrains nothing"),
+    (["--budget-ms", "5", "--budget-latency", "0.5x"], "give one latency budget"),
+    (["--budget-bytes", "0.6x", "--budget-ms", "5"], "give one of them"),
+    (["--budget-ms", "5", "--latency-runs", "0"], "--latency-runs 0"),
+    (["--budget-ms", "0.001"], "below the fastest this model reaches"),
+])
+def test_mixed_refuses_bad_latency_budgets(tmp_path, calib_npy, extra, needle):
+    out = tmp_path / "mx.onnx"
+    runs = [] if "--latency-runs" in extra else ["--latency-runs", 1]
+    r = lowbit(*mixed_args(tmp_path, calib_npy, *extra, *runs, "--out", out), check=False)
+    assert r.returncode != 0 and needle in r.stderr, r.stderr
+    assert not out.exists() and not (tmp_path / "mx.assign.json").exists()
+    assert not list(tmp_path.glob(".lowbit-mixed-*"))
+
+
+def test_mixed_latency_budget(tmp_path, calib_npy):
+    # A loose budget (the machine may be loaded: the state picked is the least-cost one, whose
+    # estimate is far below 4x FP32); what is checked is the plumbing: per-node latencies in the
+    # path, the chosen model's measured latency beside its estimate, latency on every point.
+    out = tmp_path / "lat.onnx"
+    summ = json.loads(lowbit(*mixed_args(tmp_path, calib_npy, "--budget-latency", "4x",
+                                         "--latency-runs", 2, "--out", out)).stdout)
+    ch = summ["chosen"]
+    assert summ["fp32_latency_ms"] > 0
+    assert ch["latency_ms"] > 0 and ch["estimated_latency_ms"] > 0
+    assert ch["estimated_latency_ms"] <= 4 * summ["fp32_latency_ms"]
+    assert ch["latency_vs_fp32"] == pytest.approx(ch["latency_ms"] / summ["fp32_latency_ms"])
+    pareto = json.loads((tmp_path / "lat.pareto.json").read_text())
+    assert pareto["budget_latency"] == "4x" and pareto["latency"]["runs"] == 2
+    pts = pareto["points"]
+    assert all(p["latency_ms"] > 0 for p in pts)
+    assert any(p["on_front_latency"] for p in pts)
+    # The fastest measured point is always on the latency front.
+    assert min(pts, key=lambda p: (p["latency_ms"], -p["map50_95"]))["on_front_latency"]
+    est = pareto["estimated_path"]
+    assert est["columns"] == ["weight_bytes", "cost", "latency_ms"]
+    rows = est["rows"]
+    assert all(a[2] > b[2] and a[1] <= b[1] + 1e-12 for a, b in zip(rows, rows[1:]))
+    node_ms = [c["ms"] for n in pareto["nodes"] for c in n["choices"]]
+    assert node_ms and all(v >= 0 for v in node_ms) and any(v > 0 for v in node_ms)
+    assert out.exists() and (tmp_path / "lat.assign.json").exists()
+    # compare shows the front against latency beside the one against size.
+    base = tmp_path / "base.json"
+    lowbit("eval", MODEL, "--max-images", 2, "--out", base)
+    lowbit("compare", base, "--mixed", tmp_path / "lat.pareto.json", "--out", tmp_path / "s.md",
+           "--html", tmp_path / "r.html")
+    assert "Pareto (latency)" in (tmp_path / "s.md").read_text()
+    assert "<h3>Accuracy against latency</h3>" in (tmp_path / "r.html").read_text()

@@ -1,0 +1,142 @@
+#include "pipeline/node_latency.h"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_map>
+
+namespace lowbit::pipeline {
+
+namespace {
+
+bool is_qdq(const Node& n) {
+    return n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear";
+}
+
+// The nodes a Q/DQ node feeds, through further Q/DQ nodes (each node once).
+void fed_nodes(const Graph& g, const std::unordered_map<std::string, std::vector<size_t>>& users,
+               size_t qdq, std::set<size_t>& seen, std::vector<size_t>& out) {
+    for (const std::string& t : g.nodes[qdq].outputs) {
+        auto it = users.find(t);
+        if (t.empty() || it == users.end()) continue;
+        for (size_t u : it->second) {
+            if (!seen.insert(u).second) continue;
+            if (is_qdq(g.nodes[u])) {
+                fed_nodes(g, users, u, seen, out);
+            } else {
+                out.push_back(u);
+            }
+        }
+    }
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+NodeLatency attribute_steps(const Graph& g, const std::vector<StepTime>& steps,
+                            const std::set<std::string>& candidates) {
+    NodeLatency r;
+    for (const std::string& c : candidates) r.node_ms[c] = 0;
+    std::unordered_map<std::string, size_t> by_name;
+    std::unordered_map<std::string, std::vector<size_t>> users;
+    for (size_t i = 0; i < g.nodes.size(); ++i) {
+        if (!g.nodes[i].name.empty()) by_name.emplace(g.nodes[i].name, i);
+        for (const std::string& t : g.nodes[i].inputs) {
+            if (!t.empty()) users[t].push_back(i);
+        }
+    }
+    for (const StepTime& s : steps) {
+        const std::string* owner = nullptr;
+        if (candidates.count(s.node)) owner = &s.node;
+        for (size_t f = 0; !owner && f < s.fused.size(); ++f) {
+            if (candidates.count(s.fused[f])) owner = &s.fused[f];
+        }
+        if (owner) {
+            r.node_ms[*owner] += s.ms;
+            continue;
+        }
+        auto it = s.node.empty() ? by_name.end() : by_name.find(s.node);
+        if (it == by_name.end() || !is_qdq(g.nodes[it->second])) {
+            r.other_ms += s.ms;
+            continue;
+        }
+        std::set<size_t> seen{it->second};
+        std::vector<size_t> fed;
+        fed_nodes(g, users, it->second, seen, fed);
+        if (fed.empty()) {
+            r.other_ms += s.ms;
+            continue;
+        }
+        const double share = s.ms / static_cast<double>(fed.size());
+        for (size_t u : fed) {
+            auto c = r.node_ms.find(g.nodes[u].name);
+            if (c != r.node_ms.end() && candidates.count(g.nodes[u].name)) {
+                c->second += share;
+            } else {
+                r.other_ms += share;
+            }
+        }
+    }
+    return r;
+}
+
+NodeLatency median_latency(const std::vector<NodeLatency>& runs) {
+    NodeLatency r;
+    if (runs.empty()) return r;
+    std::vector<double> v;
+    for (const auto& [name, ms] : runs.front().node_ms) {
+        v.clear();
+        for (const NodeLatency& x : runs) {
+            auto it = x.node_ms.find(name);
+            v.push_back(it == x.node_ms.end() ? 0.0 : it->second);
+        }
+        r.node_ms[name] = median(v);
+    }
+    v.clear();
+    for (const NodeLatency& x : runs) v.push_back(x.other_ms);
+    r.other_ms = median(v);
+    v.clear();
+    for (const NodeLatency& x : runs) v.push_back(x.run_ms);
+    r.run_ms = median(v);
+    return r;
+}
+
+Result<NodeLatency> measure_node_latency(const Model& model,
+                                         const std::set<std::string>& candidates,
+                                         const LatencyOptions& o) {
+    if (o.runs < 1) return invalid("latency: {} runs: at least 1", o.runs);
+    ExecutorOptions eo = o.exec;
+    eo.step_times = true;
+    LOWBIT_ASSIGN(std::unique_ptr<Executor> ex, Executor::create(model, eo));
+    std::vector<Tensor> in;
+    for (const TensorDesc& d : ex->inputs()) {
+        Tensor t(d.dtype, d.shape);
+        // The values do not change which kernels run; a mid-grey image is a valid input.
+        if (d.dtype == DType::Float32) {
+            float* p = t.data<float>();
+            std::fill(p, p + t.numel(), 0.5f);
+        } else if (t.nbytes()) {
+            std::fill(static_cast<char*>(t.raw()), static_cast<char*>(t.raw()) + t.nbytes(), 0);
+        }
+        in.push_back(std::move(t));
+    }
+    for (int i = 0; i < o.warmup; ++i) LOWBIT_TRY(ex->run(in).status());
+    std::vector<NodeLatency> runs;
+    for (int i = 0; i < o.runs; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        LOWBIT_TRY(ex->run(in).status());
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        runs.push_back(attribute_steps(ex->graph(), ex->step_times(), candidates));
+        runs.back().run_ms = ms;
+    }
+    return median_latency(runs);
+}
+
+}  // namespace lowbit::pipeline
