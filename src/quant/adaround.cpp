@@ -1,5 +1,8 @@
 #include "quant/adaround.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "core/int4.h"
 #include "core/thread_pool.h"
 
@@ -18,6 +21,157 @@ double row_reconstruction_loss(const double* w, const double* w_hat, const std::
         loss += d[i] * t;
     }
     return loss;
+}
+
+namespace {
+
+constexpr double kZeta = 1.1, kGamma = -0.1;  // the rectified sigmoid's stretch (AdaRound eq. 23)
+
+double sigmoid(double v) {
+    return 1.0 / (1.0 + std::exp(-v));
+}
+
+// G = D H for D [rows4, K] (rows4 a multiple of kRows, padding rows zero) and H [K, Kp] (Kp a
+// multiple of kCols, padding columns zero), float, row-major; G [rows4, Kp]. Column panels of H
+// stay in cache across the row blocks; each block's kRows x kCols sums stay in registers.
+constexpr int64_t kRows = 4, kCols = 64;
+void gemm_dh(const float* D, const float* H, float* G, int64_t rows4, int64_t K, int64_t Kp) {
+    for (int64_t c0 = 0; c0 < Kp; c0 += kCols) {
+        for (int64_t r0 = 0; r0 < rows4; r0 += kRows) {
+            float acc[kRows][kCols] = {};
+            const float* d = D + r0 * K;
+            for (int64_t i = 0; i < K; ++i) {
+                const float* h = H + i * Kp + c0;
+                for (int64_t r = 0; r < kRows; ++r) {
+                    const float dr = d[r * K + i];
+#pragma omp simd
+                    for (int64_t c = 0; c < kCols; ++c) acc[r][c] += dr * h[c];
+                }
+            }
+            for (int64_t r = 0; r < kRows; ++r) {
+                std::copy(acc[r], acc[r] + kCols, G + (r0 + r) * Kp + c0);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+Status adaround_solve_scaled(const std::vector<double>& W, int64_t rows, int64_t K,
+                             const std::vector<double>& H, const std::vector<double>& scales,
+                             const AdaroundOptions& o, std::vector<int8_t>& codes,
+                             AdaroundStats* stats) {
+    if (o.iters < 0 || !(o.lambda >= 0) || !(o.lr > 0)) {
+        return invalid("AdaRound: iterations {} and lambda {} must be >= 0, lr {} > 0", o.iters,
+                       o.lambda, o.lr);
+    }
+    const auto n = static_cast<size_t>(rows * K);
+    codes.assign(n, 0);
+    if (rows == 0 || K == 0) return Status::ok();
+    double mean_diag = 0;
+    for (int64_t i = 0; i < K; ++i) mean_diag += H[static_cast<size_t>(i * K + i)];
+    mean_diag /= static_cast<double>(K);
+    if (!(mean_diag > 0)) mean_diag = 1;  // a layer never excited: no loss but the regularizer
+    // The loss in squared grid steps: row r's term divided by mean(s_r²) * mean(diag H).
+    std::vector<double> norm(static_cast<size_t>(rows));
+    std::vector<int8_t> rtn(n), lo(n);
+    std::vector<char> frozen(n);
+    std::vector<double> v(n), m(n, 0.0), u2(n, 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+        double s2 = 0;
+        for (int64_t k = 0; k < K; ++k) {
+            const size_t e = static_cast<size_t>(r * K + k);
+            const double s = scales[e];
+            if (!(s > 0)) return invalid("AdaRound: scale {} at ({}, {}) is not positive", s, r, k);
+            s2 += s * s;
+            const double x = W[e] / s;
+            rtn[e] = static_cast<int8_t>(std::clamp(std::nearbyint(x), -8.0, 7.0));
+            const double fl = std::floor(x);
+            // Rounding up must stay on the grid [-8, 7]; otherwise the element keeps RTN's code.
+            frozen[e] = !(fl >= -8 && fl + 1 <= 7);
+            lo[e] = frozen[e] ? rtn[e] : static_cast<int8_t>(fl);
+            // V with h(V) = the fraction: rounding starts where the weight is.
+            const double rest = std::clamp(x - fl, 1e-3, 1 - 1e-3);
+            v[e] = frozen[e] ? 0.0 : -std::log((kZeta - kGamma) / (rest - kGamma) - 1.0);
+        }
+        norm[static_cast<size_t>(r)] = 1.0 / (s2 / static_cast<double>(K) * mean_diag);
+    }
+    const int64_t rows4 = (rows + kRows - 1) / kRows * kRows;
+    const int64_t Kp = (K + kCols - 1) / kCols * kCols;
+    std::vector<float> Hf(static_cast<size_t>(K * Kp), 0.0f);
+    for (int64_t i = 0; i < K; ++i) {
+        for (int64_t k = 0; k < K; ++k) {
+            Hf[static_cast<size_t>(i * Kp + k)] =
+                static_cast<float>(H[static_cast<size_t>(i * K + k)]);
+        }
+    }
+    std::vector<float> D(static_cast<size_t>(rows4 * K), 0.0f), G(static_cast<size_t>(rows4 * Kp));
+    const int64_t warm = static_cast<int64_t>(o.warmup * static_cast<double>(o.iters));
+    constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    double b1t = 1, b2t = 1;
+    for (int64_t it = 0; it < o.iters; ++it) {
+        const bool reg = it >= warm && o.lambda > 0;
+        const double t = static_cast<double>(it - warm) /
+                         static_cast<double>(std::max<int64_t>(o.iters - warm, 1));
+        const double beta = o.beta_end + (o.beta_start - o.beta_end) * (1 - t);
+        // D = Ŵ - W with the soft rounding.
+        for (size_t e = 0; e < n; ++e) {
+            const double h =
+                frozen[e] ? 0.0 : std::clamp(sigmoid(v[e]) * (kZeta - kGamma) + kGamma, 0.0, 1.0);
+            D[e] = static_cast<float>(scales[e] * (lo[e] + h) - W[e]);
+        }
+        gemm_dh(D.data(), Hf.data(), G.data(), rows4, K, Kp);
+        b1t *= b1;
+        b2t *= b2;
+        for (int64_t r = 0; r < rows; ++r) {
+            const double nr = norm[static_cast<size_t>(r)];
+            for (int64_t k = 0; k < K; ++k) {
+                const size_t e = static_cast<size_t>(r * K + k);
+                if (frozen[e]) continue;
+                const double sg = sigmoid(v[e]);
+                const double raw = sg * (kZeta - kGamma) + kGamma;
+                if (raw <= 0 || raw >= 1) continue;  // clipped: no gradient (h is 0 or 1)
+                // d/dh of the loss: 2 (H d)_k s_k / norm, plus the regularizer's
+                // -2 β |2h - 1|^(β-1) sign(2h - 1).
+                double dh =
+                    2 * nr * scales[e] * static_cast<double>(G[static_cast<size_t>(r * Kp + k)]);
+                if (reg) {
+                    const double a = 2 * raw - 1;
+                    dh -= o.lambda * 2 * beta * std::pow(std::abs(a), beta - 1) * (a >= 0 ? 1 : -1);
+                }
+                const double grad = dh * (kZeta - kGamma) * sg * (1 - sg);
+                m[e] = b1 * m[e] + (1 - b1) * grad;
+                u2[e] = b2 * u2[e] + (1 - b2) * grad * grad;
+                v[e] -= o.lr * (m[e] / (1 - b1t)) / (std::sqrt(u2[e] / (1 - b2t)) + eps);
+            }
+        }
+    }
+    // Hard rounding: up where h(V) >= 0.5, i.e. V >= the V of h = 0.5 (sigmoid = 0.5 exactly
+    // for ζ = 1.1, γ = -0.1, so V >= 0). A row worse than RTN keeps RTN's codes.
+    std::vector<double> w_ada(static_cast<size_t>(K)), w_rtn(static_cast<size_t>(K));
+    for (int64_t r = 0; r < rows; ++r) {
+        int8_t* cr = &codes[static_cast<size_t>(r * K)];
+        const double* wr = &W[static_cast<size_t>(r * K)];
+        int64_t flips = 0;
+        for (int64_t k = 0; k < K; ++k) {
+            const size_t e = static_cast<size_t>(r * K + k);
+            cr[k] = frozen[e] ? rtn[e] : static_cast<int8_t>(lo[e] + (v[e] >= 0 ? 1 : 0));
+            w_ada[static_cast<size_t>(k)] = scales[e] * cr[k];
+            w_rtn[static_cast<size_t>(k)] = scales[e] * rtn[e];
+            flips += cr[k] != rtn[e];
+        }
+        const bool keep_rtn = flips > 0 && row_reconstruction_loss(wr, w_ada.data(), H, K) >
+                                               row_reconstruction_loss(wr, w_rtn.data(), H, K);
+        if (keep_rtn)
+            std::copy(&rtn[static_cast<size_t>(r * K)], &rtn[static_cast<size_t>(r * K)] + K, cr);
+        if (stats) {
+            ++stats->rows;
+            stats->weights += K;
+            stats->rows_kept_rtn += keep_rtn;
+            stats->flipped += keep_rtn ? 0 : flips;
+        }
+    }
+    return Status::ok();
 }
 
 namespace {

@@ -18,8 +18,6 @@
 // reconstruction loss than RTN's keeps RTN's codes (rare; counted).
 #pragma once
 
-#include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -95,113 +93,21 @@ std::vector<double> expected_output_error(const Tensor& w, const Int4Weight& q,
                                           const ConvGeometry& g,
                                           const std::vector<std::vector<double>>& mean);
 
-// ---------------------------------------------------------------------------------------------
-namespace adaround_detail {
-constexpr double kZeta = 1.1, kGamma = -0.1;
-inline double sigmoid(double v) {
-    return 1.0 / (1.0 + std::exp(-v));
-}
-inline double rect_sigmoid(double v) {
-    return std::clamp(sigmoid(v) * (kZeta - kGamma) + kGamma, 0.0, 1.0);
-}
-}  // namespace adaround_detail
+// adaround_solve with the scales given as a [rows * K] array.
+Status adaround_solve_scaled(const std::vector<double>& W, int64_t rows, int64_t K,
+                             const std::vector<double>& H, const std::vector<double>& scales,
+                             const AdaroundOptions& o, std::vector<int8_t>& codes,
+                             AdaroundStats* stats);
 
 template <class Scale>
 Status adaround_solve(const std::vector<double>& W, int64_t rows, int64_t K,
                       const std::vector<double>& H, const Scale& scale, const AdaroundOptions& o,
                       std::vector<int8_t>& codes, AdaroundStats* stats) {
-    using namespace adaround_detail;
-    if (o.iters < 0 || !(o.lambda >= 0) || !(o.lr > 0)) {
-        return invalid("AdaRound: iterations {} and lambda {} must be >= 0, lr {} > 0", o.iters,
-                       o.lambda, o.lr);
-    }
-    const auto K_ = static_cast<size_t>(K);
-    codes.assign(static_cast<size_t>(rows) * K_, 0);
-    double mean_diag = 0;
-    for (int64_t i = 0; i < K; ++i) mean_diag += H[static_cast<size_t>(i) * K_ + i];
-    mean_diag /= static_cast<double>(std::max<int64_t>(K, 1));
-    if (!(mean_diag > 0)) mean_diag = 1;  // a layer never excited: RTN (rec loss is zero)
-    const int64_t warm = static_cast<int64_t>(o.warmup * static_cast<double>(o.iters));
-    std::vector<double> s(K_), base(K_), v(K_), m(K_), u2(K_), d(K_), g(K_), h(K_);
-    std::vector<double> w_rtn(K_), w_ada(K_);
-    std::vector<int8_t> rtn(K_), lo(K_);
-    std::vector<char> frozen(K_);
+    std::vector<double> s(static_cast<size_t>(rows * K));
     for (int64_t r = 0; r < rows; ++r) {
-        const double* wr = &W[static_cast<size_t>(r) * K_];
-        double s2 = 0;
-        for (int64_t k = 0; k < K; ++k) {
-            s[k] = scale(r, k);
-            s2 += s[k] * s[k];
-            const double x = wr[k] / s[k];
-            rtn[k] = static_cast<int8_t>(std::clamp(std::nearbyint(x), -8.0, 7.0));
-            const double fl = std::floor(x);
-            // Rounding up must stay on the grid; otherwise the element keeps RTN's code.
-            frozen[k] = !(fl >= -8 && fl + 1 <= 7);
-            lo[k] = frozen[k] ? rtn[k] : static_cast<int8_t>(fl);
-            const double rest = std::clamp(x - fl, 1e-3, 1 - 1e-3);
-            v[k] = frozen[k] ? 0.0 : -std::log((kZeta - kGamma) / (rest - kGamma) - 1.0);
-            m[k] = u2[k] = 0;
-        }
-        const double norm = 1.0 / (s2 / static_cast<double>(K) * mean_diag);
-        double b1t = 1, b2t = 1;
-        for (int64_t it = 0; it < o.iters; ++it) {
-            const bool reg = it >= warm;
-            const double t = reg ? static_cast<double>(it - warm) /
-                                       static_cast<double>(std::max<int64_t>(o.iters - warm, 1))
-                                 : 0.0;
-            const double beta = o.beta_end + (o.beta_start - o.beta_end) * (1 - t);
-            for (int64_t k = 0; k < K; ++k) {
-                h[k] = frozen[k] ? 0.0 : rect_sigmoid(v[k]);
-                d[k] = s[k] * (frozen[k] ? rtn[k] : lo[k] + h[k]) - wr[k];
-            }
-            // g = H d (H symmetric: a sum of its rows).
-            std::fill(g.begin(), g.end(), 0.0);
-            for (int64_t i = 0; i < K; ++i) {
-                const double di = d[i];
-                if (di == 0) continue;
-                const double* hi = &H[static_cast<size_t>(i) * K_];
-#pragma omp simd
-                for (int64_t k = 0; k < K; ++k) g[k] += di * hi[k];
-            }
-            constexpr double b1 = 0.9, b2 = 0.999, eps = 1e-8;
-            b1t *= b1;
-            b2t *= b2;
-            for (int64_t k = 0; k < K; ++k) {
-                if (frozen[k]) continue;
-                const double sg = sigmoid(v[k]);
-                const double raw = sg * (kZeta - kGamma) + kGamma;
-                if (raw <= 0 || raw >= 1) continue;  // clipped: no gradient
-                double dh = 2 * norm * s[k] * g[k];
-                if (reg) {
-                    const double a = 2 * h[k] - 1;
-                    dh += o.lambda * -beta * std::pow(std::abs(a), beta - 1) * 2 *
-                          (a >= 0 ? 1.0 : -1.0);
-                }
-                const double grad = dh * (kZeta - kGamma) * sg * (1 - sg);
-                m[k] = b1 * m[k] + (1 - b1) * grad;
-                u2[k] = b2 * u2[k] + (1 - b2) * grad * grad;
-                v[k] -= o.lr * (m[k] / (1 - b1t)) / (std::sqrt(u2[k] / (1 - b2t)) + eps);
-            }
-        }
-        int8_t* cr = &codes[static_cast<size_t>(r) * K_];
-        int64_t flips = 0;
-        for (int64_t k = 0; k < K; ++k) {
-            cr[k] = frozen[k] ? rtn[k] : static_cast<int8_t>(lo[k] + (rect_sigmoid(v[k]) >= 0.5));
-            w_ada[k] = s[k] * cr[k];
-            w_rtn[k] = s[k] * rtn[k];
-            flips += cr[k] != rtn[k];
-        }
-        const bool keep_rtn = flips > 0 && row_reconstruction_loss(wr, w_ada.data(), H, K) >
-                                               row_reconstruction_loss(wr, w_rtn.data(), H, K);
-        if (keep_rtn) std::copy(rtn.begin(), rtn.end(), cr);
-        if (stats) {
-            ++stats->rows;
-            stats->weights += K;
-            stats->rows_kept_rtn += keep_rtn;
-            stats->flipped += keep_rtn ? 0 : flips;
-        }
+        for (int64_t k = 0; k < K; ++k) s[static_cast<size_t>(r * K + k)] = scale(r, k);
     }
-    return Status::ok();
+    return adaround_solve_scaled(W, rows, K, H, s, o, codes, stats);
 }
 
 }  // namespace lowbit::quant
