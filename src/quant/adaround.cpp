@@ -76,7 +76,7 @@ Status adaround_solve_scaled(const std::vector<double>& W, int64_t rows, int64_t
     std::vector<double> norm(static_cast<size_t>(rows));
     std::vector<int8_t> rtn(n), lo(n);
     std::vector<char> frozen(n);
-    std::vector<double> v(n), m(n, 0.0), u2(n, 0.0);
+    std::vector<double> v(n), m(n, 0.0), u2(n, 0.0), sg(n);  // sg: sigmoid(v) this iteration
     for (int64_t r = 0; r < rows; ++r) {
         double s2 = 0;
         for (int64_t k = 0; k < K; ++k) {
@@ -116,8 +116,9 @@ Status adaround_solve_scaled(const std::vector<double>& W, int64_t rows, int64_t
         const double beta = o.beta_end + (o.beta_start - o.beta_end) * (1 - t);
         // D = Ŵ - W with the soft rounding.
         for (size_t e = 0; e < n; ++e) {
+            sg[e] = frozen[e] ? 0.0 : sigmoid(v[e]);
             const double h =
-                frozen[e] ? 0.0 : std::clamp(sigmoid(v[e]) * (kZeta - kGamma) + kGamma, 0.0, 1.0);
+                frozen[e] ? 0.0 : std::clamp(sg[e] * (kZeta - kGamma) + kGamma, 0.0, 1.0);
             D[e] = static_cast<float>(scales[e] * (lo[e] + h) - W[e]);
         }
         gemm_dh(D.data(), Hf.data(), G.data(), rows4, K, Kp);
@@ -128,8 +129,8 @@ Status adaround_solve_scaled(const std::vector<double>& W, int64_t rows, int64_t
             for (int64_t k = 0; k < K; ++k) {
                 const size_t e = static_cast<size_t>(r * K + k);
                 if (frozen[e]) continue;
-                const double sg = sigmoid(v[e]);
-                const double raw = sg * (kZeta - kGamma) + kGamma;
+                const double s = sg[e];
+                const double raw = s * (kZeta - kGamma) + kGamma;
                 if (raw <= 0 || raw >= 1) continue;  // clipped: no gradient (h is 0 or 1)
                 // d/dh of the loss: 2 (H d)_k s_k / norm, plus the regularizer's
                 // -2 β |2h - 1|^(β-1) sign(2h - 1).
@@ -139,7 +140,7 @@ Status adaround_solve_scaled(const std::vector<double>& W, int64_t rows, int64_t
                     const double a = 2 * raw - 1;
                     dh -= o.lambda * 2 * beta * std::pow(std::abs(a), beta - 1) * (a >= 0 ? 1 : -1);
                 }
-                const double grad = dh * (kZeta - kGamma) * sg * (1 - sg);
+                const double grad = dh * (kZeta - kGamma) * s * (1 - s);
                 m[e] = b1 * m[e] + (1 - b1) * grad;
                 u2[e] = b2 * u2[e] + (1 - b2) * grad * grad;
                 v[e] -= o.lr * (m[e] / (1 - b1t)) / (std::sqrt(u2[e] / (1 - b2t)) + eps);
