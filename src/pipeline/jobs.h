@@ -72,7 +72,7 @@ struct QuantizeJob {
     std::string weight_method = "rtn";  // INT4 modes: rtn, gptq or adaround
     int64_t gptq_samples = 32;          // 0: every calibration sample (also AdaRound's)
     int64_t adaround_iters = 500;
-    double adaround_lambda = 1.0;
+    double adaround_lambda = 5.0;
     bool bias_correction = false;
     std::string assign;  // per-node formats (quant/assignment.h), JSON file
     bool explain = false;

@@ -34,7 +34,8 @@ namespace lowbit::quant {
 
 struct AdaroundOptions {
     int64_t iters = 500;
-    double lambda = 1.0;  // regularizer weight, in the loss's squared-step units
+    double lambda =
+        5.0;  // regularizer weight, in the loss's squared-step units (1, 5, 20 measured)
     double lr = 0.05;
     double warmup = 0.2;  // fraction of the iterations without the regularizer
     double beta_start = 20, beta_end = 2;
