@@ -31,15 +31,29 @@ void add_quantize_command(CLI::App& app, CommandFn& run) {
                     "INT4 weights: one scale per block of N input channels (opset 21 "
                     "DequantizeLinear block_size) instead of one per output channel");
     sub->add_option("--weight-method", o->weight_method,
-                    "INT4 weight rounding: rtn (round to nearest) or gptq (second-order error "
-                    "feedback from each Conv's input Gram matrix over the calibration data; "
-                    "needs --calib, also in w4a16)")
+                    "INT4 weight rounding: rtn (round to nearest), gptq (second-order error "
+                    "feedback from each Conv's input Gram matrix over the calibration data) or "
+                    "adaround (learned up/down rounding minimizing each Conv's output error on "
+                    "that Gram matrix); gptq and adaround need --calib, also in w4a16")
         ->capture_default_str();
     sub->add_option("--gptq-samples", o->gptq_samples,
-                    "GPTQ: gather the Gram matrices from the first N calibration samples (0: all; 32 "
+                    "GPTQ / AdaRound / bias correction: gather the Gram matrices and means from "
+                    "the first N calibration samples (0: all; 32 "
                     "match all 100 on the bundled model at a third of the time; "
                     "w4a8 still calibrates activations on all)")
         ->capture_default_str();
+    sub->add_option("--adaround-iters", o->adaround_iters,
+                    "AdaRound: Adam iterations per Conv (the first 20 % without the rounding "
+                    "regularizer)")
+        ->capture_default_str();
+    sub->add_option("--adaround-lambda", o->adaround_lambda,
+                    "AdaRound: weight of the regularizer that drives each weight to round up or "
+                    "down, against the output error in squared grid steps")
+        ->capture_default_str();
+    sub->add_flag("--bias-correction", o->bias_correction,
+                  "INT4 weights: subtract each Conv's expected output error E[(Wq - W) x] (input "
+                  "mean from the first --gptq-samples calibration samples) from its bias; any "
+                  "--weight-method, needs --calib");
     sub->add_option("--assign", o->assign,
                     "Per-node formats, JSON {\"default\": \"int8\", \"nodes\": {NODE: "
                     "int4w|int8|fp8|float}} (as `lowbit mixed` writes): over the INT8 placement, "

@@ -68,9 +68,12 @@ struct QuantizeJob {
     std::vector<std::string> fp16_keep_ops;
     std::string ranges;
     bool dq_only = false;
-    int64_t block_size = 0;  // INT4 modes: 0 = per output channel
-    std::string weight_method = "rtn";  // INT4 modes: rtn or gptq
-    int64_t gptq_samples = 32;          // 0: every calibration sample
+    int64_t block_size = 0;             // INT4 modes: 0 = per output channel
+    std::string weight_method = "rtn";  // INT4 modes: rtn, gptq or adaround
+    int64_t gptq_samples = 32;          // 0: every calibration sample (also AdaRound's)
+    int64_t adaround_iters = 500;
+    double adaround_lambda = 5.0;
+    bool bias_correction = false;
     std::string assign;  // per-node formats (quant/assignment.h), JSON file
     bool explain = false;
     std::string explain_json;

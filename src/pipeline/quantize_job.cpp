@@ -2,6 +2,7 @@
 // the model written, the summary (or --explain account) printed.
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -40,13 +41,15 @@ Result<quant::QuantizeOptions> quantize_options(const QuantizeJob& o, const std:
     if (!o.assign.empty()) {
         // Per-node formats over the INT8 placement; INT4 options apply to the int4w nodes.
         if (o.mode != "int8" && o.mode != "w4a8") {
-            return invalid("--assign works over the INT8 placement: --mode int8 or w4a8, not {} "
-                           "(give fp8 / float per node in the file)",
-                           o.mode);
+            return invalid(
+                "--assign works over the INT8 placement: --mode int8 or w4a8, not {} "
+                "(give fp8 / float per node in the file)",
+                o.mode);
         }
         if (o.dq_only) {
-            std::fprintf(stderr, "lowbit quantize: note: --assign stores weights quantized "
-                                 "already (--dq-only is implied)\n");
+            std::fprintf(stderr,
+                         "lowbit quantize: note: --assign stores weights quantized "
+                         "already (--dq-only is implied)\n");
         }
         q.placement.mode = quant::QuantMode::Int8;
         q.int4.enabled = true;
@@ -66,16 +69,30 @@ Result<quant::QuantizeOptions> quantize_options(const QuantizeJob& o, const std:
     }
     if (o.block_size < 0) return invalid("--block-size {} must be positive", o.block_size);
     q.int4.block_size = o.block_size;
-    if (o.weight_method == "gptq") {
+    if (o.weight_method == "gptq" || o.weight_method == "adaround") {
         if (!q.int4.enabled) {
-            return invalid("--weight-method gptq applies to --mode w4a16 or w4a8, not {}", o.mode);
+            return invalid("--weight-method {} applies to --mode w4a16 or w4a8, not {}",
+                           o.weight_method, o.mode);
         }
-        q.weight_method = quant::WeightMethod::Gptq;
-        if (o.gptq_samples < 0) return invalid("--gptq-samples {} is negative", o.gptq_samples);
-        q.gptq_samples = o.gptq_samples;
+        q.weight_method =
+            o.weight_method == "gptq" ? quant::WeightMethod::Gptq : quant::WeightMethod::Adaround;
     } else if (o.weight_method != "rtn") {
-        return invalid("--weight-method '{}': expected rtn or gptq", o.weight_method);
+        return invalid("--weight-method '{}': expected rtn, gptq or adaround", o.weight_method);
     }
+    if (o.bias_correction && !q.int4.enabled) {
+        return invalid("--bias-correction applies to --mode w4a16 or w4a8, not {}", o.mode);
+    }
+    q.bias_correction = o.bias_correction;
+    if (o.gptq_samples < 0) return invalid("--gptq-samples {} is negative", o.gptq_samples);
+    q.gptq_samples = o.gptq_samples;
+    if (o.adaround_iters < 1) {
+        return invalid("--adaround-iters {} must be at least 1", o.adaround_iters);
+    }
+    if (!(o.adaround_lambda >= 0) || !std::isfinite(o.adaround_lambda)) {
+        return invalid("--adaround-lambda {} must be a finite number >= 0", o.adaround_lambda);
+    }
+    q.adaround.iters = o.adaround_iters;
+    q.adaround.lambda = o.adaround_lambda;
     LOWBIT_ASSIGN(auto method, parse_calib_method_options(o.method));
     std::tie(q.method, q.percentile) = method;
     LOWBIT_ASSIGN(q.high_precision, parse_high_precision(o.high_precision));
@@ -207,7 +224,7 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
     }
 
     std::unique_ptr<calib::CalibSource> source;
-    if (!q.weights_only || q.weight_method == quant::WeightMethod::Gptq) {
+    if (!q.weights_only || q.weight_method != quant::WeightMethod::Rtn || q.bias_correction) {
         LOWBIT_ASSIGN(source, open_source_or_ranges(o, q));
     } else if (!o.calib.npy.empty() || !o.calib.list.empty() || !o.calib.images.empty()) {
         std::fprintf(stderr,
@@ -239,11 +256,18 @@ Status run_job(const QuantizeJob& o, std::FILE* out) {
         {"high_precision", o.high_precision},
         {"zero_point", q.zero_point ? dtype_name(*q.zero_point) : "none"},
         {"dq_only", q.dq_only || q.int4.enabled},
-        {"weights", q.assignment ? "assigned" : q.int4.enabled ? "int4" : o.mode},
+        {"weights", q.assignment     ? "assigned"
+                    : q.int4.enabled ? "int4"
+                                     : o.mode},
         {"block_size", q.int4.block_size},
         {"weight_method", o.weight_method},
         {"gptq_weights", res->gptq_weights},
         {"gptq_seconds", res->gptq_seconds},
+        {"adaround_weights", res->adaround_weights},
+        {"adaround_seconds", res->adaround_seconds},
+        {"adaround_flipped", res->adaround.flipped},
+        {"adaround_rows_kept_rtn", res->adaround.rows_kept_rtn},
+        {"bias_corrected", res->bias_corrected},
         {"activation_qdq_pairs", res->rewrite.activation_pairs},
         {"weight_qdq", res->rewrite.weight_pairs + res->rewrite.weight_dq},
         {"placement", o.placement.placement},

@@ -34,7 +34,7 @@ class ThreadPool;
 
 namespace lowbit::quant {
 
-enum class WeightMethod { Rtn, Gptq };
+enum class WeightMethod { Rtn, Gptq, Adaround };
 
 // Geometry of a 2-D Conv as GPTQ's im2col sees it.
 struct ConvGeometry {

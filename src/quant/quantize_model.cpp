@@ -148,7 +148,8 @@ MixedPlan plan_mixed(const Graph& g, const Assignment& a, Placement& pl) {
         ActivationQdq extra = pl.activations[i];
         extra.edges = fp8;
         pl.activations[i].edges = other;
-        if (extra.group >= 0) pl.groups[static_cast<size_t>(extra.group)].push_back(pl.activations.size());
+        if (extra.group >= 0)
+            pl.groups[static_cast<size_t>(extra.group)].push_back(pl.activations.size());
         pl.activations.push_back(std::move(extra));
         mp.act_mode.push_back(QuantMode::Fp8);
     }
@@ -291,21 +292,39 @@ void activation_params(const Graph& g, const QuantizeOptions& opts, QuantizeResu
     }
 }
 
-// GPTQ (--weight-method gptq): one Gram accumulator per quantized 2-D Conv, fed through the
-// calibration pass's taps with the Conv's input; after the pass, one GPTQ solve per Conv.
+// Data-driven INT4 rounding (--weight-method gptq|adaround) and --bias-correction: per quantized
+// 2-D Conv, a Gram accumulator (GPTQ, AdaRound) and an im2col-mean accumulator (bias correction),
+// fed through the calibration pass's taps with the Conv's input; after the pass, one solve per
+// Conv.
 struct GptqState {
-    std::vector<size_t> nodes;  // weight-reading node per accumulator
+    std::vector<size_t> nodes;  // weight-reading node per Conv
     std::vector<ConvGeometry> geometry;
-    std::vector<std::unique_ptr<GramAccumulator>> acc;
-    std::map<std::string, std::vector<size_t>> by_tensor;  // Conv input -> accumulators
+    std::vector<std::unique_ptr<GramAccumulator>> acc;         // empty for rtn
+    std::vector<std::unique_ptr<Im2colMeanAccumulator>> mean;  // empty without bias correction
+    std::map<std::string, std::vector<size_t>> by_tensor;      // Conv input -> Convs
     std::unique_ptr<ThreadPool> pool;
     std::map<size_t, Int4Weight> codes;
 };
 
+bool needs_conv_statistics(const QuantizeOptions& opts) {
+    return opts.weight_method != WeightMethod::Rtn || opts.bias_correction;
+}
+
+const char* weight_method_label(const QuantizeOptions& opts) {
+    switch (opts.weight_method) {
+        case WeightMethod::Gptq: return "GPTQ";
+        case WeightMethod::Adaround: return "AdaRound";
+        case WeightMethod::Rtn: break;
+    }
+    return "bias correction";
+}
+
 // Accumulators for the placed Conv weights, and the taps that feed them into `req`.
-void gptq_setup(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res,
-                GptqState& st, calib::CalibRequest& req, const MixedPlan* mixed) {
+void gptq_setup(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res, GptqState& st,
+                calib::CalibRequest& req, const MixedPlan* mixed) {
     st.pool = std::make_unique<ThreadPool>(opts.run.n_threads);
+    const char* label = weight_method_label(opts);
+    const bool gram = opts.weight_method != WeightMethod::Rtn;
     int skipped = 0;
     for (const WeightQdq& wq : res.placement.weights) {
         if (mixed && !mixed->int4_nodes.count(wq.node)) continue;  // not an INT4 weight
@@ -317,17 +336,20 @@ void gptq_setup(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res
         }
         auto geo = conv_geometry(n, w->shape());
         if (!geo) {
-            res.notes.push_back(fmt::format("GPTQ: {}; rounded to nearest", geo.status().message()));
+            res.notes.push_back(
+                fmt::format("{}: {}; left as without it", label, geo.status().message()));
             continue;
         }
-        st.by_tensor[n.inputs[0]].push_back(st.acc.size());
+        st.by_tensor[n.inputs[0]].push_back(st.nodes.size());
         st.nodes.push_back(wq.node);
         st.geometry.push_back(*geo);
-        st.acc.push_back(std::make_unique<GramAccumulator>(*geo));
+        if (gram) st.acc.push_back(std::make_unique<GramAccumulator>(*geo));
+        if (opts.bias_correction) st.mean.push_back(std::make_unique<Im2colMeanAccumulator>(*geo));
     }
     if (skipped) {
         res.notes.push_back(fmt::format(
-            "GPTQ covers Conv weights; {} Gemm/MatMul weight(s) rounded to nearest", skipped));
+            "{} covers Conv weights; {} Gemm/MatMul weight(s) rounded to nearest, uncorrected",
+            label, skipped));
     }
     for (const auto& [t, ids] : st.by_tensor) req.taps.push_back(t);
     const int64_t max_samples = opts.gptq_samples;
@@ -335,42 +357,113 @@ void gptq_setup(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res
         auto it = st.by_tensor.find(name);
         if (it == st.by_tensor.end()) return Status::ok();
         for (size_t a : it->second) {
-            if (max_samples > 0 && st.acc[a]->samples() >= max_samples) continue;
-            Status s = st.acc[a]->add(x, *st.pool);
-            if (!s) return s.with_context(fmt::format("tensor '{}'", name));
+            if (!st.acc.empty() && (max_samples <= 0 || st.acc[a]->samples() < max_samples)) {
+                Status s = st.acc[a]->add(x, *st.pool);
+                if (!s) return s.with_context(fmt::format("tensor '{}'", name));
+            }
+            if (!st.mean.empty() && (max_samples <= 0 || st.mean[a]->samples() < max_samples)) {
+                Status s = st.mean[a]->add(x, *st.pool);
+                if (!s) return s.with_context(fmt::format("tensor '{}'", name));
+            }
         }
         return Status::ok();
     };
 }
 
-// The GPTQ solves, Convs in parallel.
-Status gptq_finish(const Graph& g, const QuantizeOptions& opts, QuantizeResult& res,
-                   GptqState& st) {
+// The bias of Conv `node` minus `err` (per output channel): the initializer is replaced when
+// this Conv is its only reader, else (shared, or no bias) the Conv gets a new one.
+Status correct_bias(Graph& g, size_t node, const std::vector<double>& err, QuantizeResult& res) {
+    Node& n = g.nodes[node];
+    const int64_t O = static_cast<int64_t>(err.size());
+    std::vector<float> b(static_cast<size_t>(O), 0.0f);
+    bool shared = false;
+    if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+        const Tensor* t = g.initializer(n.inputs[2]);
+        if (!t || t->dtype() != DType::Float32 || t->numel() != O) {
+            res.notes.push_back(fmt::format(
+                "bias correction: {} has a bias that is not a float32 [{}] initializer; left "
+                "uncorrected",
+                n.describe(), O));
+            return Status::ok();
+        }
+        std::copy(t->data<float>(), t->data<float>() + O, b.begin());
+        int readers = 0;
+        for (const auto& m : g.nodes) {
+            readers += static_cast<int>(std::count(m.inputs.begin(), m.inputs.end(), n.inputs[2]));
+        }
+        for (const auto& o : g.outputs) shared = shared || o.name == n.inputs[2];
+        shared = shared || readers > 1;
+    }
+    for (int64_t o = 0; o < O; ++o) {
+        b[static_cast<size_t>(o)] =
+            static_cast<float>(b[static_cast<size_t>(o)] - err[static_cast<size_t>(o)]);
+    }
+    std::string name = n.inputs.size() > 2 ? n.inputs[2] : std::string();
+    if (name.empty() || shared) {
+        const std::string base = n.name + "/bias_corrected";
+        name = base;
+        for (int k = 1; g.initializer(name); ++k) name = fmt::format("{}_{}", base, k);
+        n.inputs.resize(3);
+        n.inputs[2] = name;
+    }
+    g.set_initializer(name, Tensor::from_vector<float>(DType::Float32, {O}, b));
+    ++res.bias_corrected;
+    return Status::ok();
+}
+
+// The GPTQ / AdaRound / RTN codes, Convs in parallel, then the bias corrections.
+Status gptq_finish(Graph& g, const QuantizeOptions& opts, QuantizeResult& res, GptqState& st) {
     const auto t0 = std::chrono::steady_clock::now();
-    std::vector<std::optional<Int4Weight>> out(st.acc.size());
-    std::vector<Status> status(st.acc.size(), Status::ok());
-    st.pool->run(static_cast<int64_t>(st.acc.size()), [&](int64_t i, int) {
+    const size_t count = st.nodes.size();
+    std::vector<std::optional<Int4Weight>> out(count);
+    std::vector<std::vector<double>> err(count);
+    std::vector<AdaroundStats> stats(count);
+    std::vector<Status> status(count, Status::ok());
+    st.pool->run(static_cast<int64_t>(count), [&](int64_t i, int) {
         const size_t k = static_cast<size_t>(i);
         const Node& n = g.nodes[st.nodes[k]];
-        if (st.acc[k]->rows() == 0) {
-            status[k] = invalid("GPTQ: {} never ran during calibration", n.describe());
+        const int64_t rows = !st.acc.empty() ? st.acc[k]->rows() : st.mean[k]->rows();
+        if (rows == 0) {
+            status[k] = invalid("{}: {} never ran during calibration", weight_method_label(opts),
+                                n.describe());
             return;
         }
-        auto r = gptq_conv_int4(*g.initializer(n.inputs[1]), opts.int4.block_size,
-                                st.geometry[k], st.acc[k]->gram());
+        const Tensor& w = *g.initializer(n.inputs[1]);
+        Result<Int4Weight> r = quantize_weight_int4(w, 0, opts.int4.block_size, DType::Float32);
+        if (opts.weight_method == WeightMethod::Gptq) {
+            r = gptq_conv_int4(w, opts.int4.block_size, st.geometry[k], st.acc[k]->gram());
+        } else if (opts.weight_method == WeightMethod::Adaround) {
+            r = adaround_conv_int4(w, opts.int4.block_size, st.geometry[k], st.acc[k]->gram(),
+                                   opts.adaround, &stats[k]);
+        }
         if (!r) {
             status[k] = r.status().with_context(n.describe());
             return;
         }
+        if (opts.bias_correction) {
+            err[k] = expected_output_error(w, *r, st.geometry[k], st.mean[k]->mean());
+        }
         out[k] = std::move(*r);
     });
-    for (size_t k = 0; k < st.acc.size(); ++k) {
+    for (size_t k = 0; k < count; ++k) {
         LOWBIT_TRY(status[k]);
+        if (opts.bias_correction) LOWBIT_TRY(correct_bias(g, st.nodes[k], err[k], res));
+        if (opts.weight_method == WeightMethod::Rtn) continue;  // the rewrite rounds itself
         st.codes[st.nodes[k]] = std::move(*out[k]);
+        res.adaround.rows += stats[k].rows;
+        res.adaround.rows_kept_rtn += stats[k].rows_kept_rtn;
+        res.adaround.flipped += stats[k].flipped;
+        res.adaround.weights += stats[k].weights;
     }
-    res.gptq_weights = static_cast<int>(st.codes.size());
-    res.gptq_seconds =
+    const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (opts.weight_method == WeightMethod::Gptq) {
+        res.gptq_weights = static_cast<int>(st.codes.size());
+        res.gptq_seconds = seconds;
+    } else if (opts.weight_method == WeightMethod::Adaround) {
+        res.adaround_weights = static_cast<int>(st.codes.size());
+        res.adaround_seconds = seconds;
+    }
     return Status::ok();
 }
 
@@ -426,7 +519,7 @@ Result<QuantizeResult> quantize_weights_only(const Model& input, calib::CalibSou
         return std::nullopt;
     };
     GptqState gptq;
-    if (opts.weight_method == WeightMethod::Gptq) {
+    if (needs_conv_statistics(opts)) {
         calib::CalibRequest req;
         req.histogram = false;
         gptq_setup(m.graph, opts, res, gptq, req, nullptr);
@@ -470,13 +563,20 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     if (opts.int4.enabled && opts.high_precision == DType::Float16) {
         return unsupported("--high-precision fp16 with INT4 weights is not supported yet");
     }
-    if (opts.weight_method == WeightMethod::Gptq && !opts.int4.enabled) {
-        return invalid("--weight-method gptq applies to INT4 weights (--mode w4a16 or w4a8)");
-    }
-    if (opts.weight_method == WeightMethod::Gptq && !source) {
-        return invalid(
-            "--weight-method gptq needs calibration data (--calib FILE.npy, --calib-list or "
-            "--calib-images): it gathers each Conv's input statistics from it");
+    if (needs_conv_statistics(opts)) {
+        const std::string what = opts.weight_method == WeightMethod::Gptq ? "--weight-method gptq"
+                                 : opts.weight_method == WeightMethod::Adaround
+                                     ? "--weight-method adaround"
+                                     : "--bias-correction";
+        if (!opts.int4.enabled) {
+            return invalid("{} applies to INT4 weights (--mode w4a16 or w4a8)", what);
+        }
+        if (!source) {
+            return invalid(
+                "{} needs calibration data (--calib FILE.npy, --calib-list or --calib-images): "
+                "it gathers each Conv's input statistics from it",
+                what);
+        }
     }
     if (opts.assignment) {
         if (mode != QuantMode::Int8 || opts.weights_only) {
@@ -533,7 +633,7 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     ActivationRanges ranges;
     calib::CalibRequest req = calibration_request(res.placement, opts.method, ranges);
     GptqState gptq;
-    if (opts.weight_method == WeightMethod::Gptq) gptq_setup(m.graph, opts, res, gptq, req, mixed);
+    if (needs_conv_statistics(opts)) gptq_setup(m.graph, opts, res, gptq, req, mixed);
     calib::CalibConfig cfg;
     cfg.method = opts.method;
     cfg.percentile = opts.percentile;
@@ -546,12 +646,12 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     rf.mode = mode_name(mode);
     rf.percentile = opts.method == calib::CalibMethod::Percentile ? opts.percentile : 0;
     rf.model = opts.model_name;
-    if (opts.ranges && opts.weight_method != WeightMethod::Gptq) {
+    if (opts.ranges && !needs_conv_statistics(opts)) {
         LOWBIT_TRY(ranges_from_file(*opts.ranges, mode, res, ranges));
     } else {
         LOWBIT_TRY(ranges_from_calibration(m, *source, req, cfg, opts, res, ranges, mixed));
     }
-    if (opts.weight_method == WeightMethod::Gptq) LOWBIT_TRY(gptq_finish(m.graph, opts, res, gptq));
+    if (needs_conv_statistics(opts)) LOWBIT_TRY(gptq_finish(m.graph, opts, res, gptq));
     activation_params(m.graph, opts, res, ranges, mixed);
     LOWBIT_TRY(rewrite_model(m, types, opts, res, &gptq.codes, mixed));
     res.model = std::move(m);

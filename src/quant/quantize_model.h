@@ -14,6 +14,7 @@
 #include "calib/ranges_file.h"
 #include "core/status.h"
 #include "ir/graph.h"
+#include "quant/adaround.h"
 #include "quant/assignment.h"
 #include "quant/fp16.h"
 #include "quant/gptq.h"
@@ -43,6 +44,13 @@ struct QuantizeOptions {
     // GPTQ's Gram matrices from the first N calibration samples only (0: all); activation
     // ranges (w4a8) still use every sample.
     int64_t gptq_samples = 0;
+    // AdaRound (weight_method Adaround; quant/adaround.h): iterations and regularizer weight.
+    // Its Gram matrices come from the first gptq_samples samples as GPTQ's.
+    AdaroundOptions adaround;
+    // Bias correction of the INT4 Conv weights (any weight method; needs calibration data):
+    // each Conv's bias absorbs the expected output error E[(Ŵ - W) x] over the im2col input
+    // mean of the first gptq_samples samples.
+    bool bias_correction = false;
     calib::CalibRunOptions run;
     std::map<std::string, Shape> input_shapes;  // for symbolic graph inputs
     // Ranges to reuse instead of calibrating (loaded by the caller).
@@ -68,6 +76,10 @@ struct QuantizeResult {
     double calib_seconds = 0;
     double gptq_seconds = 0;  // the GPTQ solves after streaming (gathering is in calib_seconds)
     int gptq_weights = 0;
+    double adaround_seconds = 0;  // the AdaRound solves after streaming
+    int adaround_weights = 0;
+    AdaroundStats adaround;
+    int bias_corrected = 0;  // Conv biases corrected (--bias-correction)
     int64_t samples = 0;
 };
 
