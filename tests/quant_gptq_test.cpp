@@ -24,29 +24,30 @@ std::vector<double> random_spd(int64_t K, std::mt19937& rng) {
 }
 
 TEST(Gptq, InverseUpperCholeskyGivesTheInverse) {
-    std::mt19937 rng(3);
-    const int64_t K = 7;
-    const std::vector<double> H = random_spd(K, rng);
-    auto U = inverse_upper_cholesky(H, K);
-    ASSERT_TRUE(U.is_ok()) << U.status().message();
-    for (int64_t i = 0; i < K; ++i) {
-        for (int64_t j = 0; j < i; ++j) EXPECT_EQ((*U)[i * K + j], 0.0);  // upper triangular
-        EXPECT_GT((*U)[i * K + i], 0.0);
-    }
-    // (U^T U) H = I.
-    for (int64_t i = 0; i < K; ++i) {
-        for (int64_t j = 0; j < K; ++j) {
-            double s = 0;
-            for (int64_t m = 0; m < K; ++m) {
-                double inv = 0;
-                for (int64_t k = 0; k < K; ++k) inv += (*U)[k * K + i] * (*U)[k * K + m];
-                s += inv * H[m * K + j];
-            }
-            EXPECT_NEAR(s, i == j ? 1.0 : 0.0, 1e-9) << i << "," << j;
+    for (const int64_t K : {7, 45}) {  // 45: the vectorized dots' remainders and long rows
+        std::mt19937 rng(3);
+        const std::vector<double> H = random_spd(K, rng);
+        auto U = inverse_upper_cholesky(H, K);
+        ASSERT_TRUE(U.is_ok()) << U.status().message();
+        for (int64_t i = 0; i < K; ++i) {
+            for (int64_t j = 0; j < i; ++j) EXPECT_EQ((*U)[i * K + j], 0.0);  // upper triangular
+            EXPECT_GT((*U)[i * K + i], 0.0);
         }
+        // (U^T U) H = I.
+        for (int64_t i = 0; i < K; ++i) {
+            for (int64_t j = 0; j < K; ++j) {
+                double s = 0;
+                for (int64_t m = 0; m < K; ++m) {
+                    double inv = 0;
+                    for (int64_t k = 0; k < K; ++k) inv += (*U)[k * K + i] * (*U)[k * K + m];
+                    s += inv * H[m * K + j];
+                }
+                EXPECT_NEAR(s, i == j ? 1.0 : 0.0, 1e-9) << K << ": " << i << "," << j;
+            }
+        }
+        std::vector<double> bad(static_cast<size_t>(K * K), 0.0);
+        EXPECT_FALSE(inverse_upper_cholesky(bad, K).is_ok());
     }
-    std::vector<double> bad(static_cast<size_t>(K * K), 0.0);
-    EXPECT_FALSE(inverse_upper_cholesky(bad, K).is_ok());
 }
 
 // Output error ||X (W - Q)^T||^2 on the data behind H.

@@ -161,14 +161,26 @@ Status GramAccumulator::add(const Tensor& x, const ThreadPool& pool) {
     return Status::ok();
 }
 
+namespace {
+
+// Sum of a[k] * b[k], k < n, vectorized (a sequential double sum is bound by the add latency;
+// the Cholesky factor and its inverse are each K^3 / 6 of these products).
+double dot(const double* a, const double* b, int64_t n) {
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t k = 0; k < n; ++k) s += a[k] * b[k];
+    return s;
+}
+
+}  // namespace
+
 Result<std::vector<double>> inverse_upper_cholesky(std::vector<double> H, int64_t K) {
     const auto at = [K](int64_t i, int64_t j) { return static_cast<size_t>(i * K + j); };
     // Lower Cholesky M of the reversed matrix P = J H J (P_ij = H_{K-1-i, K-1-j}).
     std::vector<double> M(static_cast<size_t>(K * K), 0.0);
     for (int64_t i = 0; i < K; ++i) {
         for (int64_t j = 0; j <= i; ++j) {
-            double s = H[at(K - 1 - i, K - 1 - j)];
-            for (int64_t k = 0; k < j; ++k) s -= M[at(i, k)] * M[at(j, k)];
+            const double s = H[at(K - 1 - i, K - 1 - j)] - dot(&M[at(i, 0)], &M[at(j, 0)], j);
             if (i == j) {
                 if (!(s > 0)) {
                     return invalid(
@@ -182,18 +194,20 @@ Result<std::vector<double>> inverse_upper_cholesky(std::vector<double> H, int64_
             }
         }
     }
-    // R = J M J is upper triangular with H = R R^T; U = R^-1 (upper), H^-1 = U^T U.
-    auto R = [&](int64_t i, int64_t j) { return M[at(K - 1 - i, K - 1 - j)]; };
+    // R = J M J is upper triangular with H = R R^T; U = R^-1 (upper), H^-1 = U^T U. R is
+    // stored (reusing H) so that its rows run forwards.
+    std::vector<double>& R = H;
+    for (int64_t i = 0; i < K; ++i) {
+        for (int64_t k = 0; k < K; ++k) R[at(i, k)] = k >= i ? M[at(K - 1 - i, K - 1 - k)] : 0.0;
+    }
     // Column j of U is built in row j of Ut (contiguous: a column walk of U would stride K
-    // doubles per product, which made this loop the solve's slowest part), then transposed.
+    // doubles per product), then transposed.
     std::vector<double> Ut(static_cast<size_t>(K * K), 0.0);
     for (int64_t j = 0; j < K; ++j) {
         double* uj = &Ut[at(j, 0)];
-        uj[j] = 1.0 / R(j, j);
+        uj[j] = 1.0 / R[at(j, j)];
         for (int64_t i = j - 1; i >= 0; --i) {
-            double s = 0;
-            for (int64_t k = i + 1; k <= j; ++k) s += R(i, k) * uj[k];
-            uj[i] = -s / R(i, i);
+            uj[i] = -dot(&R[at(i, i + 1)], &uj[i + 1], j - i) / R[at(i, i)];
         }
     }
     std::vector<double> U(static_cast<size_t>(K * K), 0.0);
