@@ -24,29 +24,30 @@ std::vector<double> random_spd(int64_t K, std::mt19937& rng) {
 }
 
 TEST(Gptq, InverseUpperCholeskyGivesTheInverse) {
-    std::mt19937 rng(3);
-    const int64_t K = 7;
-    const std::vector<double> H = random_spd(K, rng);
-    auto U = inverse_upper_cholesky(H, K);
-    ASSERT_TRUE(U.is_ok()) << U.status().message();
-    for (int64_t i = 0; i < K; ++i) {
-        for (int64_t j = 0; j < i; ++j) EXPECT_EQ((*U)[i * K + j], 0.0);  // upper triangular
-        EXPECT_GT((*U)[i * K + i], 0.0);
-    }
-    // (U^T U) H = I.
-    for (int64_t i = 0; i < K; ++i) {
-        for (int64_t j = 0; j < K; ++j) {
-            double s = 0;
-            for (int64_t m = 0; m < K; ++m) {
-                double inv = 0;
-                for (int64_t k = 0; k < K; ++k) inv += (*U)[k * K + i] * (*U)[k * K + m];
-                s += inv * H[m * K + j];
-            }
-            EXPECT_NEAR(s, i == j ? 1.0 : 0.0, 1e-9) << i << "," << j;
+    for (const int64_t K : {7, 45}) {  // 45: the vectorized dots' remainders and long rows
+        std::mt19937 rng(3);
+        const std::vector<double> H = random_spd(K, rng);
+        auto U = inverse_upper_cholesky(H, K);
+        ASSERT_TRUE(U.is_ok()) << U.status().message();
+        for (int64_t i = 0; i < K; ++i) {
+            for (int64_t j = 0; j < i; ++j) EXPECT_EQ((*U)[i * K + j], 0.0);  // upper triangular
+            EXPECT_GT((*U)[i * K + i], 0.0);
         }
+        // (U^T U) H = I.
+        for (int64_t i = 0; i < K; ++i) {
+            for (int64_t j = 0; j < K; ++j) {
+                double s = 0;
+                for (int64_t m = 0; m < K; ++m) {
+                    double inv = 0;
+                    for (int64_t k = 0; k < K; ++k) inv += (*U)[k * K + i] * (*U)[k * K + m];
+                    s += inv * H[m * K + j];
+                }
+                EXPECT_NEAR(s, i == j ? 1.0 : 0.0, 1e-9) << K << ": " << i << "," << j;
+            }
+        }
+        std::vector<double> bad(static_cast<size_t>(K * K), 0.0);
+        EXPECT_FALSE(inverse_upper_cholesky(bad, K).is_ok());
     }
-    std::vector<double> bad(static_cast<size_t>(K * K), 0.0);
-    EXPECT_FALSE(inverse_upper_cholesky(bad, K).is_ok());
 }
 
 // Output error ||X (W - Q)^T||^2 on the data behind H.
@@ -116,6 +117,67 @@ TEST(Gptq, UncorrelatedInputsGiveRoundToNearest) {
             EXPECT_DOUBLE_EQ(Q[r * K + k], want) << r << "," << k;
         }
     }
+}
+
+// The accumulated lower triangle of conv `n` (weight [cout, cin / group, kh, kw]) on random x
+// [N, cin, H, W], against an explicit im2col product.
+void expect_gram_matches_im2col(const Node& n, const Shape& w, int64_t N, int64_t H, int64_t W) {
+    auto geo = conv_geometry(n, w);
+    ASSERT_TRUE(geo.is_ok()) << geo.status().message();
+    const ConvGeometry& g = *geo;
+    Tensor x(DType::Float32, {N, g.cin, H, W});
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> ud(-1, 1);
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = ud(rng);
+    GramAccumulator acc(g);
+    ThreadPool pool(2);
+    ASSERT_TRUE(acc.add(x, pool).is_ok());
+    const int64_t cg = g.cin / g.group, K = cg * g.kh * g.kw;
+    const int64_t OH = (H + g.pt + g.ph_end - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+    const int64_t OW = (W + g.pl + g.pw_end - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+    EXPECT_EQ(acc.rows(), N * OH * OW);
+    for (int64_t gi = 0; gi < g.group; ++gi) {
+        std::vector<double> ref(static_cast<size_t>(K * K), 0.0), row(static_cast<size_t>(K));
+        for (int64_t b = 0; b < N; ++b)
+            for (int64_t oy = 0; oy < OH; ++oy)
+                for (int64_t ox = 0; ox < OW; ++ox) {
+                    for (int64_t c = 0; c < cg; ++c)
+                        for (int64_t i = 0; i < g.kh; ++i)
+                            for (int64_t j = 0; j < g.kw; ++j) {
+                                const int64_t iy = oy * g.sh - g.pt + i * g.dh;
+                                const int64_t ix = ox * g.sw - g.pl + j * g.dw;
+                                row[(c * g.kh + i) * g.kw + j] =
+                                    iy >= 0 && iy < H && ix >= 0 && ix < W
+                                        ? x.data<float>()[((b * g.cin + gi * cg + c) * H + iy) * W +
+                                                          ix]
+                                        : 0.0;
+                            }
+                    for (int64_t a = 0; a < K; ++a)
+                        for (int64_t c = 0; c <= a; ++c) ref[a * K + c] += row[a] * row[c];
+                }
+        const std::vector<double>& got = acc.gram()[static_cast<size_t>(gi)];
+        for (int64_t a = 0; a < K; ++a)
+            for (int64_t c = 0; c <= a; ++c)
+                ASSERT_NEAR(got[a * K + c], ref[a * K + c], 1e-5 * (1 + std::abs(ref[a * K + c])))
+                    << gi << ":" << a << "," << c;
+    }
+}
+
+// Outputs spanning several 512-position chunks that start mid-row, wide padding, strides 1 and
+// 3: the row-segment im2col (padding ranges per kernel column) against the explicit one.
+TEST(Gptq, GramMatrixMatchesIm2colAcrossChunks) {
+    Node n;
+    n.op_type = "Conv";
+    n.name = "c";
+    n.attrs["pads"] = Attr::make_ints({2, 3, 1, 2});
+    expect_gram_matches_im2col(n, {3, 3, 5, 5}, 2, 29, 37);  // stride 1, 29 x 37 outputs
+    n.attrs["strides"] = Attr::make_ints({1, 3});
+    n.attrs["dilations"] = Attr::make_ints({2, 1});
+    expect_gram_matches_im2col(n, {3, 3, 3, 4}, 1, 45, 50);
+    n.attrs["pads"] = Attr::make_ints({0, 0, 0, 0});
+    n.attrs["strides"] = Attr::make_ints({2, 2});
+    n.attrs["dilations"] = Attr::make_ints({1, 1});
+    expect_gram_matches_im2col(n, {2, 2, 1, 1}, 1, 70, 61);
 }
 
 TEST(Gptq, GramMatrixIsTheIm2colProduct) {
