@@ -1,5 +1,6 @@
 // The one thread pool (core/thread_pool.h): every item exactly once, thread ids in range,
-// nested loops from inside a task run inline, and a 1-thread pool runs on the caller.
+// nested loops from inside a task run inline, a 1-thread pool runs on the caller, and jobs
+// that follow each other back to back never share a task.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -55,6 +56,36 @@ TEST(ThreadPool, OneThreadRunsOnTheCaller) {
         elsewhere |= std::this_thread::get_id() != me;
     });
     EXPECT_FALSE(elsewhere);
+}
+
+// Back-to-back jobs whose sizes alternate (2 then 5 tasks): a worker still inside the previous
+// job must never claim a task there once the caller starts writing the next job (it used to
+// read the new job's size, claim the finished job's index 2, run the new job's function on it
+// and count it as done, so run() could return while one of its tasks was still running). Every
+// task of every job writes its own slot: each slot must end at exactly 1.
+TEST(ThreadPool, BackToBackJobsRunEachTaskOnce) {
+    constexpr int kJobs = 100000;
+    constexpr int kSlots = 5;
+    for (int threads : {2, 3}) {
+        ThreadPool pool(threads);
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(kJobs) * kSlots);
+        for (int j = 0; j < kJobs; ++j) {
+            const int64_t n = j % 2 == 0 ? 2 : kSlots;
+            pool.run(n, [&hits, j](int64_t i, int) {
+                hits[static_cast<size_t>(j) * kSlots + static_cast<size_t>(i)]++;
+            });
+        }
+        int64_t wrong = 0;
+        for (int j = 0; j < kJobs; ++j) {
+            const int64_t n = j % 2 == 0 ? 2 : kSlots;
+            for (int64_t i = 0; i < kSlots; ++i) {
+                const int want = i < n ? 1 : 0;
+                wrong += hits[static_cast<size_t>(j) * kSlots + static_cast<size_t>(i)].load() !=
+                         want;
+            }
+        }
+        EXPECT_EQ(wrong, 0) << threads << " threads";
+    }
 }
 
 }  // namespace

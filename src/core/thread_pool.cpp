@@ -59,8 +59,10 @@ struct ThreadPool::State {
     int64_t work(uint32_t e, int thread) {
         int64_t ran = 0;
         uint64_t v = claim.load(std::memory_order_acquire);
+        // n is read with acquire: a worker that sees the next job's n also sees the closed
+        // claim stored before it, so its CAS below fails (see run()).
         while ((v >> 32) == e &&
-               static_cast<int64_t>(v & kIndexMask) < n.load(std::memory_order_relaxed)) {
+               static_cast<int64_t>(v & kIndexMask) < n.load(std::memory_order_acquire)) {
             if (!claim.compare_exchange_weak(v, v + 1, std::memory_order_acq_rel)) continue;
             // The claim succeeded in epoch e, so the caller is still waiting for this task and
             // fn is this epoch's.
@@ -129,8 +131,14 @@ void ThreadPool::run(int64_t n, FunctionRef<void(int64_t, int)> fn) const {
     }
     State& s = *s_;
     const uint32_t e = ++s.next_epoch == 0 ? ++s.next_epoch : s.next_epoch;
-    s.fn.store(&fn, std::memory_order_relaxed);
-    s.n.store(n, std::memory_order_relaxed);
+    // Close the previous job's claims before anything of this job is written: a worker still
+    // in work() for the previous epoch may read the new n, and its claim CAS on the previous
+    // epoch's counter would then succeed on a task that does not exist and run this job's fn
+    // on it (counted in this job's done, so run() could return while a task still runs). After
+    // this store that CAS fails, and the closed index claims nothing in this epoch either.
+    s.claim.store((static_cast<uint64_t>(e) << 32) | kIndexMask, std::memory_order_seq_cst);
+    s.fn.store(&fn, std::memory_order_release);
+    s.n.store(n, std::memory_order_release);
     s.done.store(0, std::memory_order_relaxed);
     s.claim.store(static_cast<uint64_t>(e) << 32, std::memory_order_release);
     s.epoch.store(e, std::memory_order_seq_cst);
