@@ -164,7 +164,8 @@ void expect_gram_matches_im2col(const Node& n, const Shape& w, int64_t N, int64_
 }
 
 // Outputs spanning several 512-position chunks that start mid-row, wide padding, strides 1 and
-// 3: the row-segment im2col (padding ranges per kernel column) against the explicit one.
+// 3: the row-segment im2col (padding ranges per kernel column) against the explicit one; then
+// groups with K = 200 (several row blocks of the GEMM).
 TEST(Gptq, GramMatrixMatchesIm2colAcrossChunks) {
     Node n;
     n.op_type = "Conv";
@@ -178,6 +179,11 @@ TEST(Gptq, GramMatrixMatchesIm2colAcrossChunks) {
     n.attrs["strides"] = Attr::make_ints({2, 2});
     n.attrs["dilations"] = Attr::make_ints({1, 1});
     expect_gram_matches_im2col(n, {2, 2, 1, 1}, 1, 70, 61);
+    // K = 8 * 5 * 5 = 200 per group: the product's 64-row blocks, the last one partial.
+    n.attrs["group"] = Attr::make_int(2);
+    n.attrs["pads"] = Attr::make_ints({2, 2, 2, 2});
+    n.attrs["strides"] = Attr::make_ints({1, 1});
+    expect_gram_matches_im2col(n, {4, 8, 5, 5}, 2, 20, 31);
 }
 
 TEST(Gptq, GramMatrixIsTheIm2colProduct) {

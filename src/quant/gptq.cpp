@@ -6,6 +6,7 @@
 
 #include "core/int4.h"
 #include "core/thread_pool.h"
+#include "runtime/kernels/cpu/sgemm.h"
 
 namespace lowbit::quant {
 
@@ -53,12 +54,14 @@ Status GramAccumulator::add(const Tensor& x, const ThreadPool& pool) {
     const int64_t OW = (W + g_.pl + g_.pw_end - g_.dw * (g_.kw - 1) - 1) / g_.sw + 1;
     if (OH <= 0 || OW <= 0) return Status::ok();
     const int64_t P = OH * OW, cg = g_.cin / g_.group, K = k_, taps = g_.kh * g_.kw;
-    // 512 positions a chunk: each 4 x 4 tile then costs 16 horizontal sums per 512 products
-    // (at 256 these were a quarter of the Gram time), and a tile's 8 rows (16 KiB) stay in L1.
+    // 512 positions a chunk (A^T below: K rows of `len` positions), summed in float.
     constexpr int64_t kChunk = 512;
-    // A^T: K rows of `len` positions, padded with zero rows to a multiple of 4.
-    const int64_t k4 = (K + 3) / 4 * 4;
-    std::vector<float> a(static_cast<size_t>(k4 * kChunk), 0.0f);
+    std::vector<float> a(static_cast<size_t>(K * kChunk), 0.0f);
+    // The product's row blocks and each pool thread's float result for one block.
+    constexpr int64_t kRows = 64;
+    const int64_t n_blocks = (K + kRows - 1) / kRows;
+    std::vector<float> tile(static_cast<size_t>(pool.size()) * static_cast<size_t>(kRows * K));
+    std::vector<Status> st(static_cast<size_t>(n_blocks));
     const float* px = x.data<float>();
     // Per kernel column j: the output columns ox whose input column ix = ox * sw - pl + j * dw
     // lies inside [0, W), as [lo, hi); the others read padding.
@@ -113,46 +116,30 @@ Status GramAccumulator::add(const Tensor& x, const ThreadPool& pool) {
                         }
                     }
                 });
-                // Lower triangle of A^T A in 4 x 4 tiles (8 loads per 16 products), row tiles
-                // split across threads (tile row t costs t + 1 tiles).
-                pool.parallel_for(k4 / 4, 1, [&](int64_t t0, int64_t t1) {
-                    for (int64_t t = t0; t < t1; ++t) {
-                        const int64_t r = 4 * t;
-                        const float* a0 = &a[static_cast<size_t>(r * kChunk)];
-                        const float* a1 = a0 + kChunk;
-                        const float* a2 = a1 + kChunk;
-                        const float* a3 = a2 + kChunk;
-                        for (int64_t c = 0; c <= r; c += 4) {
-                            const float* b0 = &a[static_cast<size_t>(c * kChunk)];
-                            const float* b1 = b0 + kChunk;
-                            const float* b2 = b1 + kChunk;
-                            const float* b3 = b2 + kChunk;
-                            float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0,
-                                  s13 = 0, s20 = 0, s21 = 0, s22 = 0, s23 = 0, s30 = 0, s31 = 0,
-                                  s32 = 0, s33 = 0;
-#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13, s20, s21, s22, s23, s30, \
-                               s31, s32, s33)
-                            for (int64_t q = 0; q < len; ++q) {
-                                const float x0 = a0[q], x1 = a1[q], x2 = a2[q], x3 = a3[q];
-                                const float y0 = b0[q], y1 = b1[q], y2 = b2[q], y3 = b3[q];
-                                s00 += x0 * y0, s01 += x0 * y1, s02 += x0 * y2, s03 += x0 * y3;
-                                s10 += x1 * y0, s11 += x1 * y1, s12 += x1 * y2, s13 += x1 * y3;
-                                s20 += x2 * y0, s21 += x2 * y1, s22 += x2 * y2, s23 += x2 * y3;
-                                s30 += x3 * y0, s31 += x3 * y1, s32 += x3 * y2, s33 += x3 * y3;
-                            }
-                            const float tile[4][4] = {{s00, s01, s02, s03},
-                                                      {s10, s11, s12, s13},
-                                                      {s20, s21, s22, s23},
-                                                      {s30, s31, s32, s33}};
-                            for (int64_t i = 0; i < 4 && r + i < K; ++i) {
-                                double* hr = &h[static_cast<size_t>((r + i) * K)];
-                                for (int64_t j = 0; j < 4 && c + j <= r + i; ++j) {
-                                    hr[c + j] += tile[i][j];
-                                }
-                            }
-                        }
+                // Lower triangle of A^T A, one GEMM per block of kRows rows: block b is
+                // rows [r0, r1) times columns [0, r1) (the part of the diagonal square above the
+                // diagonal is computed and dropped), summed in float over the chunk and then
+                // into the double Gram. Blocks are disjoint rows of h, the last (largest) first.
+                pool.run(n_blocks, [&](int64_t i, int thread) {
+                    const int64_t b = n_blocks - 1 - i;
+                    const int64_t r0 = b * kRows, r1 = std::min(K, r0 + kRows);
+                    float* c = &tile[static_cast<size_t>(thread) * static_cast<size_t>(kRows * K)];
+                    const float* ar = &a[static_cast<size_t>(r0 * kChunk)];
+                    Status s =
+                        cpu::sgemm_abt(r1 - r0, r1, len, ar, kChunk, a.data(), kChunk, c, r1);
+                    if (!s.is_ok()) {
+                        st[static_cast<size_t>(i)] = std::move(s);
+                        return;
+                    }
+                    for (int64_t r = r0; r < r1; ++r) {
+                        double* hr = &h[static_cast<size_t>(r * K)];
+                        const float* cr = c + (r - r0) * r1;
+                        for (int64_t col = 0; col <= r; ++col) hr[col] += cr[col];
                     }
                 });
+                for (Status& s : st) {
+                    if (!s.is_ok()) return s;
+                }
             }
         }
         rows_ += P;
