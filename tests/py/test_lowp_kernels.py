@@ -255,9 +255,16 @@ def test_bundled_end_to_end_within_ort_spread(bundled_int8, tmp_path):
     than ONNX Runtime's own optimized (int8 kernels) and unoptimized runs of the same file.
 
     Both differences are dominated by requantization codes that flip on a tie and propagate,
-    so they are of one size and vary by a few percent between images (0.060-0.062 mean |.| on
-    the bundled model for ORT's own pair): measured on 4 images, lowbit's mean and max
-    difference must stay within ORT's plus 10%."""
+    so they are of one size. Their bulk is steady: over the 4 images (4 x 155400 outputs) the
+    mean |.| is 0.060-0.062 for ORT's pair and the 99.9th percentile 0.72-0.73 (lowbit 0.048
+    and 0.70). Their maximum is not: it is one element where a flipped code landed, and moved
+    1.47 -> 1.53 with ORT's own runs and 1.63 -> 2.11 for lowbit when only the float summation
+    order of four small float convs changed (Winograd off below 40 channels); over 24 other
+    images the maxima were ORT 2.18, lowbit 2.11 / 2.30 with those two orders. So the mean and
+    the 99.9th percentile must stay within ORT's plus 10%, and the max within 2x ORT's, which
+    still catches a blow-up. Checked by breaking qconv.cpp's epilogue: every requantized code
+    one step high gave mean 0.45, p99.9 3.9, max 10.0; an output scale 2% off gave mean 0.23,
+    p99.9 2.2, max 4.6 (ORT's pair: 0.062, 0.73, 1.47), each failing all three bounds."""
     path = bundled_int8["model"]
     xs = np.load(bundled_int8["dir"] / "calib.npy")[:4]
     rep = kernels(path)
@@ -282,15 +289,17 @@ def test_bundled_end_to_end_within_ort_spread(bundled_int8, tmp_path):
         changed |= not np.array_equal(ours, sim)
         spread.append(np.abs(opt - ref))
         ours_d.append(np.abs(ours - ref))
-    ort_mean = np.mean([d.mean() for d in spread])
-    our_mean = np.mean([d.mean() for d in ours_d])
-    ort_max = max(d.max() for d in spread)
-    our_max = max(d.max() for d in ours_d)
-    print(f"vs ORT unoptimized, 4 images: ORT optimized mean {ort_mean:.4f} max {ort_max:.3f}; "
-          f"lowbit int8 mean {our_mean:.4f} max {our_max:.3f}")
+    spread, ours_d = np.concatenate(spread, axis=None), np.concatenate(ours_d, axis=None)
+    ort_mean, our_mean = spread.mean(), ours_d.mean()
+    ort_p, our_p = np.percentile(spread, 99.9), np.percentile(ours_d, 99.9)
+    ort_max, our_max = spread.max(), ours_d.max()
+    print(f"vs ORT unoptimized, 4 images: ORT optimized mean {ort_mean:.4f} p99.9 {ort_p:.3f} "
+          f"max {ort_max:.3f}; lowbit int8 mean {our_mean:.4f} p99.9 {our_p:.3f} "
+          f"max {our_max:.3f}")
     assert changed  # the int8 kernels really ran
     assert our_mean <= 1.1 * ort_mean, (our_mean, ort_mean)
-    assert our_max <= 1.1 * ort_max, (our_max, ort_max)
+    assert our_p <= 1.1 * ort_p, (our_p, ort_p)
+    assert our_max <= 2.0 * ort_max, (our_max, ort_max)
 
 
 def test_eval_metrics_name_the_kernels(bundled_int8, tmp_path):
