@@ -326,8 +326,16 @@ def test_bundled_end_to_end_within_ort_spread(bundled_fp8, tmp_path):
 
 
 def test_bundled_map_matches_simulation(bundled_fp8, tmp_path):
-    """mAP50-95 on the bundled val set (first 100 images) within 0.002 of the simulation's;
-    metrics.json names the kernels."""
+    """mAP50-95 on the bundled val set (first 100 images) within 0.01 of the simulation's;
+    metrics.json names the kernels.
+
+    Float summation order alone moves this mAP by about 0.005: gating Winograd off for 3x3
+    convs under 40 channels (which changes the calibration's float convs, so the fp8 scales,
+    and the simulation's float convs) moved the simulation 0.7120 -> 0.7072 and the kernels
+    0.7107 -> 0.7131, a gap of 0.006 with no kernel wrong, so the former 0.002 bound failed
+    on noise. 0.01 still catches a wrong kernel: an output scale 5% off in fp8conv.cpp's
+    epilogue gave a gap of 0.018, 10% off 0.087. (2% off gave 0.001, under either bound; the
+    layer-by-layer and end-to-end tests above catch that one: 22% of a conv's codes differ.)"""
     maps = {}
     for lowp in (True, False):
         out = tmp_path / f"m{int(lowp)}.json"
@@ -340,4 +348,4 @@ def test_bundled_map_matches_simulation(bundled_fp8, tmp_path):
             assert k["steps"]["qconv_fp8"] == k["fp8_convs"] > 0
             assert k["qdq_convs"] == k["fp8_convs"] + len(k["fallbacks"])
     print(f"mAP50-95 fp8 kernels {maps[True]:.4f}, simulation {maps[False]:.4f}")
-    assert abs(maps[True] - maps[False]) <= 0.002, maps
+    assert abs(maps[True] - maps[False]) <= 0.01, maps
