@@ -6,12 +6,13 @@
 // implementation (1000x slower), the op is not created and the executor keeps lowbit's
 // reference Conv.
 //
-// Winograd: dense 3x3 stride-1 convs use oneDNN's jit_wino_4x3 (F(4x4, 3x3)) when it accepts
-// the shape. Measured here it is 2.1-3.4x faster than the direct brgconv on YOLOv10m's 3x3
-// layers, with no loss of accuracy: max error 1.1e-6 of the output magnitude against a double
-// precision reference, vs 1.7e-6 for the direct conv (192 channels, 40x40). It works on
+// Winograd: dense 3x3 stride-1 convs of 40 channels or more (kWinogradMinChannels) use
+// oneDNN's jit_wino_4x3 (F(4x4, 3x3)) when it accepts the shape. Measured here it is 2.1-3.4x
+// faster than the direct brgconv on YOLOv10m's 3x3 layers, with no loss of accuracy: max
+// error 1.1e-6 of the output magnitude against a double precision reference, vs 1.7e-6 for
+// the direct conv (192 channels, 40x40). It works on
 // blocked (nChw16c) tensors, so each chunk is reordered in and out of a per-thread buffer,
-// which costs 1-3% of the conv. Below about 64 channels oneDNN picks jit_wino_2x3
+// which costs 1-3% of the conv. Below about 128 channels oneDNN picks jit_wino_2x3
 // (F(2x2, 3x3)), which takes only equal top and bottom padding; row chunks then compute a few
 // padded rows they drop (make_chunks). ExecutorOptions::conv_winograd = false (the CLI:
 // LOWBIT_CONV_WINOGRAD=0) turns it off.
@@ -59,6 +60,12 @@ constexpr double kFlopsPerSecond = 50e9;
 constexpr double kBytesPerSecond = 20e9;
 // Chunk output size with several threads: a quarter of this CPU's 1 MiB L2.
 constexpr double kChunkOutBytes = 256.0 * 1024;
+// Winograd only where both channel counts reach this. Measured per layer (cpu ms, one and two
+// threads, Winograd vs direct brgconv): 3->20, 12, 20, 24 and 20<->40 channel layers 1.1-3.8x
+// slower with Winograd (it pads channels to 16s and its transforms cost more than the
+// multiplications they save), 40->40 0.92x, 48 and up 0.52-0.92x (bundled YOLOv10m, the
+// full-width one, unet-tiny, single-conv stacks of 16-256 channels).
+constexpr int64_t kWinogradMinChannels = 40;
 // Output rows of a Winograd tile: chunks start on multiples of it (F(4x4, 3x3) and, a
 // multiple of it, F(2x2, 3x3)).
 constexpr int64_t kWinoTileRows = 4;
@@ -118,7 +125,8 @@ public:
         }
 
         const bool wino_shape = group_ == 1 && h_.k == 3 && w_.k == 3 && h_.stride == 1 &&
-                                w_.stride == 1 && h_.dilation == 1 && w_.dilation == 1;
+                                w_.stride == 1 && h_.dilation == 1 && w_.dilation == 1 &&
+                                x_[1] >= kWinogradMinChannels && y_[1] >= kWinogradMinChannels;
         dnnl::convolution_forward::primitive_desc whole;
         if (wino_shape && dnnl_.conv_winograd) {
             try {
