@@ -540,5 +540,48 @@ TEST(ExecutorFast, NoFusionWhenConvOutputIsShared) {
     EXPECT_LT(compare(b.model()), kTol);
 }
 
+// GELU's Erf chain (PyTorch export: Div(x, sqrt 2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5))
+// is one fused step; operands either way round, plain and NHWC inputs, 1-3 threads, a length
+// with a masked tail. A chain whose intermediate is also read elsewhere, or with another
+// constant, is not fused and still correct.
+TEST(ExecutorFast, GeluChainFused) {
+    auto gelu = [](Builder& b, const std::string& x, float one, bool swap) {
+        const std::string d = b.op("Div", {x, b.init(Tensor::from_vector(DType::Float32, {},
+                                                                           std::vector<float>{1.41421356f}))});
+        const std::string e = b.op("Erf", {d});
+        const std::string c1 = b.init(Tensor::from_vector(DType::Float32, {1}, std::vector<float>{one}));
+        const std::string a = swap ? b.op("Add", {c1, e}) : b.op("Add", {e, c1});
+        const std::string m = swap ? b.op("Mul", {a, x}) : b.op("Mul", {x, a});
+        const std::string h = b.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{0.5f}));
+        return swap ? b.op("Mul", {h, m}) : b.op("Mul", {m, h});
+    };
+    Builder b;
+    const std::string x = b.input("x", {1, 5, 7, 37});
+    b.output(gelu(b, b.op("Sub", {x, b.init(random_tensor({}, 3, 0.4f, 0.6f))}), 1.0f, false));
+    b.output(gelu(b, b.conv(x, 5, 16, 3, 1, -1, 1, false), 1.0f, true));  // NHWC input
+    b.output(gelu(b, b.op("Neg", {x}), 2.0f, false));                      // not GELU
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("gelu") ? kernels.at("gelu") : 0, 2);
+    EXPECT_EQ(kernels.count("erf") ? kernels.at("erf") : 0, 1);
+
+    // The Erf output also read by a graph output: no fusion.
+    Builder s;
+    const std::string y = s.input("y", {2, 40});
+    const std::string e = s.op("Erf", {s.op("Div", {y, s.init(Tensor::from_vector(
+                                                         DType::Float32, {}, std::vector<float>{1.41421356f}))})});
+    const std::string a = s.op("Add", {e, s.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{1.0f}))});
+    s.output(s.op("Mul", {s.op("Mul", {y, a}), s.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{0.5f}))}));
+    s.output(e);
+    EXPECT_LT(compare(s.model()), kTol);
+    auto fs = make(s.model(), false, 2);
+    ASSERT_TRUE(fs);
+    EXPECT_EQ(fs->kernel_report().kernels.count("gelu"), 0u);
+}
+
 }  // namespace
 }  // namespace lowbit

@@ -805,6 +805,20 @@ std::vector<OpCase> plain_cases() {
     }
     v.push_back(unary("Erf", "erf", {1, 14, 14, 384}, Layout::Plain, 2, kVectorMath, 74));
     v.push_back(unary("Erf", "erf", {1, 16, 9, 7}, Layout::Nhwc, 1, kVectorMath, 75));
+    // GELU's Erf chain fused (fusion.cpp): the node is its Div by sqrt 2, the step reads x only.
+    for (const auto& [shape, stored, threads] :
+         {std::tuple{Shape{1, 14, 14, 1536}, Layout::Plain, 2},
+          std::tuple{Shape{1, 16, 9, 7}, Layout::Nhwc, 1}, std::tuple{Shape{3, 37}, Layout::Plain, 2}}) {
+        OpCase c = simple("Div", "gelu", {rnd(shape, 80, -5.0f, 5.0f), f32({}, {1.41421356f})}, {},
+                          fmt::format("GELU chain {} {} t{}", dims(shape), layout_name(stored), threads),
+                          kVectorMath);
+        c.call.constant_inputs = {1};
+        c.call.n_threads = threads;
+        c.stored = {stored};
+        c.fusion.gelu = true;
+        c.fusion.gelu_div = 1.41421356f;
+        v.push_back(c);
+    }
     v.push_back(binary("Sub", {1, 14, 14, 96}, {1, 14, 14, 1}, Layout::Plain, false, 76));
     v.push_back(binary("Div", {2, 5, 33}, {2, 5, 1}, Layout::Plain, false, 77));
     v.push_back(binary("Mul", {1, 14, 14, 96}, {96}, Layout::Plain, true, 78));
@@ -932,6 +946,13 @@ public:
         }
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
         if (c.fusion.relu_after) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
+        if (c.fusion.gelu) {  // the node is Div(x, c): -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5)
+            const Tensor& x = c.call.inputs[0];
+            LOWBIT_TRY(add(KernelCall{"Erf", {last()}}));
+            LOWBIT_TRY(add(KernelCall{"Add", {last(), f32({}, {1.0f})}}));
+            LOWBIT_TRY(add(KernelCall{"Mul", {x, last()}}));
+            LOWBIT_TRY(add(KernelCall{"Mul", {last(), f32({}, {0.5f})}}));
+        }
         if ((c.quant && c.quant->out_q) || c.qmove) {
             Tensor scale(DType::Float32, {});
             scale.data<float>()[0] = c.qmove ? c.qmove->y_scale : c.quant->y_scale;
@@ -990,6 +1011,7 @@ public:
             plain.push_back(c.quant && c.quant->residual_q ? c.r_codes : c.residual);
         }
         if (c.quant) plain[0] = c.x_codes;  // the int8 step reads the codes
+        if (c.fusion.gelu) plain.resize(1);  // the fused GELU step reads x alone
         for (size_t k = 0; c.qmove && k < c.in_codes.size(); ++k) {
             if (!c.in_codes[k].empty()) plain[k] = c.in_codes[k];
         }

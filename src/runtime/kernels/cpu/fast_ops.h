@@ -150,10 +150,14 @@ struct ConvFusion {
     bool hardswish = false;
     float hs_alpha = 1.0f / 6.0f, hs_beta = 0.5f;
     bool relu_after = false;  // a Relu after the residual Add (float conv kernels only)
+    // Not a conv: the node is Div(x, gelu_div) starting GELU's Erf chain, Div -> Erf ->
+    // Add(., 1) -> Mul(x, .) -> Mul(., 0.5), computed as one elementwise step on x.
+    bool gelu = false;
+    float gelu_div = 1.41421356f;
     bool any() const {
-        return silu || residual || quant || qmove || bn || relu || hardswish || relu_after;
+        return silu || residual || quant || qmove || bn || relu || hardswish || relu_after || gelu;
     }
-    bool float_only() const { return bn || relu || hardswish || relu_after; }
+    bool float_only() const { return bn || relu || hardswish || relu_after || gelu; }
 };
 
 // Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one

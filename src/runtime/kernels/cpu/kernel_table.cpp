@@ -171,6 +171,15 @@ const FastEntry kTable[] = {
                             c.backend.n_threads(), c.warnings);
      },
      conv_layouts},
+    {"gelu", "GELU Erf chain Div->Erf->Add->Mul->Mul float32, fused (one pass); any layout",
+     [](const FastChoice& c) {
+         return is_op(c, "Div") && c.fusion.gelu && c.ins.size() == 1 && c.outs.size() == 1 &&
+                c.ins[0].shape == c.outs[0].shape;
+     },
+     [](const FastChoice& c) {
+         return make_gelu(c.node, c.ins, c.outs[0], c.fusion.gelu_div);
+     },
+     elementwise_layouts},
     {"binary", "Add/Sub/Mul/Div float32: full-size, scalar or per-channel operands; any layout",
      [](const FastChoice& c) {
          const std::string& t = c.node.op_type;

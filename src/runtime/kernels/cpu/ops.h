@@ -102,6 +102,9 @@ std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
 std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
                                         const Operand& out);
 std::unique_ptr<FastOp> make_erf(const Node& node, std::span<const Operand> ins);
+// GELU as matched by fusion.cpp (ConvFusion::gelu): `node` is the chain's Div, `ins` its x.
+std::unique_ptr<FastOp> make_gelu(const Node& node, std::span<const Operand> ins,
+                                  const Operand& out, float div);
 
 // eltwise.cpp: float32 Add/Sub/Mul/Div whose operands are full-size (the output's shape),
 // numel-1 scalars or, for NHWC 4-D outputs, per-channel vectors [1, C, 1, 1]; Sigmoid; and SiLU
