@@ -583,5 +583,31 @@ TEST(ExecutorFast, GeluChainFused) {
     EXPECT_EQ(fs->kernel_report().kernels.count("gelu"), 0u);
 }
 
+// MatMul -> Add(., bias) along the last axis is one matmul step (bias either side, [N] or
+// [1, 1, N]); an Add whose operand is not such a vector, or a product also read elsewhere,
+// stays a separate step.
+TEST(ExecutorFast, MatMulBiasFused) {
+    Builder b;
+    const std::string x = b.input("x", {1, 9, 9, 24});
+    const std::string w1 = b.init(random_tensor({24, 48}, 1));
+    const std::string h = b.op("Add", {b.init(random_tensor({48}, 2)), b.op("MatMul", {x, w1})});
+    const std::string w2 = b.init(random_tensor({48, 24}, 3));
+    b.output(b.op("Add", {b.op("MatMul", {h, w2}), b.init(random_tensor({1, 1, 24}, 4))}));
+    const std::string p = b.op("MatMul", {x, b.init(random_tensor({24, 8}, 5))});
+    b.output(b.op("Add", {p, b.init(random_tensor({9, 1, 8}, 6))}));  // not a bias vector
+    const std::string q = b.op("MatMul", {x, b.init(random_tensor({24, 8}, 7))});
+    b.output(b.op("Add", {q, b.init(random_tensor({8}, 8))}));
+    b.output(q);  // the product is an output too
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("matmul") ? kernels.at("matmul") : 0, 4);
+    // q's Add (the [9, 1, 8] one runs on another row); the two fused Adds are no steps.
+    EXPECT_EQ(kernels.count("binary") ? kernels.at("binary") : 0, 1);
+}
+
 }  // namespace
 }  // namespace lowbit

@@ -472,6 +472,41 @@ FusionMatch match_gelu(const FusionGraph& g, size_t idx) {
     return m;
 }
 
+// MatMul -> Add(., bias) (either way round), bias a float32 constant vector along the last
+// axis ([N], or [1, ..., N] of no higher rank than the product) and the product read by the
+// Add alone: one matmul step with the bias (ConvNeXt's and the transformers' linear layers).
+FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx) {
+    const Node& mm = g.graph.nodes[idx];
+    FusionMatch m;
+    m.inputs = mm.inputs;
+    m.outputs = mm.outputs;
+    if (mm.op_type != "MatMul" || mm.inputs.size() != 2 || mm.outputs.size() != 1) return m;
+    auto yd = g.descs.find(mm.outputs[0]);
+    if (yd == g.descs.end() || yd->second.dtype != DType::Float32 || yd->second.shape.empty()) {
+        return m;
+    }
+    const Shape& shape = yd->second.shape;
+    const size_t add = sole_op_reader(g, mm.outputs[0], "Add");
+    if (add == kNone) return m;
+    const Node& an = g.graph.nodes[add];
+    const std::string bias = other_operand(an, mm.outputs[0]);
+    const Tensor* c = bias.empty() ? nullptr : g.constant(bias);
+    auto ad = g.descs.find(an.outputs[0]);
+    if (!c || c->dtype() != DType::Float32 || ad == g.descs.end() || ad->second.shape != shape) {
+        return m;
+    }
+    const Shape& bs = c->shape();
+    if (bs.empty() || bs.size() > shape.size() || bs.back() != shape.back() ||
+        c->numel() != shape.back()) {
+        return m;
+    }
+    m.conv.matmul_bias = true;
+    m.fused = {add};
+    m.inputs = {mm.inputs[0], mm.inputs[1], bias};
+    m.outputs = an.outputs;
+    return m;
+}
+
 }  // namespace
 
 FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore& produced,
@@ -485,6 +520,10 @@ FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore
         FusionMatch q = match_qdq_conv(g, node, produced);
         if (q.quant && allow_quant) return q;
         qdq_fallback = q.quant ? "the low-precision kernel refused it" : q.qdq_fallback;
+    }
+    if (g.graph.nodes[node].op_type == "MatMul" && g.constants) {
+        FusionMatch bm = match_matmul_bias(g, node);
+        if (bm.any()) return bm;
     }
     if (g.graph.nodes[node].op_type == "Div") {
         FusionMatch gm = match_gelu(g, node);

@@ -76,6 +76,7 @@ struct OpCase {
     bool out_nhwc = false;
     ConvFusion fusion = {};
     Tensor residual = {};     // with fusion.residual: R, passed to the fast op as input 3
+    Tensor bias = {};         // with fusion.matmul_bias: the bias, passed as input 2
     double tol = kExact;
     // An int8 Q/DQ conv (fusion.quant): the fast op reads these codes as input 0 (and input 3
     // with quant->residual_q); the reference runs the Conv on their DequantizeLinear values
@@ -718,6 +719,21 @@ std::vector<OpCase> plain_cases() {
     }
     v.push_back(simple("MatMul", "matmul", {rnd({3, 20, 17}, 34), rnd({17, 9}, 35)}, {},
                        "3x20x17 by 17x9 (batch broadcast)", kAccumulation));
+    // MatMul -> Add(., bias) fused (fusion.cpp): row chunks, column chunks, one primitive.
+    for (const auto& [a, b, bias, threads, what] :
+         {std::tuple{Shape{1, 28, 28, 96}, Shape{96, 160}, Shape{160}, 2, "row chunks"},
+          std::tuple{Shape{1, 7, 7, 96}, Shape{96, 700}, Shape{700}, 2, "column chunks"},
+          std::tuple{Shape{3, 20, 17}, Shape{17, 9}, Shape{1, 1, 9}, 1, "one primitive"}}) {
+        OpCase c = simple("MatMul", "matmul", {rnd(a, 85), rnd(b, 86)}, {},
+                          fmt::format("{} by constant {} + bias {} ({}, t{})", dims(a), dims(b),
+                                      dims(bias), what, threads),
+                          kAccumulation);
+        c.call.constant_inputs = {1};
+        c.call.n_threads = threads;
+        c.fusion.matmul_bias = true;
+        c.bias = rnd(bias, 87);
+        v.push_back(c);
+    }
     {
         // A classifier head: Flatten -> Gemm with B [N, K] transposed and a bias [N].
         OpCase c = simple("Gemm", "gemm", {rnd({2, 96}, 41), rnd({37, 96}, 42), rnd({37}, 43)},
@@ -946,6 +962,7 @@ public:
         }
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
         if (c.fusion.relu_after) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
+        if (c.fusion.matmul_bias) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.bias}}));
         if (c.fusion.gelu) {  // the node is Div(x, c): -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5)
             const Tensor& x = c.call.inputs[0];
             LOWBIT_TRY(add(KernelCall{"Erf", {last()}}));
@@ -1012,6 +1029,7 @@ public:
         }
         if (c.quant) plain[0] = c.x_codes;  // the int8 step reads the codes
         if (c.fusion.gelu) plain.resize(1);  // the fused GELU step reads x alone
+        if (c.fusion.matmul_bias) plain.push_back(c.bias);
         for (size_t k = 0; c.qmove && k < c.in_codes.size(); ++k) {
             if (!c.in_codes[k].empty()) plain[k] = c.in_codes[k];
         }

@@ -255,11 +255,17 @@ const FastEntry kTable[] = {
      [](const FastChoice& c) { return is_op(c, "Resize") && single_output(c) && c.nhwc_in(0); },
      [](const FastChoice& c) { return make_resize_nhwc(c.node, c.opset, c.ins, c.outs[0]); },
      nhwc_data_layouts},
-    {"matmul", "MatMul float32 rank 2-4 (oneDNN); plain",
-     [](const FastChoice& c) { return is_op(c, "MatMul") && single_output(c); },
+    {"matmul", "MatMul float32 rank 2-4 (oneDNN), +bias Add along the last axis; plain",
+     [](const FastChoice& c) {
+         return is_op(c, "MatMul") && c.outs.size() == 1 &&
+                (!c.fusion.any() || (c.fusion.matmul_bias && !c.fusion.silu &&
+                                     !c.fusion.residual && !c.fusion.quant && !c.fusion.qmove &&
+                                     !c.fusion.bn && !c.fusion.relu && !c.fusion.hardswish &&
+                                     !c.fusion.relu_after && !c.fusion.gelu));
+     },
      [](const FastChoice& c) {
          return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.backend.n_threads(),
-                            c.warnings);
+                            c.fusion.matmul_bias, c.warnings);
      },
      plain_layouts},
     {"gemm", "Gemm float32, alpha 1, beta 1, constant C (oneDNN matmul); plain",

@@ -80,7 +80,7 @@ std::unique_ptr<FastOp> make_qmove(const Node& node, int64_t opset, std::span<co
 
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                    const Operand& out, int n_threads,
+                                    const Operand& out, int n_threads, bool bias,
                                     std::vector<std::string>& warnings);
 
 // gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
