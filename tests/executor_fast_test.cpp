@@ -540,5 +540,74 @@ TEST(ExecutorFast, NoFusionWhenConvOutputIsShared) {
     EXPECT_LT(compare(b.model()), kTol);
 }
 
+// GELU's Erf chain (PyTorch export: Div(x, sqrt 2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5))
+// is one fused step; operands either way round, plain and NHWC inputs, 1-3 threads, a length
+// with a masked tail. A chain whose intermediate is also read elsewhere, or with another
+// constant, is not fused and still correct.
+TEST(ExecutorFast, GeluChainFused) {
+    auto gelu = [](Builder& b, const std::string& x, float one, bool swap) {
+        const std::string d = b.op("Div", {x, b.init(Tensor::from_vector(DType::Float32, {},
+                                                                           std::vector<float>{1.41421356f}))});
+        const std::string e = b.op("Erf", {d});
+        const std::string c1 = b.init(Tensor::from_vector(DType::Float32, {1}, std::vector<float>{one}));
+        const std::string a = swap ? b.op("Add", {c1, e}) : b.op("Add", {e, c1});
+        const std::string m = swap ? b.op("Mul", {a, x}) : b.op("Mul", {x, a});
+        const std::string h = b.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{0.5f}));
+        return swap ? b.op("Mul", {h, m}) : b.op("Mul", {m, h});
+    };
+    Builder b;
+    const std::string x = b.input("x", {1, 5, 7, 37});
+    b.output(gelu(b, b.op("Sub", {x, b.init(random_tensor({}, 3, 0.4f, 0.6f))}), 1.0f, false));
+    b.output(gelu(b, b.conv(x, 5, 16, 3, 1, -1, 1, false), 1.0f, true));  // NHWC input
+    b.output(gelu(b, b.op("Neg", {x}), 2.0f, false));                      // not GELU
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("gelu") ? kernels.at("gelu") : 0, 2);
+    EXPECT_EQ(kernels.count("erf") ? kernels.at("erf") : 0, 1);
+
+    // The Erf output also read by a graph output: no fusion.
+    Builder s;
+    const std::string y = s.input("y", {2, 40});
+    const std::string e = s.op("Erf", {s.op("Div", {y, s.init(Tensor::from_vector(
+                                                         DType::Float32, {}, std::vector<float>{1.41421356f}))})});
+    const std::string a = s.op("Add", {e, s.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{1.0f}))});
+    s.output(s.op("Mul", {s.op("Mul", {y, a}), s.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{0.5f}))}));
+    s.output(e);
+    EXPECT_LT(compare(s.model()), kTol);
+    auto fs = make(s.model(), false, 2);
+    ASSERT_TRUE(fs);
+    EXPECT_EQ(fs->kernel_report().kernels.count("gelu"), 0u);
+}
+
+// MatMul -> Add(., bias) along the last axis is one matmul step (bias either side, [N] or
+// [1, 1, N]); an Add whose operand is not such a vector, or a product also read elsewhere,
+// stays a separate step.
+TEST(ExecutorFast, MatMulBiasFused) {
+    Builder b;
+    const std::string x = b.input("x", {1, 9, 9, 24});
+    const std::string w1 = b.init(random_tensor({24, 48}, 1));
+    const std::string h = b.op("Add", {b.init(random_tensor({48}, 2)), b.op("MatMul", {x, w1})});
+    const std::string w2 = b.init(random_tensor({48, 24}, 3));
+    b.output(b.op("Add", {b.op("MatMul", {h, w2}), b.init(random_tensor({1, 1, 24}, 4))}));
+    const std::string p = b.op("MatMul", {x, b.init(random_tensor({24, 8}, 5))});
+    b.output(b.op("Add", {p, b.init(random_tensor({9, 1, 8}, 6))}));  // not a bias vector
+    const std::string q = b.op("MatMul", {x, b.init(random_tensor({24, 8}, 7))});
+    b.output(b.op("Add", {q, b.init(random_tensor({8}, 8))}));
+    b.output(q);  // the product is an output too
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("matmul") ? kernels.at("matmul") : 0, 4);
+    // q's Add (the [9, 1, 8] one runs on another row); the two fused Adds are no steps.
+    EXPECT_EQ(kernels.count("binary") ? kernels.at("binary") : 0, 1);
+}
+
 }  // namespace
 }  // namespace lowbit

@@ -397,6 +397,118 @@ bool FusionGraph::sole_consumer(const std::string& t, size_t node) const {
            std::all_of(readers->begin(), readers->end(), [&](size_t c) { return c == node; });
 }
 
+namespace {
+
+// The one run-time node reading `t` (t feeds nothing else and is no graph output) when it is
+// a single-output `op`; kNone otherwise.
+size_t sole_op_reader(const FusionGraph& g, const std::string& t, const char* op) {
+    const std::vector<size_t>* readers = g.consumers_of(t);
+    if (!readers || readers->size() != 1 || g.graph_outputs.count(t)) return kNone;
+    const Node& n = g.graph.nodes[(*readers)[0]];
+    return n.op_type == op && n.outputs.size() == 1 ? (*readers)[0] : kNone;
+}
+
+// The value of `t` when it is a float32 one-element constant.
+std::optional<float> scalar_constant(const FusionGraph& g, const std::string& t) {
+    const Tensor* c = g.constant(t);
+    if (!c || c->dtype() != DType::Float32 || c->numel() != 1) return std::nullopt;
+    return c->data<float>()[0];
+}
+
+// For a binary node reading `t`: its other operand (empty when it reads t twice or not at all).
+std::string other_operand(const Node& n, const std::string& t) {
+    if (n.inputs.size() != 2) return {};
+    if (n.inputs[0] == t && n.inputs[1] != t) return n.inputs[1];
+    if (n.inputs[1] == t && n.inputs[0] != t) return n.inputs[0];
+    return {};
+}
+
+// GELU as exported from PyTorch (ConvNeXt, ViT): Div(x, c) -> Erf -> Add(., 1) ->
+// Mul(x, .) -> Mul(., 0.5), with c a float32 scalar constant (sqrt 2) and every intermediate
+// read only by the next node; one elementwise step on x anchored at the Div. The operands of
+// the Add and the Muls may be either way round; the shapes must all be x's (no broadcast).
+FusionMatch match_gelu(const FusionGraph& g, size_t idx) {
+    const Node& div = g.graph.nodes[idx];
+    FusionMatch m;
+    m.inputs = div.inputs;
+    m.outputs = div.outputs;
+    if (div.op_type != "Div" || div.inputs.size() != 2 || div.outputs.size() != 1 || !g.constants) {
+        return m;
+    }
+    const std::string& x = div.inputs[0];
+    const std::optional<float> c = scalar_constant(g, div.inputs[1]);
+    auto xd = g.descs.find(x);
+    if (!c || g.constant(x) || xd == g.descs.end() || xd->second.dtype != DType::Float32) return m;
+    const Shape& shape = xd->second.shape;
+    auto same_shape = [&](const Node& n) {
+        auto d = g.descs.find(n.outputs[0]);
+        return d != g.descs.end() && d->second.shape == shape &&
+               d->second.dtype == DType::Float32;
+    };
+    if (!same_shape(div)) return m;
+    const size_t erf = sole_op_reader(g, div.outputs[0], "Erf");
+    if (erf == kNone || !same_shape(g.graph.nodes[erf])) return m;
+    const std::string& e = g.graph.nodes[erf].outputs[0];
+    const size_t add = sole_op_reader(g, e, "Add");
+    if (add == kNone || !same_shape(g.graph.nodes[add])) return m;
+    const std::optional<float> one = scalar_constant(g, other_operand(g.graph.nodes[add], e));
+    if (!one || *one != 1.0f) return m;
+    const std::string& a = g.graph.nodes[add].outputs[0];
+    const size_t mul = sole_op_reader(g, a, "Mul");
+    if (mul == kNone || other_operand(g.graph.nodes[mul], a) != x ||
+        !same_shape(g.graph.nodes[mul])) {
+        return m;
+    }
+    const std::string& xm = g.graph.nodes[mul].outputs[0];
+    const size_t half = sole_op_reader(g, xm, "Mul");
+    if (half == kNone || !same_shape(g.graph.nodes[half])) return m;
+    const std::optional<float> h = scalar_constant(g, other_operand(g.graph.nodes[half], xm));
+    if (!h || *h != 0.5f) return m;
+    m.conv.gelu = true;
+    m.conv.gelu_div = *c;
+    m.fused = {erf, add, mul, half};
+    m.inputs = {x};
+    m.outputs = g.graph.nodes[half].outputs;
+    return m;
+}
+
+// MatMul -> Add(., bias) (either way round), bias a float32 constant vector along the last
+// axis ([N], or [1, ..., N] of no higher rank than the product) and the product read by the
+// Add alone: one matmul step with the bias (ConvNeXt's and the transformers' linear layers).
+FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx) {
+    const Node& mm = g.graph.nodes[idx];
+    FusionMatch m;
+    m.inputs = mm.inputs;
+    m.outputs = mm.outputs;
+    if (mm.op_type != "MatMul" || mm.inputs.size() != 2 || mm.outputs.size() != 1) return m;
+    auto yd = g.descs.find(mm.outputs[0]);
+    if (yd == g.descs.end() || yd->second.dtype != DType::Float32 || yd->second.shape.empty()) {
+        return m;
+    }
+    const Shape& shape = yd->second.shape;
+    const size_t add = sole_op_reader(g, mm.outputs[0], "Add");
+    if (add == kNone) return m;
+    const Node& an = g.graph.nodes[add];
+    const std::string bias = other_operand(an, mm.outputs[0]);
+    const Tensor* c = bias.empty() ? nullptr : g.constant(bias);
+    auto ad = g.descs.find(an.outputs[0]);
+    if (!c || c->dtype() != DType::Float32 || ad == g.descs.end() || ad->second.shape != shape) {
+        return m;
+    }
+    const Shape& bs = c->shape();
+    if (bs.empty() || bs.size() > shape.size() || bs.back() != shape.back() ||
+        c->numel() != shape.back()) {
+        return m;
+    }
+    m.conv.matmul_bias = true;
+    m.fused = {add};
+    m.inputs = {mm.inputs[0], mm.inputs[1], bias};
+    m.outputs = an.outputs;
+    return m;
+}
+
+}  // namespace
+
 FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore& produced,
                          bool allow_quant) {
     std::string qdq_fallback;
@@ -408,6 +520,14 @@ FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore
         FusionMatch q = match_qdq_conv(g, node, produced);
         if (q.quant && allow_quant) return q;
         qdq_fallback = q.quant ? "the low-precision kernel refused it" : q.qdq_fallback;
+    }
+    if (g.graph.nodes[node].op_type == "MatMul" && g.constants) {
+        FusionMatch bm = match_matmul_bias(g, node);
+        if (bm.any()) return bm;
+    }
+    if (g.graph.nodes[node].op_type == "Div") {
+        FusionMatch gm = match_gelu(g, node);
+        if (gm.any()) return gm;
     }
     FusionMatch m = match_conv_silu_residual(g, node, produced, true);
     m.qdq_fallback = std::move(qdq_fallback);

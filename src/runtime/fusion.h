@@ -13,7 +13,10 @@
 // or per output channel) -> Conv (+bias) [-> SiLU] [-> Add(., R)] [-> QuantizeLinear], one int8
 // step (or, with float8e4m3fn codes throughout, one FP8 step: QuantConvSpec::codes) that reads x_q itself (and R's int8 codes when R is a DequantizeLinear output) and, with
 // the QuantizeLinear, writes int8 codes. A DequantizeLinear is then executed only where a float
-// consumer needs it (program_builder.cpp defers it). A new pattern is one more matcher function
+// consumer needs it (program_builder.cpp defers it). Not conv: GELU as
+// Div(x, c) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5), one elementwise step on x
+// (ConvFusion::gelu); MatMul -> Add(., bias vector) as the matmul's bias
+// (ConvFusion::matmul_bias). A new pattern is one more matcher function
 // tried by match_fusion(), producing a FusionMatch.
 #pragma once
 

@@ -76,6 +76,7 @@ struct OpCase {
     bool out_nhwc = false;
     ConvFusion fusion = {};
     Tensor residual = {};     // with fusion.residual: R, passed to the fast op as input 3
+    Tensor bias = {};         // with fusion.matmul_bias: the bias, passed as input 2
     double tol = kExact;
     // An int8 Q/DQ conv (fusion.quant): the fast op reads these codes as input 0 (and input 3
     // with quant->residual_q); the reference runs the Conv on their DequantizeLinear values
@@ -718,6 +719,21 @@ std::vector<OpCase> plain_cases() {
     }
     v.push_back(simple("MatMul", "matmul", {rnd({3, 20, 17}, 34), rnd({17, 9}, 35)}, {},
                        "3x20x17 by 17x9 (batch broadcast)", kAccumulation));
+    // MatMul -> Add(., bias) fused (fusion.cpp): row chunks, column chunks, one primitive.
+    for (const auto& [a, b, bias, threads, what] :
+         {std::tuple{Shape{1, 28, 28, 96}, Shape{96, 160}, Shape{160}, 2, "row chunks"},
+          std::tuple{Shape{1, 7, 7, 96}, Shape{96, 700}, Shape{700}, 2, "column chunks"},
+          std::tuple{Shape{3, 20, 17}, Shape{17, 9}, Shape{1, 1, 9}, 1, "one primitive"}}) {
+        OpCase c = simple("MatMul", "matmul", {rnd(a, 85), rnd(b, 86)}, {},
+                          fmt::format("{} by constant {} + bias {} ({}, t{})", dims(a), dims(b),
+                                      dims(bias), what, threads),
+                          kAccumulation);
+        c.call.constant_inputs = {1};
+        c.call.n_threads = threads;
+        c.fusion.matmul_bias = true;
+        c.bias = rnd(bias, 87);
+        v.push_back(c);
+    }
     {
         // A classifier head: Flatten -> Gemm with B [N, K] transposed and a bias [N].
         OpCase c = simple("Gemm", "gemm", {rnd({2, 96}, 41), rnd({37, 96}, 42), rnd({37}, 43)},
@@ -805,6 +821,20 @@ std::vector<OpCase> plain_cases() {
     }
     v.push_back(unary("Erf", "erf", {1, 14, 14, 384}, Layout::Plain, 2, kVectorMath, 74));
     v.push_back(unary("Erf", "erf", {1, 16, 9, 7}, Layout::Nhwc, 1, kVectorMath, 75));
+    // GELU's Erf chain fused (fusion.cpp): the node is its Div by sqrt 2, the step reads x only.
+    for (const auto& [shape, stored, threads] :
+         {std::tuple{Shape{1, 14, 14, 1536}, Layout::Plain, 2},
+          std::tuple{Shape{1, 16, 9, 7}, Layout::Nhwc, 1}, std::tuple{Shape{3, 37}, Layout::Plain, 2}}) {
+        OpCase c = simple("Div", "gelu", {rnd(shape, 80, -5.0f, 5.0f), f32({}, {1.41421356f})}, {},
+                          fmt::format("GELU chain {} {} t{}", dims(shape), layout_name(stored), threads),
+                          kVectorMath);
+        c.call.constant_inputs = {1};
+        c.call.n_threads = threads;
+        c.stored = {stored};
+        c.fusion.gelu = true;
+        c.fusion.gelu_div = 1.41421356f;
+        v.push_back(c);
+    }
     v.push_back(binary("Sub", {1, 14, 14, 96}, {1, 14, 14, 1}, Layout::Plain, false, 76));
     v.push_back(binary("Div", {2, 5, 33}, {2, 5, 1}, Layout::Plain, false, 77));
     v.push_back(binary("Mul", {1, 14, 14, 96}, {96}, Layout::Plain, true, 78));
@@ -932,6 +962,14 @@ public:
         }
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
         if (c.fusion.relu_after) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
+        if (c.fusion.matmul_bias) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.bias}}));
+        if (c.fusion.gelu) {  // the node is Div(x, c): -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5)
+            const Tensor& x = c.call.inputs[0];
+            LOWBIT_TRY(add(KernelCall{"Erf", {last()}}));
+            LOWBIT_TRY(add(KernelCall{"Add", {last(), f32({}, {1.0f})}}));
+            LOWBIT_TRY(add(KernelCall{"Mul", {x, last()}}));
+            LOWBIT_TRY(add(KernelCall{"Mul", {last(), f32({}, {0.5f})}}));
+        }
         if ((c.quant && c.quant->out_q) || c.qmove) {
             Tensor scale(DType::Float32, {});
             scale.data<float>()[0] = c.qmove ? c.qmove->y_scale : c.quant->y_scale;
@@ -990,6 +1028,8 @@ public:
             plain.push_back(c.quant && c.quant->residual_q ? c.r_codes : c.residual);
         }
         if (c.quant) plain[0] = c.x_codes;  // the int8 step reads the codes
+        if (c.fusion.gelu) plain.resize(1);  // the fused GELU step reads x alone
+        if (c.fusion.matmul_bias) plain.push_back(c.bias);
         for (size_t k = 0; c.qmove && k < c.in_codes.size(); ++k) {
             if (!c.in_codes[k].empty()) plain[k] = c.in_codes[k];
         }

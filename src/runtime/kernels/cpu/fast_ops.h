@@ -150,10 +150,20 @@ struct ConvFusion {
     bool hardswish = false;
     float hs_alpha = 1.0f / 6.0f, hs_beta = 0.5f;
     bool relu_after = false;  // a Relu after the residual Add (float conv kernels only)
+    // Not a conv: the node is Div(x, gelu_div) starting GELU's Erf chain, Div -> Erf ->
+    // Add(., 1) -> Mul(x, .) -> Mul(., 0.5), computed as one elementwise step on x.
+    bool gelu = false;
+    float gelu_div = 1.41421356f;
+    // Not a conv: the node is a MatMul whose result only feeds Add(., bias), bias a constant
+    // vector along the last axis; the bias is passed as input 2 and added by the matmul.
+    bool matmul_bias = false;
     bool any() const {
-        return silu || residual || quant || qmove || bn || relu || hardswish || relu_after;
+        return silu || residual || quant || qmove || bn || relu || hardswish || relu_after ||
+               gelu || matmul_bias;
     }
-    bool float_only() const { return bn || relu || hardswish || relu_after; }
+    bool float_only() const {
+        return bn || relu || hardswish || relu_after || gelu || matmul_bias;
+    }
 };
 
 // Owns the oneDNN engine and stream and the scratch memory shared by the primitives of one

@@ -171,6 +171,15 @@ const FastEntry kTable[] = {
                             c.backend.n_threads(), c.warnings);
      },
      conv_layouts},
+    {"gelu", "GELU Erf chain Div->Erf->Add->Mul->Mul float32, fused (one pass); any layout",
+     [](const FastChoice& c) {
+         return is_op(c, "Div") && c.fusion.gelu && c.ins.size() == 1 && c.outs.size() == 1 &&
+                c.ins[0].shape == c.outs[0].shape;
+     },
+     [](const FastChoice& c) {
+         return make_gelu(c.node, c.ins, c.outs[0], c.fusion.gelu_div);
+     },
+     elementwise_layouts},
     {"binary", "Add/Sub/Mul/Div float32: full-size, scalar or per-channel operands; any layout",
      [](const FastChoice& c) {
          const std::string& t = c.node.op_type;
@@ -246,11 +255,17 @@ const FastEntry kTable[] = {
      [](const FastChoice& c) { return is_op(c, "Resize") && single_output(c) && c.nhwc_in(0); },
      [](const FastChoice& c) { return make_resize_nhwc(c.node, c.opset, c.ins, c.outs[0]); },
      nhwc_data_layouts},
-    {"matmul", "MatMul float32 rank 2-4 (oneDNN); plain",
-     [](const FastChoice& c) { return is_op(c, "MatMul") && single_output(c); },
+    {"matmul", "MatMul float32 rank 2-4 (oneDNN), +bias Add along the last axis; plain",
+     [](const FastChoice& c) {
+         return is_op(c, "MatMul") && c.outs.size() == 1 &&
+                (!c.fusion.any() || (c.fusion.matmul_bias && !c.fusion.silu &&
+                                     !c.fusion.residual && !c.fusion.quant && !c.fusion.qmove &&
+                                     !c.fusion.bn && !c.fusion.relu && !c.fusion.hardswish &&
+                                     !c.fusion.relu_after && !c.fusion.gelu));
+     },
      [](const FastChoice& c) {
          return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.backend.n_threads(),
-                            c.warnings);
+                            c.fusion.matmul_bias, c.warnings);
      },
      plain_layouts},
     {"gemm", "Gemm float32, alpha 1, beta 1, constant C (oneDNN matmul); plain",

@@ -3,12 +3,16 @@
 // how oneDNN expresses a broadcast batch dim). Plain row-major layouts. When B is one matrix
 // and there are several threads, A is read as one [rows, K] matrix and the product is cut into
 // row chunks (or, for few rows, column chunks, so each thread streams only its share of B),
-// one single-thread primitive each with strided views, run as pool tasks.
+// one single-thread primitive each with strided views, run as pool tasks. With `bias` (fusion.cpp:
+// MatMul -> Add(., bias), the bias a constant vector along the last axis, as input 2) the
+// primitive adds the bias while the output is in cache (ConvNeXt's and the transformers' linear
+// layers), instead of a separate pass over the output.
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <unordered_map>
 
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
@@ -38,7 +42,8 @@ public:
     explicit MatMulOp(DnnlState& dnnl) : dnnl_(dnnl) {}
 
     bool init(const Node& node, std::span<const Operand> ins, const Operand& out, int n_threads,
-              std::vector<std::string>& warnings) {
+              bool bias, std::vector<std::string>& warnings) {
+        has_bias_ = bias;
         const size_t rank = out.shape.size();
         const Shape& b = ins[1].shape;
         const int64_t k = b[b.size() - 2], n = b.back();
@@ -54,7 +59,7 @@ public:
                 ? std::clamp<int64_t>(static_cast<int64_t>(flops / 100e9 / 20e-6), 1,
                                       std::min<int64_t>(4 * n_threads, rows))
                 : 1;
-        std::vector<memory::desc> a_mds, b_mds, y_mds;
+        std::vector<memory::desc> a_mds, b_mds, y_mds, bias_mds;
         if (chunks > 1) {
             // Few rows: cut B's columns, so that each thread streams its own part of the
             // weights; else cut A's rows (oneDNN picks its slower gemm:jit for a column
@@ -75,6 +80,7 @@ public:
                 b_mds.push_back(memory::desc({k, c.c1 - c.c0}, DT::f32, memory::dims{n, 1}));
                 y_mds.push_back(memory::desc({c.r1 - c.r0, c.c1 - c.c0}, DT::f32,
                                              memory::dims{n, 1}));
+                bias_mds.push_back(memory::desc({1, c.c1 - c.c0}, DT::f32, memory::dims{n, 1}));
             }
             k_ = k;
             n_ = n;
@@ -84,6 +90,7 @@ public:
                 memory::desc(padded(ins[0].shape, rank), DT::f32, plain_tag(rank)));
             b_mds.push_back(memory::desc(padded(b, rank), DT::f32, plain_tag(rank)));
             y_mds.push_back(memory::desc(padded(out.shape, rank), DT::f32, plain_tag(rank)));
+            bias_mds.push_back(memory::desc(padded({n}, rank), DT::f32, plain_tag(rank)));
             cuts_.push_back({});
         }
         dnnl::primitive_attr attr;
@@ -92,7 +99,9 @@ public:
         for (size_t i = 0; i < a_mds.size(); ++i) {
             Part p;
             p.pd = dnnl::matmul::primitive_desc(
-                dnnl::matmul::desc(a_mds[i], b_mds[i], y_mds[i]), attr, dnnl_.engine);
+                bias ? dnnl::matmul::desc(a_mds[i], b_mds[i], bias_mds[i], y_mds[i])
+                     : dnnl::matmul::desc(a_mds[i], b_mds[i], y_mds[i]),
+                attr, dnnl_.engine);
             if (i == 0) impl = p.pd.impl_info_str();
             if (is_dnnl_ref_impl(p.pd.impl_info_str())) {
                 warnings.push_back(fmt::format(
@@ -107,9 +116,10 @@ public:
             p.a = memory(a_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
             p.b = memory(b_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
             p.y = memory(y_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
+            if (bias) p.bias = memory(bias_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
             parts_.push_back(std::move(p));
         }
-        what_ = fmt::format("MatMul {}x{} [{}]{}", shape_str(ins[0].shape), shape_str(b), impl,
+        what_ = fmt::format("MatMul {}x{}{} [{}]{}", shape_str(ins[0].shape), shape_str(b), bias ? " +bias" : "", impl,
                             parts_.size() > 1 ? fmt::format(" x{} {} chunks", parts_.size(),
                                                             by_cols_ ? "column" : "row")
                                               : "");
@@ -120,6 +130,7 @@ public:
         const auto* a = static_cast<const float*>(in[0].raw());
         const auto* b = static_cast<const float*>(in[1].raw());
         auto* y = static_cast<float*>(out[0].raw());
+        const auto* bias = has_bias_ ? static_cast<const float*>(in[2].raw()) : nullptr;
         std::atomic<bool> failed{false};
         std::string failure;
         std::mutex failure_mu;
@@ -131,13 +142,17 @@ public:
                 p.b.set_data_handle(const_cast<float*>(b + c.c0));
                 p.y.set_data_handle(y + c.r0 * n_ + c.c0);
                 auto& stream = dnnl_.streams[static_cast<size_t>(thread)];
-                p.prim.execute(stream,
-                               {{DNNL_ARG_SRC, p.a},
-                                {DNNL_ARG_WEIGHTS, p.b},
-                                {DNNL_ARG_DST, p.y},
-                                {DNNL_ARG_SCRATCHPAD,
-                                 memory(p.pd.scratchpad_desc(), dnnl_.engine,
-                                        dnnl_.data(Workspace::Scratchpad, thread))}});
+                std::unordered_map<int, memory> args = {
+                    {DNNL_ARG_SRC, p.a},
+                    {DNNL_ARG_WEIGHTS, p.b},
+                    {DNNL_ARG_DST, p.y},
+                    {DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), dnnl_.engine,
+                                                 dnnl_.data(Workspace::Scratchpad, thread))}};
+                if (bias) {
+                    p.bias.set_data_handle(const_cast<float*>(bias + c.c0));
+                    args.emplace(DNNL_ARG_BIAS, p.bias);
+                }
+                p.prim.execute(stream, args);
                 stream.wait();
             } catch (const dnnl::error& e) {
                 std::lock_guard<std::mutex> lock(failure_mu);
@@ -160,7 +175,7 @@ private:
     struct Part {
         dnnl::matmul::primitive_desc pd;
         dnnl::matmul prim;
-        memory a, b, y;  // each part runs on one thread at a time
+        memory a, b, y, bias;  // each part runs on one thread at a time
     };
     DnnlState& dnnl_;
     std::string what_;
@@ -172,15 +187,19 @@ private:
     std::vector<Cut> cuts_;
     int64_t k_ = 0, n_ = 0;  // chunked: A's and Y's row lengths
     bool by_cols_ = false;
+    bool has_bias_ = false;
 };
 
 }  // namespace
 
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                    const Operand& out, int n_threads,
+                                    const Operand& out, int n_threads, bool bias,
                                     std::vector<std::string>& warnings) {
-    if (ins.size() != 2 || out.dtype != DType::Float32) return nullptr;
-    for (const Operand& o : ins) {
+    if (ins.size() != (bias ? 3u : 2u) || out.dtype != DType::Float32) return nullptr;
+    if (bias && (ins[2].dtype != DType::Float32 || shape_numel(ins[2].shape) != out.shape.back())) {
+        return nullptr;
+    }
+    for (const Operand& o : ins.first(2)) {
         if (o.dtype != DType::Float32 || o.shape.size() < 2 || o.shape.size() > 4) return nullptr;
     }
     if (out.shape.size() < 2 || out.shape.size() > 4 || shape_numel(out.shape) == 0) {
@@ -188,7 +207,7 @@ std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span
     }
     auto op = std::make_unique<MatMulOp>(dnnl);
     try {
-        if (!op->init(node, ins, out, n_threads, warnings)) return nullptr;
+        if (!op->init(node, ins, out, n_threads, bias, warnings)) return nullptr;
     } catch (const dnnl::error&) {
         return nullptr;  // e.g. a broadcast pattern this oneDNN build rejects: reference kernel
     }

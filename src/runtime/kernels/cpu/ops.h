@@ -80,7 +80,7 @@ std::unique_ptr<FastOp> make_qmove(const Node& node, int64_t opset, std::span<co
 
 // matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                    const Operand& out, int n_threads,
+                                    const Operand& out, int n_threads, bool bias,
                                     std::vector<std::string>& warnings);
 
 // gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
@@ -102,6 +102,9 @@ std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
 std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
                                         const Operand& out);
 std::unique_ptr<FastOp> make_erf(const Node& node, std::span<const Operand> ins);
+// GELU as matched by fusion.cpp (ConvFusion::gelu): `node` is the chain's Div, `ins` its x.
+std::unique_ptr<FastOp> make_gelu(const Node& node, std::span<const Operand> ins,
+                                  const Operand& out, float div);
 
 // eltwise.cpp: float32 Add/Sub/Mul/Div whose operands are full-size (the output's shape),
 // numel-1 scalars or, for NHWC 4-D outputs, per-channel vectors [1, C, 1, 1]; Sigmoid; and SiLU

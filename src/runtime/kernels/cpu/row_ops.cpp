@@ -9,7 +9,10 @@
 //    the reference's first-wins order decides the result's payload or sign, go the scalar way);
 //  - Pow with a constant scalar exponent 2: x * x, which is what the reference's double pow
 //    rounds to (bit-exact);
-//  - Erf, vectorized: Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7) with vmath.h's exp.
+//  - Erf, vectorized: Abramowitz & Stegun 7.1.26 (|error| <= 1.5e-7) with vmath.h's exp;
+//  - GELU, the fused chain Div(x, c) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5)
+//    (fusion.cpp matches it): one pass over x instead of five, each step rounded as the
+//    unfused fast ops round it (the same erf).
 #include <fmt/format.h>
 
 #include <cmath>
@@ -110,9 +113,29 @@ void erf_f32(const float* in, float* out, int64_t n) {
         _mm512_mask_storeu_ps(out + i, m, erf512(_mm512_maskz_loadu_ps(m, in + i)));
     }
 }
+
+inline __m512 gelu512(__m512 x, __m512 c) {
+    const __m512 e = erf512(_mm512_div_ps(x, c));
+    const __m512 m = _mm512_mul_ps(x, _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+    return _mm512_mul_ps(m, _mm512_set1_ps(0.5f));
+}
+
+void gelu_f32(const float* in, float* out, int64_t n, float div) {
+    const __m512 c = _mm512_set1_ps(div);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, gelu512(_mm512_loadu_ps(in + i), c));
+    if (i < n) {
+        const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(out + i, m, gelu512(_mm512_maskz_loadu_ps(m, in + i), c));
+    }
+}
 #else
 void erf_f32(const float* in, float* out, int64_t n) {
     for (int64_t i = 0; i < n; ++i) out[i] = std::erf(in[i]);
+}
+
+void gelu_f32(const float* in, float* out, int64_t n, float div) {
+    for (int64_t i = 0; i < n; ++i) out[i] = in[i] * (std::erf(in[i] / div) + 1.0f) * 0.5f;
 }
 #endif
 
@@ -126,6 +149,22 @@ public:
         return Status::ok();
     }
     std::string describe() const override { return "Erf (vectorized)"; }
+};
+
+class GeluOp final : public FastOp {
+public:
+    explicit GeluOp(float div) : div_(div) {}
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const float* x = in[0].data<float>();
+        float* y = out[0].data<float>();
+        pool.parallel_for(out[0].numel(), kGrain,
+                          [&](int64_t b, int64_t e) { gelu_f32(x + b, y + b, e - b, div_); });
+        return Status::ok();
+    }
+    std::string describe() const override { return "GELU Div->Erf->Add->Mul->Mul (fused)"; }
+
+private:
+    float div_;
 };
 
 }  // namespace
@@ -241,6 +280,15 @@ std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operan
 std::unique_ptr<FastOp> make_erf(const Node& node, std::span<const Operand> ins) {
     if (node.op_type != "Erf" || ins.size() != 1 || ins[0].dtype != DType::Float32) return nullptr;
     return std::make_unique<ErfOp>();
+}
+
+std::unique_ptr<FastOp> make_gelu(const Node& node, std::span<const Operand> ins,
+                                  const Operand& out, float div) {
+    if (node.op_type != "Div" || ins.size() != 1 || ins[0].dtype != DType::Float32 ||
+        out.dtype != DType::Float32 || ins[0].shape != out.shape) {
+        return nullptr;
+    }
+    return std::make_unique<GeluOp>(div);
 }
 
 }  // namespace lowbit::cpu
