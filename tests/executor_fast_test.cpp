@@ -14,6 +14,7 @@
 
 #include "ir/graph.h"
 #include "runtime/executor.h"
+#include "runtime/kernels/cpu/ops.h"
 
 namespace lowbit {
 namespace {
@@ -607,6 +608,127 @@ TEST(ExecutorFast, MatMulBiasFused) {
     EXPECT_EQ(kernels.count("matmul") ? kernels.at("matmul") : 0, 4);
     // q's Add (the [9, 1, 8] one runs on another row); the two fused Adds are no steps.
     EXPECT_EQ(kernels.count("binary") ? kernels.at("binary") : 0, 1);
+}
+
+// LayerNorm over the last axis as PyTorch exports it below opset 17: ReduceMean -> Sub -> Pow 2
+// -> ReduceMean -> Add eps -> Sqrt -> Div [-> Mul gamma] [-> Add beta].
+struct LnOptions {
+    float eps = 1e-6f;
+    bool affine = true;
+    int64_t axis = -1;  // both ReduceMeans' axes
+    float power = 2.0f;
+    bool eps_vector = false;  // eps as a [1] tensor of another rank than a scalar: still fused
+};
+
+std::string layer_norm(Builder& b, const std::string& x, int64_t c, const LnOptions& o = {}) {
+    const std::map<std::string, Attr> axes = {{"axes", Attr::make_ints({o.axis})}};
+    const std::string m = b.op("ReduceMean", {x}, axes);
+    const std::string d = b.op("Sub", {x, m});
+    const std::string p = b.op(
+        "Pow", {d, b.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{o.power}))});
+    const std::string v = b.op("ReduceMean", {p}, axes);
+    const Shape eps_shape = o.eps_vector ? Shape{1} : Shape{};
+    const std::string a = b.op(
+        "Add",
+        {v, b.init(Tensor::from_vector(DType::Float32, eps_shape, std::vector<float>{o.eps}))});
+    std::string y = b.op("Div", {d, b.op("Sqrt", {a})});
+    if (o.affine) {
+        y = b.op("Mul", {y, b.init(random_tensor({c}, 31, 0.5f, 1.5f))});
+        y = b.op("Add", {b.init(random_tensor({c}, 32)), y});
+    }
+    return y;
+}
+
+size_t kernel_count(const Executor& e, const std::string& kernel) {
+    const auto& k = e.kernel_report().kernels;
+    return k.count(kernel) ? static_cast<size_t>(k.at(kernel)) : 0;
+}
+
+// The decomposed LayerNorm is one fused step (kernels/cpu/layer_norm.cpp): plain rows of
+// several lengths (masked tails; 1..3 threads), with and without gamma/beta, and between the
+// Transposes of ConvNeXt's LayerNorm2d (reads the conv's NHWC output, writes NHWC for the next
+// conv: no transpose step left).
+TEST(ExecutorFast, LayerNormFused) {
+    Builder b;
+    const std::string x = b.input("x", {1, 6, 10, 11});
+    const std::string t = b.op("Add", {x, b.init(random_tensor({11}, 3, 2.0f, 4.0f))});
+    b.output(layer_norm(b, t, 11));  // plain, 11 per row, offset mean
+    b.output(layer_norm(b, b.op("Neg", {x}), 11, {1e-5f, false}));  // no affine
+    const std::string c = b.conv(x, 6, 40, 3, 1, -1, 1, false);
+    const std::string cl = b.op("Transpose", {c}, {{"perm", Attr::make_ints({0, 2, 3, 1})}});
+    const std::string n = layer_norm(b, cl, 40);
+    const std::string back = b.op("Transpose", {n}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+    b.output(b.conv(back, 40, 8, 1, 1, 0, 1, false));
+    const std::string y = b.input("y", {3, 17, 100});   // rank 3, rows of 100 (6 + 4 lanes)
+    b.output(layer_norm(b, y, 100, {1e-6f, true, 2}));  // axes [2] is the last axis too
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(kernel_count(*fast, "layer_norm"), 4u);
+    EXPECT_EQ(kernel_count(*fast, "transpose_layout"), 0u);
+    EXPECT_EQ(kernel_count(*fast, "reduce_mean_last"), 0u);
+    EXPECT_EQ(kernel_count(*fast, "reorder"), 1u);  // x into the conv, none around the LayerNorm
+}
+
+// Near misses run unfused, and still right: a ReduceMean over another axis, Pow 3, an
+// intermediate that is also a graph output, a [1] eps (fused: one value), a gamma of another
+// length (the LayerNorm is fused without it, the Mul runs on its own).
+TEST(ExecutorFast, LayerNormNearMissesNotFused) {
+    Builder b;
+    const std::string x = b.input("x", {2, 9, 24});
+    b.output(layer_norm(b, x, 24, {1e-6f, true, 1}));                // axes [1]: not the last axis
+    b.output(layer_norm(b, x, 24, {1e-6f, true, -1, 3.0f}));         // Pow 3
+    b.output(layer_norm(b, x, 24, {1e-6f, false, -1, 2.0f, true}));  // eps [1]: fused
+    {
+        const std::map<std::string, Attr> axes = {{"axes", Attr::make_ints({-1})}};
+        const std::string m = b.op("ReduceMean", {x}, axes);
+        const std::string d = b.op("Sub", {x, m});
+        const std::string p = b.op(
+            "Pow", {d, b.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{2.0f}))});
+        const std::string v = b.op("ReduceMean", {p}, axes);
+        const std::string a = b.op(
+            "Add", {v, b.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{1e-5f}))});
+        b.output(b.op("Div", {d, b.op("Sqrt", {a})}));
+        b.output(v);  // the variance is an output too
+    }
+    // A gamma that is not one value per row element: the Mul runs on its own.
+    b.output(
+        b.op("Mul", {layer_norm(b, x, 24, {1e-6f, false}), b.init(random_tensor({9, 1}, 40))}));
+    for (int threads : {1, 2}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(kernel_count(*fast, "layer_norm"), 2u);  // the [1] eps one and the last one
+}
+
+// layer_norm_rows_ref, the fused kernel's readable reference, computes what the unfused
+// reference kernels compute.
+TEST(ExecutorFast, LayerNormRowsRefMatchesUnfusedReference) {
+    Builder b;
+    const std::string x = b.input("x", {5, 37});
+    b.output(layer_norm(b, x, 37));
+    const Model& m = b.model();
+    auto ref = make(m, true, 1);
+    ASSERT_TRUE(ref);
+    const Tensor in = random_tensor({5, 37}, 11, -2.0f, 3.0f);
+    auto out = run(*ref, {in});
+    ASSERT_EQ(out.size(), 1u);
+    const Tensor* gamma = nullptr;
+    const Tensor* beta = nullptr;
+    for (const Node& n : m.graph.nodes) {  // the affine Mul(y, gamma) and Add(beta, y)
+        if (n.op_type == "Mul") gamma = m.graph.initializer(n.inputs[1]);
+        if (n.op_type == "Add" && m.graph.initializer(n.inputs[0])) {
+            beta = m.graph.initializer(n.inputs[0]);
+        }
+    }
+    ASSERT_TRUE(gamma && beta);
+    Tensor mine(DType::Float32, {5, 37});
+    cpu::layer_norm_rows_ref(in.data<float>(), mine.data<float>(), 5, 37, gamma->data<float>(),
+                             beta->data<float>(), 1e-6f);
+    EXPECT_LT(rel_diff(mine, out[0]), 1e-6);
 }
 
 }  // namespace

@@ -72,11 +72,15 @@ struct FusionMatch {
     std::shared_ptr<cpu::QuantMoveSpec> qmove;
     // A folded BatchNormalization (conv.bn points here).
     std::shared_ptr<cpu::BnFold> bn;
+    // A LayerNorm step (conv.layer_norm points here).
+    std::shared_ptr<cpu::LayerNormSpec> layer_norm;
     // The anchor is a Conv reading a DequantizeLinear output that is not matched as a Q/DQ
     // conv: why (it then runs as the float simulation).
     std::string qdq_fallback;
 
-    bool any() const { return !fused.empty() || quant != nullptr || qmove != nullptr; }
+    bool any() const {
+        return !fused.empty() || quant != nullptr || qmove != nullptr || layer_norm != nullptr;
+    }
 };
 
 // Whether a run-time tensor is already produced by an earlier step (a fused operand must be).

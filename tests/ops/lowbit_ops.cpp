@@ -94,6 +94,12 @@ struct OpCase {
     // the reference reads) and writes int8 codes; the reference ends with QuantizeLinear.
     std::shared_ptr<cpu::QuantMoveSpec> qmove = {};
     std::vector<Tensor> in_codes = {};
+    // A LayerNorm (fusion.layer_norm): the node is its first ReduceMean (axes -1, opset 13), or
+    // with in_nhwc the Transpose [0, 2, 3, 1] before it; the reference runs the decomposed
+    // chain; the fast op reads x, gamma and beta (absent when empty) and writes ln_out.
+    std::shared_ptr<cpu::LayerNormSpec> layer_norm = {};
+    Tensor ln_gamma = {}, ln_beta = {};
+    Shape ln_out = {};
 };
 
 // ---- inputs --------------------------------------------------------------------------------
@@ -819,6 +825,42 @@ std::vector<OpCase> plain_cases() {
         c.call.constant_inputs = {1};
         v.push_back(c);
     }
+    // LayerNorm over the last axis fused (fusion.cpp): plain rows of 96 (ConvNeXt's first
+    // stage), 37 (masked tail) and 768, with or without affine; between ConvNeXt's Transposes
+    // (reads an NHWC tensor; with out_nhwc writes one).
+    for (const auto& [shape, in_nhwc, out_nhwc, affine, threads] :
+         {std::tuple{Shape{1, 56, 56, 96}, false, false, true, 2},
+          std::tuple{Shape{3, 5, 37}, false, false, false, 1},
+          std::tuple{Shape{1, 7, 7, 768}, false, true, true, 3},
+          std::tuple{Shape{1, 96, 28, 28}, true, false, true, 2},
+          std::tuple{Shape{1, 40, 9, 11}, true, true, false, 1}}) {
+        auto spec = std::make_shared<cpu::LayerNormSpec>();
+        spec->epsilon = 1e-6f;
+        spec->in_nhwc = in_nhwc;
+        spec->out_nhwc = out_nhwc;
+        const Tensor x = rnd(shape, 81, -2.0f, 3.0f);
+        OpCase c = in_nhwc ? simple("Transpose", "layer_norm", {x},
+                                    {{"perm", attr_ints({0, 2, 3, 1})}}, "", kVectorMath)
+                           : simple("ReduceMean", "layer_norm", {x}, {{"axes", attr_ints({-1})}},
+                                    "", kVectorMath);
+        c.call.opset = 13;
+        c.call.n_threads = threads;
+        c.stored = {in_nhwc ? Layout::Nhwc : Layout::Plain};
+        const int64_t len = in_nhwc ? shape[1] : shape.back();
+        if (affine) {
+            c.ln_gamma = rnd({len}, 82, 0.5f, 1.5f);
+            c.ln_beta = rnd({len}, 83);
+        }
+        c.ln_out = shape;
+        if (in_nhwc) c.ln_out = {shape[0], shape[2], shape[3], shape[1]};
+        if (out_nhwc) c.ln_out = {c.ln_out[0], c.ln_out[3], c.ln_out[1], c.ln_out[2]};
+        c.name =
+            fmt::format("LayerNorm {}{}{}{} t{}", dims(shape), in_nhwc ? " (Transpose in)" : "",
+                        out_nhwc ? " (Transpose out)" : "", affine ? " +affine" : "", threads);
+        c.layer_norm = spec;
+        c.fusion.layer_norm = spec.get();
+        v.push_back(c);
+    }
     v.push_back(unary("Erf", "erf", {1, 14, 14, 384}, Layout::Plain, 2, kVectorMath, 74));
     v.push_back(unary("Erf", "erf", {1, 16, 9, 7}, Layout::Nhwc, 1, kVectorMath, 75));
     // GELU's Erf chain fused (fusion.cpp): the node is its Div by sqrt 2, the step reads x only.
@@ -970,6 +1012,26 @@ public:
             LOWBIT_TRY(add(KernelCall{"Mul", {x, last()}}));
             LOWBIT_TRY(add(KernelCall{"Mul", {last(), f32({}, {0.5f})}}));
         }
+        // The LayerNorm chain after its first node: Sub -> Pow 2 -> ReduceMean -> Add eps ->
+        // Sqrt -> Div [-> Mul gamma] [-> Add beta] [-> Transpose back].
+        if (c.layer_norm) {
+            const std::map<std::string, Attr> axes = {{"axes", attr_ints({-1})}};
+            const Tensor x = c.layer_norm->in_nhwc ? last() : c.call.inputs[0];
+            if (c.layer_norm->in_nhwc) LOWBIT_TRY(add(KernelCall{"ReduceMean", {x}, axes, 13}));
+            LOWBIT_TRY(add(KernelCall{"Sub", {x, last()}}));
+            const Tensor d = last();
+            LOWBIT_TRY(add(KernelCall{"Pow", {d, f32({}, {2.0f})}}));
+            LOWBIT_TRY(add(KernelCall{"ReduceMean", {last()}, axes, 13}));
+            LOWBIT_TRY(add(KernelCall{"Add", {last(), f32({}, {c.layer_norm->epsilon})}}));
+            LOWBIT_TRY(add(KernelCall{"Sqrt", {last()}}));
+            LOWBIT_TRY(add(KernelCall{"Div", {d, last()}}));
+            if (!c.ln_gamma.empty()) LOWBIT_TRY(add(KernelCall{"Mul", {last(), c.ln_gamma}}));
+            if (!c.ln_beta.empty()) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.ln_beta}}));
+            if (c.layer_norm->out_nhwc) {
+                LOWBIT_TRY(
+                    add(KernelCall{"Transpose", {last()}, {{"perm", attr_ints({0, 3, 1, 2})}}}));
+            }
+        }
         if ((c.quant && c.quant->out_q) || c.qmove) {
             Tensor scale(DType::Float32, {});
             scale.data<float>()[0] = c.qmove ? c.qmove->y_scale : c.quant->y_scale;
@@ -1030,6 +1092,7 @@ public:
         if (c.quant) plain[0] = c.x_codes;  // the int8 step reads the codes
         if (c.fusion.gelu) plain.resize(1);  // the fused GELU step reads x alone
         if (c.fusion.matmul_bias) plain.push_back(c.bias);
+        if (c.layer_norm) plain = {plain[0], c.ln_gamma, c.ln_beta};
         for (size_t k = 0; c.qmove && k < c.in_codes.size(); ++k) {
             if (!c.in_codes[k].empty()) plain[k] = c.in_codes[k];
         }
@@ -1049,6 +1112,11 @@ public:
             outs[o].dtype = out_info[o].dtype;
             outs[o].shape = out_info[o].shape;
         }
+        if (c.layer_norm) {  // gamma and beta are constants; the step writes the chain's result
+            for (size_t i = 1; i < 3; ++i) {
+                if (!plain[i].empty()) ins[i].constant = i == 1 ? &c.ln_gamma : &c.ln_beta;
+            }
+        }
         std::vector<std::string> warnings;
         plan_ = backend_->choose(node_, c.call.opset, ins, outs, c.fusion, warnings);
         if (c.out_nhwc) {
@@ -1064,8 +1132,9 @@ public:
             const DType dt = c.qmove                    ? DType::Int8
                              : c.quant && c.quant->out_q ? c.quant->codes
                                                          : outs[o].dtype;
-            stored_out_.emplace_back(dt, outs[o].shape);
-            plain_out_.emplace_back(dt, outs[o].shape);
+            const Shape& shape = c.layer_norm ? c.ln_out : outs[o].shape;
+            stored_out_.emplace_back(dt, shape);
+            plain_out_.emplace_back(dt, shape);
         }
         if (!plan_.op && !plan_.entry.empty()) {
             KernelCall ref = c.call;

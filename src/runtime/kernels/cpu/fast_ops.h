@@ -130,6 +130,19 @@ struct QuantMoveSpec {
     mutable std::string fallback;  // set by the factory when it does not take the match
 };
 
+// LayerNorm over the last axis (runtime/fusion.h matches it; kernels/cpu/layer_norm.cpp): the
+// step reads x (input 0) and the affine gamma (1) and beta (2), each absent when the pattern
+// has none, and writes the normalized tensor.
+struct LayerNormSpec {
+    float epsilon = 1e-5f;
+    // A Transpose [0, 2, 3, 1] before the LayerNorm is fused: x is its 4-D [N, C, H, W] input,
+    // read channels-last (stored NHWC, its bytes are the transposed tensor's).
+    bool in_nhwc = false;
+    // A Transpose [0, 3, 1, 2] after it is fused: the output is that Transpose's [N, C, H, W],
+    // written channels-last (the same bytes as the normalized [N, H, W, C]).
+    bool out_nhwc = false;
+};
+
 // What a Conv step computes beyond the conv itself (the executor matches the graph pattern).
 // A BatchNormalization (inference) read as y = x * scale[c] + shift[c]; folded into the conv's
 // weights and bias (float conv kernels only).
@@ -157,12 +170,15 @@ struct ConvFusion {
     // Not a conv: the node is a MatMul whose result only feeds Add(., bias), bias a constant
     // vector along the last axis; the bias is passed as input 2 and added by the matmul.
     bool matmul_bias = false;
+    // Not a conv: the node starts a LayerNorm pattern (its ReduceMean, or the Transpose before
+    // it), computed as one step (LayerNormSpec).
+    const LayerNormSpec* layer_norm = nullptr;
     bool any() const {
         return silu || residual || quant || qmove || bn || relu || hardswish || relu_after ||
-               gelu || matmul_bias;
+               gelu || matmul_bias || layer_norm;
     }
     bool float_only() const {
-        return bn || relu || hardswish || relu_after || gelu || matmul_bias;
+        return bn || relu || hardswish || relu_after || gelu || matmul_bias || layer_norm;
     }
 };
 

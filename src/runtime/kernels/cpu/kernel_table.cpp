@@ -14,6 +14,8 @@
 //    nearest integer-scale Resize stay NHWC when their (first) input is NHWC;
 //  - a Transpose [0,2,3,1] of an NHWC-stored tensor writes it plain, and [0,3,1,2] of a plain
 //    4-D tensor writes it NHWC: both are the same bytes, so one copy (ConvNeXt's blocks);
+//    fused into a LayerNorm step (before or after it), no copy: the step reads or writes the
+//    NHWC tensor;
 //  - float16 Conv runs as a bf16 conv where the CPU has AVX512-BF16/AMX (conv_fp16_bf16, a row
 //    that takes float16 itself; ExecutorOptions::lowp_kernels off: not used);
 //  - else float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
@@ -180,6 +182,16 @@ const FastEntry kTable[] = {
          return make_gelu(c.node, c.ins, c.outs[0], c.fusion.gelu_div);
      },
      elementwise_layouts},
+    {"layer_norm", "LayerNorm over the last axis (ReduceMean..Div [+Mul, Add]) float32, fused, [+Transposes NCHW<->NHWC]",
+     [](const FastChoice& c) {
+         return (is_op(c, "ReduceMean") || is_op(c, "Transpose")) &&
+                c.fusion.layer_norm != nullptr && c.ins.size() == 3;
+     },
+     [](const FastChoice& c) { return make_layer_norm(c.ins, *c.fusion.layer_norm); },
+     [](const FastChoice& c, FastPlan& p) {
+         p.in_layouts[0] = c.fusion.layer_norm->in_nhwc ? Layout::Nhwc : Layout::Plain;
+         p.out_layouts[0] = c.fusion.layer_norm->out_nhwc ? Layout::Nhwc : Layout::Plain;
+     }},
     {"binary", "Add/Sub/Mul/Div float32: full-size, scalar or per-channel operands; any layout",
      [](const FastChoice& c) {
          const std::string& t = c.node.op_type;
@@ -261,7 +273,8 @@ const FastEntry kTable[] = {
                 (!c.fusion.any() || (c.fusion.matmul_bias && !c.fusion.silu &&
                                      !c.fusion.residual && !c.fusion.quant && !c.fusion.qmove &&
                                      !c.fusion.bn && !c.fusion.relu && !c.fusion.hardswish &&
-                                     !c.fusion.relu_after && !c.fusion.gelu));
+                                     !c.fusion.relu_after && !c.fusion.gelu &&
+                                     !c.fusion.layer_norm));
      },
      [](const FastChoice& c) {
          return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.backend.n_threads(),

@@ -102,6 +102,14 @@ std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
 std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
                                         const Operand& out);
 std::unique_ptr<FastOp> make_erf(const Node& node, std::span<const Operand> ins);
+// layer_norm.cpp: LayerNorm over rows of the last axis (LayerNormSpec; ins: x, gamma, beta,
+// the latter two absent or float32 with one value per row element). With spec.in_nhwc x is
+// the 4-D tensor before the fused Transpose, its rows its channels.
+std::unique_ptr<FastOp> make_layer_norm(std::span<const Operand> ins, const LayerNormSpec& spec);
+// The readable reference of its rows kernel, step by step as the unfused reference kernels
+// compute (ReduceMean in double, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add in float).
+void layer_norm_rows_ref(const float* x, float* y, int64_t rows, int64_t len, const float* gamma,
+                         const float* beta, float eps);
 // GELU as matched by fusion.cpp (ConvFusion::gelu): `node` is the chain's Div, `ins` its x.
 std::unique_ptr<FastOp> make_gelu(const Node& node, std::span<const Operand> ins,
                                   const Operand& out, float div);
