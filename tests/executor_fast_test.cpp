@@ -731,5 +731,103 @@ TEST(ExecutorFast, LayerNormRowsRefMatchesUnfusedReference) {
     EXPECT_LT(rel_diff(mine, out[0]), 1e-6);
 }
 
+// ConvNeXt's block end: MatMul -> Add(bias) -> Transpose [0, 3, 1, 2] -> Mul(layer scale
+// [C, 1, 1]) -> Add(residual) is one matmul step writing NHWC (row and column chunks; the
+// residual a conv's NHWC output); without the Transpose a [C] scale; a residual that is a
+// graph input (plain: reordered to NHWC for the step).
+TEST(ExecutorFast, MatMulBlockEndFused) {
+    for (const Shape& shape : {Shape{1, 24, 9, 10}, Shape{1, 24, 30, 31}}) {
+        Builder b;
+        const std::string x = b.input("x", shape);
+        const std::string r = b.conv(x, 24, 24, 7, 1, 3, 24, false);  // depthwise, NHWC
+        const std::string t = b.op("Transpose", {r}, {{"perm", Attr::make_ints({0, 2, 3, 1})}});
+        const std::string h = b.op("Add", {b.op("MatMul", {t, b.init(random_tensor({24, 64}, 1))}),
+                                           b.init(random_tensor({64}, 2))});
+        const std::string p =
+            b.op("Add", {b.init(random_tensor({24}, 4)),
+                         b.op("MatMul", {h, b.init(random_tensor({64, 24}, 3))})});
+        const std::string back = b.op("Transpose", {p}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+        const std::string s = b.op("Mul", {b.init(random_tensor({24, 1, 1}, 5)), back});
+        b.output(b.op("Add", {s, r}));
+        // No Transpose: the scale along the last axis, the residual the graph input y.
+        const std::string y = b.input("y", {1, 5, 24});
+        const std::string q = b.op("Add", {b.op("MatMul", {y, b.init(random_tensor({24, 24}, 6))}),
+                                           b.init(random_tensor({24}, 7))});
+        b.output(b.op("Add", {y, b.op("Mul", {q, b.init(random_tensor({24}, 8))})}));
+        for (int threads : {1, 2, 3}) {
+            EXPECT_LT(compare(b.model(), threads), kTol) << shape_str(shape) << " " << threads;
+        }
+        auto fast = make(b.model(), false, 2);
+        ASSERT_TRUE(fast);
+        EXPECT_EQ(kernel_count(*fast, "matmul"), 3u);
+        EXPECT_EQ(kernel_count(*fast, "binary"), 0u);
+        EXPECT_EQ(kernel_count(*fast, "transpose_layout"), 1u);  // t's, read by the MatMul
+    }
+}
+
+// MatMul with constant weights packed once into oneDNN's format (matmul.cpp): few rows cut by
+// columns (49 x [256, 512], each column piece packed on its own), many rows cut by rows, one
+// thread one piece; a node override that replaces the weights is honoured (packed for that
+// run), and clearing it brings back the planned weights.
+TEST(ExecutorFast, MatMulPackedWeights) {
+    Builder b;
+    const std::string x = b.input("x", {1, 7, 7, 256});
+    const std::string w1 = b.init(random_tensor({256, 512}, 1, -0.1f, 0.1f));
+    const std::string h = b.op("MatMul", {x, w1});
+    const std::string y = b.input("y", {300, 64});
+    b.output(b.op("MatMul", {h, b.init(random_tensor({512, 40}, 2, -0.1f, 0.1f))}));
+    b.output(b.op("MatMul", {y, b.init(random_tensor({64, 96}, 3))}));
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto coarse = [](const Tensor& t) {
+        Tensor c = t.clone();
+        for (float& v : c.span<float>()) v = std::round(v * 20.0f) / 20.0f;
+        return c;
+    };
+    NodeOverride ov = [&](size_t, const Node& n, std::vector<Tensor>& ins) -> Status {
+        if (n.op_type == "MatMul") ins[1] = coarse(ins[1]);
+        return Status::ok();
+    };
+    auto fast = make(b.model(), false, 2);
+    auto ref = make(b.model(), true, 2);
+    ASSERT_TRUE(fast && ref);
+    const std::vector<Tensor> in = {random_tensor({1, 7, 7, 256}, 8), random_tensor({300, 64}, 9)};
+    const auto base = run(*fast, in);
+    fast->set_node_override(ov);
+    ref->set_node_override(ov);
+    const auto a = run(*fast, in);
+    const auto r = run(*ref, in);
+    ASSERT_EQ(a.size(), 2u);
+    ASSERT_EQ(r.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+        EXPECT_LT(rel_diff(a[i], r[i]), kTol) << i;
+        EXPECT_GT(rel_diff(a[i], base[i]), 1e-3) << i << ": the override had no visible effect";
+    }
+    fast->set_node_override(nullptr);
+    const auto again = run(*fast, in);
+    for (size_t i = 0; i < 2; ++i) EXPECT_LT(rel_diff(again[i], base[i]), 1e-6) << i;
+}
+
+// Not fused past the bias: a scale per row rather than per channel, a residual of another
+// shape (broadcast), a product after the Transpose that is also a graph output.
+TEST(ExecutorFast, MatMulBlockEndNearMisses) {
+    Builder b;
+    const std::string x = b.input("x", {1, 6, 5, 16});
+    auto linear = [&](uint32_t seed) {
+        const std::string mm = b.op("MatMul", {x, b.init(random_tensor({16, 16}, seed))});
+        const std::string a = b.op("Add", {mm, b.init(random_tensor({16}, seed + 1))});
+        return b.op("Transpose", {a}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+    };
+    b.output(b.op("Mul", {linear(10), b.init(random_tensor({1, 1, 6, 1}, 12))}));
+    b.output(b.op("Add", {linear(20), b.init(random_tensor({1, 16, 6, 1}, 22))}));
+    const std::string t = linear(30);
+    b.output(b.op("Mul", {t, b.init(random_tensor({16, 1, 1}, 32))}));
+    b.output(t);
+    for (int threads : {1, 2}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+}
+
 }  // namespace
 }  // namespace lowbit

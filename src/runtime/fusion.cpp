@@ -475,7 +475,12 @@ FusionMatch match_gelu(const FusionGraph& g, size_t idx) {
 // MatMul -> Add(., bias) (either way round), bias a float32 constant vector along the last
 // axis ([N], or [1, ..., N] of no higher rank than the product) and the product read by the
 // Add alone: one matmul step with the bias (ConvNeXt's and the transformers' linear layers).
-FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx) {
+// ConvNeXt's block goes on (each read by the next alone): Transpose [0, 3, 1, 2] of the rank-4
+// result (the step then writes [N, C, H, W] channels-last: the same bytes) -> Mul(., layer
+// scale), a constant with one value per channel ([C, 1, 1] or [1, C, 1, 1]; [N] or [1, .., N]
+// without the Transpose) -> Add(., R), R a float32 run-time tensor of the result's shape
+// produced before the MatMul (the residual). Each of the three is optional, in that order.
+FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx, const ProducedBefore& produced) {
     const Node& mm = g.graph.nodes[idx];
     FusionMatch m;
     m.inputs = mm.inputs;
@@ -504,6 +509,57 @@ FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx) {
     m.fused = {add};
     m.inputs = {mm.inputs[0], mm.inputs[1], bias};
     m.outputs = an.outputs;
+    std::string y = an.outputs[0];
+    Shape ys = shape;
+    const int64_t channels = shape.back();
+    const size_t tr = shape.size() == 4 ? sole_op_reader(g, y, "Transpose") : kNone;
+    if (tr != kNone && g.graph.nodes[tr].attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2}) {
+        m.conv.matmul_nhwc = true;
+        m.fused.push_back(tr);
+        y = g.graph.nodes[tr].outputs[0];
+        ys = {shape[0], shape[3], shape[1], shape[2]};
+    }
+    auto full_size = [&](size_t node) {
+        auto d = g.descs.find(g.graph.nodes[node].outputs[0]);
+        return d != g.descs.end() && d->second.shape == ys && d->second.dtype == DType::Float32;
+    };
+    std::string scale;
+    const size_t mul = sole_op_reader(g, y, "Mul");
+    if (mul != kNone && full_size(mul)) {
+        const std::string s = other_operand(g.graph.nodes[mul], y);
+        const Tensor* c = s.empty() ? nullptr : g.constant(s);
+        bool per_channel = false;
+        if (c && c->dtype() == DType::Float32 && c->numel() == channels) {
+            const Shape& cs = c->shape();
+            per_channel = m.conv.matmul_nhwc
+                              ? (cs == Shape{channels, 1, 1} || cs == Shape{1, channels, 1, 1})
+                              : (!cs.empty() && cs.size() <= ys.size() && cs.back() == channels);
+        }
+        if (per_channel) {
+            scale = s;
+            m.conv.matmul_scale = true;
+            m.fused.push_back(mul);
+            y = g.graph.nodes[mul].outputs[0];
+        }
+    }
+    std::string residual;
+    const size_t radd = sole_op_reader(g, y, "Add");
+    if (radd != kNone && full_size(radd)) {
+        const std::string r = other_operand(g.graph.nodes[radd], y);
+        auto rd = g.descs.find(r);
+        if (!r.empty() && !g.constant(r) && rd != g.descs.end() && rd->second.shape == ys &&
+            rd->second.dtype == DType::Float32 && produced(r)) {
+            residual = r;
+            m.conv.matmul_residual = true;
+            m.fused.push_back(radd);
+            y = g.graph.nodes[radd].outputs[0];
+        }
+    }
+    if (m.conv.matmul_scale || m.conv.matmul_residual) {
+        m.inputs.push_back(scale);
+        m.inputs.push_back(residual);
+    }
+    m.outputs = {y};
     return m;
 }
 
@@ -686,7 +742,7 @@ FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore
         qdq_fallback = q.quant ? "the low-precision kernel refused it" : q.qdq_fallback;
     }
     if (g.graph.nodes[node].op_type == "MatMul" && g.constants) {
-        FusionMatch bm = match_matmul_bias(g, node);
+        FusionMatch bm = match_matmul_bias(g, node, produced);
         if (bm.any()) return bm;
     }
     if (g.graph.nodes[node].op_type == "Div") {
