@@ -704,6 +704,38 @@ TEST(ExecutorFast, LayerNormNearMissesNotFused) {
     EXPECT_EQ(kernel_count(*fast, "layer_norm"), 2u);  // the [1] eps one and the last one
 }
 
+// The LayerNormalization op (opset 17) over the last axis runs as the same fused step, plain and
+// between ConvNeXt's Transposes; over two axes, or with its Mean output used, it runs on the
+// reference kernel.
+TEST(ExecutorFast, LayerNormalizationOpFused) {
+    Builder b;
+    auto ln = [&](const std::string& x, const Shape& p, int64_t axis, bool bias, size_t outs = 1) {
+        std::vector<std::string> ins = {x, b.init(random_tensor(p, 50, 0.5f, 1.5f))};
+        if (bias) ins.push_back(b.init(random_tensor(p, 51)));
+        return b.node("LayerNormalization", ins,
+                      {{"axis", Attr::make_int(axis)}, {"epsilon", Attr::make_float(1e-6f)}}, outs);
+    };
+    const std::string x = b.input("x", {2, 7, 37});
+    b.output(ln(x, {37}, -1, true)[0]);
+    b.output(ln(x, {7, 37}, 1, true)[0]);             // two axes: reference kernel
+    const auto with_mean = ln(x, {37}, 2, false, 2);  // Mean used: reference kernel
+    b.output(with_mean[0]);
+    b.output(with_mean[1]);
+    const std::string z = b.input("z", {1, 3, 9, 10});
+    const std::string c = b.conv(z, 3, 24, 3, 1, -1, 1, false);
+    const std::string cl = b.op("Transpose", {c}, {{"perm", Attr::make_ints({0, 2, 3, 1})}});
+    const std::string n = ln(cl, {24}, 3, false)[0];
+    const std::string back = b.op("Transpose", {n}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+    b.output(b.conv(back, 24, 8, 1, 1, 0, 1, false));
+    for (int threads : {1, 2}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(kernel_count(*fast, "layer_norm"), 2u);
+    EXPECT_EQ(kernel_count(*fast, "transpose_layout"), 0u);
+}
+
 // layer_norm_rows_ref, the fused kernel's readable reference, computes what the unfused
 // reference kernels compute.
 TEST(ExecutorFast, LayerNormRowsRefMatchesUnfusedReference) {

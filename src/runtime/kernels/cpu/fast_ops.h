@@ -177,8 +177,8 @@ struct ConvFusion {
     bool matmul_nhwc = false;
     bool matmul_scale = false;
     bool matmul_residual = false;
-    // Not a conv: the node starts a LayerNorm pattern (its ReduceMean, or the Transpose before
-    // it), computed as one step (LayerNormSpec).
+    // Not a conv: the node starts a LayerNorm pattern (its ReduceMean, a LayerNormalization op,
+    // or the Transpose before either), computed as one step (LayerNormSpec).
     const LayerNormSpec* layer_norm = nullptr;
     bool any() const {
         return silu || residual || quant || qmove || bn || relu || hardswish || relu_after ||

@@ -182,9 +182,10 @@ const FastEntry kTable[] = {
          return make_gelu(c.node, c.ins, c.outs[0], c.fusion.gelu_div);
      },
      elementwise_layouts},
-    {"layer_norm", "LayerNorm over the last axis (ReduceMean..Div [+Mul, Add]) float32, fused, [+Transposes NCHW<->NHWC]",
+    {"layer_norm", "LayerNorm over the last axis (ReduceMean..Div [+Mul, Add], or LayerNormalization) float32, fused, [+Transposes NCHW<->NHWC]",
      [](const FastChoice& c) {
-         return (is_op(c, "ReduceMean") || is_op(c, "Transpose")) &&
+         return (is_op(c, "ReduceMean") || is_op(c, "Transpose") ||
+                 is_op(c, "LayerNormalization")) &&
                 c.fusion.layer_norm != nullptr && c.ins.size() == 3;
      },
      [](const FastChoice& c) { return make_layer_norm(c.ins, *c.fusion.layer_norm); },
