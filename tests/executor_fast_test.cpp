@@ -704,6 +704,38 @@ TEST(ExecutorFast, LayerNormNearMissesNotFused) {
     EXPECT_EQ(kernel_count(*fast, "layer_norm"), 2u);  // the [1] eps one and the last one
 }
 
+// The LayerNormalization op (opset 17) over the last axis runs as the same fused step, plain and
+// between ConvNeXt's Transposes; over two axes, or with its Mean output used, it runs on the
+// reference kernel.
+TEST(ExecutorFast, LayerNormalizationOpFused) {
+    Builder b;
+    auto ln = [&](const std::string& x, const Shape& p, int64_t axis, bool bias, size_t outs = 1) {
+        std::vector<std::string> ins = {x, b.init(random_tensor(p, 50, 0.5f, 1.5f))};
+        if (bias) ins.push_back(b.init(random_tensor(p, 51)));
+        return b.node("LayerNormalization", ins,
+                      {{"axis", Attr::make_int(axis)}, {"epsilon", Attr::make_float(1e-6f)}}, outs);
+    };
+    const std::string x = b.input("x", {2, 7, 37});
+    b.output(ln(x, {37}, -1, true)[0]);
+    b.output(ln(x, {7, 37}, 1, true)[0]);             // two axes: reference kernel
+    const auto with_mean = ln(x, {37}, 2, false, 2);  // Mean used: reference kernel
+    b.output(with_mean[0]);
+    b.output(with_mean[1]);
+    const std::string z = b.input("z", {1, 3, 9, 10});
+    const std::string c = b.conv(z, 3, 24, 3, 1, -1, 1, false);
+    const std::string cl = b.op("Transpose", {c}, {{"perm", Attr::make_ints({0, 2, 3, 1})}});
+    const std::string n = ln(cl, {24}, 3, false)[0];
+    const std::string back = b.op("Transpose", {n}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+    b.output(b.conv(back, 24, 8, 1, 1, 0, 1, false));
+    for (int threads : {1, 2}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(kernel_count(*fast, "layer_norm"), 2u);
+    EXPECT_EQ(kernel_count(*fast, "transpose_layout"), 0u);
+}
+
 // layer_norm_rows_ref, the fused kernel's readable reference, computes what the unfused
 // reference kernels compute.
 TEST(ExecutorFast, LayerNormRowsRefMatchesUnfusedReference) {
@@ -729,6 +761,104 @@ TEST(ExecutorFast, LayerNormRowsRefMatchesUnfusedReference) {
     cpu::layer_norm_rows_ref(in.data<float>(), mine.data<float>(), 5, 37, gamma->data<float>(),
                              beta->data<float>(), 1e-6f);
     EXPECT_LT(rel_diff(mine, out[0]), 1e-6);
+}
+
+// ConvNeXt's block end: MatMul -> Add(bias) -> Transpose [0, 3, 1, 2] -> Mul(layer scale
+// [C, 1, 1]) -> Add(residual) is one matmul step writing NHWC (row and column chunks; the
+// residual a conv's NHWC output); without the Transpose a [C] scale; a residual that is a
+// graph input (plain: reordered to NHWC for the step).
+TEST(ExecutorFast, MatMulBlockEndFused) {
+    for (const Shape& shape : {Shape{1, 24, 9, 10}, Shape{1, 24, 30, 31}}) {
+        Builder b;
+        const std::string x = b.input("x", shape);
+        const std::string r = b.conv(x, 24, 24, 7, 1, 3, 24, false);  // depthwise, NHWC
+        const std::string t = b.op("Transpose", {r}, {{"perm", Attr::make_ints({0, 2, 3, 1})}});
+        const std::string h = b.op("Add", {b.op("MatMul", {t, b.init(random_tensor({24, 64}, 1))}),
+                                           b.init(random_tensor({64}, 2))});
+        const std::string p =
+            b.op("Add", {b.init(random_tensor({24}, 4)),
+                         b.op("MatMul", {h, b.init(random_tensor({64, 24}, 3))})});
+        const std::string back = b.op("Transpose", {p}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+        const std::string s = b.op("Mul", {b.init(random_tensor({24, 1, 1}, 5)), back});
+        b.output(b.op("Add", {s, r}));
+        // No Transpose: the scale along the last axis, the residual the graph input y.
+        const std::string y = b.input("y", {1, 5, 24});
+        const std::string q = b.op("Add", {b.op("MatMul", {y, b.init(random_tensor({24, 24}, 6))}),
+                                           b.init(random_tensor({24}, 7))});
+        b.output(b.op("Add", {y, b.op("Mul", {q, b.init(random_tensor({24}, 8))})}));
+        for (int threads : {1, 2, 3}) {
+            EXPECT_LT(compare(b.model(), threads), kTol) << shape_str(shape) << " " << threads;
+        }
+        auto fast = make(b.model(), false, 2);
+        ASSERT_TRUE(fast);
+        EXPECT_EQ(kernel_count(*fast, "matmul"), 3u);
+        EXPECT_EQ(kernel_count(*fast, "binary"), 0u);
+        EXPECT_EQ(kernel_count(*fast, "transpose_layout"), 1u);  // t's, read by the MatMul
+    }
+}
+
+// MatMul with constant weights packed once into oneDNN's format (matmul.cpp): few rows cut by
+// columns (49 x [256, 512], each column piece packed on its own), many rows cut by rows, one
+// thread one piece; a node override that replaces the weights is honoured (packed for that
+// run), and clearing it brings back the planned weights.
+TEST(ExecutorFast, MatMulPackedWeights) {
+    Builder b;
+    const std::string x = b.input("x", {1, 7, 7, 256});
+    const std::string w1 = b.init(random_tensor({256, 512}, 1, -0.1f, 0.1f));
+    const std::string h = b.op("MatMul", {x, w1});
+    const std::string y = b.input("y", {300, 64});
+    b.output(b.op("MatMul", {h, b.init(random_tensor({512, 40}, 2, -0.1f, 0.1f))}));
+    b.output(b.op("MatMul", {y, b.init(random_tensor({64, 96}, 3))}));
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto coarse = [](const Tensor& t) {
+        Tensor c = t.clone();
+        for (float& v : c.span<float>()) v = std::round(v * 20.0f) / 20.0f;
+        return c;
+    };
+    NodeOverride ov = [&](size_t, const Node& n, std::vector<Tensor>& ins) -> Status {
+        if (n.op_type == "MatMul") ins[1] = coarse(ins[1]);
+        return Status::ok();
+    };
+    auto fast = make(b.model(), false, 2);
+    auto ref = make(b.model(), true, 2);
+    ASSERT_TRUE(fast && ref);
+    const std::vector<Tensor> in = {random_tensor({1, 7, 7, 256}, 8), random_tensor({300, 64}, 9)};
+    const auto base = run(*fast, in);
+    fast->set_node_override(ov);
+    ref->set_node_override(ov);
+    const auto a = run(*fast, in);
+    const auto r = run(*ref, in);
+    ASSERT_EQ(a.size(), 2u);
+    ASSERT_EQ(r.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+        EXPECT_LT(rel_diff(a[i], r[i]), kTol) << i;
+        EXPECT_GT(rel_diff(a[i], base[i]), 1e-3) << i << ": the override had no visible effect";
+    }
+    fast->set_node_override(nullptr);
+    const auto again = run(*fast, in);
+    for (size_t i = 0; i < 2; ++i) EXPECT_LT(rel_diff(again[i], base[i]), 1e-6) << i;
+}
+
+// Not fused past the bias: a scale per row rather than per channel, a residual of another
+// shape (broadcast), a product after the Transpose that is also a graph output.
+TEST(ExecutorFast, MatMulBlockEndNearMisses) {
+    Builder b;
+    const std::string x = b.input("x", {1, 6, 5, 16});
+    auto linear = [&](uint32_t seed) {
+        const std::string mm = b.op("MatMul", {x, b.init(random_tensor({16, 16}, seed))});
+        const std::string a = b.op("Add", {mm, b.init(random_tensor({16}, seed + 1))});
+        return b.op("Transpose", {a}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+    };
+    b.output(b.op("Mul", {linear(10), b.init(random_tensor({1, 1, 6, 1}, 12))}));
+    b.output(b.op("Add", {linear(20), b.init(random_tensor({1, 16, 6, 1}, 22))}));
+    const std::string t = linear(30);
+    b.output(b.op("Mul", {t, b.init(random_tensor({16, 1, 1}, 32))}));
+    b.output(t);
+    for (int threads : {1, 2}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
 }
 
 }  // namespace

@@ -475,7 +475,12 @@ FusionMatch match_gelu(const FusionGraph& g, size_t idx) {
 // MatMul -> Add(., bias) (either way round), bias a float32 constant vector along the last
 // axis ([N], or [1, ..., N] of no higher rank than the product) and the product read by the
 // Add alone: one matmul step with the bias (ConvNeXt's and the transformers' linear layers).
-FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx) {
+// ConvNeXt's block goes on (each read by the next alone): Transpose [0, 3, 1, 2] of the rank-4
+// result (the step then writes [N, C, H, W] channels-last: the same bytes) -> Mul(., layer
+// scale), a constant with one value per channel ([C, 1, 1] or [1, C, 1, 1]; [N] or [1, .., N]
+// without the Transpose) -> Add(., R), R a float32 run-time tensor of the result's shape
+// produced before the MatMul (the residual). Each of the three is optional, in that order.
+FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx, const ProducedBefore& produced) {
     const Node& mm = g.graph.nodes[idx];
     FusionMatch m;
     m.inputs = mm.inputs;
@@ -504,6 +509,57 @@ FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx) {
     m.fused = {add};
     m.inputs = {mm.inputs[0], mm.inputs[1], bias};
     m.outputs = an.outputs;
+    std::string y = an.outputs[0];
+    Shape ys = shape;
+    const int64_t channels = shape.back();
+    const size_t tr = shape.size() == 4 ? sole_op_reader(g, y, "Transpose") : kNone;
+    if (tr != kNone && g.graph.nodes[tr].attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2}) {
+        m.conv.matmul_nhwc = true;
+        m.fused.push_back(tr);
+        y = g.graph.nodes[tr].outputs[0];
+        ys = {shape[0], shape[3], shape[1], shape[2]};
+    }
+    auto full_size = [&](size_t node) {
+        auto d = g.descs.find(g.graph.nodes[node].outputs[0]);
+        return d != g.descs.end() && d->second.shape == ys && d->second.dtype == DType::Float32;
+    };
+    std::string scale;
+    const size_t mul = sole_op_reader(g, y, "Mul");
+    if (mul != kNone && full_size(mul)) {
+        const std::string s = other_operand(g.graph.nodes[mul], y);
+        const Tensor* c = s.empty() ? nullptr : g.constant(s);
+        bool per_channel = false;
+        if (c && c->dtype() == DType::Float32 && c->numel() == channels) {
+            const Shape& cs = c->shape();
+            per_channel = m.conv.matmul_nhwc
+                              ? (cs == Shape{channels, 1, 1} || cs == Shape{1, channels, 1, 1})
+                              : (!cs.empty() && cs.size() <= ys.size() && cs.back() == channels);
+        }
+        if (per_channel) {
+            scale = s;
+            m.conv.matmul_scale = true;
+            m.fused.push_back(mul);
+            y = g.graph.nodes[mul].outputs[0];
+        }
+    }
+    std::string residual;
+    const size_t radd = sole_op_reader(g, y, "Add");
+    if (radd != kNone && full_size(radd)) {
+        const std::string r = other_operand(g.graph.nodes[radd], y);
+        auto rd = g.descs.find(r);
+        if (!r.empty() && !g.constant(r) && rd != g.descs.end() && rd->second.shape == ys &&
+            rd->second.dtype == DType::Float32 && produced(r)) {
+            residual = r;
+            m.conv.matmul_residual = true;
+            m.fused.push_back(radd);
+            y = g.graph.nodes[radd].outputs[0];
+        }
+    }
+    if (m.conv.matmul_scale || m.conv.matmul_residual) {
+        m.inputs.push_back(scale);
+        m.inputs.push_back(residual);
+    }
+    m.outputs = {y};
     return m;
 }
 
@@ -547,12 +603,18 @@ const Tensor* last_axis_vector(const FusionGraph& g, const std::string& name, in
 // last axis 1. Anchored at the first ReduceMean, or at a Transpose [0, 2, 3, 1] producing x
 // (read by the pattern alone; ConvNeXt's LayerNorm2d and block), and a Transpose
 // [0, 3, 1, 2] reading the result alone ends it: one step over rows (LayerNormSpec).
+// The LayerNormalization op (opset 17) is taken the same way when it normalizes the last axis
+// only, with constant Scale (and B) of one value per row element, and its optional Mean and
+// InvStdDev outputs absent.
 FusionMatch match_layer_norm(const FusionGraph& g, size_t idx) {
     const Node& anchor = g.graph.nodes[idx];
     FusionMatch none;
     none.inputs = anchor.inputs;
     none.outputs = anchor.outputs;
-    if (!g.constants || anchor.outputs.size() != 1 || anchor.inputs.empty()) return none;
+    if (!g.constants || anchor.outputs.empty() || anchor.inputs.empty()) return none;
+    for (size_t i = 1; i < anchor.outputs.size(); ++i) {
+        if (!anchor.outputs[i].empty()) return none;
+    }
     auto spec = std::make_shared<cpu::LayerNormSpec>();
     std::vector<size_t> fused;
     std::string x = anchor.inputs[0];
@@ -566,15 +628,18 @@ FusionMatch match_layer_norm(const FusionGraph& g, size_t idx) {
         }
         x = anchor.outputs[0];
         const std::vector<size_t>* readers = g.consumers_of(x);
-        if (!readers || readers->size() != 2 || g.graph_outputs.count(x)) return none;
+        if (!readers || readers->empty() || readers->size() > 2 || g.graph_outputs.count(x)) {
+            return none;
+        }
         mean1 = kNone;
         for (size_t r : *readers) {
-            if (g.graph.nodes[r].op_type == "ReduceMean") mean1 = r;
+            const std::string& op = g.graph.nodes[r].op_type;
+            if (readers->size() == 2 ? op == "ReduceMean" : op == "LayerNormalization") mean1 = r;
         }
         if (mean1 == kNone) return none;
         spec->in_nhwc = true;
         fused.push_back(mean1);
-    } else if (anchor.op_type != "ReduceMean") {
+    } else if (anchor.op_type != "ReduceMean" && anchor.op_type != "LayerNormalization") {
         return none;
     }
     auto xd = g.descs.find(x);
@@ -592,6 +657,40 @@ FusionMatch match_layer_norm(const FusionGraph& g, size_t idx) {
         return d != g.descs.end() && d->second.shape == want && d->second.dtype == DType::Float32;
     };
     const Node& m1 = g.graph.nodes[mean1];
+    // The rest: an optional Transpose back, the match.
+    auto finish = [&](std::string y, const std::string& gamma, const std::string& beta) {
+        const size_t back = rank == 4 ? sole_op_reader(g, y, "Transpose") : kNone;
+        if (back != kNone &&
+            g.graph.nodes[back].attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2}) {
+            spec->out_nhwc = true;
+            fused.push_back(back);
+            y = g.graph.nodes[back].outputs[0];
+        }
+        FusionMatch m;
+        m.fused = std::move(fused);
+        m.inputs = {x_in, gamma, beta};
+        m.outputs = {y};
+        m.layer_norm = spec;
+        m.conv.layer_norm = spec.get();
+        return m;
+    };
+    if (m1.op_type == "LayerNormalization") {
+        for (size_t i = 1; i < m1.outputs.size(); ++i) {
+            if (!m1.outputs[i].empty()) return none;
+        }
+        const int64_t axis = m1.attr_int("axis", -1);
+        const std::string beta = m1.inputs.size() > 2 ? m1.inputs[2] : std::string();
+        if (m1.inputs[0] != x || m1.inputs.size() < 2 ||
+            (axis != -1 && axis != static_cast<int64_t>(rank) - 1) || !has(m1.outputs[0], shape) ||
+            !last_axis_vector(g, m1.inputs[1], len, rank) ||
+            (!beta.empty() && !last_axis_vector(g, beta, len, rank))) {
+            return none;
+        }
+        const float eps = m1.attr_float("epsilon", 1e-5f);
+        if (!(eps >= 0.0f) || !std::isfinite(eps)) return none;
+        spec->epsilon = eps;
+        return finish(m1.outputs[0], m1.inputs[1], beta);
+    }
     if (m1.inputs[0] != x || !reduces_last_axis(g, m1, rank) || !has(m1.outputs[0], reduced)) {
         return none;
     }
@@ -655,20 +754,7 @@ FusionMatch match_layer_norm(const FusionGraph& g, size_t idx) {
             y = g.graph.nodes[bias].outputs[0];
         }
     }
-    const size_t back = rank == 4 ? sole_op_reader(g, y, "Transpose") : kNone;
-    if (back != kNone &&
-        g.graph.nodes[back].attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2}) {
-        spec->out_nhwc = true;
-        fused.push_back(back);
-        y = g.graph.nodes[back].outputs[0];
-    }
-    FusionMatch m;
-    m.fused = std::move(fused);
-    m.inputs = {x_in, gamma, beta};
-    m.outputs = {y};
-    m.layer_norm = spec;
-    m.conv.layer_norm = spec.get();
-    return m;
+    return finish(y, gamma, beta);
 }
 
 }  // namespace
@@ -686,14 +772,15 @@ FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore
         qdq_fallback = q.quant ? "the low-precision kernel refused it" : q.qdq_fallback;
     }
     if (g.graph.nodes[node].op_type == "MatMul" && g.constants) {
-        FusionMatch bm = match_matmul_bias(g, node);
+        FusionMatch bm = match_matmul_bias(g, node, produced);
         if (bm.any()) return bm;
     }
     if (g.graph.nodes[node].op_type == "Div") {
         FusionMatch gm = match_gelu(g, node);
         if (gm.any()) return gm;
     }
-    if (g.graph.nodes[node].op_type == "ReduceMean" || g.graph.nodes[node].op_type == "Transpose") {
+    const std::string& op = g.graph.nodes[node].op_type;
+    if (op == "ReduceMean" || op == "Transpose" || op == "LayerNormalization") {
         FusionMatch lm = match_layer_norm(g, node);
         if (lm.any()) return lm;
     }

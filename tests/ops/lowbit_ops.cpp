@@ -77,6 +77,9 @@ struct OpCase {
     ConvFusion fusion = {};
     Tensor residual = {};     // with fusion.residual: R, passed to the fast op as input 3
     Tensor bias = {};         // with fusion.matmul_bias: the bias, passed as input 2
+    // With fusion.matmul_scale / matmul_residual: the layer scale (input 3) and the residual
+    // (input 4; stored NHWC with matmul_nhwc, which transposes the product [0, 3, 1, 2]).
+    Tensor mm_scale = {}, mm_residual = {};
     double tol = kExact;
     // An int8 Q/DQ conv (fusion.quant): the fast op reads these codes as input 0 (and input 3
     // with quant->residual_q); the reference runs the Conv on their DequantizeLinear values
@@ -740,6 +743,27 @@ std::vector<OpCase> plain_cases() {
         c.bias = rnd(bias, 87);
         v.push_back(c);
     }
+    // ConvNeXt's block end fused (fusion.cpp): MatMul + bias -> Transpose [0, 3, 1, 2] -> Mul
+    // (layer scale [C, 1, 1]) -> Add(residual, NHWC); row chunks, column chunks, one thread.
+    for (const auto& [a, n, threads, what] :
+         {std::tuple{Shape{1, 56, 56, 64}, int64_t{96}, 2, "row chunks"},
+          std::tuple{Shape{1, 7, 7, 96}, int64_t{768}, 2, "column chunks"},
+          std::tuple{Shape{1, 14, 14, 40}, int64_t{48}, 1, "one primitive"}}) {
+        OpCase c = simple("MatMul", "matmul", {rnd(a, 88), rnd({a.back(), n}, 89)}, {},
+                          fmt::format("{} by constant {}x{} + bias -> NHWC * scale + residual "
+                                      "({}, t{})",
+                                      dims(a), a.back(), n, what, threads),
+                          kAccumulation);
+        c.call.constant_inputs = {1};
+        c.call.n_threads = threads;
+        c.fusion.matmul_bias = c.fusion.matmul_nhwc = true;
+        c.fusion.matmul_scale = c.fusion.matmul_residual = true;
+        c.bias = rnd({n}, 90);
+        c.mm_scale = rnd({n, 1, 1}, 91, 0.1f, 1.0f);
+        c.mm_residual = rnd({a[0], n, a[1], a[2]}, 92);
+        c.stored = {Layout::Plain, Layout::Plain, Layout::Plain, Layout::Plain, Layout::Nhwc};
+        v.push_back(c);
+    }
     {
         // A classifier head: Flatten -> Gemm with B [N, K] transposed and a bias [N].
         OpCase c = simple("Gemm", "gemm", {rnd({2, 96}, 41), rnd({37, 96}, 42), rnd({37}, 43)},
@@ -1005,6 +1029,11 @@ public:
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
         if (c.fusion.relu_after) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
         if (c.fusion.matmul_bias) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.bias}}));
+        if (c.fusion.matmul_nhwc) {
+            LOWBIT_TRY(add(KernelCall{"Transpose", {last()}, {{"perm", attr_ints({0, 3, 1, 2})}}}));
+        }
+        if (c.fusion.matmul_scale) LOWBIT_TRY(add(KernelCall{"Mul", {last(), c.mm_scale}}));
+        if (c.fusion.matmul_residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.mm_residual}}));
         if (c.fusion.gelu) {  // the node is Div(x, c): -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5)
             const Tensor& x = c.call.inputs[0];
             LOWBIT_TRY(add(KernelCall{"Erf", {last()}}));
@@ -1093,6 +1122,10 @@ public:
         if (c.fusion.gelu) plain.resize(1);  // the fused GELU step reads x alone
         if (c.fusion.matmul_bias) plain.push_back(c.bias);
         if (c.layer_norm) plain = {plain[0], c.ln_gamma, c.ln_beta};
+        if (c.fusion.matmul_scale || c.fusion.matmul_residual) {
+            plain.push_back(c.mm_scale);
+            plain.push_back(c.mm_residual);
+        }
         for (size_t k = 0; c.qmove && k < c.in_codes.size(); ++k) {
             if (!c.in_codes[k].empty()) plain[k] = c.in_codes[k];
         }
@@ -1112,6 +1145,7 @@ public:
             outs[o].dtype = out_info[o].dtype;
             outs[o].shape = out_info[o].shape;
         }
+        if (c.fusion.matmul_scale) ins[3].constant = &c.mm_scale;
         if (c.layer_norm) {  // gamma and beta are constants; the step writes the chain's result
             for (size_t i = 1; i < 3; ++i) {
                 if (!plain[i].empty()) ins[i].constant = i == 1 ? &c.ln_gamma : &c.ln_beta;
@@ -1132,7 +1166,8 @@ public:
             const DType dt = c.qmove                    ? DType::Int8
                              : c.quant && c.quant->out_q ? c.quant->codes
                                                          : outs[o].dtype;
-            const Shape& shape = c.layer_norm ? c.ln_out : outs[o].shape;
+            Shape shape = c.layer_norm ? c.ln_out : outs[o].shape;
+            if (c.fusion.matmul_nhwc) shape = {shape[0], shape[3], shape[1], shape[2]};
             stored_out_.emplace_back(dt, shape);
             plain_out_.emplace_back(dt, shape);
         }

@@ -170,8 +170,15 @@ struct ConvFusion {
     // Not a conv: the node is a MatMul whose result only feeds Add(., bias), bias a constant
     // vector along the last axis; the bias is passed as input 2 and added by the matmul.
     bool matmul_bias = false;
-    // Not a conv: the node starts a LayerNorm pattern (its ReduceMean, or the Transpose before
-    // it), computed as one step (LayerNormSpec).
+    // ... then (fusion.cpp, ConvNeXt's block end) a Transpose [0, 3, 1, 2] of the rank-4
+    // result: the step writes the Transpose's [N, C, H, W] channels-last; a Mul by a constant
+    // per-channel layer scale (input 3); an Add of a residual (input 4, full-size; channels-last
+    // with matmul_nhwc). Inputs 3 and 4 are absent where the pattern has no such op.
+    bool matmul_nhwc = false;
+    bool matmul_scale = false;
+    bool matmul_residual = false;
+    // Not a conv: the node starts a LayerNorm pattern (its ReduceMean, a LayerNormalization op,
+    // or the Transpose before either), computed as one step (LayerNormSpec).
     const LayerNormSpec* layer_norm = nullptr;
     bool any() const {
         return silu || residual || quant || qmove || bn || relu || hardswish || relu_after ||

@@ -78,9 +78,11 @@ std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand>
 std::unique_ptr<FastOp> make_qmove(const Node& node, int64_t opset, std::span<const Operand> ins,
                                    const Operand& out, const QuantMoveSpec& spec);
 
-// matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
+// matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN;
+// with fusion.matmul_bias the bias (input 2) and, where set, matmul_nhwc / matmul_scale
+// (input 3) / matmul_residual (input 4) (fast_ops.h).
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                    const Operand& out, int n_threads, bool bias,
+                                    const Operand& out, int n_threads, const ConvFusion& fusion,
                                     std::vector<std::string>& warnings);
 
 // gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
