@@ -392,6 +392,64 @@ TEST(ExecutorFast, DeconvTapsIntoConcat) {
     EXPECT_EQ(kernels.count("deconv") ? kernels.at("deconv") : 0, 1);
 }
 
+// With several threads, convs whose weights outweigh their input (small maps with many
+// channels, like ResNet-50's last stages) are cut into ranges of output channels instead of
+// rows (kernels/cpu/conv.cpp): Winograd and direct 3x3, a strided 1x1, a folded
+// BatchNormalization, a residual Add + Relu, 200 output channels (no multiple of 16) whose
+// folded Split feeds an in-place Concat and a graph output, batch 1 and 2. Every output channel
+// is computed as with one thread, so the outputs must equal one thread's bit for bit, and match
+// the reference.
+TEST(ExecutorFast, ChannelChunksMatchOneThread) {
+    for (int64_t batch : {1, 2}) {
+        Builder b;
+        const std::string x = b.input("x", {batch, 128, 14, 14});
+        std::string y = b.op("Relu", {b.conv(x, 128, 256, 3, 1, -1, 1, false)});
+        y = b.conv(y, 256, 256, 3, 2, -1, 1, false);  // 7x7 from here
+        const std::string scale = b.init(random_tensor({256}, 61, 0.5f, 1.5f));
+        const std::string shift = b.init(random_tensor({256}, 62));
+        const std::string mean = b.init(random_tensor({256}, 63));
+        const std::string var = b.init(random_tensor({256}, 64, 0.5f, 2.0f));
+        y = b.op("Relu", {b.op("BatchNormalization", {y, scale, shift, mean, var})});
+        const std::string down = b.conv(x, 128, 256, 1, 2, 0, 1, false);
+        y = b.op("Relu", {b.op("Add", {b.conv(y, 256, 256, 1, 1, 0, 1, false), down})});
+        const std::string z = b.conv(y, 256, 200, 1, 1, 0, 1, false);
+        const auto parts =
+            b.node("Split", {z, b.init(i64_tensor({72, 128}))}, {{"axis", Attr::make_int(1)}}, 2);
+        const std::string cat = b.op("Concat", {parts[1], b.conv(y, 256, 64, 3), parts[0]},
+                                     {{"axis", Attr::make_int(1)}});
+        b.output(b.conv(cat, 264, 32, 3));
+        b.output(parts[0]);
+        EXPECT_LT(compare(b.model(), 2), kTol) << "batch " << batch;
+        std::vector<Tensor> in;
+        in.push_back(random_tensor({batch, 128, 14, 14}, 12, 0.0f, 1.0f));
+        auto one = make(b.model(), false, 1);
+        ASSERT_TRUE(one);
+        const auto want = run(*one, in);
+        ASSERT_EQ(want.size(), 2u);
+        for (int threads : {2, 3}) {
+            ExecutorOptions o;
+            o.n_threads = threads;
+            o.step_times = true;
+            auto many = Executor::create(b.model(), o);
+            ASSERT_TRUE(many.is_ok()) << many.status().message();
+            const auto got = run(**many, in);
+            ASSERT_EQ(got.size(), 2u);
+            for (size_t i = 0; i < got.size(); ++i) {
+                const auto a = got[i].span<float>();
+                const auto e = want[i].span<float>();
+                EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+                    << "batch " << batch << ", output " << i << ", " << threads
+                    << " threads: " << rel_diff(got[i], want[i]);
+            }
+            int chunked = 0;
+            for (const StepTime& st : (*many)->step_times()) {
+                chunked += st.label.find("channel chunks") != std::string::npos;
+            }
+            EXPECT_GE(chunked, 5) << threads << " threads";
+        }
+    }
+}
+
 // Batch 2 with convs large enough to be chunked: chunks loop over the images.
 TEST(ExecutorFast, ChunkedConvBatch2) {
     Builder b;
