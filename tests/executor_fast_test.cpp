@@ -450,6 +450,52 @@ TEST(ExecutorFast, ChannelChunksMatchOneThread) {
     }
 }
 
+// A squeeze-excitation block (MobileNetV3's shape): GlobalAveragePool over maps of more than
+// 1024 pixels (summed in pixel ranges, kernels/cpu/nhwc_ops.cpp) with one and with 15 channel
+// blocks, the two 1x1 convs on the 1x1 map (weights large enough to be cut into channel
+// chunks), HardSigmoid and the per-channel Mul; batch 2. The result must match the reference,
+// and equal one thread's bit for bit at 2 and 3 threads.
+TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
+    Builder b;
+    const std::string x = b.input("x", {2, 48, 36, 36});
+    const std::string pooled = b.op("GlobalAveragePool", {x});
+    const std::string a = b.conv(x, 48, 960, 1, 1, 0, 1, false);
+    std::string s = b.op("GlobalAveragePool", {a});
+    s = b.op("Relu", {b.conv(s, 960, 240, 1, 1, 0, 1, false)});
+    s = b.op("HardSigmoid", {b.conv(s, 240, 960, 1, 1, 0, 1, false)},
+             {{"alpha", Attr::make_float(1.0f / 6)}});
+    b.output(b.conv(b.op("Mul", {a, s}), 960, 32, 1, 1, 0, 1, false));
+    b.output(pooled);
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    const std::vector<Tensor> in = {random_tensor({2, 48, 36, 36}, 13, 0.0f, 1.0f)};
+    auto one = make(b.model(), false, 1);
+    ASSERT_TRUE(one);
+    const auto want = run(*one, in);
+    ASSERT_EQ(want.size(), 2u);
+    for (int threads : {2, 3}) {
+        ExecutorOptions o;
+        o.n_threads = threads;
+        o.step_times = true;
+        auto many = Executor::create(b.model(), o);
+        ASSERT_TRUE(many.is_ok()) << many.status().message();
+        const auto got = run(**many, in);
+        ASSERT_EQ(got.size(), 2u);
+        for (size_t i = 0; i < got.size(); ++i) {
+            const auto g = got[i].span<float>();
+            const auto e = want[i].span<float>();
+            EXPECT_TRUE(std::equal(g.begin(), g.end(), e.begin(), e.end()))
+                << "output " << i << ", " << threads << " threads: " << rel_diff(got[i], want[i]);
+        }
+        int chunked = 0;
+        for (const StepTime& st : (*many)->step_times()) {
+            chunked += st.label.find("channel chunks") != std::string::npos;
+        }
+        EXPECT_GE(chunked, 2) << threads << " threads";
+    }
+}
+
 // Batch 2 with convs large enough to be chunked: chunks loop over the images.
 TEST(ExecutorFast, ChunkedConvBatch2) {
     Builder b;
