@@ -447,6 +447,26 @@ TEST(ExecutorFast, ChannelChunksMatchOneThread) {
             }
             EXPECT_GE(chunked, 5) << threads << " threads";
         }
+        // A node override that hands the convs other weight buffers (of the same values) gets
+        // them reordered per chunk at run time: same outputs as the planned weights.
+        std::vector<std::vector<Tensor>> hooked;
+        for (bool replace : {false, true}) {
+            auto e = make(b.model(), false, 2);
+            ASSERT_TRUE(e);
+            e->set_node_override([replace](size_t, const Node& node, std::vector<Tensor>& ins) {
+                if (replace && node.op_type == "Conv") ins[1] = ins[1].clone();
+                return Status::ok();
+            });
+            hooked.push_back(run(*e, in));
+            ASSERT_EQ(hooked.back().size(), 2u);
+        }
+        for (size_t i = 0; i < 2; ++i) {
+            const auto a = hooked[1][i].span<float>();
+            const auto e = hooked[0][i].span<float>();
+            EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+                << "batch " << batch << ", output " << i
+                << " with replaced weights: " << rel_diff(hooked[1][i], hooked[0][i]);
+        }
     }
 }
 
