@@ -165,6 +165,7 @@ TEST(ExecutorFast, ConvGrid) {
         {8, 16, 45, 45, 5, 2, 2, 1, 1, false, true},
         {16, 16, 50, 50, 3, 1, 2, 1, 2, true, true},
         {64, 64, 48, 48, 3, 1, 1, 64, 1, true, true},
+        {320, 320, 14, 14, 3, 1, 1, 320, 1, true, true},  // depthwise, one chunk per thread
         {64, 64, 40, 40, 1, 1, 0, 1, 1, true, false},
         {3, 24, 130, 129, 3, 2, 1, 1, 1, true, true},
     };
