@@ -166,6 +166,7 @@ TEST(ExecutorFast, ConvGrid) {
         {8, 16, 45, 45, 5, 2, 2, 1, 1, false, true},
         {16, 16, 50, 50, 3, 1, 2, 1, 2, true, true},
         {64, 64, 48, 48, 3, 1, 1, 64, 1, true, true},
+        {320, 320, 14, 14, 3, 1, 1, 320, 1, true, true},  // depthwise, one chunk per thread
         {64, 64, 40, 40, 1, 1, 0, 1, 1, true, false},
         {3, 24, 130, 129, 3, 2, 1, 1, 1, true, true},
     };
@@ -391,6 +392,130 @@ TEST(ExecutorFast, DeconvTapsIntoConcat) {
     const auto& kernels = fast->kernel_report().kernels;
     EXPECT_EQ(kernels.count("deconv_taps") ? kernels.at("deconv_taps") : 0, 3);
     EXPECT_EQ(kernels.count("deconv") ? kernels.at("deconv") : 0, 1);
+}
+
+// With several threads, convs whose weights outweigh their input (small maps with many
+// channels, like ResNet-50's last stages) are cut into ranges of output channels instead of
+// rows (kernels/cpu/conv.cpp): Winograd and direct 3x3, a strided 1x1, a folded
+// BatchNormalization, a residual Add + Relu, 200 output channels (no multiple of 16) whose
+// folded Split feeds an in-place Concat and a graph output, batch 1 and 2. Every output channel
+// is computed as with one thread, so the outputs must equal one thread's bit for bit, and match
+// the reference.
+TEST(ExecutorFast, ChannelChunksMatchOneThread) {
+    for (int64_t batch : {1, 2}) {
+        Builder b;
+        const std::string x = b.input("x", {batch, 128, 14, 14});
+        std::string y = b.op("Relu", {b.conv(x, 128, 256, 3, 1, -1, 1, false)});
+        y = b.conv(y, 256, 256, 3, 2, -1, 1, false);  // 7x7 from here
+        const std::string scale = b.init(random_tensor({256}, 61, 0.5f, 1.5f));
+        const std::string shift = b.init(random_tensor({256}, 62));
+        const std::string mean = b.init(random_tensor({256}, 63));
+        const std::string var = b.init(random_tensor({256}, 64, 0.5f, 2.0f));
+        y = b.op("Relu", {b.op("BatchNormalization", {y, scale, shift, mean, var})});
+        const std::string down = b.conv(x, 128, 256, 1, 2, 0, 1, false);
+        y = b.op("Relu", {b.op("Add", {b.conv(y, 256, 256, 1, 1, 0, 1, false), down})});
+        const std::string z = b.conv(y, 256, 200, 1, 1, 0, 1, false);
+        const auto parts =
+            b.node("Split", {z, b.init(i64_tensor({72, 128}))}, {{"axis", Attr::make_int(1)}}, 2);
+        const std::string cat = b.op("Concat", {parts[1], b.conv(y, 256, 64, 3), parts[0]},
+                                     {{"axis", Attr::make_int(1)}});
+        b.output(b.conv(cat, 264, 32, 3));
+        b.output(parts[0]);
+        EXPECT_LT(compare(b.model(), 2), kTol) << "batch " << batch;
+        std::vector<Tensor> in;
+        in.push_back(random_tensor({batch, 128, 14, 14}, 12, 0.0f, 1.0f));
+        auto one = make(b.model(), false, 1);
+        ASSERT_TRUE(one);
+        const auto want = run(*one, in);
+        ASSERT_EQ(want.size(), 2u);
+        for (int threads : {2, 3}) {
+            ExecutorOptions o;
+            o.n_threads = threads;
+            o.step_times = true;
+            auto many = Executor::create(b.model(), o);
+            ASSERT_TRUE(many.is_ok()) << many.status().message();
+            const auto got = run(**many, in);
+            ASSERT_EQ(got.size(), 2u);
+            for (size_t i = 0; i < got.size(); ++i) {
+                const auto a = got[i].span<float>();
+                const auto e = want[i].span<float>();
+                EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+                    << "batch " << batch << ", output " << i << ", " << threads
+                    << " threads: " << rel_diff(got[i], want[i]);
+            }
+            int chunked = 0;
+            for (const StepTime& st : (*many)->step_times()) {
+                chunked += st.label.find("channel chunks") != std::string::npos;
+            }
+            EXPECT_GE(chunked, 5) << threads << " threads";
+        }
+        // A node override that hands the convs other weight buffers (of the same values) gets
+        // them reordered per chunk at run time: same outputs as the planned weights.
+        std::vector<std::vector<Tensor>> hooked;
+        for (bool replace : {false, true}) {
+            auto e = make(b.model(), false, 2);
+            ASSERT_TRUE(e);
+            e->set_node_override([replace](size_t, const Node& node, std::vector<Tensor>& ins) {
+                if (replace && node.op_type == "Conv") ins[1] = ins[1].clone();
+                return Status::ok();
+            });
+            hooked.push_back(run(*e, in));
+            ASSERT_EQ(hooked.back().size(), 2u);
+        }
+        for (size_t i = 0; i < 2; ++i) {
+            const auto a = hooked[1][i].span<float>();
+            const auto e = hooked[0][i].span<float>();
+            EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+                << "batch " << batch << ", output " << i
+                << " with replaced weights: " << rel_diff(hooked[1][i], hooked[0][i]);
+        }
+    }
+}
+
+// A squeeze-excitation block (MobileNetV3's shape): GlobalAveragePool over maps of more than
+// 1024 pixels (summed in pixel ranges, kernels/cpu/nhwc_ops.cpp) with one and with 15 channel
+// blocks, the two 1x1 convs on the 1x1 map (weights large enough to be cut into channel
+// chunks), HardSigmoid and the per-channel Mul; batch 2. The result must match the reference,
+// and equal one thread's bit for bit at 2 and 3 threads.
+TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
+    Builder b;
+    const std::string x = b.input("x", {2, 48, 36, 36});
+    const std::string pooled = b.op("GlobalAveragePool", {x});
+    const std::string a = b.conv(x, 48, 960, 1, 1, 0, 1, false);
+    std::string s = b.op("GlobalAveragePool", {a});
+    s = b.op("Relu", {b.conv(s, 960, 240, 1, 1, 0, 1, false)});
+    s = b.op("HardSigmoid", {b.conv(s, 240, 960, 1, 1, 0, 1, false)},
+             {{"alpha", Attr::make_float(1.0f / 6)}});
+    b.output(b.conv(b.op("Mul", {a, s}), 960, 32, 1, 1, 0, 1, false));
+    b.output(pooled);
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    const std::vector<Tensor> in = {random_tensor({2, 48, 36, 36}, 13, 0.0f, 1.0f)};
+    auto one = make(b.model(), false, 1);
+    ASSERT_TRUE(one);
+    const auto want = run(*one, in);
+    ASSERT_EQ(want.size(), 2u);
+    for (int threads : {2, 3}) {
+        ExecutorOptions o;
+        o.n_threads = threads;
+        o.step_times = true;
+        auto many = Executor::create(b.model(), o);
+        ASSERT_TRUE(many.is_ok()) << many.status().message();
+        const auto got = run(**many, in);
+        ASSERT_EQ(got.size(), 2u);
+        for (size_t i = 0; i < got.size(); ++i) {
+            const auto g = got[i].span<float>();
+            const auto e = want[i].span<float>();
+            EXPECT_TRUE(std::equal(g.begin(), g.end(), e.begin(), e.end()))
+                << "output " << i << ", " << threads << " threads: " << rel_diff(got[i], want[i]);
+        }
+        int chunked = 0;
+        for (const StepTime& st : (*many)->step_times()) {
+            chunked += st.label.find("channel chunks") != std::string::npos;
+        }
+        EXPECT_GE(chunked, 2) << threads << " threads";
+    }
 }
 
 // Batch 2 with convs large enough to be chunked: chunks loop over the images.
