@@ -3,13 +3,12 @@
 //   [-> Add(., R)] [-> QuantizeLinear(., s_y)]
 // as one oneDNN int8 convolution. oneDNN sums x_q * w_q exactly in int32 (VNNI/AMX) and
 // scales the sums by s_x * s_w[m] (its per-output-channel output scales) into float32; the
-// epilogue (qconv_epilogue.h, one vector pass) then adds the bias, applies SiLU, adds the
-// residual (float32, or int8 codes times their scale when R's DequantizeLinear is deferred) and
-// either keeps float32 or quantizes as QuantizeLinear does: round_half_even(v / s_y) saturated
-// to [-128, 127] (the float32 division's result, like the reference kernel). The only
-// difference from the float simulation is the order of the float rounding in the sums (the
-// simulation's float32 conv of the dequantized values rounds each partial sum);
-// tests/py/test_lowp_kernels.py bounds it by one step.
+// epilogue then adds the bias, applies SiLU, adds the residual (float32, or int8 codes times
+// their scale when R's DequantizeLinear is deferred) and either keeps float32 or quantizes as
+// QuantizeLinear does: round_half_even(v / s_y) saturated to [-128, 127] (one float32
+// division, like the reference kernel). The only difference from the float simulation is the
+// order of the float rounding in the sums (the simulation's float32 conv of the dequantized
+// values rounds each partial sum); tests/py/test_lowp_kernels.py bounds it by one step.
 //
 // x_q, R and the output are stored NHWC. The weights' int8 codes are reordered once, at plan
 // time, into oneDNN's format (with the compensation for its signed source). INT4 weights (W4A8,
@@ -26,14 +25,14 @@
 #include <atomic>
 #include <cmath>
 #include <map>
-#include <memory>
 #include <mutex>
 #include <tuple>
 
 #include "runtime/kernels/cpu/conv_routing.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
-#include "runtime/kernels/cpu/qconv_epilogue.h"
+#include "runtime/kernels/cpu/qdq_math.h"
+#include "runtime/kernels/cpu/vmath.h"
 
 namespace lowbit::cpu {
 namespace {
@@ -77,17 +76,10 @@ public:
         out_q_ = q.out_q;
         y_scale_ = q.y_scale;
         n_threads_ = std::max(1, n_threads);
-        std::vector<float> bias;
         if (ins.size() > 2 && ins[2].present()) {
             const Tensor& b = *ins[2].constant;
-            bias.assign(b.data<float>(), b.data<float>() + b.numel());
+            bias_.assign(b.data<float>(), b.data<float>() + b.numel());
         }
-        epilogue_ = std::make_unique<QConvEpilogue>(
-            std::move(bias), y_[1], silu_,
-            !residual_
-                ? QConvEpilogue::Residual::None
-                : (residual_q_ ? QConvEpilogue::Residual::Codes : QConvEpilogue::Residual::Float),
-            r_scale_, out_q_, y_scale_);
         scales_.resize(static_cast<size_t>(y_[1]));
         for (size_t m = 0; m < scales_.size(); ++m) scales_[m] = q.x_scale * q.w_scale[m];
         wei_dims_ = group_ == 1 ? memory::dims{wt[0], wt[1], wt[2], wt[3]}
@@ -200,19 +192,28 @@ private:
     // Returns where the chunk's result is.
     const char* epilogue(float* acc, int64_t pixels, const void* res, int64_t r0, Tensor& out,
                          int64_t y0, int thread) const {
-        const void* r = nullptr;
+        const int64_t c_out = y_[1];
+        const int64_t len = pixels * c_out;
+        if (!bias_.empty()) {
+            for (int64_t p = 0; p < pixels; ++p) {
+                float* a = acc + p * c_out;
+                for (int64_t m = 0; m < c_out; ++m) a[m] += bias_[static_cast<size_t>(m)];
+            }
+        }
+        if (silu_) silu_f32(acc, acc, len);
         if (res) {
-            r = residual_q_ ? static_cast<const void*>(static_cast<const int8_t*>(res) + r0)
-                            : static_cast<const void*>(static_cast<const float*>(res) + r0);
+            if (residual_q_) {
+                const int8_t* r = static_cast<const int8_t*>(res) + r0;
+                for (int64_t i = 0; i < len; ++i) acc[i] += static_cast<float>(r[i]) * r_scale_;
+            } else {
+                const float* r = static_cast<const float*>(res) + r0;
+                for (int64_t i = 0; i < len; ++i) acc[i] += r[i];
+            }
         }
-        if (!out_q_) {
-            epilogue_->run(acc, pixels, r, nullptr);
-            return reinterpret_cast<const char*>(acc);
-        }
-        auto* y = routing_.dense()
-                      ? static_cast<int8_t*>(out.raw()) + y0
-                      : static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
-        epilogue_->run(acc, pixels, r, y);
+        if (!out_q_) return reinterpret_cast<const char*>(acc);
+        auto* y = routing_.dense() ? static_cast<int8_t*>(out.raw()) + y0
+                         : static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
+        quantize_s8(acc, y, len, y_scale_);
         return reinterpret_cast<const char*>(y);
     }
 
@@ -325,8 +326,7 @@ private:
     Window h_, w_;
     bool silu_ = false, residual_ = false, residual_q_ = false, out_q_ = false;
     float r_scale_ = 1.0f, y_scale_ = 1.0f;
-    std::vector<float> scales_;
-    std::unique_ptr<QConvEpilogue> epilogue_;  // bias, SiLU, residual, quantization
+    std::vector<float> bias_, scales_;
     memory::dims wei_dims_;
     std::vector<memory::desc> wei_mds_;
     std::vector<memory> weights_;

@@ -14,18 +14,7 @@
 
 namespace lowbit::cpu {
 
-// Whether quantize16_s32_recip may divide by `s` through its reciprocal: s and 1/s normal and
-// far from the float32 range's ends, so that the correction step below computes exactly.
-inline bool exact_reciprocal_ok(float s) {
-    return s >= 0x1p-100f && s <= 0x1p100f;
-}
-
 #if defined(__AVX512F__)
-// GCC 12 reports its own _mm512_undefined_ps() inside these intrinsics as "maybe
-// uninitialized" (GCC bug 105593); the code is fine.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
 // 16 values to 16 codes, as int32 lanes: the arithmetic of quantize_s8 (vs holds the scale in
 // every lane).
 inline __m512i quantize16_s32(__m512 v, __m512 vs) {
@@ -35,26 +24,6 @@ inline __m512i quantize16_s32(__m512 v, __m512 vs) {
     q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
     return _mm512_cvtps_epi32(q);
 }
-
-// The same codes without the division (vdivps is the slowest step of a conv epilogue): vy holds
-// y = 1.0f / s (rounded to nearest), s passing exact_reciprocal_ok. q0 = RN(v * y) is within one
-// ulp of v / s, the remainder r = v - q0 * s is exact in one fused multiply-add, and
-// RN(q0 + r * y) is then the correctly rounded quotient RN(v / s) (Markstein's theorem, as in
-// IA-64's division). q0 is clamped to [-256, 256] first: a quotient beyond saturates either way,
-// and the clamp keeps an infinite product from turning the correction into NaN (a NaN v stays
-// NaN: min and max return their second operand on NaN). Checked against the division on 5e9
-// values (every half-integer boundary +-384 ulps, 20000 scales from 2^-30 to 2^10):
-// tests/kernels_qdq_math_test.cpp repeats a part of that.
-inline __m512i quantize16_s32_recip(__m512 v, __m512 vs, __m512 vy) {
-    __m512 q = _mm512_mul_ps(v, vy);
-    q = _mm512_max_ps(_mm512_set1_ps(-256.0f), _mm512_min_ps(_mm512_set1_ps(256.0f), q));
-    const __m512 r = _mm512_fnmadd_ps(q, vs, v);
-    q = _mm512_fmadd_ps(r, vy, q);
-    q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
-    return _mm512_cvtps_epi32(q);
-}
-#pragma GCC diagnostic pop
 #endif
 
 inline void quantize_s8(const float* v, int8_t* y, int64_t n, float s) {
@@ -64,14 +33,6 @@ inline void quantize_s8(const float* v, int8_t* y, int64_t n, float s) {
     // The last n % 16 values go through the same vector arithmetic under a mask: the per-pixel
     // rows of an NHWC Concat part are often 8 to 24 channels, where a scalar tail (one division
     // and one nearbyint per value) would cost more than the vector body.
-    if (exact_reciprocal_ok(s)) {
-        const __m512 vy = _mm512_set1_ps(1.0f / s);
-        for (; i < n; i += 16) {
-            const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
-            _mm512_mask_cvtsepi32_storeu_epi8(
-                y + i, m, quantize16_s32_recip(_mm512_maskz_loadu_ps(m, v + i), vs, vy));
-        }
-    }
     for (; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
         _mm512_mask_cvtsepi32_storeu_epi8(y + i, m,
