@@ -548,8 +548,12 @@ std::vector<OpCase> qdq_cases() {
         v.push_back(q);
     }
     // The model input's quantization written channels-last: 3 channels (the VBMI RGB path; an
-    // odd H*W and a batch of 2, so steps end at image and thread-range boundaries) and 16.
-    for (const Shape& s : {Shape{2, 3, 37, 45}, Shape{1, 3, 160, 160}, Shape{1, 16, 21, 19}}) {
+    // odd H*W and a batch of 2, so steps end at image and thread-range boundaries) and 16; and
+    // the 16 x 16 tiles of other channel counts (YOLOv10's DFL softmax, [1, 16, 4, 8400], ends
+    // in a partial pixel tile here; 20 and 33 channels end in a partial channel tile).
+    for (const Shape& s :
+         {Shape{2, 3, 37, 45}, Shape{1, 3, 160, 160}, Shape{1, 16, 21, 19}, Shape{1, 16, 4, 8403},
+          Shape{1, 20, 5, 7}, Shape{2, 33, 9, 9}, Shape{1, 8, 3, 5}}) {
         Tensor xs = rnd(s, 803, -8.0f, 8.0f);
         for (int64_t i = 0; i < xs.numel(); i += 7) {
             xs.data<float>()[i] = 0.5f * static_cast<float>(i % 40 - 20) * 0.02f;  // ties

@@ -44,6 +44,17 @@ public:
     // A channel Concat told that its producer writes input `in` in place: run() must not copy
     // it (the tensor passed for it is then empty).
     virtual bool set_input_in_place(size_t in) { return false; }
+    // The int8 Concat -> QuantizeLinear step (qmove.cpp): the scale at which it quantizes float
+    // input `in` (0: it reads that input as codes, or not at all). A producer may then write
+    // that part's codes itself (add_quantized_concat_slice) and the step is told
+    // set_input_in_place(in).
+    virtual float quantizes_input(size_t in) const { return 0.0f; }
+    // As add_concat_slice, but the slice of the int8 buffer gets output `out` quantized as
+    // QuantizeLinear(., scale) does (the int8 Q/DQ conv writing float32, qconv.cpp).
+    virtual bool add_quantized_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                                            float scale, bool keep_dense) {
+        return false;
+    }
     // Split folding: the producer also writes channels [c0, c1) of output `out` as a dense NHWC
     // tensor, passed to run() as outputs[slot]; that slot can then take concat slices too.
     virtual bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) {
