@@ -1,6 +1,7 @@
 // LayerNorm over the last axis as one step (fusion.cpp matches PyTorch's opset < 17 export:
 // ReduceMean -> Sub -> Pow 2 -> ReduceMean -> Add eps -> Sqrt -> Div [-> Mul gamma] [-> Add
-// beta], ConvNeXt's LayerNorm and LayerNorm2d; issue 16). Every row of `len` contiguous floats
+// beta], ConvNeXt's LayerNorm and LayerNorm2d, and the LayerNormalization op over the last axis;
+// issue 16). Every row of `len` contiguous floats
 // is normalized on its own:
 //   mean = sum(x) / len,  d = x - mean,  var = sum(d * d) / len,
 //   y = d / sqrt(var + eps) * gamma + beta
