@@ -9,8 +9,8 @@
 // whole-run time (`run_ms`, kept beside it: the median of the whole-run wall times) carries every
 // preemption of the run. Models that are compared are timed in interleaved rounds (A B C A B C
 // ...: measure_interleaved) so that slow phases of the machine hit all of them alike. The
-// estimate leaves out what no step times (input/output copies, about 1% of a run unloaded), so it
-// is slightly below a quiet machine's run time; ratios of estimates are what budgets use.
+// estimate leaves out what no step times (input/output copies, the time between steps), so it is
+// below a whole run even on a quiet machine; ratios of estimates are what budgets use.
 //
 // Attribution of one run's steps to the candidate nodes:
 //  - a step that computes a candidate (its node, or a node fused into it) is that candidate's;
