@@ -674,6 +674,7 @@ struct Verified {
     double fp32_estimate_ms = 0;  // the FP32 reference the budget was computed from
     double ms = 0, fp32_ms = 0;   // verified: chosen and FP32, interleaved
     double run_ms = 0, fp32_run_ms = 0;  // their median whole runs in the same rounds
+    bool within = false;  // verified within the budget (as a fraction of FP32 verified, or ms)
 };
 
 Result<Verified> verify_latency(const Setup& s, const Model& chosen, double estimated_ms,
@@ -688,6 +689,7 @@ Result<Verified> verify_latency(const Setup& s, const Model& chosen, double esti
     v.run_ms = (*lat)[0].run_ms;
     v.fp32_ms = (*lat)[1].estimate_ms;
     v.fp32_run_ms = (*lat)[1].run_ms;
+    v.within = s.latency.fraction ? v.ms <= s.latency.value * v.fp32_ms : v.ms <= s.latency.value;
     if (!s.o.quiet) {
         std::fprintf(stderr,
                      "lowbit mixed: chosen model: estimated %.3f ms (%.3fx FP32 %.3f), verified "
@@ -707,6 +709,7 @@ nlohmann::ordered_json verified_json(const Verified& v) {
             {"verified_vs_fp32", v.ms / v.fp32_ms},
             {"run_median_ms", v.run_ms},
             {"fp32_run_median_ms", v.fp32_run_ms},
+            {"verified_within_budget", v.within},
             {"statistic", "sum of per-step medians, chosen and FP32 interleaved"}};
 }
 
