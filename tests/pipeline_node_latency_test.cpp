@@ -94,9 +94,9 @@ TEST(NodeLatency, MedianPerEntry) {
 TEST(NodeLatency, StepwiseMedianIgnoresSpikes) {
     const Graph g = qdq_graph();
     const std::vector<StepTime> quiet = {
-        {"q", {}, "QuantizeLinear", 2.0},  {"convA", {"dq"}, "QConv", 5.0},
-        {"cat", {}, "Concat", 0.5},        {"qa", {"dqa"}, "QuantizeLinear", 1.5},
-        {"", {}, "Reorder", 0.25},         {"convB", {"relu"}, "Conv +Relu", 3.0},
+        {"q", {}, "QuantizeLinear", 2.0}, {"convA", {"dq"}, "QConv", 5.0},
+        {"cat", {}, "Concat", 0.5},       {"qa", {"dqa"}, "QuantizeLinear", 1.5},
+        {"", {}, "Reorder", 0.25},        {"convB", {"relu"}, "Conv +Relu", 3.0},
     };
     const std::set<std::string> cands = {"convA", "convB"};
     const NodeLatency clean = attribute_steps(g, quiet, cands);
@@ -120,8 +120,7 @@ TEST(NodeLatency, StepwiseMedianIgnoresSpikes) {
     EXPECT_DOUBLE_EQ(r->node_ms.at("convA"), clean.node_ms.at("convA"));
     EXPECT_DOUBLE_EQ(r->node_ms.at("convB"), clean.node_ms.at("convB"));
     EXPECT_DOUBLE_EQ(r->other_ms, clean.other_ms);
-    EXPECT_DOUBLE_EQ(r->other_ms + r->node_ms.at("convA") + r->node_ms.at("convB"),
-                     r->estimate_ms);
+    EXPECT_DOUBLE_EQ(r->other_ms + r->node_ms.at("convA") + r->node_ms.at("convB"), r->estimate_ms);
     EXPECT_GT(r->run_ms, 12.25 + 20);  // the whole-run median keeps a spike of every run
     // Spikes in most runs of one step do move it (the median is not a minimum).
     runs[1][1].ms += 40;

@@ -194,8 +194,8 @@ struct Point {
     std::string source;  // "int8", "search"
     int state = -1;
     int64_t bytes = 0;
-    double latency_ms = 0;      // measured: the sum of per-step medians (node_latency.h)
-    double run_median_ms = 0;   // measured: the median whole-run wall time
+    double latency_ms = 0;     // measured: the sum of per-step medians (node_latency.h)
+    double run_median_ms = 0;  // measured: the median whole-run wall time
     double map = 0;
     double cost = 0;
     double int4_share = 0;
@@ -381,9 +381,9 @@ LatencyOptions latency_options(const Setup& s) {
 // The latency references of a latency budget, measured in the same interleaved rounds as the
 // per-format models.
 struct LatencyRefs {
-    double other_ms = 0;       // time no candidate owns in the all-INT8 model
-    double fp32_ms = 0;        // the FP32 model's estimate (sum of per-step medians)
-    double fp32_run_ms = 0;    // its median whole run
+    double other_ms = 0;     // time no candidate owns in the all-INT8 model
+    double fp32_ms = 0;      // the FP32 model's estimate (sum of per-step medians)
+    double fp32_run_ms = 0;  // its median whole run
 };
 
 // Each candidate's latency in each format (MixedChoice::ms), measured on one model per format
@@ -670,9 +670,9 @@ Result<Choice> choose_by_drop(const Setup& s, const std::vector<quant::MixedStat
 // per-step medians), interleaved with the FP32 model: "estimate vs verified".
 struct Verified {
     bool done = false;
-    double estimated_ms = 0;      // the search's estimate of the chosen state
-    double fp32_estimate_ms = 0;  // the FP32 reference the budget was computed from
-    double ms = 0, fp32_ms = 0;   // verified: chosen and FP32, interleaved
+    double estimated_ms = 0;             // the search's estimate of the chosen state
+    double fp32_estimate_ms = 0;         // the FP32 reference the budget was computed from
+    double ms = 0, fp32_ms = 0;          // verified: chosen and FP32, interleaved
     double run_ms = 0, fp32_run_ms = 0;  // their median whole runs in the same rounds
     bool within = false;  // verified within the budget (as a fraction of FP32 verified, or ms)
 };
@@ -694,8 +694,8 @@ Result<Verified> verify_latency(const Setup& s, const Model& chosen, double esti
         std::fprintf(stderr,
                      "lowbit mixed: chosen model: estimated %.3f ms (%.3fx FP32 %.3f), verified "
                      "%.3f ms (%.3fx FP32 %.3f, interleaved; whole-run medians %.3f / %.3f ms)\n",
-                     v.estimated_ms, v.estimated_ms / v.fp32_estimate_ms, v.fp32_estimate_ms,
-                     v.ms, v.ms / v.fp32_ms, v.fp32_ms, v.run_ms, v.fp32_run_ms);
+                     v.estimated_ms, v.estimated_ms / v.fp32_estimate_ms, v.fp32_estimate_ms, v.ms,
+                     v.ms / v.fp32_ms, v.fp32_ms, v.run_ms, v.fp32_run_ms);
     }
     return v;
 }
@@ -882,12 +882,12 @@ Status run_job(const MixedJob& job, std::FILE* out) {
 
     Verified ver;
     if (s.latency.set && choice.verdict.empty()) {
-        LOWBIT_ASSIGN(ver, verify_latency(s, choice.model,
-                                          path[static_cast<size_t>(choice.state)].ms + other_ms,
-                                          m.fp32_ms));
+        LOWBIT_ASSIGN(
+            ver, verify_latency(s, choice.model,
+                                path[static_cast<size_t>(choice.state)].ms + other_ms, m.fp32_ms));
     }
-    const nlohmann::ordered_json pj = pareto_json(s, m, nodes, path, other_bytes, other_ms,
-                                                  choice.state, choice.verdict, ver);
+    const nlohmann::ordered_json pj =
+        pareto_json(s, m, nodes, path, other_bytes, other_ms, choice.state, choice.verdict, ver);
     if (!choice.verdict.empty()) {
         LOWBIT_TRY(write_file_atomic(s.pareto_out, pj.dump(1) + "\n"));
         return invalid(

@@ -137,8 +137,8 @@ Result<NodeLatency> measure_node_latency(const Model& model,
 }
 
 Result<std::vector<NodeLatency>> measure_interleaved(
-    const std::vector<const Model*>& models,
-    const std::vector<std::set<std::string>>& candidates, const LatencyOptions& o) {
+    const std::vector<const Model*>& models, const std::vector<std::set<std::string>>& candidates,
+    const LatencyOptions& o) {
     if (o.runs < 1) return invalid("latency: {} runs: at least 1", o.runs);
     ExecutorOptions eo = o.exec;
     eo.step_times = true;
@@ -158,8 +158,7 @@ Result<std::vector<NodeLatency>> measure_interleaved(
                 float* p = x.data<float>();
                 std::fill(p, p + x.numel(), 0.5f);
             } else if (x.nbytes()) {
-                std::fill(static_cast<char*>(x.raw()), static_cast<char*>(x.raw()) + x.nbytes(),
-                          0);
+                std::fill(static_cast<char*>(x.raw()), static_cast<char*>(x.raw()) + x.nbytes(), 0);
             }
             t[i].in.push_back(std::move(x));
         }
@@ -180,7 +179,8 @@ Result<std::vector<NodeLatency>> measure_interleaved(
     for (size_t i = 0; i < t.size(); ++i) {
         static const std::set<std::string> none;
         const std::set<std::string>& c = i < candidates.size() ? candidates[i] : none;
-        LOWBIT_ASSIGN(NodeLatency r, stepwise_latency(t[i].ex->graph(), t[i].steps, t[i].run_ms, c));
+        LOWBIT_ASSIGN(NodeLatency r,
+                      stepwise_latency(t[i].ex->graph(), t[i].steps, t[i].run_ms, c));
         out.push_back(std::move(r));
     }
     return out;

@@ -71,7 +71,7 @@ Result<NodeLatency> measure_node_latency(const Model& model,
 // measure_node_latency of several models in interleaved rounds: every round runs each model once,
 // in order (warmup rounds first, untimed). candidates[i] belongs to models[i] (missing: none).
 Result<std::vector<NodeLatency>> measure_interleaved(
-    const std::vector<const Model*>& models,
-    const std::vector<std::set<std::string>>& candidates, const LatencyOptions& o);
+    const std::vector<const Model*>& models, const std::vector<std::set<std::string>>& candidates,
+    const LatencyOptions& o);
 
 }  // namespace lowbit::pipeline
