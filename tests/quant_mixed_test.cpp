@@ -93,6 +93,43 @@ TEST(MixedSearch, LatencyPathFollowsCostPerMillisecond) {
     EXPECT_EQ(by_bytes->back().choice, (std::vector<int>{2, 1, 1}));
 }
 
+// A tighter latency budget never picks a state with a larger estimate (whatever the per-node
+// times: here some formats are slower than float, as fp8 on this machine).
+TEST(MixedSearch, LatencyBudgetsAreMonotone) {
+    std::vector<MixedNode> nodes;
+    uint32_t r = 12345;
+    const auto next = [&r] {
+        r = r * 1664525u + 1013904223u;
+        return static_cast<double>(r >> 8) / static_cast<double>(1u << 24);
+    };
+    for (int i = 0; i < 40; ++i) {
+        const double f = 0.1 + next();
+        nodes.push_back({"n" + std::to_string(i),
+                         100,
+                         {timed(NodeFormat::Float, 400, 0, f),
+                          timed(NodeFormat::Int8, 100, next(), f * (0.3 + next())),
+                          timed(NodeFormat::Fp8, 100, next(), f * (0.5 + next()))}});
+    }
+    auto path = greedy_path(nodes, MixedResource::Latency);
+    ASSERT_TRUE(path.is_ok()) << path.status().message();
+    ASSERT_GT(path->size(), 20u);
+    double prev = std::numeric_limits<double>::infinity();
+    int picked = 0;
+    for (double budget = path->front().ms + 1; budget > 0; budget -= 0.05) {
+        const int k = pick_within_ms(*path, budget);
+        if (k < 0) {
+            EXPECT_LT(budget, path->back().ms);
+            continue;
+        }
+        ++picked;
+        const double ms = (*path)[static_cast<size_t>(k)].ms;
+        EXPECT_LE(ms, budget);
+        EXPECT_LE(ms, prev) << "budget " << budget;
+        prev = ms;
+    }
+    EXPECT_GT(picked, 10);
+}
+
 TEST(MixedSearch, RefusesABadLatency) {
     MixedNode a{"conv7", 100, {timed(NodeFormat::Int8, 100, 0.1, -1.0)}};
     auto path = greedy_path({a}, MixedResource::Latency);

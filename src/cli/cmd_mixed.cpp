@@ -26,10 +26,16 @@ void add_mixed_command(CLI::App& app, CommandFn& run) {
         "`quantize --assign`) and the measured Pareto front (mAP50-95 against weight bytes). "
         "Weight bytes are the model's initializer bytes as stored (INT4 two a byte). "
         "--budget-ms / --budget-latency: each node's latency in each format is measured from "
-        "the real kernels (one profiled model per format, per-step times attributed to nodes, "
-        "median of --latency-runs), the search runs against latency, and the chosen model's "
-        "measured latency is reported beside the estimate. Every measured point gets its "
-        "latency (a front against latency too).");
+        "the real kernels (one profiled model per format, per-step times attributed to nodes) "
+        "and the search runs against latency. Every latency (node costs, the FP32 reference of "
+        "--budget-latency, every measured point) is the sum over the engine's steps of each "
+        "step's median over --latency-runs runs, which drops a preemption that hits a step in "
+        "under half of the runs; the format models and the FP32 model are timed in interleaved "
+        "rounds (A B C A B C ...) so that load hits them alike. The chosen model is then "
+        "verified: timed again the same way, interleaved with FP32, and reported as estimate vs "
+        "verified. The median whole-run time is reported beside every latency "
+        "(*_run_median_ms), not used. Every measured point gets its latency (a front against "
+        "latency too).");
     sub->add_option("model", o->model, "Float ONNX model (default: the bundled model)");
     sub->add_option("--out", o->out, "The chosen model (written atomically)")->required();
     sub->add_option("--assignment-out", o->assignment_out,
@@ -44,10 +50,11 @@ void add_mixed_command(CLI::App& app, CommandFn& run) {
                     "Latency budget: X ms per image (this machine, --threads), estimated from "
                     "per-node latencies measured with the real kernels");
     sub->add_option("--budget-latency", o->budget_latency,
-                    "Latency budget as a fraction of the FP32 model's measured latency, e.g. "
-                    "0.5x");
+                    "Latency budget as a fraction of the FP32 model's latency (sum of per-step "
+                    "medians, timed interleaved with the per-format models), e.g. 0.5x");
     sub->add_option("--latency-runs", o->latency_runs,
-                    "Timed runs per latency measurement (the median; one warm-up run first)")
+                    "Timed runs per latency measurement (per-step medians; one warm-up round "
+                    "first)")
         ->capture_default_str();
     sub->add_option("--max-drop", o->max_drop,
                     "Maximum mAP50-95 drop against FP32, measured by eval on --max-images")

@@ -194,7 +194,8 @@ struct Point {
     std::string source;  // "int8", "search"
     int state = -1;
     int64_t bytes = 0;
-    double latency_ms = 0;  // measured: median whole-run wall time
+    double latency_ms = 0;     // measured: the sum of per-step medians (node_latency.h)
+    double run_median_ms = 0;  // measured: the median whole-run wall time
     double map = 0;
     double cost = 0;
     double int4_share = 0;
@@ -364,7 +365,7 @@ Result<std::vector<quant::MixedNode>> candidate_nodes(const Setup& s) {
 
 // How every latency is measured: the run's threads and engine switches, one image (the
 // calibration size where the model's input is not fixed), --latency-runs timed runs after one
-// warm-up, the median.
+// warm-up, the sum of the per-step medians (pipeline/node_latency.h).
 LatencyOptions latency_options(const Setup& s) {
     LatencyOptions lo;
     lo.runs = s.o.latency_runs;
@@ -377,10 +378,21 @@ LatencyOptions latency_options(const Setup& s) {
     return lo;
 }
 
+// The latency references of a latency budget, measured in the same interleaved rounds as the
+// per-format models.
+struct LatencyRefs {
+    double other_ms = 0;     // time no candidate owns in the all-INT8 model
+    double fp32_ms = 0;      // the FP32 model's estimate (sum of per-step medians)
+    double fp32_run_ms = 0;  // its median whole run
+};
+
 // Each candidate's latency in each format (MixedChoice::ms), measured on one model per format
 // with every candidate in it (the other nodes INT8, as in every mixed model; RTN weights: the
 // rounding does not change the kernels), and the time no candidate owns in the all-INT8 model.
-Result<double> measure_node_costs(const Setup& s, std::vector<quant::MixedNode>& nodes) {
+// The format models and the FP32 model run in interleaved rounds; every number is a sum of
+// per-step medians, so a node's cost, a state's estimate and the FP32 reference are the same
+// statistic and no model's whole-run time (which carries the machine's preemptions) enters them.
+Result<LatencyRefs> measure_node_costs(const Setup& s, std::vector<quant::MixedNode>& nodes) {
     std::set<std::string> names;
     for (const auto& n : nodes) names.insert(n.name);
     std::vector<NodeFormat> fs = s.formats;
@@ -388,7 +400,7 @@ Result<double> measure_node_costs(const Setup& s, std::vector<quant::MixedNode>&
         fs.push_back(NodeFormat::Int8);
     }
     const LatencyOptions lo = latency_options(s);
-    double other_ms = 0;
+    std::vector<Model> fmodels;
     for (NodeFormat f : fs) {
         quant::QuantizeOptions q = s.base;
         q.weight_method = quant::WeightMethod::Rtn;
@@ -404,31 +416,48 @@ Result<double> measure_node_costs(const Setup& s, std::vector<quant::MixedNode>&
         auto r = quant::quantize_model(s.model, src.get(), q);
         if (!r)
             return r.status().with_context(fmt::format("{} latency model", node_format_name(f)));
-        auto lat = measure_node_latency(r->model, names, lo);
-        if (!lat) {
-            return lat.status().with_context(fmt::format("{} latency model", node_format_name(f)));
-        }
-        // The per-step medians add up to less than the median run (the run also copies inputs
-        // and outputs, and on a loaded machine a run's preemptions land in a few steps, which
-        // per-step medians drop): scale them so that this model's estimate is its measured run.
-        double steps = lat->other_ms;
-        for (const auto& [name, ms] : lat->node_ms) steps += ms;
-        const double scale = steps > 0 ? lat->run_ms / steps : 1.0;
-        if (f == NodeFormat::Int8) other_ms = scale * lat->other_ms;
+        fmodels.push_back(std::move(r->model));
+    }
+    std::vector<const Model*> models;
+    std::vector<std::set<std::string>> cands;
+    for (const Model& m : fmodels) {
+        models.push_back(&m);
+        cands.push_back(names);
+    }
+    models.push_back(&s.model);  // FP32, last
+    if (!s.o.quiet) {
+        std::fprintf(stderr,
+                     "lowbit mixed: timing %zu format models and FP32 in %d interleaved rounds\n",
+                     fmodels.size(), lo.runs);
+    }
+    auto lat = measure_interleaved(models, cands, lo);
+    if (!lat) return lat.status().with_context("latency models");
+    LatencyRefs refs;
+    for (size_t i = 0; i < fs.size(); ++i) {
+        const NodeFormat f = fs[i];
+        const NodeLatency& l = (*lat)[i];
+        if (f == NodeFormat::Int8) refs.other_ms = l.other_ms;
         for (auto& n : nodes) {
             for (auto& c : n.choices) {
-                if (c.format == f) c.ms = scale * lat->node_ms.at(n.name);
+                if (c.format == f) c.ms = l.node_ms.at(n.name);
             }
         }
         if (!s.o.quiet) {
             std::fprintf(stderr,
-                         "lowbit mixed: %s latency model: %.3f ms/run (median of %d), steps "
-                         "%.3f ms (scaled by %.3f), %.3f ms outside the candidates\n",
-                         node_format_name(f), lat->run_ms, lo.runs, steps, scale,
-                         scale * lat->other_ms);
+                         "lowbit mixed: %s latency model: %.3f ms (sum of per-step medians; "
+                         "whole-run median %.3f ms), %.3f ms outside the candidates\n",
+                         node_format_name(f), l.estimate_ms, l.run_ms, l.other_ms);
         }
     }
-    return other_ms;
+    refs.fp32_ms = lat->back().estimate_ms;
+    refs.fp32_run_ms = lat->back().run_ms;
+    if (!s.o.quiet) {
+        std::fprintf(stderr,
+                     "lowbit mixed: FP32: %.3f ms (sum of per-step medians; whole-run median "
+                     "%.3f ms)\n",
+                     refs.fp32_ms, refs.fp32_run_ms);
+    }
+    return refs;
 }
 
 // Real quantize + eval of assignments: the FP32 and all-INT8 references, then states of the
@@ -446,9 +475,12 @@ public:
         e32.quiet = true;
         LOWBIT_ASSIGN(EvalRun fp32_run, evaluate_model_file(e32));
         fp32_map = fp32_run.result.coco.stats[0];
-        LOWBIT_ASSIGN(NodeLatency fp32_lat,
-                      measure_node_latency(s_.model, {}, latency_options(s_)));
-        fp32_ms = fp32_lat.run_ms;
+        if (fp32_ms <= 0) {  // no latency budget: timed alone, the same statistic
+            LOWBIT_ASSIGN(NodeLatency fp32_lat,
+                          measure_node_latency(s_.model, {}, latency_options(s_)));
+            fp32_ms = fp32_lat.estimate_ms;
+            fp32_run_ms = fp32_lat.run_ms;
+        }
         LOWBIT_ASSIGN(Measured int8_m, measure(quant::Assignment{}, nullptr));
         int8_bytes = int8_m.bytes;
         int8_map = int8_m.map;
@@ -457,6 +489,7 @@ public:
         p.bytes = int8_bytes;
         p.map = int8_map;
         p.latency_ms = int8_m.ms;
+        p.run_median_ms = int8_m.run_ms;
         p.counts["int8"] = static_cast<int>(nodes_.size());
         points.push_back(p);
         return Status::ok();
@@ -479,6 +512,7 @@ public:
         p.bytes = r.bytes;
         p.map = r.map;
         p.latency_ms = r.ms;
+        p.run_median_ms = r.run_ms;
         p.cost = st.cost;
         p.int4_share = quant::params_share(nodes_, st, NodeFormat::Int4w);
         for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -499,7 +533,8 @@ public:
     }
 
     double fp32_map = 0, int8_map = 0;
-    double fp32_ms = 0;  // the FP32 model's measured latency
+    double fp32_ms = 0;      // the FP32 model's latency (sum of per-step medians); preset: kept
+    double fp32_run_ms = 0;  // its median whole run
     int64_t int8_bytes = 0;
     int evals = 0;
     std::vector<Point> points;
@@ -508,7 +543,8 @@ private:
     struct Measured {
         int64_t bytes = 0;
         double map = 0;
-        double ms = 0;  // measured latency
+        double ms = 0;      // measured latency (sum of per-step medians)
+        double run_ms = 0;  // median whole run
     };
     Result<Measured> measure(const quant::Assignment& a, Model* keep) {
         quant::QuantizeOptions q = s_.base;
@@ -527,7 +563,8 @@ private:
         got.bytes = quant::initializer_bytes(r->model);
         got.map = run.result.coco.stats[0];
         LOWBIT_ASSIGN(NodeLatency lat, measure_node_latency(r->model, {}, latency_options(s_)));
-        got.ms = lat.run_ms;
+        got.ms = lat.estimate_ms;
+        got.run_ms = lat.run_ms;
         if (keep) *keep = std::move(r->model);
         std::error_code ec;
         fs::remove(path, ec);
@@ -629,12 +666,60 @@ Result<Choice> choose_by_drop(const Setup& s, const std::vector<quant::MixedStat
     return c;
 }
 
+// The chosen model of a latency budget, timed again with the estimator of the search (sum of
+// per-step medians), interleaved with the FP32 model: "estimate vs verified".
+struct Verified {
+    bool done = false;
+    double estimated_ms = 0;             // the search's estimate of the chosen state
+    double fp32_estimate_ms = 0;         // the FP32 reference the budget was computed from
+    double ms = 0, fp32_ms = 0;          // verified: chosen and FP32, interleaved
+    double run_ms = 0, fp32_run_ms = 0;  // their median whole runs in the same rounds
+    bool within = false;  // verified within the budget (as a fraction of FP32 verified, or ms)
+};
+
+Result<Verified> verify_latency(const Setup& s, const Model& chosen, double estimated_ms,
+                                double fp32_estimate_ms) {
+    Verified v;
+    v.estimated_ms = estimated_ms;
+    v.fp32_estimate_ms = fp32_estimate_ms;
+    auto lat = measure_interleaved({&chosen, &s.model}, {}, latency_options(s));
+    if (!lat) return lat.status().with_context("verifying the chosen model's latency");
+    v.done = true;
+    v.ms = (*lat)[0].estimate_ms;
+    v.run_ms = (*lat)[0].run_ms;
+    v.fp32_ms = (*lat)[1].estimate_ms;
+    v.fp32_run_ms = (*lat)[1].run_ms;
+    v.within = s.latency.fraction ? v.ms <= s.latency.value * v.fp32_ms : v.ms <= s.latency.value;
+    if (!s.o.quiet) {
+        std::fprintf(stderr,
+                     "lowbit mixed: chosen model: estimated %.3f ms (%.3fx FP32 %.3f), verified "
+                     "%.3f ms (%.3fx FP32 %.3f, interleaved; whole-run medians %.3f / %.3f ms)\n",
+                     v.estimated_ms, v.estimated_ms / v.fp32_estimate_ms, v.fp32_estimate_ms, v.ms,
+                     v.ms / v.fp32_ms, v.fp32_ms, v.run_ms, v.fp32_run_ms);
+    }
+    return v;
+}
+
+nlohmann::ordered_json verified_json(const Verified& v) {
+    return {{"estimated_ms", v.estimated_ms},
+            {"estimated_vs_fp32", v.estimated_ms / v.fp32_estimate_ms},
+            {"fp32_estimate_ms", v.fp32_estimate_ms},
+            {"verified_ms", v.ms},
+            {"verified_fp32_ms", v.fp32_ms},
+            {"verified_vs_fp32", v.ms / v.fp32_ms},
+            {"run_median_ms", v.run_ms},
+            {"fp32_run_median_ms", v.fp32_run_ms},
+            {"verified_within_budget", v.within},
+            {"statistic", "sum of per-step medians, chosen and FP32 interleaved"}};
+}
+
 // The Pareto file: every measured point (on_front: not dominated in bytes and mAP), the
 // estimated path and the candidate nodes.
 nlohmann::ordered_json pareto_json(const Setup& s, const Measurer& m,
                                    const std::vector<quant::MixedNode>& nodes,
                                    const std::vector<quant::MixedState>& path, int64_t other_bytes,
-                                   double other_ms, int chosen, const std::string& verdict) {
+                                   double other_ms, int chosen, const std::string& verdict,
+                                   const Verified& ver) {
     const MixedJob& o = s.o;
     const auto ratio = [&](int64_t bytes) {
         return static_cast<double>(bytes) / static_cast<double>(m.int8_bytes);
@@ -657,6 +742,7 @@ nlohmann::ordered_json pareto_json(const Setup& s, const Measurer& m,
                        {"weight_bytes", p->bytes},
                        {"ratio_vs_int8", ratio(p->bytes)},
                        {"latency_ms", p->latency_ms},
+                       {"latency_run_median_ms", p->run_median_ms},
                        {"map50_95", p->map},
                        {"drop", m.drop(p->map)},
                        {"estimated_cost", p->cost},
@@ -697,22 +783,29 @@ nlohmann::ordered_json pareto_json(const Setup& s, const Measurer& m,
         {"budget_bytes", o.budget_bytes},
         {"budget_ms", o.budget_ms},
         {"budget_latency", o.budget_latency},
-        {"latency", {{"runs", o.latency_runs}, {"threads", o.threads}, {"statistic", "median"}}},
+        {"latency",
+         {{"runs", o.latency_runs},
+          {"threads", o.threads},
+          {"statistic", "sum of per-step medians"},
+          {"run_median", "latency_run_median_ms: median whole-run wall time"}}},
         {"max_drop",
          o.max_drop_set ? nlohmann::ordered_json(o.max_drop) : nlohmann::ordered_json()},
         {"eval_images", s.ev.max_images},
         {"sensitivity", {{"metric", "output-mse"}, {"images", o.sens_images}}},
         {"fp32_map50_95", m.fp32_map},
         {"fp32_latency_ms", m.fp32_ms},
+        {"fp32_latency_run_median_ms", m.fp32_run_ms},
         {"int8",
          {{"weight_bytes", m.int8_bytes},
           {"map50_95", m.int8_map},
-          {"latency_ms", m.points.front().latency_ms}}},
+          {"latency_ms", m.points.front().latency_ms},
+          {"latency_run_median_ms", m.points.front().run_median_ms}}},
         {"other_weight_bytes", other_bytes},
         {"verdict", verdict.empty() ? "ok" : verdict},
         {"points", pts},
         {"estimated_path", {{"columns", columns}, {"rows", est}}},
         {"nodes", nj}};
+    if (ver.done) j["chosen_latency"] = verified_json(ver);
     if (o.weight_method == "adaround") {
         j["adaround"] = {{"iters", o.adaround_iters}, {"lambda", o.adaround_lambda}};
     }
@@ -726,10 +819,11 @@ Status run_job(const MixedJob& job, std::FILE* out) {
     LOWBIT_ASSIGN(const Setup s, set_up(job));
     const MixedJob& o = s.o;
     LOWBIT_ASSIGN(std::vector<quant::MixedNode> nodes, candidate_nodes(s));
-    double other_ms = 0;  // latency outside the candidates (all-INT8 model)
+    LatencyRefs refs;  // with a latency budget: the node costs' references
     if (s.latency.set) {
-        LOWBIT_ASSIGN(other_ms, measure_node_costs(s, nodes));
+        LOWBIT_ASSIGN(refs, measure_node_costs(s, nodes));
     }
+    const double other_ms = refs.other_ms;  // latency outside the candidates (all-INT8 model)
     const quant::MixedResource resource =
         s.latency.set ? quant::MixedResource::Latency : quant::MixedResource::Bytes;
     LOWBIT_ASSIGN(const std::vector<quant::MixedState> path, quant::greedy_path(nodes, resource));
@@ -748,6 +842,8 @@ Status run_job(const MixedJob& job, std::FILE* out) {
     } cleanup{tmp_dir};
 
     Measurer m(s, nodes, path, tmp_dir);
+    m.fp32_ms = refs.fp32_ms;  // the budget's reference: timed with the format models
+    m.fp32_run_ms = refs.fp32_run_ms;
     LOWBIT_TRY(m.references());
     int64_t int8_cand = 0;  // the candidates' INT8 weight bytes
     for (const auto& n : nodes) {
@@ -784,8 +880,14 @@ Status run_job(const MixedJob& job, std::FILE* out) {
         if (k >= 0 && !m.measured(k)) LOWBIT_TRY(m.state(k, nullptr).status());
     }
 
+    Verified ver;
+    if (s.latency.set && choice.verdict.empty()) {
+        LOWBIT_ASSIGN(
+            ver, verify_latency(s, choice.model,
+                                path[static_cast<size_t>(choice.state)].ms + other_ms, m.fp32_ms));
+    }
     const nlohmann::ordered_json pj =
-        pareto_json(s, m, nodes, path, other_bytes, other_ms, choice.state, choice.verdict);
+        pareto_json(s, m, nodes, path, other_bytes, other_ms, choice.state, choice.verdict, ver);
     if (!choice.verdict.empty()) {
         LOWBIT_TRY(write_file_atomic(s.pareto_out, pj.dump(1) + "\n"));
         return invalid(
@@ -803,10 +905,11 @@ Status run_job(const MixedJob& job, std::FILE* out) {
         {"drop", m.drop(cp.map)},
         {"int4w_weight_share", cp.int4_share},
         {"latency_ms", cp.latency_ms},
-        {"latency_vs_fp32", cp.latency_ms / m.fp32_ms}};
+        {"latency_vs_fp32", cp.latency_ms / m.fp32_ms},
+        {"latency_run_median_ms", cp.run_median_ms}};
     if (s.latency.set) {
-        aj["summary"]["estimated_latency_ms"] =
-            path[static_cast<size_t>(choice.state)].ms + other_ms;
+        aj["summary"]["estimated_latency_ms"] = ver.estimated_ms;
+        aj["summary"]["verified"] = verified_json(ver);
     }
     LOWBIT_TRY(save_model(choice.model, o.out));
     LOWBIT_TRY(write_file_atomic(s.asg_out, aj.dump(1) + "\n"));
@@ -819,6 +922,7 @@ Status run_job(const MixedJob& job, std::FILE* out) {
                                       {"fp32_map50_95", m.fp32_map},
                                       {"int8_weight_bytes", m.int8_bytes},
                                       {"fp32_latency_ms", m.fp32_ms},
+                                      {"fp32_latency_run_median_ms", m.fp32_run_ms},
                                       {"chosen", aj["summary"]},
                                       {"formats", cp.counts},
                                       {"evaluations", m.evals},

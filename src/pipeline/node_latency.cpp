@@ -106,37 +106,84 @@ NodeLatency median_latency(const std::vector<NodeLatency>& runs) {
     return r;
 }
 
+Result<NodeLatency> stepwise_latency(const Graph& g, const std::vector<std::vector<StepTime>>& runs,
+                                     const std::vector<double>& run_ms,
+                                     const std::set<std::string>& candidates) {
+    if (runs.empty()) return invalid("latency: no timed runs");
+    std::vector<StepTime> med = runs.front();
+    std::vector<double> v;
+    for (size_t k = 0; k < med.size(); ++k) {
+        v.clear();
+        for (const auto& r : runs) {
+            if (r.size() != med.size() || r[k].node != med[k].node) {
+                return invalid("latency: the timed runs ran different steps ({} and {} steps)",
+                               med.size(), r.size());
+            }
+            v.push_back(r[k].ms);
+        }
+        med[k].ms = median(v);
+    }
+    NodeLatency r = attribute_steps(g, med, candidates);
+    for (const StepTime& st : med) r.estimate_ms += st.ms;
+    r.run_ms = median(run_ms);
+    return r;
+}
+
 Result<NodeLatency> measure_node_latency(const Model& model,
                                          const std::set<std::string>& candidates,
                                          const LatencyOptions& o) {
+    LOWBIT_ASSIGN(std::vector<NodeLatency> r, measure_interleaved({&model}, {candidates}, o));
+    return std::move(r.front());
+}
+
+Result<std::vector<NodeLatency>> measure_interleaved(
+    const std::vector<const Model*>& models, const std::vector<std::set<std::string>>& candidates,
+    const LatencyOptions& o) {
     if (o.runs < 1) return invalid("latency: {} runs: at least 1", o.runs);
     ExecutorOptions eo = o.exec;
     eo.step_times = true;
-    LOWBIT_ASSIGN(std::unique_ptr<Executor> ex, Executor::create(model, eo));
-    std::vector<Tensor> in;
-    for (const TensorDesc& d : ex->inputs()) {
-        Tensor t(d.dtype, d.shape);
-        // The values do not change which kernels run; a mid-grey image is a valid input.
-        if (d.dtype == DType::Float32) {
-            float* p = t.data<float>();
-            std::fill(p, p + t.numel(), 0.5f);
-        } else if (t.nbytes()) {
-            std::fill(static_cast<char*>(t.raw()), static_cast<char*>(t.raw()) + t.nbytes(), 0);
+    struct Timed {
+        std::unique_ptr<Executor> ex;
+        std::vector<Tensor> in;
+        std::vector<std::vector<StepTime>> steps;
+        std::vector<double> run_ms;
+    };
+    std::vector<Timed> t(models.size());
+    for (size_t i = 0; i < models.size(); ++i) {
+        LOWBIT_ASSIGN(t[i].ex, Executor::create(*models[i], eo));
+        for (const TensorDesc& d : t[i].ex->inputs()) {
+            Tensor x(d.dtype, d.shape);
+            // The values do not change which kernels run; a mid-grey image is a valid input.
+            if (d.dtype == DType::Float32) {
+                float* p = x.data<float>();
+                std::fill(p, p + x.numel(), 0.5f);
+            } else if (x.nbytes()) {
+                std::fill(static_cast<char*>(x.raw()), static_cast<char*>(x.raw()) + x.nbytes(), 0);
+            }
+            t[i].in.push_back(std::move(x));
         }
-        in.push_back(std::move(t));
     }
-    for (int i = 0; i < o.warmup; ++i) LOWBIT_TRY(ex->run(in).status());
-    std::vector<NodeLatency> runs;
-    for (int i = 0; i < o.runs; ++i) {
-        const auto t0 = std::chrono::steady_clock::now();
-        LOWBIT_TRY(ex->run(in).status());
-        const double ms =
-            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        runs.push_back(attribute_steps(ex->graph(), ex->step_times(), candidates));
-        runs.back().run_ms = ms;
+    for (int round = 0; round < o.warmup + o.runs; ++round) {
+        for (Timed& m : t) {
+            const auto t0 = std::chrono::steady_clock::now();
+            LOWBIT_TRY(m.ex->run(m.in).status());
+            const double ms =
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                    .count();
+            if (round < o.warmup) continue;
+            m.steps.push_back(m.ex->step_times());
+            m.run_ms.push_back(ms);
+        }
     }
-    return median_latency(runs);
+    std::vector<NodeLatency> out;
+    for (size_t i = 0; i < t.size(); ++i) {
+        static const std::set<std::string> none;
+        const std::set<std::string>& c = i < candidates.size() ? candidates[i] : none;
+        LOWBIT_ASSIGN(NodeLatency r,
+                      stepwise_latency(t[i].ex->graph(), t[i].steps, t[i].run_ms, c));
+        out.push_back(std::move(r));
+    }
+    return out;
 }
 
 }  // namespace lowbit::pipeline

@@ -36,6 +36,16 @@ std::string label(const nlohmann::json& p) {
     return fmt::format("{:.0f}% INT4", 100 * p.value("int4w_weight_share", 0.0));
 }
 
+// How the file's latencies were measured: files written before the per-step-median rule
+// (pipeline/node_latency.h) say "median" (of whole runs).
+std::string latency_statistic(const nlohmann::json& j) {
+    if (j.contains("latency") && j["latency"].is_object() && j["latency"].contains("statistic") &&
+        j["latency"]["statistic"].is_string()) {
+        return j["latency"]["statistic"].get<std::string>();
+    }
+    return "median";
+}
+
 // Files written before latencies were measured have no latency_ms.
 bool has_latency(const nlohmann::json& j) {
     if (!j.contains("fp32_latency_ms") || !j["fp32_latency_ms"].is_number() ||
@@ -78,9 +88,9 @@ std::string mixed_pareto_markdown(const MixedPareto& p) {
         "model ({} bytes); measured by quantize + eval.{}\n\n| weight bytes | x INT8 | INT4 share "
         "| mAP50-95 | drop | Pareto | chosen |{}\n|---|---|---|---|---|---|---|{}\n",
         p.path, j["fp32_map50_95"].get<double>(), j["int8"]["weight_bytes"].get<int64_t>(),
-        has_latency(j) ? fmt::format(" Latency: median ms per image on the machine that ran "
+        has_latency(j) ? fmt::format(" Latency: ms per image ({}) on the machine that ran "
                                      "the search (FP32 {:.3f} ms).",
-                                     j["fp32_latency_ms"].get<double>())
+                                     latency_statistic(j), j["fp32_latency_ms"].get<double>())
                        : "",
         has_latency(j) ? " ms | Pareto (latency) |" : "", has_latency(j) ? "---|---|" : "");
     for (const auto& q : j["points"]) {

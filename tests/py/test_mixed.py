@@ -341,8 +341,19 @@ def test_mixed_latency_budget(tmp_path, calib_npy):
     assert ch["latency_ms"] > 0 and ch["estimated_latency_ms"] > 0
     assert ch["estimated_latency_ms"] <= 4 * summ["fp32_latency_ms"]
     assert ch["latency_vs_fp32"] == pytest.approx(ch["latency_ms"] / summ["fp32_latency_ms"])
+    # Estimate vs verified: the chosen model re-timed interleaved with FP32, the same statistic.
+    ver = ch["verified"]
+    assert ver["estimated_ms"] == ch["estimated_latency_ms"]
+    assert ver["fp32_estimate_ms"] == summ["fp32_latency_ms"]
+    assert ver["verified_ms"] > 0 and ver["verified_fp32_ms"] > 0
+    assert ver["verified_vs_fp32"] == pytest.approx(ver["verified_ms"] / ver["verified_fp32_ms"])
+    assert ver["run_median_ms"] > 0 and summ["fp32_latency_run_median_ms"] > 0
+    assert isinstance(ver["verified_within_budget"], bool)
     pareto = json.loads((tmp_path / "lat.pareto.json").read_text())
     assert pareto["budget_latency"] == "4x" and pareto["latency"]["runs"] == 2
+    assert pareto["latency"]["statistic"] == "sum of per-step medians"
+    assert pareto["chosen_latency"] == ver
+    assert all(p["latency_run_median_ms"] > 0 for p in pareto["points"])
     pts = pareto["points"]
     assert all(p["latency_ms"] > 0 for p in pts)
     assert any(p["on_front_latency"] for p in pts)
@@ -360,5 +371,6 @@ def test_mixed_latency_budget(tmp_path, calib_npy):
     lowbit("eval", MODEL, "--max-images", 2, "--out", base)
     lowbit("compare", base, "--mixed", tmp_path / "lat.pareto.json", "--out", tmp_path / "s.md",
            "--html", tmp_path / "r.html")
-    assert "Pareto (latency)" in (tmp_path / "s.md").read_text()
+    md = (tmp_path / "s.md").read_text()
+    assert "Pareto (latency)" in md and "(sum of per-step medians)" in md
     assert "<h3>Accuracy against latency</h3>" in (tmp_path / "r.html").read_text()
