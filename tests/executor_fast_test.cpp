@@ -392,6 +392,56 @@ TEST(ExecutorFast, DeconvTapsIntoConcat) {
     EXPECT_EQ(kernels.count("deconv") ? kernels.at("deconv") : 0, 1);
 }
 
+// Dense convs with more than 8 MiB of weights (and a kernel above 1x1) run as several
+// primitives of at most 160 output channels (kernels/cpu/conv.cpp, oc_split_for): 512 and 576
+// channels, stride 1 and 2, with and without bias, a folded BatchNormalization, SiLU and a
+// residual Add, at 1 and 2 threads (row chunks) and batch 2; Winograd off, which would take
+// the stride-1 convs. The step label must say so (else the test would pass without exercising
+// the split).
+TEST(ExecutorFast, ConvOutputChannelParts) {
+    struct Case {
+        int64_t c, batch, h, w, stride;
+        bool bias, bn, residual;
+    };
+    const Case cases[] = {
+        {512, 1, 13, 12, 2, true, false, false},
+        {576, 1, 9, 10, 1, false, true, true},
+        {512, 2, 10, 9, 1, true, false, true},
+    };
+    for (const Case& c : cases) {
+        Builder b;
+        const std::string x = b.input("x", {c.batch, c.c, c.h, c.w});
+        std::string y = b.conv(x, c.c, c.c, 3, c.stride, -1, 1, !c.bn, c.bias);
+        if (c.bn) {
+            const std::vector<std::string> bn = {
+                y, b.init(random_tensor({c.c}, 1, 0.5f, 1.5f)), b.init(random_tensor({c.c}, 2)),
+                b.init(random_tensor({c.c}, 3)), b.init(random_tensor({c.c}, 4, 0.5f, 2.0f))};
+            y = b.op("BatchNormalization", bn);
+            y = b.op("Mul", {y, b.op("Sigmoid", {y})});
+        }
+        if (c.residual) y = b.op("Add", {y, x});
+        b.output(y);
+        for (int threads : {1, 2}) {
+            EXPECT_LT(compare(b.model(), threads, 7, false), kTol)
+                << "c" << c.c << " s" << c.stride << " threads " << threads;
+            ExecutorOptions o;
+            o.n_threads = threads;
+            o.conv_winograd = false;
+            o.step_times = true;
+            auto ex = Executor::create(b.model(), o);
+            ASSERT_TRUE(ex.is_ok()) << ex.status().message();
+            std::vector<Tensor> in;
+            for (const auto& d : (*ex)->inputs()) in.push_back(random_tensor(d.shape, 5));
+            run(**ex, in);
+            bool split = false;
+            for (const StepTime& st : (*ex)->step_times()) {
+                split |= st.label.find("x4 oc parts") != std::string::npos;
+            }
+            EXPECT_TRUE(split) << "c" << c.c << ": the conv did not run in output-channel parts";
+        }
+    }
+}
+
 // Batch 2 with convs large enough to be chunked: chunks loop over the images.
 TEST(ExecutorFast, ChunkedConvBatch2) {
     Builder b;
