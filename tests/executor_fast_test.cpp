@@ -442,6 +442,34 @@ TEST(ExecutorFast, ConvOutputChannelParts) {
     }
 }
 
+// Constant Pad of H/W on an NHWC tensor stays NHWC (kernel row pad_nhwc), as in RT-DETR's
+// HGStem: Conv -> Pad (bottom/right 1) -> MaxPool 2x2 stride 1 (ceil_mode) and Conv 2x2 ->
+// Concat; then a Pad with other begins/ends and a non-zero constant_value, batch 2, 1 and 2
+// threads, against the reference.
+TEST(ExecutorFast, PadNhwc) {
+    Builder b;
+    const std::string x = b.input("x", {2, 3, 23, 21});
+    const std::string s = b.conv(x, 3, 16, 3, 2);
+    const std::string p = b.op("Pad", {s, b.init(i64_tensor({0, 0, 0, 0, 0, 0, 1, 1}))});
+    const std::string pool = b.op("MaxPool", {p},
+                                  {{"kernel_shape", Attr::make_ints({2, 2})},
+                                   {"strides", Attr::make_ints({1, 1})},
+                                   {"ceil_mode", Attr::make_int(1)}});
+    const std::string c = b.conv(p, 16, 16, 2, 1, 0);
+    const std::string cat = b.op("Concat", {pool, c}, {{"axis", Attr::make_int(1)}});
+    Tensor value(DType::Float32, {});
+    value.data<float>()[0] = -0.75f;
+    const std::string p2 =
+        b.op("Pad", {cat, b.init(i64_tensor({0, 0, 2, 0, 0, 0, 1, 3})), b.init(value)});
+    b.output(b.conv(p2, 32, 8, 3));
+    for (int threads : {1, 2}) EXPECT_LT(compare(b.model(), threads), kTol) << threads;
+    auto ex = make(b.model(), false);
+    ASSERT_TRUE(ex);
+    const auto& kernels = ex->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("pad_nhwc") ? kernels.at("pad_nhwc") : 0, 2);
+    EXPECT_EQ(kernels.count("maxpool_nhwc") ? kernels.at("maxpool_nhwc") : 0, 1);
+}
+
 // Batch 2 with convs large enough to be chunked: chunks loop over the images.
 TEST(ExecutorFast, ChunkedConvBatch2) {
     Builder b;
