@@ -6,11 +6,14 @@ decoded detections), keep the top K of each in float (`quantize --exclude-nodes-
 random nodes (several seeds); evaluate every model with `lowbit eval` (which records a seeded
 bootstrap of mAP50-95 over images) and decide each difference by the paired bootstrap (same
 resampled image sets): a difference counts only when its 95 % interval excludes 0.
-w4a8 is ranked with the int8 sweep (its activations are INT8; `sensitivity --mode w4a8` is not
-on this branch). Everything goes under --work.
+Each mode is ranked by its own sweep (`sensitivity --mode int8|w4a8`), and its random K are
+drawn from the nodes that sweep measures; `--w4a8-ranked-by int8` ranks w4a8 with the int8 sweep
+instead (the bench's first version, before `sensitivity --mode w4a8`). Everything goes under
+--work; files already there are reused.
 
     python3 bench/task_metric_topk.py --lowbit build/lowbit [--modes int8 w4a8] [--ks 10]
         [--seeds 0 1 2] [--images 16] [--max-images 250] [--threads 2] [--work runs/task-topk]
+        [--w4a8-ranked-by w4a8|int8]
 """
 import argparse
 import json
@@ -62,6 +65,8 @@ def main():
     ap.add_argument("--max-images", type=int, default=250)
     ap.add_argument("--threads", default="2")
     ap.add_argument("--work", default=os.path.join("runs", "task-topk"))
+    ap.add_argument("--w4a8-ranked-by", choices=["w4a8", "int8"], default="w4a8",
+                    help="the sensitivity sweep that ranks (and draws random nodes for) w4a8")
     a = ap.parse_args()
     os.makedirs(a.work, exist_ok=True)
     calib = os.path.join(ROOT, "assets", "calib", "calib100.txt")
@@ -72,14 +77,17 @@ def main():
                  "--threads", a.threads])
         return json.load(open(out))
 
-    ranks = {}
-    for metric in ["output-mse", "detection"]:
-        rep = os.path.join(a.work, f"sens-int8-{metric}.json")
-        if not os.path.exists(rep):
-            run([a.lowbit, "sensitivity", a.model, "--mode", "int8", "--metric", metric,
-                 "--images", str(a.images), "--out", rep, "--threads", a.threads])
-        ranks[metric] = [n["node"] for n in json.load(open(rep))["nodes"]]
-    all_nodes = sorted(ranks["output-mse"])
+    def sweep_mode(mode):
+        return a.w4a8_ranked_by if mode == "w4a8" else mode
+
+    ranks = {}  # (sweep mode, metric) -> nodes, most sensitive first
+    for mode in sorted({sweep_mode(m) for m in a.modes}):
+        for metric in ["output-mse", "detection"]:
+            rep = os.path.join(a.work, f"sens-{mode}-{metric}.json")
+            if not os.path.exists(rep):
+                run([a.lowbit, "sensitivity", a.model, "--mode", mode, "--metric", metric,
+                     "--images", str(a.images), "--out", rep, "--threads", a.threads])
+            ranks[mode, metric] = [n["node"] for n in json.load(open(rep))["nodes"]]
     fp32 = evaluate(a.model, os.path.join(a.work, "fp32.json"))
 
     def variant(mode, name, nodes):
@@ -102,15 +110,19 @@ def main():
              "(per seed) | output-mse - random (per seed) |",
              "|---|---:|---:|---:|---:|---:|---|---|---|---|"]
     for mode in a.modes:
+        sm = sweep_mode(mode)
+        # Variants ranked by another mode's sweep get their own file names.
+        tag = "" if sm == mode else f"by{sm}-"
+        all_nodes = sorted(ranks[sm, "output-mse"])
         k0 = variant(mode, "k0", [])
         for k in a.ks:
-            mse = variant(mode, f"mse-k{k}", ranks["output-mse"][:k])
-            det = variant(mode, f"det-k{k}", ranks["detection"][:k])
-            rnd = [variant(mode, f"rand{s}-k{k}", random.Random(s).sample(all_nodes, k))
+            mse = variant(mode, f"{tag}mse-k{k}", ranks[sm, "output-mse"][:k])
+            det = variant(mode, f"{tag}det-k{k}", ranks[sm, "detection"][:k])
+            rnd = [variant(mode, f"{tag}rand{s}-k{k}", random.Random(s).sample(all_nodes, k))
                    for s in a.seeds]
             m = lambda j: j["metrics"]["mAP_50_95"]
             lines.append(
-                f"| {mode} | {k} | {m(k0):.4f} | {m(mse):.4f} | {m(det):.4f} | "
+                f"| {mode} (ranked by {sm}) | {k} | {m(k0):.4f} | {m(mse):.4f} | {m(det):.4f} | "
                 f"{sum(map(m, rnd)) / len(rnd):.4f} | {fmt_diff(paired(det, k0))} | "
                 f"{fmt_diff(paired(det, mse))} | "
                 + "; ".join(fmt_diff(paired(det, r)) for r in rnd) + " | "

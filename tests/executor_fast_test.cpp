@@ -14,6 +14,7 @@
 
 #include "ir/graph.h"
 #include "runtime/executor.h"
+#include "runtime/kernels/cpu/ops.h"
 
 namespace lowbit {
 namespace {
@@ -165,6 +166,7 @@ TEST(ExecutorFast, ConvGrid) {
         {8, 16, 45, 45, 5, 2, 2, 1, 1, false, true},
         {16, 16, 50, 50, 3, 1, 2, 1, 2, true, true},
         {64, 64, 48, 48, 3, 1, 1, 64, 1, true, true},
+        {320, 320, 14, 14, 3, 1, 1, 320, 1, true, true},  // depthwise, one chunk per thread
         {64, 64, 40, 40, 1, 1, 0, 1, 1, true, false},
         {3, 24, 130, 129, 3, 2, 1, 1, 1, true, true},
     };
@@ -435,9 +437,87 @@ TEST(ExecutorFast, ConvOutputChannelParts) {
             run(**ex, in);
             bool split = false;
             for (const StepTime& st : (*ex)->step_times()) {
-                split |= st.label.find("x4 oc parts") != std::string::npos;
+                split |= st.label.find("x4 channel chunks") != std::string::npos;
             }
             EXPECT_TRUE(split) << "c" << c.c << ": the conv did not run in output-channel parts";
+        }
+    }
+}
+
+// With several threads, convs whose weights outweigh their input (small maps with many
+// channels, like ResNet-50's last stages) are cut into ranges of output channels instead of
+// rows (kernels/cpu/conv.cpp): Winograd and direct 3x3, a strided 1x1, a folded
+// BatchNormalization, a residual Add + Relu, 200 output channels (no multiple of 16) whose
+// folded Split feeds an in-place Concat and a graph output, batch 1 and 2. Every output channel
+// is computed as with one thread, so the outputs must equal one thread's bit for bit, and match
+// the reference.
+TEST(ExecutorFast, ChannelChunksMatchOneThread) {
+    for (int64_t batch : {1, 2}) {
+        Builder b;
+        const std::string x = b.input("x", {batch, 128, 14, 14});
+        std::string y = b.op("Relu", {b.conv(x, 128, 256, 3, 1, -1, 1, false)});
+        y = b.conv(y, 256, 256, 3, 2, -1, 1, false);  // 7x7 from here
+        const std::string scale = b.init(random_tensor({256}, 61, 0.5f, 1.5f));
+        const std::string shift = b.init(random_tensor({256}, 62));
+        const std::string mean = b.init(random_tensor({256}, 63));
+        const std::string var = b.init(random_tensor({256}, 64, 0.5f, 2.0f));
+        y = b.op("Relu", {b.op("BatchNormalization", {y, scale, shift, mean, var})});
+        const std::string down = b.conv(x, 128, 256, 1, 2, 0, 1, false);
+        y = b.op("Relu", {b.op("Add", {b.conv(y, 256, 256, 1, 1, 0, 1, false), down})});
+        const std::string z = b.conv(y, 256, 200, 1, 1, 0, 1, false);
+        const auto parts =
+            b.node("Split", {z, b.init(i64_tensor({72, 128}))}, {{"axis", Attr::make_int(1)}}, 2);
+        const std::string cat = b.op("Concat", {parts[1], b.conv(y, 256, 64, 3), parts[0]},
+                                     {{"axis", Attr::make_int(1)}});
+        b.output(b.conv(cat, 264, 32, 3));
+        b.output(parts[0]);
+        EXPECT_LT(compare(b.model(), 2), kTol) << "batch " << batch;
+        std::vector<Tensor> in;
+        in.push_back(random_tensor({batch, 128, 14, 14}, 12, 0.0f, 1.0f));
+        auto one = make(b.model(), false, 1);
+        ASSERT_TRUE(one);
+        const auto want = run(*one, in);
+        ASSERT_EQ(want.size(), 2u);
+        for (int threads : {2, 3}) {
+            ExecutorOptions o;
+            o.n_threads = threads;
+            o.step_times = true;
+            auto many = Executor::create(b.model(), o);
+            ASSERT_TRUE(many.is_ok()) << many.status().message();
+            const auto got = run(**many, in);
+            ASSERT_EQ(got.size(), 2u);
+            for (size_t i = 0; i < got.size(); ++i) {
+                const auto a = got[i].span<float>();
+                const auto e = want[i].span<float>();
+                EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+                    << "batch " << batch << ", output " << i << ", " << threads
+                    << " threads: " << rel_diff(got[i], want[i]);
+            }
+            int chunked = 0;
+            for (const StepTime& st : (*many)->step_times()) {
+                chunked += st.label.find("channel chunks") != std::string::npos;
+            }
+            EXPECT_GE(chunked, 5) << threads << " threads";
+        }
+        // A node override that hands the convs other weight buffers (of the same values) gets
+        // them reordered per chunk at run time: same outputs as the planned weights.
+        std::vector<std::vector<Tensor>> hooked;
+        for (bool replace : {false, true}) {
+            auto e = make(b.model(), false, 2);
+            ASSERT_TRUE(e);
+            e->set_node_override([replace](size_t, const Node& node, std::vector<Tensor>& ins) {
+                if (replace && node.op_type == "Conv") ins[1] = ins[1].clone();
+                return Status::ok();
+            });
+            hooked.push_back(run(*e, in));
+            ASSERT_EQ(hooked.back().size(), 2u);
+        }
+        for (size_t i = 0; i < 2; ++i) {
+            const auto a = hooked[1][i].span<float>();
+            const auto e = hooked[0][i].span<float>();
+            EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+                << "batch " << batch << ", output " << i
+                << " with replaced weights: " << rel_diff(hooked[1][i], hooked[0][i]);
         }
     }
 }
@@ -468,6 +548,52 @@ TEST(ExecutorFast, PadNhwc) {
     const auto& kernels = ex->kernel_report().kernels;
     EXPECT_EQ(kernels.count("pad_nhwc") ? kernels.at("pad_nhwc") : 0, 2);
     EXPECT_EQ(kernels.count("maxpool_nhwc") ? kernels.at("maxpool_nhwc") : 0, 1);
+}
+
+// A squeeze-excitation block (MobileNetV3's shape): GlobalAveragePool over maps of more than
+// 1024 pixels (summed in pixel ranges, kernels/cpu/nhwc_ops.cpp) with one and with 15 channel
+// blocks, the two 1x1 convs on the 1x1 map (weights large enough to be cut into channel
+// chunks), HardSigmoid and the per-channel Mul; batch 2. The result must match the reference,
+// and equal one thread's bit for bit at 2 and 3 threads.
+TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
+    Builder b;
+    const std::string x = b.input("x", {2, 48, 36, 36});
+    const std::string pooled = b.op("GlobalAveragePool", {x});
+    const std::string a = b.conv(x, 48, 960, 1, 1, 0, 1, false);
+    std::string s = b.op("GlobalAveragePool", {a});
+    s = b.op("Relu", {b.conv(s, 960, 240, 1, 1, 0, 1, false)});
+    s = b.op("HardSigmoid", {b.conv(s, 240, 960, 1, 1, 0, 1, false)},
+             {{"alpha", Attr::make_float(1.0f / 6)}});
+    b.output(b.conv(b.op("Mul", {a, s}), 960, 32, 1, 1, 0, 1, false));
+    b.output(pooled);
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    const std::vector<Tensor> in = {random_tensor({2, 48, 36, 36}, 13, 0.0f, 1.0f)};
+    auto one = make(b.model(), false, 1);
+    ASSERT_TRUE(one);
+    const auto want = run(*one, in);
+    ASSERT_EQ(want.size(), 2u);
+    for (int threads : {2, 3}) {
+        ExecutorOptions o;
+        o.n_threads = threads;
+        o.step_times = true;
+        auto many = Executor::create(b.model(), o);
+        ASSERT_TRUE(many.is_ok()) << many.status().message();
+        const auto got = run(**many, in);
+        ASSERT_EQ(got.size(), 2u);
+        for (size_t i = 0; i < got.size(); ++i) {
+            const auto g = got[i].span<float>();
+            const auto e = want[i].span<float>();
+            EXPECT_TRUE(std::equal(g.begin(), g.end(), e.begin(), e.end()))
+                << "output " << i << ", " << threads << " threads: " << rel_diff(got[i], want[i]);
+        }
+        int chunked = 0;
+        for (const StepTime& st : (*many)->step_times()) {
+            chunked += st.label.find("channel chunks") != std::string::npos;
+        }
+        EXPECT_GE(chunked, 2) << threads << " threads";
+    }
 }
 
 // Batch 2 with convs large enough to be chunked: chunks loop over the images.
@@ -685,6 +811,257 @@ TEST(ExecutorFast, MatMulBiasFused) {
     EXPECT_EQ(kernels.count("matmul") ? kernels.at("matmul") : 0, 4);
     // q's Add (the [9, 1, 8] one runs on another row); the two fused Adds are no steps.
     EXPECT_EQ(kernels.count("binary") ? kernels.at("binary") : 0, 1);
+}
+
+// LayerNorm over the last axis as PyTorch exports it below opset 17: ReduceMean -> Sub -> Pow 2
+// -> ReduceMean -> Add eps -> Sqrt -> Div [-> Mul gamma] [-> Add beta].
+struct LnOptions {
+    float eps = 1e-6f;
+    bool affine = true;
+    int64_t axis = -1;  // both ReduceMeans' axes
+    float power = 2.0f;
+    bool eps_vector = false;  // eps as a [1] tensor of another rank than a scalar: still fused
+};
+
+std::string layer_norm(Builder& b, const std::string& x, int64_t c, const LnOptions& o = {}) {
+    const std::map<std::string, Attr> axes = {{"axes", Attr::make_ints({o.axis})}};
+    const std::string m = b.op("ReduceMean", {x}, axes);
+    const std::string d = b.op("Sub", {x, m});
+    const std::string p = b.op(
+        "Pow", {d, b.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{o.power}))});
+    const std::string v = b.op("ReduceMean", {p}, axes);
+    const Shape eps_shape = o.eps_vector ? Shape{1} : Shape{};
+    const std::string a = b.op(
+        "Add",
+        {v, b.init(Tensor::from_vector(DType::Float32, eps_shape, std::vector<float>{o.eps}))});
+    std::string y = b.op("Div", {d, b.op("Sqrt", {a})});
+    if (o.affine) {
+        y = b.op("Mul", {y, b.init(random_tensor({c}, 31, 0.5f, 1.5f))});
+        y = b.op("Add", {b.init(random_tensor({c}, 32)), y});
+    }
+    return y;
+}
+
+size_t kernel_count(const Executor& e, const std::string& kernel) {
+    const auto& k = e.kernel_report().kernels;
+    return k.count(kernel) ? static_cast<size_t>(k.at(kernel)) : 0;
+}
+
+// The decomposed LayerNorm is one fused step (kernels/cpu/layer_norm.cpp): plain rows of
+// several lengths (masked tails; 1..3 threads), with and without gamma/beta, and between the
+// Transposes of ConvNeXt's LayerNorm2d (reads the conv's NHWC output, writes NHWC for the next
+// conv: no transpose step left).
+TEST(ExecutorFast, LayerNormFused) {
+    Builder b;
+    const std::string x = b.input("x", {1, 6, 10, 11});
+    const std::string t = b.op("Add", {x, b.init(random_tensor({11}, 3, 2.0f, 4.0f))});
+    b.output(layer_norm(b, t, 11));  // plain, 11 per row, offset mean
+    b.output(layer_norm(b, b.op("Neg", {x}), 11, {1e-5f, false}));  // no affine
+    const std::string c = b.conv(x, 6, 40, 3, 1, -1, 1, false);
+    const std::string cl = b.op("Transpose", {c}, {{"perm", Attr::make_ints({0, 2, 3, 1})}});
+    const std::string n = layer_norm(b, cl, 40);
+    const std::string back = b.op("Transpose", {n}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+    b.output(b.conv(back, 40, 8, 1, 1, 0, 1, false));
+    const std::string y = b.input("y", {3, 17, 100});   // rank 3, rows of 100 (6 + 4 lanes)
+    b.output(layer_norm(b, y, 100, {1e-6f, true, 2}));  // axes [2] is the last axis too
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(kernel_count(*fast, "layer_norm"), 4u);
+    EXPECT_EQ(kernel_count(*fast, "transpose_layout"), 0u);
+    EXPECT_EQ(kernel_count(*fast, "reduce_mean_last"), 0u);
+    EXPECT_EQ(kernel_count(*fast, "reorder"), 1u);  // x into the conv, none around the LayerNorm
+}
+
+// Near misses run unfused, and still right: a ReduceMean over another axis, Pow 3, an
+// intermediate that is also a graph output, a [1] eps (fused: one value), a gamma of another
+// length (the LayerNorm is fused without it, the Mul runs on its own).
+TEST(ExecutorFast, LayerNormNearMissesNotFused) {
+    Builder b;
+    const std::string x = b.input("x", {2, 9, 24});
+    b.output(layer_norm(b, x, 24, {1e-6f, true, 1}));                // axes [1]: not the last axis
+    b.output(layer_norm(b, x, 24, {1e-6f, true, -1, 3.0f}));         // Pow 3
+    b.output(layer_norm(b, x, 24, {1e-6f, false, -1, 2.0f, true}));  // eps [1]: fused
+    {
+        const std::map<std::string, Attr> axes = {{"axes", Attr::make_ints({-1})}};
+        const std::string m = b.op("ReduceMean", {x}, axes);
+        const std::string d = b.op("Sub", {x, m});
+        const std::string p = b.op(
+            "Pow", {d, b.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{2.0f}))});
+        const std::string v = b.op("ReduceMean", {p}, axes);
+        const std::string a = b.op(
+            "Add", {v, b.init(Tensor::from_vector(DType::Float32, {}, std::vector<float>{1e-5f}))});
+        b.output(b.op("Div", {d, b.op("Sqrt", {a})}));
+        b.output(v);  // the variance is an output too
+    }
+    // A gamma that is not one value per row element: the Mul runs on its own.
+    b.output(
+        b.op("Mul", {layer_norm(b, x, 24, {1e-6f, false}), b.init(random_tensor({9, 1}, 40))}));
+    for (int threads : {1, 2}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(kernel_count(*fast, "layer_norm"), 2u);  // the [1] eps one and the last one
+}
+
+// The LayerNormalization op (opset 17) over the last axis runs as the same fused step, plain and
+// between ConvNeXt's Transposes; over two axes, or with its Mean output used, it runs on the
+// reference kernel.
+TEST(ExecutorFast, LayerNormalizationOpFused) {
+    Builder b;
+    auto ln = [&](const std::string& x, const Shape& p, int64_t axis, bool bias, size_t outs = 1) {
+        std::vector<std::string> ins = {x, b.init(random_tensor(p, 50, 0.5f, 1.5f))};
+        if (bias) ins.push_back(b.init(random_tensor(p, 51)));
+        return b.node("LayerNormalization", ins,
+                      {{"axis", Attr::make_int(axis)}, {"epsilon", Attr::make_float(1e-6f)}}, outs);
+    };
+    const std::string x = b.input("x", {2, 7, 37});
+    b.output(ln(x, {37}, -1, true)[0]);
+    b.output(ln(x, {7, 37}, 1, true)[0]);             // two axes: reference kernel
+    const auto with_mean = ln(x, {37}, 2, false, 2);  // Mean used: reference kernel
+    b.output(with_mean[0]);
+    b.output(with_mean[1]);
+    const std::string z = b.input("z", {1, 3, 9, 10});
+    const std::string c = b.conv(z, 3, 24, 3, 1, -1, 1, false);
+    const std::string cl = b.op("Transpose", {c}, {{"perm", Attr::make_ints({0, 2, 3, 1})}});
+    const std::string n = ln(cl, {24}, 3, false)[0];
+    const std::string back = b.op("Transpose", {n}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+    b.output(b.conv(back, 24, 8, 1, 1, 0, 1, false));
+    for (int threads : {1, 2}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto fast = make(b.model(), false, 2);
+    ASSERT_TRUE(fast);
+    EXPECT_EQ(kernel_count(*fast, "layer_norm"), 2u);
+    EXPECT_EQ(kernel_count(*fast, "transpose_layout"), 0u);
+}
+
+// layer_norm_rows_ref, the fused kernel's readable reference, computes what the unfused
+// reference kernels compute.
+TEST(ExecutorFast, LayerNormRowsRefMatchesUnfusedReference) {
+    Builder b;
+    const std::string x = b.input("x", {5, 37});
+    b.output(layer_norm(b, x, 37));
+    const Model& m = b.model();
+    auto ref = make(m, true, 1);
+    ASSERT_TRUE(ref);
+    const Tensor in = random_tensor({5, 37}, 11, -2.0f, 3.0f);
+    auto out = run(*ref, {in});
+    ASSERT_EQ(out.size(), 1u);
+    const Tensor* gamma = nullptr;
+    const Tensor* beta = nullptr;
+    for (const Node& n : m.graph.nodes) {  // the affine Mul(y, gamma) and Add(beta, y)
+        if (n.op_type == "Mul") gamma = m.graph.initializer(n.inputs[1]);
+        if (n.op_type == "Add" && m.graph.initializer(n.inputs[0])) {
+            beta = m.graph.initializer(n.inputs[0]);
+        }
+    }
+    ASSERT_TRUE(gamma && beta);
+    Tensor mine(DType::Float32, {5, 37});
+    cpu::layer_norm_rows_ref(in.data<float>(), mine.data<float>(), 5, 37, gamma->data<float>(),
+                             beta->data<float>(), 1e-6f);
+    EXPECT_LT(rel_diff(mine, out[0]), 1e-6);
+}
+
+// ConvNeXt's block end: MatMul -> Add(bias) -> Transpose [0, 3, 1, 2] -> Mul(layer scale
+// [C, 1, 1]) -> Add(residual) is one matmul step writing NHWC (row and column chunks; the
+// residual a conv's NHWC output); without the Transpose a [C] scale; a residual that is a
+// graph input (plain: reordered to NHWC for the step).
+TEST(ExecutorFast, MatMulBlockEndFused) {
+    for (const Shape& shape : {Shape{1, 24, 9, 10}, Shape{1, 24, 30, 31}}) {
+        Builder b;
+        const std::string x = b.input("x", shape);
+        const std::string r = b.conv(x, 24, 24, 7, 1, 3, 24, false);  // depthwise, NHWC
+        const std::string t = b.op("Transpose", {r}, {{"perm", Attr::make_ints({0, 2, 3, 1})}});
+        const std::string h = b.op("Add", {b.op("MatMul", {t, b.init(random_tensor({24, 64}, 1))}),
+                                           b.init(random_tensor({64}, 2))});
+        const std::string p =
+            b.op("Add", {b.init(random_tensor({24}, 4)),
+                         b.op("MatMul", {h, b.init(random_tensor({64, 24}, 3))})});
+        const std::string back = b.op("Transpose", {p}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+        const std::string s = b.op("Mul", {b.init(random_tensor({24, 1, 1}, 5)), back});
+        b.output(b.op("Add", {s, r}));
+        // No Transpose: the scale along the last axis, the residual the graph input y.
+        const std::string y = b.input("y", {1, 5, 24});
+        const std::string q = b.op("Add", {b.op("MatMul", {y, b.init(random_tensor({24, 24}, 6))}),
+                                           b.init(random_tensor({24}, 7))});
+        b.output(b.op("Add", {y, b.op("Mul", {q, b.init(random_tensor({24}, 8))})}));
+        for (int threads : {1, 2, 3}) {
+            EXPECT_LT(compare(b.model(), threads), kTol) << shape_str(shape) << " " << threads;
+        }
+        auto fast = make(b.model(), false, 2);
+        ASSERT_TRUE(fast);
+        EXPECT_EQ(kernel_count(*fast, "matmul"), 3u);
+        EXPECT_EQ(kernel_count(*fast, "binary"), 0u);
+        EXPECT_EQ(kernel_count(*fast, "transpose_layout"), 1u);  // t's, read by the MatMul
+    }
+}
+
+// MatMul with constant weights packed once into oneDNN's format (matmul.cpp): few rows cut by
+// columns (49 x [256, 512], each column piece packed on its own), many rows cut by rows, one
+// thread one piece; a node override that replaces the weights is honoured (packed for that
+// run), and clearing it brings back the planned weights.
+TEST(ExecutorFast, MatMulPackedWeights) {
+    Builder b;
+    const std::string x = b.input("x", {1, 7, 7, 256});
+    const std::string w1 = b.init(random_tensor({256, 512}, 1, -0.1f, 0.1f));
+    const std::string h = b.op("MatMul", {x, w1});
+    const std::string y = b.input("y", {300, 64});
+    b.output(b.op("MatMul", {h, b.init(random_tensor({512, 40}, 2, -0.1f, 0.1f))}));
+    b.output(b.op("MatMul", {y, b.init(random_tensor({64, 96}, 3))}));
+    for (int threads : {1, 2, 3}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
+    auto coarse = [](const Tensor& t) {
+        Tensor c = t.clone();
+        for (float& v : c.span<float>()) v = std::round(v * 20.0f) / 20.0f;
+        return c;
+    };
+    NodeOverride ov = [&](size_t, const Node& n, std::vector<Tensor>& ins) -> Status {
+        if (n.op_type == "MatMul") ins[1] = coarse(ins[1]);
+        return Status::ok();
+    };
+    auto fast = make(b.model(), false, 2);
+    auto ref = make(b.model(), true, 2);
+    ASSERT_TRUE(fast && ref);
+    const std::vector<Tensor> in = {random_tensor({1, 7, 7, 256}, 8), random_tensor({300, 64}, 9)};
+    const auto base = run(*fast, in);
+    fast->set_node_override(ov);
+    ref->set_node_override(ov);
+    const auto a = run(*fast, in);
+    const auto r = run(*ref, in);
+    ASSERT_EQ(a.size(), 2u);
+    ASSERT_EQ(r.size(), 2u);
+    for (size_t i = 0; i < 2; ++i) {
+        EXPECT_LT(rel_diff(a[i], r[i]), kTol) << i;
+        EXPECT_GT(rel_diff(a[i], base[i]), 1e-3) << i << ": the override had no visible effect";
+    }
+    fast->set_node_override(nullptr);
+    const auto again = run(*fast, in);
+    for (size_t i = 0; i < 2; ++i) EXPECT_LT(rel_diff(again[i], base[i]), 1e-6) << i;
+}
+
+// Not fused past the bias: a scale per row rather than per channel, a residual of another
+// shape (broadcast), a product after the Transpose that is also a graph output.
+TEST(ExecutorFast, MatMulBlockEndNearMisses) {
+    Builder b;
+    const std::string x = b.input("x", {1, 6, 5, 16});
+    auto linear = [&](uint32_t seed) {
+        const std::string mm = b.op("MatMul", {x, b.init(random_tensor({16, 16}, seed))});
+        const std::string a = b.op("Add", {mm, b.init(random_tensor({16}, seed + 1))});
+        return b.op("Transpose", {a}, {{"perm", Attr::make_ints({0, 3, 1, 2})}});
+    };
+    b.output(b.op("Mul", {linear(10), b.init(random_tensor({1, 1, 6, 1}, 12))}));
+    b.output(b.op("Add", {linear(20), b.init(random_tensor({1, 16, 6, 1}, 22))}));
+    const std::string t = linear(30);
+    b.output(b.op("Mul", {t, b.init(random_tensor({16, 1, 1}, 32))}));
+    b.output(t);
+    for (int threads : {1, 2}) {
+        EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
+    }
 }
 
 }  // namespace

@@ -55,15 +55,26 @@ void add_mixed_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--formats", o->formats, "Formats to choose from: int4w int8 fp8 float")
         ->capture_default_str();
     sub->add_option("--weight-method", o->weight_method,
-                    "INT4 rounding of int4w nodes: gptq or rtn")
+                    "INT4 rounding of int4w nodes: gptq, rtn or adaround (as quantize "
+                    "--weight-method; the sensitivities are measured with RTN)")
         ->capture_default_str();
     sub->add_option("--block-size", o->block_size,
                     "int4w: one scale per block of N input channels (0: per output channel)")
         ->capture_default_str();
     sub->add_option("--gptq-samples", o->gptq_samples,
-                    "GPTQ: calibration samples for the Gram "
-                    "matrices (0: all)")
+                    "GPTQ / AdaRound / bias correction: calibration samples for the Gram "
+                    "matrices and input means (0: all)")
         ->capture_default_str();
+    sub->add_option("--adaround-iters", o->adaround_iters,
+                    "AdaRound (--weight-method adaround): Adam iterations per int4w Conv")
+        ->capture_default_str();
+    sub->add_option("--adaround-lambda", o->adaround_lambda,
+                    "AdaRound: weight of the regularizer that drives each weight to round up or "
+                    "down")
+        ->capture_default_str();
+    sub->add_flag("--bias-correction", o->bias_correction,
+                  "int4w nodes: subtract each Conv's expected output error E[(Wq - W) x] from its "
+                  "bias (as quantize --bias-correction; any --weight-method)");
     sub->add_option("--sens-images", o->sens_images,
                     "Images per sensitivity sweep (the first calibration samples)")
         ->capture_default_str();

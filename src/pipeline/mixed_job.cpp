@@ -159,6 +159,7 @@ Result<std::map<std::string, double>> format_sensitivity(const MixedJob& o, cons
     so.quant = base;
     so.quant.assignment.reset();
     so.quant.weight_method = quant::WeightMethod::Rtn;
+    so.quant.bias_correction = false;
     so.quant.int4 = {};
     if (f == NodeFormat::Int4w) {
         so.quant.int4.enabled = true;
@@ -236,8 +237,15 @@ Status check_numbers(const MixedJob& o, const Budget& budget, const LatencyBudge
     if (o.front_points < 0) return invalid("--front-points {} is negative", o.front_points);
     if (o.sens_images < 1) return invalid("--sens-images {}: at least 1", o.sens_images);
     if (o.block_size < 0) return invalid("--block-size {} must be positive", o.block_size);
-    if (o.weight_method != "gptq" && o.weight_method != "rtn") {
-        return invalid("--weight-method '{}': expected rtn or gptq", o.weight_method);
+    if (o.weight_method != "gptq" && o.weight_method != "rtn" && o.weight_method != "adaround") {
+        return invalid("--weight-method '{}': expected rtn, gptq or adaround", o.weight_method);
+    }
+    if (o.gptq_samples < 0) return invalid("--gptq-samples {} is negative", o.gptq_samples);
+    if (o.adaround_iters < 1) {
+        return invalid("--adaround-iters {} must be at least 1", o.adaround_iters);
+    }
+    if (!(o.adaround_lambda >= 0) || !std::isfinite(o.adaround_lambda)) {
+        return invalid("--adaround-lambda {} must be a finite number >= 0", o.adaround_lambda);
     }
     if (o.out.empty()) return invalid("--out MODEL.onnx is required");
     return Status::ok();
@@ -251,10 +259,12 @@ Result<quant::QuantizeOptions> base_options(const MixedJob& o) {
     std::tie(base.method, base.percentile) = method;
     base.int4.enabled = true;
     base.int4.block_size = o.block_size;
-    if (o.weight_method == "gptq") {
-        base.weight_method = quant::WeightMethod::Gptq;
-        base.gptq_samples = o.gptq_samples;
-    }
+    if (o.weight_method == "gptq") base.weight_method = quant::WeightMethod::Gptq;
+    if (o.weight_method == "adaround") base.weight_method = quant::WeightMethod::Adaround;
+    base.gptq_samples = o.gptq_samples;
+    base.adaround.iters = o.adaround_iters;
+    base.adaround.lambda = o.adaround_lambda;
+    base.bias_correction = o.bias_correction;
     base.run.n_threads = o.threads;
     base.run.progress = false;
     apply_engine_switches(o.engine, base.run);
@@ -382,6 +392,7 @@ Result<double> measure_node_costs(const Setup& s, std::vector<quant::MixedNode>&
     for (NodeFormat f : fs) {
         quant::QuantizeOptions q = s.base;
         q.weight_method = quant::WeightMethod::Rtn;
+        q.bias_correction = false;  // biases only: the kernels are the same
         q.assignment = quant::Assignment{};
         for (const auto& n : nodes) {
             for (const auto& c : n.choices) {
@@ -676,11 +687,12 @@ nlohmann::ordered_json pareto_json(const Setup& s, const Measurer& m,
         }
         nj.push_back({{"name", n.name}, {"params", n.params}, {"choices", ch}});
     }
-    return {
+    nlohmann::ordered_json j = {
         {"tool", "lowbit mixed"},
         {"model", o.model},
         {"formats", o.formats},
         {"weight_method", o.weight_method},
+        {"bias_correction", o.bias_correction},
         {"block_size", o.block_size},
         {"budget_bytes", o.budget_bytes},
         {"budget_ms", o.budget_ms},
@@ -701,6 +713,10 @@ nlohmann::ordered_json pareto_json(const Setup& s, const Measurer& m,
         {"points", pts},
         {"estimated_path", {{"columns", columns}, {"rows", est}}},
         {"nodes", nj}};
+    if (o.weight_method == "adaround") {
+        j["adaround"] = {{"iters", o.adaround_iters}, {"lambda", o.adaround_lambda}};
+    }
+    return j;
 }
 
 }  // namespace

@@ -20,17 +20,20 @@ struct MixedJob {
     CalibMethodOptions method;
     PlacementRequest placement;
     std::vector<std::string> formats = {"int4w", "int8", "fp8", "float"};
-    std::string budget_bytes;  // N, or F x the INT8 model's ("0.6x"); empty: none
+    std::string budget_bytes;    // N, or F x the INT8 model's ("0.6x"); empty: none
     std::string budget_ms;       // latency budget in ms (measured, pipeline/node_latency.h)
     std::string budget_latency;  // latency budget as F x the FP32 model's ("0.5x")
     int latency_runs = 5;        // timed runs per latency measurement (median)
     double max_drop = -1;
     bool max_drop_set = false;
     int64_t sens_images = 16;
-    std::string sensitivity_dir;  // cache of per-format sensitivities
-    std::string weight_method = "gptq";
+    std::string sensitivity_dir;         // cache of per-format sensitivities
+    std::string weight_method = "gptq";  // int4w nodes: rtn, gptq or adaround
     int64_t block_size = 0;
-    int64_t gptq_samples = 32;
+    int64_t gptq_samples = 32;  // 0: every calibration sample (also AdaRound's, bias correction's)
+    int64_t adaround_iters = 500;
+    double adaround_lambda = 5.0;
+    bool bias_correction = false;  // int4w nodes (any weight method)
     int max_evals = 6;
     int front_points = 2;
     EvalJob eval;  // data, max_images, thresholds

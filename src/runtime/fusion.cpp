@@ -475,7 +475,12 @@ FusionMatch match_gelu(const FusionGraph& g, size_t idx) {
 // MatMul -> Add(., bias) (either way round), bias a float32 constant vector along the last
 // axis ([N], or [1, ..., N] of no higher rank than the product) and the product read by the
 // Add alone: one matmul step with the bias (ConvNeXt's and the transformers' linear layers).
-FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx) {
+// ConvNeXt's block goes on (each read by the next alone): Transpose [0, 3, 1, 2] of the rank-4
+// result (the step then writes [N, C, H, W] channels-last: the same bytes) -> Mul(., layer
+// scale), a constant with one value per channel ([C, 1, 1] or [1, C, 1, 1]; [N] or [1, .., N]
+// without the Transpose) -> Add(., R), R a float32 run-time tensor of the result's shape
+// produced before the MatMul (the residual). Each of the three is optional, in that order.
+FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx, const ProducedBefore& produced) {
     const Node& mm = g.graph.nodes[idx];
     FusionMatch m;
     m.inputs = mm.inputs;
@@ -504,7 +509,252 @@ FusionMatch match_matmul_bias(const FusionGraph& g, size_t idx) {
     m.fused = {add};
     m.inputs = {mm.inputs[0], mm.inputs[1], bias};
     m.outputs = an.outputs;
+    std::string y = an.outputs[0];
+    Shape ys = shape;
+    const int64_t channels = shape.back();
+    const size_t tr = shape.size() == 4 ? sole_op_reader(g, y, "Transpose") : kNone;
+    if (tr != kNone && g.graph.nodes[tr].attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2}) {
+        m.conv.matmul_nhwc = true;
+        m.fused.push_back(tr);
+        y = g.graph.nodes[tr].outputs[0];
+        ys = {shape[0], shape[3], shape[1], shape[2]};
+    }
+    auto full_size = [&](size_t node) {
+        auto d = g.descs.find(g.graph.nodes[node].outputs[0]);
+        return d != g.descs.end() && d->second.shape == ys && d->second.dtype == DType::Float32;
+    };
+    std::string scale;
+    const size_t mul = sole_op_reader(g, y, "Mul");
+    if (mul != kNone && full_size(mul)) {
+        const std::string s = other_operand(g.graph.nodes[mul], y);
+        const Tensor* c = s.empty() ? nullptr : g.constant(s);
+        bool per_channel = false;
+        if (c && c->dtype() == DType::Float32 && c->numel() == channels) {
+            const Shape& cs = c->shape();
+            per_channel = m.conv.matmul_nhwc
+                              ? (cs == Shape{channels, 1, 1} || cs == Shape{1, channels, 1, 1})
+                              : (!cs.empty() && cs.size() <= ys.size() && cs.back() == channels);
+        }
+        if (per_channel) {
+            scale = s;
+            m.conv.matmul_scale = true;
+            m.fused.push_back(mul);
+            y = g.graph.nodes[mul].outputs[0];
+        }
+    }
+    std::string residual;
+    const size_t radd = sole_op_reader(g, y, "Add");
+    if (radd != kNone && full_size(radd)) {
+        const std::string r = other_operand(g.graph.nodes[radd], y);
+        auto rd = g.descs.find(r);
+        if (!r.empty() && !g.constant(r) && rd != g.descs.end() && rd->second.shape == ys &&
+            rd->second.dtype == DType::Float32 && produced(r)) {
+            residual = r;
+            m.conv.matmul_residual = true;
+            m.fused.push_back(radd);
+            y = g.graph.nodes[radd].outputs[0];
+        }
+    }
+    if (m.conv.matmul_scale || m.conv.matmul_residual) {
+        m.inputs.push_back(scale);
+        m.inputs.push_back(residual);
+    }
+    m.outputs = {y};
     return m;
+}
+
+// The single axis a ReduceMean (keepdims) reduces when it is the last one of a rank-`rank`
+// input: the `axes` attribute below opset 18, a constant input from 18 on.
+bool reduces_last_axis(const FusionGraph& g, const Node& n, size_t rank) {
+    if (n.op_type != "ReduceMean" || n.inputs.empty() || n.outputs.size() != 1 ||
+        n.attr_int("keepdims", 1) == 0) {
+        return false;
+    }
+    std::vector<int64_t> axes;
+    if (n.inputs.size() >= 2 && !n.inputs[1].empty()) {
+        const Tensor* a = g.constant(n.inputs[1]);
+        if (!a || a->dtype() != DType::Int64) return false;
+        axes.assign(a->data<int64_t>(), a->data<int64_t>() + a->numel());
+    } else {
+        axes = n.attr_ints("axes");
+    }
+    const auto r = static_cast<int64_t>(rank);
+    return axes.size() == 1 && (axes[0] == -1 || axes[0] == r - 1);
+}
+
+// A float32 constant holding one value per element of the last axis (length `len`): [len],
+// or [1, ..., len] of rank at most `rank` (so that broadcasting it keeps the shape).
+const Tensor* last_axis_vector(const FusionGraph& g, const std::string& name, int64_t len,
+                               size_t rank) {
+    const Tensor* c = name.empty() ? nullptr : g.constant(name);
+    if (!c || c->dtype() != DType::Float32 || c->rank() == 0 || c->rank() > rank ||
+        c->shape().back() != len || c->numel() != len) {
+        return nullptr;
+    }
+    return c;
+}
+
+// LayerNorm over the last axis as PyTorch exports it below opset 17 (ConvNeXt, the
+// transformers), with every intermediate read only inside the pattern:
+//   m = ReduceMean(x, last axis), d = Sub(x, m), p = Pow(d, 2), v = ReduceMean(p, last axis),
+//   a = Add(v, eps), s = Sqrt(a), n = Div(d, s) [-> Mul(n, gamma)] [-> Add(., beta)]
+// eps a scalar constant, gamma and beta constant vectors along the last axis (operands either
+// way round where the op commutes), every full-size tensor x's shape, the means x's with the
+// last axis 1. Anchored at the first ReduceMean, or at a Transpose [0, 2, 3, 1] producing x
+// (read by the pattern alone; ConvNeXt's LayerNorm2d and block), and a Transpose
+// [0, 3, 1, 2] reading the result alone ends it: one step over rows (LayerNormSpec).
+// The LayerNormalization op (opset 17) is taken the same way when it normalizes the last axis
+// only, with constant Scale (and B) of one value per row element, and its optional Mean and
+// InvStdDev outputs absent.
+FusionMatch match_layer_norm(const FusionGraph& g, size_t idx) {
+    const Node& anchor = g.graph.nodes[idx];
+    FusionMatch none;
+    none.inputs = anchor.inputs;
+    none.outputs = anchor.outputs;
+    if (!g.constants || anchor.outputs.empty() || anchor.inputs.empty()) return none;
+    for (size_t i = 1; i < anchor.outputs.size(); ++i) {
+        if (!anchor.outputs[i].empty()) return none;
+    }
+    auto spec = std::make_shared<cpu::LayerNormSpec>();
+    std::vector<size_t> fused;
+    std::string x = anchor.inputs[0];
+    std::string x_in = x;  // what the step reads
+    size_t mean1 = idx;
+    if (anchor.op_type == "Transpose") {
+        auto xd = g.descs.find(x);
+        if (anchor.attr_ints("perm") != std::vector<int64_t>{0, 2, 3, 1} || xd == g.descs.end() ||
+            xd->second.shape.size() != 4) {
+            return none;
+        }
+        x = anchor.outputs[0];
+        const std::vector<size_t>* readers = g.consumers_of(x);
+        if (!readers || readers->empty() || readers->size() > 2 || g.graph_outputs.count(x)) {
+            return none;
+        }
+        mean1 = kNone;
+        for (size_t r : *readers) {
+            const std::string& op = g.graph.nodes[r].op_type;
+            if (readers->size() == 2 ? op == "ReduceMean" : op == "LayerNormalization") mean1 = r;
+        }
+        if (mean1 == kNone) return none;
+        spec->in_nhwc = true;
+        fused.push_back(mean1);
+    } else if (anchor.op_type != "ReduceMean" && anchor.op_type != "LayerNormalization") {
+        return none;
+    }
+    auto xd = g.descs.find(x);
+    if (g.constant(x) || xd == g.descs.end() || xd->second.dtype != DType::Float32 ||
+        xd->second.shape.empty() || xd->second.shape.back() <= 0) {
+        return none;
+    }
+    const Shape& shape = xd->second.shape;
+    const size_t rank = shape.size();
+    const int64_t len = shape.back();
+    Shape reduced = shape;
+    reduced.back() = 1;
+    auto has = [&](const std::string& t, const Shape& want) {
+        auto d = g.descs.find(t);
+        return d != g.descs.end() && d->second.shape == want && d->second.dtype == DType::Float32;
+    };
+    const Node& m1 = g.graph.nodes[mean1];
+    // The rest: an optional Transpose back, the match.
+    auto finish = [&](std::string y, const std::string& gamma, const std::string& beta) {
+        const size_t back = rank == 4 ? sole_op_reader(g, y, "Transpose") : kNone;
+        if (back != kNone &&
+            g.graph.nodes[back].attr_ints("perm") == std::vector<int64_t>{0, 3, 1, 2}) {
+            spec->out_nhwc = true;
+            fused.push_back(back);
+            y = g.graph.nodes[back].outputs[0];
+        }
+        FusionMatch m;
+        m.fused = std::move(fused);
+        m.inputs = {x_in, gamma, beta};
+        m.outputs = {y};
+        m.layer_norm = spec;
+        m.conv.layer_norm = spec.get();
+        return m;
+    };
+    if (m1.op_type == "LayerNormalization") {
+        for (size_t i = 1; i < m1.outputs.size(); ++i) {
+            if (!m1.outputs[i].empty()) return none;
+        }
+        const int64_t axis = m1.attr_int("axis", -1);
+        const std::string beta = m1.inputs.size() > 2 ? m1.inputs[2] : std::string();
+        if (m1.inputs[0] != x || m1.inputs.size() < 2 ||
+            (axis != -1 && axis != static_cast<int64_t>(rank) - 1) || !has(m1.outputs[0], shape) ||
+            !last_axis_vector(g, m1.inputs[1], len, rank) ||
+            (!beta.empty() && !last_axis_vector(g, beta, len, rank))) {
+            return none;
+        }
+        const float eps = m1.attr_float("epsilon", 1e-5f);
+        if (!(eps >= 0.0f) || !std::isfinite(eps)) return none;
+        spec->epsilon = eps;
+        return finish(m1.outputs[0], m1.inputs[1], beta);
+    }
+    if (m1.inputs[0] != x || !reduces_last_axis(g, m1, rank) || !has(m1.outputs[0], reduced)) {
+        return none;
+    }
+    const size_t sub = sole_op_reader(g, m1.outputs[0], "Sub");
+    if (sub == kNone || g.graph.nodes[sub].inputs != std::vector<std::string>{x, m1.outputs[0]} ||
+        !has(g.graph.nodes[sub].outputs[0], shape)) {
+        return none;
+    }
+    // d feeds the Pow and the Div, nothing else.
+    const std::string& d = g.graph.nodes[sub].outputs[0];
+    const std::vector<size_t>* dr = g.consumers_of(d);
+    if (!dr || dr->size() != 2 || g.graph_outputs.count(d)) return none;
+    size_t pow = kNone, div = kNone;
+    for (size_t r : *dr) {
+        const Node& n = g.graph.nodes[r];
+        if (n.op_type == "Pow" && n.inputs.size() == 2 && n.inputs[0] == d) pow = r;
+        if (n.op_type == "Div" && n.inputs.size() == 2 && n.inputs[0] == d) div = r;
+    }
+    if (pow == kNone || div == kNone || g.graph.nodes[pow].outputs.size() != 1 ||
+        g.graph.nodes[div].outputs.size() != 1) {
+        return none;
+    }
+    const std::optional<float> two = scalar_constant(g, g.graph.nodes[pow].inputs[1]);
+    if (!two || *two != 2.0f || !has(g.graph.nodes[pow].outputs[0], shape)) return none;
+    const size_t mean2 = sole_op_reader(g, g.graph.nodes[pow].outputs[0], "ReduceMean");
+    if (mean2 == kNone || !reduces_last_axis(g, g.graph.nodes[mean2], rank) ||
+        !has(g.graph.nodes[mean2].outputs[0], reduced)) {
+        return none;
+    }
+    const std::string& v = g.graph.nodes[mean2].outputs[0];
+    const size_t add = sole_op_reader(g, v, "Add");
+    if (add == kNone || !has(g.graph.nodes[add].outputs[0], reduced)) return none;
+    const std::optional<float> eps = scalar_constant(g, other_operand(g.graph.nodes[add], v));
+    if (!eps || !(*eps >= 0.0f) || !std::isfinite(*eps)) return none;
+    const size_t sqrt = sole_op_reader(g, g.graph.nodes[add].outputs[0], "Sqrt");
+    if (sqrt == kNone || !has(g.graph.nodes[sqrt].outputs[0], reduced)) return none;
+    const std::string& s = g.graph.nodes[sqrt].outputs[0];
+    if (!g.sole_consumer(s, div) || g.graph.nodes[div].inputs[1] != s ||
+        !has(g.graph.nodes[div].outputs[0], shape)) {
+        return none;
+    }
+    spec->epsilon = *eps;
+    fused.insert(fused.end(), {sub, pow, mean2, add, sqrt, div});
+    std::string y = g.graph.nodes[div].outputs[0];
+    std::string gamma, beta;
+    const size_t mul = sole_op_reader(g, y, "Mul");
+    if (mul != kNone && has(g.graph.nodes[mul].outputs[0], shape)) {
+        const std::string w = other_operand(g.graph.nodes[mul], y);
+        if (last_axis_vector(g, w, len, rank)) {
+            gamma = w;
+            fused.push_back(mul);
+            y = g.graph.nodes[mul].outputs[0];
+        }
+    }
+    const size_t bias = sole_op_reader(g, y, "Add");
+    if (bias != kNone && has(g.graph.nodes[bias].outputs[0], shape)) {
+        const std::string b = other_operand(g.graph.nodes[bias], y);
+        if (last_axis_vector(g, b, len, rank)) {
+            beta = b;
+            fused.push_back(bias);
+            y = g.graph.nodes[bias].outputs[0];
+        }
+    }
+    return finish(y, gamma, beta);
 }
 
 }  // namespace
@@ -522,12 +772,17 @@ FusionMatch match_fusion(const FusionGraph& g, size_t node, const ProducedBefore
         qdq_fallback = q.quant ? "the low-precision kernel refused it" : q.qdq_fallback;
     }
     if (g.graph.nodes[node].op_type == "MatMul" && g.constants) {
-        FusionMatch bm = match_matmul_bias(g, node);
+        FusionMatch bm = match_matmul_bias(g, node, produced);
         if (bm.any()) return bm;
     }
     if (g.graph.nodes[node].op_type == "Div") {
         FusionMatch gm = match_gelu(g, node);
         if (gm.any()) return gm;
+    }
+    const std::string& op = g.graph.nodes[node].op_type;
+    if (op == "ReduceMean" || op == "Transpose" || op == "LayerNormalization") {
+        FusionMatch lm = match_layer_norm(g, node);
+        if (lm.any()) return lm;
     }
     FusionMatch m = match_conv_silu_residual(g, node, produced, true);
     m.qdq_fallback = std::move(qdq_fallback);

@@ -16,7 +16,10 @@
 // consumer needs it (program_builder.cpp defers it). Not conv: GELU as
 // Div(x, c) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5), one elementwise step on x
 // (ConvFusion::gelu); MatMul -> Add(., bias vector) as the matmul's bias
-// (ConvFusion::matmul_bias). A new pattern is one more matcher function
+// (ConvFusion::matmul_bias) [-> Transpose to NCHW -> Mul(layer scale) -> Add(residual)];
+// LayerNorm over the last axis, decomposed (ReduceMean -> Sub -> Pow -> ReduceMean -> Add ->
+// Sqrt -> Div [-> Mul -> Add]) or the LayerNormalization op, with the Transposes around it
+// (ConvFusion::layer_norm). A new pattern is one more matcher function
 // tried by match_fusion(), producing a FusionMatch.
 #pragma once
 
@@ -72,11 +75,15 @@ struct FusionMatch {
     std::shared_ptr<cpu::QuantMoveSpec> qmove;
     // A folded BatchNormalization (conv.bn points here).
     std::shared_ptr<cpu::BnFold> bn;
+    // A LayerNorm step (conv.layer_norm points here).
+    std::shared_ptr<cpu::LayerNormSpec> layer_norm;
     // The anchor is a Conv reading a DequantizeLinear output that is not matched as a Q/DQ
     // conv: why (it then runs as the float simulation).
     std::string qdq_fallback;
 
-    bool any() const { return !fused.empty() || quant != nullptr || qmove != nullptr; }
+    bool any() const {
+        return !fused.empty() || quant != nullptr || qmove != nullptr || layer_norm != nullptr;
+    }
 };
 
 // Whether a run-time tensor is already produced by an earlier step (a fused operand must be).

@@ -159,6 +159,45 @@ void plan_in_place_concat(Program& p, const Graph& g,
     }
 }
 
+void plan_quantized_concat_slices(Program& p, const Graph& g,
+                                  const std::unordered_set<std::string>& graph_outputs) {
+    auto [producer, reads] = index_steps(p);
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        Step& cat = p.steps[k];
+        if (!cat.fast || cat.node == kNoNode || g.nodes[cat.node].op_type != "Concat" ||
+            cat.fused.empty() || cat.out.size() != 1 || p.layout_of(cat.out[0]) != Layout::Nhwc) {
+            continue;
+        }
+        const std::string buffer = cat.out[0];
+        const int64_t total = p.stored.at(buffer).shape[1];
+        const std::vector<std::string> ins = cat.in;
+        int64_t offset = 0;
+        for (size_t j = 0; j < ins.size(); ++j) {
+            const std::string& in = ins[j];
+            auto st = p.stored.find(in);
+            if (st == p.stored.end()) break;
+            const int64_t c = st->second.shape[1];
+            const float scale = cat.fast->quantizes_input(j);
+            auto pr = producer.find(in);
+            if (scale > 0.0f && pr != producer.end() && pr->second.first < k) {
+                Step& prod = p.steps[pr->second.first];
+                const auto uses = std::count(ins.begin(), ins.end(), in);
+                const bool keep = reads[in] > uses || graph_outputs.count(in) > 0;
+                if (prod.fast &&
+                    prod.fast->add_quantized_concat_slice(pr->second.second, prod.out.size(),
+                                                          offset, total, scale, keep)) {
+                    prod.out.push_back(buffer);
+                    if (!keep) prod.out[pr->second.second].clear();
+                    LOWBIT_CHECK(cat.fast->set_input_in_place(j), "{}: refused a part it quantizes",
+                                 cat.label);
+                    cat.in[j].clear();
+                }
+            }
+            offset += c;
+        }
+    }
+}
+
 void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
                          int end) {
     std::vector<MemoryRequest> reqs;

@@ -47,6 +47,14 @@ void fold_splits(Program& p, const Graph& g, const std::unordered_set<std::strin
 void plan_in_place_concat(Program& p, const Graph& g,
                           const std::unordered_set<std::string>& graph_outputs);
 
+// For each int8 Concat -> QuantizeLinear step (qmove.cpp) with a float input produced by a step
+// that can quantize it itself (the int8 Q/DQ conv writing float32): that producer writes the
+// input's codes into the step's output, with the scale the step would quantize it at (the same
+// quantize_s8 arithmetic, so the result is bit-identical), and the step skips the part. Without
+// other readers the float tensor is no longer written at all.
+void plan_quantized_concat_slices(Program& p, const Graph& g,
+                                  const std::unordered_set<std::string>& graph_outputs);
+
 // Gives every tensor in `lifetimes` a slot of p's arena and allocates the arena. With reuse
 // false (IncrementalRunner) every tensor lives through the whole run (steps -1 .. `end`), so
 // nothing is overwritten.

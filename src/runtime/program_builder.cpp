@@ -210,6 +210,7 @@ Result<std::unique_ptr<Program>> build_program(const PlannedModel& pm, cpu::CpuB
     if (kind.fuse) {
         fold_splits(p, pm.graph, graph_outputs);
         plan_in_place_concat(p, pm.graph, graph_outputs);
+        plan_quantized_concat_slices(p, pm.graph, graph_outputs);
         for (Step& st : p.steps) st.label = step_label(st, p, pm.graph);
     }
 

@@ -77,6 +77,9 @@ struct OpCase {
     ConvFusion fusion = {};
     Tensor residual = {};     // with fusion.residual: R, passed to the fast op as input 3
     Tensor bias = {};         // with fusion.matmul_bias: the bias, passed as input 2
+    // With fusion.matmul_scale / matmul_residual: the layer scale (input 3) and the residual
+    // (input 4; stored NHWC with matmul_nhwc, which transposes the product [0, 3, 1, 2]).
+    Tensor mm_scale = {}, mm_residual = {};
     double tol = kExact;
     // An int8 Q/DQ conv (fusion.quant): the fast op reads these codes as input 0 (and input 3
     // with quant->residual_q); the reference runs the Conv on their DequantizeLinear values
@@ -94,6 +97,12 @@ struct OpCase {
     // the reference reads) and writes int8 codes; the reference ends with QuantizeLinear.
     std::shared_ptr<cpu::QuantMoveSpec> qmove = {};
     std::vector<Tensor> in_codes = {};
+    // A LayerNorm (fusion.layer_norm): the node is its first ReduceMean (axes -1, opset 13), or
+    // with in_nhwc the Transpose [0, 2, 3, 1] before it; the reference runs the decomposed
+    // chain; the fast op reads x, gamma and beta (absent when empty) and writes ln_out.
+    std::shared_ptr<cpu::LayerNormSpec> layer_norm = {};
+    Tensor ln_gamma = {}, ln_beta = {};
+    Shape ln_out = {};
 };
 
 // ---- inputs --------------------------------------------------------------------------------
@@ -539,8 +548,12 @@ std::vector<OpCase> qdq_cases() {
         v.push_back(q);
     }
     // The model input's quantization written channels-last: 3 channels (the VBMI RGB path; an
-    // odd H*W and a batch of 2, so steps end at image and thread-range boundaries) and 16.
-    for (const Shape& s : {Shape{2, 3, 37, 45}, Shape{1, 3, 160, 160}, Shape{1, 16, 21, 19}}) {
+    // odd H*W and a batch of 2, so steps end at image and thread-range boundaries) and 16; and
+    // the 16 x 16 tiles of other channel counts (YOLOv10's DFL softmax, [1, 16, 4, 8400], ends
+    // in a partial pixel tile here; 20 and 33 channels end in a partial channel tile).
+    for (const Shape& s :
+         {Shape{2, 3, 37, 45}, Shape{1, 3, 160, 160}, Shape{1, 16, 21, 19}, Shape{1, 16, 4, 8403},
+          Shape{1, 20, 5, 7}, Shape{2, 33, 9, 9}, Shape{1, 8, 3, 5}}) {
         Tensor xs = rnd(s, 803, -8.0f, 8.0f);
         for (int64_t i = 0; i < xs.numel(); i += 7) {
             xs.data<float>()[i] = 0.5f * static_cast<float>(i % 40 - 20) * 0.02f;  // ties
@@ -751,6 +764,27 @@ std::vector<OpCase> plain_cases() {
         c.bias = rnd(bias, 87);
         v.push_back(c);
     }
+    // ConvNeXt's block end fused (fusion.cpp): MatMul + bias -> Transpose [0, 3, 1, 2] -> Mul
+    // (layer scale [C, 1, 1]) -> Add(residual, NHWC); row chunks, column chunks, one thread.
+    for (const auto& [a, n, threads, what] :
+         {std::tuple{Shape{1, 56, 56, 64}, int64_t{96}, 2, "row chunks"},
+          std::tuple{Shape{1, 7, 7, 96}, int64_t{768}, 2, "column chunks"},
+          std::tuple{Shape{1, 14, 14, 40}, int64_t{48}, 1, "one primitive"}}) {
+        OpCase c = simple("MatMul", "matmul", {rnd(a, 88), rnd({a.back(), n}, 89)}, {},
+                          fmt::format("{} by constant {}x{} + bias -> NHWC * scale + residual "
+                                      "({}, t{})",
+                                      dims(a), a.back(), n, what, threads),
+                          kAccumulation);
+        c.call.constant_inputs = {1};
+        c.call.n_threads = threads;
+        c.fusion.matmul_bias = c.fusion.matmul_nhwc = true;
+        c.fusion.matmul_scale = c.fusion.matmul_residual = true;
+        c.bias = rnd({n}, 90);
+        c.mm_scale = rnd({n, 1, 1}, 91, 0.1f, 1.0f);
+        c.mm_residual = rnd({a[0], n, a[1], a[2]}, 92);
+        c.stored = {Layout::Plain, Layout::Plain, Layout::Plain, Layout::Plain, Layout::Nhwc};
+        v.push_back(c);
+    }
     {
         // A classifier head: Flatten -> Gemm with B [N, K] transposed and a bias [N].
         OpCase c = simple("Gemm", "gemm", {rnd({2, 96}, 41), rnd({37, 96}, 42), rnd({37}, 43)},
@@ -834,6 +868,42 @@ std::vector<OpCase> plain_cases() {
         OpCase c = simple("Pow", "pow_square", {rnd({1, 14, 14, 96}, 73), f32({}, {2.0f})}, {},
                           "1x14x14x96 by constant 2", kExact);
         c.call.constant_inputs = {1};
+        v.push_back(c);
+    }
+    // LayerNorm over the last axis fused (fusion.cpp): plain rows of 96 (ConvNeXt's first
+    // stage), 37 (masked tail) and 768, with or without affine; between ConvNeXt's Transposes
+    // (reads an NHWC tensor; with out_nhwc writes one).
+    for (const auto& [shape, in_nhwc, out_nhwc, affine, threads] :
+         {std::tuple{Shape{1, 56, 56, 96}, false, false, true, 2},
+          std::tuple{Shape{3, 5, 37}, false, false, false, 1},
+          std::tuple{Shape{1, 7, 7, 768}, false, true, true, 3},
+          std::tuple{Shape{1, 96, 28, 28}, true, false, true, 2},
+          std::tuple{Shape{1, 40, 9, 11}, true, true, false, 1}}) {
+        auto spec = std::make_shared<cpu::LayerNormSpec>();
+        spec->epsilon = 1e-6f;
+        spec->in_nhwc = in_nhwc;
+        spec->out_nhwc = out_nhwc;
+        const Tensor x = rnd(shape, 81, -2.0f, 3.0f);
+        OpCase c = in_nhwc ? simple("Transpose", "layer_norm", {x},
+                                    {{"perm", attr_ints({0, 2, 3, 1})}}, "", kVectorMath)
+                           : simple("ReduceMean", "layer_norm", {x}, {{"axes", attr_ints({-1})}},
+                                    "", kVectorMath);
+        c.call.opset = 13;
+        c.call.n_threads = threads;
+        c.stored = {in_nhwc ? Layout::Nhwc : Layout::Plain};
+        const int64_t len = in_nhwc ? shape[1] : shape.back();
+        if (affine) {
+            c.ln_gamma = rnd({len}, 82, 0.5f, 1.5f);
+            c.ln_beta = rnd({len}, 83);
+        }
+        c.ln_out = shape;
+        if (in_nhwc) c.ln_out = {shape[0], shape[2], shape[3], shape[1]};
+        if (out_nhwc) c.ln_out = {c.ln_out[0], c.ln_out[3], c.ln_out[1], c.ln_out[2]};
+        c.name =
+            fmt::format("LayerNorm {}{}{}{} t{}", dims(shape), in_nhwc ? " (Transpose in)" : "",
+                        out_nhwc ? " (Transpose out)" : "", affine ? " +affine" : "", threads);
+        c.layer_norm = spec;
+        c.fusion.layer_norm = spec.get();
         v.push_back(c);
     }
     v.push_back(unary("Erf", "erf", {1, 14, 14, 384}, Layout::Plain, 2, kVectorMath, 74));
@@ -980,12 +1050,37 @@ public:
         if (c.fusion.residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.residual}}));
         if (c.fusion.relu_after) LOWBIT_TRY(add(KernelCall{"Relu", {last()}}));
         if (c.fusion.matmul_bias) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.bias}}));
+        if (c.fusion.matmul_nhwc) {
+            LOWBIT_TRY(add(KernelCall{"Transpose", {last()}, {{"perm", attr_ints({0, 3, 1, 2})}}}));
+        }
+        if (c.fusion.matmul_scale) LOWBIT_TRY(add(KernelCall{"Mul", {last(), c.mm_scale}}));
+        if (c.fusion.matmul_residual) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.mm_residual}}));
         if (c.fusion.gelu) {  // the node is Div(x, c): -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5)
             const Tensor& x = c.call.inputs[0];
             LOWBIT_TRY(add(KernelCall{"Erf", {last()}}));
             LOWBIT_TRY(add(KernelCall{"Add", {last(), f32({}, {1.0f})}}));
             LOWBIT_TRY(add(KernelCall{"Mul", {x, last()}}));
             LOWBIT_TRY(add(KernelCall{"Mul", {last(), f32({}, {0.5f})}}));
+        }
+        // The LayerNorm chain after its first node: Sub -> Pow 2 -> ReduceMean -> Add eps ->
+        // Sqrt -> Div [-> Mul gamma] [-> Add beta] [-> Transpose back].
+        if (c.layer_norm) {
+            const std::map<std::string, Attr> axes = {{"axes", attr_ints({-1})}};
+            const Tensor x = c.layer_norm->in_nhwc ? last() : c.call.inputs[0];
+            if (c.layer_norm->in_nhwc) LOWBIT_TRY(add(KernelCall{"ReduceMean", {x}, axes, 13}));
+            LOWBIT_TRY(add(KernelCall{"Sub", {x, last()}}));
+            const Tensor d = last();
+            LOWBIT_TRY(add(KernelCall{"Pow", {d, f32({}, {2.0f})}}));
+            LOWBIT_TRY(add(KernelCall{"ReduceMean", {last()}, axes, 13}));
+            LOWBIT_TRY(add(KernelCall{"Add", {last(), f32({}, {c.layer_norm->epsilon})}}));
+            LOWBIT_TRY(add(KernelCall{"Sqrt", {last()}}));
+            LOWBIT_TRY(add(KernelCall{"Div", {d, last()}}));
+            if (!c.ln_gamma.empty()) LOWBIT_TRY(add(KernelCall{"Mul", {last(), c.ln_gamma}}));
+            if (!c.ln_beta.empty()) LOWBIT_TRY(add(KernelCall{"Add", {last(), c.ln_beta}}));
+            if (c.layer_norm->out_nhwc) {
+                LOWBIT_TRY(
+                    add(KernelCall{"Transpose", {last()}, {{"perm", attr_ints({0, 3, 1, 2})}}}));
+            }
         }
         if ((c.quant && c.quant->out_q) || c.qmove) {
             Tensor scale(DType::Float32, {});
@@ -1047,6 +1142,11 @@ public:
         if (c.quant) plain[0] = c.x_codes;  // the int8 step reads the codes
         if (c.fusion.gelu) plain.resize(1);  // the fused GELU step reads x alone
         if (c.fusion.matmul_bias) plain.push_back(c.bias);
+        if (c.layer_norm) plain = {plain[0], c.ln_gamma, c.ln_beta};
+        if (c.fusion.matmul_scale || c.fusion.matmul_residual) {
+            plain.push_back(c.mm_scale);
+            plain.push_back(c.mm_residual);
+        }
         for (size_t k = 0; c.qmove && k < c.in_codes.size(); ++k) {
             if (!c.in_codes[k].empty()) plain[k] = c.in_codes[k];
         }
@@ -1066,6 +1166,12 @@ public:
             outs[o].dtype = out_info[o].dtype;
             outs[o].shape = out_info[o].shape;
         }
+        if (c.fusion.matmul_scale) ins[3].constant = &c.mm_scale;
+        if (c.layer_norm) {  // gamma and beta are constants; the step writes the chain's result
+            for (size_t i = 1; i < 3; ++i) {
+                if (!plain[i].empty()) ins[i].constant = i == 1 ? &c.ln_gamma : &c.ln_beta;
+            }
+        }
         std::vector<std::string> warnings;
         plan_ = backend_->choose(node_, c.call.opset, ins, outs, c.fusion, warnings);
         if (c.out_nhwc) {
@@ -1081,8 +1187,10 @@ public:
             const DType dt = c.qmove                    ? DType::Int8
                              : c.quant && c.quant->out_q ? c.quant->codes
                                                          : outs[o].dtype;
-            stored_out_.emplace_back(dt, outs[o].shape);
-            plain_out_.emplace_back(dt, outs[o].shape);
+            Shape shape = c.layer_norm ? c.ln_out : outs[o].shape;
+            if (c.fusion.matmul_nhwc) shape = {shape[0], shape[3], shape[1], shape[2]};
+            stored_out_.emplace_back(dt, shape);
+            plain_out_.emplace_back(dt, shape);
         }
         if (!plan_.op && !plan_.entry.empty()) {
             KernelCall ref = c.call;

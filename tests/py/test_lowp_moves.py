@@ -6,12 +6,15 @@ step is exact (no tie can differ: each code goes through the same DQ and Q arith
 against ONNX Runtime without graph optimizations it agrees up to one code; every fallback
 reason is shown.
 """
+import os
+import subprocess
+
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from lowp_helpers import kernels, qdq, run_lowbit
-from onnx import TensorProto, helper
+from lowp_helpers import BIN, kernels, qdq, run_lowbit
+from onnx import TensorProto, helper, numpy_helper
 
 
 def save(path, nodes, inits, inputs, out_shape, opset=13):
@@ -195,3 +198,90 @@ def test_input_quantization_writes_nhwc(tmp_path):
     sim = run_lowbit(path, xs, tmp_path, False, 2)
     diff = np.abs(fast.astype(np.float64) - sim)
     assert diff.max() <= 0.03 * 1.0001 and (diff > 0).mean() <= 0.01
+
+
+# ---- a float conv result quantized by its producer into the int8 Concat ------------------
+
+def conv_concat_model(path, split=False, keep=False, out_c=False, hw=12):
+    """x -> Q/DQ -> Conv(DQ(w_q), b) -> SiLU -> c (float32); Concat(c | Split(c) parts,
+    DQ(Q(z))) -> Q/DQ -> y. keep: c also feeds a second graph output (c stays a tensor).
+    out_c: y is c itself (the conv alone, for the expected codes)."""
+    rng = np.random.default_rng(5)
+    nodes, inits = [], []
+    xd = qdq("x", "x", 0.02, nodes, inits)
+    w = rng.normal(0, 0.2, (24, 16, 3, 3)).astype(np.float32)
+    ws = (np.abs(w).reshape(24, -1).max(axis=1) / 127).astype(np.float32)
+    wq = np.clip(np.rint(w / ws.reshape(24, 1, 1, 1)), -127, 127).astype(np.int8)
+    inits += [numpy_helper.from_array(wq, "w_q"), numpy_helper.from_array(ws, "w_s"),
+              helper.make_tensor("w_z", TensorProto.INT8, [24], [0] * 24),
+              numpy_helper.from_array(rng.normal(0, 0.5, 24).astype(np.float32), "bias")]
+    nodes.append(helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"], axis=0))
+    nodes.append(helper.make_node("Conv", [xd, "w", "bias"], ["conv"], kernel_shape=[3, 3],
+                                  pads=[1] * 4, name="the_conv"))
+    nodes.append(helper.make_node("Sigmoid", ["conv"], ["sg"]))
+    nodes.append(helper.make_node("Mul", ["conv", "sg"], ["c"]))
+    outs = [("y", [1, 24 if out_c else 29, hw, hw])]
+    if out_c:
+        nodes.append(helper.make_node("Identity", ["c"], ["y"]))
+    else:
+        zd = qdq("z", "z", 0.03, nodes, inits)
+        parts = ["c", zd]
+        if split:
+            inits.append(helper.make_tensor("sp", TensorProto.INT64, [2], [8, 16]))
+            nodes.append(helper.make_node("Split", ["c", "sp"], ["c0", "c1"], axis=1))
+            parts = ["c0", zd, "c1"]
+        nodes.append(helper.make_node("Concat", parts, ["cat"], axis=1, name="the_concat"))
+        t = qdq("y", "cat", 0.03, nodes, inits)
+        nodes.append(helper.make_node("Identity", [t], ["y"]))
+        if keep:
+            nodes.append(helper.make_node("Relu", ["c"], ["c_out"]))
+            outs.append(("c_out", [1, 24, hw, hw]))
+    for i, n in enumerate(nodes):
+        n.name = n.name or f"{n.op_type}_{i}"
+    g = helper.make_graph(
+        nodes, "conv_concat",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, hw, hw])] +
+        ([] if out_c else [helper.make_tensor_value_info("z", TensorProto.FLOAT,
+                                                         [1, 5, hw, hw])]),
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in outs], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(path))
+    return path
+
+
+def quantize_np(v, s):
+    """QuantizeLinear int8, zero point 0: float32 division, ties to even, saturation."""
+    return np.clip(np.rint(v.astype(np.float32) / np.float32(s)), -128, 127)
+
+
+@pytest.mark.parametrize("variant", ["whole", "split", "keep"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_conv_quantizes_its_concat_part(tmp_path, variant, threads):
+    """The int8 conv writing float32 into an int8 Concat -> QuantizeLinear writes that part's
+    codes itself (memory_plan.h plan_quantized_concat_slices): bit-identical to quantizing
+    the conv's own float32 result as the Concat step did."""
+    path = conv_concat_model(tmp_path / "m.onnx", split=variant == "split",
+                             keep=variant == "keep")
+    env = dict(os.environ, LOWBIT_PROFILE="1", LOWBIT_LOWP_KERNELS="1")
+    xs = inputs_for(path)
+    for i, x in enumerate(xs):
+        np.save(tmp_path / f"in{i}.npy", x)
+    r = subprocess.run([BIN, "smoke", str(path), "--input", str(tmp_path / "in0.npy"),
+                        "--input", str(tmp_path / "in1.npy"), "--runs", "1", "--warmup", "0",
+                        "--threads", str(threads)], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    parts = 2 if variant == "split" else 1
+    assert f"{parts} quantized by their producers" in r.stderr, r.stderr
+    assert ">qconcat" in r.stderr, r.stderr
+    fast = run_lowbit(path, xs, tmp_path, True, threads, tag="a")
+    conv = run_lowbit(conv_concat_model(tmp_path / "c.onnx", out_c=True), xs[:1], tmp_path,
+                      True, threads, tag="c")
+    want = np.concatenate([quantize_np(conv[:, :8], 0.03), quantize_np(xs[1], 0.03),
+                           quantize_np(conv[:, 8:], 0.03)] if variant == "split" else
+                          [quantize_np(conv, 0.03), quantize_np(xs[1], 0.03)], axis=1)
+    np.testing.assert_array_equal(fast, (want * np.float32(0.03)).astype(np.float32))
+    # And the simulation within one code (the int8 conv's float sums, rounded in another order).
+    sim = run_lowbit(path, xs, tmp_path, False, threads, tag="s")
+    assert np.abs(fast.astype(np.float64) - sim).max() <= 0.03 * 1.0001

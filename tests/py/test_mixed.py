@@ -6,7 +6,8 @@
 - `sensitivity --mode w4a8` of one node equals the output MSE, in ONNX Runtime, of the model
   written with only that node in int4w (`--assign` with default float).
 - `lowbit mixed` respects its weight-byte budget, writes model / assignment / Pareto front, and
-  refuses bad budgets before writing anything.
+  refuses bad budgets before writing anything; `--weight-method adaround` / `--bias-correction`
+  reach its int4w nodes exactly as `quantize --assign` applies them.
 """
 import json
 import os
@@ -177,10 +178,52 @@ def test_w4a8_sensitivity_matches_onnxruntime(tmp_path, calib_npy):
     assert all(n["op_type"] == "Conv" for n in json.loads(r16.read_text())["nodes"])
 
 
-def mixed_args(tmp_path, calib_npy, *extra):
+def mixed_args(tmp_path, calib_npy, *extra, method="rtn"):
     return ["mixed", MODEL, "--calib", calib_npy, "--sens-images", 1, "--max-images", 4,
-            "--formats", "int4w", "int8", "--weight-method", "rtn", "--front-points", 1,
+            "--formats", "int4w", "int8", "--weight-method", method, "--front-points", 1,
             "--calibration-method", "max", "--sensitivity-dir", tmp_path / "sens", *extra]
+
+
+def int4_weights(path):
+    """initializer name -> raw bytes of every INT4 initializer of the model."""
+    m = onnx.load(str(path))
+    return {i.name: i.raw_data for i in m.graph.initializer if i.data_type == onnx.TensorProto.INT4}
+
+
+def initializers(path):
+    m = onnx.load(str(path))
+    return {i.name: onnx.numpy_helper.to_array(i).tobytes() for i in m.graph.initializer}
+
+
+def test_mixed_adaround_reaches_int4w_nodes(tmp_path, calib_npy):
+    # AdaRound (few iterations) and bias correction on the int4w nodes: the chosen model is
+    # exactly what `quantize --assign` writes with the same options, and its INT4 codes are
+    # neither GPTQ's nor RTN's (the option reaches the nodes, not just the argument parser).
+    ada = ["--adaround-iters", 30, "--adaround-lambda", 1, "--bias-correction"]
+    out = tmp_path / "ada.onnx"
+    summ = json.loads(lowbit(*mixed_args(tmp_path, calib_npy, "--budget-bytes", "0.7x", *ada,
+                                         "--out", out, method="adaround")).stdout)
+    assert summ["formats"]["int4w"] > 0
+    pareto = json.loads((tmp_path / "ada.pareto.json").read_text())
+    assert pareto["weight_method"] == "adaround" and pareto["bias_correction"] is True
+    assert pareto["adaround"] == {"iters": 30, "lambda": 1.0}
+    asg = tmp_path / "ada.assign.json"
+
+    def assigned(name, *extra):
+        path = tmp_path / name
+        lowbit("quantize", MODEL, "--assign", asg, "--calib", calib_npy,
+               "--calibration-method", "max", "--out", path, *extra)
+        return path
+
+    again = assigned("again.onnx", "--weight-method", "adaround", *ada)
+    assert initializers(out) == initializers(again)
+    w = int4_weights(out)
+    assert w and len(w) == summ["formats"]["int4w"]
+    for other in (assigned("gptq.onnx", "--weight-method", "gptq"),
+                  assigned("rtn.onnx", "--weight-method", "rtn")):
+        wo = int4_weights(other)
+        assert wo.keys() == w.keys()
+        assert sum(wo[k] != w[k] for k in w) >= len(w) // 2
 
 
 def test_mixed_budget(tmp_path, calib_npy):
@@ -235,6 +278,9 @@ def test_mixed_budget(tmp_path, calib_npy):
     (["--budget-bytes", "0.1x"], "below the smallest this model reaches"),
     (["--max-drop", "-0.1"], "--max-drop -0.1"),
     (["--budget-bytes", "0.6x", "--formats", "int5"], "format 'int5'"),
+    (["--budget-bytes", "0.6x", "--adaround-iters", "0"], "--adaround-iters 0 must be at least 1"),
+    (["--budget-bytes", "0.6x", "--adaround-lambda", "-1"], "--adaround-lambda -1 must be"),
+    (["--budget-bytes", "0.6x", "--gptq-samples", "-2"], "--gptq-samples -2 is negative"),
 ])
 def test_mixed_refuses_bad_budgets(tmp_path, calib_npy, extra, needle):
     out = tmp_path / "mx.onnx"
@@ -242,6 +288,15 @@ def test_mixed_refuses_bad_budgets(tmp_path, calib_npy, extra, needle):
     assert r.returncode != 0 and needle in r.stderr, r.stderr
     assert not out.exists() and not (tmp_path / "mx.assign.json").exists()
     assert not list(tmp_path.glob(".lowbit-mixed-*"))
+
+
+def test_mixed_refuses_bad_weight_method(tmp_path, calib_npy):
+    out = tmp_path / "mx.onnx"
+    r = lowbit(*mixed_args(tmp_path, calib_npy, "--budget-bytes", "0.6x", "--out", out,
+                           method="adaroundx"), check=False)
+    assert r.returncode != 0
+    assert "--weight-method 'adaroundx': expected rtn, gptq or adaround" in r.stderr, r.stderr
+    assert not out.exists() and not list(tmp_path.glob(".lowbit-mixed-*"))
 
 
 def test_mixed_max_drop_alone(tmp_path, calib_npy):

@@ -19,18 +19,13 @@
 //
 // Threads: with more than one thread the output rows are cut into chunks, each a one-thread
 // primitive over a contiguous slice of the NHWC input and output (a band of rows is contiguous
-// in NHWC; the chunk's own top/bottom padding replaces the rows outside it). The chunks run as
-// ThreadPool tasks, so a thread the OS schedules late never stalls the conv (core/thread_pool.h).
-//
-// Output-channel split: a direct (not Winograd) dense conv with a kernel above 1x1 and more
-// than kOcSplitMinWeightBytes of weights runs as oc_split_ primitives of at most
-// kOcSplitMaxChannels output channels each, one after the other on the same input rows; each
-// writes its channels to a per-thread buffer (Workspace::OcPart) that is copied into the
-// chunk's NHWC rows. oneDNN 2.6's brgconv on the 512->512 3x3 stride-2 conv of YOLO11m (80x80
-// input) ran at 72-79 GFLOP/s, as four 128-channel primitives at 107-110 (one thread, AMD EPYC
-// Zen 4; the same split of 576 channels 96 -> 108 GFLOP/s). Convs with smaller weights did not
-// gain (384 channels at 80x80, 256 at 160x160) and 512 channels at 40x40 neither gained nor lost.
-// The sums are the same per output channel, so the results do not change.
+// in NHWC; the chunk's own top/bottom padding replaces the rows outside it). Convs on small maps
+// whose weights outweigh their input, and direct convs with big weights at any thread count,
+// are cut into ranges of output channels instead, over all rows (plan_chunks says when). The chunks
+// run as ThreadPool tasks, so a thread the OS schedules late never stalls the conv
+// (core/thread_pool.h). A chunk's primitive must use the whole conv's implementation;
+// executor_fast_test.cpp checks that Winograd row chunks and channel chunks give one thread's
+// outputs bit for bit.
 //
 // Epilogue, per chunk while its rows are in cache: SiLU (x * sigmoid(x), which Ultralytics
 // exports as Conv -> Sigmoid -> Mul) by a vectorized pass (oneDNN 2.6's eltwise_swish post-op
@@ -44,7 +39,6 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -71,6 +65,8 @@ constexpr double kFlopsPerSecond = 50e9;
 constexpr double kBytesPerSecond = 20e9;
 // Chunk output size with several threads: a quarter of this CPU's 1 MiB L2.
 constexpr double kChunkOutBytes = 256.0 * 1024;
+// Row chunks whose busiest thread works this much longer than an even share count as uneven.
+constexpr double kMaxRowImbalance = 1.05;
 // Winograd only where both channel counts reach this. Measured per layer (cpu ms, one and two
 // threads, Winograd vs direct brgconv): 3->20, 12, 20, 24 and 20<->40 channel layers 1.1-3.8x
 // slower with Winograd (it pads channels to 16s and its transforms cost more than the
@@ -80,31 +76,20 @@ constexpr int64_t kWinogradMinChannels = 40;
 // Output rows of a Winograd tile: chunks start on multiples of it (F(4x4, 3x3) and, a
 // multiple of it, F(2x2, 3x3)).
 constexpr int64_t kWinoTileRows = 4;
-// Output-channel split of big direct convs (see the top of the file).
-constexpr double kOcSplitMinWeightBytes = 8.0 * 1024 * 1024;
-constexpr int64_t kOcSplitMaxChannels = 160;
-
-// The number of output-channel parts for a direct conv with `m` output channels and
-// `weight_bytes` of weights: the fewest parts of at most kOcSplitMaxChannels channels each,
-// a multiple of 16 (oneDNN's channel block), that divide m evenly; 1 when none or no split.
-int64_t oc_split_for(int64_t m, double weight_bytes) {
-    if (weight_bytes <= kOcSplitMinWeightBytes) return 1;
-    for (int64_t parts = 2; m / parts >= 16; ++parts) {
-        if (m % parts == 0 && (m / parts) % 16 == 0 && m / parts <= kOcSplitMaxChannels) {
-            return parts;
-        }
-    }
-    return 1;
-}
+// Direct dense convs with a kernel above 1x1 and more weights than this run as channel chunks
+// of at most kBigConvChunkChannels output channels at any thread count (plan_chunks).
+constexpr double kBigConvWeightBytes = 8.0 * 1024 * 1024;
+constexpr int64_t kBigConvChunkChannels = 160;
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
     int64_t ih0 = 0;           // first input row read
     size_t part = 0;           // index into ConvOp::parts_
+    int64_t oc0 = 0, oc1 = 0;  // output channels
+    size_t wei = 0;            // index into ConvOp::weights_
     // NHWC views of the chunk's input and output rows, made once; run() only points them at
     // the tensors (each chunk runs on one thread at a time).
     memory src, dst, bias;
-    memory part_dst;  // with an output-channel split: one part's rows (Workspace::OcPart)
 };
 
 class ConvOp final : public FastOp {
@@ -144,7 +129,6 @@ public:
             has_bias_ = true;
         }
         n_threads_ = std::max(1, n_threads);
-        oc_part_ = y_[1];
         if (group_ == 1) {
             wei_dims_ = {wt[0], wt[1], wt[2], wt[3]};
             user_wei_md_ = memory::desc(wei_dims_, DT::f32, Tag::oihw);
@@ -159,24 +143,13 @@ public:
         dnnl::convolution_forward::primitive_desc whole;
         if (wino_shape && dnnl_.conv_winograd) {
             try {
-                whole = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2], true);
+                whole = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2], true, y_[1]);
                 winograd_ = std::string(whole.impl_info_str()).find("wino") != std::string::npos;
             } catch (const dnnl::error&) {
                 winograd_ = false;  // shape not supported (e.g. channels not a multiple of 16)
             }
         }
-        if (!winograd_) {
-            const double weight_bytes = 4.0 * static_cast<double>(wt[0] * wt[1] * wt[2] * wt[3]);
-            if (group_ == 1 && (h_.k > 1 || w_.k > 1)) {
-                oc_split_ = oc_split_for(y_[1], weight_bytes);
-            }
-            oc_part_ = y_[1] / oc_split_;
-            if (oc_split_ > 1) {
-                wei_dims_[0] = oc_part_;
-                user_wei_md_ = memory::desc(wei_dims_, DT::f32, Tag::oihw);
-            }
-            whole = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2], false);
-        }
+        if (!winograd_) whole = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2], false, y_[1]);
         impl_ = whole.impl_info_str();
         if (is_dnnl_ref_impl(impl_)) {
             warnings.push_back(fmt::format(
@@ -190,12 +163,12 @@ public:
 
         planned_w_ = ins[1].constant->raw();
         weights_ = reorder_weights(planned_w_);
-        what_ = fmt::format("Conv {}x{} s{}{} [{}{}]{}{}{}{}{}", wt[2], wt[3], h_.stride,
+        what_ = fmt::format("Conv {}x{} s{}{} [{}]{}{}{}{}{}", wt[2], wt[3], h_.stride,
                             group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_,
-                            oc_split_ > 1 ? fmt::format(" x{} oc parts", oc_split_) : "",
                             bn_.scale.empty() ? "" : " +BN", silu_ ? " +SiLU" : "",
                             relu_ ? " +Relu" : "", hardswish_ ? " +HardSwish" : "",
                             residual_ ? (relu_after_ ? " +Add +Relu" : " +Add") : "");
+        if (oc_chunks_) what_ += fmt::format(" x{} channel chunks", chunks_.size());
         return Status::ok();
     }
 
@@ -233,8 +206,10 @@ public:
             const Part& part = parts_[c.part];
             const auto t = static_cast<size_t>(thread);
             for (int64_t b = 0; b < x_[0]; ++b) {
-                char* dst = routing_.dense() ? y + b * y_image + c.oh0 * y_row
-                                   : static_cast<char*>(dnnl_.data(Workspace::ChunkOut, thread));
+                // A chunk of output channels computes into a dense buffer of its own.
+                char* dst = routing_.dense() && !oc_chunks_
+                                ? y + b * y_image + c.oh0 * y_row
+                                : static_cast<char*>(dnnl_.data(Workspace::ChunkOut, thread));
                 try {
                     c.src.set_data_handle(const_cast<char*>(x + b * x_image + c.ih0 * x_row));
                     c.dst.set_data_handle(dst);
@@ -254,51 +229,35 @@ public:
                         kept.set_data_handle(out_mem.get_data_handle());
                     }
                     part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
-                    if (oc_split_ > 1) {
-                        run_oc_parts(c, part, *wei, static_cast<const char*>(bias), dst, thread);
-                    } else {
-                        std::unordered_map<int, memory> args = {
-                            {DNNL_ARG_SRC, src},
-                            {DNNL_ARG_WEIGHTS, (*wei)[part.wei]},
-                            {DNNL_ARG_DST, out_mem},
-                            {DNNL_ARG_SCRATCHPAD, part.scratch[t]}};
-                        if (bias) {
-                            c.bias.set_data_handle(bias);
-                            args.emplace(DNNL_ARG_BIAS, c.bias);
-                        }
-                        part.prim.execute(stream, args);
-                        if (part.blocked_dst) part.from_blocked.execute(stream, kept, c.dst);
-                        stream.wait();
+                    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
+                                                            {DNNL_ARG_WEIGHTS, (*wei)[c.wei]},
+                                                            {DNNL_ARG_DST, out_mem},
+                                                            {DNNL_ARG_SCRATCHPAD, part.scratch[t]}};
+                    if (bias) {
+                        c.bias.set_data_handle(static_cast<float*>(bias) + c.oc0);
+                        args.emplace(DNNL_ARG_BIAS, c.bias);
                     }
+                    part.prim.execute(stream, args);
+                    if (part.blocked_dst) part.from_blocked.execute(stream, kept, c.dst);
+                    stream.wait();
                 } catch (const dnnl::error& e) {
                     std::lock_guard<std::mutex> lock(failure_mu);
                     failure = e.what();
                     failed = true;
                     return;
                 }
-                auto* yf = reinterpret_cast<float*>(dst);
-                const int64_t len = (c.oh1 - c.oh0) * y_row / 4;
-                if (silu_) silu_f32(yf, yf, len);
-                if (relu_) {
-                    for (int64_t i = 0; i < len; ++i) yf[i] = yf[i] > 0.0f ? yf[i] : 0.0f;
-                }
-                if (hardswish_) hardswish(yf, len);
-                if (res) {
-                    const auto* r =
-                        reinterpret_cast<const float*>(res + b * y_image + c.oh0 * y_row);
-                    if (relu_after_) {
-                        for (int64_t i = 0; i < len; ++i) {
-                            const float v = yf[i] + r[i];
-                            yf[i] = v > 0.0f ? v : 0.0f;
-                        }
-                    } else {
-                        for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
-                    }
-                }
-                // Channel-range outputs (a Split folded into this conv) and concat slices.
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
                 const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
-                routing_.copy_rows(dst, out, p0, pixels, 4);
+                const auto* r =
+                    res ? reinterpret_cast<const float*>(res) + p0 * y_[1] + c.oc0 : nullptr;
+                const int64_t width = c.oc1 - c.oc0;
+                epilogue(reinterpret_cast<float*>(dst), width, r, y_[1], pixels, width);
+                if (oc_chunks_ && routing_.dense()) {
+                    copy_channel_rows(dst, width, y + (p0 * y_[1] + c.oc0) * 4, y_[1], pixels,
+                                      width, 4);
+                }
+                // Channel-range outputs (a Split folded into this conv) and concat slices.
+                routing_.copy_channel_block(dst, width, c.oc0, c.oc1, out, p0, pixels, 4);
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
@@ -332,7 +291,6 @@ private:
     struct Part {
         dnnl::convolution_forward::primitive_desc pd;
         dnnl::convolution_forward prim;
-        size_t wei = 0;               // index into the weights (one per distinct format)
         std::vector<memory> scratch;  // per pool thread; data set at run time
         // Winograd works on blocked tensors: the chunk is reordered in and out of per-thread
         // buffers.
@@ -349,59 +307,27 @@ private:
     memory::desc nhwc_src(int64_t rows) const {
         return memory::desc({1, x_[1], rows, x_[3]}, DT::f32, Tag::nhwc);
     }
-    memory::desc nhwc_dst(int64_t rows) const {
-        return memory::desc({1, y_[1], rows, y_[3]}, DT::f32, Tag::nhwc);
-    }
-    // What one primitive writes: all channels, or one output-channel part's.
-    memory::desc nhwc_part_dst(int64_t rows) const {
-        return memory::desc({1, oc_part_, rows, y_[3]}, DT::f32, Tag::nhwc);
-    }
-
-    // The chunk's conv as oc_split_ primitives, part k computing output channels
-    // [k * oc_part_, (k + 1) * oc_part_) into the OcPart buffer, copied into `dst` (the chunk's
-    // NHWC rows, all channels). `bias` is the full bias vector or null.
-    void run_oc_parts(Chunk& c, const Part& part, const std::vector<memory>& wei, const char* bias,
-                      char* dst, int thread) {
-        const auto t = static_cast<size_t>(thread);
-        auto& stream = dnnl_.streams[t];
-        auto* tmp = static_cast<char*>(dnnl_.data(Workspace::OcPart, thread));
-        c.part_dst.set_data_handle(tmp);
-        const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
-        const size_t part_bytes = static_cast<size_t>(oc_part_) * 4;
-        for (int64_t k = 0; k < oc_split_; ++k) {
-            const memory& w = wei[static_cast<size_t>(k) * wei_mds_.size() + part.wei];
-            std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, c.src},
-                                                    {DNNL_ARG_WEIGHTS, w},
-                                                    {DNNL_ARG_DST, c.part_dst},
-                                                    {DNNL_ARG_SCRATCHPAD, part.scratch[t]}};
-            if (bias) {
-                c.bias.set_data_handle(const_cast<char*>(bias) + k * oc_part_ * 4);
-                args.emplace(DNNL_ARG_BIAS, c.bias);
-            }
-            part.prim.execute(stream, args);
-            stream.wait();
-            char* to = dst + k * oc_part_ * 4;
-            for (int64_t i = 0; i < pixels; ++i) {
-                std::memcpy(to + i * y_[1] * 4, tmp + static_cast<size_t>(i) * part_bytes,
-                            part_bytes);
-            }
-        }
+    // `oc` output channels (a chunk of them, or all).
+    memory::desc nhwc_dst(int64_t rows, int64_t oc) const {
+        return memory::desc({1, oc, rows, y_[3]}, DT::f32, Tag::nhwc);
     }
 
     // The primitive for `in_rows` input rows (with the given vertical padding) producing
-    // `out_rows` output rows, batch 1. Direct convs read and write NHWC; Winograd picks its
-    // own (blocked) layouts.
+    // `out_rows` output rows of `oc` output channels, batch 1. Direct convs read and write NHWC;
+    // Winograd picks its own (blocked) layouts.
     dnnl::convolution_forward::primitive_desc make_pd(int64_t in_rows, int64_t pad_top,
                                                       int64_t pad_bottom, int64_t out_rows,
-                                                      bool winograd) const {
+                                                      bool winograd, int64_t oc) const {
         const memory::desc src_md =
             winograd ? memory::desc({1, x_[1], in_rows, x_[3]}, DT::f32, Tag::any)
                      : nhwc_src(in_rows);
-        const memory::desc dst_md =
-            winograd ? memory::desc({1, y_[1], out_rows, y_[3]}, DT::f32, Tag::any)
-                     : nhwc_part_dst(out_rows);
-        const memory::desc wei_md(wei_dims_, DT::f32, Tag::any);
-        const memory::desc bias_md({oc_part_}, DT::f32, Tag::x);
+        const memory::desc dst_md = winograd
+                                        ? memory::desc({1, oc, out_rows, y_[3]}, DT::f32, Tag::any)
+                                        : nhwc_dst(out_rows, oc);
+        memory::dims wei_dims = wei_dims_;
+        wei_dims[group_ == 1 ? 0 : 1] = group_ == 1 ? oc : oc / group_;
+        const memory::desc wei_md(wei_dims, DT::f32, Tag::any);
+        const memory::desc bias_md({oc}, DT::f32, Tag::x);
         // oneDNN counts dilation from 0 (no dilation), ONNX from 1.
         const memory::dims strides = {h_.stride, w_.stride};
         const memory::dims dilates = {h_.dilation - 1, w_.dilation - 1};
@@ -447,6 +373,11 @@ private:
         // (up to 576 x 576 floats here), and fewer, larger chunks measured 6% faster for
         // YOLOv10m at 2 threads.
         if (h_.k == 1 && w_.k == 1 && group_ == 1) n = std::min(n, t);
+        // Depthwise convs between one and two chunks' work (14x14 and 7x7 maps of MobileNetV3
+        // and EfficientNet-B0, 20-40 us): one chunk per thread rather than one thread.
+        if (t > 1 && n == 1 && group_ == x_[1] && seconds >= kMinChunkSeconds) {
+            n = std::min(t, oh);
+        }
         std::vector<int64_t> bounds;  // chunk i covers output rows [bounds[i], bounds[i + 1])
         if (winograd_) {
             // At most two chunks per thread (each pays its own layout reorders; 2 per thread
@@ -470,10 +401,42 @@ private:
             // Row counts differ by at most one between chunks.
             for (int64_t i = 0; i <= n; ++i) bounds.push_back(oh * i / n);
         }
-        if (n > 1 && !make_chunks(bounds)) n = 1;
+        // Channel chunks instead (make_oc_chunks) for dense convs whose weights outweigh their
+        // input, when the row chunks above are Winograd's (each chunk streams the transformed
+        // weights and computes padded tile rows it drops: ResNet-50's 14x14 and 7x7 stages ran
+        // at 0.75-0.83 of the one-thread time at 2 threads, YOLOv8m's 20x20 and 40x40 ones at
+        // 0.8-1.08; 0.52-0.66 as channel chunks) or leave one thread more rows than the other
+        // (7-row maps, 1-row squeeze-excitation maps). Evenly cut direct convs stay on rows:
+        // there channel chunks measured the same or up to 0.07 of the conv slower (the copy of
+        // the result from the chunk buffer). Channel chunks each read their share of the
+        // weights, so the weights count as work here: a squeeze-excitation conv on a 1x1 map
+        // (MobileNetV3's 240 -> 960) is mostly weights.
+        const double w_bytes = 4.0 * static_cast<double>(y_[1] * x_[1] / group_ * h_.k * w_.k);
+        const double x_bytes = 4.0 * static_cast<double>(x_[1] * x_[2] * x_[3]);
+        const double oc_seconds = std::max(seconds, (bytes + w_bytes) / kBytesPerSecond);
+        const int64_t n_oc =
+            std::min<int64_t>(t, static_cast<int64_t>(oc_seconds / kMinChunkSeconds));
+        // Big direct convs: channel chunks of at most kBigConvChunkChannels, a multiple of the
+        // thread count, at one thread too. oneDNN 2.6's brgconv ran YOLO11m's 512->512 3x3
+        // stride-2 conv (80x80 input, 9.4 MB of weights) at 72-79 GFLOP/s on an AMD EPYC (Zen 4),
+        // as four 128-channel primitives over all rows at 107-110 (one thread; 576 channels
+        // 96 -> 108). Smaller weights did not gain (384 channels at 80x80, 256 at 160x160) and
+        // 512 channels at 40x40 neither gained nor lost.
+        const bool big =
+            !winograd_ && group_ == 1 && (h_.k > 1 || w_.k > 1) && w_bytes > kBigConvWeightBytes;
+        const int64_t n_big =
+            (y_[1] + kBigConvChunkChannels * t - 1) / (kBigConvChunkChannels * t) * t;
+        if (big && make_oc_chunks(n_big)) {
+            n = static_cast<int64_t>(chunks_.size());
+        } else if (t > 1 && group_ == 1 && n_oc > 1 && w_bytes >= x_bytes &&
+                   (winograd_ || row_imbalance(bounds, t) > kMaxRowImbalance) &&
+                   make_oc_chunks(n_oc)) {
+            n = static_cast<int64_t>(chunks_.size());
+        }
+        if (n > 1 && !oc_chunks_ && !make_chunks(bounds)) n = 1;
         if (n == 1) {
             parts_.clear();
-            chunks_ = {Chunk{0, oh, 0, 0, {}, {}, {}, {}}};
+            chunks_ = {Chunk{0, oh, 0, 0, 0, y_[1], 0, {}, {}, {}}};
             add_part(whole, 0, oh);
         }
         for (Part& p : parts_) {
@@ -491,19 +454,78 @@ private:
                 }
             }
         }
+        int64_t widest = 0;
         for (Chunk& c : chunks_) {
+            c.wei = weight_slice(parts_[c.part].pd.weights_desc(), c.oc0, c.oc1);
+            widest = std::max(widest, c.oc1 - c.oc0);
             c.src = memory(nhwc_src(parts_[c.part].pd.src_desc().dims()[2]), dnnl_.engine,
                            DNNL_MEMORY_NONE);
-            c.dst = memory(nhwc_dst(c.oh1 - c.oh0), dnnl_.engine, DNNL_MEMORY_NONE);
+            c.dst = memory(nhwc_dst(c.oh1 - c.oh0, c.oc1 - c.oc0), dnnl_.engine, DNNL_MEMORY_NONE);
             if (has_bias_) {
                 c.bias = memory(parts_[c.part].pd.bias_desc(), dnnl_.engine, DNNL_MEMORY_NONE);
             }
-            if (oc_split_ > 1) {
-                c.part_dst = memory(nhwc_part_dst(c.oh1 - c.oh0), dnnl_.engine, DNNL_MEMORY_NONE);
-                dnnl_.reserve(Workspace::OcPart,
-                              static_cast<size_t>((c.oh1 - c.oh0) * y_[3] * oc_part_) * 4);
-            }
         }
+        if (oc_chunks_) {
+            dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(widest * oh * y_[3]) * 4);
+        }
+    }
+
+    // How much longer than an even share the busiest of `t` threads works when the row chunks
+    // `bounds` are claimed in order (each by the thread with the fewest rows so far): 1 = even.
+    static double row_imbalance(const std::vector<int64_t>& bounds, int64_t t) {
+        std::vector<int64_t> rows(static_cast<size_t>(t), 0);
+        for (size_t i = 0; i + 1 < bounds.size(); ++i) {
+            *std::min_element(rows.begin(), rows.end()) += bounds[i + 1] - bounds[i];
+        }
+        const double total = static_cast<double>(bounds.back() - bounds.front());
+        return static_cast<double>(*std::max_element(rows.begin(), rows.end())) *
+               static_cast<double>(t) / total;
+    }
+
+    // With several threads, a conv whose weights outweigh its input (small maps: ResNet-50's
+    // 7x7 and 14x14 stages) is cut into `n` ranges of output channels over all rows instead of
+    // row chunks: row chunks each stream the whole weights (and a 7-row map cannot be cut
+    // evenly in two), channel chunks each read the whole input but only their weights. The
+    // ranges are multiples of 16 channels (oneDNN's block); each chunk computes into a dense
+    // per-thread buffer (oneDNN's direct convs take only dense NHWC outputs) and the epilogue
+    // writes its channels into the output. False when a chunk's primitive would use another
+    // implementation than the whole conv's.
+    bool make_oc_chunks(int64_t n) {
+        const int64_t blocks = y_[1] / 16;
+        if (n < 2 || blocks < n) return false;
+        std::map<int64_t, size_t> part_of;  // by width
+        for (int64_t i = 0; i < n; ++i) {
+            const int64_t oc0 = 16 * (blocks * i / n);
+            const int64_t oc1 = i + 1 == n ? y_[1] : 16 * (blocks * (i + 1) / n);
+            auto it = part_of.find(oc1 - oc0);
+            if (it == part_of.end()) {
+                dnnl::convolution_forward::primitive_desc pd;
+                try {
+                    pd = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2], winograd_, oc1 - oc0);
+                } catch (const dnnl::error&) {
+                    pd = {};
+                }
+                if (!pd || pd.impl_info_str() != impl_ || !add_part(pd, 0, y_[2])) {
+                    parts_.clear();
+                    chunks_.clear();
+                    return false;
+                }
+                it = part_of.emplace(oc1 - oc0, parts_.size() - 1).first;
+            }
+            chunks_.push_back(Chunk{0, y_[2], 0, it->second, oc0, oc1, 0, {}, {}, {}});
+        }
+        oc_chunks_ = true;
+        return true;
+    }
+
+    // The index in weights_ of the weights of output channels [oc0, oc1) in format `md`.
+    size_t weight_slice(const memory::desc& md, int64_t oc0, int64_t oc1) {
+        for (size_t i = 0; i < wei_slices_.size(); ++i) {
+            const WeightSlice& w = wei_slices_[i];
+            if (w.md == md && w.oc0 == oc0 && w.oc1 == oc1) return i;
+        }
+        wei_slices_.push_back({md, oc0, oc1});
+        return wei_slices_.size() - 1;
     }
 
     // The rows [skip, skip + keep) of the part's (blocked) output.
@@ -521,15 +543,13 @@ private:
         p.skip = skip;
         p.keep = keep;
         const memory::dims d = pd.src_desc().dims();
+        const int64_t oc = pd.dst_desc().dims()[1];
         const memory::desc src_plain = nhwc_src(d[2]);
-        const memory::desc dst_plain = nhwc_dst(keep);
+        const memory::desc dst_plain = nhwc_dst(keep, oc);
         p.blocked_src = pd.src_desc() != src_plain;
-        p.blocked_dst = pd.dst_desc() != nhwc_part_dst(pd.dst_desc().dims()[2]);
+        p.blocked_dst = pd.dst_desc() != nhwc_dst(pd.dst_desc().dims()[2], oc);
         if (!p.blocked_dst && (skip != 0 || keep != pd.dst_desc().dims()[2])) return false;
         p.prim = dnnl::convolution_forward(pd);
-        auto it = std::find(wei_mds_.begin(), wei_mds_.end(), pd.weights_desc());
-        p.wei = static_cast<size_t>(it - wei_mds_.begin());
-        if (it == wei_mds_.end()) wei_mds_.push_back(pd.weights_desc());
         if (p.blocked_src) {
             p.to_blocked = dnnl::reorder(dnnl::reorder::primitive_desc(
                 dnnl_.engine, src_plain, dnnl_.engine, pd.src_desc()));
@@ -613,13 +633,14 @@ private:
                 }
             }
             if (it == part_of.end()) {
-                if (!add_part(make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_),
-                              g.skip, g.keep)) {
+                if (!add_part(
+                        make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_, y_[1]),
+                        g.skip, g.keep)) {
                     return false;
                 }
                 it = part_of.emplace(g.key(), parts_.size() - 1).first;
             }
-            chunks_.push_back({oh0, oh1, g.ih0, it->second, {}, {}, {}, {}});
+            chunks_.push_back(Chunk{oh0, oh1, g.ih0, it->second, 0, y_[1], 0, {}, {}, {}});
         }
         return true;
     }
@@ -627,10 +648,42 @@ private:
     // Whether oneDNN picks the whole conv's implementation for this chunk geometry.
     bool matches_whole(const Geometry& g) const {
         try {
-            return make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_)
+            return make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_, y_[1])
                        .impl_info_str() == impl_;
         } catch (const dnnl::error&) {
             return false;  // no implementation of this algorithm for the chunk
+        }
+    }
+
+    // The fused activation and residual Add on `pixels` rows of `width` channels, in place in
+    // y (rows y_stride elements apart), reading the residual r (rows r_stride apart; null:
+    // none).
+    void epilogue(float* y, int64_t y_stride, const float* r, int64_t r_stride, int64_t pixels,
+                  int64_t width) const {
+        if (y_stride == width && (r == nullptr || r_stride == width)) {
+            epilogue_run(y, r, pixels * width);
+            return;
+        }
+        for (int64_t p = 0; p < pixels; ++p) {
+            epilogue_run(y + p * y_stride, r ? r + p * r_stride : nullptr, width);
+        }
+    }
+
+    void epilogue_run(float* yf, const float* r, int64_t len) const {
+        if (silu_) silu_f32(yf, yf, len);
+        if (relu_) {
+            for (int64_t i = 0; i < len; ++i) yf[i] = yf[i] > 0.0f ? yf[i] : 0.0f;
+        }
+        if (hardswish_) hardswish(yf, len);
+        if (r) {
+            if (relu_after_) {
+                for (int64_t i = 0; i < len; ++i) {
+                    const float v = yf[i] + r[i];
+                    yf[i] = v > 0.0f ? v : 0.0f;
+                }
+            } else {
+                for (int64_t i = 0; i < len; ++i) yf[i] += r[i];
+            }
         }
     }
 
@@ -652,8 +705,7 @@ private:
         std::vector<float> scaled;
         if (!bn_.scale.empty()) {
             const int64_t m = y_[1];
-            const int64_t per =
-                static_cast<int64_t>(user_wei_md_.get_size() / sizeof(float)) * oc_split_ / m;
+            const int64_t per = user_wei_md_.get_size() / sizeof(float) / static_cast<size_t>(m);
             const auto* src = static_cast<const float*>(w);
             scaled.resize(static_cast<size_t>(m * per));
             for (int64_t k = 0; k < m; ++k) {
@@ -664,15 +716,17 @@ private:
             }
             w = scaled.data();
         }
-        // With an output-channel split, part k's weights are the k-th block of oc_part_ rows
-        // of the OIHW array, reordered into each format in turn.
         std::vector<memory> out;
-        const size_t part_elems = user_wei_md_.get_size() / sizeof(float);
-        for (int64_t k = 0; k < oc_split_; ++k) {
-            auto formats = dnnl_.reorder_weights(
-                user_wei_md_, static_cast<const float*>(w) + static_cast<size_t>(k) * part_elems,
-                wei_mds_);
-            out.insert(out.end(), formats.begin(), formats.end());
+        const int64_t per = static_cast<int64_t>(user_wei_md_.get_size() / sizeof(float)) / y_[1];
+        for (const WeightSlice& s : wei_slices_) {
+            // Output channels are the outermost weights axis (group 1: oihw).
+            memory::dims dims = wei_dims_;
+            dims[0] = s.oc1 - s.oc0;
+            const memory::desc user = s.oc0 == 0 && s.oc1 == y_[1]
+                                          ? user_wei_md_
+                                          : memory::desc(dims, DT::f32, Tag::oihw);
+            out.push_back(
+                dnnl_.reorder_weights(user, static_cast<const float*>(w) + s.oc0 * per, {s.md})[0]);
         }
         return out;
     }
@@ -691,15 +745,19 @@ private:
     BnFold bn_;                       // a folded BatchNormalization (empty: none)
     std::vector<float> folded_bias_;  // with bn_: the bias the primitive reads
     bool winograd_ = false;
-    int64_t oc_split_ = 1;  // output-channel parts (oc_split_for), each of oc_part_ channels
-    int64_t oc_part_ = 0;
     memory::dims wei_dims_;
     memory::desc user_wei_md_;
-    std::vector<memory::desc> wei_mds_;  // distinct weights formats of the parts
+    // The weights the chunks use: a format and a range of output channels.
+    struct WeightSlice {
+        memory::desc md;
+        int64_t oc0 = 0, oc1 = 0;
+    };
+    std::vector<WeightSlice> wei_slices_;
+    bool oc_chunks_ = false;  // chunks are ranges of output channels (make_oc_chunks)
     std::vector<Part> parts_;
     std::vector<Chunk> chunks_;
     const void* planned_w_ = nullptr;
-    std::vector<memory> weights_;  // the planned weights, one per wei_mds_ entry
+    std::vector<memory> weights_;  // the planned weights, one per wei_slices_ entry
     ConvRouting routing_;          // split ranges and concat slices of the result
 };
 

@@ -1,5 +1,7 @@
 #include "runtime/kernels/cpu/conv_routing.h"
 
+#include <algorithm>
+
 namespace lowbit::cpu {
 
 void ConvRouting::reset(int64_t channels) {
@@ -33,17 +35,29 @@ bool ConvRouting::drop_dense(size_t out) {
 
 void ConvRouting::copy_rows(const char* result, std::span<Tensor> out, int64_t p0,
                             int64_t pixels, size_t elem) const {
+    copy_channel_block(result, channels_, 0, channels_, out, p0, pixels, elem);
+}
+
+void ConvRouting::copy_channel_block(const char* result, int64_t stride, int64_t c0, int64_t c1,
+                                     std::span<Tensor> out, int64_t p0, int64_t pixels,
+                                     size_t elem) const {
     const auto e = static_cast<int64_t>(elem);
     for (const auto& [k, spec] : outs_) {
-        const char* from = result + spec.c0 * e;
+        // The channels this destination shares with the result, relative to its own first.
+        const int64_t lo = std::max(spec.c0, c0), hi = std::min(spec.c1, c1);
+        if (lo >= hi) continue;
+        const char* from = result + (lo - c0) * e;
         const int64_t width = spec.c1 - spec.c0;
+        const int64_t skip = lo - spec.c0;
         if (k != 0 && spec.dense) {
-            copy_channel_rows(from, channels_, static_cast<char*>(out[k].raw()) + p0 * width * e,
-                              width, pixels, width, elem);
+            copy_channel_rows(from, stride,
+                              static_cast<char*>(out[k].raw()) + (p0 * width + skip) * e, width,
+                              pixels, hi - lo, elem);
         }
         for (const ConcatSlice& sl : spec.slices) {
-            char* d = static_cast<char*>(out[sl.slot].raw()) + (p0 * sl.total + sl.offset) * e;
-            copy_channel_rows(from, channels_, d, sl.total, pixels, width, elem);
+            char* d =
+                static_cast<char*>(out[sl.slot].raw()) + (p0 * sl.total + sl.offset + skip) * e;
+            copy_channel_rows(from, stride, d, sl.total, pixels, hi - lo, elem);
         }
     }
 }

@@ -31,6 +31,11 @@ public:
     // output pixel p0; copied to the channel-range outputs and the concat slices.
     void copy_rows(const char* result, std::span<Tensor> out, int64_t p0, int64_t pixels,
                    size_t elem) const;
+    // The same for a result holding only channels [c0, c1) of output 0, its pixel rows
+    // `stride` elements apart (a chunk of output channels): each destination gets the channels
+    // it shares with that range.
+    void copy_channel_block(const char* result, int64_t stride, int64_t c0, int64_t c1,
+                            std::span<Tensor> out, int64_t p0, int64_t pixels, size_t elem) const;
     // " +split", " +concat" (" >concat" when output 0 is not dense), for describe().
     std::string suffix() const;
 

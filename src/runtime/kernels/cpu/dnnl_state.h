@@ -25,7 +25,6 @@ enum class Workspace {
     BlockedSrc,  // a chunk's input reordered for Winograd
     BlockedDst,  // a chunk's Winograd output before the reorder back
     ChunkOut,    // a chunk's conv result when the op writes it only into other tensors
-    OcPart,      // one output-channel part of a chunk's conv result (conv.cpp, oc_split_)
     Count,
 };
 

@@ -44,6 +44,17 @@ public:
     // A channel Concat told that its producer writes input `in` in place: run() must not copy
     // it (the tensor passed for it is then empty).
     virtual bool set_input_in_place(size_t in) { return false; }
+    // The int8 Concat -> QuantizeLinear step (qmove.cpp): the scale at which it quantizes float
+    // input `in` (0: it reads that input as codes, or not at all). A producer may then write
+    // that part's codes itself (add_quantized_concat_slice) and the step is told
+    // set_input_in_place(in).
+    virtual float quantizes_input(size_t in) const { return 0.0f; }
+    // As add_concat_slice, but the slice of the int8 buffer gets output `out` quantized as
+    // QuantizeLinear(., scale) does (the int8 Q/DQ conv writing float32, qconv.cpp).
+    virtual bool add_quantized_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                                            float scale, bool keep_dense) {
+        return false;
+    }
     // Split folding: the producer also writes channels [c0, c1) of output `out` as a dense NHWC
     // tensor, passed to run() as outputs[slot]; that slot can then take concat slices too.
     virtual bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) {
@@ -130,6 +141,19 @@ struct QuantMoveSpec {
     mutable std::string fallback;  // set by the factory when it does not take the match
 };
 
+// LayerNorm over the last axis (runtime/fusion.h matches it; kernels/cpu/layer_norm.cpp): the
+// step reads x (input 0) and the affine gamma (1) and beta (2), each absent when the pattern
+// has none, and writes the normalized tensor.
+struct LayerNormSpec {
+    float epsilon = 1e-5f;
+    // A Transpose [0, 2, 3, 1] before the LayerNorm is fused: x is its 4-D [N, C, H, W] input,
+    // read channels-last (stored NHWC, its bytes are the transposed tensor's).
+    bool in_nhwc = false;
+    // A Transpose [0, 3, 1, 2] after it is fused: the output is that Transpose's [N, C, H, W],
+    // written channels-last (the same bytes as the normalized [N, H, W, C]).
+    bool out_nhwc = false;
+};
+
 // What a Conv step computes beyond the conv itself (the executor matches the graph pattern).
 // A BatchNormalization (inference) read as y = x * scale[c] + shift[c]; folded into the conv's
 // weights and bias (float conv kernels only).
@@ -157,12 +181,22 @@ struct ConvFusion {
     // Not a conv: the node is a MatMul whose result only feeds Add(., bias), bias a constant
     // vector along the last axis; the bias is passed as input 2 and added by the matmul.
     bool matmul_bias = false;
+    // ... then (fusion.cpp, ConvNeXt's block end) a Transpose [0, 3, 1, 2] of the rank-4
+    // result: the step writes the Transpose's [N, C, H, W] channels-last; a Mul by a constant
+    // per-channel layer scale (input 3); an Add of a residual (input 4, full-size; channels-last
+    // with matmul_nhwc). Inputs 3 and 4 are absent where the pattern has no such op.
+    bool matmul_nhwc = false;
+    bool matmul_scale = false;
+    bool matmul_residual = false;
+    // Not a conv: the node starts a LayerNorm pattern (its ReduceMean, a LayerNormalization op,
+    // or the Transpose before either), computed as one step (LayerNormSpec).
+    const LayerNormSpec* layer_norm = nullptr;
     bool any() const {
         return silu || residual || quant || qmove || bn || relu || hardswish || relu_after ||
-               gelu || matmul_bias;
+               gelu || matmul_bias || layer_norm;
     }
     bool float_only() const {
-        return bn || relu || hardswish || relu_after || gelu || matmul_bias;
+        return bn || relu || hardswish || relu_after || gelu || matmul_bias || layer_norm;
     }
 };
 

@@ -15,6 +15,8 @@
 //    is NHWC;
 //  - a Transpose [0,2,3,1] of an NHWC-stored tensor writes it plain, and [0,3,1,2] of a plain
 //    4-D tensor writes it NHWC: both are the same bytes, so one copy (ConvNeXt's blocks);
+//    fused into a LayerNorm step (before or after it) or a MatMul step (after it), no copy:
+//    the step reads or writes the NHWC tensor;
 //  - float16 Conv runs as a bf16 conv where the CPU has AVX512-BF16/AMX (conv_fp16_bf16, a row
 //    that takes float16 itself; ExecutorOptions::lowp_kernels off: not used);
 //  - else float16 Conv, MatMul, Softmax, MaxPool and Resize run their float32 op on widened inputs
@@ -181,6 +183,17 @@ const FastEntry kTable[] = {
          return make_gelu(c.node, c.ins, c.outs[0], c.fusion.gelu_div);
      },
      elementwise_layouts},
+    {"layer_norm", "LayerNorm over the last axis (ReduceMean..Div [+Mul, Add], or LayerNormalization) float32, fused, [+Transposes NCHW<->NHWC]",
+     [](const FastChoice& c) {
+         return (is_op(c, "ReduceMean") || is_op(c, "Transpose") ||
+                 is_op(c, "LayerNormalization")) &&
+                c.fusion.layer_norm != nullptr && c.ins.size() == 3;
+     },
+     [](const FastChoice& c) { return make_layer_norm(c.ins, *c.fusion.layer_norm); },
+     [](const FastChoice& c, FastPlan& p) {
+         p.in_layouts[0] = c.fusion.layer_norm->in_nhwc ? Layout::Nhwc : Layout::Plain;
+         p.out_layouts[0] = c.fusion.layer_norm->out_nhwc ? Layout::Nhwc : Layout::Plain;
+     }},
     {"binary", "Add/Sub/Mul/Div float32: full-size, scalar or per-channel operands; any layout",
      [](const FastChoice& c) {
          const std::string& t = c.node.op_type;
@@ -260,19 +273,26 @@ const FastEntry kTable[] = {
      [](const FastChoice& c) { return is_op(c, "Resize") && single_output(c) && c.nhwc_in(0); },
      [](const FastChoice& c) { return make_resize_nhwc(c.node, c.opset, c.ins, c.outs[0]); },
      nhwc_data_layouts},
-    {"matmul", "MatMul float32 rank 2-4 (oneDNN), +bias Add along the last axis; plain",
+    {"matmul", "MatMul float32 rank 2-4 (oneDNN), +bias Add along the last axis [+Transpose to NHWC, *scale, +residual]; plain",
      [](const FastChoice& c) {
          return is_op(c, "MatMul") && c.outs.size() == 1 &&
                 (!c.fusion.any() || (c.fusion.matmul_bias && !c.fusion.silu &&
                                      !c.fusion.residual && !c.fusion.quant && !c.fusion.qmove &&
                                      !c.fusion.bn && !c.fusion.relu && !c.fusion.hardswish &&
-                                     !c.fusion.relu_after && !c.fusion.gelu));
+                                     !c.fusion.relu_after && !c.fusion.gelu &&
+                                     !c.fusion.layer_norm));
      },
      [](const FastChoice& c) {
          return make_matmul(c.backend.dnnl(), c.node, c.ins, c.outs[0], c.backend.n_threads(),
-                            c.fusion.matmul_bias, c.warnings);
+                            c.fusion, c.warnings);
      },
-     plain_layouts},
+     [](const FastChoice& c, FastPlan& p) {
+         // With the Transpose [0, 3, 1, 2] fused the result and the residual are [N, C, H, W]
+         // channels-last: as bytes, the plain [N, H, W, C] product.
+         if (!c.fusion.matmul_nhwc) return;
+         p.out_layouts[0] = Layout::Nhwc;
+         if (c.fusion.matmul_residual) p.in_layouts[4] = Layout::Nhwc;
+     }},
     {"gemm", "Gemm float32, alpha 1, beta 1, constant C (oneDNN matmul); plain",
      [](const FastChoice& c) { return is_op(c, "Gemm") && single_output(c); },
      [](const FastChoice& c) {

@@ -259,43 +259,98 @@ private:
     Destinations dest_;
 };
 
-// GlobalAveragePool: the mean of each channel over the H*W pixel rows. Each channel is summed
-// in double in pixel order, as the reference sums its plane, so the result is bit-identical.
-// The output [N, C, 1, 1] has the same bytes in NHWC and plain order.
+// GlobalAveragePool: the mean of each channel over the H*W pixel rows, summed in double. The
+// output [N, C, 1, 1] has the same bytes in NHWC and plain order. Tasks are blocks of 64
+// channels (a row of double sums in registers/L1) times ranges of kGapPixels pixels, so that a
+// large map with few channels (EfficientNet-B0's first squeeze-excitation, 112x112x32: one
+// channel block) is shared by the threads too; the ranges' partial sums are then added in
+// range order. The cut depends only on the shape, so every thread count gives the same bits.
+// With one range (maps up to kGapPixels pixels) each channel is summed in pixel order, as the
+// reference sums its plane, so the result is the reference's bit for bit; with more, the
+// partial sums in double round to the same float but for a rare last-bit tie.
 class GlobalAvgPoolNhwcOp final : public FastOp {
 public:
-    GlobalAvgPoolNhwcOp(int64_t n, int64_t c, int64_t pixels) : n_(n), c_(c), pixels_(pixels) {}
+    static constexpr int64_t kBlock = 64;
+    static constexpr int64_t kGapPixels = 1024;
+
+    GlobalAvgPoolNhwcOp(int64_t n, int64_t c, int64_t pixels)
+        : n_(n), c_(c), pixels_(pixels), ranges_((pixels + kGapPixels - 1) / kGapPixels) {
+        if (ranges_ > 1) partial_.resize(static_cast<size_t>(n_ * ranges_ * c_));
+    }
 
     Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
-        constexpr int64_t kBlock = 64;  // channels per task: a row of double sums in registers/L1
         const int64_t blocks = (c_ + kBlock - 1) / kBlock;
-        pool.parallel_for(n_ * blocks, 1, [&](int64_t t0, int64_t t1) {
+        const double count = static_cast<double>(pixels_);
+        // Task t: image b, channel block, pixel range r (r fastest).
+        pool.parallel_for(n_ * blocks * ranges_, 1, [&](int64_t t0, int64_t t1) {
             double acc[kBlock];
             for (int64_t t = t0; t < t1; ++t) {
-                const int64_t b = t / blocks;
-                const int64_t c0 = (t % blocks) * kBlock;
+                const int64_t r = t % ranges_;
+                const int64_t b = t / ranges_ / blocks;
+                const int64_t c0 = (t / ranges_ % blocks) * kBlock;
                 const int64_t nc = std::min(kBlock, c_ - c0);
-                std::fill_n(acc, nc, 0.0);
-                const float* xb = x + b * pixels_ * c_ + c0;
-                for (int64_t p = 0; p < pixels_; ++p) {
-                    const float* row = xb + p * c_;
-                    for (int64_t ch = 0; ch < nc; ++ch) acc[ch] += row[ch];
-                }
-                for (int64_t ch = 0; ch < nc; ++ch) {
-                    y[b * c_ + c0 + ch] =
-                        static_cast<float>(acc[ch] / static_cast<double>(pixels_));
+                const int64_t p0 = r * kGapPixels;
+                const int64_t p1 = std::min(pixels_, p0 + kGapPixels);
+                sum_pixels(x + (b * pixels_ + p0) * c_ + c0, c_, p1 - p0, nc, acc);
+                if (ranges_ == 1) {
+                    for (int64_t ch = 0; ch < nc; ++ch) {
+                        y[b * c_ + c0 + ch] = static_cast<float>(acc[ch] / count);
+                    }
+                } else {
+                    double* part = partial_.data() + (b * ranges_ + r) * c_ + c0;
+                    std::copy_n(acc, nc, part);
                 }
             }
         });
+        if (ranges_ == 1) return Status::ok();
+        for (int64_t b = 0; b < n_; ++b) {
+            for (int64_t ch = 0; ch < c_; ++ch) {
+                double s = 0.0;
+                for (int64_t r = 0; r < ranges_; ++r) {
+                    s += partial_[static_cast<size_t>((b * ranges_ + r) * c_ + ch)];
+                }
+                y[b * c_ + ch] = static_cast<float>(s / count);
+            }
+        }
         return Status::ok();
     }
 
     std::string describe() const override { return "GlobalAveragePool [nhwc]"; }
 
+    // acc[0, nc) = the sums over `pixels` rows (`stride` floats apart) of x's first nc values,
+    // each added in pixel order.
+    static void sum_pixels(const float* x, int64_t stride, int64_t pixels, int64_t nc,
+                           double* acc) {
+        switch (nc) {
+            case 16: return sum_pixels_fixed<16>(x, stride, pixels, acc);
+            case 32: return sum_pixels_fixed<32>(x, stride, pixels, acc);
+            case 48: return sum_pixels_fixed<48>(x, stride, pixels, acc);
+            case 64: return sum_pixels_fixed<64>(x, stride, pixels, acc);
+            default: break;
+        }
+        std::fill_n(acc, nc, 0.0);
+        for (int64_t p = 0; p < pixels; ++p) {
+            const float* row = x + p * stride;
+            for (int64_t ch = 0; ch < nc; ++ch) acc[ch] += row[ch];
+        }
+    }
+
+    // The same for a channel count known at compile time: the sums stay in registers.
+    template <int kN>
+    static void sum_pixels_fixed(const float* x, int64_t stride, int64_t pixels, double* acc) {
+        double a[kN] = {};
+        for (int64_t p = 0; p < pixels; ++p) {
+            const float* row = x + p * stride;
+            for (int ch = 0; ch < kN; ++ch) a[ch] += row[ch];
+        }
+        std::copy_n(a, kN, acc);
+    }
+
 private:
-    int64_t n_, c_, pixels_;
+    int64_t n_, c_, pixels_, ranges_;
+    std::vector<double> partial_;  // [n][ranges][c] partial sums (more than one range)
 };
 
 // BatchNormalization (inference) on NHWC data: per channel y = x * a + b with the reference's

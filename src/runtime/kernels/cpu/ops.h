@@ -78,9 +78,11 @@ std::unique_ptr<FastOp> make_qdq_int8(const Node& node, std::span<const Operand>
 std::unique_ptr<FastOp> make_qmove(const Node& node, int64_t opset, std::span<const Operand> ins,
                                    const Operand& out, const QuantMoveSpec& spec);
 
-// matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN.
+// matmul.cpp: float32 MatMul of rank 2-4 operands (NumPy batch broadcasting) through oneDNN;
+// with fusion.matmul_bias the bias (input 2) and, where set, matmul_nhwc / matmul_scale
+// (input 3) / matmul_residual (input 4) (fast_ops.h).
 std::unique_ptr<FastOp> make_matmul(DnnlState& dnnl, const Node& node, std::span<const Operand> ins,
-                                    const Operand& out, int n_threads, bool bias,
+                                    const Operand& out, int n_threads, const ConvFusion& fusion,
                                     std::vector<std::string>& warnings);
 
 // gemm.cpp: float32 Gemm (transA/transB, alpha 1, beta 1, C absent or a constant [N] or
@@ -102,6 +104,14 @@ std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
 std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
                                         const Operand& out);
 std::unique_ptr<FastOp> make_erf(const Node& node, std::span<const Operand> ins);
+// layer_norm.cpp: LayerNorm over rows of the last axis (LayerNormSpec; ins: x, gamma, beta,
+// the latter two absent or float32 with one value per row element). With spec.in_nhwc x is
+// the 4-D tensor before the fused Transpose, its rows its channels.
+std::unique_ptr<FastOp> make_layer_norm(std::span<const Operand> ins, const LayerNormSpec& spec);
+// The readable reference of its rows kernel, step by step as the unfused reference kernels
+// compute (ReduceMean in double, Sub, Pow, ReduceMean, Add, Sqrt, Div, Mul, Add in float).
+void layer_norm_rows_ref(const float* x, float* y, int64_t rows, int64_t len, const float* gamma,
+                         const float* beta, float eps);
 // GELU as matched by fusion.cpp (ConvFusion::gelu): `node` is the chain's Div, `ins` its x.
 std::unique_ptr<FastOp> make_gelu(const Node& node, std::span<const Operand> ins,
                                   const Operand& out, float div);

@@ -151,13 +151,16 @@ public:
                 const size_t elem = out_q_ ? 1 : 4;
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
                 routing_.copy_rows(result, out, p0, pixels, elem);
+                quantize_slices(reinterpret_cast<const float*>(result), out, p0, pixels);
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
         return Status::ok();
     }
 
-    std::string describe() const override { return what_ + routing_.suffix(); }
+    std::string describe() const override {
+        return what_ + routing_.suffix() + (qslices_.empty() ? "" : " >qconcat");
+    }
 
     bool add_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
                           bool keep_dense) override {
@@ -167,7 +170,20 @@ public:
     }
 
     bool add_channel_range_output(size_t out, size_t slot, int64_t c0, int64_t c1) override {
-        return routing_.add_channel_range(out, slot, c0, c1);
+        if (!routing_.add_channel_range(out, slot, c0, c1)) return false;
+        ranges_[slot] = {c0, c1};
+        return true;
+    }
+
+    // The float32 result (or a channel range of it) quantized into an int8 Concat's output
+    // (memory_plan.h plan_quantized_concat_slices).
+    bool add_quantized_concat_slice(size_t out, size_t slot, int64_t offset, int64_t total,
+                                    float scale, bool keep_dense) override {
+        auto r = ranges_.find(out);
+        if (out_q_ || !(scale > 0.0f) || !std::isfinite(scale) || r == ranges_.end()) return false;
+        qslices_.push_back({slot, r->second.first, r->second.second, offset, total, scale});
+        if (!keep_dense) drop_dense(out);
+        return true;
     }
 
     void drop_dense(size_t out) override {
@@ -215,6 +231,18 @@ private:
                          : static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
         quantize_s8(acc, y, len, y_scale_);
         return reinterpret_cast<const char*>(y);
+    }
+
+    // Quantizes channels [c0, c1) of `pixels` result rows (float32, first pixel p0) into each
+    // quantized concat slice, as the int8 Concat step would have (quantize_s8).
+    void quantize_slices(const float* result, std::span<Tensor> out, int64_t p0,
+                         int64_t pixels) const {
+        for (const QSlice& q : qslices_) {
+            int8_t* d = static_cast<int8_t*>(out[q.slot].raw()) + p0 * q.total + q.offset;
+            for (int64_t i = 0; i < pixels; ++i) {
+                quantize_s8(result + i * y_[1] + q.c0, d + i * q.total, q.c1 - q.c0, q.scale);
+            }
+        }
     }
 
     memory::desc nhwc(int64_t c, int64_t rows, int64_t w, DT dt) const {
@@ -281,6 +309,7 @@ private:
             dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * y_[1] * y_[3]) * 4);
         }
         routing_.reset(y_[1]);
+        ranges_ = {{0, {0, y_[1]}}};
     }
 
     void add_part(const dnnl::convolution_forward::primitive_desc& pd) {
@@ -334,6 +363,13 @@ private:
     std::vector<Chunk> chunks_;
     int64_t max_rows_ = 0;
     ConvRouting routing_;  // split ranges and concat slices of the result
+    std::map<size_t, std::pair<int64_t, int64_t>> ranges_;  // output -> its channels [c0, c1)
+    struct QSlice {
+        size_t slot;
+        int64_t c0, c1, offset, total;
+        float scale;
+    };
+    std::vector<QSlice> qslices_;  // quantized concat slices
 };
 
 }  // namespace

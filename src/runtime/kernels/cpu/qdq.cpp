@@ -53,12 +53,16 @@ public:
 
 private:
     // Blocks of kPix pixels: each channel's run quantized into a stack buffer, then
-    // interleaved; same arithmetic as quantize_s8 on the whole tensor.
+    // interleaved; same arithmetic as quantize_s8 on the whole tensor. With AVX-512 (BW, VL),
+    // tiles of 16 channels x 16 pixels instead (quantize_to_nhwc_tiles).
     void quantize_to_nhwc(const float* x, int8_t* y, const ThreadPool& pool) const {
         constexpr int64_t kPix = 256, kMaxC = 16;
         const int64_t c = shape_[1], hw = shape_[2] * shape_[3];
 #if defined(__AVX512VBMI__)
         if (c == 3) return quantize_rgb_to_nhwc(x, y, pool);
+#endif
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+        if (c >= 8) return quantize_to_nhwc_tiles(x, y, pool);
 #endif
         const int64_t blocks = (hw + kPix - 1) / kPix;
         pool.parallel_for(shape_[0] * blocks, std::max<int64_t>(1, kGrain / (kPix * c)),
@@ -82,6 +86,75 @@ private:
             }
         });
     }
+
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+    // 16 x 16 bytes: r[i] byte j -> r[j] byte i, by four rounds of interleaving (bytes, pairs,
+    // quads, halves).
+    static void transpose16x16_s8(__m128i r[16]) {
+        __m128i t[16];
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm_unpacklo_epi8(r[i], r[i + 1]);
+            t[i + 1] = _mm_unpackhi_epi8(r[i], r[i + 1]);
+        }
+        // t[2k], t[2k+1]: rows 2k, 2k+1, columns 0-7 and 8-15, as byte pairs.
+        __m128i u[16];
+        for (int g = 0; g < 16; g += 4) {
+            u[g] = _mm_unpacklo_epi16(t[g], t[g + 2]);
+            u[g + 1] = _mm_unpackhi_epi16(t[g], t[g + 2]);
+            u[g + 2] = _mm_unpacklo_epi16(t[g + 1], t[g + 3]);
+            u[g + 3] = _mm_unpackhi_epi16(t[g + 1], t[g + 3]);
+        }
+        // u[4q + k]: rows 4q..4q+3, columns 4k..4k+3, as 4-byte groups.
+        __m128i v[16];
+        for (int h = 0; h < 2; ++h) {  // rows 0-7, rows 8-15
+            for (int k = 0; k < 4; ++k) {
+                v[8 * h + 2 * k] = _mm_unpacklo_epi32(u[8 * h + k], u[8 * h + 4 + k]);
+                v[8 * h + 2 * k + 1] = _mm_unpackhi_epi32(u[8 * h + k], u[8 * h + 4 + k]);
+            }
+        }
+        // v[8h + m]: rows 8h..8h+7, columns 2m, 2m+1, as 8-byte groups.
+        for (int m = 0; m < 8; ++m) {
+            r[2 * m] = _mm_unpacklo_epi64(v[m], v[8 + m]);
+            r[2 * m + 1] = _mm_unpackhi_epi64(v[m], v[8 + m]);
+        }
+    }
+
+    // Tiles of 16 channels x 16 pixels: each channel's 16 values quantized as quantize_s8 does
+    // (quantize16_s32), the 16 x 16 codes transposed in registers, each pixel's channels
+    // stored at once. Channel and pixel tails load and store under masks.
+    void quantize_to_nhwc_tiles(const float* x, int8_t* y, const ThreadPool& pool) const {
+        const int64_t c = shape_[1], hw = shape_[2] * shape_[3];
+        const int64_t tiles = (hw + 15) / 16;
+        const __m512 vs = _mm512_set1_ps(scale_);
+        pool.parallel_for(
+            shape_[0] * tiles, std::max<int64_t>(1, kGrain / (16 * c)),
+            [&](int64_t t0, int64_t t1) {
+                __m128i r[16];
+                for (int64_t t = t0; t < t1; ++t) {
+                    const int64_t img = t / tiles;
+                    const int64_t p0 = (t % tiles) * 16;
+                    const int64_t np = std::min<int64_t>(16, hw - p0);
+                    const __mmask16 pm = np == 16 ? __mmask16(0xffff) : __mmask16((1u << np) - 1);
+                    const float* xi = x + img * c * hw + p0;
+                    int8_t* yi = y + (img * hw + p0) * c;
+                    for (int64_t c0 = 0; c0 < c; c0 += 16) {
+                        const int64_t nc = std::min<int64_t>(16, c - c0);
+                        for (int64_t ch = 0; ch < 16; ++ch) {
+                            r[ch] = ch < nc
+                                        ? _mm512_cvtsepi32_epi8(quantize16_s32(
+                                              _mm512_maskz_loadu_ps(pm, xi + (c0 + ch) * hw), vs))
+                                        : _mm_setzero_si128();
+                        }
+                        transpose16x16_s8(r);
+                        const __mmask16 cm =
+                            nc == 16 ? __mmask16(0xffff) : __mmask16((1u << nc) - 1);
+                        for (int64_t p = 0; p < np; ++p)
+                            _mm_mask_storeu_epi8(yi + p * c + c0, cm, r[p]);
+                    }
+                }
+            });
+    }
+#endif
 
 #if defined(__AVX512VBMI__)
     // Three channels (an RGB image, the usual model input): 16 pixels at a time, each plane's

@@ -6,7 +6,9 @@
 // s_in), s_y), so the step equals DequantizeLinear -> (copy | max) -> QuantizeLinear bit for
 // bit (the same scales give the identity table: the codes move unchanged). MaxPool commutes
 // with the dequantization (a positive scale is monotone), so the max is taken on the codes.
-// A float32 Concat input is quantized as QuantizeLinear does. run() allocates nothing.
+// A float32 Concat input is quantized as QuantizeLinear does, here or, when its producer is an
+// int8 conv step writing float32, by that step straight into this step's output
+// (plan_quantized_concat_slices; the part is then skipped). run() allocates nothing.
 #include <fmt/format.h>
 
 #include <array>
@@ -68,6 +70,7 @@ public:
     struct Part {
         int64_t c = 0;
         bool codes = false, copy = false;  // copy: identity table
+        bool in_place = false;  // a float part whose producer writes its codes (not read here)
         Table table{};
         // A fused nearest Resize: source row / column per output row / column, source size.
         std::vector<int64_t> map_h, map_w;
@@ -85,6 +88,10 @@ public:
             int64_t off = 0;
             for (size_t k = 0; k < parts_.size(); ++k) {
                 const Part& pt = parts_[k];
+                if (pt.in_place) {
+                    off += pt.c;
+                    continue;
+                }
                 for (int64_t p = p0; p < p1; ++p) {
                     int8_t* d = y + p * total_ + off;
                     int64_t sp = p;  // source pixel
@@ -111,15 +118,32 @@ public:
         return Status::ok();
     }
     std::string describe() const override {
-        int req = 0, q = 0, up = 0;
+        int req = 0, q = 0, up = 0, in_place = 0;
         for (const auto& p : parts_) {
-            if (!p.codes) ++q;
-            else if (!p.copy) ++req;
+            if (p.in_place)
+                ++in_place;
+            else if (!p.codes)
+                ++q;
+            else if (!p.copy)
+                ++req;
             if (!p.map_h.empty()) ++up;
         }
-        return fmt::format("QConcat int8 x{} [nhwc] {} requantized, {} quantized{} ->int8",
-                           parts_.size(), req, q,
-                           up ? fmt::format(", {} nearest-resized", up) : std::string());
+        return fmt::format(
+            "QConcat int8 x{} [nhwc] {} requantized, {} quantized{}{} ->int8", parts_.size(), req,
+            q,
+            in_place ? fmt::format(", {} quantized by their producers", in_place) : std::string(),
+            up ? fmt::format(", {} nearest-resized", up) : std::string());
+    }
+
+    // A float part (not a fused Resize's) is quantized at the step's scale.
+    float quantizes_input(size_t in) const override {
+        return in < parts_.size() && !parts_[in].codes && parts_[in].map_h.empty() ? y_scale_
+                                                                                   : 0.0f;
+    }
+    bool set_input_in_place(size_t in) override {
+        if (quantizes_input(in) <= 0.0f) return false;
+        parts_[in].in_place = true;
+        return true;
     }
 
 private:

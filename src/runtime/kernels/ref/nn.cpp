@@ -1,7 +1,7 @@
 // Reference nn kernels: Softmax, LogSoftmax, BatchNormalization (inference), InstanceNormalization,
-// LRN, DepthToSpace, SpaceToDepth; and the registration of the nn family, whose other kernels
-// live in conv.cpp (Conv, ConvTranspose), pool.cpp (MaxPool, AveragePool, Global*Pool),
-// matmul.cpp (MatMul, Gemm) and resize.cpp (Resize, Upsample).
+// LayerNormalization, LRN, DepthToSpace, SpaceToDepth; and the registration of the nn family, whose
+// other kernels live in conv.cpp (Conv, ConvTranspose), pool.cpp (MaxPool, AveragePool,
+// Global*Pool), matmul.cpp (MatMul, Gemm) and resize.cpp (Resize, Upsample).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -232,6 +232,111 @@ private:
     float epsilon_ = 1e-5f;
 };
 
+// LayerNormalization (opset 17+): X, Scale, optional B -> Y normalized over the axes [axis,
+// rank): per row of those trailing axes Y = (X - mean) * inv_std * Scale + B, inv_std =
+// 1 / sqrt(var + epsilon) with the row's biased variance; optional outputs Mean and InvStdDev
+// [X.shape[:axis], 1, ...]. Scale and B broadcast to X.shape[axis:] (right-aligned, dims equal
+// or 1). Statistics in double, whatever stash_type asks (at least float32's precision).
+class LayerNormKernel final : public Kernel {
+public:
+    Status prepare(PrepareContext& ctx) override {
+        const Node& node = ctx.node;
+        LOWBIT_TRY(check_known_attrs(node, {"axis", "epsilon", "stash_type"}));
+        LOWBIT_TRY(check_input_count(ctx, 2, 3));
+        LOWBIT_ASSIGN(epsilon_, float_attr(node, "epsilon", 1e-5f));
+        const TensorInfo& x = ctx.inputs[0];
+        LOWBIT_TRY(require_dtype(node, "X", x.dtype, {DType::Float32}));
+        const auto rank = static_cast<int64_t>(x.shape.size());
+        if (rank == 0) return invalid("{}: X must have rank >= 1", node.describe());
+        LOWBIT_ASSIGN(int64_t axis_attr, int_attr(node, "axis", -1));
+        LOWBIT_ASSIGN(int64_t axis, normalize_axis(axis_attr, rank, node, "axis"));
+        const auto a = static_cast<size_t>(axis);
+        const Shape norm(x.shape.begin() + axis, x.shape.end());
+        rows_ = dims_product(x.shape, 0, a);
+        len_ = dims_product(x.shape, a, x.shape.size());
+        // Where each element of a row reads Scale and B (broadcast to `norm`).
+        for (size_t i = 1; i < 3; ++i) {
+            std::vector<int64_t>& idx = i == 1 ? scale_idx_ : bias_idx_;
+            idx.clear();
+            if (!ctx.has_input(i)) continue;
+            const TensorInfo& p = ctx.inputs[i];
+            LOWBIT_TRY(require_dtype(node, i == 1 ? "Scale" : "B", p.dtype, {DType::Float32}));
+            if (p.shape.size() > norm.size()) {
+                return invalid("{}: input {} {} does not broadcast to {}", node.describe(), i,
+                               shape_str(p.shape), shape_str(norm));
+            }
+            const size_t lead = norm.size() - p.shape.size();
+            for (size_t d = 0; d < p.shape.size(); ++d) {
+                if (p.shape[d] != norm[lead + d] && p.shape[d] != 1) {
+                    return invalid("{}: input {} {} does not broadcast to {}", node.describe(), i,
+                                   shape_str(p.shape), shape_str(norm));
+                }
+            }
+            idx.resize(static_cast<size_t>(len_));
+            for (int64_t j = 0; j < len_; ++j) {
+                int64_t rest = j, off = 0, stride = 1;
+                for (size_t d = norm.size(); d-- > lead;) {
+                    const int64_t coord = rest % norm[d];
+                    rest /= norm[d];
+                    const int64_t pd = p.shape[d - lead];
+                    if (pd != 1) off += coord * stride;
+                    stride *= pd;
+                }
+                idx[static_cast<size_t>(j)] = off;
+            }
+        }
+        ctx.outputs[0].dtype = DType::Float32;
+        ctx.outputs[0].shape = x.shape;
+        Shape stat = x.shape;
+        for (size_t d = a; d < stat.size(); ++d) stat[d] = 1;
+        for (size_t i = 1; i < ctx.outputs.size(); ++i) {
+            ctx.outputs[i].dtype = DType::Float32;
+            ctx.outputs[i].shape = stat;
+        }
+        return Status::ok();
+    }
+
+    Status run(RunContext& ctx) override {
+        const float* x = ctx.inputs[0].data<float>();
+        const float* scale = ctx.inputs[1].data<float>();
+        const float* bias =
+            ctx.inputs.size() > 2 && !ctx.inputs[2].empty() ? ctx.inputs[2].data<float>() : nullptr;
+        float* y = ctx.outputs[0].data<float>();
+        float* mean_out = ctx.outputs.size() > 1 && !ctx.outputs[1].empty()
+                              ? ctx.outputs[1].data<float>()
+                              : nullptr;
+        float* inv_out = ctx.outputs.size() > 2 && !ctx.outputs[2].empty()
+                             ? ctx.outputs[2].data<float>()
+                             : nullptr;
+        ctx.pool.parallel_for(rows_, 1, [&](int64_t begin, int64_t end) {
+            for (int64_t r = begin; r < end; ++r) {
+                const float* src = x + r * len_;
+                double mean = 0;
+                for (int64_t j = 0; j < len_; ++j) mean += src[j];
+                mean /= static_cast<double>(len_);
+                double var = 0;
+                for (int64_t j = 0; j < len_; ++j) var += (src[j] - mean) * (src[j] - mean);
+                var /= static_cast<double>(len_);
+                const double inv = 1.0 / std::sqrt(var + epsilon_);
+                for (int64_t j = 0; j < len_; ++j) {
+                    const auto k = static_cast<size_t>(j);
+                    double v = (src[j] - mean) * inv * scale[scale_idx_[k]];
+                    if (bias) v += bias[bias_idx_[k]];
+                    y[r * len_ + j] = static_cast<float>(v);
+                }
+                if (mean_out) mean_out[r] = static_cast<float>(mean);
+                if (inv_out) inv_out[r] = static_cast<float>(inv);
+            }
+        });
+        return Status::ok();
+    }
+
+private:
+    float epsilon_ = 1e-5f;
+    int64_t rows_ = 0, len_ = 0;
+    std::vector<int64_t> scale_idx_, bias_idx_;  // per row element: its Scale / B element
+};
+
 // LRN (opset 1-19): X [N, C, ...] -> Y = X / (bias + alpha / size * sum of X^2 over channels
 // [c - floor((size - 1) / 2), c + ceil((size - 1) / 2)])^beta.
 class LrnKernel final : public Kernel {
@@ -375,6 +480,7 @@ void register_nn_kernels(KernelRegistry& r) {
     register_kernel<SoftmaxKernel<true>>(r, "LogSoftmax");
     register_kernel<BatchNormKernel>(r, "BatchNormalization");
     register_kernel<InstanceNormKernel>(r, "InstanceNormalization");
+    register_kernel<LayerNormKernel>(r, "LayerNormalization");
     register_kernel<LrnKernel>(r, "LRN");
     register_kernel<BlockRearrangeKernel<true>>(r, "DepthToSpace");
     register_kernel<BlockRearrangeKernel<false>>(r, "SpaceToDepth");
