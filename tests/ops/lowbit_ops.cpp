@@ -348,6 +348,16 @@ std::vector<OpCase> conv_cases() {
         // ResNet's bottleneck end: 1x1 conv, BN, residual Add, Relu.
         {.c = 16, .m = 64, .h = 14, .w = 14, .k = 1, .bias = false, .bn = true, .residual = true,
          .relu_after = true},
+        // Small maps with large weights: output-channel chunks at 2 and 3 threads (conv.cpp).
+        // Winograd at 14x14, 3x3 s2 to 7x7, a 7-row 1x1 bottleneck end, MobileNetV3's 1x1
+        // with HardSwish, 200 channels (no multiple of 16), a squeeze-excitation 1x1 map.
+        {.c = 128, .m = 256, .h = 14, .w = 14, .k = 3, .bias = false, .bn = true, .relu = true},
+        {.c = 256, .m = 256, .h = 14, .w = 14, .k = 3, .stride = 2, .relu = true, .threads = 3},
+        {.c = 256, .m = 512, .h = 7, .w = 7, .k = 1, .bias = false, .bn = true, .residual = true,
+         .relu_after = true},
+        {.c = 160, .m = 960, .h = 7, .w = 7, .k = 1, .bias = false, .bn = true, .hardswish = true},
+        {.c = 256, .m = 200, .h = 7, .w = 7, .k = 1, .silu = true, .threads = 3},
+        {.c = 240, .m = 960, .h = 1, .w = 1, .k = 1},
     };
     for (const ConvSpec& s : specs) {
         v.push_back(conv_case(s, seed += 10));
