@@ -394,6 +394,56 @@ TEST(ExecutorFast, DeconvTapsIntoConcat) {
     EXPECT_EQ(kernels.count("deconv") ? kernels.at("deconv") : 0, 1);
 }
 
+// Dense convs with more than 8 MiB of weights (and a kernel above 1x1) run as several
+// primitives of at most 160 output channels (kernels/cpu/conv.cpp, oc_split_for): 512 and 576
+// channels, stride 1 and 2, with and without bias, a folded BatchNormalization, SiLU and a
+// residual Add, at 1 and 2 threads (row chunks) and batch 2; Winograd off, which would take
+// the stride-1 convs. The step label must say so (else the test would pass without exercising
+// the split).
+TEST(ExecutorFast, ConvOutputChannelParts) {
+    struct Case {
+        int64_t c, batch, h, w, stride;
+        bool bias, bn, residual;
+    };
+    const Case cases[] = {
+        {512, 1, 13, 12, 2, true, false, false},
+        {576, 1, 9, 10, 1, false, true, true},
+        {512, 2, 10, 9, 1, true, false, true},
+    };
+    for (const Case& c : cases) {
+        Builder b;
+        const std::string x = b.input("x", {c.batch, c.c, c.h, c.w});
+        std::string y = b.conv(x, c.c, c.c, 3, c.stride, -1, 1, !c.bn, c.bias);
+        if (c.bn) {
+            const std::vector<std::string> bn = {
+                y, b.init(random_tensor({c.c}, 1, 0.5f, 1.5f)), b.init(random_tensor({c.c}, 2)),
+                b.init(random_tensor({c.c}, 3)), b.init(random_tensor({c.c}, 4, 0.5f, 2.0f))};
+            y = b.op("BatchNormalization", bn);
+            y = b.op("Mul", {y, b.op("Sigmoid", {y})});
+        }
+        if (c.residual) y = b.op("Add", {y, x});
+        b.output(y);
+        for (int threads : {1, 2}) {
+            EXPECT_LT(compare(b.model(), threads, 7, false), kTol)
+                << "c" << c.c << " s" << c.stride << " threads " << threads;
+            ExecutorOptions o;
+            o.n_threads = threads;
+            o.conv_winograd = false;
+            o.step_times = true;
+            auto ex = Executor::create(b.model(), o);
+            ASSERT_TRUE(ex.is_ok()) << ex.status().message();
+            std::vector<Tensor> in;
+            for (const auto& d : (*ex)->inputs()) in.push_back(random_tensor(d.shape, 5));
+            run(**ex, in);
+            bool split = false;
+            for (const StepTime& st : (*ex)->step_times()) {
+                split |= st.label.find("x4 channel chunks") != std::string::npos;
+            }
+            EXPECT_TRUE(split) << "c" << c.c << ": the conv did not run in output-channel parts";
+        }
+    }
+}
+
 // With several threads, convs whose weights outweigh their input (small maps with many
 // channels, like ResNet-50's last stages) are cut into ranges of output channels instead of
 // rows (kernels/cpu/conv.cpp): Winograd and direct 3x3, a strided 1x1, a folded
@@ -470,6 +520,34 @@ TEST(ExecutorFast, ChannelChunksMatchOneThread) {
                 << " with replaced weights: " << rel_diff(hooked[1][i], hooked[0][i]);
         }
     }
+}
+
+// Constant Pad of H/W on an NHWC tensor stays NHWC (kernel row pad_nhwc), as in RT-DETR's
+// HGStem: Conv -> Pad (bottom/right 1) -> MaxPool 2x2 stride 1 (ceil_mode) and Conv 2x2 ->
+// Concat; then a Pad with other begins/ends and a non-zero constant_value, batch 2, 1 and 2
+// threads, against the reference.
+TEST(ExecutorFast, PadNhwc) {
+    Builder b;
+    const std::string x = b.input("x", {2, 3, 23, 21});
+    const std::string s = b.conv(x, 3, 16, 3, 2);
+    const std::string p = b.op("Pad", {s, b.init(i64_tensor({0, 0, 0, 0, 0, 0, 1, 1}))});
+    const std::string pool = b.op("MaxPool", {p},
+                                  {{"kernel_shape", Attr::make_ints({2, 2})},
+                                   {"strides", Attr::make_ints({1, 1})},
+                                   {"ceil_mode", Attr::make_int(1)}});
+    const std::string c = b.conv(p, 16, 16, 2, 1, 0);
+    const std::string cat = b.op("Concat", {pool, c}, {{"axis", Attr::make_int(1)}});
+    Tensor value(DType::Float32, {});
+    value.data<float>()[0] = -0.75f;
+    const std::string p2 =
+        b.op("Pad", {cat, b.init(i64_tensor({0, 0, 2, 0, 0, 0, 1, 3})), b.init(value)});
+    b.output(b.conv(p2, 32, 8, 3));
+    for (int threads : {1, 2}) EXPECT_LT(compare(b.model(), threads), kTol) << threads;
+    auto ex = make(b.model(), false);
+    ASSERT_TRUE(ex);
+    const auto& kernels = ex->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("pad_nhwc") ? kernels.at("pad_nhwc") : 0, 2);
+    EXPECT_EQ(kernels.count("maxpool_nhwc") ? kernels.at("maxpool_nhwc") : 0, 1);
 }
 
 // A squeeze-excitation block (MobileNetV3's shape): GlobalAveragePool over maps of more than

@@ -713,6 +713,23 @@ std::vector<OpCase> nhwc_cases() {
         c.stored = {Layout::Nhwc};
         v.push_back(c);
     }
+    {
+        OpCase c =
+            simple("Pad", "pad_nhwc", {rnd({1, 32, 9, 11}, 67), i64({8}, {0, 0, 0, 0, 0, 0, 1, 1})},
+                   {}, "constant 0, bottom/right 1 (RT-DETR stem) 32x9x11", kExact);
+        c.call.constant_inputs = {1};
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
+    {
+        OpCase c =
+            simple("Pad", "pad_nhwc",
+                   {rnd({2, 5, 6, 7}, 68), i64({8}, {0, 0, 2, 0, 0, 0, 1, 3}), scalar_f32(-0.75f)},
+                   {}, "constant -0.75, top 2 bottom 1 right 3, batch 2 5x6x7", kExact);
+        c.call.constant_inputs = {1, 2};
+        c.stored = {Layout::Nhwc};
+        v.push_back(c);
+    }
     return v;
 }
 

@@ -20,11 +20,12 @@
 // Threads: with more than one thread the output rows are cut into chunks, each a one-thread
 // primitive over a contiguous slice of the NHWC input and output (a band of rows is contiguous
 // in NHWC; the chunk's own top/bottom padding replaces the rows outside it). Convs on small maps
-// whose weights outweigh their input are cut into ranges of output channels instead, over all
-// rows (plan_chunks says when). The chunks run as ThreadPool tasks, so a thread the OS schedules
-// late never stalls the conv (core/thread_pool.h). A chunk's primitive must use the whole
-// conv's implementation; executor_fast_test.cpp checks that Winograd row chunks and channel
-// chunks give one thread's outputs bit for bit.
+// whose weights outweigh their input, and direct convs with big weights at any thread count,
+// are cut into ranges of output channels instead, over all rows (plan_chunks says when). The chunks
+// run as ThreadPool tasks, so a thread the OS schedules late never stalls the conv
+// (core/thread_pool.h). A chunk's primitive must use the whole conv's implementation;
+// executor_fast_test.cpp checks that Winograd row chunks and channel chunks give one thread's
+// outputs bit for bit.
 //
 // Epilogue, per chunk while its rows are in cache: SiLU (x * sigmoid(x), which Ultralytics
 // exports as Conv -> Sigmoid -> Mul) by a vectorized pass (oneDNN 2.6's eltwise_swish post-op
@@ -75,6 +76,10 @@ constexpr int64_t kWinogradMinChannels = 40;
 // Output rows of a Winograd tile: chunks start on multiples of it (F(4x4, 3x3) and, a
 // multiple of it, F(2x2, 3x3)).
 constexpr int64_t kWinoTileRows = 4;
+// Direct dense convs with a kernel above 1x1 and more weights than this run as channel chunks
+// of at most kBigConvChunkChannels output channels at any thread count (plan_chunks).
+constexpr double kBigConvWeightBytes = 8.0 * 1024 * 1024;
+constexpr int64_t kBigConvChunkChannels = 160;
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
@@ -411,8 +416,21 @@ private:
         const double oc_seconds = std::max(seconds, (bytes + w_bytes) / kBytesPerSecond);
         const int64_t n_oc =
             std::min<int64_t>(t, static_cast<int64_t>(oc_seconds / kMinChunkSeconds));
-        if (t > 1 && group_ == 1 && n_oc > 1 && w_bytes >= x_bytes &&
-            (winograd_ || row_imbalance(bounds, t) > kMaxRowImbalance) && make_oc_chunks(n_oc)) {
+        // Big direct convs: channel chunks of at most kBigConvChunkChannels, a multiple of the
+        // thread count, at one thread too. oneDNN 2.6's brgconv ran YOLO11m's 512->512 3x3
+        // stride-2 conv (80x80 input, 9.4 MB of weights) at 72-79 GFLOP/s on an AMD EPYC (Zen 4),
+        // as four 128-channel primitives over all rows at 107-110 (one thread; 576 channels
+        // 96 -> 108). Smaller weights did not gain (384 channels at 80x80, 256 at 160x160) and
+        // 512 channels at 40x40 neither gained nor lost.
+        const bool big =
+            !winograd_ && group_ == 1 && (h_.k > 1 || w_.k > 1) && w_bytes > kBigConvWeightBytes;
+        const int64_t n_big =
+            (y_[1] + kBigConvChunkChannels * t - 1) / (kBigConvChunkChannels * t) * t;
+        if (big && make_oc_chunks(n_big)) {
+            n = static_cast<int64_t>(chunks_.size());
+        } else if (t > 1 && group_ == 1 && n_oc > 1 && w_bytes >= x_bytes &&
+                   (winograd_ || row_imbalance(bounds, t) > kMaxRowImbalance) &&
+                   make_oc_chunks(n_oc)) {
             n = static_cast<int64_t>(chunks_.size());
         }
         if (n > 1 && !oc_chunks_ && !make_chunks(bounds)) n = 1;

@@ -10,8 +10,9 @@
 //  - layout-blind elementwise ops whose full-size operands include an NHWC tensor run on NHWC
 //    data (their other full-size operands are reordered to NHWC, scalars are read as is), and
 //    so do Add/Sub/Mul/Div with a per-channel [1, C, 1, 1] operand (fast kernel only);
-//  - Concat/Split on the channel axis, MaxPool, GlobalAveragePool, BatchNormalization and
-//    nearest integer-scale Resize stay NHWC when their (first) input is NHWC;
+//  - Concat/Split on the channel axis, MaxPool, GlobalAveragePool, BatchNormalization,
+//    nearest integer-scale Resize and constant Pad of H/W stay NHWC when their (first) input
+//    is NHWC;
 //  - a Transpose [0,2,3,1] of an NHWC-stored tensor writes it plain, and [0,3,1,2] of a plain
 //    4-D tensor writes it NHWC: both are the same bytes, so one copy (ConvNeXt's blocks);
 //    fused into a LayerNorm step (before or after it) or a MatMul step (after it), no copy:
@@ -251,6 +252,10 @@ const FastEntry kTable[] = {
     {"maxpool_nhwc", "MaxPool 2-D float32 on an NHWC input",
      [](const FastChoice& c) { return is_op(c, "MaxPool") && !c.fusion.any() && c.nhwc_in(0); },
      [](const FastChoice& c) { return make_maxpool_nhwc(c.node, c.ins, c.outs); },
+     nhwc_data_layouts},
+    {"pad_nhwc", "Pad constant of H/W on an NHWC input, any dtype",
+     [](const FastChoice& c) { return is_op(c, "Pad") && single_output(c) && c.nhwc_in(0); },
+     [](const FastChoice& c) { return make_pad_nhwc(c.node, c.opset, c.ins, c.outs[0]); },
      nhwc_data_layouts},
     {"global_avgpool_nhwc", "GlobalAveragePool 2-D float32 on an NHWC input",
      [](const FastChoice& c) {

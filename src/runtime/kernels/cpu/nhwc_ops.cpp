@@ -396,6 +396,65 @@ private:
     std::vector<float> a_, b_;
 };
 
+// Pad, mode constant, of H and W only (non-negative pads), on an NHWC tensor: each output row
+// is fill, the input row's pixels (all channels, one contiguous run), fill. Any dtype; the fill
+// is the constant_value's bytes (zeros when absent). Shapes: x [N, C, H, W] ->
+// y [N, C, H + top + bottom, W + left + right], both stored NHWC.
+class PadNhwcOp final : public FastOp {
+public:
+    PadNhwcOp(const Shape& x, int64_t top, int64_t left, int64_t oh, int64_t ow,
+              std::vector<char> fill)
+        : n_(x[0]),
+          c_(x[1]),
+          ih_(x[2]),
+          iw_(x[3]),
+          top_(top),
+          left_(left),
+          oh_(oh),
+          ow_(ow),
+          fill_(std::move(fill)) {}
+
+    Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
+        const auto* x = static_cast<const char*>(in[0].raw());
+        auto* y = static_cast<char*>(out[0].raw());
+        const size_t elem = fill_.size();
+        const size_t pixel = static_cast<size_t>(c_) * elem;  // bytes per NHWC pixel
+        const bool zero = std::all_of(fill_.begin(), fill_.end(), [](char b) { return b == 0; });
+        // Fills `pixels` output pixels from d with the constant.
+        auto fill = [&](char* d, int64_t pixels) {
+            const size_t bytes = static_cast<size_t>(pixels) * pixel;
+            if (zero) {
+                std::memset(d, 0, bytes);
+                return;
+            }
+            for (size_t i = 0; i < bytes; i += elem) std::memcpy(d + i, fill_.data(), elem);
+        };
+        pool.parallel_for(n_ * oh_, 4, [&](int64_t r0, int64_t r1) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const int64_t b = r / oh_;
+                const int64_t ih = r % oh_ - top_;
+                char* d = y + static_cast<size_t>(r * ow_) * pixel;
+                if (ih < 0 || ih >= ih_) {
+                    fill(d, ow_);
+                    continue;
+                }
+                fill(d, left_);
+                std::memcpy(d + static_cast<size_t>(left_) * pixel,
+                            x + static_cast<size_t>((b * ih_ + ih) * iw_) * pixel,
+                            static_cast<size_t>(iw_) * pixel);
+                fill(d + static_cast<size_t>(left_ + iw_) * pixel, ow_ - left_ - iw_);
+            }
+        });
+        return Status::ok();
+    }
+
+    std::string describe() const override { return "Pad constant H/W [nhwc]"; }
+
+private:
+    int64_t n_, c_, ih_, iw_, top_, left_, oh_, ow_;
+    std::vector<char> fill_;  // one element of the fill value
+};
+
 // Nearest Resize by integer factors on H and W: output pixel (oh, ow) copies the channel row
 // of input pixel (map_h[oh], map_w[ow]); the maps are computed at plan time with the node's
 // coordinate transformation and rounding mode.
@@ -532,6 +591,37 @@ std::unique_ptr<FastOp> make_maxpool_nhwc(const Node& node, std::span<const Oper
     Window h, w;
     if (!window_2d(node, ins[0].shape, outs[0].shape, kernel, h, w)) return nullptr;
     return std::make_unique<MaxPoolNhwcOp>(ins[0].shape[0], ins[0].shape[1], h, w);
+}
+
+std::unique_ptr<FastOp> make_pad_nhwc(const Node& node, int64_t opset, std::span<const Operand> ins,
+                                      const Operand& out) {
+    // Opset 11+ (pads as an input), no axes input, mode constant, every operand known.
+    if (opset < 11 || ins.size() < 2 || ins.size() > 3 || ins[0].shape.size() != 4 ||
+        out.shape.size() != 4 || node.attr_string("mode", "constant") != "constant" ||
+        ins[1].constant == nullptr || ins[1].constant->numel() != 8) {
+        return nullptr;
+    }
+    const size_t elem = dtype_size(ins[0].dtype);
+    if (elem == 0 || out.dtype != ins[0].dtype) return nullptr;
+    int64_t pads[8];
+    for (int i = 0; i < 8; ++i) pads[i] = tensor_get_i64(*ins[1].constant, i);
+    // Begins [N, C, H, W] then ends: only H and W padded, none cropped.
+    if (pads[0] != 0 || pads[1] != 0 || pads[4] != 0 || pads[5] != 0) return nullptr;
+    if (pads[2] < 0 || pads[3] < 0 || pads[6] < 0 || pads[7] < 0) return nullptr;
+    const Shape& x = ins[0].shape;
+    if (out.shape != Shape{x[0], x[1], x[2] + pads[2] + pads[6], x[3] + pads[3] + pads[7]}) {
+        return nullptr;
+    }
+    std::vector<char> fill(elem, 0);
+    if (ins.size() > 2 && ins[2].present()) {
+        if (ins[2].constant == nullptr || ins[2].constant->numel() != 1 ||
+            ins[2].dtype != ins[0].dtype) {
+            return nullptr;
+        }
+        std::memcpy(fill.data(), ins[2].constant->raw(), elem);
+    }
+    return std::make_unique<PadNhwcOp>(x, pads[2], pads[3], out.shape[2], out.shape[3],
+                                       std::move(fill));
 }
 
 std::unique_ptr<FastOp> make_global_avgpool_nhwc(std::span<const Operand> ins,

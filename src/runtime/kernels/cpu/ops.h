@@ -145,6 +145,9 @@ std::unique_ptr<FastOp> make_split_nhwc(const Node& node, std::span<const Operan
 // MaxPool (float32, no Indices output).
 std::unique_ptr<FastOp> make_maxpool_nhwc(const Node& node, std::span<const Operand> ins,
                                           std::span<const Operand> outs);
+// Pad (opset 11+), mode constant, non-negative pads on H and W only, any dtype.
+std::unique_ptr<FastOp> make_pad_nhwc(const Node& node, int64_t opset, std::span<const Operand> ins,
+                                      const Operand& out);
 // GlobalAveragePool of a 4-D float32 tensor (output [N, C, 1, 1]).
 std::unique_ptr<FastOp> make_global_avgpool_nhwc(std::span<const Operand> ins,
                                                  std::span<const Operand> outs);
