@@ -476,7 +476,8 @@ TEST(ExecutorFast, ChannelChunksMatchOneThread) {
 // 1024 pixels (summed in pixel ranges, kernels/cpu/nhwc_ops.cpp) with one and with 15 channel
 // blocks, the two 1x1 convs on the 1x1 map (weights large enough to be cut into channel
 // chunks), HardSigmoid and the per-channel Mul; batch 2. The result must match the reference,
-// and equal one thread's bit for bit at 2 and 3 threads.
+// and equal one thread's bit for bit at 2 and 3 threads, with no reorder of the [N, C, 1, 1]
+// tensors between layouts.
 TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
     Builder b;
     const std::string x = b.input("x", {2, 48, 36, 36});
@@ -496,6 +497,12 @@ TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
     ASSERT_TRUE(one);
     const auto want = run(*one, in);
     ASSERT_EQ(want.size(), 2u);
+    // Reorders: x into the first conv, and the batch-2 Mul (run by the reference kernel, the
+    // fast per-channel Mul takes batch 1 only) reads `a` plain and writes plain for the last
+    // conv. None for the [2, 960, 1, 1] scale: it has the same bytes in NHWC and plain order,
+    // so the Mul reads the HardSigmoid's output itself.
+    const auto& kernels = one->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("reorder") ? kernels.at("reorder") : 0, 3);
     for (int threads : {2, 3}) {
         ExecutorOptions o;
         o.n_threads = threads;
