@@ -553,8 +553,9 @@ TEST(ExecutorFast, PadNhwc) {
 // A squeeze-excitation block (MobileNetV3's shape): GlobalAveragePool over maps of more than
 // 1024 pixels (summed in pixel ranges, kernels/cpu/nhwc_ops.cpp) with one and with 15 channel
 // blocks, the two 1x1 convs on the 1x1 map (weights large enough to be cut into channel
-// chunks), HardSigmoid and the per-channel Mul; batch 2. The result must match the reference,
-// and equal one thread's bit for bit at 2 and 3 threads.
+// chunks), HardSigmoid (fused into the conv before it) and the per-channel Mul; batch 2. The
+// result must match the reference, and equal one thread's bit for bit at 2 and 3 threads, with
+// no reorder of the [N, C, 1, 1] tensors between layouts.
 TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
     Builder b;
     const std::string x = b.input("x", {2, 48, 36, 36});
@@ -566,6 +567,10 @@ TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
              {{"alpha", Attr::make_float(1.0f / 6)}});
     b.output(b.conv(b.op("Mul", {a, s}), 960, 32, 1, 1, 0, 1, false));
     b.output(pooled);
+    // A HardSigmoid fused into a conv on a whole map, other alpha/beta, values in all three
+    // pieces (0, the line, 1).
+    b.output(b.op("HardSigmoid", {b.conv(x, 48, 24, 3, 1, -1, 1, false)},
+                  {{"alpha", Attr::make_float(0.7f)}, {"beta", Attr::make_float(0.4f)}}));
     for (int threads : {1, 2, 3}) {
         EXPECT_LT(compare(b.model(), threads), kTol) << threads << " threads";
     }
@@ -573,7 +578,15 @@ TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
     auto one = make(b.model(), false, 1);
     ASSERT_TRUE(one);
     const auto want = run(*one, in);
-    ASSERT_EQ(want.size(), 2u);
+    ASSERT_EQ(want.size(), 3u);
+    // Both HardSigmoids run in their conv's epilogue, as the reference's arithmetic.
+    EXPECT_EQ(one->kernel_report().kernels.count("ref_elementwise"), 0u);
+    // Reorders: x into the first conv, and the batch-2 Mul (run by the reference kernel, the
+    // fast per-channel Mul takes batch 1 only) reads `a` plain and writes plain for the last
+    // conv. None for the [2, 960, 1, 1] scale: it has the same bytes in NHWC and plain order,
+    // so the Mul reads the HardSigmoid's output itself.
+    const auto& kernels = one->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("reorder") ? kernels.at("reorder") : 0, 3);
     for (int threads : {2, 3}) {
         ExecutorOptions o;
         o.n_threads = threads;
@@ -581,18 +594,20 @@ TEST(ExecutorFast, SqueezeExcitationMatchesOneThread) {
         auto many = Executor::create(b.model(), o);
         ASSERT_TRUE(many.is_ok()) << many.status().message();
         const auto got = run(**many, in);
-        ASSERT_EQ(got.size(), 2u);
+        ASSERT_EQ(got.size(), 3u);
         for (size_t i = 0; i < got.size(); ++i) {
             const auto g = got[i].span<float>();
             const auto e = want[i].span<float>();
             EXPECT_TRUE(std::equal(g.begin(), g.end(), e.begin(), e.end()))
                 << "output " << i << ", " << threads << " threads: " << rel_diff(got[i], want[i]);
         }
-        int chunked = 0;
+        int chunked = 0, hardsigmoid = 0;
         for (const StepTime& st : (*many)->step_times()) {
             chunked += st.label.find("channel chunks") != std::string::npos;
+            hardsigmoid += st.label.find("+HardSigmoid") != std::string::npos;
         }
         EXPECT_GE(chunked, 2) << threads << " threads";
+        EXPECT_EQ(hardsigmoid, 2) << threads << " threads";
     }
 }
 

@@ -50,5 +50,23 @@ TEST(Layout, ReordersMatchTheIndexFormula) {
     }
 }
 
+// same_bytes_in_layouts() (the planner then skips the reorder step): exactly the shapes whose
+// NHWC copy is byte for byte the plain tensor.
+TEST(Layout, SameBytesShapesReorderToThemselves) {
+    ThreadPool pool(2);
+    for (const Shape& s : {Shape{1, 960, 1, 1}, Shape{3, 40, 1, 1}, Shape{2, 1, 7, 9},
+                           Shape{1, 1, 1, 1}, Shape{1, 2, 1, 3}, Shape{2, 5, 3, 1},
+                           Shape{2, 16, 2, 2}}) {
+        Tensor plain(DType::Float32, s), nhwc(DType::Float32, s);
+        std::mt19937 rng(5);
+        for (float& v : plain.span<float>()) v = static_cast<float>(rng());
+        convert_layout(plain, Layout::Plain, nhwc, Layout::Nhwc, pool);
+        const bool same = std::memcmp(plain.raw(), nhwc.raw(), plain.nbytes()) == 0;
+        EXPECT_EQ(same_bytes_in_layouts(s), same) << shape_str(s);
+    }
+    EXPECT_FALSE(same_bytes_in_layouts(Shape{1, 960}));
+    EXPECT_FALSE(same_bytes_in_layouts(Shape{960, 1, 1}));
+}
+
 }  // namespace
 }  // namespace lowbit

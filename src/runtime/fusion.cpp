@@ -58,7 +58,7 @@ size_t sole_reader(const FusionGraph& g, const std::string& t, const char* op) {
 // run-time tensor of the same shape, produced before the conv runs. With `float_patterns`
 // (float kernels, not the int8 step) also: a BatchNormalization right after the conv (folded
 // into its weights), Relu, and hard-swish as HardSigmoid -> Mul(x, hs) or HardSwish, in place
-// of SiLU, and a Relu after the residual Add.
+// of SiLU, or HardSigmoid alone, and a Relu after the residual Add.
 FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
                                      const ProducedBefore& produced, bool float_patterns) {
     const Node& node = g.graph.nodes[idx];
@@ -124,6 +124,10 @@ FusionMatch match_conv_silu_residual(const FusionGraph& g, size_t idx,
             m.conv.hardswish = true;
             m.conv.hs_alpha = 1.0f / 6.0f;
             m.conv.hs_beta = 0.5f;
+        } else if ((k = sole_reader(g, c, "HardSigmoid")) != kNone) {
+            m.conv.hardsigmoid = true;
+            m.conv.hs_alpha = g.graph.nodes[k].attr_float("alpha", 0.2f);
+            m.conv.hs_beta = g.graph.nodes[k].attr_float("beta", 0.5f);
         }
         if (k != kNone) {
             m.fused.push_back(k);

@@ -53,6 +53,10 @@ std::string StorageLayouts::storage(const std::string& name, Layout want) {
     auto c = constants_.find(name);
     const Layout have = c != constants_.end() ? Layout::Plain : p_.layout_of(name);
     if (have == want) return name;
+    // [N, C, 1, 1] (the squeeze-excitation scales) and [N, 1, H, W]: the stored bytes already
+    // are the wanted layout, so readers take the tensor itself and no reorder step is added.
+    const Shape& shape = c != constants_.end() ? c->second.shape() : p_.stored.at(name).shape;
+    if (same_bytes_in_layouts(shape)) return name;
     const std::string key = name + "\x1f" + layout_name(want);
     auto it = aliases_.find(key);
     if (it != aliases_.end()) return it->second;

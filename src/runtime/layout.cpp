@@ -131,6 +131,10 @@ void reorder_nhwc_to_nchw(const void* src, void* dst, int64_t n, int64_t c, int6
     });
 }
 
+bool same_bytes_in_layouts(const Shape& shape) {
+    return shape.size() == 4 && (shape[1] == 1 || (shape[2] == 1 && shape[3] == 1));
+}
+
 void convert_layout(const Tensor& src, Layout from, Tensor& dst, Layout to, const ThreadPool& pool) {
     LOWBIT_CHECK(src.dtype() == dst.dtype() && src.shape() == dst.shape(),
                  "convert_layout {} {} -> {} {}", dtype_name(src.dtype()), shape_str(src.shape()),

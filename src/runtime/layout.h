@@ -20,6 +20,11 @@ enum class Layout : uint8_t {
 
 const char* layout_name(Layout l);
 
+// Whether a tensor of `shape` has the same bytes in plain and NHWC order: a 4-D [N, C, H, W]
+// with H = W = 1 (both orders index n * C + c) or C = 1 (both index (n * H + h) * W + w).
+// A layout change of such a tensor copies nothing.
+bool same_bytes_in_layouts(const Shape& shape);
+
 // [N, C, HW] -> [N, HW, C] and back, for elements of `elem` bytes (1, 2, 4 or 8).
 // src and dst must not overlap.
 void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,

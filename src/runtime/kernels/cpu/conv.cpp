@@ -109,6 +109,7 @@ public:
         residual_ = fusion.residual;
         relu_ = fusion.relu;
         hardswish_ = fusion.hardswish;
+        hardsigmoid_ = fusion.hardsigmoid;
         relu_after_ = fusion.relu_after;
         hs_alpha_ = fusion.hs_alpha;
         hs_beta_ = fusion.hs_beta;
@@ -163,10 +164,11 @@ public:
 
         planned_w_ = ins[1].constant->raw();
         weights_ = reorder_weights(planned_w_);
-        what_ = fmt::format("Conv {}x{} s{}{} [{}]{}{}{}{}{}", wt[2], wt[3], h_.stride,
+        what_ = fmt::format("Conv {}x{} s{}{} [{}]{}{}{}{}{}{}", wt[2], wt[3], h_.stride,
                             group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"), impl_,
                             bn_.scale.empty() ? "" : " +BN", silu_ ? " +SiLU" : "",
                             relu_ ? " +Relu" : "", hardswish_ ? " +HardSwish" : "",
+                            hardsigmoid_ ? " +HardSigmoid" : "",
                             residual_ ? (relu_after_ ? " +Add +Relu" : " +Add") : "");
         if (oc_chunks_) what_ += fmt::format(" x{} channel chunks", chunks_.size());
         return Status::ok();
@@ -675,6 +677,7 @@ private:
             for (int64_t i = 0; i < len; ++i) yf[i] = yf[i] > 0.0f ? yf[i] : 0.0f;
         }
         if (hardswish_) hardswish(yf, len);
+        if (hardsigmoid_) hardsigmoid(yf, len);
         if (r) {
             if (relu_after_) {
                 for (int64_t i = 0; i < len; ++i) {
@@ -696,6 +699,16 @@ private:
             h = h < 0.0f ? 0.0f : h;
             h = h > 1.0f ? 1.0f : h;
             y[i] = v * h;
+        }
+    }
+
+    // clamp(alpha * x + beta, 0, 1), the HardSigmoid reference's arithmetic (NaN stays NaN).
+    void hardsigmoid(float* y, int64_t n) const {
+        const float a = hs_alpha_, b = hs_beta_;
+        for (int64_t i = 0; i < n; ++i) {
+            float h = a * y[i] + b;
+            h = h < 0.0f ? 0.0f : h;
+            y[i] = h > 1.0f ? 1.0f : h;
         }
     }
 
@@ -740,7 +753,7 @@ private:
     bool silu_ = false;
     bool residual_ = false;
     bool has_bias_ = false;
-    bool relu_ = false, hardswish_ = false, relu_after_ = false;
+    bool relu_ = false, hardswish_ = false, hardsigmoid_ = false, relu_after_ = false;
     float hs_alpha_ = 0.0f, hs_beta_ = 0.0f;
     BnFold bn_;                       // a folded BatchNormalization (empty: none)
     std::vector<float> folded_bias_;  // with bn_: the bias the primitive reads

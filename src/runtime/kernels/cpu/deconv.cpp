@@ -397,7 +397,7 @@ std::unique_ptr<FastOp> make_deconv(DnnlState& dnnl, const Node& node,
     if (ins.size() < 2 || ins[0].dtype != DType::Float32 || ins[0].shape.size() != 4 ||
         ins[1].dtype != DType::Float32 || ins[1].shape.size() != 4 || ins[1].constant == nullptr ||
         out.dtype != DType::Float32 || out.shape.size() != 4 || fusion.quant != nullptr ||
-        fusion.hardswish || (fusion.relu_after && !fusion.residual)) {
+        fusion.hardswish || fusion.hardsigmoid || (fusion.relu_after && !fusion.residual)) {
         return nullptr;
     }
     if (ins.size() > 2 && ins[2].present() &&

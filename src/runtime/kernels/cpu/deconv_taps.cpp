@@ -288,7 +288,8 @@ std::unique_ptr<FastOp> make_deconv_taps(DnnlState& dnnl, const Node& node,
     if (ins.size() < 2 || ins[0].dtype != DType::Float32 || ins[0].shape.size() != 4 ||
         ins[1].dtype != DType::Float32 || ins[1].shape.size() != 4 || ins[1].constant == nullptr ||
         out.dtype != DType::Float32 || out.shape.size() != 4 || fusion.quant != nullptr ||
-        fusion.qmove != nullptr || fusion.hardswish || fusion.residual || fusion.relu_after ||
+        fusion.qmove != nullptr || fusion.hardswish || fusion.hardsigmoid || fusion.residual ||
+        fusion.relu_after ||
         shape_numel(out.shape) == 0) {
         return nullptr;
     }

@@ -172,6 +172,9 @@ struct ConvFusion {
     const BnFold* bn = nullptr;
     bool relu = false;
     bool hardswish = false;
+    // HardSigmoid alone (MobileNetV3's squeeze-excitation scale): clamp(alpha * x + beta, 0, 1),
+    // alpha/beta in hs_alpha/hs_beta.
+    bool hardsigmoid = false;
     float hs_alpha = 1.0f / 6.0f, hs_beta = 0.5f;
     bool relu_after = false;  // a Relu after the residual Add (float conv kernels only)
     // Not a conv: the node is Div(x, gelu_div) starting GELU's Erf chain, Div -> Erf ->
@@ -192,11 +195,12 @@ struct ConvFusion {
     // or the Transpose before either), computed as one step (LayerNormSpec).
     const LayerNormSpec* layer_norm = nullptr;
     bool any() const {
-        return silu || residual || quant || qmove || bn || relu || hardswish || relu_after ||
-               gelu || matmul_bias || layer_norm;
+        return silu || residual || quant || qmove || bn || relu || hardswish || hardsigmoid ||
+               relu_after || gelu || matmul_bias || layer_norm;
     }
     bool float_only() const {
-        return bn || relu || hardswish || relu_after || gelu || matmul_bias || layer_norm;
+        return bn || relu || hardswish || hardsigmoid || relu_after || gelu || matmul_bias ||
+               layer_norm;
     }
 };
 

@@ -279,6 +279,7 @@ const FastEntry kTable[] = {
                 (!c.fusion.any() || (c.fusion.matmul_bias && !c.fusion.silu &&
                                      !c.fusion.residual && !c.fusion.quant && !c.fusion.qmove &&
                                      !c.fusion.bn && !c.fusion.relu && !c.fusion.hardswish &&
+                                     !c.fusion.hardsigmoid &&
                                      !c.fusion.relu_after && !c.fusion.gelu &&
                                      !c.fusion.layer_norm));
      },
