@@ -127,6 +127,53 @@ def test_pattern_int8_step_matches_simulation(tmp_path, name, threads):
         assert diff.max() <= 1e-4 * max(1.0, float(np.abs(sim).max())), diff.max()
 
 
+# Small convs (20-40 us modelled: fewer row chunks than threads) get one chunk per thread
+# (qconv.cpp plan_chunks): on maps of a few rows, ranges of output channels, each with its slice
+# of the weights, output scales and bias (120 and 344 channels: the last range is not a multiple
+# of 16); elsewhere row chunks. name -> (pattern, channel chunks expected).
+SMALL_CONVS = {
+    "silu_residual_q": ({"c": 120, "m": 120, "hw": 5, "residual": "q"}, True),
+    "residual_float_f32out": (
+        {"c": 120, "m": 120, "hw": 5, "residual": "float", "out_q": False}, True),
+    "nobias_f32out": ({"c": 120, "m": 120, "hw": 5, "bias": False, "out_q": False}, True),
+    "pointwise": ({"k": 1, "c": 320, "m": 344, "hw": 5}, True),
+    "stride2": ({"c": 120, "m": 120, "hw": 9, "stride": 2}, True),
+    "rows_8": ({"c": 72, "m": 72, "hw": 8, "residual": "q"}, False),
+}
+
+
+def qconv_steps(path, threads):
+    """The QConv step lines of the LOWBIT_PROFILE table of one run."""
+    r = lowbit("smoke", path, "--runs", 1, "--warmup", 0, "--threads", threads,
+               env_extra={"LOWBIT_PROFILE": "1"})
+    return [ln for ln in r.stderr.splitlines() if "QConv int8" in ln]
+
+
+@pytest.mark.parametrize("name", sorted(SMALL_CONVS))
+def test_small_conv_chunks_match_one_thread(tmp_path, name):
+    """At 2 and 3 threads the chunks give one thread's output bit for bit (a channel chunk
+    given another chunk's scales or bias would not), and the simulation's within one step."""
+    opts, by_channels = SMALL_CONVS[name]
+    path = pattern_model(tmp_path / f"{name}.onnx", seed=5, **opts)
+    x = np.random.default_rng(4).normal(0, 1.0, (1, opts["c"], opts["hw"], opts["hw"])).astype(
+        np.float32)
+    one = run_lowbit(path, [x], tmp_path, True, 1)
+    assert not any("channel chunks" in ln for ln in qconv_steps(path, 1))
+    for threads in (2, 3):
+        steps = qconv_steps(path, threads)
+        assert len(steps) == 1, steps
+        assert (f"x{threads} channel chunks" in steps[0]) == by_channels, steps
+        many = run_lowbit(path, [x], tmp_path, True, threads)
+        assert many.dtype == one.dtype and np.array_equal(many, one), (
+            threads, np.abs(many.astype(np.float64) - one).max())
+    sim = run_lowbit(path, [x], tmp_path, False, 1)
+    diff = np.abs(one.astype(np.float64) - sim.astype(np.float64))
+    if opts.get("out_q", True):
+        assert diff.max() <= 0.03 * 1.0001, diff.max()
+    else:
+        assert diff.max() <= 1e-4 * max(1.0, float(np.abs(sim).max())), diff.max()
+
+
 FALLBACKS = {
     # FP8 activations with int8 weights (an all-FP8 conv runs on qconv_fp8: test_fp8_kernels.py)
     "fp8": ({"act_dtype": TensorProto.FLOAT8E4M3FN, "opset": 19}, "constant float8e4m3fn codes"),
@@ -184,6 +231,14 @@ def bundled_int8(tmp_path_factory):
     lowbit("quantize", BUNDLED, "--mode", "int8", "--calib", d / "calib.npy", "--out", q)
     x = np.load(d / "calib.npy")[:1]
     return {"dir": d, "model": q, "x": x}
+
+
+def test_bundled_threads_match_one_thread(bundled_int8, tmp_path):
+    """The bundled model's int8 convs give one thread's outputs bit for bit at 2 threads."""
+    x = bundled_int8["x"]
+    one = run_lowbit(bundled_int8["model"], [x], tmp_path, True, 1)
+    two = run_lowbit(bundled_int8["model"], [x], tmp_path, True, 2)
+    assert np.array_equal(one, two), np.abs(one - two).max()
 
 
 def conv_chains(model):

@@ -19,14 +19,21 @@
 //
 // Threads and cache: the output rows are cut into chunks (each a one-thread primitive on a
 // band of rows, as conv.cpp does); a chunk's float32 sums go to a per-thread buffer sized to
-// stay in L2, and the epilogue reads them from there.
+// stay in L2, and the epilogue reads them from there. A small conv on a map of a few rows is
+// cut into ranges of output channels instead (plan_chunks says when): each such chunk
+// is a one-thread primitive over all rows with its slice of the weights and of the output
+// scales, and its epilogue reads its slice of the bias and writes its channels. The epilogue is
+// per output channel, so either cut gives one thread's output bit for bit
+// (test_lowp_kernels.py checks it).
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <utility>
 
 #include "runtime/kernels/cpu/conv_routing.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
@@ -48,12 +55,17 @@ constexpr double kChunkAccBytes = 256.0 * 1024;
 // 800e9 most of them ran as one chunk, on one thread).
 constexpr double kMinChunkSeconds = 20e-6;
 constexpr double kOpsPerSecond = 200e9;
+// Row chunks whose busiest thread has this much more than an even share of the rows count as
+// uneven (plan_chunks): measured per-task CPU time at 2 threads, channel chunks beat rows on a
+// 5-row map (3:2 rows, 0.0107 vs 0.0118 ms) but not on 7 or 9 rows (4:3, 5:4).
+constexpr double kMaxRowImbalance = 1.15;
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
     int64_t ih0 = 0;           // first input row read
     size_t part = 0;
-    memory src, dst;  // NHWC views, pointed at the tensors at run time
+    int64_t oc0 = 0, oc1 = 0;  // output channels
+    memory src, dst;           // NHWC views, pointed at the tensors at run time
 };
 
 class QConvOp final : public FastOp {
@@ -96,9 +108,18 @@ public:
                     impl_);
             }
             plan_chunks(whole);
-            // The weights in oneDNN's format (the reorder adds the s8-source compensation).
-            const memory::desc user_md(wei_dims_, DT::s8, group_ == 1 ? Tag::oihw : Tag::goihw);
-            weights_ = dnnl_.reorder_weights(user_md, q.w_codes->raw(), wei_mds_);
+            // The weights in oneDNN's format (the reorder adds the s8-source compensation): the
+            // output channels [oc0, oc1) of each distinct slice (output channels are the
+            // outermost axis of oihw; channel chunks exist only for group 1).
+            const int64_t per = wt[1] * wt[2] * wt[3];  // one byte per code (INT4 included)
+            for (const WeiSlice& w : wei_slices_) {
+                memory::dims dims = wei_dims_;
+                if (group_ == 1) dims[0] = w.oc1 - w.oc0;
+                const memory::desc user_md(dims, DT::s8, group_ == 1 ? Tag::oihw : Tag::goihw);
+                weights_.push_back(dnnl_.reorder_weights(
+                    user_md, static_cast<const int8_t*>(q.w_codes->raw()) + w.oc0 * per,
+                    {w.md})[0]);
+            }
         } catch (const dnnl::error& e) {
             return fmt::format("oneDNN has no int8 conv for input {} weights {}: {}", shape_str(x_),
                                shape_str(wt), e.what());
@@ -108,6 +129,7 @@ public:
             wt[2], wt[3], h_.stride, group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"),
             impl_, silu_ ? " +SiLU" : "", residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "",
             out_q_ ? " ->int8" : " ->f32");
+        if (oc_chunks_) what_ += fmt::format(" x{} channel chunks", chunks_.size());
         return {};
     }
 
@@ -128,7 +150,9 @@ public:
             const auto t = static_cast<size_t>(thread);
             for (int64_t b = 0; b < x_[0]; ++b) {
                 const int64_t y0 = b * y_image + c.oh0 * y_row;  // first output element
-                auto* acc = out_q_ || !routing_.dense()
+                // A chunk of output channels sums into a dense buffer of its own (oneDNN's
+                // direct convs take only dense NHWC outputs).
+                auto* acc = out_q_ || !routing_.dense() || oc_chunks_
                                 ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
                                 : static_cast<float*>(out[0].raw()) + y0;
                 try {
@@ -146,12 +170,13 @@ public:
                     return;
                 }
                 const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
-                const char* result = epilogue(acc, pixels, res, y0, out[0], y0, thread);
+                const auto [result, stride] = epilogue(acc, c, pixels, res, y0, out[0], thread);
                 // Channel-range outputs (a folded Split) and in-place concat slices.
                 const size_t elem = out_q_ ? 1 : 4;
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
-                routing_.copy_rows(result, out, p0, pixels, elem);
-                quantize_slices(reinterpret_cast<const float*>(result), out, p0, pixels);
+                routing_.copy_channel_block(result, stride, c.oc0, c.oc1, out, p0, pixels, elem);
+                quantize_slices(reinterpret_cast<const float*>(result), stride, c.oc0, c.oc1, out,
+                                p0, pixels);
             }
         });
         if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
@@ -203,44 +228,76 @@ private:
         std::vector<memory> scratch;  // per pool thread
     };
 
-    // acc: `pixels` NHWC pixels of float32 sums already scaled by s_x * s_w[m]; writes the
-    // output elements from `y0` on (or, when the output is not dense, a per-thread buffer).
-    // Returns where the chunk's result is.
-    const char* epilogue(float* acc, int64_t pixels, const void* res, int64_t r0, Tensor& out,
-                         int64_t y0, int thread) const {
+    // acc: `pixels` NHWC pixels of the chunk's channels [c.oc0, c.oc1) (dense rows of that
+    // width), float32 sums already scaled by s_x * s_w[m]. Writes the chunk's output elements
+    // (output 0 from element `y0` on, or, when the output is not dense, a per-thread buffer).
+    // Returns where the chunk's result is and how many elements apart its pixel rows are.
+    std::pair<const char*, int64_t> epilogue(float* acc, const Chunk& c, int64_t pixels,
+                                             const void* res, int64_t y0, Tensor& out,
+                                             int thread) const {
         const int64_t c_out = y_[1];
-        const int64_t len = pixels * c_out;
+        const int64_t width = c.oc1 - c.oc0;
+        const bool whole = width == c_out;
+        const int64_t len = pixels * width;
         if (!bias_.empty()) {
+            const float* bias = bias_.data() + c.oc0;
             for (int64_t p = 0; p < pixels; ++p) {
-                float* a = acc + p * c_out;
-                for (int64_t m = 0; m < c_out; ++m) a[m] += bias_[static_cast<size_t>(m)];
+                float* a = acc + p * width;
+                for (int64_t m = 0; m < width; ++m) a[m] += bias[m];
             }
         }
         if (silu_) silu_f32(acc, acc, len);
         if (res) {
-            if (residual_q_) {
-                const int8_t* r = static_cast<const int8_t*>(res) + r0;
-                for (int64_t i = 0; i < len; ++i) acc[i] += static_cast<float>(r[i]) * r_scale_;
-            } else {
-                const float* r = static_cast<const float*>(res) + r0;
-                for (int64_t i = 0; i < len; ++i) acc[i] += r[i];
+            // The residual is a whole NHWC tensor: the chunk's channels of each pixel.
+            const int64_t rows = whole ? 1 : pixels;
+            const int64_t run = whole ? len : width;
+            for (int64_t p = 0; p < rows; ++p) {
+                float* a = acc + p * width;
+                const int64_t r0 = y0 + p * c_out + c.oc0;
+                if (residual_q_) {
+                    const int8_t* r = static_cast<const int8_t*>(res) + r0;
+                    for (int64_t i = 0; i < run; ++i) a[i] += static_cast<float>(r[i]) * r_scale_;
+                } else {
+                    const float* r = static_cast<const float*>(res) + r0;
+                    for (int64_t i = 0; i < run; ++i) a[i] += r[i];
+                }
             }
         }
-        if (!out_q_) return reinterpret_cast<const char*>(acc);
-        auto* y = routing_.dense() ? static_cast<int8_t*>(out.raw()) + y0
-                         : static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
-        quantize_s8(acc, y, len, y_scale_);
-        return reinterpret_cast<const char*>(y);
+        if (!out_q_) {
+            if (!whole && routing_.dense()) {
+                copy_channel_rows(acc, width, static_cast<float*>(out.raw()) + y0 + c.oc0, c_out,
+                                  pixels, width, 4);
+            }
+            return {reinterpret_cast<const char*>(acc), width};
+        }
+        if (!routing_.dense()) {
+            auto* y = static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
+            quantize_s8(acc, y, len, y_scale_);
+            return {reinterpret_cast<const char*>(y), width};
+        }
+        int8_t* y = static_cast<int8_t*>(out.raw()) + y0 + c.oc0;
+        if (whole) {
+            quantize_s8(acc, y, len, y_scale_);
+        } else {
+            for (int64_t p = 0; p < pixels; ++p) {
+                quantize_s8(acc + p * width, y + p * c_out, width, y_scale_);
+            }
+        }
+        return {reinterpret_cast<const char*>(y), c_out};
     }
 
-    // Quantizes channels [c0, c1) of `pixels` result rows (float32, first pixel p0) into each
-    // quantized concat slice, as the int8 Concat step would have (quantize_s8).
-    void quantize_slices(const float* result, std::span<Tensor> out, int64_t p0,
-                         int64_t pixels) const {
+    // Quantizes the result's channels (it holds [oc0, oc1) of `pixels` rows, float32, rows
+    // `stride` elements apart, first pixel p0) into each quantized concat slice's share of
+    // them, as the int8 Concat step would have (quantize_s8).
+    void quantize_slices(const float* result, int64_t stride, int64_t oc0, int64_t oc1,
+                         std::span<Tensor> out, int64_t p0, int64_t pixels) const {
         for (const QSlice& q : qslices_) {
-            int8_t* d = static_cast<int8_t*>(out[q.slot].raw()) + p0 * q.total + q.offset;
+            const int64_t lo = std::max(q.c0, oc0), hi = std::min(q.c1, oc1);
+            if (lo >= hi) continue;
+            int8_t* d =
+                static_cast<int8_t*>(out[q.slot].raw()) + p0 * q.total + q.offset + (lo - q.c0);
             for (int64_t i = 0; i < pixels; ++i) {
-                quantize_s8(result + i * y_[1] + q.c0, d + i * q.total, q.c1 - q.c0, q.scale);
+                quantize_s8(result + i * stride + (lo - oc0), d + i * q.total, hi - lo, q.scale);
             }
         }
     }
@@ -249,23 +306,31 @@ private:
         return memory::desc({1, c, rows, w}, dt, Tag::nhwc);
     }
 
+    // The primitive for `in_rows` input rows (with the given vertical padding) producing
+    // `out_rows` output rows of the output channels [oc0, oc1) (all: oc1 = -1), batch 1.
     dnnl::convolution_forward::primitive_desc make_pd(int64_t in_rows, int64_t pad_top,
-                                                      int64_t pad_bottom, int64_t out_rows) const {
+                                                      int64_t pad_bottom, int64_t out_rows,
+                                                      int64_t oc0 = 0, int64_t oc1 = -1) const {
+        if (oc1 < 0) oc1 = y_[1];
         const memory::desc src_md = nhwc(x_[1], in_rows, x_[3], DT::s8);
-        const memory::desc dst_md = nhwc(y_[1], out_rows, y_[3], DT::f32);
-        const memory::desc wei_md(wei_dims_, DT::s8, Tag::any);
+        const memory::desc dst_md = nhwc(oc1 - oc0, out_rows, y_[3], DT::f32);
+        memory::dims wei_dims = wei_dims_;
+        if (group_ == 1) wei_dims[0] = oc1 - oc0;
+        const memory::desc wei_md(wei_dims, DT::s8, Tag::any);
         dnnl::primitive_attr attr;
         attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-        attr.set_output_scales(2, scales_);  // per output channel (dim 1 of dst)
+        // Per output channel (dim 1 of dst): the chunk's slice of the scales.
+        attr.set_output_scales(2, std::vector<float>(scales_.begin() + oc0, scales_.begin() + oc1));
         const dnnl::convolution_forward::desc desc(
             dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_md, wei_md,
             dst_md, {h_.stride, w_.stride}, {h_.dilation - 1, w_.dilation - 1},
             {pad_top, w_.pad_begin}, {pad_bottom, w_.pad_end});
         return dnnl::convolution_forward::primitive_desc(desc, attr, dnnl_.engine);
     }
-
     // Row chunks: enough for the pool threads and for each chunk's float32 sums to fit the
-    // L2 budget, none below kMinChunkSeconds of work; a multiple of the thread count.
+    // L2 budget, none below kMinChunkSeconds of work; a multiple of the thread count. A conv
+    // that gets fewer row chunks than threads but at least one chunk's work is cut into one
+    // range of output channels per thread instead (make_oc_chunks).
     void plan_chunks(const dnnl::convolution_forward::primitive_desc& whole) {
         const int64_t oh = y_[2];
         const double acc_bytes = 4.0 * static_cast<double>(y_[1] * oh * y_[3]);
@@ -278,19 +343,38 @@ private:
             n, std::max<int64_t>(1, static_cast<int64_t>(ops / kOpsPerSecond / kMinChunkSeconds)));
         n = std::clamp<int64_t>(n, 1, oh);
         if (t > 1 && n > t) n = n / t * t;
+        // Small layers (20-40 us modelled; the narrow YOLOs' 10x10 to 80x80 maps) got a single
+        // row chunk at 2 threads, so one thread idled on them: they now get one chunk per thread.
+        // Row chunks where the rows divide about evenly: measured by per-task CPU time (each
+        // step's makespan over its tasks' thread CPU times), 2 threads, the bundled YOLOv10m's
+        // ten such convs of 48-144 channels took 0.41 ms as one chunk, 0.28 ms as channel
+        // chunks and 0.24 ms as row chunks (which write in place and read only their input
+        // rows); its 24-channel 80x80 conv (too narrow for channel chunks) 0.20 -> 0.10 ms.
+        // Where the rows do not divide evenly (maps of a few rows), ranges of output channels
+        // over all rows (make_oc_chunks).
+        if (t > 1 && n < t && ops / kOpsPerSecond >= kMinChunkSeconds) {
+            const int64_t rows = std::min(t, oh);
+            const double share = static_cast<double>((oh + rows - 1) / rows) *
+                                 static_cast<double>(t) / static_cast<double>(oh);
+            if (group_ == 1 && share > kMaxRowImbalance && make_oc_chunks(t)) {
+                n = static_cast<int64_t>(chunks_.size());
+            } else {
+                n = rows;
+            }
+        }
         std::vector<int64_t> bounds;
         for (int64_t i = 0; i <= n; ++i) bounds.push_back(oh * i / n);
-        if (n > 1 && !make_chunks(bounds)) {
+        if (n > 1 && !oc_chunks_ && !make_chunks(bounds)) {
             parts_.clear();
-            wei_mds_.clear();
+            wei_slices_.clear();
             chunks_.clear();
             n = 1;
         }
         if (n == 1) {
-            chunks_ = {Chunk{0, oh, 0, 0, {}, {}}};
-            add_part(whole);
+            chunks_ = {Chunk{0, oh, 0, 0, 0, y_[1], {}, {}}};
+            add_part(whole, 0, y_[1]);
         }
-        int64_t max_rows = 0;
+        int64_t max_rows = 0, widest = 0;
         for (Part& p : parts_) {
             dnnl_.reserve(Workspace::Scratchpad, p.pd.scratchpad_desc().get_size());
             for (int th = 0; th < t; ++th) {
@@ -300,25 +384,59 @@ private:
         for (Chunk& c : chunks_) {
             c.src = memory(nhwc(x_[1], parts_[c.part].pd.src_desc().dims()[2], x_[3], DT::s8),
                            dnnl_.engine, DNNL_MEMORY_NONE);
-            c.dst =
-                memory(nhwc(y_[1], c.oh1 - c.oh0, y_[3], DT::f32), dnnl_.engine, DNNL_MEMORY_NONE);
+            c.dst = memory(nhwc(c.oc1 - c.oc0, c.oh1 - c.oh0, y_[3], DT::f32), dnnl_.engine,
+                           DNNL_MEMORY_NONE);
             max_rows = std::max(max_rows, c.oh1 - c.oh0);
+            widest = std::max(widest, c.oc1 - c.oc0);
         }
         max_rows_ = max_rows;
-        if (out_q_) {
-            dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * y_[1] * y_[3]) * 4);
+        if (out_q_ || oc_chunks_) {
+            dnnl_.reserve(Workspace::ChunkOut, static_cast<size_t>(max_rows * widest * y_[3]) * 4);
         }
         routing_.reset(y_[1]);
         ranges_ = {{0, {0, y_[1]}}};
     }
 
-    void add_part(const dnnl::convolution_forward::primitive_desc& pd) {
+    // `n` ranges of output channels over all rows, multiples of 16 channels (oneDNN's block)
+    // but the last. False (nothing planned) when a chunk's primitive would use another
+    // implementation than the whole conv's.
+    bool make_oc_chunks(int64_t n) {
+        const int64_t blocks = y_[1] / 16;
+        if (n < 2 || blocks < n) return false;
+        for (int64_t i = 0; i < n; ++i) {
+            const int64_t oc0 = 16 * (blocks * i / n);
+            const int64_t oc1 = i + 1 == n ? y_[1] : 16 * (blocks * (i + 1) / n);
+            dnnl::convolution_forward::primitive_desc pd;
+            try {
+                pd = make_pd(x_[2], h_.pad_begin, h_.pad_end, y_[2], oc0, oc1);
+            } catch (const dnnl::error&) {
+                pd = {};
+            }
+            if (!pd || pd.impl_info_str() != impl_) {
+                parts_.clear();
+                wei_slices_.clear();
+                chunks_.clear();
+                return false;
+            }
+            // Each range has its own output scales, so its own primitive.
+            add_part(pd, oc0, oc1);
+            chunks_.push_back(Chunk{0, y_[2], 0, parts_.size() - 1, oc0, oc1, {}, {}});
+        }
+        oc_chunks_ = true;
+        return true;
+    }
+
+    // A part computing the output channels [oc0, oc1).
+    void add_part(const dnnl::convolution_forward::primitive_desc& pd, int64_t oc0, int64_t oc1) {
         Part p;
         p.pd = pd;
         p.prim = dnnl::convolution_forward(pd);
-        auto it = std::find(wei_mds_.begin(), wei_mds_.end(), pd.weights_desc());
-        p.wei = static_cast<size_t>(it - wei_mds_.begin());
-        if (it == wei_mds_.end()) wei_mds_.push_back(pd.weights_desc());
+        const WeiSlice w{pd.weights_desc(), oc0, oc1};
+        auto it = std::find_if(wei_slices_.begin(), wei_slices_.end(), [&](const WeiSlice& s) {
+            return s.md == w.md && s.oc0 == oc0 && s.oc1 == oc1;
+        });
+        p.wei = static_cast<size_t>(it - wei_slices_.begin());
+        if (it == wei_slices_.end()) wei_slices_.push_back(w);
         parts_.push_back(std::move(p));
     }
 
@@ -340,9 +458,9 @@ private:
                 auto pd = make_pd(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0);
                 if (pd.impl_info_str() != impl_) return false;
                 it = part_of.emplace(key, parts_.size()).first;
-                add_part(pd);
+                add_part(pd, 0, y_[1]);
             }
-            chunks_.push_back({oh0, oh1, ih0, it->second, {}, {}});
+            chunks_.push_back({oh0, oh1, ih0, it->second, 0, y_[1], {}, {}});
         }
         return true;
     }
@@ -357,8 +475,14 @@ private:
     float r_scale_ = 1.0f, y_scale_ = 1.0f;
     std::vector<float> bias_, scales_;
     memory::dims wei_dims_;
-    std::vector<memory::desc> wei_mds_;
-    std::vector<memory> weights_;
+    // The weights the parts use: a format and a range of output channels.
+    struct WeiSlice {
+        memory::desc md;
+        int64_t oc0 = 0, oc1 = 0;
+    };
+    std::vector<WeiSlice> wei_slices_;
+    bool oc_chunks_ = false;       // chunks are ranges of output channels (make_oc_chunks)
+    std::vector<memory> weights_;  // one per wei_slices_ entry
     std::vector<Part> parts_;
     std::vector<Chunk> chunks_;
     int64_t max_rows_ = 0;
