@@ -139,6 +139,10 @@ SMALL_CONVS = {
     "pointwise": ({"k": 1, "c": 320, "m": 344, "hw": 5}, True),
     "stride2": ({"c": 120, "m": 120, "hw": 9, "stride": 2}, True),
     "rows_8": ({"c": 72, "m": 72, "hw": 8, "residual": "q"}, False),
+    # Row chunks of a padded 3x3 conv: on CPUs without AMX the first chunk (padding on top
+    # only) runs on another exact int8 kernel than the others (the profile then says "some row
+    # chunks on ..."); its rows must still be one thread's bits.
+    "rows_40_padded": ({"c": 192, "m": 192, "hw": 40, "residual": "q"}, False),
 }
 
 

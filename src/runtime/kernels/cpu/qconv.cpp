@@ -26,6 +26,7 @@
 // per output channel, so either cut gives one thread's output bit for bit
 // (test_lowp_kernels.py checks it).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <atomic>
@@ -130,6 +131,9 @@ public:
             impl_, silu_ ? " +SiLU" : "", residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "",
             out_q_ ? " ->int8" : " ->f32");
         if (oc_chunks_) what_ += fmt::format(" x{} channel chunks", chunks_.size());
+        if (!edge_impls_.empty()) {
+            what_ += fmt::format(" (some row chunks on {})", fmt::join(edge_impls_, ", "));
+        }
         return {};
     }
 
@@ -365,6 +369,7 @@ private:
         std::vector<int64_t> bounds;
         for (int64_t i = 0; i <= n; ++i) bounds.push_back(oh * i / n);
         if (n > 1 && !oc_chunks_ && !make_chunks(bounds)) {
+            edge_impls_.clear();
             parts_.clear();
             wei_slices_.clear();
             chunks_.clear();
@@ -456,7 +461,23 @@ private:
             auto it = part_of.find(key);
             if (it == part_of.end()) {
                 auto pd = make_pd(ih1 - ih0, ih0 - first, last - ih1, oh1 - oh0);
-                if (pd.impl_info_str() != impl_) return false;
+                // Another implementation is fine when it is an exact int8 kernel too: the int32
+                // sums are exact in any of them and the output scale is one float32 product per
+                // sum, so the chunk's values are the same bits. On CPUs without AMX, oneDNN 2.6's
+                // brgconv takes no unequal top/bottom padding, so the first chunk of a padded
+                // 3x3 conv gets jit_int8 while the rest run on brgconv; refusing that left every
+                // such conv as one chunk on one thread (full-width YOLOv10m, Zen 4, 2 threads).
+                const std::string impl = pd.impl_info_str();
+                if (impl != impl_) {
+                    if (is_dnnl_ref_impl(impl) || (impl.find("vnni") == std::string::npos &&
+                                                   impl.find("amx") == std::string::npos)) {
+                        return false;
+                    }
+                    if (std::find(edge_impls_.begin(), edge_impls_.end(), impl) ==
+                        edge_impls_.end()) {
+                        edge_impls_.push_back(impl);
+                    }
+                }
                 it = part_of.emplace(key, parts_.size()).first;
                 add_part(pd, 0, y_[1]);
             }
@@ -481,6 +502,7 @@ private:
         int64_t oc0 = 0, oc1 = 0;
     };
     std::vector<WeiSlice> wei_slices_;
+    std::vector<std::string> edge_impls_;  // other exact int8 kernels some row chunks run on
     bool oc_chunks_ = false;       // chunks are ranges of output channels (make_oc_chunks)
     std::vector<memory> weights_;  // one per wei_slices_ entry
     std::vector<Part> parts_;
