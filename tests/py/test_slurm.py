@@ -134,10 +134,16 @@ def test_slurm_run_killed_then_resumed_equals_local(slurm, tmp_path, calib_list)
     while p.poll() is None and killed is None:
         assert time.time() - t0 < 600, "the Slurm run did not get going"
         if (root / ".lowbit-run" / "calib.json").exists():
-            running = [j for j in jobs() if j[1].startswith("lowbit-") and j[2] == "RUNNING"]
+            listed = [j for j in jobs() if j[1].startswith("lowbit-")]
+            running = [j for j in listed if j[2] == "RUNNING"]
             if running:
                 killed = running[0]
-                subprocess.run(["scancel", killed[0].split("_")[0]], check=True)
+                # A running job can end between squeue and scancel (then nothing is killed and
+                # the run succeeds), so the last step's job, still waiting on its dependencies,
+                # is cancelled too: the run must then fail and the resume redo it.
+                last = [j for j in listed if j[1] == "lowbit-compare" and j[2] == "PENDING"]
+                for j in [killed] + last:
+                    subprocess.run(["scancel", j[0].split("_")[0]], check=True)
         time.sleep(0.1)
     rc = p.wait(timeout=600)
     log.close()
