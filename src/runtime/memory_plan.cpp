@@ -120,16 +120,20 @@ void fold_splits(Program& p, const Graph& g, const std::unordered_set<std::strin
     p.steps = std::move(kept);
 }
 
-// Only for NHWC concats along channels in the fused program; the hooked program keeps every
-// tensor for observers.
-void plan_in_place_concat(Program& p, const Graph& g,
-                          const std::unordered_set<std::string>& graph_outputs) {
+namespace {
+
+// The walk both Concat plans share: each input of an NHWC channel Concat whose producer (an
+// earlier fast step) accepts to write it straight into its slice of the Concat's buffer. Plain
+// Concats (no fused QuantizeLinear) take float slices; the fused int8 Concat -> QuantizeLinear
+// step takes codes, for the inputs it would quantize itself (quantizes_input > 0), at its scale.
+void plan_concat_parts(Program& p, const Graph& g,
+                       const std::unordered_set<std::string>& graph_outputs, bool quantized) {
     auto [producer, reads] = index_steps(p);
     for (size_t k = 0; k < p.steps.size(); ++k) {
         Step& cat = p.steps[k];
-        // A fused Concat (the int8 Concat -> QuantizeLinear step) writes codes, not the inputs.
         if (!cat.fast || cat.node == kNoNode || g.nodes[cat.node].op_type != "Concat" ||
-            !cat.fused.empty() || cat.out.size() != 1 || p.layout_of(cat.out[0]) != Layout::Nhwc) {
+            cat.fused.empty() != !quantized || cat.out.size() != 1 ||
+            p.layout_of(cat.out[0]) != Layout::Nhwc) {
             continue;
         }
         const std::string buffer = cat.out[0];
@@ -141,16 +145,27 @@ void plan_in_place_concat(Program& p, const Graph& g,
             auto st = p.stored.find(in);
             if (st == p.stored.end()) break;  // constants: leave the rest to the copy
             const int64_t c = st->second.shape[1];
+            const float scale = quantized ? cat.fast->quantizes_input(j) : 0.0f;
             auto pr = producer.find(in);
-            if (pr != producer.end() && pr->second.first < k) {
+            if ((!quantized || scale > 0.0f) && pr != producer.end() && pr->second.first < k) {
                 Step& prod = p.steps[pr->second.first];
                 const auto uses = std::count(ins.begin(), ins.end(), in);
                 const bool keep = reads[in] > uses || graph_outputs.count(in) > 0;
-                if (prod.fast && prod.fast->add_concat_slice(pr->second.second, prod.out.size(),
-                                                             offset, total, keep)) {
+                const size_t at = prod.out.size();
+                const bool added =
+                    prod.fast &&
+                    (quantized ? prod.fast->add_quantized_concat_slice(pr->second.second, at,
+                                                                       offset, total, scale, keep)
+                               : prod.fast->add_concat_slice(pr->second.second, at, offset, total,
+                                                             keep));
+                if (added) {
                     prod.out.push_back(buffer);
                     if (!keep) prod.out[pr->second.second].clear();
-                    cat.fast->set_input_in_place(j);
+                    const bool in_place = cat.fast->set_input_in_place(j);
+                    // The quantizing step must skip the part: the producer no longer writes the
+                    // float input it would read.
+                    LOWBIT_CHECK(in_place || !quantized, "{}: refused a part it quantizes",
+                                 cat.label);
                     cat.in[j].clear();
                 }
             }
@@ -159,43 +174,18 @@ void plan_in_place_concat(Program& p, const Graph& g,
     }
 }
 
+}  // namespace
+
+// Only for NHWC concats along channels in the fused program; the hooked program keeps every
+// tensor for observers.
+void plan_in_place_concat(Program& p, const Graph& g,
+                          const std::unordered_set<std::string>& graph_outputs) {
+    plan_concat_parts(p, g, graph_outputs, false);
+}
+
 void plan_quantized_concat_slices(Program& p, const Graph& g,
                                   const std::unordered_set<std::string>& graph_outputs) {
-    auto [producer, reads] = index_steps(p);
-    for (size_t k = 0; k < p.steps.size(); ++k) {
-        Step& cat = p.steps[k];
-        if (!cat.fast || cat.node == kNoNode || g.nodes[cat.node].op_type != "Concat" ||
-            cat.fused.empty() || cat.out.size() != 1 || p.layout_of(cat.out[0]) != Layout::Nhwc) {
-            continue;
-        }
-        const std::string buffer = cat.out[0];
-        const int64_t total = p.stored.at(buffer).shape[1];
-        const std::vector<std::string> ins = cat.in;
-        int64_t offset = 0;
-        for (size_t j = 0; j < ins.size(); ++j) {
-            const std::string& in = ins[j];
-            auto st = p.stored.find(in);
-            if (st == p.stored.end()) break;
-            const int64_t c = st->second.shape[1];
-            const float scale = cat.fast->quantizes_input(j);
-            auto pr = producer.find(in);
-            if (scale > 0.0f && pr != producer.end() && pr->second.first < k) {
-                Step& prod = p.steps[pr->second.first];
-                const auto uses = std::count(ins.begin(), ins.end(), in);
-                const bool keep = reads[in] > uses || graph_outputs.count(in) > 0;
-                if (prod.fast &&
-                    prod.fast->add_quantized_concat_slice(pr->second.second, prod.out.size(),
-                                                          offset, total, scale, keep)) {
-                    prod.out.push_back(buffer);
-                    if (!keep) prod.out[pr->second.second].clear();
-                    LOWBIT_CHECK(cat.fast->set_input_in_place(j), "{}: refused a part it quantizes",
-                                 cat.label);
-                    cat.in[j].clear();
-                }
-            }
-            offset += c;
-        }
-    }
+    plan_concat_parts(p, g, graph_outputs, true);
 }
 
 void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
