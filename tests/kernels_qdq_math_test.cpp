@@ -4,6 +4,7 @@
 // width is covered, with ties, NaN, infinities and out-of-range values.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 #include <random>
 #include <vector>
@@ -50,6 +51,37 @@ TEST(QdqMath, QuantizeS8MatchesTheReferenceOnEveryTailLength) {
                 ASSERT_EQ(got[static_cast<size_t>(i)], ref.data<int8_t>()[i])
                     << "n " << n << " i " << i << " v " << v[static_cast<size_t>(i)];
             }
+        }
+    }
+}
+
+// quantize_s8 multiplies by the reciprocal of the scale and divides only where the product is
+// within 2^-11 of a half-integer (qdq_math.h quantize16_s32): values whose exact quotient is a
+// tie or one float32 step either side of it, at scales whose reciprocal is inexact, tiny or
+// huge, with values that overflow the product, the int32 range or the float32 range.
+TEST(QdqMath, QuantizeS8EqualsTheDivisionNearTiesAndAtTheEdges) {
+    for (float scale : {0.0123f, 0.37f, 7.0f, 1e-30f, 3e30f, 1e-40f}) {
+        std::vector<float> v;
+        for (int k = -300; k <= 300; ++k) {
+            const float tie = (static_cast<float>(k) + 0.5f) * scale;
+            v.push_back(tie);
+            v.push_back(std::nextafter(tie, std::numeric_limits<float>::infinity()));
+            v.push_back(std::nextafter(tie, -std::numeric_limits<float>::infinity()));
+            v.push_back(static_cast<float>(k) * scale);
+        }
+        for (float big : {2147483648.0f, 4294967296.0f, 1e10f, 3e38f}) {
+            v.push_back(big);
+            v.push_back(-big);
+            v.push_back(big * scale);
+            v.push_back(-big * scale);
+        }
+        const auto n = static_cast<int64_t>(v.size());
+        std::vector<int8_t> got(v.size());
+        cpu::quantize_s8(v.data(), got.data(), n, scale);
+        const Tensor ref = run_one(qdq("QuantizeLinear", f32({n}, v), scale));
+        for (int64_t i = 0; i < n; ++i) {
+            ASSERT_EQ(got[static_cast<size_t>(i)], ref.data<int8_t>()[i])
+                << "scale " << scale << " v " << v[static_cast<size_t>(i)];
         }
     }
 }

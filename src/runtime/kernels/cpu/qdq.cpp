@@ -125,7 +125,7 @@ private:
     void quantize_to_nhwc_tiles(const float* x, int8_t* y, const ThreadPool& pool) const {
         const int64_t c = shape_[1], hw = shape_[2] * shape_[3];
         const int64_t tiles = (hw + 15) / 16;
-        const __m512 vs = _mm512_set1_ps(scale_);
+        const QScale16 vs(scale_);
         pool.parallel_for(
             shape_[0] * tiles, std::max<int64_t>(1, kGrain / (16 * c)),
             [&](int64_t t0, int64_t t1) {
@@ -165,7 +165,7 @@ private:
         alignas(64) int8_t order[64] = {};
         for (int j = 0; j < 48; ++j) order[j] = static_cast<int8_t>((j % 3) * 16 + j / 3);
         const __m512i perm = _mm512_load_si512(order);
-        const __m512 vs = _mm512_set1_ps(scale_);
+        const QScale16 vs(scale_);
         pool.parallel_for(shape_[0] * hw, kGrain, [&](int64_t b, int64_t e) {
             auto codes = [&](const float* plane, __mmask16 m) {
                 return _mm512_cvtsepi32_epi8(quantize16_s32(_mm512_maskz_loadu_ps(m, plane), vs));

@@ -15,21 +15,43 @@
 namespace lowbit::cpu {
 
 #if defined(__AVX512F__)
-// 16 values to 16 codes, as int32 lanes: the arithmetic of quantize_s8 (vs holds the scale in
-// every lane).
-inline __m512i quantize16_s32(__m512 v, __m512 vs) {
-    __m512 q = _mm512_div_ps(v, vs);
-    q = _mm512_roundscale_ps(q, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+// A quantization scale in every lane of a vector, with its float32 reciprocal (NaN where that
+// is not a normal number, which sends every vector to the division).
+struct QScale16 {
+    explicit QScale16(float scale)
+        : s(_mm512_set1_ps(scale)),
+          inv(_mm512_set1_ps(std::isnormal(1.0f / scale) ? 1.0f / scale : std::nanf(""))) {}
+    __m512 s, inv;
+};
+
+// 16 values to 16 codes, as int32 lanes that the caller narrows to int8 with signed saturation
+// (vpmovsdb); with that narrowing, the arithmetic of quantize_s8, bit for bit.
+//
+// The division is the slow part (vdivps: about 10 cycles a vector), so the quotient is first
+// taken as t = v * (1/s). That product is within 1.5 * 2^-23 relative of the exact v / s, and
+// the correctly rounded quotient within 2^-24, so for |v / s| < 2^11 they are less than 2^-11
+// apart: round-half-even gives the same integer unless t lies within 2^-11 of a half-integer.
+// Only a vector with such a lane (about 0.1% of lanes), or with a NaN, an infinity or
+// |t| >= 2^31 (which convert to INT_MIN, far from t), is divided; beyond 2^11 both saturate.
+inline __m512i quantize16_s32(__m512 v, const QScale16& vs) {
+    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m512 t = _mm512_mul_ps(v, vs.inv);
+    const __m512i q = _mm512_cvt_roundps_epi32(t, kRound);
+    const __m512 dist = _mm512_abs_ps(_mm512_sub_ps(t, _mm512_cvtepi32_ps(q)));
+    if (_mm512_cmp_ps_mask(dist, _mm512_set1_ps(0.5f - 0x1p-11f), _CMP_LT_OQ) == 0xffff) {
+        return q;
+    }
+    __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, vs.s), kRound);
     // max(NaN, -128) is -128 (the second operand), as the reference maps NaN.
-    q = _mm512_min_ps(_mm512_max_ps(q, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
-    return _mm512_cvtps_epi32(q);
+    r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
+    return _mm512_cvtps_epi32(r);
 }
 #endif
 
 inline void quantize_s8(const float* v, int8_t* y, int64_t n, float s) {
     int64_t i = 0;
 #if defined(__AVX512F__)
-    const __m512 vs = _mm512_set1_ps(s);
+    const QScale16 vs(s);
     // The last n % 16 values go through the same vector arithmetic under a mask: the per-pixel
     // rows of an NHWC Concat part are often 8 to 24 channels, where a scalar tail (one division
     // and one nearbyint per value) would cost more than the vector body.
