@@ -29,10 +29,12 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <numeric>
 #include <tuple>
 #include <utility>
 
@@ -69,6 +71,77 @@ struct Chunk {
     memory src, dst;           // NHWC views, pointed at the tensors at run time
 };
 
+// The epilogue in one pass: each sum gets the bias, SiLU, the residual and the output
+// quantization in registers, in the graph's order, with the float32 operations of vmath.h's
+// silu_f32 and qdq_math.h's quantize_s8 (an int8 residual is one fused multiply-add, code *
+// scale + value, as GCC contracted the separate loop this replaced), so each value is the
+// same bits as in separate passes. The sums are read once from the chunk buffer and the
+// result written once.
+struct EpilogueArgs {
+    float r_scale = 1.0f;  // int8 residual codes' scale
+    float y_scale = 1.0f;  // output scale (int8 outputs)
+};
+
+// n consecutive values: a[i] is the sum, bias[i] its channel's bias, r[i] its residual, y[i]
+// its result (float32, may be a itself, or int8 codes). kRes: 0 none, 1 float32, 2 int8 codes.
+template <bool kBias, bool kSilu, int kRes, bool kOutQ>
+void epilogue_run(const EpilogueArgs& e, const float* a, const float* bias, const void* r,
+                  void* y, int64_t n) {
+    int64_t i = 0;
+#if defined(__AVX512F__)
+    const QScale16 ys(e.y_scale);
+    const __m512 rs = _mm512_set1_ps(e.r_scale);
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, a + i);
+        if constexpr (kBias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + i));
+        if constexpr (kSilu) v = _mm512_mul_ps(v, sigmoid512(v));
+        if constexpr (kRes == 1) {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, static_cast<const float*>(r) + i));
+        } else if constexpr (kRes == 2) {
+            const __m128i codes = _mm_maskz_loadu_epi8(m, static_cast<const int8_t*>(r) + i);
+            v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), rs, v);
+        }
+        if constexpr (kOutQ) {
+            _mm512_mask_cvtsepi32_storeu_epi8(static_cast<int8_t*>(y) + i, m,
+                                              quantize16_s32(v, ys));
+        } else {
+            _mm512_mask_storeu_ps(static_cast<float*>(y) + i, m, v);
+        }
+    }
+#endif
+    for (; i < n; ++i) {
+        float v = a[i];
+        if constexpr (kBias) v += bias[i];
+        if constexpr (kSilu) silu_f32(&v, &v, 1);
+        if constexpr (kRes == 1) v += static_cast<const float*>(r)[i];
+        if constexpr (kRes == 2) {
+            v += static_cast<float>(static_cast<const int8_t*>(r)[i]) * e.r_scale;
+        }
+        if constexpr (kOutQ) {
+            quantize_s8(&v, static_cast<int8_t*>(y) + i, 1, e.y_scale);
+        } else {
+            static_cast<float*>(y)[i] = v;
+        }
+    }
+}
+
+using EpilogueFn = void (*)(const EpilogueArgs&, const float*, const float*, const void*, void*,
+                            int64_t);
+
+// The instance for a step's flags: index bias + 2 silu + 4 residual + 12 out_q.
+template <size_t... I>
+constexpr std::array<EpilogueFn, sizeof...(I)> epilogue_table(std::index_sequence<I...>) {
+    return {&epilogue_run<(I & 1) != 0, (I & 2) != 0, static_cast<int>((I / 4) % 3),
+                          (I / 12) != 0>...};
+}
+
+EpilogueFn pick_epilogue(bool bias, bool silu, int residual, bool out_q) {
+    static constexpr auto table = epilogue_table(std::make_index_sequence<24>());
+    return table[static_cast<size_t>(bias) + 2 * static_cast<size_t>(silu) +
+                 4 * static_cast<size_t>(residual) + 12 * static_cast<size_t>(out_q)];
+}
+
 class QConvOp final : public FastOp {
 public:
     explicit QConvOp(DnnlState& dnnl) : dnnl_(dnnl) {}
@@ -92,6 +165,17 @@ public:
         if (ins.size() > 2 && ins[2].present()) {
             const Tensor& b = *ins[2].constant;
             bias_.assign(b.data<float>(), b.data<float>() + b.numel());
+        }
+        epilogue_ = pick_epilogue(!bias_.empty(), silu_, residual_ ? (residual_q_ ? 2 : 1) : 0,
+                                  out_q_);
+        epi_args_ = {r_scale_, y_scale_};
+        // A whole chunk's sums are one run of pixels x channels: the bias repeated over a run
+        // of whole pixels that is also a whole number of vectors (and at least 256 values).
+        if (!bias_.empty()) {
+            int64_t run = std::lcm<int64_t>(y_[1], 16);
+            while (run < 256) run *= 2;
+            bias_run_.resize(static_cast<size_t>(run));
+            for (size_t i = 0; i < bias_run_.size(); ++i) bias_run_[i] = bias_[i % bias_.size()];
         }
         scales_.resize(static_cast<size_t>(y_[1]));
         for (size_t m = 0; m < scales_.size(); ++m) scales_[m] = q.x_scale * q.w_scale[m];
@@ -242,52 +326,42 @@ private:
         const int64_t c_out = y_[1];
         const int64_t width = c.oc1 - c.oc0;
         const bool whole = width == c_out;
-        const int64_t len = pixels * width;
-        if (!bias_.empty()) {
-            const float* bias = bias_.data() + c.oc0;
-            for (int64_t p = 0; p < pixels; ++p) {
-                float* a = acc + p * width;
-                for (int64_t m = 0; m < width; ++m) a[m] += bias[m];
+        // Where the result goes: float32 in place, int8 codes into a per-thread buffer (when
+        // output 0 is not kept dense) or into the output's channels of the chunk.
+        char* y = reinterpret_cast<char*>(acc);
+        int64_t y_stride = width;
+        if (out_q_) {
+            if (routing_.dense()) {
+                y = static_cast<char*>(out.raw()) + y0 + c.oc0;
+                y_stride = c_out;
+            } else {
+                y = static_cast<char*>(dnnl_.data(Workspace::BlockedDst, thread));
             }
         }
-        if (silu_) silu_f32(acc, acc, len);
-        if (res) {
-            // The residual is a whole NHWC tensor: the chunk's channels of each pixel.
-            const int64_t rows = whole ? 1 : pixels;
-            const int64_t run = whole ? len : width;
-            for (int64_t p = 0; p < rows; ++p) {
-                float* a = acc + p * width;
-                const int64_t r0 = y0 + p * c_out + c.oc0;
-                if (residual_q_) {
-                    const int8_t* r = static_cast<const int8_t*>(res) + r0;
-                    for (int64_t i = 0; i < run; ++i) a[i] += static_cast<float>(r[i]) * r_scale_;
-                } else {
-                    const float* r = static_cast<const float*>(res) + r0;
-                    for (int64_t i = 0; i < run; ++i) a[i] += r[i];
-                }
-            }
-        }
-        if (!out_q_) {
-            if (!whole && routing_.dense()) {
-                copy_channel_rows(acc, width, static_cast<float*>(out.raw()) + y0 + c.oc0, c_out,
-                                  pixels, width, 4);
-            }
-            return {reinterpret_cast<const char*>(acc), width};
-        }
-        if (!routing_.dense()) {
-            auto* y = static_cast<int8_t*>(dnnl_.data(Workspace::BlockedDst, thread));
-            quantize_s8(acc, y, len, y_scale_);
-            return {reinterpret_cast<const char*>(y), width};
-        }
-        int8_t* y = static_cast<int8_t*>(out.raw()) + y0 + c.oc0;
+        const size_t y_elem = out_q_ ? 1 : 4;
+        const size_t r_elem = residual_q_ ? 1 : 4;
+        const char* r = res ? static_cast<const char*>(res) + (y0 + c.oc0) * r_elem : nullptr;
         if (whole) {
-            quantize_s8(acc, y, len, y_scale_);
+            // Sums, residual and result are each one dense run of the chunk's pixels.
+            const int64_t len = pixels * width;
+            const auto run = static_cast<int64_t>(bias_run_.size());
+            const int64_t step = run > 0 ? run : len;
+            for (int64_t i = 0; i < len; i += step) {
+                epilogue_(epi_args_, acc + i, bias_run_.data(), r ? r + i * r_elem : nullptr,
+                          y + i * y_elem, std::min(step, len - i));
+            }
         } else {
+            const float* bias = bias_.empty() ? nullptr : bias_.data() + c.oc0;
             for (int64_t p = 0; p < pixels; ++p) {
-                quantize_s8(acc + p * width, y + p * c_out, width, y_scale_);
+                epilogue_(epi_args_, acc + p * width, bias, r ? r + p * c_out * r_elem : nullptr,
+                          y + p * y_stride * y_elem, width);
             }
         }
-        return {reinterpret_cast<const char*>(y), c_out};
+        if (!out_q_ && !whole && routing_.dense()) {
+            copy_channel_rows(acc, width, static_cast<float*>(out.raw()) + y0 + c.oc0, c_out,
+                              pixels, width, 4);
+        }
+        return {y, y_stride};
     }
 
     // Quantizes the result's channels (it holds [oc0, oc1) of `pixels` rows, float32, rows
@@ -495,6 +569,9 @@ private:
     bool silu_ = false, residual_ = false, residual_q_ = false, out_q_ = false;
     float r_scale_ = 1.0f, y_scale_ = 1.0f;
     std::vector<float> bias_, scales_;
+    std::vector<float> bias_run_;  // bias_ repeated (epilogue's whole-chunk runs)
+    EpilogueFn epilogue_ = nullptr;
+    EpilogueArgs epi_args_;
     memory::dims wei_dims_;
     // The weights the parts use: a format and a range of output channels.
     struct WeiSlice {
