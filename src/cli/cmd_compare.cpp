@@ -29,6 +29,17 @@ void add_compare_command(CLI::App& app, CommandFn& run) {
     sub->add_option("--mixed", o->mixed,
                     "`lowbit mixed` Pareto file(s) (OUT.pareto.json): a mixed-precision section "
                     "(mAP50-95 against weight bytes) in summary.md and report.html");
+    sub->add_option("--interleave-rounds", o->interleave_rounds,
+                    "Time every variant's ONNX model again on this machine, this many "
+                    "interleaved rounds (A B C A B C ...: a slow phase of the machine hits all "
+                    "alike), and compare those latencies instead of the results files' (each "
+                    "measured during its own evaluation); 0: the recorded ones")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    sub->add_option("--threads", o->threads,
+                    "Engine threads for --interleave-rounds (0: one per core; use the "
+                    "evaluations' count)")
+        ->capture_default_str();
     sub->add_option("--max-drop", o->max_drop, "mAP_50_95 drop tolerated by the recommendation")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);

@@ -175,6 +175,11 @@ struct CompareJob {
     std::vector<std::string> sensitivity;
     std::vector<std::string> mixed;  // `lowbit mixed` Pareto files
     double max_drop = 0.01;
+    // > 0: every variant's ONNX model is timed again here, this many interleaved rounds (each
+    // round runs every model once: slow phases of the machine hit all of them alike), and those
+    // latencies replace the results files' (which were measured one evaluation after another).
+    int interleave_rounds = 0;
+    int threads = 0;  // engine threads for that timing (<= 0: one per core)
 };
 Status run_job(const CompareJob& o, std::FILE* out);
 

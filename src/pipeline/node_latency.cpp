@@ -126,6 +126,7 @@ Result<NodeLatency> stepwise_latency(const Graph& g, const std::vector<std::vect
     NodeLatency r = attribute_steps(g, med, candidates);
     for (const StepTime& st : med) r.estimate_ms += st.ms;
     r.run_ms = median(run_ms);
+    r.run_samples_ms = run_ms;
     return r;
 }
 

@@ -36,6 +36,7 @@ struct NodeLatency {
     std::map<std::string, double> node_ms;  // candidate name -> ms (every candidate present)
     double other_ms = 0;                    // the steps no candidate owns
     double run_ms = 0;                      // wall time of the whole run (Executor::run)
+    std::vector<double> run_samples_ms;     // stepwise_latency: every timed run's wall time
     // stepwise_latency: the sum of the per-step medians (= other_ms + the node_ms); 0 elsewhere.
     double estimate_ms = 0;
 };

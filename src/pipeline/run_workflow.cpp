@@ -334,6 +334,10 @@ Step candidates_step(const Layout& L, const std::string& m, std::vector<std::str
     return s;
 }
 
+// Rounds of the compare step's interleaved timing: 20 whole runs of each model (the median's
+// 95% interval is then the 6th to 15th of the sorted times).
+constexpr int kCompareRounds = 20;
+
 // Compares whatever results and reports exist (a step that could not run leaves gaps).
 Step compare_step(const Layout& L, const std::vector<std::string>& results,
                   const std::vector<std::string>& reports) {
@@ -341,10 +345,15 @@ Step compare_step(const Layout& L, const std::vector<std::string>& results,
     s.after_all = true;
     const std::string md = path_in(L.R, "summary.md"), html = path_in(L.R, "report.html");
     s.outputs = {md, html};
-    s.prepare = [results, reports, md, html](Step& st) {
+    const int threads = L.o.threads;
+    s.prepare = [results, reports, md, html, threads](Step& st) {
         CompareJob job;
         job.out = md;
         job.html = html;
+        // The evaluations ran one after another, minutes apart: the variants are timed again,
+        // interleaved, so that the recommendation compares like with like.
+        job.interleave_rounds = kCompareRounds;
+        job.threads = threads;
         st.inputs.clear();
         for (const std::string& r : results) {
             if (!fs::exists(r)) continue;
@@ -357,7 +366,9 @@ Step compare_step(const Layout& L, const std::vector<std::string>& results,
             st.inputs.push_back(r);
         }
         Argv argv = cat({"compare"}, job.results);
-        argv.insert(argv.end(), {"--out", md, "--html", html});
+        argv.insert(argv.end(), {"--out", md, "--html", html, "--interleave-rounds",
+                                 std::to_string(kCompareRounds), "--threads",
+                                 std::to_string(threads)});
         if (!job.sensitivity.empty()) argv = cat(cat(argv, {"--sensitivity"}), job.sensitivity);
         st.commands = {argv};
         st.run = job_fn(job);

@@ -8,8 +8,11 @@
 #include "core/progress.h"
 #include "data/calib_tensor.h"
 #include "data/image_list.h"
+#include "eval/latency.h"
 #include "onnx/model_io.h"
+#include "pipeline/job_inputs.h"
 #include "pipeline/jobs.h"
+#include "pipeline/node_latency.h"
 #include "quant/head_exclude.h"
 #include "report/compare.h"
 #include "report/html_report.h"
@@ -31,6 +34,63 @@ std::vector<std::string> schemes_files(const std::vector<int>& ks) {
     }
     out.push_back("candidates.md");
     return out;
+}
+
+// compare --interleave-rounds: every variant's model timed on this machine in interleaved
+// rounds (node_latency.h measure_interleaved: a constant input of the evaluated size, warm-up
+// rounds first); each model's whole-run times replace its results file's latency.
+Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJob& o) {
+    std::vector<Model> models;
+    models.reserve(variants.size());
+    LatencyOptions lo;
+    lo.runs = o.interleave_rounds;
+    lo.warmup = 2;
+    lo.exec.n_threads = o.threads;
+    for (const report::Variant& v : variants) {
+        const std::optional<std::string> path = report::variant_onnx_file(v);
+        if (!path) {
+            return invalid(
+                "{}: --interleave-rounds: its model '{}' was not found (as written, or next to "
+                "the results file); drop --interleave-rounds to compare the recorded latencies",
+                v.file, v.onnx_path);
+        }
+        LOWBIT_ASSIGN(Model m, load_model(*path));
+        // A symbolic image input runs at the evaluated size.
+        const ValueInfo* in = image_input(m);
+        bool fixed = in && in->has_shape && in->dims.size() == 4;
+        for (size_t i = 0; fixed && i < in->dims.size(); ++i) fixed = in->dims[i].is_fixed();
+        auto imgsz = v.params.find("imgsz");
+        if (in && !fixed && imgsz != v.params.end() && imgsz->is_number_integer()) {
+            const int64_t s = imgsz->get<int64_t>();
+            lo.exec.input_shapes[in->name] = {1, 3, s, s};
+        }
+        models.push_back(std::move(m));
+    }
+    std::vector<const Model*> ptrs;
+    for (const Model& m : models) ptrs.push_back(&m);
+    std::fprintf(stderr, "lowbit compare: timing %zu models in %d interleaved rounds\n",
+                 models.size(), o.interleave_rounds);
+    auto timed = measure_interleaved(ptrs, {}, lo);
+    if (!timed) return timed.status().with_context("compare --interleave-rounds");
+    for (size_t i = 0; i < variants.size(); ++i) {
+        const LatencyStats s = latency_stats_ms((*timed)[i].run_samples_ms);
+        report::Variant& v = variants[i];
+        v.mean_ms = s.mean_ms;
+        v.median_ms = s.median_ms;
+        v.p90_ms = s.p90_ms;
+        v.p10_ms = s.p10_ms;
+        v.spread_ms = s.spread_ms;
+        v.median_ci_ms = std::make_pair(s.median_ci_low_ms, s.median_ci_high_ms);
+        v.median_ci_level = s.median_ci_level;
+        v.latency_samples = s.samples;
+        v.latency_source = fmt::format(
+            "{} interleaved rounds of every variant's model, one run each a round after 2 "
+            "warm-up rounds, {}, constant input; the samples are whole-model run times",
+            o.interleave_rounds,
+            o.threads == 1 ? "1 thread"
+                           : (o.threads > 1 ? fmt::format("{} threads", o.threads) : "all cores"));
+    }
+    return Status::ok();
 }
 
 }  // namespace
@@ -202,6 +262,11 @@ Status run_job(const CompareJob& o, std::FILE* out) {
             variants.push_back(std::move(v));
         }
     }
+    if (o.interleave_rounds < 0) {
+        return invalid("--interleave-rounds {}: give 0 (off) or a number of rounds",
+                       o.interleave_rounds);
+    }
+    if (o.interleave_rounds > 0) LOWBIT_TRY(retime_interleaved(variants, o));
     std::vector<report::SensitivityReport> sensitivity;
     for (const std::string& path : o.sensitivity) {
         LOWBIT_ASSIGN(report::SensitivityReport r, report::load_sensitivity_report(path));

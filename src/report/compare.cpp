@@ -96,6 +96,10 @@ Result<int64_t> count_quantized_nodes(const std::string& onnx_path) {
     return count_quantized_nodes(model.graph);
 }
 
+std::optional<std::string> variant_onnx_file(const Variant& v) {
+    return find_onnx(v.onnx_path, v.file);
+}
+
 Result<Variant> load_variant(const std::string& path) {
     LOWBIT_ASSIGN(nlohmann::json doc, read_json_file(path));
     JsonAt root = json_root(doc, path);
@@ -440,6 +444,9 @@ std::string latency_markdown(const Comparison& c) {
 
 std::string latency_lines(const Comparison& c) {
     std::string out = latency_rule() + ".\n";
+    if (!c.variants.empty() && !c.variants.front().latency_source.empty()) {
+        out += "Latencies measured here: " + c.variants.front().latency_source + ".\n";
+    }
     size_t width = 0;
     for (const Variant& v : c.variants) width = std::max(width, v.name.size());
     for (size_t i = 0; i < c.variants.size(); ++i) {
@@ -529,6 +536,9 @@ std::string summary_markdown(const Comparison& c, const CompareOptions& o) {
 
     md += "\n## Latency\n\n";
     md += latency_rule() + ".\n\n";
+    if (!c.variants.empty() && !c.variants.front().latency_source.empty()) {
+        md += "Latencies measured by compare: " + c.variants.front().latency_source + ".\n\n";
+    }
     md += latency_markdown(c);
     std::vector<std::string> no_spread;
     for (const Variant& v : c.variants) {

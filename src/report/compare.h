@@ -28,6 +28,9 @@ struct Variant {
     std::optional<double> median_ci_level;
     std::optional<double> p10_ms;
     std::optional<int64_t> latency_samples;
+    // Where the latency numbers come from: "" = the results file (its evaluation); else how
+    // compare measured them (--interleave-rounds).
+    std::string latency_source;
     std::string mode;  // "fp8" / "int8" / "" (unknown or float)
     std::optional<int> k;
     std::optional<int64_t> excluded_nodes;
@@ -49,6 +52,10 @@ struct Variant {
 // from the file's "variant" object when present, else from the ONNX file when it can be found
 // (as written, or relative to the results file's folder or the folder above it).
 Result<Variant> load_variant(const std::string& path);
+
+// The variant's ONNX file: onnx_path as written, else relative to the results file's folder or
+// the folder above it; nullopt when none exists.
+std::optional<std::string> variant_onnx_file(const Variant& v);
 
 // Number of nodes, other than Q/DQ and Cast, that read a DequantizeLinear output (directly or
 // through a Cast): the nodes the model runs on quantized inputs.

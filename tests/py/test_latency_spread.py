@@ -179,3 +179,39 @@ def test_compare_reads_results_without_a_spread(tmp_path):
     bad_file = write(tmp_path / "bad", [bad])[0]
     r = lowbit("compare", bad_file)
     assert r.returncode != 0 and "latency.spread_ms" in r.stderr
+
+
+def test_compare_times_the_models_again_interleaved(tmp_path):
+    # The recorded latencies say the FP32 model is 10x faster than its copy; timed again in
+    # interleaved rounds, the two identical models take about the same time, and every number
+    # comes from those rounds.
+    copy = tmp_path / "copy.onnx"
+    copy.write_bytes(open(MODEL, "rb").read())
+    base = results("baseline", 0.7040, 1.0, 0.01, onnx=MODEL)
+    same = results("int8", 0.7031, 10.0, 0.01, onnx=str(copy))
+    files = write(tmp_path / "results", [base, same])
+    summary = tmp_path / "summary.md"
+    r = lowbit("compare", *files, "--interleave-rounds", 7, "--threads", 1, "--out", summary)
+    assert r.returncode == 0, r.stderr
+    assert "timing 2 models in 7 interleaved rounds" in r.stderr
+    assert "Latencies measured here: 7 interleaved rounds" in r.stdout and "1 thread," in r.stdout
+    lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if "median" in ln and "+/-" in ln}
+    medians = {k: float(v.split("median ")[1].split()[0]) for k, v in lines.items()}
+    assert medians["baseline"] != 1.0 and medians["int8"] != 10.0
+    # The verdict follows the new numbers (the recorded ones said: slower by 9 ms).
+    assert "slower by 9.000" not in lines["int8"] and abs(medians["int8"] / medians["baseline"]
+                                                          - 1) < 0.5, r.stdout
+    md = summary.read_text()
+    assert "Latencies measured by compare: 7 interleaved rounds" in md
+    # 7 samples each: the median's interval is their min..max (binomial level 0.984).
+    row = [ln for ln in md.splitlines() if ln.startswith("| int8 |") and "(98.4%)" in ln]
+    assert row and row[0].split("|")[7].strip() == "7", md
+
+    # A results file whose model is gone: an error naming it, nothing written.
+    copy.unlink()
+    summary.unlink()
+    r = lowbit("compare", *files, "--interleave-rounds", 3, "--out", summary)
+    assert r.returncode != 0 and "copy.onnx" in r.stderr and "was not found" in r.stderr
+    assert not summary.exists()
+    r = lowbit("compare", *files, "--interleave-rounds", -1)
+    assert r.returncode != 0
