@@ -198,9 +198,7 @@ public:
         const int64_t x_row = x_[1] * x_[3] * 4;
         const int64_t y_row = y_[1] * y_[3] * 4;
         const int64_t n_chunks = static_cast<int64_t>(chunks_.size());
-        std::atomic<bool> failed{false};
-        std::string failure;
-        std::mutex failure_mu;
+        TaskFailure failure;
         // One task per chunk (all images of the batch): a chunk's memory objects are then
         // only ever touched by one thread at a time.
         pool.run(n_chunks, [&](int64_t task, int thread) {
@@ -231,21 +229,20 @@ public:
                         kept.set_data_handle(out_mem.get_data_handle());
                     }
                     part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
-                    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src},
-                                                            {DNNL_ARG_WEIGHTS, (*wei)[c.wei]},
-                                                            {DNNL_ARG_DST, out_mem},
-                                                            {DNNL_ARG_SCRATCHPAD, part.scratch[t]}};
+                    ExecArgs args;
+                    args.add(DNNL_ARG_SRC, src)
+                        .add(DNNL_ARG_WEIGHTS, (*wei)[c.wei])
+                        .add(DNNL_ARG_DST, out_mem)
+                        .add(DNNL_ARG_SCRATCHPAD, part.scratch[t]);
                     if (bias) {
                         c.bias.set_data_handle(static_cast<float*>(bias) + c.oc0);
-                        args.emplace(DNNL_ARG_BIAS, c.bias);
+                        args.add(DNNL_ARG_BIAS, c.bias);
                     }
-                    part.prim.execute(stream, args);
+                    args.execute(part.prim, stream);
                     if (part.blocked_dst) part.from_blocked.execute(stream, kept, c.dst);
                     stream.wait();
                 } catch (const dnnl::error& e) {
-                    std::lock_guard<std::mutex> lock(failure_mu);
-                    failure = e.what();
-                    failed = true;
+                    failure.record(e);
                     return;
                 }
                 const int64_t p0 = (b * y_[2] + c.oh0) * y_[3];
@@ -262,7 +259,7 @@ public:
                 routing_.copy_channel_block(dst, width, c.oc0, c.oc1, out, p0, pixels, 4);
             }
         });
-        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        if (failure) return failure.status(what_);
         return Status::ok();
     }
 

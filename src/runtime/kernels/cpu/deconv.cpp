@@ -177,9 +177,7 @@ public:
         const int64_t y_image = y_[1] * y_[2] * y_[3] * 4;
         const int64_t x_row = x_[1] * x_[3] * 4;
         const int64_t y_row = y_[1] * y_[3] * 4;
-        std::atomic<bool> failed{false};
-        std::string failure;
-        std::mutex failure_mu;
+        TaskFailure failure;
         pool.run(static_cast<int64_t>(chunks_.size()), [&](int64_t task, int thread) {
             Chunk& c = chunks_[static_cast<size_t>(task)];
             const Part& part = parts_[c.part];
@@ -190,20 +188,19 @@ public:
                     c.src.set_data_handle(const_cast<char*>(x + b * x_image + c.ih0 * x_row));
                     c.dst.set_data_handle(dst);
                     part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
-                    std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, c.src},
-                                                            {DNNL_ARG_WEIGHTS, (*wei)[part.wei]},
-                                                            {DNNL_ARG_DST, c.dst},
-                                                            {DNNL_ARG_SCRATCHPAD, part.scratch[t]}};
+                    ExecArgs args;
+                    args.add(DNNL_ARG_SRC, c.src)
+                        .add(DNNL_ARG_WEIGHTS, (*wei)[part.wei])
+                        .add(DNNL_ARG_DST, c.dst)
+                        .add(DNNL_ARG_SCRATCHPAD, part.scratch[t]);
                     if (bias) {
                         c.bias.set_data_handle(bias);
-                        args.emplace(DNNL_ARG_BIAS, c.bias);
+                        args.add(DNNL_ARG_BIAS, c.bias);
                     }
-                    part.prim.execute(dnnl_.streams[t], args);
+                    args.execute(part.prim, dnnl_.streams[t]);
                     dnnl_.streams[t].wait();
                 } catch (const dnnl::error& e) {
-                    std::lock_guard<std::mutex> lock(failure_mu);
-                    failure = e.what();
-                    failed = true;
+                    failure.record(e);
                     return;
                 }
                 auto* yf = reinterpret_cast<float*>(dst);
@@ -222,7 +219,7 @@ public:
                 }
             }
         });
-        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        if (failure) return failure.status(what_);
         return Status::ok();
     }
 

@@ -91,6 +91,12 @@ public:
                 p.wei = static_cast<size_t>(w - wei_mds_.begin());
                 if (w == wei_mds_.end()) wei_mds_.push_back(p.pd.weights_desc());
                 dnnl_.reserve(Workspace::Scratchpad, p.pd.scratchpad_desc().get_size());
+                for (size_t t = 0; t < dnnl_.streams.size(); ++t) {
+                    p.a.push_back(memory(p.a_md, dnnl_.engine, DNNL_MEMORY_NONE));
+                    p.y.push_back(memory(p.y_md, dnnl_.engine, DNNL_MEMORY_NONE));
+                    p.scratch.push_back(
+                        memory(p.pd.scratchpad_desc(), dnnl_.engine, DNNL_MEMORY_NONE));
+                }
                 it = part_of.emplace(r1 - r0, parts_.size()).first;
                 parts_.push_back(std::move(p));
             }
@@ -123,43 +129,33 @@ public:
         }
         const auto* x = static_cast<const float*>(in[0].raw());
         // Destinations: the dense output (channel stride M, offset 0) and the concat slices.
-        struct Dest {
-            float* base;
-            int64_t stride, offset;
-        };
-        std::vector<Dest> dests;
+        std::vector<Dest>& dests = dests_;  // keeps its capacity from run to run
+        dests.clear();
         if (dense_) dests.push_back({static_cast<float*>(out[0].raw()), y_[1], 0});
         for (const ConcatSlice& s : slices_) {
             dests.push_back({static_cast<float*>(out[s.slot].raw()), s.total, s.offset});
         }
-        std::atomic<bool> failed{false};
-        std::string failure;
-        std::mutex failure_mu;
+        TaskFailure failure;
         pool.run(static_cast<int64_t>(chunks_.size()), [&](int64_t task, int thread) {
             const Chunk& c = chunks_[static_cast<size_t>(task)];
             Part& p = parts_[c.part];
             const auto t = static_cast<size_t>(thread);
             auto* prod = static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread));
             try {
-                memory a(p.a_md, dnnl_.engine, const_cast<float*>(x + c.r0 * x_[3] * x_[1]));
-                memory y(p.y_md, dnnl_.engine, prod);
-                memory scratch(p.pd.scratchpad_desc(), dnnl_.engine,
-                               dnnl_.data(Workspace::Scratchpad, thread));
-                p.prim.execute(dnnl_.streams[t], {{DNNL_ARG_SRC, a},
-                                                  {DNNL_ARG_WEIGHTS, (*wei)[p.wei]},
-                                                  {DNNL_ARG_DST, y},
-                                                  {DNNL_ARG_SCRATCHPAD, scratch}});
+                p.a[t].set_data_handle(const_cast<float*>(x + c.r0 * x_[3] * x_[1]));
+                p.y[t].set_data_handle(prod);
+                p.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
+                execute_conv(p.prim, dnnl_.streams[t], p.a[t], (*wei)[p.wei], p.y[t],
+                             p.scratch[t]);
                 dnnl_.streams[t].wait();
             } catch (const dnnl::error& e) {
-                std::lock_guard<std::mutex> lock(failure_mu);
-                failure = e.what();
-                failed = true;
+                failure.record(e);
                 return;
             }
             epilogue(prod, (c.r1 - c.r0) * x_[3] * kh_ * kw_);
             scatter(prod, c, dests);
         });
-        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        if (failure) return failure.status(what_);
         return Status::ok();
     }
 
@@ -185,7 +181,15 @@ private:
         dnnl::matmul::primitive_desc pd;
         dnnl::matmul prim;
         size_t wei = 0;
+        std::vector<memory> a, y, scratch;  // per pool thread (parts are shared by chunks)
     };
+    // A destination of the product's scatter: the dense output (channel stride M, offset 0)
+    // or a concat slice.
+    struct Dest {
+        float* base;
+        int64_t stride, offset;
+    };
+    std::vector<Dest> dests_;
     struct Chunk {
         int64_t r0 = 0, r1 = 0;  // input rows over the batch (image n's row h is n * H + h)
         size_t part = 0;

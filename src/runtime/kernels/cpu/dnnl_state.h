@@ -8,11 +8,14 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <vector>
 
+#include "core/status.h"
 #include "core/tensor.h"
 
 namespace lowbit::cpu {
@@ -68,20 +71,58 @@ private:
     std::vector<std::array<std::shared_ptr<Buffer>, static_cast<size_t>(Workspace::Count)>> work;
 };
 
-// Executes `p` with a conv's four arguments through oneDNN's C API. The C++ execute() takes a
-// std::unordered_map (a heap allocation per argument on every call); this array is on the stack.
-// oneDNN 2.6 still builds its own argument map inside dnnl_primitive_execute (a few allocations
-// per call that only a newer oneDNN could remove). Throws dnnl::error as execute() does.
+// A primitive's arguments on the stack, executed through oneDNN's C API. The C++ execute() takes
+// a std::unordered_map (a heap allocation per argument on every call). oneDNN 2.6 still builds
+// its own argument map inside dnnl_primitive_execute (a few allocations per call that only a
+// newer oneDNN could remove). execute() throws dnnl::error as the C++ execute() does.
+class ExecArgs {
+public:
+    ExecArgs& add(int arg, const dnnl::memory& m) {
+        args_[static_cast<size_t>(n_++)] = {arg, m.get()};
+        return *this;
+    }
+    void execute(const dnnl::primitive& p, dnnl::stream& stream) const {
+        dnnl::error::wrap_c_api(dnnl_primitive_execute(p.get(), stream.get(), n_, args_.data()),
+                                "could not execute a primitive");
+    }
+
+private:
+    std::array<dnnl_exec_arg_t, 6> args_{};  // src, weights, bias, dst, scratchpad + one spare
+    int n_ = 0;
+};
+
+// Executes `p` with the four arguments of a conv or a matmul without bias.
 inline void execute_conv(const dnnl::primitive& p, dnnl::stream& stream, const dnnl::memory& src,
                          const dnnl::memory& weights, const dnnl::memory& dst,
                          const dnnl::memory& scratchpad) {
-    const dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, src.get()},
-                                    {DNNL_ARG_WEIGHTS, weights.get()},
-                                    {DNNL_ARG_DST, dst.get()},
-                                    {DNNL_ARG_SCRATCHPAD, scratchpad.get()}};
-    dnnl::error::wrap_c_api(dnnl_primitive_execute(p.get(), stream.get(), 4, args),
-                            "could not execute a primitive");
+    ExecArgs()
+        .add(DNNL_ARG_SRC, src)
+        .add(DNNL_ARG_WEIGHTS, weights)
+        .add(DNNL_ARG_DST, dst)
+        .add(DNNL_ARG_SCRATCHPAD, scratchpad)
+        .execute(p, stream);
 }
+
+// The oneDNN error of an op's pool tasks (they run on several threads; a later one replaces an
+// earlier one's text). After pool.run: `if (failure) return failure.status(what);`.
+class TaskFailure {
+public:
+    void record(const dnnl::error& e) {
+        std::lock_guard<std::mutex> lock(mu_);
+        what_ = e.what();
+        failed_ = true;
+    }
+    explicit operator bool() const { return failed_; }
+    // "<op>: oneDNN failed: <what>" as an internal error.
+    Status status(const std::string& op) const {
+        return error(StatusCode::Internal, "{}: oneDNN failed: {}", op, what_);
+    }
+
+private:
+    std::atomic<bool> failed_{false};
+    std::mutex mu_;
+    std::string what_;
+};
 
 // oneDNN's implementation name ("brgconv:avx512_core"); "ref" in it means a reference
 // implementation that is orders of magnitude slower (research/engine-perf.md).

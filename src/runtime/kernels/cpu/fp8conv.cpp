@@ -166,9 +166,7 @@ public:
         const int64_t y_image = c_out * y_[2] * y_[3];
         const int64_t x_row = x_[1] * x_[3];
         const int64_t y_row = c_out * y_[3];
-        std::atomic<bool> failed{false};
-        std::string failure;
-        std::mutex failure_mu;
+        TaskFailure failure;
         pool.run(static_cast<int64_t>(chunks_.size()), [&](int64_t task, int thread) {
             Chunk& c = chunks_[static_cast<size_t>(task)];
             const Part& part = parts_[c.part];
@@ -196,9 +194,7 @@ public:
                                  part.scratch[t]);
                     stream.wait();
                 } catch (const dnnl::error& e) {
-                    std::lock_guard<std::mutex> lock(failure_mu);
-                    failure = e.what();
-                    failed = true;
+                    failure.record(e);
                     return;
                 }
                 const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
@@ -209,7 +205,7 @@ public:
                 routing_.copy_rows(result, out, p0, pixels, elem);
             }
         });
-        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        if (failure) return failure.status(what_);
         return Status::ok();
     }
 

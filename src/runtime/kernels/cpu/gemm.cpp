@@ -81,6 +81,7 @@ public:
             p.a = memory(a_md, dnnl_.engine, DNNL_MEMORY_NONE);
             p.b = memory(b_md, dnnl_.engine, DNNL_MEMORY_NONE);
             p.y = memory(y_md, dnnl_.engine, DNNL_MEMORY_NONE);
+            p.scratch = memory(p.pd.scratchpad_desc(), dnnl_.engine, DNNL_MEMORY_NONE);
             parts_.push_back(std::move(p));
         }
         what_ =
@@ -94,9 +95,7 @@ public:
         const auto* b = static_cast<const float*>(in[1].raw());
         const auto* bias = has_bias_ ? static_cast<const float*>(in[2].raw()) : nullptr;
         auto* y = static_cast<float*>(out[0].raw());
-        std::atomic<bool> failed{false};
-        std::string failure;
-        std::mutex failure_mu;
+        TaskFailure failure;
         auto one = [&](int64_t i, int thread) {
             Part& p = parts_[static_cast<size_t>(i)];
             try {
@@ -104,22 +103,21 @@ public:
                 p.b.set_data_handle(const_cast<float*>(b + (tb_ ? p.c0 * k_ : p.c0)));
                 p.y.set_data_handle(y + p.c0);
                 auto& stream = dnnl_.streams[static_cast<size_t>(thread)];
-                std::unordered_map<int, memory> args = {
-                    {DNNL_ARG_SRC, p.a},
-                    {DNNL_ARG_WEIGHTS, p.b},
-                    {DNNL_ARG_DST, p.y},
-                    {DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), dnnl_.engine,
-                                                 dnnl_.data(Workspace::Scratchpad, thread))}};
+                // A part is one task: its memory objects are touched by one thread at a time.
+                p.scratch.set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
+                ExecArgs args;
+                args.add(DNNL_ARG_SRC, p.a)
+                    .add(DNNL_ARG_WEIGHTS, p.b)
+                    .add(DNNL_ARG_DST, p.y)
+                    .add(DNNL_ARG_SCRATCHPAD, p.scratch);
                 if (bias) {
                     p.bias.set_data_handle(const_cast<float*>(bias + p.c0));
-                    args.emplace(DNNL_ARG_BIAS, p.bias);
+                    args.add(DNNL_ARG_BIAS, p.bias);
                 }
-                p.prim.execute(stream, args);
+                args.execute(p.prim, stream);
                 stream.wait();
             } catch (const dnnl::error& e) {
-                std::lock_guard<std::mutex> lock(failure_mu);
-                failure = e.what();
-                failed = true;
+                failure.record(e);
             }
         };
         if (parts_.size() == 1) {
@@ -127,7 +125,7 @@ public:
         } else {
             pool.run(static_cast<int64_t>(parts_.size()), one);
         }
-        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        if (failure) return failure.status(what_);
         return Status::ok();
     }
 
@@ -139,7 +137,7 @@ private:
         int64_t c0 = 0, c1 = 0;
         dnnl::matmul::primitive_desc pd;
         dnnl::matmul prim;
-        memory a, b, y, bias;
+        memory a, b, y, bias, scratch;
     };
     DnnlState& dnnl_;
     std::string what_;

@@ -20,7 +20,6 @@
 #include <immintrin.h>
 #endif
 #include <mutex>
-#include <unordered_map>
 
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
@@ -177,6 +176,7 @@ public:
             if (!pack_) p.b = memory(b_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
             p.y = memory(y_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
             if (bias) p.bias = memory(bias_mds[i], dnnl_.engine, DNNL_MEMORY_NONE);
+            p.scratch = memory(p.pd.scratchpad_desc(), dnnl_.engine, DNNL_MEMORY_NONE);
             if (by_cols_ && pack_) {
                 p.dense.resize(
                     static_cast<size_t>((cuts_[i].r1 - cuts_[i].r0) * (cuts_[i].c1 - cuts_[i].c0)));
@@ -223,9 +223,7 @@ public:
         const auto* bias = has_bias_ ? static_cast<const float*>(in[2].raw()) : nullptr;
         const auto* scale = scale_ ? static_cast<const float*>(in[3].raw()) : nullptr;
         const auto* res = residual_ ? static_cast<const float*>(in[4].raw()) : nullptr;
-        std::atomic<bool> failed{false};
-        std::string failure;
-        std::mutex failure_mu;
+        TaskFailure failure;
         auto one = [&](int64_t i, int thread) {
             Part& p = parts_[static_cast<size_t>(i)];
             const Cut& c = cuts_[static_cast<size_t>(i)];
@@ -235,17 +233,17 @@ public:
                 float* dense = p.dense.empty() ? nullptr : p.dense.data();
                 p.y.set_data_handle(dense ? dense : y + c.r0 * n_ + c.c0);
                 auto& stream = dnnl_.streams[static_cast<size_t>(thread)];
-                std::unordered_map<int, memory> args = {
-                    {DNNL_ARG_SRC, p.a},
-                    {DNNL_ARG_WEIGHTS, pack_ ? p.b_packed : p.b},
-                    {DNNL_ARG_DST, p.y},
-                    {DNNL_ARG_SCRATCHPAD, memory(p.pd.scratchpad_desc(), dnnl_.engine,
-                                                 dnnl_.data(Workspace::Scratchpad, thread))}};
+                p.scratch.set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
+                ExecArgs args;
+                args.add(DNNL_ARG_SRC, p.a)
+                    .add(DNNL_ARG_WEIGHTS, pack_ ? p.b_packed : p.b)
+                    .add(DNNL_ARG_DST, p.y)
+                    .add(DNNL_ARG_SCRATCHPAD, p.scratch);
                 if (bias) {
                     p.bias.set_data_handle(const_cast<float*>(bias + c.c0));
-                    args.emplace(DNNL_ARG_BIAS, p.bias);
+                    args.add(DNNL_ARG_BIAS, p.bias);
                 }
-                p.prim.execute(stream, args);
+                args.execute(p.prim, stream);
                 stream.wait();
                 if (scale || res || dense) {
                     const int64_t w = c.c1 - c.c0;
@@ -257,9 +255,7 @@ public:
                     }
                 }
             } catch (const dnnl::error& e) {
-                std::lock_guard<std::mutex> lock(failure_mu);
-                failure = e.what();
-                failed = true;
+                failure.record(e);
             }
         };
         if (parts_.size() == 1) {
@@ -267,7 +263,7 @@ public:
         } else {
             pool.run(static_cast<int64_t>(parts_.size()), one);
         }
-        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        if (failure) return failure.status(what_);
         return Status::ok();
     }
 
@@ -277,7 +273,7 @@ private:
     struct Part {
         dnnl::matmul::primitive_desc pd;
         dnnl::matmul prim;
-        memory a, b, y, bias;  // each part runs on one thread at a time
+        memory a, b, y, bias, scratch;  // each part runs on one thread at a time
         memory::desc b_plain;  // with pack_: this part's columns of the plain B
         memory b_packed;       // and the same in the primitive's format
         std::vector<float> dense;  // a column piece's product with pack_ (see init)

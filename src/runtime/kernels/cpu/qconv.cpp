@@ -229,9 +229,7 @@ public:
         const int64_t y_image = c_out * y_[2] * y_[3];
         const int64_t x_row = x_[1] * x_[3];
         const int64_t y_row = c_out * y_[3];
-        std::atomic<bool> failed{false};
-        std::string failure;
-        std::mutex failure_mu;
+        TaskFailure failure;
         pool.run(static_cast<int64_t>(chunks_.size()), [&](int64_t task, int thread) {
             Chunk& c = chunks_[static_cast<size_t>(task)];
             const Part& part = parts_[c.part];
@@ -252,9 +250,7 @@ public:
                                  part.scratch[t]);
                     stream.wait();
                 } catch (const dnnl::error& e) {
-                    std::lock_guard<std::mutex> lock(failure_mu);
-                    failure = e.what();
-                    failed = true;
+                    failure.record(e);
                     return;
                 }
                 const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
@@ -267,7 +263,7 @@ public:
                                 p0, pixels);
             }
         });
-        if (failed) return error(StatusCode::Internal, "{}: oneDNN failed: {}", what_, failure);
+        if (failure) return failure.status(what_);
         return Status::ok();
     }
 
