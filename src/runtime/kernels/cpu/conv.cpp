@@ -36,11 +36,9 @@
 // copies, for sensitivity) are honoured: those weights are reordered for that call.
 #include <fmt/format.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <map>
-#include <mutex>
 #include <tuple>
 
 #include "runtime/kernels/cpu/conv_routing.h"

@@ -21,9 +21,7 @@
 // residual Add and a Relu after it (hard-swish is not taken: the node then runs unfused).
 #include <fmt/format.h>
 
-#include <atomic>
 #include <map>
-#include <mutex>
 #include <tuple>
 
 #include "runtime/kernels/cpu/dnnl_state.h"

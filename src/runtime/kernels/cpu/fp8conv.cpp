@@ -28,11 +28,9 @@
 // LOWBIT_LOWP_KERNELS=0 keeps the widening path.
 #include <fmt/format.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <tuple>
 
 #include "core/half.h"

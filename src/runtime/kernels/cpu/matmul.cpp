@@ -14,12 +14,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <atomic>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
-#include <mutex>
 
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"

@@ -30,10 +30,8 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cmath>
 #include <map>
-#include <mutex>
 #include <numeric>
 #include <tuple>
 #include <utility>
