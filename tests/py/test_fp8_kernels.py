@@ -46,68 +46,33 @@ def assert_within_one_step(fast, sim, scale, what=""):
 
 # ---- synthetic FP8 Q/DQ conv patterns ------------------------------------------------------
 
-def qdq(name, x, scale, nodes, inits, dtype=E4M3):
-    return lowp_helpers.qdq(name, x, scale, nodes, inits, dtype=dtype)
-
-
 def pattern_model(path, c=16, m=16, hw=12, k=3, stride=1, group=1, bias=True, silu=True,
                   residual=None, out_q=True, act_dtype=E4M3, w_dtype=E4M3, w_axis=0,
                   y_scale=0.03, seed=0):
-    """x -> Q/DQ -> Conv(DQ(w_q)) [+bias] [-> SiLU] [-> Add(R)] [-> Q/DQ] -> y (opset 19).
-    residual: None, "float" (R = Relu(x)) or "q" (R = DQ(Q(Relu(x))))."""
-    rng = np.random.default_rng(seed)
-    nodes, inits = [], []
-    xd = qdq("x", "x", 0.01, nodes, inits, act_dtype)
-    if residual:
-        nodes.append(helper.make_node("Relu", ["x"], ["r"]))
-        r = qdq("r", "r", 0.008, nodes, inits) if residual == "q" else "r"
-    w = rng.normal(0, 0.2, (m, c // group, k, k)).astype(np.float32)
-    amax = np.abs(w).reshape(m, -1).max(axis=1) if w_axis == 0 else np.abs(w).max()
-    if w_dtype == E4M3:
-        ws = (amax / 448).astype(np.float32)
-        shape = (m, 1, 1, 1) if w_axis == 0 else ()
-        codes = (w / ws.reshape(shape)).astype(F8).view(np.uint8)
-    else:
-        ws = (amax / 127).astype(np.float32)
-        shape = (m, 1, 1, 1) if w_axis == 0 else ()
-        codes = np.clip(np.rint(w / ws.reshape(shape)), -127, 127).astype(np.int8)
-    inits.append(helper.make_tensor("w_q", w_dtype, list(w.shape), codes.tobytes(), raw=True))
-    inits.append(numpy_helper.from_array(np.atleast_1d(ws) if w_axis == 0 else
-                                         np.array(ws, np.float32), "w_s"))
-    n_zp = m if w_axis == 0 else 1
-    inits.append(helper.make_tensor("w_z", w_dtype, [m] if w_axis == 0 else [],
-                                    bytes(n_zp), raw=True))
-    nodes.append(helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"], axis=w_axis))
-    conv_in = [xd, "w"]
-    if bias:
-        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, m).astype(np.float32), "b"))
-        conv_in.append("b")
-    pad = k // 2
-    nodes.append(helper.make_node("Conv", conv_in, ["c"], kernel_shape=[k, k],
-                                  strides=[stride, stride], pads=[pad] * 4, group=group))
-    t = "c"
-    if silu:
-        nodes.append(helper.make_node("Sigmoid", [t], ["sg"]))
-        nodes.append(helper.make_node("Mul", [t, "sg"], ["si"]))
-        t = "si"
-    if residual:
-        nodes.append(helper.make_node("Add", [t, r], ["a"]))
-        t = "a"
-    if out_q:
-        t = qdq("y", t, y_scale, nodes, inits)
-    nodes.append(helper.make_node("Identity", [t], ["y"]))
-    oh = (hw + 2 * pad - k) // stride + 1
-    for i, n in enumerate(nodes):
-        n.name = f"{n.op_type}_{i}"
-    g = helper.make_graph(nodes, "pattern",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, hw, hw])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, m, oh, oh])],
-                          inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
-    model.ir_version = 9
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    """lowp_helpers.conv_pattern at opset 19 with E4M3 (or int8) weight codes per output
+    channel (w_axis 0) or per tensor (-1); x quantized as act_dtype, R and y as E4M3."""
+    def weights(w, nodes, inits):
+        amax = np.abs(w).reshape(m, -1).max(axis=1) if w_axis == 0 else np.abs(w).max()
+        if w_dtype == E4M3:
+            ws = (amax / 448).astype(np.float32)
+            shape = (m, 1, 1, 1) if w_axis == 0 else ()
+            codes = (w / ws.reshape(shape)).astype(F8).view(np.uint8)
+        else:
+            ws = (amax / 127).astype(np.float32)
+            shape = (m, 1, 1, 1) if w_axis == 0 else ()
+            codes = np.clip(np.rint(w / ws.reshape(shape)), -127, 127).astype(np.int8)
+        inits.append(helper.make_tensor("w_q", w_dtype, list(w.shape), codes.tobytes(), raw=True))
+        inits.append(numpy_helper.from_array(np.atleast_1d(ws) if w_axis == 0 else
+                                             np.array(ws, np.float32), "w_s"))
+        n_zp = m if w_axis == 0 else 1
+        inits.append(helper.make_tensor("w_z", w_dtype, [m] if w_axis == 0 else [],
+                                        bytes(n_zp), raw=True))
+        nodes.append(helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"],
+                                      axis=w_axis))
+    return lowp_helpers.conv_pattern(
+        path, weights, c, m, hw, k, stride, group, bias, silu, residual, out_q, x_scale=0.01,
+        r_scale=0.008, y_scale=y_scale, x_dtype=act_dtype, q_dtype=E4M3, opset=19, ir_version=9,
+        seed=seed)
 
 
 PATTERNS = {

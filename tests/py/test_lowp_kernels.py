@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from lowp_helpers import BIN, kernels, lowbit, qdq, run_lowbit
+from lowp_helpers import BIN, conv_pattern, kernels, lowbit, run_lowbit
 from onnx import TensorProto, helper, numpy_helper
 
 SRC = os.environ.get("LOWBIT_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
@@ -31,16 +31,12 @@ BUNDLED = os.path.join(ASSETS, "shapes-yolov10m-w0p1875-raw.onnx")
 def pattern_model(path, c=16, m=16, hw=12, k=3, stride=1, group=1, bias=True, silu=True,
                   residual=None, out_q=True, act_dtype=TensorProto.INT8, act_zp=0,
                   w_axis=0, w_quant=True, opset=13, seed=0):
-    """x -> Q/DQ -> Conv(DQ(w_q)) [+bias] [-> SiLU] [-> Add(R)] [-> Q/DQ] -> y.
-    residual: None, "float" (R = Relu(x)) or "q" (R = DQ(Q(Relu(x))))."""
-    rng = np.random.default_rng(seed)
-    nodes, inits = [], []
-    xd = qdq("x", "x", 0.02, nodes, inits, act_dtype, act_zp)
-    if residual:  # R is ready before the conv runs (as in YOLO's bottlenecks)
-        nodes.append(helper.make_node("Relu", ["x"], ["r"]))
-        r = qdq("r", "r", 0.015, nodes, inits) if residual == "q" else "r"
-    w = rng.normal(0, 0.2, (m, c // group, k, k)).astype(np.float32)
-    if w_quant:
+    """lowp_helpers.conv_pattern with int8 weight codes, per output channel (w_axis 0) or per
+    tensor (-1), or float weights (w_quant False); x quantized as act_dtype with act_zp."""
+    def weights(w, nodes, inits):
+        if not w_quant:
+            inits.append(numpy_helper.from_array(w, "w"))
+            return
         amax = np.abs(w).reshape(m, -1).max(axis=1) if w_axis == 0 else np.abs(w).max()
         ws = (amax / 127).astype(np.float32)
         shape = (m, 1, 1, 1) if w_axis == 0 else ()
@@ -53,38 +49,9 @@ def pattern_model(path, c=16, m=16, hw=12, k=3, stride=1, group=1, bias=True, si
                                                                                   else 1)))
         nodes.append(helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"],
                                       axis=w_axis))
-    else:
-        inits.append(numpy_helper.from_array(w, "w"))
-    conv_in = [xd, "w"]
-    if bias:
-        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, m).astype(np.float32), "b"))
-        conv_in.append("b")
-    pad = k // 2
-    nodes.append(helper.make_node("Conv", conv_in, ["c"], kernel_shape=[k, k],
-                                  strides=[stride, stride], pads=[pad] * 4, group=group))
-    t = "c"
-    if silu:
-        nodes.append(helper.make_node("Sigmoid", [t], ["sg"]))
-        nodes.append(helper.make_node("Mul", [t, "sg"], ["si"]))
-        t = "si"
-    if residual:
-        nodes.append(helper.make_node("Add", [t, r], ["a"]))
-        t = "a"
-    if out_q:
-        t = qdq("y", t, 0.03, nodes, inits)
-    nodes.append(helper.make_node("Identity", [t], ["y"]))
-    oh = (hw + 2 * pad - k) // stride + 1
-    for i, n in enumerate(nodes):
-        n.name = f"{n.op_type}_{i}"
-    g = helper.make_graph(nodes, "pattern",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, hw, hw])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, m, oh, oh])],
-                          inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = 8 if opset < 19 else 9
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-    return path
+    return conv_pattern(path, weights, c, m, hw, k, stride, group, bias, silu, residual, out_q,
+                        x_dtype=act_dtype, x_zp=act_zp, opset=opset,
+                        ir_version=8 if opset < 19 else 9, seed=seed)
 
 
 PATTERNS = {

@@ -13,10 +13,9 @@ import os
 import subprocess
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from lowp_helpers import BIN, kernels, lowbit, qdq, run_lowbit
+from lowp_helpers import BIN, conv_pattern, kernels, lowbit, run_lowbit
 from onnx import TensorProto, helper, numpy_helper
 
 SRC = os.environ.get("LOWBIT_SOURCE_DIR", os.path.dirname(os.path.dirname(os.path.dirname(
@@ -45,72 +44,40 @@ def pack_int4(codes):
 def pattern_model(path, c=16, m=16, hw=12, k=3, stride=1, group=1, bias=True, silu=True,
                   residual=None, out_q=True, w_axis=0, w_dtype=TensorProto.INT4, w_zp=True,
                   block=0, seed=0):
-    """x -> Q/DQ (int8) -> Conv(DQ(w_q INT4)) [+bias] [-> SiLU] [-> Add(R)] [-> Q/DQ] -> y,
-    opset 21. residual: None, "float" (R = Relu(x)) or "q" (R = DQ(Q(Relu(x)))). w_zp: the
-    weight DequantizeLinear has a zero-point input (all 0), else none. block: block_size of
-    the weight scales along axis 1. w_dtype UINT4: codes 0..15 with zero point 8."""
-    rng = np.random.default_rng(seed)
-    nodes, inits = [], []
-    xd = qdq("x", "x", 0.02, nodes, inits)
-    if residual:  # R is ready before the conv runs (as in YOLO's bottlenecks)
-        nodes.append(helper.make_node("Relu", ["x"], ["r"]))
-        r = qdq("r", "r", 0.015, nodes, inits) if residual == "q" else "r"
-    w = rng.normal(0, 0.2, (m, c // group, k, k)).astype(np.float32)
-    if block:
-        nb = (c // group + block - 1) // block
-        pad = np.zeros((m, nb * block - c // group, k, k), np.float32)
-        amax = np.abs(np.concatenate([w, pad], 1)).reshape(m, nb, block, k, k).max(axis=2)
-        ws = (amax / 7).astype(np.float32)  # [m, nb, k, k]
-        full = np.repeat(ws, block, axis=1)[:, :c // group]
-        s_shape, z_shape, attrs = list(ws.shape), list(ws.shape), {"axis": 1, "block_size": block}
-    else:
-        amax = np.abs(w).reshape(m, -1).max(axis=1) if w_axis == 0 else np.abs(w).max()
-        ws = np.atleast_1d(amax / 7).astype(np.float32) if w_axis == 0 else np.float32(amax / 7)
-        full = ws.reshape(m, 1, 1, 1) if w_axis == 0 else ws
-        s_shape = [m] if w_axis == 0 else []
-        z_shape, attrs = s_shape, {"axis": w_axis}
-    zp = 8 if w_dtype == TensorProto.UINT4 else 0
-    lo, hi = (0, 15) if w_dtype == TensorProto.UINT4 else (-8, 7)
-    codes = np.clip(np.rint(w / full) + zp, lo, hi).astype(np.int8)
-    inits.append(helper.make_tensor("w_q", w_dtype, list(w.shape), pack_int4(codes), raw=True))
-    inits.append(numpy_helper.from_array(np.asarray(ws, np.float32).reshape(s_shape), "w_s"))
-    dq_in = ["w_q", "w_s"]
-    if w_zp or zp:
-        n_zp = int(np.prod(z_shape)) if z_shape else 1
-        inits.append(helper.make_tensor("w_z", w_dtype, z_shape, pack_int4([zp] * n_zp),
+    """lowp_helpers.conv_pattern at opset 21 with INT4 weight codes (int8 activations). w_zp:
+    the weight DequantizeLinear has a zero-point input (all 0), else none. block: block_size
+    of the weight scales along axis 1. w_dtype UINT4: codes 0..15 with zero point 8."""
+    def weights(w, nodes, inits):
+        if block:
+            nb = (c // group + block - 1) // block
+            pad = np.zeros((m, nb * block - c // group, k, k), np.float32)
+            amax = np.abs(np.concatenate([w, pad], 1)).reshape(m, nb, block, k, k).max(axis=2)
+            ws = (amax / 7).astype(np.float32)  # [m, nb, k, k]
+            full = np.repeat(ws, block, axis=1)[:, :c // group]
+            s_shape, z_shape = list(ws.shape), list(ws.shape)
+            attrs = {"axis": 1, "block_size": block}
+        else:
+            amax = np.abs(w).reshape(m, -1).max(axis=1) if w_axis == 0 else np.abs(w).max()
+            ws = (np.atleast_1d(amax / 7).astype(np.float32) if w_axis == 0
+                  else np.float32(amax / 7))
+            full = ws.reshape(m, 1, 1, 1) if w_axis == 0 else ws
+            s_shape = [m] if w_axis == 0 else []
+            z_shape, attrs = s_shape, {"axis": w_axis}
+        zp = 8 if w_dtype == TensorProto.UINT4 else 0
+        lo, hi = (0, 15) if w_dtype == TensorProto.UINT4 else (-8, 7)
+        codes = np.clip(np.rint(w / full) + zp, lo, hi).astype(np.int8)
+        inits.append(helper.make_tensor("w_q", w_dtype, list(w.shape), pack_int4(codes),
                                         raw=True))
-        dq_in.append("w_z")
-    nodes.append(helper.make_node("DequantizeLinear", dq_in, ["w"], **attrs))
-    conv_in = [xd, "w"]
-    if bias:
-        inits.append(numpy_helper.from_array(rng.normal(0, 0.5, m).astype(np.float32), "b"))
-        conv_in.append("b")
-    pad = k // 2
-    nodes.append(helper.make_node("Conv", conv_in, ["c"], kernel_shape=[k, k],
-                                  strides=[stride, stride], pads=[pad] * 4, group=group))
-    t = "c"
-    if silu:
-        nodes.append(helper.make_node("Sigmoid", [t], ["sg"]))
-        nodes.append(helper.make_node("Mul", [t, "sg"], ["si"]))
-        t = "si"
-    if residual:
-        nodes.append(helper.make_node("Add", [t, r], ["a"]))
-        t = "a"
-    if out_q:
-        t = qdq("y", t, Y_SCALE, nodes, inits)
-    nodes.append(helper.make_node("Identity", [t], ["y"]))
-    oh = (hw + 2 * pad - k) // stride + 1
-    for i, n in enumerate(nodes):
-        n.name = f"{n.op_type}_{i}"
-    g = helper.make_graph(nodes, "pattern",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, hw, hw])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, m, oh, oh])],
-                          inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 21)])
-    model.ir_version = 10
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(path))
-    return path
+        inits.append(numpy_helper.from_array(np.asarray(ws, np.float32).reshape(s_shape), "w_s"))
+        dq_in = ["w_q", "w_s"]
+        if w_zp or zp:
+            n_zp = int(np.prod(z_shape)) if z_shape else 1
+            inits.append(helper.make_tensor("w_z", w_dtype, z_shape, pack_int4([zp] * n_zp),
+                                            raw=True))
+            dq_in.append("w_z")
+        nodes.append(helper.make_node("DequantizeLinear", dq_in, ["w"], **attrs))
+    return conv_pattern(path, weights, c, m, hw, k, stride, group, bias, silu, residual, out_q,
+                        y_scale=Y_SCALE, opset=21, ir_version=10, full_check=True, seed=seed)
 
 
 def ort_run(path, xs, optimize=False, threads=1):
