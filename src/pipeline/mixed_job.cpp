@@ -399,7 +399,7 @@ Result<LatencyRefs> measure_node_costs(const Setup& s, std::vector<quant::MixedN
     if (std::find(fs.begin(), fs.end(), NodeFormat::Int8) == fs.end()) {
         fs.push_back(NodeFormat::Int8);
     }
-    const LatencyOptions lo = latency_options(s);
+    LatencyOptions lo = latency_options(s);
     std::vector<Model> fmodels;
     for (NodeFormat f : fs) {
         quant::QuantizeOptions q = s.base;
@@ -430,7 +430,11 @@ Result<LatencyRefs> measure_node_costs(const Setup& s, std::vector<quant::MixedN
                      "lowbit mixed: timing %zu format models and FP32 in %d interleaved rounds\n",
                      fmodels.size(), lo.runs);
     }
+    Progress progress("mixed: timing", lo.warmup + lo.runs, "round", !s.o.quiet &&
+                      Progress::stderr_is_terminal());
+    lo.progress = &progress;
     auto lat = measure_interleaved(models, cands, lo);
+    progress.finish();
     if (!lat) return lat.status().with_context("latency models");
     LatencyRefs refs;
     for (size_t i = 0; i < fs.size(); ++i) {

@@ -175,6 +175,7 @@ Result<std::vector<NodeLatency>> measure_interleaved(
             m.steps.push_back(m.ex->step_times());
             m.run_ms.push_back(ms);
         }
+        if (o.progress) o.progress->advance();
     }
     std::vector<NodeLatency> out;
     for (size_t i = 0; i < t.size(); ++i) {

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/progress.h"
 #include "core/status.h"
 #include "ir/graph.h"
 #include "runtime/executor.h"
@@ -61,6 +62,7 @@ struct LatencyOptions {
     int runs = 5;    // timed runs (the median is reported)
     int warmup = 1;  // untimed runs first (oneDNN primitive creation, page faults)
     ExecutorOptions exec;
+    Progress* progress = nullptr;  // advanced once a round (warm-up rounds included)
 };
 
 // Runs `model` warmup + runs times on a constant input of its planned shape (exec.input_shapes

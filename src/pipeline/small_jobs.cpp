@@ -70,7 +70,10 @@ Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJ
     for (const Model& m : models) ptrs.push_back(&m);
     std::fprintf(stderr, "lowbit compare: timing %zu models in %d interleaved rounds\n",
                  models.size(), o.interleave_rounds);
+    Progress progress("compare: timing", lo.warmup + lo.runs, "round");
+    lo.progress = &progress;
     auto timed = measure_interleaved(ptrs, {}, lo);
+    progress.finish();
     if (!timed) return timed.status().with_context("compare --interleave-rounds");
     for (size_t i = 0; i < variants.size(); ++i) {
         const LatencyStats s = latency_stats_ms((*timed)[i].run_samples_ms);
