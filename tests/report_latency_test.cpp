@@ -40,6 +40,45 @@ TEST(CompareLatency, FasterOnlyBeyondTheSumOfSpreads) {
     EXPECT_EQ(speed_against(old_a, old_b), Speed::Faster);
 }
 
+// Rounds timed side by side (compare --interleave-rounds): a machine that swings between a fast
+// and a slow phase gives both variants wide spreads, but in every round the quantized one is
+// 1 ms faster; the paired verdict sees it, the spreads alone cannot.
+TEST(CompareLatency, PairedRoundsDecideWhereTheSpreadsCannot) {
+    Variant b = timed("baseline", 0.70, 15.0, 5.0), q = timed("int8", 0.70, 14.0, 5.0);
+    EXPECT_EQ(speed_against(q, b), Speed::Same);  // 1 ms against 10 ms of spreads
+    for (int r = 0; r < 20; ++r) {
+        const double phase = r % 2 ? 20.0 : 10.0;
+        b.round_ms.push_back(phase + 0.01 * r);
+        q.round_ms.push_back(phase + 0.01 * r - 1.0);
+    }
+    EXPECT_EQ(speed_against(q, b), Speed::Faster);
+    EXPECT_EQ(speed_against(b, q), Speed::Slower);
+    auto p = paired_difference(q, b);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->rounds, 20);
+    EXPECT_NEAR(p->median_ms, -1.0, 1e-9);
+    EXPECT_LT(p->high_ms, 0.0);
+    // Differences of either sign: no measurable difference, whatever the medians say.
+    for (size_t r = 0; r < q.round_ms.size(); ++r) q.round_ms[r] = b.round_ms[r] + (r % 2 ? 1 : -1);
+    EXPECT_EQ(speed_against(q, b), Speed::Same);
+    // Rounds that do not pair (another count): back to the spreads.
+    q.round_ms.pop_back();
+    EXPECT_FALSE(paired_difference(q, b));
+    EXPECT_EQ(speed_against(q, b), Speed::Same);
+    q.spread_ms = b.spread_ms = 0.1;
+    EXPECT_EQ(speed_against(q, b), Speed::Faster);
+
+    // The verdict and the recommendation say which evidence they used.
+    q.round_ms = b.round_ms;
+    for (double& t : q.round_ms) t -= 1.0;
+    auto c = compare_variants({b, q}, CompareOptions{});
+    ASSERT_TRUE(c);
+    EXPECT_EQ(latency_verdict(*c, 1).rfind("faster by 1.000 ms (paired over 20 rounds", 0), 0u)
+        << latency_verdict(*c, 1);
+    EXPECT_NE(c->recommendation.reason.find("measurably faster than the baseline"),
+              std::string::npos);
+}
+
 TEST(CompareLatency, RecommendsTheMostAccurateAmongTheNotMeasurablySlower) {
     // The case: int8_k5 is 1 ms faster than int8 on noisy timings, and less accurate.
     std::vector<Variant> vs = {

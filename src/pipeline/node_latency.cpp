@@ -165,7 +165,8 @@ Result<std::vector<NodeLatency>> measure_interleaved(
         }
     }
     for (int round = 0; round < o.warmup + o.runs; ++round) {
-        for (Timed& m : t) {
+        for (size_t k = 0; k < t.size(); ++k) {
+            Timed& m = t[(k + (o.rotate ? static_cast<size_t>(round) : 0)) % t.size()];
             const auto t0 = std::chrono::steady_clock::now();
             LOWBIT_TRY(m.ex->run(m.in).status());
             const double ms =

@@ -63,6 +63,9 @@ struct LatencyOptions {
     int warmup = 1;  // untimed runs first (oneDNN primitive creation, page faults)
     ExecutorOptions exec;
     Progress* progress = nullptr;  // advanced once a round (warm-up rounds included)
+    // measure_interleaved: round r starts with model r mod n (A B C, B C A, ...), so that no
+    // model always runs right after the same one.
+    bool rotate = false;
 };
 
 // Runs `model` warmup + runs times on a constant input of its planned shape (exec.input_shapes

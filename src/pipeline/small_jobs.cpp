@@ -46,6 +46,7 @@ Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJ
     lo.runs = o.interleave_rounds;
     lo.warmup = 2;
     lo.exec.n_threads = o.threads;
+    lo.rotate = true;
     for (const report::Variant& v : variants) {
         const std::optional<std::string> path = report::variant_onnx_file(v);
         if (!path) {
@@ -86,9 +87,11 @@ Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJ
         v.median_ci_ms = std::make_pair(s.median_ci_low_ms, s.median_ci_high_ms);
         v.median_ci_level = s.median_ci_level;
         v.latency_samples = s.samples;
+        v.round_ms = (*timed)[i].run_samples_ms;
         v.latency_source = fmt::format(
-            "{} interleaved rounds of every variant's model, one run each a round after 2 "
-            "warm-up rounds, {}, constant input; the samples are whole-model run times",
+            "{} interleaved rounds of every variant's model (one run each a round, the order "
+            "rotating, after 2 warm-up rounds), {}, constant input; the samples are whole-model "
+            "run times, and two variants compare round by round",
             o.interleave_rounds,
             o.threads == 1 ? "1 thread"
                            : (o.threads > 1 ? fmt::format("{} threads", o.threads) : "all cores"));

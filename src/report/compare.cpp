@@ -251,7 +251,21 @@ double spread_of(const Variant& v) {
     return v.spread_ms.value_or(0.0);
 }
 
+std::optional<PairedDifference> paired_difference(const Variant& a, const Variant& b) {
+    if (a.round_ms.empty() || a.round_ms.size() != b.round_ms.size()) return std::nullopt;
+    std::vector<double> d(a.round_ms.size());
+    for (size_t r = 0; r < d.size(); ++r) d[r] = a.round_ms[r] - b.round_ms[r];
+    const LatencyStats s = latency_stats_ms(std::move(d));
+    return PairedDifference{s.median_ms, s.median_ci_low_ms, s.median_ci_high_ms,
+                            s.median_ci_level, s.samples};
+}
+
 Speed speed_against(const Variant& a, const Variant& b) {
+    if (auto p = paired_difference(a, b)) {
+        if (p->high_ms < 0) return Speed::Faster;
+        if (p->low_ms > 0) return Speed::Slower;
+        return Speed::Same;
+    }
     const double noise = spread_of(a) + spread_of(b);
     if (b.median_ms - a.median_ms > noise) return Speed::Faster;
     if (a.median_ms - b.median_ms > noise) return Speed::Slower;
@@ -262,8 +276,25 @@ std::string latency_rule() {
     return "Latency: a variant counts as faster than another only when its median latency is "
            "lower by more than the sum of the two spreads (spread = half the p10-p90 range of "
            "the per-image times, or the wider side of the median's 95% confidence interval if "
-           "larger)";
+           "larger); two variants timed in the same interleaved rounds (compare "
+           "--interleave-rounds) are compared round by round instead: faster only when the 95% "
+           "confidence interval of the median per-round difference lies below 0";
 }
+
+namespace {
+
+// Why a and b got their verdict: the paired interval, or the gap against the spreads.
+std::string speed_evidence(const Variant& a, const Variant& b) {
+    if (auto p = paired_difference(a, b)) {
+        return fmt::format(
+            "paired over {} rounds: median difference {:+.3f} ms, {:.0f}% interval "
+            "{:+.3f}..{:+.3f} ms",
+            p->rounds, p->median_ms, 100 * p->level, p->low_ms, p->high_ms);
+    }
+    return fmt::format("{:.3f} ms of spreads", spread_of(a) + spread_of(b));
+}
+
+}  // namespace
 
 Result<Comparison> compare_variants(std::vector<Variant> variants, const CompareOptions& o) {
     if (variants.empty()) return invalid("no results files given");
@@ -295,8 +326,9 @@ Result<Comparison> compare_variants(std::vector<Variant> variants, const Compare
         "among the quantized variants (every variant but the baseline) whose mAP_50_95 drop "
         "against the baseline is at most {:.4f}, those not measurably slower than the fastest of "
         "them (lowest median latency; measurably = the medians differ by more than the sum of "
-        "the two latency spreads), and of these the most accurate; if none is within that "
-        "tolerance, the most accurate quantized variant",
+        "the two latency spreads, or for variants timed in the same interleaved rounds the 95% "
+        "interval of their median per-round difference excludes 0), and of these the most "
+        "accurate; if none is within that tolerance, the most accurate quantized variant",
         o.max_drop);
     std::vector<size_t> pool;
     for (size_t i = 0; i < c.variants.size(); ++i) {
@@ -348,7 +380,17 @@ Result<Comparison> compare_variants(std::vector<Variant> variants, const Compare
             c.variants[fastest].median_ms, spread_of(c.variants[fastest]), v.map50_95,
             *c.drop(best), v.median_ms, spread_of(v));
         const double gap = b.median_ms - v.median_ms, noise = spread_of(v) + spread_of(b);
-        switch (speed_against(v, b)) {
+        const Speed speed = speed_against(v, b);
+        if (paired_difference(v, b)) {
+            r.reason += fmt::format(
+                "; {} the baseline ({:.3f} ms; {})",
+                speed == Speed::Faster   ? "measurably faster than"
+                : speed == Speed::Slower ? "measurably slower than"
+                                         : "not measurably faster than",
+                b.median_ms, speed_evidence(v, b));
+            return c;
+        }
+        switch (speed) {
             case Speed::Faster:
                 r.reason += fmt::format(
                     "; measurably faster than the baseline ({:.3f} ms): by {:.3f} ms, more than "
@@ -407,6 +449,16 @@ std::string median_ci_text(const Variant& v) {
 std::string latency_verdict(const Comparison& c, size_t i) {
     if (!c.baseline || i == *c.baseline) return "-";
     const Variant &v = c.variants[i], &b = c.variants[*c.baseline];
+    if (auto p = paired_difference(v, b)) {
+        switch (speed_against(v, b)) {
+            case Speed::Faster:
+                return fmt::format("faster by {:.3f} ms ({})", -p->median_ms, speed_evidence(v, b));
+            case Speed::Slower:
+                return fmt::format("slower by {:.3f} ms ({})", p->median_ms, speed_evidence(v, b));
+            case Speed::Same: break;
+        }
+        return fmt::format("no measurable difference ({})", speed_evidence(v, b));
+    }
     const double gap = b.median_ms - v.median_ms, noise = spread_of(v) + spread_of(b);
     switch (speed_against(v, b)) {
         case Speed::Faster:

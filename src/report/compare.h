@@ -31,6 +31,9 @@ struct Variant {
     // Where the latency numbers come from: "" = the results file (its evaluation); else how
     // compare measured them (--interleave-rounds).
     std::string latency_source;
+    // compare --interleave-rounds: this variant's run time in each round, in round order; the
+    // rounds are the same for every variant, so two variants compare round by round (paired).
+    std::vector<double> round_ms;
     std::string mode;  // "fp8" / "int8" / "" (unknown or float)
     std::optional<int> k;
     std::optional<int64_t> excluded_nodes;
@@ -84,10 +87,22 @@ struct Comparison {
 };
 
 // Latency verdicts: variant a is faster than b only when b's median exceeds a's by more than
-// the sum of their spreads (a variant without a recorded spread counts 0).
+// the sum of their spreads (a variant without a recorded spread counts 0). Two variants timed
+// in the same interleaved rounds (round_ms of equal, non-zero length) are compared round by
+// round instead: a is faster when the 95% confidence interval of the median of the per-round
+// differences a - b lies below 0, slower when it lies above 0. A slow phase of the machine then
+// moves both times of a round and cancels out of the difference.
 enum class Speed { Faster, Same, Slower };
 Speed speed_against(const Variant& a, const Variant& b);
 double spread_of(const Variant& v);
+
+// The per-round differences a - b of two variants timed in the same rounds: their median and
+// its confidence interval (binomial order statistics, eval/latency.h); nullopt otherwise.
+struct PairedDifference {
+    double median_ms = 0, low_ms = 0, high_ms = 0, level = 0;
+    int64_t rounds = 0;
+};
+std::optional<PairedDifference> paired_difference(const Variant& a, const Variant& b);
 // The rule above, stated for the outputs.
 std::string latency_rule();
 

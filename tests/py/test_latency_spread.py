@@ -10,6 +10,7 @@ import os
 import subprocess
 
 import numpy as np
+import onnx
 import pytest
 
 LOWBIT = os.environ.get("LOWBIT_BIN", "")
@@ -187,20 +188,33 @@ def test_compare_times_the_models_again_interleaved(tmp_path):
     # comes from those rounds.
     copy = tmp_path / "copy.onnx"
     copy.write_bytes(open(MODEL, "rb").read())
+    # A model that only copies its input: faster than the detector in every round.
+    tiny = tmp_path / "tiny.onnx"
+    x = onnx.helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [1, 3, 320, 320])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, 320, 320])
+    g = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["images"], ["y"])], "tiny", [x],
+                               [y])
+    onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)]),
+              str(tiny))
     base = results("baseline", 0.7040, 1.0, 0.01, onnx=MODEL)
     same = results("int8", 0.7031, 10.0, 0.01, onnx=str(copy))
-    files = write(tmp_path / "results", [base, same])
+    fast = results("tiny", 0.7000, 50.0, 0.01, onnx=str(tiny))
+    files = write(tmp_path / "results", [base, same, fast])
     summary = tmp_path / "summary.md"
     r = lowbit("compare", *files, "--interleave-rounds", 7, "--threads", 1, "--out", summary)
     assert r.returncode == 0, r.stderr
-    assert "timing 2 models in 7 interleaved rounds" in r.stderr
+    assert "timing 3 models in 7 interleaved rounds" in r.stderr
     assert "Latencies measured here: 7 interleaved rounds" in r.stdout and "1 thread," in r.stdout
     lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if "median" in ln and "+/-" in ln}
     medians = {k: float(v.split("median ")[1].split()[0]) for k, v in lines.items()}
     assert medians["baseline"] != 1.0 and medians["int8"] != 10.0
-    # The verdict follows the new numbers (the recorded ones said: slower by 9 ms).
+    # The verdict follows the new numbers (the recorded ones said: slower by 9 ms), round by
+    # round: with 7 rounds the median difference's interval is the min..max of the 7.
     assert "slower by 9.000" not in lines["int8"] and abs(medians["int8"] / medians["baseline"]
                                                           - 1) < 0.5, r.stdout
+    assert "paired over 7 rounds" in lines["int8"], r.stdout
+    assert "faster by" in lines["tiny"] and "paired over 7 rounds" in lines["tiny"], r.stdout
+    assert "interval excludes 0" in r.stdout or "median per-round difference" in r.stdout
     md = summary.read_text()
     assert "Latencies measured by compare: 7 interleaved rounds" in md
     # 7 samples each: the median's interval is their min..max (binomial level 0.984).
