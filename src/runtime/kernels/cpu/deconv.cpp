@@ -24,6 +24,7 @@
 #include <map>
 #include <tuple>
 
+#include "runtime/kernels/cpu/deconv_weights.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/vmath.h"
@@ -346,23 +347,10 @@ private:
     // BatchNormalization each output channel's taps are scaled first.
     std::vector<memory> reorder_weights(const void* w) {
         std::vector<float> scaled;
-        if (!bn_.scale.empty()) {
-            const int64_t c_in = x_[1], m_g = y_[1] / group_, taps = h_.k * w_.k;
-            const int64_t c_g = c_in / group_;
-            const auto* src = static_cast<const float*>(w);
-            scaled.resize(static_cast<size_t>(c_in * m_g * taps));
-            for (int64_t ic = 0; ic < c_in; ++ic) {
-                for (int64_t j = 0; j < m_g; ++j) {
-                    const float a = bn_.scale[static_cast<size_t>(ic / c_g * m_g + j)];
-                    const int64_t base = (ic * m_g + j) * taps;
-                    for (int64_t t = 0; t < taps; ++t) {
-                        scaled[static_cast<size_t>(base + t)] = src[base + t] * a;
-                    }
-                }
-            }
-            w = scaled.data();
-        }
-        return dnnl_.reorder_weights(user_wei_md_, w, wei_mds_);
+        const float* src = bn_scaled_deconv_weights(static_cast<const float*>(w), x_[1],
+                                                    y_[1] / group_, group_, h_.k * w_.k,
+                                                    bn_.scale, scaled);
+        return dnnl_.reorder_weights(user_wei_md_, src, wei_mds_);
     }
 
     DnnlState& dnnl_;

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <map>
 
+#include "runtime/kernels/cpu/deconv_weights.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/vmath.h"
@@ -236,13 +237,14 @@ private:
     // columns, reordered into each format the parts use.
     std::vector<memory> rearrange(const void* w) {
         const int64_t c_in = x_[1], m = y_[1], taps = kh_ * kw_;
-        const auto* src = static_cast<const float*>(w);
+        std::vector<float> scaled;
+        const float* src = bn_scaled_deconv_weights(static_cast<const float*>(w), c_in, m, 1,
+                                                    taps, bn_.scale, scaled);
         std::vector<float> b(static_cast<size_t>(c_in * cols_));
         for (int64_t c = 0; c < c_in; ++c) {
             for (int64_t j = 0; j < m; ++j) {
-                const float a = bn_.scale.empty() ? 1.0f : bn_.scale[static_cast<size_t>(j)];
                 for (int64_t t = 0; t < taps; ++t) {
-                    b[static_cast<size_t>(c * cols_ + t * m + j)] = src[(c * m + j) * taps + t] * a;
+                    b[static_cast<size_t>(c * cols_ + t * m + j)] = src[(c * m + j) * taps + t];
                 }
             }
         }
