@@ -112,8 +112,7 @@ Result<EvalSetup> prepare_eval(EvalJob& o) {
     const Model& model = s.model;
     const ValueInfo* input = image_input(model);
     if (!input) return invalid("{}: the model has no graph input", o.model);
-    bool fixed = input->has_shape && input->dims.size() == 4;
-    for (size_t i = 0; fixed && i < input->dims.size(); ++i) fixed = input->dims[i].is_fixed();
+    const bool fixed = fixed_image_shape(input);
     eo.imgsz = static_cast<int>(image_size_for(model, o.imgsz));
     ExecutorOptions xo;
     xo.n_threads = o.threads;

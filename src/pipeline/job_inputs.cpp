@@ -152,6 +152,11 @@ const ValueInfo* image_input(const Model& m) {
     return nullptr;
 }
 
+bool fixed_image_shape(const ValueInfo* in) {
+    if (!in || !in->has_shape || in->dims.size() != 4) return false;
+    return std::all_of(in->dims.begin(), in->dims.end(), [](const Dim& d) { return d.is_fixed(); });
+}
+
 int64_t image_size_for(const Model& m, int64_t requested) {
     if (requested > 0) return requested;
     const ValueInfo* in = image_input(m);

@@ -68,6 +68,9 @@ Result<std::map<std::string, Shape>> parse_input_shapes(const std::vector<std::s
 // The image input of a model: its first graph input that is not an initializer (seed-spec
 // §5.3); nullptr when there is none.
 const ValueInfo* image_input(const Model& m);
+// True when `in` is a 4-D input with every dimension fixed (an executor then plans it as is;
+// otherwise callers give ExecutorOptions::input_shapes).
+bool fixed_image_shape(const ValueInfo* in);
 // The letterbox size to use: `requested` when > 0, else the model's fixed square input size
 // ([N, C, S, S] with S fixed), else 640.
 int64_t image_size_for(const Model& m, int64_t requested);

@@ -372,9 +372,7 @@ LatencyOptions latency_options(const Setup& s) {
     lo.exec.n_threads = s.o.threads;
     apply_engine_switches(s.o.engine, lo.exec);
     const ValueInfo* in = image_input(s.model);
-    bool fixed = in && in->has_shape && in->dims.size() == 4;
-    for (size_t i = 0; fixed && i < in->dims.size(); ++i) fixed = in->dims[i].is_fixed();
-    if (in && !fixed) lo.exec.input_shapes[in->name] = {1, 3, s.ci.imgsz, s.ci.imgsz};
+    if (in && !fixed_image_shape(in)) lo.exec.input_shapes[in->name] = {1, 3, s.ci.imgsz, s.ci.imgsz};
     return lo;
 }
 

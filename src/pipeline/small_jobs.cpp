@@ -58,10 +58,8 @@ Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJ
         LOWBIT_ASSIGN(Model m, load_model(*path));
         // A symbolic image input runs at the evaluated size.
         const ValueInfo* in = image_input(m);
-        bool fixed = in && in->has_shape && in->dims.size() == 4;
-        for (size_t i = 0; fixed && i < in->dims.size(); ++i) fixed = in->dims[i].is_fixed();
         auto imgsz = v.params.find("imgsz");
-        if (in && !fixed && imgsz != v.params.end() && imgsz->is_number_integer()) {
+        if (in && !fixed_image_shape(in) && imgsz != v.params.end() && imgsz->is_number_integer()) {
             const int64_t s = imgsz->get<int64_t>();
             lo.exec.input_shapes[in->name] = {1, 3, s, s};
         }
