@@ -75,9 +75,16 @@ struct Chunk {
 // scale + value, as GCC contracted the separate loop this replaced), so each value is the
 // same bits as in separate passes. The sums are read once from the chunk buffer and the
 // result written once.
+// The step's scales, with the output scale's vector form made once at plan time (the epilogue
+// runs once a pixel for channel chunks).
 struct EpilogueArgs {
-    float r_scale = 1.0f;  // int8 residual codes' scale
-    float y_scale = 1.0f;  // output scale (int8 outputs)
+    EpilogueArgs(float r, float y) : r_scale(r), y_scale(y) {}
+    float r_scale;  // int8 residual codes' scale
+    float y_scale;  // output scale (int8 outputs)
+#if defined(__AVX512F__)
+    QScale16 ys{y_scale};
+    __m512 rs = _mm512_set1_ps(r_scale);
+#endif
 };
 
 // n consecutive values: a[i] is the sum, bias[i] its channel's bias, r[i] its residual, y[i]
@@ -87,8 +94,6 @@ void epilogue_run(const EpilogueArgs& e, const float* a, const float* bias, cons
                   void* y, int64_t n) {
     int64_t i = 0;
 #if defined(__AVX512F__)
-    const QScale16 ys(e.y_scale);
-    const __m512 rs = _mm512_set1_ps(e.r_scale);
     for (; i < n; i += 16) {
         const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(m, a + i);
@@ -98,11 +103,11 @@ void epilogue_run(const EpilogueArgs& e, const float* a, const float* bias, cons
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, static_cast<const float*>(r) + i));
         } else if constexpr (kRes == 2) {
             const __m128i codes = _mm_maskz_loadu_epi8(m, static_cast<const int8_t*>(r) + i);
-            v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), rs, v);
+            v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), e.rs, v);
         }
         if constexpr (kOutQ) {
             _mm512_mask_cvtsepi32_storeu_epi8(static_cast<int8_t*>(y) + i, m,
-                                              quantize16_s32(v, ys));
+                                              quantize16_s32(v, e.ys));
         } else {
             _mm512_mask_storeu_ps(static_cast<float*>(y) + i, m, v);
         }
@@ -166,7 +171,7 @@ public:
         }
         epilogue_ = pick_epilogue(!bias_.empty(), silu_, residual_ ? (residual_q_ ? 2 : 1) : 0,
                                   out_q_);
-        epi_args_ = {r_scale_, y_scale_};
+        epi_args_ = EpilogueArgs(r_scale_, y_scale_);
         // A whole chunk's sums are one run of pixels x channels: the bias repeated over a run
         // of whole pixels that is also a whole number of vectors (and at least 256 values).
         if (!bias_.empty()) {
@@ -565,7 +570,7 @@ private:
     std::vector<float> bias_, scales_;
     std::vector<float> bias_run_;  // bias_ repeated (epilogue's whole-chunk runs)
     EpilogueFn epilogue_ = nullptr;
-    EpilogueArgs epi_args_;
+    EpilogueArgs epi_args_{1.0f, 1.0f};
     memory::dims wei_dims_;
     // The weights the parts use: a format and a range of output channels.
     struct WeiSlice {
