@@ -228,6 +228,38 @@ TEST(ExecutorFast, WinogradRowChunksMatchOneThread) {
     }
 }
 
+// Winograd convs whose input outweighs their weights are cut into 8-row chunks at every
+// thread count, each chunk on whichever Winograd kernel oneDNN picks for it (128 channels at
+// 40x40: F(2x2, 3x3) for the whole map, F(4x4, 3x3) for its bands; kernels/cpu/conv.cpp). The
+// plan does not depend on the thread count, so 1, 2 and 3 threads must give the same bits, and
+// the reference's values.
+TEST(ExecutorFast, WinogradBandsAnyKernelMatchOneThread) {
+    for (const Shape& shape : std::vector<Shape>{{1, 128, 40, 40}, {1, 64, 36, 30}}) {
+        Builder b;
+        const int64_t c = shape[1];
+        const std::string x = b.input("x", shape);
+        std::string y = b.conv(x, c, c, 3);
+        y = b.op("Add", {y, b.conv(y, c, c, 3)});
+        b.output(y);
+        EXPECT_LT(compare(b.model(), 1), kTol) << shape_str(shape);
+        const Tensor in = random_tensor(shape, 5, 0.0f, 1.0f);
+        auto one = make(b.model(), false, 1);
+        ASSERT_TRUE(one);
+        const auto want = run(*one, {in});
+        ASSERT_EQ(want.size(), 1u);
+        for (int threads : {2, 3}) {
+            auto many = make(b.model(), false, threads);
+            ASSERT_TRUE(many);
+            const auto got = run(*many, {in});
+            ASSERT_EQ(got.size(), 1u);
+            const auto a = got[0].span<float>();
+            const auto e = want[0].span<float>();
+            EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+                << shape_str(shape) << ", " << threads << " threads: " << rel_diff(got[0], want[0]);
+        }
+    }
+}
+
 TEST(ExecutorFast, ConvAsymmetricPadsAndAutoPad) {
     for (const std::string auto_pad : {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"}) {
         Builder b;

@@ -23,9 +23,11 @@
 // whose weights outweigh their input, and direct convs with big weights at any thread count,
 // are cut into ranges of output channels instead, over all rows (plan_chunks says when). The chunks
 // run as ThreadPool tasks, so a thread the OS schedules late never stalls the conv
-// (core/thread_pool.h). A chunk's primitive must use the whole conv's implementation;
-// executor_fast_test.cpp checks that Winograd row chunks and channel chunks give one thread's
-// outputs bit for bit.
+// (core/thread_pool.h). A chunk's primitive must use the whole conv's implementation, except
+// in Winograd convs cut into the same 8-row bands at every thread count (their input outweighs
+// their weights), where each band runs on whichever Winograd kernel oneDNN picks for it;
+// executor_fast_test.cpp checks that Winograd row chunks, those bands and channel chunks give
+// one thread's outputs bit for bit.
 //
 // Epilogue, per chunk while its rows are in cache: SiLU (x * sigmoid(x), which Ultralytics
 // exports as Conv -> Sigmoid -> Mul) by a vectorized pass (oneDNN 2.6's eltwise_swish post-op
@@ -35,7 +37,9 @@
 // Node overrides that hand the op other weights than the planned constant (fake-quantized
 // copies, for sensitivity) are honoured: those weights are reordered for that call.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -74,6 +78,9 @@ constexpr int64_t kWinogradMinChannels = 40;
 // Output rows of a Winograd tile: chunks start on multiples of it (F(4x4, 3x3) and, a
 // multiple of it, F(2x2, 3x3)).
 constexpr int64_t kWinoTileRows = 4;
+// Winograd convs whose input outweighs their weights are cut into row chunks of about this
+// many tiles at every thread count (plan_chunks).
+constexpr int64_t kWinoChunkTiles = 2;
 // Direct dense convs with a kernel above 1x1 and more weights than this run as channel chunks
 // of at most kBigConvChunkChannels output channels at any thread count (plan_chunks).
 constexpr double kBigConvWeightBytes = 8.0 * 1024 * 1024;
@@ -169,6 +176,9 @@ public:
                             hardsigmoid_ ? " +HardSigmoid" : "",
                             residual_ ? (relu_after_ ? " +Add +Relu" : " +Add") : "");
         if (oc_chunks_) what_ += fmt::format(" x{} channel chunks", chunks_.size());
+        if (!chunk_impls_.empty()) {
+            what_ += fmt::format(" (some row chunks on {})", fmt::join(chunk_impls_, ", "));
+        }
         return Status::ok();
     }
 
@@ -376,13 +386,30 @@ private:
             n = std::min(t, oh);
         }
         std::vector<int64_t> bounds;  // chunk i covers output rows [bounds[i], bounds[i + 1])
-        if (winograd_) {
+        const double w_bytes = 4.0 * static_cast<double>(y_[1] * x_[1] / group_ * h_.k * w_.k);
+        const double x_bytes = 4.0 * static_cast<double>(x_[1] * x_[2] * x_[3]);
+        const int64_t tiles = (oh + kWinoTileRows - 1) / kWinoTileRows;
+        // Winograd convs whose input outweighs their weights: row chunks of kWinoChunkTiles
+        // tiles (the spare tile to the first chunks), the same at every thread count, each on
+        // whichever of oneDNN's Winograd kernels it gets. oneDNN picks F(2x2, 3x3) for some
+        // whole maps where it picks F(4x4, 3x3) for their 8-row bands (128 channels at 40x40:
+        // YOLO11m's and YOLOv8m's middle stages), and F(4x4, 3x3) did the same work in 0.6-0.75
+        // of the time; as one chunk such a conv also ran on one thread at --threads 2, since
+        // row chunks had to keep the whole conv's kernel. The plan does not depend on the
+        // thread count, so every thread count computes the same bits. (Maps of a few tiles
+        // keep the plans below: their weights outweigh their input.)
+        any_winograd_ = winograd_ && w_bytes < x_bytes && tiles >= 2 * kWinoChunkTiles;
+        if (any_winograd_) {
+            n = tiles / kWinoChunkTiles;
+            for (int64_t i = n; i >= 0; --i) {
+                bounds.push_back(std::min(oh, kWinoTileRows * (tiles - tiles * i / n)));
+            }
+        } else if (winograd_) {
             // At most two chunks per thread (each pays its own layout reorders; 2 per thread
             // measured 5% faster than 4 for YOLOv10m at 2 threads), cut on the 4-row
             // boundaries of Winograd's 4x4 output tiles, tiles spread evenly, bigger chunks
             // first (a 20-row map: 8, 4, 4, 4 rows rather than 5, 5, 5, 5, which computes 8
             // tiles rows instead of 5).
-            const int64_t tiles = (oh + kWinoTileRows - 1) / kWinoTileRows;
             n = std::min({n, 2 * t, tiles});
             for (int64_t i = n; i >= 0; --i) {
                 bounds.push_back(std::min(oh, kWinoTileRows * (tiles - tiles * i / n)));
@@ -408,8 +435,6 @@ private:
         // the result from the chunk buffer). Channel chunks each read their share of the
         // weights, so the weights count as work here: a squeeze-excitation conv on a 1x1 map
         // (MobileNetV3's 240 -> 960) is mostly weights.
-        const double w_bytes = 4.0 * static_cast<double>(y_[1] * x_[1] / group_ * h_.k * w_.k);
-        const double x_bytes = 4.0 * static_cast<double>(x_[1] * x_[2] * x_[3]);
         const double oc_seconds = std::max(seconds, (bytes + w_bytes) / kBytesPerSecond);
         const int64_t n_oc =
             std::min<int64_t>(t, static_cast<int64_t>(oc_seconds / kMinChunkSeconds));
@@ -423,7 +448,9 @@ private:
             !winograd_ && group_ == 1 && (h_.k > 1 || w_.k > 1) && w_bytes > kBigConvWeightBytes;
         const int64_t n_big =
             (y_[1] + kBigConvChunkChannels * t - 1) / (kBigConvChunkChannels * t) * t;
-        if (big && make_oc_chunks(n_big)) {
+        if (any_winograd_) {
+            // row chunks, planned above
+        } else if (big && make_oc_chunks(n_big)) {
             n = static_cast<int64_t>(chunks_.size());
         } else if (t > 1 && group_ == 1 && n_oc > 1 && w_bytes >= x_bytes &&
                    (winograd_ || row_imbalance(bounds, t) > kMaxRowImbalance) &&
@@ -432,6 +459,7 @@ private:
         }
         if (n > 1 && !oc_chunks_ && !make_chunks(bounds)) n = 1;
         if (n == 1) {
+            chunk_impls_.clear();
             parts_.clear();
             chunks_ = {Chunk{0, oh, 0, 0, 0, y_[1], 0, {}, {}, {}}};
             add_part(whole, 0, oh);
@@ -623,17 +651,19 @@ private:
             if (g.in_rows <= 0) return false;
             auto it = part_of.find(g.key());
             if (it == part_of.end()) {
-                if (!matches_whole(g)) {
+                if (!accepts(g)) {
                     if (!winograd_ || !symmetric_geometry(g)) return false;
                     it = part_of.find(g.key());
-                    if (it == part_of.end() && !matches_whole(g)) return false;
+                    if (it == part_of.end() && !accepts(g)) return false;
                 }
             }
             if (it == part_of.end()) {
-                if (!add_part(
-                        make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_, y_[1]),
-                        g.skip, g.keep)) {
-                    return false;
+                auto pd = make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_, y_[1]);
+                const std::string impl = pd.impl_info_str();
+                if (!add_part(pd, g.skip, g.keep)) return false;
+                if (impl != impl_ && std::find(chunk_impls_.begin(), chunk_impls_.end(), impl) ==
+                                         chunk_impls_.end()) {
+                    chunk_impls_.push_back(impl);
                 }
                 it = part_of.emplace(g.key(), parts_.size() - 1).first;
             }
@@ -642,11 +672,14 @@ private:
         return true;
     }
 
-    // Whether oneDNN picks the whole conv's implementation for this chunk geometry.
-    bool matches_whole(const Geometry& g) const {
+    // Whether oneDNN picks the whole conv's implementation for this chunk geometry (with
+    // any_winograd_: any of its Winograd kernels).
+    bool accepts(const Geometry& g) const {
         try {
-            return make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_, y_[1])
-                       .impl_info_str() == impl_;
+            const std::string impl =
+                make_pd(g.in_rows, g.pad_top, g.pad_bottom, g.out_rows, winograd_, y_[1])
+                    .impl_info_str();
+            return impl == impl_ || (any_winograd_ && impl.find("wino") != std::string::npos);
         } catch (const dnnl::error&) {
             return false;  // no implementation of this algorithm for the chunk
         }
@@ -753,6 +786,10 @@ private:
     BnFold bn_;                       // a folded BatchNormalization (empty: none)
     std::vector<float> folded_bias_;  // with bn_: the bias the primitive reads
     bool winograd_ = false;
+    // Row chunks may run any of oneDNN's Winograd kernels (plan_chunks); chunk_impls_: the
+    // kernels of chunks other than the whole conv's.
+    bool any_winograd_ = false;
+    std::vector<std::string> chunk_impls_;
     memory::dims wei_dims_;
     memory::desc user_wei_md_;
     // The weights the chunks use: a format and a range of output channels.
