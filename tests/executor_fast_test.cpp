@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <map>
 #include <random>
+#include <regex>
 #include <set>
 
 #include "ir/graph.h"
@@ -426,8 +427,9 @@ TEST(ExecutorFast, DeconvTapsIntoConcat) {
     EXPECT_EQ(kernels.count("deconv") ? kernels.at("deconv") : 0, 1);
 }
 
-// Dense convs with more than 8 MiB of weights (and a kernel above 1x1) run as several
-// primitives of at most 160 output channels (kernels/cpu/conv.cpp, oc_split_for): 512 and 576
+// Dense convs whose weights exceed the per-core L2 (and at least a quarter of their input; a
+// kernel above 1x1) run as several primitives of 64 to 160 output channels, as many as the L2
+// holds the weights of (kernels/cpu/conv.cpp, plan_chunks): 512 and 576
 // channels, stride 1 and 2, with and without bias, a folded BatchNormalization, SiLU and a
 // residual Add, at 1 and 2 threads (row chunks) and batch 2; Winograd off, which would take
 // the stride-1 convs. The step label must say so (else the test would pass without exercising
@@ -469,7 +471,9 @@ TEST(ExecutorFast, ConvOutputChannelParts) {
             run(**ex, in);
             bool split = false;
             for (const StepTime& st : (*ex)->step_times()) {
-                split |= st.label.find("x4 channel chunks") != std::string::npos;
+                std::smatch m;
+                split |= std::regex_search(st.label, m, std::regex(R"(x(\d+) channel chunks)")) &&
+                         std::stoi(m[1]) >= 4;
             }
             EXPECT_TRUE(split) << "c" << c.c << ": the conv did not run in output-channel parts";
         }

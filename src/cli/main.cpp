@@ -29,9 +29,12 @@ std::string version_text() {
         "git revision   {}\n"
         "oneDNN         {} (instruction set used here: {})\n"
         "compiled for   {}\n"
-        "CPU features   {}",
+        "CPU features   {}\n"
+        "L2 cache       {}",
         LOWBIT_VERSION, LOWBIT_GIT_REVISION, e.onednn_version, e.onednn_isa,
-        join(e.compiled_features), join(e.cpu_features));
+        join(e.compiled_features), join(e.cpu_features),
+        e.l2_bytes > 0 ? fmt::format("{} KiB per core", e.l2_bytes / 1024)
+                       : std::string("not reported (kernels assume 1 MiB)"));
 }
 
 }  // namespace

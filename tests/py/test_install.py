@@ -2,7 +2,7 @@
 
 - The installed program finds its bundled assets (share/lowbit/assets) from any folder, and
   `lowbit run --max-images 20` works from a folder outside the repository.
-- `lowbit --version` names the version, the git revision, oneDNN and the CPU features.
+- `lowbit --version` names the version, the git revision, oneDNN, the CPU features and the L2 cache.
 - examples/load_run_eval.cpp builds against the installed library twice, through
   find_package(lowbit) and through pkg-config, and loads, runs and evaluates the bundled model.
 - A binary copied out of the build tree and run inside the repository finds the repository's
@@ -70,6 +70,7 @@ def test_version(prefix):
     assert re.search(r"^oneDNN +\d+\.\d+\.\d+", out, re.M), out
     assert re.search(r"^CPU features +\S", out, re.M), out
     assert re.search(r"^compiled for +\S", out, re.M), out
+    assert re.search(r"^L2 cache +(\d+ KiB per core|not reported)", out, re.M), out
 
 
 def test_installed_program_runs_from_elsewhere(prefix, tmp_path):

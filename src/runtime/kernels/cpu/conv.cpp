@@ -45,6 +45,7 @@
 #include <map>
 #include <tuple>
 
+#include "runtime/engine_info.h"
 #include "runtime/kernels/cpu/conv_routing.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
@@ -81,10 +82,13 @@ constexpr int64_t kWinoTileRows = 4;
 // Winograd convs whose input outweighs their weights are cut into row chunks of about this
 // many tiles at every thread count (plan_chunks).
 constexpr int64_t kWinoChunkTiles = 2;
-// Direct dense convs with a kernel above 1x1 and more weights than this run as channel chunks
-// of at most kBigConvChunkChannels output channels at any thread count (plan_chunks).
-constexpr double kBigConvWeightBytes = 8.0 * 1024 * 1024;
-constexpr int64_t kBigConvChunkChannels = 160;
+// Direct dense convs with a kernel above 1x1 and more weights than the per-core L2 cache (and
+// at least a quarter of their input) run as channel chunks at any thread count, each with at
+// most this share of L2 in weights but at least kBigConvMinChunkChannels and at most
+// kBigConvMaxChunkChannels output channels (plan_chunks).
+constexpr double kBigConvChunkL2Share = 0.6;
+constexpr int64_t kBigConvMinChunkChannels = 64;
+constexpr int64_t kBigConvMaxChunkChannels = 160;
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
@@ -438,16 +442,26 @@ private:
         const double oc_seconds = std::max(seconds, (bytes + w_bytes) / kBytesPerSecond);
         const int64_t n_oc =
             std::min<int64_t>(t, static_cast<int64_t>(oc_seconds / kMinChunkSeconds));
-        // Big direct convs: channel chunks of at most kBigConvChunkChannels, a multiple of the
-        // thread count, at one thread too. oneDNN 2.6's brgconv ran YOLO11m's 512->512 3x3
-        // stride-2 conv (80x80 input, 9.4 MB of weights) at 72-79 GFLOP/s on an AMD EPYC (Zen 4),
-        // as four 128-channel primitives over all rows at 107-110 (one thread; 576 channels
-        // 96 -> 108). Smaller weights did not gain (384 channels at 80x80, 256 at 160x160) and
-        // 512 channels at 40x40 neither gained nor lost.
-        const bool big =
-            !winograd_ && group_ == 1 && (h_.k > 1 || w_.k > 1) && w_bytes > kBigConvWeightBytes;
-        const int64_t n_big =
-            (y_[1] + kBigConvChunkChannels * t - 1) / (kBigConvChunkChannels * t) * t;
+        // Big direct convs (weights beyond the per-core L2): channel chunks whose weights stay
+        // in L2 while they sweep the rows, a multiple of the thread count, at one thread too.
+        // oneDNN 2.6's brgconv ran YOLO11m's 512->512 3x3 stride-2 conv (80x80 input, 9.4 MB
+        // of weights) at 72-79 GFLOP/s on an AMD EPYC (Zen 4, 1 MiB L2), as four 128-channel
+        // primitives at 107-110 (one thread; 576 channels 96 -> 108). On a Sapphire Rapids
+        // (2 MiB L2), paired rounds against those 160-channel-at-most chunks: 64-channel
+        // chunks (1.2 MB of weights each) took 0.81-0.88 of the time for 512->512 and 576->576
+        // stride 2 at 80x80 and 40x40 inputs (1 and 2 threads), 256->512 at 80x80 (4.7 MB,
+        // not chunked before) 0.88-0.94 as 128-channel chunks, 128->256 (1.2 MB) no gain, and
+        // 512->512 at 7x7 none. Each chunk reads the whole input, hence the 64-channel floor,
+        // and maps whose input is over four times the weights stay on rows (256->256 at 160x160,
+        // 26 MB of input and 2.4 MB of weights: 1.00-1.06 as two chunks).
+        const double l2 = static_cast<double>(l2_cache_bytes());
+        const bool big = !winograd_ && group_ == 1 && (h_.k > 1 || w_.k > 1) && w_bytes > l2 &&
+                         4.0 * w_bytes >= x_bytes;
+        const double w_channel = w_bytes / static_cast<double>(y_[1]);
+        const int64_t chunk_channels = std::clamp<int64_t>(
+            static_cast<int64_t>(kBigConvChunkL2Share * l2 / w_channel) / 16 * 16,
+            kBigConvMinChunkChannels, kBigConvMaxChunkChannels);
+        const int64_t n_big = (y_[1] + chunk_channels * t - 1) / (chunk_channels * t) * t;
         if (any_winograd_) {
             // row chunks, planned above
         } else if (big && make_oc_chunks(n_big)) {

@@ -2,6 +2,8 @@
 // kernels were compiled for and the CPU reports.
 #include "runtime/engine_info.h"
 
+#include <unistd.h>
+
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string_view>
 
@@ -15,6 +17,12 @@ struct IsaLevel {
     const char* name;
     bool supported;
 };
+
+// glibc reads it from CPUID on x86 (what a VM's hypervisor exposes); 0 when unknown.
+int64_t os_l2_bytes() {
+    const long b = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return b > 0 ? static_cast<int64_t>(b) : 0;
+}
 
 }  // namespace
 
@@ -78,7 +86,16 @@ EngineInfo engine_info() {
         const bool within_limit = limit == 0 || (bits & limit) == bits;
         if (l.supported && within_limit) info.onednn_isa = l.name;
     }
+    info.l2_bytes = os_l2_bytes();
     return info;
+}
+
+int64_t l2_cache_bytes() {
+    static const int64_t bytes = [] {
+        const int64_t b = os_l2_bytes();
+        return b > 0 ? b : int64_t{1} << 20;
+    }();
+    return bytes;
 }
 
 }  // namespace lowbit
