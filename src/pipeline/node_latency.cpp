@@ -151,7 +151,9 @@ Result<std::vector<NodeLatency>> measure_interleaved(
     };
     std::vector<Timed> t(models.size());
     for (size_t i = 0; i < models.size(); ++i) {
-        LOWBIT_ASSIGN(t[i].ex, Executor::create(*models[i], eo));
+        ExecutorOptions eo_i = eo;
+        if (i < o.model_input_shapes.size()) eo_i.input_shapes = o.model_input_shapes[i];
+        LOWBIT_ASSIGN(t[i].ex, Executor::create(*models[i], eo_i));
         for (const TensorDesc& d : t[i].ex->inputs()) {
             Tensor x(d.dtype, d.shape);
             // The values do not change which kernels run; a mid-grey image is a valid input.

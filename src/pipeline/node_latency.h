@@ -66,6 +66,9 @@ struct LatencyOptions {
     // measure_interleaved: round r starts with model r mod n (A B C, B C A, ...), so that no
     // model always runs right after the same one.
     bool rotate = false;
+    // measure_interleaved: the input shapes of model i (its symbolic inputs) in place of
+    // exec.input_shapes, for models that run at different sizes (missing: exec.input_shapes).
+    std::vector<std::map<std::string, Shape>> model_input_shapes;
 };
 
 // Runs `model` warmup + runs times on a constant input of its planned shape (exec.input_shapes

@@ -56,12 +56,13 @@ Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJ
                 v.file, v.onnx_path);
         }
         LOWBIT_ASSIGN(Model m, load_model(*path));
-        // A symbolic image input runs at the evaluated size.
+        // A symbolic image input runs at the size this variant was evaluated at.
+        std::map<std::string, Shape>& shapes = lo.model_input_shapes.emplace_back();
         const ValueInfo* in = image_input(m);
         auto imgsz = v.params.find("imgsz");
         if (in && !fixed_image_shape(in) && imgsz != v.params.end() && imgsz->is_number_integer()) {
             const int64_t s = imgsz->get<int64_t>();
-            lo.exec.input_shapes[in->name] = {1, 3, s, s};
+            shapes[in->name] = {1, 3, s, s};
         }
         models.push_back(std::move(m));
     }

@@ -231,3 +231,28 @@ def test_compare_times_the_models_again_interleaved(tmp_path):
     assert not summary.exists()
     r = lowbit("compare", *files, "--interleave-rounds", -1)
     assert r.returncode != 0
+
+
+def test_compare_interleaved_runs_each_variant_at_its_size(tmp_path):
+    # One model with a symbolic image size evaluated at 64 and at 1280, next to the bundled
+    # model (fixed 320): each variant is timed at its own evaluated size (once, the last
+    # variant's size went to every model, and the fixed-size model refused it).
+    relu = tmp_path / "relu.onnx"
+    x = onnx.helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [1, 3, "h", "w"])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3, "h", "w"])
+    g = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["images"], ["y"])], "relu", [x],
+                               [y])
+    onnx.save(onnx.helper.make_model(g, opset_imports=[onnx.helper.make_opsetid("", 13)]),
+              str(relu))
+    small = results("small", 0.7000, 1.0, 0.01, onnx=str(relu))
+    small["imgsz"] = 64
+    big = results("big", 0.7000, 1.0, 0.01, onnx=str(relu))
+    big["imgsz"] = 1280
+    files = write(tmp_path / "results", [results("baseline", 0.7040, 1.0, 0.01, onnx=MODEL),
+                                         small, big])
+    r = lowbit("compare", *files, "--interleave-rounds", 5, "--threads", 1)
+    assert r.returncode == 0, r.stderr
+    lines = {ln.split()[0]: ln for ln in r.stdout.splitlines() if "median" in ln and "+/-" in ln}
+    medians = {k: float(v.split("median ")[1].split()[0]) for k, v in lines.items()}
+    # 400 times the pixels: the small size wins by far more than any machine noise.
+    assert medians["small"] * 20 < medians["big"], r.stdout
