@@ -20,10 +20,14 @@ int64_t shape_numel(const Shape& s);
 // "[1,3,640,640]"
 std::string shape_str(const Shape& s);
 
-// A 64-byte aligned byte buffer. Memory is zero-initialised.
+// A 64-byte aligned byte buffer. Memory is zero-initialised, except the first `bytes` of a
+// Buffer made with Buffer::kUninitialized (for a caller that writes them all at once).
 class Buffer {
 public:
+    struct Uninitialized {};
+    static constexpr Uninitialized kUninitialized{};
     explicit Buffer(size_t bytes);
+    Buffer(size_t bytes, Uninitialized);
     // Wraps memory owned elsewhere (e.g. an arena slot); `keep` keeps the owner alive.
     Buffer(void* data, size_t bytes, std::shared_ptr<void> keep);
     ~Buffer();
