@@ -1,6 +1,7 @@
 // Layout reorders (runtime/layout.cpp) against the index formula: NCHW <-> NHWC for 1-, 2-, 4-
 // and 8-byte elements, on shapes with whole 16x16 tiles (the 4-byte register transpose), partial
-// tiles and a batch, on one thread and on two.
+// tiles and a batch, and 3-channel 4-byte images (interleaved 16 pixels a step, a scalar tail),
+// on one thread and on two.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -43,7 +44,8 @@ TEST(Layout, ReordersMatchTheIndexFormula) {
         ThreadPool pool(threads);
         for (DType dt : {DType::Int8, DType::Float16, DType::Float32, DType::Int64}) {
             for (const Shape& s : {Shape{1, 144, 40, 40}, Shape{2, 32, 16, 8}, Shape{1, 3, 17, 19},
-                                   Shape{1, 37, 9, 23}, Shape{2, 80, 5, 5}}) {
+                                   Shape{1, 37, 9, 23}, Shape{2, 80, 5, 5}, Shape{2, 3, 40, 41},
+                                   Shape{1, 3, 320, 320}}) {
                 check(dt, s, pool);
             }
         }

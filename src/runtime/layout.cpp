@@ -113,10 +113,63 @@ void dispatch_elem(size_t elem, F&& f) {
     }
 }
 
+// Three planes of 4-byte elements (an RGB image) interleaved into pixels, 16 pixels a step:
+// each output vector is one two-source permute of the first two planes with the third's
+// values blended in (the generic tiles above move such a 3-row matrix one element at a time).
+void interleave3_4byte(const uint32_t* src, uint32_t* dst, int64_t n, int64_t hw,
+                       const ThreadPool& pool) {
+#if defined(__AVX512F__)
+    alignas(64) int32_t ab[3][16], cidx[3][16];
+    __mmask16 cmask[3] = {0, 0, 0};
+    for (int v = 0; v < 3; ++v) {
+        for (int p = 0; p < 16; ++p) {
+            const int g = 16 * v + p, pixel = g / 3, ch = g % 3;
+            ab[v][p] = ch == 1 ? 16 + pixel : pixel;
+            cidx[v][p] = pixel;
+            if (ch == 2) cmask[v] = static_cast<__mmask16>(cmask[v] | (1u << p));
+        }
+    }
+    const int64_t blocks = hw / 16;
+    pool.parallel_for(n * blocks, 1024, [&](int64_t begin, int64_t end) {
+        __m512i iab[3], ic[3];
+        for (int v = 0; v < 3; ++v) {
+            iab[v] = _mm512_load_si512(ab[v]);
+            ic[v] = _mm512_load_si512(cidx[v]);
+        }
+        for (int64_t t = begin; t < end; ++t) {
+            const int64_t b = t / blocks, i = (t % blocks) * 16;
+            const uint32_t* s = src + b * 3 * hw + i;
+            uint32_t* d = dst + (b * hw + i) * 3;
+            const __m512i x0 = _mm512_loadu_si512(s);
+            const __m512i x1 = _mm512_loadu_si512(s + hw);
+            const __m512i x2 = _mm512_loadu_si512(s + 2 * hw);
+            for (int v = 0; v < 3; ++v) {
+                const __m512i two = _mm512_permutex2var_epi32(x0, iab[v], x1);
+                const __m512i out = _mm512_mask_permutexvar_epi32(two, cmask[v], ic[v], x2);
+                _mm512_storeu_si512(d + 16 * v, out);
+            }
+        }
+    });
+    const int64_t done = blocks * 16;
+#else
+    const int64_t done = 0;
+#endif
+    for (int64_t b = 0; b < n; ++b) {
+        for (int64_t i = done; i < hw; ++i) {
+            for (int64_t k = 0; k < 3; ++k) dst[(b * hw + i) * 3 + k] = src[(b * 3 + k) * hw + i];
+        }
+    }
+}
+
 }  // namespace
 
 void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,
                           const ThreadPool& pool) {
+    if (c == 3 && elem == 4) {
+        interleave3_4byte(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), n, hw,
+                          pool);
+        return;
+    }
     dispatch_elem(elem, [&](auto tag) {
         using T = decltype(tag);
         transpose_batched(static_cast<const T*>(src), static_cast<T*>(dst), n, c, hw, pool);
