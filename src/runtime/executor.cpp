@@ -18,9 +18,11 @@
 // Graph outputs are always returned in plain layout.
 //
 // Threads: everything runs on the executor's ThreadPool (core/thread_pool.h: claimed tasks, not
-// OpenMP teams; oneDNN stays inside its tasks). Reference kernels inside the fast program run
-// on the calling thread (a 1-thread pool), as they did when the fast path had a pool of its
-// own; giving them the whole pool is possible now but unmeasured.
+// OpenMP teams; oneDNN stays inside its tasks), reference kernels inside the fast program
+// included (they ran on a 1-thread pool before: RT-DETR-l's reference steps, GridSample among
+// them, took 0.80 of that time at 2 threads; the YOLOs' few small ones a few microseconds
+// more). Their parallel loops write each output element from its own inputs, so the bits do
+// not depend on the thread count.
 //
 // ExecutorOptions::profile times every step (runtime/profile.h).
 #include "runtime/executor.h"
@@ -39,9 +41,7 @@
 namespace lowbit {
 
 Executor::Impl::Impl(const ExecutorOptions& opts)
-    : pool(opts.n_threads),
-      serial(1),
-      reference_only(opts.reference_only) {}
+    : pool(opts.n_threads), reference_only(opts.reference_only) {}
 
 Executor::Impl::~Impl() {
     if (profile.level() == 0 || !main) return;
@@ -92,8 +92,7 @@ Status Executor::Impl::run_step(Program& p, Step& s, std::span<const Tensor> ins
         return Status::ok();
     }
     if (s.fast) return s.fast->run(ins, outs, pool);
-    // In the fast program reference kernels run on the calling thread (see the top).
-    RunContext rc{m.graph.nodes[s.node], ins, outs, reference_only ? pool : serial};
+    RunContext rc{m.graph.nodes[s.node], ins, outs, pool};
     return m.kernels[s.node]->run(rc);
 }
 

@@ -22,7 +22,6 @@ namespace lowbit {
 struct Executor::Impl {
     PlannedModel m;
     ThreadPool pool;    // every parallel loop: constant folding, programs, layout reorders
-    ThreadPool serial;  // reference kernels inside the fast program (no threads of its own)
     bool reference_only = false;
 
     std::unique_ptr<cpu::CpuBackend> backend;  // null with reference_only
