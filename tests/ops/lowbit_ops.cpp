@@ -57,6 +57,9 @@ constexpr double kAccumulation = 1e-4;
 // vmath.h's exp / sigmoid stay within 1e-6 relative of std::exp-based results (its header);
 // 1e-5 leaves room for the softmax sum over a row adding those errors.
 constexpr double kVectorMath = 1e-5;
+// GridSample: the reference's bilinear expression on the same operands; only the compiler's
+// contraction of its products into fused multiply-adds may differ (a few ulp).
+constexpr double kGridSample = 1e-6;
 // float16 outputs: a float32 result that differs in the last bits can round to the neighbouring
 // float16 value, 2^-10 relative; 2e-3 of the largest magnitude covers one such flip.
 constexpr double kHalf = 2e-3;
@@ -940,6 +943,36 @@ std::vector<OpCase> plain_cases() {
                        {{"axis", attr_i(-1)}}, "axis -1 1x2x24x24", kVectorMath));
     v.push_back(simple("Softmax", "softmax", {rnd({1, 4, 16, 42}, 37, -5.0f, 5.0f)},
                        {{"axis", attr_i(1)}}, "axis 1 1x4x16x42 (DFL)", kVectorMath));
+    // GridSample (RT-DETR's deformable attention: bilinear, zeros, align_corners 0): grid
+    // points up to 0.3 beyond [-1, 1] (taps outside the image), a few exactly on pixel
+    // centres and edges, and NaN / infinite / huge coordinates (the reference's scalar path).
+    {
+        Tensor grid = rnd({2, 37, 5, 2}, 41, -1.3f, 1.3f);
+        float* g = grid.data<float>();
+        const float special[] = {-1.0f, 1.0f, 0.0f, std::nanf(""), INFINITY, -INFINITY, 3.0e7f,
+                                 -1.0f / 17.0f};
+        for (size_t i = 0; i < std::size(special); ++i) g[7 * i + 1] = special[i];
+        for (const char* pad : {"zeros", "border"}) {
+            for (int64_t ac : {0, 1}) {
+                v.push_back(simple("GridSample", "grid_sample",
+                                   {rnd({2, 6, 9, 17}, 40), grid},
+                                   {{"mode", attr_s("bilinear")},
+                                    {"padding_mode", attr_s(pad)},
+                                    {"align_corners", attr_i(ac)}},
+                                   fmt::format("bilinear {} align_corners {} 2x6x9x17 by 2x37x5",
+                                               pad, ac),
+                                   kGridSample));
+                v.back().call.opset = 16;
+            }
+        }
+        OpCase big = simple("GridSample", "grid_sample",
+                            {rnd({8, 32, 40, 40}, 42), rnd({8, 300, 4, 2}, 43, -1.1f, 1.1f)},
+                            {}, "opset 20 linear default attrs 8x32x40x40 by 8x300x4 (RT-DETR)",
+                            kGridSample);
+        big.call.opset = 20;
+        big.call.attrs = {{"mode", attr_s("linear")}};
+        v.push_back(big);
+    }
     v.push_back(simple("Transpose", "transpose", {rnd({1, 144, 37}, 38)},
                        {{"perm", attr_ints({0, 2, 1})}}, "1x144x37 perm 0,2,1", kExact));
     v.push_back(simple("Transpose", "transpose", {rnd({2, 3, 1, 5, 7}, 39)},

@@ -332,6 +332,10 @@ const FastEntry kTable[] = {
      [](const FastChoice& c) { return is_op(c, "Softmax") && single_output(c); },
      [](const FastChoice& c) { return make_softmax(c.node, c.opset, c.ins); },
      plain_layouts},
+    {"grid_sample", "GridSample float32 bilinear, zeros or border padding; plain",
+     [](const FastChoice& c) { return is_op(c, "GridSample") && single_output(c); },
+     [](const FastChoice& c) { return make_grid_sample(c.node, c.opset, c.ins, c.outs[0]); },
+     plain_layouts},
 };
 // clang-format on
 

@@ -133,6 +133,11 @@ std::unique_ptr<FastOp> make_parallel_ref(const Node& node, int64_t opset,
 // (opset < 13), plain layout.
 std::unique_ptr<FastOp> make_softmax(const Node& node, int64_t opset, std::span<const Operand> ins);
 
+// grid_sample.cpp: 4-D float32 GridSample, bilinear, padding zeros or border, plain layout
+// (taps computed once per point for every channel).
+std::unique_ptr<FastOp> make_grid_sample(const Node& node, int64_t opset,
+                                         std::span<const Operand> ins, const Operand& out);
+
 // transpose.cpp: Transpose of a plain tensor whose innermost axis moves (tiled 2-D copy).
 std::unique_ptr<FastOp> make_transpose(const Node& node, std::span<const Operand> ins);
 
