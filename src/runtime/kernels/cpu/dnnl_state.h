@@ -78,6 +78,9 @@ private:
 class ExecArgs {
 public:
     ExecArgs& add(int arg, const dnnl::memory& m) {
+        // A seventh argument is a programming error (no call site passes more than five).
+        LOWBIT_CHECK(static_cast<size_t>(n_) < args_.size(), "ExecArgs: more than {} arguments",
+                     args_.size());
         args_[static_cast<size_t>(n_++)] = {arg, m.get()};
         return *this;
     }
