@@ -115,10 +115,11 @@ void dispatch_elem(size_t elem, F&& f) {
 
 // Three planes of 4-byte elements (an RGB image) interleaved into pixels, 16 pixels a step:
 // each output vector is one two-source permute of the first two planes with the third's
-// values blended in (the generic tiles above move such a 3-row matrix one element at a time).
+// values blended in (the generic tiles above move such a 3-row matrix one element at a time;
+// builds without AVX-512 keep them).
+#if defined(__AVX512F__)
 void interleave3_4byte(const uint32_t* src, uint32_t* dst, int64_t n, int64_t hw,
                        const ThreadPool& pool) {
-#if defined(__AVX512F__)
     alignas(64) int32_t ab[3][16], cidx[3][16];
     __mmask16 cmask[3] = {0, 0, 0};
     for (int v = 0; v < 3; ++v) {
@@ -150,26 +151,25 @@ void interleave3_4byte(const uint32_t* src, uint32_t* dst, int64_t n, int64_t hw
             }
         }
     });
-    const int64_t done = blocks * 16;
-#else
-    const int64_t done = 0;
-#endif
     for (int64_t b = 0; b < n; ++b) {
-        for (int64_t i = done; i < hw; ++i) {
+        for (int64_t i = blocks * 16; i < hw; ++i) {
             for (int64_t k = 0; k < 3; ++k) dst[(b * hw + i) * 3 + k] = src[(b * 3 + k) * hw + i];
         }
     }
 }
+#endif
 
 }  // namespace
 
 void reorder_nchw_to_nhwc(const void* src, void* dst, int64_t n, int64_t c, int64_t hw, size_t elem,
                           const ThreadPool& pool) {
+#if defined(__AVX512F__)
     if (c == 3 && elem == 4) {
         interleave3_4byte(static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), n, hw,
                           pool);
         return;
     }
+#endif
     dispatch_elem(elem, [&](auto tag) {
         using T = decltype(tag);
         transpose_batched(static_cast<const T*>(src), static_cast<T*>(dst), n, c, hw, pool);
