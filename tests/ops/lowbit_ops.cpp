@@ -856,6 +856,21 @@ std::vector<OpCase> plain_cases() {
         c.call.constant_inputs = {1};
         v.push_back(c);
     }
+    // ReduceSum over the last axis: RT-DETR's deformable attention ([8, 32, 300, 12] -> keepdims
+    // 0, axes as an input since opset 13) and a keepdims opset 11 attribute case.
+    {
+        OpCase c = simple("ReduceSum", "reduce_sum_last",
+                          {rnd({8, 32, 300, 12}, 82, -3.0f, 3.0f), i64({1}, {-1})},
+                          {{"keepdims", attr_i(0)}}, "opset 13 axes input -1 keepdims 0 8x32x300x12",
+                          kExact);
+        c.call.opset = 13;
+        c.call.constant_inputs = {1};
+        v.push_back(c);
+        OpCase d = simple("ReduceSum", "reduce_sum_last", {rnd({3, 5, 41}, 83)},
+                          {{"axes", attr_ints({2})}}, "opset 11 axes 2 keepdims 3x5x41", kExact);
+        d.call.opset = 11;
+        v.push_back(d);
+    }
     // ReduceMax: the e2e YOLO head's [1, 2100, 80] -> [1, 2100], a tail of 9, rows with NaN,
     // with -0 / +0 maxima and all -inf (the reference's first-wins order decides those).
     for (const Shape& s : {Shape{1, 2100, 80}, Shape{3, 7, 41}}) {

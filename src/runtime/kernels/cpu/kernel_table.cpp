@@ -318,6 +318,12 @@ const FastEntry kTable[] = {
          return make_reduce_mean_last(c.node, c.opset, c.ins, c.outs[0]);
      },
      plain_layouts},
+    {"reduce_sum_last", "ReduceSum float32 over the last axis, summed in double; plain",
+     [](const FastChoice& c) { return is_op(c, "ReduceSum") && single_output(c); },
+     [](const FastChoice& c) {
+         return make_reduce_mean_last(c.node, c.opset, c.ins, c.outs[0]);
+     },
+     plain_layouts},
     {"reduce_max_last", "ReduceMax float32 over the last axis (vectorized); plain",
      [](const FastChoice& c) { return is_op(c, "ReduceMax") && single_output(c); },
      [](const FastChoice& c) {

@@ -3,7 +3,8 @@
 //  - Transpose NCHW <-> NHWC that the storage layout already performs: perm [0, 2, 3, 1] of an
 //    NHWC-stored tensor is, as a plain tensor, the same bytes; perm [0, 3, 1, 2] of a plain
 //    tensor, stored NHWC, too. Both are one parallel copy (no reorder plus transpose);
-//  - ReduceMean over the last axis (keepdims), summed per row in double;
+//  - ReduceMean over the last axis (keepdims), summed per row in double, and ReduceSum over
+//    the last axis (RT-DETR's deformable attention sums its 12 weighted samples per query);
 //  - ReduceMax over the last axis (YOLOv10's end-to-end head: the best class score per anchor),
 //    vectorized, equal to the reference bit for bit (rows holding a NaN or a zero maximum, where
 //    the reference's first-wins order decides the result's payload or sign, go the scalar way);
@@ -49,9 +50,10 @@ private:
     std::string what_;
 };
 
+// ReduceMean (mean) or ReduceSum (!mean) of each row, summed in double as the reference does.
 class ReduceMeanLastOp final : public FastOp {
 public:
-    ReduceMeanLastOp(int64_t rows, int64_t len) : rows_(rows), len_(len) {}
+    ReduceMeanLastOp(int64_t rows, int64_t len, bool mean) : rows_(rows), len_(len), mean_(mean) {}
     Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
@@ -60,15 +62,18 @@ public:
                 const float* p = x + r * len_;
                 double s = 0;
                 for (int64_t j = 0; j < len_; ++j) s += p[j];
-                y[r] = static_cast<float>(s / static_cast<double>(len_));
+                y[r] = static_cast<float>(mean_ ? s / static_cast<double>(len_) : s);
             }
         });
         return Status::ok();
     }
-    std::string describe() const override { return "ReduceMean last axis"; }
+    std::string describe() const override {
+        return mean_ ? "ReduceMean last axis" : "ReduceSum last axis";
+    }
 
 private:
     int64_t rows_, len_;
+    bool mean_;
 };
 
 class SquareOp final : public FastOp {
@@ -233,15 +238,16 @@ private:
 
 std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
                                               std::span<const Operand> ins, const Operand& out) {
-    const bool max = node.op_type == "ReduceMax";
-    if ((node.op_type != "ReduceMean" && !max) || ins.empty() || ins[0].dtype != DType::Float32 ||
+    const bool max = node.op_type == "ReduceMax", sum = node.op_type == "ReduceSum";
+    if ((node.op_type != "ReduceMean" && !max && !sum) || ins.empty() ||
+        ins[0].dtype != DType::Float32 ||
         ins[0].shape.empty() || out.dtype != DType::Float32) {
         return nullptr;
     }
     const Shape& x = ins[0].shape;
     const auto rank = static_cast<int64_t>(x.size());
     std::vector<int64_t> axes;
-    if (opset >= 18) {
+    if (opset >= 18 || (sum && opset >= 13)) {  // ReduceSum took its axes as an input at 13
         if (ins.size() < 2 || !ins[1].present() || ins[1].constant == nullptr ||
             ins[1].dtype != DType::Int64) {
             return nullptr;
@@ -254,7 +260,7 @@ std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
     }
     if (axes.size() != 1 || (axes[0] != -1 && axes[0] != rank - 1)) return nullptr;
     const bool keepdims = node.attr_int("keepdims", 1) != 0;
-    if (!keepdims && !max) return nullptr;
+    if (!keepdims && !max && !sum) return nullptr;
     Shape want = x;
     if (keepdims) {
         want.back() = 1;
@@ -263,7 +269,7 @@ std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
     }
     if (out.shape != want || x.back() == 0) return nullptr;
     if (max) return std::make_unique<ReduceMaxLastOp>(shape_numel(want), x.back());
-    return std::make_unique<ReduceMeanLastOp>(shape_numel(want), x.back());
+    return std::make_unique<ReduceMeanLastOp>(shape_numel(want), x.back(), !sum);
 }
 
 std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
