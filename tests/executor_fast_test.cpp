@@ -198,12 +198,34 @@ TEST(ExecutorFast, WinogradAndDirect3x3) {
     }
 }
 
-// Small-channel 3x3 convs run on oneDNN's Winograd F(2x2, 3x3), which takes only equal top
-// and bottom padding: row chunks (with more than one thread) then compute extra padded rows
-// they do not keep (kernels/cpu/conv.cpp). Their tiles cover the same rows as one thread's,
-// so the outputs must be identical to one thread's, bit for bit, and match the reference.
-TEST(ExecutorFast, WinogradRowChunksMatchOneThread) {
-    for (const Shape& shape : std::vector<Shape>{{1, 48, 40, 40}, {1, 40, 42, 37}}) {
+// The fast executor at 2 and 3 threads gives one thread's outputs bit for bit on `in`.
+void expect_threads_match_one(const Model& m, const Tensor& in, const std::string& what) {
+    auto one = make(m, false, 1);
+    ASSERT_TRUE(one);
+    const auto want = run(*one, {in});
+    ASSERT_EQ(want.size(), 1u);
+    for (int threads : {2, 3}) {
+        auto many = make(m, false, threads);
+        ASSERT_TRUE(many);
+        const auto got = run(*many, {in});
+        ASSERT_EQ(got.size(), 1u);
+        const auto a = got[0].span<float>();
+        const auto e = want[0].span<float>();
+        EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
+            << what << ", " << threads << " threads: " << rel_diff(got[0], want[0]);
+    }
+}
+
+// Winograd 3x3 convs (kernels/cpu/conv.cpp): those whose input outweighs their weights are cut
+// into 8-row bands at every thread count, each band on whichever Winograd kernel oneDNN picks
+// for it (128 channels at 40x40: F(2x2, 3x3) for the whole map, F(4x4, 3x3) for its bands;
+// F(2x2, 3x3) bands compute extra padded rows they drop); the plan does not depend on the
+// thread count. Small maps with many channels (weights over input: 128 channels at 12x12) keep
+// the thread-count plans, whose row or channel chunks must keep the whole conv's kernel. Either
+// way 1, 2 and 3 threads must give the same bits, and the reference's values.
+TEST(ExecutorFast, WinogradChunksMatchOneThread) {
+    for (const Shape& shape : std::vector<Shape>{
+             {1, 48, 40, 40}, {1, 40, 42, 37}, {1, 128, 40, 40}, {1, 64, 36, 30}, {1, 128, 12, 12}}) {
         Builder b;
         const int64_t c = shape[1];
         const std::string x = b.input("x", shape);
@@ -211,53 +233,8 @@ TEST(ExecutorFast, WinogradRowChunksMatchOneThread) {
         y = b.op("Add", {y, b.conv(y, c, c, 3)});
         b.output(b.conv(y, c, 64, 3, 1, -1, 1, false, false));
         EXPECT_LT(compare(b.model(), 1), kTol) << shape_str(shape);
-        const Tensor in = random_tensor(shape, 11, 0.0f, 1.0f);
-        auto one = make(b.model(), false, 1);
-        ASSERT_TRUE(one);
-        const auto want = run(*one, {in});
-        ASSERT_EQ(want.size(), 1u);
-        for (int threads : {2, 3}) {
-            auto many = make(b.model(), false, threads);
-            ASSERT_TRUE(many);
-            const auto got = run(*many, {in});
-            ASSERT_EQ(got.size(), 1u);
-            const auto a = got[0].span<float>();
-            const auto e = want[0].span<float>();
-            EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
-                << shape_str(shape) << ", " << threads << " threads: " << rel_diff(got[0], want[0]);
-        }
-    }
-}
-
-// Winograd convs whose input outweighs their weights are cut into 8-row chunks at every
-// thread count, each chunk on whichever Winograd kernel oneDNN picks for it (128 channels at
-// 40x40: F(2x2, 3x3) for the whole map, F(4x4, 3x3) for its bands; kernels/cpu/conv.cpp). The
-// plan does not depend on the thread count, so 1, 2 and 3 threads must give the same bits, and
-// the reference's values.
-TEST(ExecutorFast, WinogradBandsAnyKernelMatchOneThread) {
-    for (const Shape& shape : std::vector<Shape>{{1, 128, 40, 40}, {1, 64, 36, 30}}) {
-        Builder b;
-        const int64_t c = shape[1];
-        const std::string x = b.input("x", shape);
-        std::string y = b.conv(x, c, c, 3);
-        y = b.op("Add", {y, b.conv(y, c, c, 3)});
-        b.output(y);
-        EXPECT_LT(compare(b.model(), 1), kTol) << shape_str(shape);
-        const Tensor in = random_tensor(shape, 5, 0.0f, 1.0f);
-        auto one = make(b.model(), false, 1);
-        ASSERT_TRUE(one);
-        const auto want = run(*one, {in});
-        ASSERT_EQ(want.size(), 1u);
-        for (int threads : {2, 3}) {
-            auto many = make(b.model(), false, threads);
-            ASSERT_TRUE(many);
-            const auto got = run(*many, {in});
-            ASSERT_EQ(got.size(), 1u);
-            const auto a = got[0].span<float>();
-            const auto e = want[0].span<float>();
-            EXPECT_TRUE(std::equal(a.begin(), a.end(), e.begin(), e.end()))
-                << shape_str(shape) << ", " << threads << " threads: " << rel_diff(got[0], want[0]);
-        }
+        expect_threads_match_one(b.model(), random_tensor(shape, 11, 0.0f, 1.0f),
+                                 shape_str(shape));
     }
 }
 
