@@ -341,6 +341,39 @@ TEST(ExecutorFast, AttentionAndSoftmax) {
     EXPECT_LT(compare(b.model()), kTol);
 }
 
+// Reshape, Flatten, Squeeze, Unsqueeze and Identity steps become second names of their input's
+// memory (memory_plan.h alias_shape_steps): of a graph input, chained, as graph outputs (also
+// of a tensor that is itself a graph output), of an NHWC conv output (through its reorder), and
+// read late, after steps that would reuse the memory if the root's lifetime ended at the
+// alias step. Byte copies are exact, so the outputs equal the reference's within kTol (the
+// convs), and every shape-only step is an alias.
+TEST(ExecutorFast, ShapeOnlyStepsAlias) {
+    Builder b;
+    const std::string x = b.input("x", {1, 8, 12, 10});
+    const std::string rx = b.op("Reshape", {x, b.init(i64_tensor({1, 8, 120}))});
+    const std::string sm = b.op("Softmax", {rx}, {{"axis", Attr::make_int(-1)}});
+    const std::string early = b.op("Sigmoid", {b.op("Flatten", {sm}, {{"axis", Attr::make_int(1)}})});
+    const std::string kept = b.op("Identity", {early});
+    const std::string late = b.op("Reshape", {kept, b.init(i64_tensor({1, 8, 12, 10}))});
+    std::string y = b.conv(x, 8, 32, 3);
+    for (int i = 0; i < 3; ++i) y = b.conv(y, 32, 32, 3);
+    const std::string y8 = b.conv(y, 32, 8, 1);
+    const std::string sq = b.op("Squeeze", {b.op("Unsqueeze", {y8, b.init(i64_tensor({0}))}),
+                                            b.init(i64_tensor({0}))});
+    b.output(b.op("Add", {sq, late}));
+    b.output(kept);
+    b.output(b.op("Identity", {kept}));
+    b.output(b.op("Reshape", {rx, b.init(i64_tensor({960}))}));
+    EXPECT_LT(compare(b.model()), kTol);
+    EXPECT_LT(compare(b.model(), 1), kTol);
+    auto fast = make(b.model(), false);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    ASSERT_TRUE(kernels.count("alias"));
+    EXPECT_EQ(kernels.at("alias"), 8);
+    EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, 0);
+}
+
 // Producers write their Concat slices in place; inputs that are also read elsewhere, graph
 // outputs, repeated inputs, graph inputs (reordered) and constants must all still come out right.
 TEST(ExecutorFast, ConcatInPlaceEdgeCases) {

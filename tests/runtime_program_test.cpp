@@ -242,6 +242,49 @@ TEST(MemoryPlan, PlainConcatAndGraphOutputInputsAreNotAliased) {
     EXPECT_TRUE(out.a_op->kept[0]);
 }
 
+// x -> A -> a (plain) -> Reshape -> r -> Flatten -> f; f read by D at the end; a Reshape of an
+// NHWC tensor and of a constant stay steps.
+TEST(MemoryPlan, ShapeStepsBecomeAliasesOfTheirRoot) {
+    Graph g;
+    g.nodes = {node("Relu", {"x"}, {"a"}), node("Reshape", {"a", "s"}, {"r"}),
+               node("Flatten", {"r"}, {"f"}), node("Relu", {"x"}, {"n"}),
+               node("Reshape", {"n", "s"}, {"nr"}), node("Reshape", {"k", "s"}, {"kr"}),
+               node("Add", {"f", "nr"}, {"d"})};
+    Program p;
+    for (const char* t : {"x", "a", "n", "d"}) p.stored[t] = {DType::Float32, {1, 4, 2, 2}, Layout::Plain};
+    p.stored["n"].layout = Layout::Nhwc;
+    p.stored["r"] = {DType::Float32, {1, 16}, Layout::Plain};
+    p.stored["f"] = {DType::Float32, {1, 16}, Layout::Plain};
+    p.stored["nr"] = {DType::Float32, {1, 16}, Layout::Plain};
+    p.stored["kr"] = {DType::Float32, {1, 16}, Layout::Plain};
+    for (size_t k = 0; k < g.nodes.size(); ++k) {
+        Step s = step(k, g.nodes[k].inputs, g.nodes[k].outputs);
+        s.kernel = "reference";
+        if (g.nodes[k].op_type == "Relu" || g.nodes[k].op_type == "Add") {
+            s.fast = std::make_unique<SliceOp>();
+            s.kernel = "fast";
+        }
+        ++p.report.kernels[s.kernel];
+        p.steps.push_back(std::move(s));
+    }
+    const auto aliases = alias_shape_steps(p, g);
+    EXPECT_EQ(aliases, (std::map<std::string, std::string>{{"f", "a"}, {"r", "a"}}));
+    ASSERT_EQ(p.steps.size(), 5u);  // Reshape(a) and Flatten gone
+    EXPECT_EQ(p.report.kernels.at("alias"), 2);
+    EXPECT_EQ(p.report.kernels.at("reference"), 2);
+    const auto life = tensor_lifetimes(p.steps, {"x"}, {"d", "r"}, aliases);
+    EXPECT_FALSE(life.count("r"));
+    EXPECT_FALSE(life.count("f"));
+    EXPECT_EQ(life.at("a").first, 0);
+    EXPECT_EQ(life.at("a").last, 5);  // r is a graph output
+    const auto inner = tensor_lifetimes(p.steps, {"x"}, {"d"}, aliases);
+    EXPECT_EQ(inner.at("a").last, 4);  // D (step 4 now) reads f
+    plan_program_memory(p, life, true, static_cast<int>(p.steps.size()), aliases);
+    EXPECT_EQ(p.slot_of.at("f"), p.slot_of.at("a"));
+    EXPECT_EQ(p.slot_of.at("r"), p.slot_of.at("a"));
+    EXPECT_NE(p.slot_of.at("nr"), p.slot_of.at("a"));
+}
+
 TEST(MemoryPlan, WithoutReuseEveryTensorHasItsOwnBytes) {
     ConcatProgram cp;
     Program& p = cp.p;

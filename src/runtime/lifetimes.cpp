@@ -6,13 +6,18 @@ namespace lowbit {
 
 std::map<std::string, Lifetime> tensor_lifetimes(const std::vector<Step>& steps,
                                                  const std::vector<std::string>& graph_inputs,
-                                                 const std::vector<std::string>& graph_outputs) {
+                                                 const std::vector<std::string>& graph_outputs,
+                                                 const std::map<std::string, std::string>& aliases) {
+    auto root = [&](const std::string& name) -> const std::string& {
+        auto a = aliases.find(name);
+        return a == aliases.end() ? name : a->second;
+    };
     std::map<std::string, Lifetime> life;
     for (const auto& name : graph_inputs) life[name] = {-1, -1};
     for (size_t s = 0; s < steps.size(); ++s) {
         const int step = static_cast<int>(s);
         for (const auto& in : steps[s].in) {
-            auto it = life.find(in);
+            auto it = life.find(root(in));
             if (it != life.end()) it->second.last = step;
         }
         for (const auto& o : steps[s].out) {
@@ -26,7 +31,7 @@ std::map<std::string, Lifetime> tensor_lifetimes(const std::vector<Step>& steps,
     }
     const int end = static_cast<int>(steps.size());
     for (const auto& name : graph_outputs) {
-        auto it = life.find(name);
+        auto it = life.find(root(name));
         if (it != life.end()) it->second.last = end;
     }
     return life;

@@ -17,9 +17,12 @@ struct Lifetime {
 
 // Every tensor the steps write, and the graph inputs. A tensor with several writers (an
 // in-place concat buffer) lives from the first. Graph outputs live to the end (steps.size()).
-// Sorted by name: the memory plan built from it is deterministic.
-std::map<std::string, Lifetime> tensor_lifetimes(const std::vector<Step>& steps,
-                                                 const std::vector<std::string>& graph_inputs,
-                                                 const std::vector<std::string>& graph_outputs);
+// Sorted by name: the memory plan built from it is deterministic. A read of an alias
+// (memory_plan.h alias_shape_steps: alias -> root) counts as a read of its root, and an alias
+// that is a graph output keeps its root to the end; aliases get no lifetime of their own.
+std::map<std::string, Lifetime> tensor_lifetimes(
+    const std::vector<Step>& steps, const std::vector<std::string>& graph_inputs,
+    const std::vector<std::string>& graph_outputs,
+    const std::map<std::string, std::string>& aliases = {});
 
 }  // namespace lowbit

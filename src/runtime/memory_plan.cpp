@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "ir/graph.h"
 #include "runtime/lifetimes.h"
@@ -188,8 +189,43 @@ void plan_quantized_concat_slices(Program& p, const Graph& g,
     plan_concat_parts(p, g, graph_outputs, true);
 }
 
+std::map<std::string, std::string> alias_shape_steps(Program& p, const Graph& g) {
+    static const std::unordered_set<std::string> kShapeOnly = {"Reshape", "Flatten", "Squeeze",
+                                                               "Unsqueeze", "Identity"};
+    std::map<std::string, std::string> root;
+    std::vector<bool> drop(p.steps.size(), false);
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        Step& st = p.steps[k];
+        if (st.fast || st.node == kNoNode || !kShapeOnly.count(g.nodes[st.node].op_type) ||
+            st.in.empty() || st.in[0].empty() || st.out.size() != 1 || st.out[0].empty()) {
+            continue;
+        }
+        const auto in = p.stored.find(st.in[0]);
+        const auto out = p.stored.find(st.out[0]);
+        if (in == p.stored.end() || out == p.stored.end() || in->second.layout != Layout::Plain ||
+            out->second.layout != Layout::Plain || in->second.dtype != out->second.dtype ||
+            shape_numel(in->second.shape) != shape_numel(out->second.shape)) {
+            continue;
+        }
+        auto r = root.find(st.in[0]);
+        root[st.out[0]] = r == root.end() ? st.in[0] : r->second;
+        drop[k] = true;
+    }
+    std::vector<Step> kept;
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        if (!drop[k]) {
+            kept.push_back(std::move(p.steps[k]));
+        } else {
+            ++p.report.kernels["alias"];
+            --p.report.kernels[p.steps[k].kernel];
+        }
+    }
+    p.steps = std::move(kept);
+    return root;
+}
+
 void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
-                         int end) {
+                         int end, const std::map<std::string, std::string>& aliases) {
     std::vector<MemoryRequest> reqs;
     for (const auto& [name, span] : lifetimes) {
         const Stored& d = p.stored.at(name);
@@ -199,6 +235,7 @@ void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& life
     p.slots = plan_memory(reqs, &p.arena_bytes);
     size_t k = 0;
     for (const auto& [name, span] : lifetimes) p.slot_of[name] = k++;
+    for (const auto& [alias, root] : aliases) p.slot_of[alias] = p.slot_of.at(root);
     p.arena = std::make_shared<Buffer>(p.arena_bytes);
 }
 

@@ -207,17 +207,19 @@ Result<std::unique_ptr<Program>> build_program(const PlannedModel& pm, cpu::CpuB
         output_names.push_back(d.name);
     }
     for (const auto& d : pm.inputs) input_names.push_back(d.name);
+    std::map<std::string, std::string> aliases;
     if (kind.fuse) {
         fold_splits(p, pm.graph, graph_outputs);
         plan_in_place_concat(p, pm.graph, graph_outputs);
         plan_quantized_concat_slices(p, pm.graph, graph_outputs);
+        aliases = alias_shape_steps(p, pm.graph);
         for (Step& st : p.steps) st.label = step_label(st, p, pm.graph);
     }
 
-    // Each run-time tensor lives from the step that writes it to its last reader; graph
-    // inputs from before the first step, graph outputs to the end.
-    const auto lifetimes = tensor_lifetimes(p.steps, input_names, output_names);
-    plan_program_memory(p, lifetimes, kind.reuse, static_cast<int>(p.steps.size()));
+    // Each run-time tensor lives from the step that writes it to its last reader (or its
+    // aliases' last reader); graph inputs from before the first step, graph outputs to the end.
+    const auto lifetimes = tensor_lifetimes(p.steps, input_names, output_names, aliases);
+    plan_program_memory(p, lifetimes, kind.reuse, static_cast<int>(p.steps.size()), aliases);
     auto slot = [&](const std::string& name) {
         auto it = p.slot_of.find(name);
         return it == p.slot_of.end() ? kNoNode : it->second;
