@@ -341,11 +341,11 @@ TEST(ExecutorFast, AttentionAndSoftmax) {
     EXPECT_LT(compare(b.model()), kTol);
 }
 
-// Reshape, Flatten, Squeeze, Unsqueeze and Identity steps become second names of their input's
-// memory (memory_plan.h alias_shape_steps): of a graph input, chained, as graph outputs (also
-// of a tensor that is itself a graph output), of an NHWC conv output (through its reorder), and
-// read late, after steps that would reuse the memory if the root's lifetime ended at the
-// alias step. Byte copies are exact, so the outputs equal the reference's within kTol (the
+// Reshape, Flatten, Squeeze, Unsqueeze and Identity steps, and Splits into runs of their input's
+// bytes, become second names of their input's memory (memory_plan.h alias_shape_steps): of a
+// graph input, chained, as graph outputs (also of a tensor that is itself a graph output), of
+// an NHWC conv output (through its reorder), and read late, after steps that would reuse the
+// memory if the root's lifetime ended at the alias step. Byte copies are exact, so the outputs equal the reference's within kTol (the
 // convs), and every shape-only step is an alias.
 TEST(ExecutorFast, ShapeOnlyStepsAlias) {
     Builder b;
@@ -364,14 +364,24 @@ TEST(ExecutorFast, ShapeOnlyStepsAlias) {
     b.output(kept);
     b.output(b.op("Identity", {kept}));
     b.output(b.op("Reshape", {rx, b.init(i64_tensor({960}))}));
+    // Splits of a [1, 8, 120] softmax along axis 1 (parts of its bytes; the second part is read
+    // after the convs) and of a batch-2 reshape (not runs of its bytes: stays a step).
+    const auto parts = b.node("Split", {sm, b.init(i64_tensor({3, 5}))},
+                              {{"axis", Attr::make_int(1)}}, 2);
+    b.output(b.op("Sigmoid", {parts[0]}));
+    b.output(b.op("Add", {parts[1], b.op("Reshape", {b.conv(y, 32, 5, 1), b.init(i64_tensor({1, 5, 120}))})}));
+    const auto halves = b.node("Split", {b.op("Reshape", {sm, b.init(i64_tensor({2, 4, 120}))}),
+                                         b.init(i64_tensor({1, 3}))},
+                               {{"axis", Attr::make_int(1)}}, 2);
+    b.output(b.op("Sigmoid", {halves[1]}));
     EXPECT_LT(compare(b.model()), kTol);
     EXPECT_LT(compare(b.model(), 1), kTol);
     auto fast = make(b.model(), false);
     ASSERT_TRUE(fast);
     const auto& kernels = fast->kernel_report().kernels;
     ASSERT_TRUE(kernels.count("alias"));
-    EXPECT_EQ(kernels.at("alias"), 8);
-    EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, 0);
+    EXPECT_EQ(kernels.at("alias"), 11);
+    EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, 1);  // the batch-2 Split
 }
 
 // Producers write their Concat slices in place; inputs that are also read elsewhere, graph

@@ -242,21 +242,29 @@ TEST(MemoryPlan, PlainConcatAndGraphOutputInputsAreNotAliased) {
     EXPECT_TRUE(out.a_op->kept[0]);
 }
 
-// x -> A -> a (plain) -> Reshape -> r -> Flatten -> f; f read by D at the end; a Reshape of an
-// NHWC tensor and of a constant stay steps.
+// x -> A -> a (plain) -> Reshape -> r -> Flatten -> f -> Split -> f0, f1 (bytes 0 and 16 of a);
+// f1 read by D at the end; a Reshape of an NHWC tensor and of a constant, and a Split whose
+// parts are not runs of their input's bytes (batch 2) stay steps.
 TEST(MemoryPlan, ShapeStepsBecomeAliasesOfTheirRoot) {
     Graph g;
-    g.nodes = {node("Relu", {"x"}, {"a"}), node("Reshape", {"a", "s"}, {"r"}),
-               node("Flatten", {"r"}, {"f"}), node("Relu", {"x"}, {"n"}),
-               node("Reshape", {"n", "s"}, {"nr"}), node("Reshape", {"k", "s"}, {"kr"}),
-               node("Add", {"f", "nr"}, {"d"})};
+    g.nodes = {node("Relu", {"x"}, {"a"}),          node("Reshape", {"a", "s"}, {"r"}),
+               node("Flatten", {"r"}, {"f"}),        node("Split", {"f"}, {"f0", "f1"}),
+               node("Relu", {"x"}, {"n"}),           node("Reshape", {"n", "s"}, {"nr"}),
+               node("Reshape", {"k", "s"}, {"kr"}),  node("Split", {"b"}, {"b0", "b1"}),
+               node("Add", {"f1", "nr"}, {"d"})};
+    g.nodes[3].attrs["axis"] = Attr::make_int(-1);
+    g.nodes[7].attrs["axis"] = Attr::make_int(1);
     Program p;
-    for (const char* t : {"x", "a", "n", "d"}) p.stored[t] = {DType::Float32, {1, 4, 2, 2}, Layout::Plain};
+    for (const char* t : {"x", "a", "n", "d"}) {
+        p.stored[t] = {DType::Float32, {1, 4, 2, 2}, Layout::Plain};
+    }
     p.stored["n"].layout = Layout::Nhwc;
-    p.stored["r"] = {DType::Float32, {1, 16}, Layout::Plain};
-    p.stored["f"] = {DType::Float32, {1, 16}, Layout::Plain};
-    p.stored["nr"] = {DType::Float32, {1, 16}, Layout::Plain};
-    p.stored["kr"] = {DType::Float32, {1, 16}, Layout::Plain};
+    for (const char* t : {"r", "f", "nr", "kr"}) p.stored[t] = {DType::Float32, {1, 16}, Layout::Plain};
+    p.stored["f0"] = {DType::Float32, {1, 4}, Layout::Plain};
+    p.stored["f1"] = {DType::Float32, {1, 12}, Layout::Plain};
+    p.stored["b"] = {DType::Float32, {2, 4}, Layout::Plain};
+    p.stored["b0"] = {DType::Float32, {2, 1}, Layout::Plain};
+    p.stored["b1"] = {DType::Float32, {2, 3}, Layout::Plain};
     for (size_t k = 0; k < g.nodes.size(); ++k) {
         Step s = step(k, g.nodes[k].inputs, g.nodes[k].outputs);
         s.kernel = "reference";
@@ -267,20 +275,22 @@ TEST(MemoryPlan, ShapeStepsBecomeAliasesOfTheirRoot) {
         ++p.report.kernels[s.kernel];
         p.steps.push_back(std::move(s));
     }
-    const auto aliases = alias_shape_steps(p, g);
-    EXPECT_EQ(aliases, (std::map<std::string, std::string>{{"f", "a"}, {"r", "a"}}));
-    ASSERT_EQ(p.steps.size(), 5u);  // Reshape(a) and Flatten gone
-    EXPECT_EQ(p.report.kernels.at("alias"), 2);
-    EXPECT_EQ(p.report.kernels.at("reference"), 2);
-    const auto life = tensor_lifetimes(p.steps, {"x"}, {"d", "r"}, aliases);
-    EXPECT_FALSE(life.count("r"));
-    EXPECT_FALSE(life.count("f"));
+    alias_shape_steps(p, g);
+    ASSERT_EQ(p.aliases.size(), 4u);
+    for (const char* t : {"r", "f", "f0", "f1"}) EXPECT_EQ(p.aliases.at(t).root, "a") << t;
+    EXPECT_EQ(p.aliases.at("f0").offset, 0u);
+    EXPECT_EQ(p.aliases.at("f1").offset, 16u);
+    ASSERT_EQ(p.steps.size(), 6u);  // Reshape(a), Flatten and the first Split gone
+    EXPECT_EQ(p.report.kernels.at("alias"), 3);
+    EXPECT_EQ(p.report.kernels.at("reference"), 3);
+    const auto life = tensor_lifetimes(p.steps, {"x"}, {"d", "r"}, p.aliases);
+    for (const char* t : {"r", "f", "f0", "f1"}) EXPECT_FALSE(life.count(t)) << t;
     EXPECT_EQ(life.at("a").first, 0);
-    EXPECT_EQ(life.at("a").last, 5);  // r is a graph output
-    const auto inner = tensor_lifetimes(p.steps, {"x"}, {"d"}, aliases);
-    EXPECT_EQ(inner.at("a").last, 4);  // D (step 4 now) reads f
-    plan_program_memory(p, life, true, static_cast<int>(p.steps.size()), aliases);
-    EXPECT_EQ(p.slot_of.at("f"), p.slot_of.at("a"));
+    EXPECT_EQ(life.at("a").last, 6);  // r is a graph output
+    const auto inner = tensor_lifetimes(p.steps, {"x"}, {"d"}, p.aliases);
+    EXPECT_EQ(inner.at("a").last, 5);  // D (step 5 now) reads f1
+    plan_program_memory(p, life, true, static_cast<int>(p.steps.size()));
+    EXPECT_EQ(p.slot_of.at("f1"), p.slot_of.at("a"));
     EXPECT_EQ(p.slot_of.at("r"), p.slot_of.at("a"));
     EXPECT_NE(p.slot_of.at("nr"), p.slot_of.at("a"));
 }

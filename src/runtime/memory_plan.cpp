@@ -189,26 +189,73 @@ void plan_quantized_concat_slices(Program& p, const Graph& g,
     plan_concat_parts(p, g, graph_outputs, true);
 }
 
-std::map<std::string, std::string> alias_shape_steps(Program& p, const Graph& g) {
+namespace {
+
+// Byte offsets of a Split step's outputs in its input when they are consecutive runs of its
+// bytes (see alias_shape_steps); empty when they are not.
+std::vector<size_t> split_offsets(const Program& p, const Node& node, const Step& st,
+                                  const Stored& in) {
+    const auto rank = static_cast<int64_t>(in.shape.size());
+    int64_t axis = node.attr_int("axis", 0);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return {};
+    for (int64_t d = 0; d < axis; ++d) {
+        if (in.shape[static_cast<size_t>(d)] != 1) return {};
+    }
+    std::vector<size_t> offsets;
+    size_t at = 0;
+    int64_t along = 0;
+    for (const std::string& name : st.out) {
+        const auto o = name.empty() ? p.stored.end() : p.stored.find(name);
+        if (o == p.stored.end() || o->second.layout != Layout::Plain ||
+            o->second.dtype != in.dtype || o->second.shape.size() != in.shape.size()) {
+            return {};
+        }
+        for (int64_t d = 0; d < rank; ++d) {
+            if (d != axis && o->second.shape[static_cast<size_t>(d)] !=
+                                 in.shape[static_cast<size_t>(d)]) {
+                return {};
+            }
+        }
+        offsets.push_back(at);
+        at += static_cast<size_t>(shape_numel(o->second.shape)) * dtype_size(in.dtype);
+        along += o->second.shape[static_cast<size_t>(axis)];
+    }
+    if (along != in.shape[static_cast<size_t>(axis)]) return {};
+    return offsets;
+}
+
+}  // namespace
+
+void alias_shape_steps(Program& p, const Graph& g) {
     static const std::unordered_set<std::string> kShapeOnly = {"Reshape", "Flatten", "Squeeze",
                                                                "Unsqueeze", "Identity"};
-    std::map<std::string, std::string> root;
     std::vector<bool> drop(p.steps.size(), false);
     for (size_t k = 0; k < p.steps.size(); ++k) {
         Step& st = p.steps[k];
-        if (st.fast || st.node == kNoNode || !kShapeOnly.count(g.nodes[st.node].op_type) ||
-            st.in.empty() || st.in[0].empty() || st.out.size() != 1 || st.out[0].empty()) {
+        if (st.fast || st.node == kNoNode || st.in.empty() || st.in[0].empty() || st.out.empty()) {
             continue;
         }
+        const Node& node = g.nodes[st.node];
         const auto in = p.stored.find(st.in[0]);
-        const auto out = p.stored.find(st.out[0]);
-        if (in == p.stored.end() || out == p.stored.end() || in->second.layout != Layout::Plain ||
-            out->second.layout != Layout::Plain || in->second.dtype != out->second.dtype ||
-            shape_numel(in->second.shape) != shape_numel(out->second.shape)) {
-            continue;
+        if (in == p.stored.end() || in->second.layout != Layout::Plain) continue;
+        std::vector<size_t> offsets;
+        if (kShapeOnly.count(node.op_type) && st.out.size() == 1 && !st.out[0].empty()) {
+            const auto out = p.stored.find(st.out[0]);
+            if (out != p.stored.end() && out->second.layout == Layout::Plain &&
+                out->second.dtype == in->second.dtype &&
+                shape_numel(out->second.shape) == shape_numel(in->second.shape)) {
+                offsets = {0};
+            }
+        } else if (node.op_type == "Split") {
+            offsets = split_offsets(p, node, st, in->second);
         }
-        auto r = root.find(st.in[0]);
-        root[st.out[0]] = r == root.end() ? st.in[0] : r->second;
+        if (offsets.empty()) continue;
+        auto r = p.aliases.find(st.in[0]);
+        const TensorAlias base = r == p.aliases.end() ? TensorAlias{st.in[0], 0} : r->second;
+        for (size_t o = 0; o < st.out.size(); ++o) {
+            p.aliases[st.out[o]] = {base.root, base.offset + offsets[o]};
+        }
         drop[k] = true;
     }
     std::vector<Step> kept;
@@ -221,11 +268,10 @@ std::map<std::string, std::string> alias_shape_steps(Program& p, const Graph& g)
         }
     }
     p.steps = std::move(kept);
-    return root;
 }
 
 void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
-                         int end, const std::map<std::string, std::string>& aliases) {
+                         int end) {
     std::vector<MemoryRequest> reqs;
     for (const auto& [name, span] : lifetimes) {
         const Stored& d = p.stored.at(name);
@@ -235,7 +281,7 @@ void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& life
     p.slots = plan_memory(reqs, &p.arena_bytes);
     size_t k = 0;
     for (const auto& [name, span] : lifetimes) p.slot_of[name] = k++;
-    for (const auto& [alias, root] : aliases) p.slot_of[alias] = p.slot_of.at(root);
+    for (const auto& [alias, a] : p.aliases) p.slot_of[alias] = p.slot_of.at(a.root);
     p.arena = std::make_shared<Buffer>(p.arena_bytes);
 }
 

@@ -55,19 +55,20 @@ void plan_in_place_concat(Program& p, const Graph& g,
 void plan_quantized_concat_slices(Program& p, const Graph& g,
                                   const std::unordered_set<std::string>& graph_outputs);
 
-// Shape-only steps as aliases: a Reshape, Flatten, Squeeze, Unsqueeze or Identity step run by its
+// Copy steps as aliases: a Reshape, Flatten, Squeeze, Unsqueeze or Identity step run by its
 // reference kernel (a byte copy) whose data input is a run-time tensor stored plain, as is its
-// output, only renames bytes. Its output becomes a second name for the input's memory and the
-// step goes. Returns each such output -> the tensor whose memory it names (chains resolved to
-// the first), for tensor_lifetimes and plan_program_memory. Fused programs only: the hooked
-// program keeps every tensor (and every node's step) for observers.
-std::map<std::string, std::string> alias_shape_steps(Program& p, const Graph& g);
+// output, only renames bytes; so does a Split whose outputs are consecutive runs of its input's
+// bytes (plain, every dim before the axis 1: the YOLO heads' [1, 4*16 + classes, anchors]).
+// Each output becomes a second name for (part of) the input's memory, in p.aliases (chains
+// resolved to the first tensor, offsets added up), and the step goes. Fused programs only: the
+// hooked program keeps every tensor (and every node's step) for observers.
+void alias_shape_steps(Program& p, const Graph& g);
 
 // Gives every tensor in `lifetimes` a slot of p's arena and allocates the arena. With reuse
 // false (IncrementalRunner) every tensor lives through the whole run (steps -1 .. `end`), so
 // nothing is overwritten.
-// Each alias gets its root's slot.
+// Each alias in p.aliases gets its root's slot (program_view adds the alias's offset).
 void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
-                         int end, const std::map<std::string, std::string>& aliases = {});
+                         int end);
 
 }  // namespace lowbit

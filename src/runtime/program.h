@@ -4,6 +4,7 @@
 // tensor lives in the arena (runtime/memory_plan.h). Internal to runtime/.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -13,6 +14,7 @@
 #include "runtime/kernel_report.h"
 #include "runtime/kernels/cpu/fast_ops.h"
 #include "runtime/layout.h"
+#include "runtime/lifetimes.h"
 #include "runtime/memory_plan.h"
 
 namespace lowbit {
@@ -50,6 +52,7 @@ struct Program {
     std::unordered_map<std::string, Stored> stored;     // run-time tensors (graph ones and aliases)
     std::unordered_map<std::string, Tensor> constants;  // plan-time NHWC copies of constants
     std::unordered_map<std::string, size_t> slot_of;
+    std::map<std::string, TensorAlias> aliases;  // memory_plan.h alias_shape_steps
     std::vector<MemorySlot> slots;
     size_t arena_bytes = 0;
     std::shared_ptr<Buffer> arena;

@@ -207,19 +207,18 @@ Result<std::unique_ptr<Program>> build_program(const PlannedModel& pm, cpu::CpuB
         output_names.push_back(d.name);
     }
     for (const auto& d : pm.inputs) input_names.push_back(d.name);
-    std::map<std::string, std::string> aliases;
     if (kind.fuse) {
         fold_splits(p, pm.graph, graph_outputs);
         plan_in_place_concat(p, pm.graph, graph_outputs);
         plan_quantized_concat_slices(p, pm.graph, graph_outputs);
-        aliases = alias_shape_steps(p, pm.graph);
+        alias_shape_steps(p, pm.graph);
         for (Step& st : p.steps) st.label = step_label(st, p, pm.graph);
     }
 
     // Each run-time tensor lives from the step that writes it to its last reader (or its
     // aliases' last reader); graph inputs from before the first step, graph outputs to the end.
-    const auto lifetimes = tensor_lifetimes(p.steps, input_names, output_names, aliases);
-    plan_program_memory(p, lifetimes, kind.reuse, static_cast<int>(p.steps.size()), aliases);
+    const auto lifetimes = tensor_lifetimes(p.steps, input_names, output_names, p.aliases);
+    plan_program_memory(p, lifetimes, kind.reuse, static_cast<int>(p.steps.size()));
     auto slot = [&](const std::string& name) {
         auto it = p.slot_of.find(name);
         return it == p.slot_of.end() ? kNoNode : it->second;
@@ -252,7 +251,9 @@ Tensor program_view(const Program& p, const PlannedModel& pm, const std::string&
     auto pc = p.constants.find(name);
     if (pc != p.constants.end()) return pc->second;
     const Stored& d = p.stored.at(name);
-    return Tensor(d.dtype, d.shape, p.arena, p.slots[p.slot_of.at(name)].offset);
+    auto a = p.aliases.find(name);
+    const size_t offset = a == p.aliases.end() ? 0 : a->second.offset;
+    return Tensor(d.dtype, d.shape, p.arena, p.slots[p.slot_of.at(name)].offset + offset);
 }
 
 }  // namespace lowbit
