@@ -384,6 +384,35 @@ TEST(ExecutorFast, ShapeOnlyStepsAlias) {
     EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, 1);  // the batch-2 Split
 }
 
+// Plain Concats whose inputs are runs of the output's bytes (memory_plan.h alias_concat_inputs):
+// the producers (a reorder of an NHWC conv, a Softmax, a Sigmoid, a Reshape's root) write into
+// the output; an input that is also a graph output, one read again after the Concat, and a
+// Concat of a Concat (chained) must come out right; a Concat with a graph input stays a step.
+TEST(ExecutorFast, PlainConcatInputsWrittenInPlace) {
+    Builder b;
+    const std::string x = b.input("x", {1, 8, 12, 10});
+    const std::string a = b.op("Reshape", {b.conv(x, 8, 16, 3), b.init(i64_tensor({1, 16, 120}))});
+    const std::string sm = b.op("Softmax", {b.op("Reshape", {x, b.init(i64_tensor({1, 8, 120}))})},
+                                {{"axis", Attr::make_int(-1)}});
+    const std::string sg = b.op("Sigmoid", {sm});
+    const std::string cat = b.op("Concat", {a, sm, sg}, {{"axis", Attr::make_int(1)}});
+    const std::string cat2 =
+        b.op("Concat", {cat, b.op("Relu", {sm})}, {{"axis", Attr::make_int(-2)}});
+    b.output(b.op("Softmax", {cat2}, {{"axis", Attr::make_int(1)}}));
+    b.output(sg);
+    b.output(b.op("Add", {sm, b.init(random_tensor({120}, 5))}));
+    b.output(b.op("Concat", {sm, b.op("Reshape", {x, b.init(i64_tensor({1, 8, 120}))})},
+                  {{"axis", Attr::make_int(1)}}));
+    EXPECT_LT(compare(b.model()), kTol);
+    EXPECT_LT(compare(b.model(), 1), kTol);
+    auto fast = make(b.model(), false);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    ASSERT_TRUE(kernels.count("alias"));
+    EXPECT_EQ(kernels.at("alias"), 5);  // three Reshapes, two Concats
+    EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, 1);
+}
+
 // Producers write their Concat slices in place; inputs that are also read elsewhere, graph
 // outputs, repeated inputs, graph inputs (reordered) and constants must all still come out right.
 TEST(ExecutorFast, ConcatInPlaceEdgeCases) {

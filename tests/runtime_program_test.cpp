@@ -295,6 +295,60 @@ TEST(MemoryPlan, ShapeStepsBecomeAliasesOfTheirRoot) {
     EXPECT_NE(p.slot_of.at("nr"), p.slot_of.at("a"));
 }
 
+// The plain Concat on axis 1 of a [1, 2, 4] and b3 [1, 3, 4] (a Reshape of b [1, 12]) into
+// c [1, 5, 4]: a and b (with b3) become runs of c at bytes 0 and 32 and the Concat step goes.
+// Concats of e with itself (the same tensor twice), of e and the graph input x, and on axis 2
+// (a dim of 2 before it) stay steps.
+TEST(MemoryPlan, ConcatInputsBecomeRunsOfItsOutput) {
+    Graph g;
+    g.nodes = {node("Relu", {"x"}, {"a"}),         node("Relu", {"x"}, {"b"}),
+               node("Reshape", {"b", "s"}, {"b3"}), node("Concat", {"a", "b3"}, {"c"}),
+               node("Relu", {"x"}, {"e"}),          node("Concat", {"e", "e"}, {"ee"}),
+               node("Concat", {"e", "x"}, {"ex"}),  node("Concat", {"e", "e"}, {"e2"}),
+               node("Relu", {"c"}, {"d"})};
+    for (size_t k : {3, 5, 6}) g.nodes[k].attrs["axis"] = Attr::make_int(1);
+    g.nodes[7].attrs["axis"] = Attr::make_int(-1);
+    Program p;
+    p.stored["x"] = {DType::Float32, {1, 2, 4}, Layout::Plain};
+    p.stored["a"] = {DType::Float32, {1, 2, 4}, Layout::Plain};
+    p.stored["b"] = {DType::Float32, {1, 12}, Layout::Plain};
+    p.stored["b3"] = {DType::Float32, {1, 3, 4}, Layout::Plain};
+    p.stored["c"] = {DType::Float32, {1, 5, 4}, Layout::Plain};
+    p.stored["e"] = {DType::Float32, {1, 2, 4}, Layout::Plain};
+    p.stored["ee"] = {DType::Float32, {1, 4, 4}, Layout::Plain};
+    p.stored["ex"] = {DType::Float32, {1, 4, 4}, Layout::Plain};
+    p.stored["e2"] = {DType::Float32, {1, 2, 8}, Layout::Plain};
+    p.stored["d"] = {DType::Float32, {1, 5, 4}, Layout::Plain};
+    for (size_t k = 0; k < g.nodes.size(); ++k) {
+        Step s = step(k, g.nodes[k].inputs, g.nodes[k].outputs);
+        s.kernel = "reference";
+        if (g.nodes[k].op_type == "Relu") {
+            s.fast = std::make_unique<SliceOp>();
+            s.kernel = "fast";
+        }
+        ++p.report.kernels[s.kernel];
+        p.steps.push_back(std::move(s));
+    }
+    alias_shape_steps(p, g);
+    alias_concat_inputs(p, g, {"x"});
+    ASSERT_EQ(p.aliases.size(), 3u);
+    EXPECT_EQ(p.aliases.at("a").root, "c");
+    EXPECT_EQ(p.aliases.at("a").offset, 0u);
+    EXPECT_EQ(p.aliases.at("b").root, "c");
+    EXPECT_EQ(p.aliases.at("b").offset, 32u);
+    EXPECT_EQ(p.aliases.at("b3").root, "c");  // re-rooted with b
+    EXPECT_EQ(p.aliases.at("b3").offset, 32u);
+    ASSERT_EQ(p.steps.size(), 7u);  // the Reshape and the first Concat gone
+    EXPECT_EQ(p.report.kernels.at("alias"), 2);
+    EXPECT_EQ(p.report.kernels.at("reference"), 3);
+    // c lives from a's producer (step 0) to d's (step 6).
+    const auto life = tensor_lifetimes(p.steps, {"x"}, {"d", "ee", "ex", "e2"}, p.aliases);
+    EXPECT_FALSE(life.count("a"));
+    EXPECT_FALSE(life.count("b"));
+    EXPECT_EQ(life.at("c").first, 0);
+    EXPECT_EQ(life.at("c").last, 6);
+}
+
 TEST(MemoryPlan, WithoutReuseEveryTensorHasItsOwnBytes) {
     ConcatProgram cp;
     Program& p = cp.p;

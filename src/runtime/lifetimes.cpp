@@ -22,9 +22,9 @@ std::map<std::string, Lifetime> tensor_lifetimes(const std::vector<Step>& steps,
         }
         for (const auto& o : steps[s].out) {
             if (o.empty()) continue;
-            auto it = life.find(o);
+            auto it = life.find(root(o));
             if (it == life.end())
-                life[o] = {step, step};
+                life[root(o)] = {step, step};
             else
                 it->second.last = step;
         }

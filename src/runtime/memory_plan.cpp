@@ -191,6 +191,20 @@ void plan_quantized_concat_slices(Program& p, const Graph& g,
 
 namespace {
 
+// Removes the steps marked in `drop` (now aliases), counted as kernel "alias".
+void drop_steps(Program& p, const std::vector<bool>& drop) {
+    std::vector<Step> kept;
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        if (!drop[k]) {
+            kept.push_back(std::move(p.steps[k]));
+        } else {
+            ++p.report.kernels["alias"];
+            --p.report.kernels[p.steps[k].kernel];
+        }
+    }
+    p.steps = std::move(kept);
+}
+
 // Byte offsets of a Split step's outputs in its input when they are consecutive runs of its
 // bytes (see alias_shape_steps); empty when they are not.
 std::vector<size_t> split_offsets(const Program& p, const Node& node, const Step& st,
@@ -258,16 +272,78 @@ void alias_shape_steps(Program& p, const Graph& g) {
         }
         drop[k] = true;
     }
-    std::vector<Step> kept;
+    drop_steps(p, drop);
+}
+
+void alias_concat_inputs(Program& p, const Graph& g,
+                         const std::unordered_set<std::string>& graph_inputs) {
+    auto root = [&](const std::string& name) {
+        auto a = p.aliases.find(name);
+        return a == p.aliases.end() ? TensorAlias{name, 0} : a->second;
+    };
+    // The steps that write each root (through any of its names).
+    std::unordered_map<std::string, std::vector<size_t>> writers;
     for (size_t k = 0; k < p.steps.size(); ++k) {
-        if (!drop[k]) {
-            kept.push_back(std::move(p.steps[k]));
-        } else {
-            ++p.report.kernels["alias"];
-            --p.report.kernels[p.steps[k].kernel];
+        for (const auto& o : p.steps[k].out) {
+            if (!o.empty()) writers[root(o).root].push_back(k);
         }
     }
-    p.steps = std::move(kept);
+    std::vector<bool> drop(p.steps.size(), false);
+    for (size_t k = 0; k < p.steps.size(); ++k) {
+        const Step& st = p.steps[k];
+        if (st.fast || st.node == kNoNode || g.nodes[st.node].op_type != "Concat" ||
+            st.out.size() != 1 || st.in.empty()) {
+            continue;
+        }
+        const std::string& cat = st.out[0];
+        const auto out = p.stored.find(cat);
+        if (out == p.stored.end() || out->second.layout != Layout::Plain || p.aliases.count(cat)) {
+            continue;
+        }
+        const Shape& shape = out->second.shape;
+        const auto rank = static_cast<int64_t>(shape.size());
+        int64_t axis = g.nodes[st.node].attr_int("axis", 0);
+        if (axis < 0) axis += rank;
+        if (axis < 0 || axis >= rank) continue;
+        bool ok = true;
+        for (int64_t d = 0; d < axis; ++d) ok = ok && shape[static_cast<size_t>(d)] == 1;
+        // Each input: the whole of a root that only earlier steps write, plain, once.
+        std::vector<std::pair<std::string, size_t>> placed;  // root, offset in the output
+        size_t at = 0;
+        for (const std::string& x : st.in) {
+            if (!ok) break;
+            const auto s = x.empty() ? p.stored.end() : p.stored.find(x);
+            const TensorAlias r = root(x);
+            const auto rs = p.stored.find(r.root);
+            auto w = writers.find(r.root);
+            ok = s != p.stored.end() && rs != p.stored.end() && r.offset == 0 &&
+                 s->second.layout == Layout::Plain && rs->second.layout == Layout::Plain &&
+                 s->second.dtype == out->second.dtype &&
+                 shape_numel(rs->second.shape) == shape_numel(s->second.shape) &&
+                 !graph_inputs.count(r.root) && r.root != cat && w != writers.end() &&
+                 !w->second.empty() && w->second.back() < k;
+            for (const auto& [prev, off] : placed) ok = ok && prev != r.root;
+            if (ok) placed.emplace_back(r.root, at);
+            if (s != p.stored.end()) {
+                at += static_cast<size_t>(shape_numel(s->second.shape)) * dtype_size(s->second.dtype);
+            }
+        }
+        if (!ok || at != static_cast<size_t>(shape_numel(shape)) * dtype_size(out->second.dtype)) {
+            continue;
+        }
+        for (const auto& [r, off] : placed) {
+            for (auto& [name, a] : p.aliases) {
+                if (a.root == r) a = {cat, a.offset + off};
+            }
+            p.aliases[r] = {cat, off};
+            auto& w = writers[cat];
+            w.insert(w.end(), writers[r].begin(), writers[r].end());
+            std::sort(w.begin(), w.end());
+            writers.erase(r);
+        }
+        drop[k] = true;
+    }
+    drop_steps(p, drop);
 }
 
 void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,

@@ -67,6 +67,14 @@ void alias_shape_steps(Program& p, const Graph& g);
 // Gives every tensor in `lifetimes` a slot of p's arena and allocates the arena. With reuse
 // false (IncrementalRunner) every tensor lives through the whole run (steps -1 .. `end`), so
 // nothing is overwritten.
+// Plain Concats whose inputs are consecutive runs of the output's bytes (every dim before the
+// axis 1: YOLO heads' [1, C, anchors] joins, the raw heads' box + class output): when every
+// input is the whole of a tensor that only earlier steps write (not a graph input, each once),
+// each input (with its aliases) becomes an alias of its run of the output, so its producer writes
+// it in place, and the Concat step goes. After alias_shape_steps. Fused programs only.
+void alias_concat_inputs(Program& p, const Graph& g,
+                         const std::unordered_set<std::string>& graph_inputs);
+
 // Each alias in p.aliases gets its root's slot (program_view adds the alias's offset).
 void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
                          int end);
