@@ -341,18 +341,31 @@ TEST(ExecutorFast, AttentionAndSoftmax) {
     EXPECT_LT(compare(b.model()), kTol);
 }
 
+// `m` at 2 and 1 threads against the reference kernels, with `aliases` steps of the fast
+// program turned into aliases (memory_plan.h) and `reference` left as reference copies.
+void expect_aliased_matches_reference(const Model& m, int64_t aliases, int64_t reference) {
+    EXPECT_LT(compare(m), kTol);
+    EXPECT_LT(compare(m, 1), kTol);
+    auto fast = make(m, false);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("alias") ? kernels.at("alias") : 0, aliases);
+    EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, reference);
+}
+
 // Reshape, Flatten, Squeeze, Unsqueeze and Identity steps, and Splits into runs of their input's
 // bytes, become second names of their input's memory (memory_plan.h alias_shape_steps): of a
 // graph input, chained, as graph outputs (also of a tensor that is itself a graph output), of
 // an NHWC conv output (through its reorder), and read late, after steps that would reuse the
-// memory if the root's lifetime ended at the alias step. Byte copies are exact, so the outputs equal the reference's within kTol (the
-// convs), and every shape-only step is an alias.
+// memory if the root's lifetime ended at the alias step. The outputs equal the reference's
+// within kTol (the convs), and every such step is an alias.
 TEST(ExecutorFast, ShapeOnlyStepsAlias) {
     Builder b;
     const std::string x = b.input("x", {1, 8, 12, 10});
     const std::string rx = b.op("Reshape", {x, b.init(i64_tensor({1, 8, 120}))});
     const std::string sm = b.op("Softmax", {rx}, {{"axis", Attr::make_int(-1)}});
-    const std::string early = b.op("Sigmoid", {b.op("Flatten", {sm}, {{"axis", Attr::make_int(1)}})});
+    const std::string early =
+        b.op("Sigmoid", {b.op("Flatten", {sm}, {{"axis", Attr::make_int(1)}})});
     const std::string kept = b.op("Identity", {early});
     const std::string late = b.op("Reshape", {kept, b.init(i64_tensor({1, 8, 12, 10}))});
     std::string y = b.conv(x, 8, 32, 3);
@@ -369,19 +382,13 @@ TEST(ExecutorFast, ShapeOnlyStepsAlias) {
     const auto parts = b.node("Split", {sm, b.init(i64_tensor({3, 5}))},
                               {{"axis", Attr::make_int(1)}}, 2);
     b.output(b.op("Sigmoid", {parts[0]}));
-    b.output(b.op("Add", {parts[1], b.op("Reshape", {b.conv(y, 32, 5, 1), b.init(i64_tensor({1, 5, 120}))})}));
+    const std::string y5 = b.op("Reshape", {b.conv(y, 32, 5, 1), b.init(i64_tensor({1, 5, 120}))});
+    b.output(b.op("Add", {parts[1], y5}));
     const auto halves = b.node("Split", {b.op("Reshape", {sm, b.init(i64_tensor({2, 4, 120}))}),
                                          b.init(i64_tensor({1, 3}))},
                                {{"axis", Attr::make_int(1)}}, 2);
     b.output(b.op("Sigmoid", {halves[1]}));
-    EXPECT_LT(compare(b.model()), kTol);
-    EXPECT_LT(compare(b.model(), 1), kTol);
-    auto fast = make(b.model(), false);
-    ASSERT_TRUE(fast);
-    const auto& kernels = fast->kernel_report().kernels;
-    ASSERT_TRUE(kernels.count("alias"));
-    EXPECT_EQ(kernels.at("alias"), 11);
-    EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, 1);  // the batch-2 Split
+    expect_aliased_matches_reference(b.model(), 11, 1);  // the batch-2 Split stays a step
 }
 
 // Plain Concats whose inputs are runs of the output's bytes (memory_plan.h alias_concat_inputs):
@@ -403,14 +410,7 @@ TEST(ExecutorFast, PlainConcatInputsWrittenInPlace) {
     b.output(b.op("Add", {sm, b.init(random_tensor({120}, 5))}));
     b.output(b.op("Concat", {sm, b.op("Reshape", {x, b.init(i64_tensor({1, 8, 120}))})},
                   {{"axis", Attr::make_int(1)}}));
-    EXPECT_LT(compare(b.model()), kTol);
-    EXPECT_LT(compare(b.model(), 1), kTol);
-    auto fast = make(b.model(), false);
-    ASSERT_TRUE(fast);
-    const auto& kernels = fast->kernel_report().kernels;
-    ASSERT_TRUE(kernels.count("alias"));
-    EXPECT_EQ(kernels.at("alias"), 5);  // three Reshapes, two Concats
-    EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, 1);
+    expect_aliased_matches_reference(b.model(), 5, 1);  // three Reshapes, two Concats
 }
 
 // Producers write their Concat slices in place; inputs that are also read elsewhere, graph

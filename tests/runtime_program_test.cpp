@@ -259,7 +259,9 @@ TEST(MemoryPlan, ShapeStepsBecomeAliasesOfTheirRoot) {
         p.stored[t] = {DType::Float32, {1, 4, 2, 2}, Layout::Plain};
     }
     p.stored["n"].layout = Layout::Nhwc;
-    for (const char* t : {"r", "f", "nr", "kr"}) p.stored[t] = {DType::Float32, {1, 16}, Layout::Plain};
+    for (const char* t : {"r", "f", "nr", "kr"}) {
+        p.stored[t] = {DType::Float32, {1, 16}, Layout::Plain};
+    }
     p.stored["f0"] = {DType::Float32, {1, 4}, Layout::Plain};
     p.stored["f1"] = {DType::Float32, {1, 12}, Layout::Plain};
     p.stored["b"] = {DType::Float32, {2, 4}, Layout::Plain};

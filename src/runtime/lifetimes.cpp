@@ -4,10 +4,10 @@
 
 namespace lowbit {
 
-std::map<std::string, Lifetime> tensor_lifetimes(const std::vector<Step>& steps,
-                                                 const std::vector<std::string>& graph_inputs,
-                                                 const std::vector<std::string>& graph_outputs,
-                                                 const std::map<std::string, TensorAlias>& aliases) {
+std::map<std::string, Lifetime> tensor_lifetimes(
+    const std::vector<Step>& steps, const std::vector<std::string>& graph_inputs,
+    const std::vector<std::string>& graph_outputs,
+    const std::map<std::string, TensorAlias>& aliases) {
     auto root = [&](const std::string& name) -> const std::string& {
         auto a = aliases.find(name);
         return a == aliases.end() ? name : a->second.root;

@@ -24,10 +24,10 @@ struct Lifetime {
 };
 
 // Every tensor the steps write, and the graph inputs. A tensor with several writers (an
-// in-place concat buffer, or the root of aliases that steps write) lives from the first. Graph outputs live to the end (steps.size()).
-// Sorted by name: the memory plan built from it is deterministic. A read or write of an alias
-// counts as one of its root, and an alias that is a graph output keeps its root to the end;
-// aliases get no lifetime of their own.
+// in-place concat buffer, or the root of aliases that steps write) lives from the first. Graph
+// outputs live to the end (steps.size()). Sorted by name: the memory plan built from it is
+// deterministic. A read or write of an alias counts as one of its root, and an alias that is a
+// graph output keeps its root to the end; aliases get no lifetime of their own.
 std::map<std::string, Lifetime> tensor_lifetimes(
     const std::vector<Step>& steps, const std::vector<std::string>& graph_inputs,
     const std::vector<std::string>& graph_outputs,

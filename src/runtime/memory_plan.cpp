@@ -325,7 +325,8 @@ void alias_concat_inputs(Program& p, const Graph& g,
             for (const auto& [prev, off] : placed) ok = ok && prev != r.root;
             if (ok) placed.emplace_back(r.root, at);
             if (s != p.stored.end()) {
-                at += static_cast<size_t>(shape_numel(s->second.shape)) * dtype_size(s->second.dtype);
+                at += static_cast<size_t>(shape_numel(s->second.shape)) *
+                      dtype_size(s->second.dtype);
             }
         }
         if (!ok || at != static_cast<size_t>(shape_numel(shape)) * dtype_size(out->second.dtype)) {
