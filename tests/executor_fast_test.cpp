@@ -391,6 +391,29 @@ TEST(ExecutorFast, ShapeOnlyStepsAlias) {
     expect_aliased_matches_reference(b.model(), 11, 1);  // the batch-2 Split stays a step
 }
 
+// Slices whose output is one run of their input's elements become aliases at that run's
+// offset (Kernel::output_run_of_input): rows 2..5 of a [1, 8, 120] map, one 50-element piece of
+// a row (every other dim 1), a negative-index range; across the last axis, with a step of 2 or
+// a negative step they stay copies.
+TEST(ExecutorFast, ContiguousSlicesAlias) {
+    Builder b;
+    const std::string x = b.input("x", {1, 8, 12, 10});
+    const std::string sm = b.op("Softmax", {b.op("Reshape", {x, b.init(i64_tensor({1, 8, 120}))})},
+                                {{"axis", Attr::make_int(-1)}});
+    auto slice = [&](std::vector<int64_t> starts, std::vector<int64_t> ends,
+                     std::vector<int64_t> axes, std::vector<int64_t> steps) {
+        return b.op("Slice", {sm, b.init(i64_tensor(starts)), b.init(i64_tensor(ends)),
+                              b.init(i64_tensor(axes)), b.init(i64_tensor(steps))});
+    };
+    b.output(b.op("Sigmoid", {slice({2}, {6}, {1}, {1})}));
+    b.output(slice({3, 10}, {4, 60}, {1, 2}, {1, 1}));
+    b.output(slice({-3}, {100}, {-2}, {1}));
+    b.output(slice({5}, {50}, {2}, {1}));
+    b.output(slice({0}, {8}, {1}, {2}));
+    b.output(slice({6}, {1}, {1}, {-1}));
+    expect_aliased_matches_reference(b.model(), 4, 3);  // the Reshape and three Slices
+}
+
 // Plain Concats whose inputs are runs of the output's bytes (memory_plan.h alias_concat_inputs):
 // the producers (a reorder of an NHWC conv, a Softmax, a Sigmoid, a Reshape's root) write into
 // the output; an input that is also a graph output, one read again after the Concat, and a

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "runtime/fusion.h"
+#include "runtime/kernel.h"
 #include "runtime/lifetimes.h"
 #include "runtime/memory_plan.h"
 #include "runtime/program.h"
@@ -277,7 +278,7 @@ TEST(MemoryPlan, ShapeStepsBecomeAliasesOfTheirRoot) {
         ++p.report.kernels[s.kernel];
         p.steps.push_back(std::move(s));
     }
-    alias_shape_steps(p, g);
+    alias_shape_steps(p, g, {});
     ASSERT_EQ(p.aliases.size(), 4u);
     for (const char* t : {"r", "f", "f0", "f1"}) EXPECT_EQ(p.aliases.at(t).root, "a") << t;
     EXPECT_EQ(p.aliases.at("f0").offset, 0u);
@@ -331,7 +332,7 @@ TEST(MemoryPlan, ConcatInputsBecomeRunsOfItsOutput) {
         ++p.report.kernels[s.kernel];
         p.steps.push_back(std::move(s));
     }
-    alias_shape_steps(p, g);
+    alias_shape_steps(p, g, {});
     alias_concat_inputs(p, g, {"x"});
     ASSERT_EQ(p.aliases.size(), 3u);
     EXPECT_EQ(p.aliases.at("a").root, "c");

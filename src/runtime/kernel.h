@@ -66,6 +66,10 @@ public:
     virtual ~Kernel() = default;
     virtual Status prepare(PrepareContext& ctx) = 0;
     virtual Status run(RunContext& ctx) = 0;
+    // A kernel whose output 0 is, after prepare(), always one contiguous run of input 0's
+    // elements (a copy the fused program replaces by an alias, memory_plan.h) says where the
+    // run starts, in elements of input 0.
+    virtual std::optional<int64_t> output_run_of_input() const { return std::nullopt; }
 };
 
 }  // namespace lowbit

@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "ir/graph.h"
+#include "runtime/kernel.h"
 #include "runtime/lifetimes.h"
 #include "runtime/program.h"
 
@@ -241,7 +242,8 @@ std::vector<size_t> split_offsets(const Program& p, const Node& node, const Step
 
 }  // namespace
 
-void alias_shape_steps(Program& p, const Graph& g) {
+void alias_shape_steps(Program& p, const Graph& g,
+                       const std::vector<std::unique_ptr<Kernel>>& kernels) {
     static const std::unordered_set<std::string> kShapeOnly = {"Reshape", "Flatten", "Squeeze",
                                                                "Unsqueeze", "Identity"};
     std::vector<bool> drop(p.steps.size(), false);
@@ -263,6 +265,14 @@ void alias_shape_steps(Program& p, const Graph& g) {
             }
         } else if (node.op_type == "Split") {
             offsets = split_offsets(p, node, st, in->second);
+        } else if (st.node < kernels.size() && kernels[st.node] && st.out.size() == 1 &&
+                   !st.out[0].empty()) {
+            const auto run = kernels[st.node]->output_run_of_input();
+            const auto out = p.stored.find(st.out[0]);
+            if (run && out != p.stored.end() && out->second.layout == Layout::Plain &&
+                out->second.dtype == in->second.dtype) {
+                offsets = {static_cast<size_t>(*run) * dtype_size(in->second.dtype)};
+            }
         }
         if (offsets.empty()) continue;
         auto r = p.aliases.find(st.in[0]);

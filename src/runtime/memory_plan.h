@@ -12,11 +12,13 @@
 #include <map>
 #include <string>
 #include <unordered_set>
+#include <memory>
 #include <vector>
 
 namespace lowbit {
 
 struct Graph;
+class Kernel;
 struct Program;
 struct Lifetime;
 
@@ -58,11 +60,15 @@ void plan_quantized_concat_slices(Program& p, const Graph& g,
 // Copy steps as aliases: a Reshape, Flatten, Squeeze, Unsqueeze or Identity step run by its
 // reference kernel (a byte copy) whose data input is a run-time tensor stored plain, as is its
 // output, only renames bytes; so does a Split whose outputs are consecutive runs of its input's
-// bytes (plain, every dim before the axis 1: the YOLO heads' [1, 4*16 + classes, anchors]).
+// bytes (plain, every dim before the axis 1: the YOLO heads' [1, 4*16 + classes, anchors]), and
+// a step whose reference kernel says its output is one run of its input's elements
+// (Kernel::output_run_of_input: a Slice such as RT-DETR's [1, 8400, 256] -> [1, 300, 256]).
 // Each output becomes a second name for (part of) the input's memory, in p.aliases (chains
 // resolved to the first tensor, offsets added up), and the step goes. Fused programs only: the
 // hooked program keeps every tensor (and every node's step) for observers.
-void alias_shape_steps(Program& p, const Graph& g);
+// `kernels`: the reference kernel of each graph node (may be empty).
+void alias_shape_steps(Program& p, const Graph& g,
+                       const std::vector<std::unique_ptr<Kernel>>& kernels);
 
 // Gives every tensor in `lifetimes` a slot of p's arena and allocates the arena. With reuse
 // false (IncrementalRunner) every tensor lives through the whole run (steps -1 .. `end`), so

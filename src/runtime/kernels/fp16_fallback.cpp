@@ -121,6 +121,11 @@ public:
         return Status::ok();
     }
 
+    // Only when the inner kernel reads the node's own inputs (no float16 conversion).
+    std::optional<int64_t> output_run_of_input() const override {
+        return active_ ? std::nullopt : inner_->output_run_of_input();
+    }
+
 private:
     KernelFactory factory_;
     std::unique_ptr<Kernel> inner_;

@@ -296,9 +296,20 @@ public:
             if (count > 0) offset_ += start * in_strides[a];
             src_strides_[a] = step * in_strides[a];
         }
+        // The copied elements are consecutive when every output dim longer than 1 steps through
+        // the input as it does through the output.
+        const std::vector<int64_t> out_strides = contiguous_strides(out);
+        contiguous_ = shape_numel(out) > 0;
+        for (size_t a = 0; a < out.size(); ++a) {
+            contiguous_ = contiguous_ && (out[a] == 1 || src_strides_[a] == out_strides[a]);
+        }
         ctx.outputs[0].dtype = in.dtype;
         ctx.outputs[0].shape = std::move(out);
         return Status::ok();
+    }
+
+    std::optional<int64_t> output_run_of_input() const override {
+        return contiguous_ ? std::optional<int64_t>(offset_) : std::nullopt;
     }
 
     Status run(RunContext& ctx) override {
@@ -311,6 +322,7 @@ public:
 private:
     int64_t offset_ = 0;
     std::vector<int64_t> src_strides_;
+    bool contiguous_ = false;
 };
 
 // Expand (opset 8-19): input, shape (int64, known at plan time) -> broadcast of input and
