@@ -4,15 +4,16 @@
 //  - Aliasing before planning (fast fused programs only): split folding (a producer writes the
 //    parts of a channel Split itself) and in-place channel concatenation (producers write
 //    straight into their slice of the Concat's buffer), so those tensors need no memory and
-//    those copies no time.
+//    those copies no time; and copy steps whose outputs are (runs of) their inputs' bytes
+//    (Reshape, contiguous Split / Slice, Concat of runs) become aliases (Program::aliases).
 //  - plan_program_memory(): requests from the lifetimes (runtime/lifetimes.h), then the arena.
 #pragma once
 
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_set>
-#include <memory>
 #include <vector>
 
 namespace lowbit {
@@ -70,9 +71,6 @@ void plan_quantized_concat_slices(Program& p, const Graph& g,
 void alias_shape_steps(Program& p, const Graph& g,
                        const std::vector<std::unique_ptr<Kernel>>& kernels);
 
-// Gives every tensor in `lifetimes` a slot of p's arena and allocates the arena. With reuse
-// false (IncrementalRunner) every tensor lives through the whole run (steps -1 .. `end`), so
-// nothing is overwritten.
 // Plain Concats whose inputs are consecutive runs of the output's bytes (every dim before the
 // axis 1: YOLO heads' [1, C, anchors] joins, the raw heads' box + class output): when every
 // input is the whole of a tensor that only earlier steps write (not a graph input, each once),
@@ -81,6 +79,9 @@ void alias_shape_steps(Program& p, const Graph& g,
 void alias_concat_inputs(Program& p, const Graph& g,
                          const std::unordered_set<std::string>& graph_inputs);
 
+// Gives every tensor in `lifetimes` a slot of p's arena and allocates the arena. With reuse
+// false (IncrementalRunner) every tensor lives through the whole run (steps -1 .. `end`), so
+// nothing is overwritten.
 // Each alias in p.aliases gets its root's slot (program_view adds the alias's offset).
 void plan_program_memory(Program& p, const std::map<std::string, Lifetime>& lifetimes, bool reuse,
                          int end);

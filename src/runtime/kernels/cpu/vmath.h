@@ -6,9 +6,8 @@
 // is 1 / (1 + exp(-x)) with the reciprocal from vrcp14ps refined by one Newton step (relative
 // error about 2^-28 before rounding). Sigmoid (and so SiLU, the activation after nearly every
 // YOLO conv, where it is a third to a half of an int8 conv step) takes its exp(-x) from a
-// shorter form of the same scheme (exp_neg512). Both stay
-// within 1e-6 relative of the reference kernels' std::exp-based results, far inside the 1e-4
-// the cross-checks allow.
+// shorter form of the same scheme (exp_neg512). Both stay within 1e-6 relative of the
+// reference kernels' std::exp-based results, far inside the 1e-4 the cross-checks allow.
 //
 // With AVX-512 the loops process 16 lanes at a time with a masked tail; without it they fall
 // back to std::exp, so the library still builds with -DLOWBIT_NATIVE=OFF.
@@ -66,8 +65,8 @@ inline __m512 exp512(__m512 x) {
 // float simulation 0.0021 apart (tests/py/test_w4a8_kernels.py allows 0.002; 0.0012 before).
 inline __m512 exp_neg512(__m512 x) {
 #if defined(__AVX512DQ__)
-    // The smaller magnitude of x and 88, with x's sign (imm8 0b0010); a NaN gives 88, and the
-    // caller's NaN comes through its other operand (SiLU's x * sigmoid(x)) or rcp14.
+    // The smaller magnitude of x and 88, with x's sign (imm8 0b0010). A NaN gives 88: SiLU's
+    // x * sigmoid(x) brings it back, sigmoid_f32 puts it back (sigmoid512_nan).
     const __m512 s = _mm512_range_ps(x, _mm512_set1_ps(88.0f), 0x2);
 #else
     const __m512 s =
