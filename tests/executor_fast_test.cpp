@@ -354,7 +354,7 @@ void expect_aliased_matches_reference(const Model& m, int64_t aliases, int64_t r
 }
 
 // Reshape, Flatten, Squeeze, Unsqueeze and Identity steps, and Splits into runs of their input's
-// bytes, become second names of their input's memory (memory_plan.h alias_shape_steps): of a
+// bytes, become second names of their input's memory (memory_plan.h alias_copy_steps): of a
 // graph input, chained, as graph outputs (also of a tensor that is itself a graph output), of
 // an NHWC conv output (through its reorder), and read late, after steps that would reuse the
 // memory if the root's lifetime ended at the alias step. The outputs equal the reference's
@@ -392,7 +392,7 @@ TEST(ExecutorFast, ShapeOnlyStepsAlias) {
 }
 
 // Slices whose output is one run of their input's elements become aliases at that run's
-// offset (Kernel::output_run_of_input): rows 2..5 of a [1, 8, 120] map, one 50-element piece of
+// offset (Kernel::output_runs_of_input): rows 2..5 of a [1, 8, 120] map, one 50-element piece of
 // a row (every other dim 1), a negative-index range; across the last axis, with a step of 2 or
 // a negative step they stay copies.
 TEST(ExecutorFast, ContiguousSlicesAlias) {

@@ -3,6 +3,8 @@
 // runtime/lifetimes.h, runtime/memory_plan.h).
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "runtime/fusion.h"
 #include "runtime/kernel.h"
 #include "runtime/lifetimes.h"
@@ -243,18 +245,51 @@ TEST(MemoryPlan, PlainConcatAndGraphOutputInputsAreNotAliased) {
     EXPECT_TRUE(out.a_op->kept[0]);
 }
 
-// x -> A -> a (plain) -> Reshape -> r -> Flatten -> f -> Split -> f0, f1 (bytes 0 and 16 of a);
-// f1 read by D at the end; a Reshape of an NHWC tensor and of a constant, and a Split whose
-// parts are not runs of their input's bytes (batch 2) stay steps.
-TEST(MemoryPlan, ShapeStepsBecomeAliasesOfTheirRoot) {
+// One step per node: Relu and Add as fast ops (SliceOp), the others as reference steps, counted
+// in the report ("fast", "reference").
+void add_steps(Program& p, const Graph& g) {
+    for (size_t k = 0; k < g.nodes.size(); ++k) {
+        Step s = step(k, g.nodes[k].inputs, g.nodes[k].outputs);
+        s.kernel = "reference";
+        if (g.nodes[k].op_type == "Relu" || g.nodes[k].op_type == "Add") {
+            s.fast = std::make_unique<SliceOp>();
+            s.kernel = "fast";
+        }
+        ++p.report.kernels[s.kernel];
+        p.steps.push_back(std::move(s));
+    }
+}
+
+// A reference kernel that only says where its outputs' runs start (Kernel::output_runs_of_input).
+class RunsKernel final : public Kernel {
+public:
+    explicit RunsKernel(std::vector<int64_t> runs) : runs_(std::move(runs)) {}
+    Status prepare(PrepareContext&) override { return Status::ok(); }
+    Status run(RunContext&) override { return Status::ok(); }
+    std::vector<int64_t> output_runs_of_input() const override { return runs_; }
+
+private:
+    std::vector<int64_t> runs_;
+};
+
+// A kernel per node of g: RunsKernel for the listed nodes, none (a fast step's node) elsewhere.
+std::vector<std::unique_ptr<Kernel>> runs_kernels(
+    const Graph& g, const std::map<size_t, std::vector<int64_t>>& runs) {
+    std::vector<std::unique_ptr<Kernel>> kernels(g.nodes.size());
+    for (const auto& [node, r] : runs) kernels[node] = std::make_unique<RunsKernel>(r);
+    return kernels;
+}
+
+// x -> A -> a (plain) -> Reshape -> r -> Flatten -> f -> Split -> f0, f1 (elements 0 and 4 of
+// a, bytes 0 and 16); f1 read by D at the end. A Reshape of an NHWC tensor and of a constant,
+// and a Split whose kernel reports no runs (batch 2), stay steps.
+TEST(MemoryPlan, CopyStepsBecomeAliasesOfTheirRoot) {
     Graph g;
     g.nodes = {node("Relu", {"x"}, {"a"}),          node("Reshape", {"a", "s"}, {"r"}),
                node("Flatten", {"r"}, {"f"}),        node("Split", {"f"}, {"f0", "f1"}),
                node("Relu", {"x"}, {"n"}),           node("Reshape", {"n", "s"}, {"nr"}),
                node("Reshape", {"k", "s"}, {"kr"}),  node("Split", {"b"}, {"b0", "b1"}),
                node("Add", {"f1", "nr"}, {"d"})};
-    g.nodes[3].attrs["axis"] = Attr::make_int(-1);
-    g.nodes[7].attrs["axis"] = Attr::make_int(1);
     Program p;
     for (const char* t : {"x", "a", "n", "d"}) {
         p.stored[t] = {DType::Float32, {1, 4, 2, 2}, Layout::Plain};
@@ -268,17 +303,8 @@ TEST(MemoryPlan, ShapeStepsBecomeAliasesOfTheirRoot) {
     p.stored["b"] = {DType::Float32, {2, 4}, Layout::Plain};
     p.stored["b0"] = {DType::Float32, {2, 1}, Layout::Plain};
     p.stored["b1"] = {DType::Float32, {2, 3}, Layout::Plain};
-    for (size_t k = 0; k < g.nodes.size(); ++k) {
-        Step s = step(k, g.nodes[k].inputs, g.nodes[k].outputs);
-        s.kernel = "reference";
-        if (g.nodes[k].op_type == "Relu" || g.nodes[k].op_type == "Add") {
-            s.fast = std::make_unique<SliceOp>();
-            s.kernel = "fast";
-        }
-        ++p.report.kernels[s.kernel];
-        p.steps.push_back(std::move(s));
-    }
-    alias_shape_steps(p, g, {});
+    add_steps(p, g);
+    alias_copy_steps(p, runs_kernels(g, {{1, {0}}, {2, {0}}, {3, {0, 4}}, {5, {0}}, {6, {0}}}));
     ASSERT_EQ(p.aliases.size(), 4u);
     for (const char* t : {"r", "f", "f0", "f1"}) EXPECT_EQ(p.aliases.at(t).root, "a") << t;
     EXPECT_EQ(p.aliases.at("f0").offset, 0u);
@@ -322,17 +348,8 @@ TEST(MemoryPlan, ConcatInputsBecomeRunsOfItsOutput) {
     p.stored["ex"] = {DType::Float32, {1, 4, 4}, Layout::Plain};
     p.stored["e2"] = {DType::Float32, {1, 2, 8}, Layout::Plain};
     p.stored["d"] = {DType::Float32, {1, 5, 4}, Layout::Plain};
-    for (size_t k = 0; k < g.nodes.size(); ++k) {
-        Step s = step(k, g.nodes[k].inputs, g.nodes[k].outputs);
-        s.kernel = "reference";
-        if (g.nodes[k].op_type == "Relu") {
-            s.fast = std::make_unique<SliceOp>();
-            s.kernel = "fast";
-        }
-        ++p.report.kernels[s.kernel];
-        p.steps.push_back(std::move(s));
-    }
-    alias_shape_steps(p, g, {});
+    add_steps(p, g);
+    alias_copy_steps(p, runs_kernels(g, {{2, {0}}}));
     alias_concat_inputs(p, g, {"x"});
     ASSERT_EQ(p.aliases.size(), 3u);
     EXPECT_EQ(p.aliases.at("a").root, "c");

@@ -66,10 +66,10 @@ public:
     virtual ~Kernel() = default;
     virtual Status prepare(PrepareContext& ctx) = 0;
     virtual Status run(RunContext& ctx) = 0;
-    // A kernel whose output 0 is, after prepare(), always one contiguous run of input 0's
-    // elements (a copy the fused program replaces by an alias, memory_plan.h) says where the
-    // run starts, in elements of input 0.
-    virtual std::optional<int64_t> output_run_of_input() const { return std::nullopt; }
+    // A kernel whose outputs are, after prepare(), always contiguous runs of input 0's elements
+    // (copies the fused program replaces by aliases, memory_plan.h alias_copy_steps) says where
+    // each output's run starts, in elements of input 0; empty when they are not such runs.
+    virtual std::vector<int64_t> output_runs_of_input() const { return {}; }
 };
 
 }  // namespace lowbit

@@ -12,7 +12,7 @@ namespace lowbit {
 struct Step;
 
 // A second name for (part of) another tensor's memory: `offset` bytes into `root`'s bytes
-// (memory_plan.h alias_shape_steps).
+// (memory_plan.h alias_copy_steps, alias_concat_inputs).
 struct TensorAlias {
     std::string root;
     size_t offset = 0;

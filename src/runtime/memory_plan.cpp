@@ -206,79 +206,35 @@ void drop_steps(Program& p, const std::vector<bool>& drop) {
     p.steps = std::move(kept);
 }
 
-// Byte offsets of a Split step's outputs in its input when they are consecutive runs of its
-// bytes (see alias_shape_steps); empty when they are not.
-std::vector<size_t> split_offsets(const Program& p, const Node& node, const Step& st,
-                                  const Stored& in) {
-    const auto rank = static_cast<int64_t>(in.shape.size());
-    int64_t axis = node.attr_int("axis", 0);
-    if (axis < 0) axis += rank;
-    if (axis < 0 || axis >= rank) return {};
-    for (int64_t d = 0; d < axis; ++d) {
-        if (in.shape[static_cast<size_t>(d)] != 1) return {};
-    }
-    std::vector<size_t> offsets;
-    size_t at = 0;
-    int64_t along = 0;
-    for (const std::string& name : st.out) {
-        const auto o = name.empty() ? p.stored.end() : p.stored.find(name);
-        if (o == p.stored.end() || o->second.layout != Layout::Plain ||
-            o->second.dtype != in.dtype || o->second.shape.size() != in.shape.size()) {
-            return {};
-        }
-        for (int64_t d = 0; d < rank; ++d) {
-            if (d != axis && o->second.shape[static_cast<size_t>(d)] !=
-                                 in.shape[static_cast<size_t>(d)]) {
-                return {};
-            }
-        }
-        offsets.push_back(at);
-        at += static_cast<size_t>(shape_numel(o->second.shape)) * dtype_size(in.dtype);
-        along += o->second.shape[static_cast<size_t>(axis)];
-    }
-    if (along != in.shape[static_cast<size_t>(axis)]) return {};
-    return offsets;
-}
-
 }  // namespace
 
-void alias_shape_steps(Program& p, const Graph& g,
-                       const std::vector<std::unique_ptr<Kernel>>& kernels) {
-    static const std::unordered_set<std::string> kShapeOnly = {"Reshape", "Flatten", "Squeeze",
-                                                               "Unsqueeze", "Identity"};
+void alias_copy_steps(Program& p, const std::vector<std::unique_ptr<Kernel>>& kernels) {
     std::vector<bool> drop(p.steps.size(), false);
     for (size_t k = 0; k < p.steps.size(); ++k) {
-        Step& st = p.steps[k];
-        if (st.fast || st.node == kNoNode || st.in.empty() || st.in[0].empty() || st.out.empty()) {
+        const Step& st = p.steps[k];
+        if (st.fast || st.node == kNoNode || st.node >= kernels.size() || !kernels[st.node] ||
+            st.in.empty() || st.in[0].empty()) {
             continue;
         }
-        const Node& node = g.nodes[st.node];
+        const std::vector<int64_t> runs = kernels[st.node]->output_runs_of_input();
         const auto in = p.stored.find(st.in[0]);
-        if (in == p.stored.end() || in->second.layout != Layout::Plain) continue;
-        std::vector<size_t> offsets;
-        if (kShapeOnly.count(node.op_type) && st.out.size() == 1 && !st.out[0].empty()) {
-            const auto out = p.stored.find(st.out[0]);
-            if (out != p.stored.end() && out->second.layout == Layout::Plain &&
-                out->second.dtype == in->second.dtype &&
-                shape_numel(out->second.shape) == shape_numel(in->second.shape)) {
-                offsets = {0};
-            }
-        } else if (node.op_type == "Split") {
-            offsets = split_offsets(p, node, st, in->second);
-        } else if (st.node < kernels.size() && kernels[st.node] && st.out.size() == 1 &&
-                   !st.out[0].empty()) {
-            const auto run = kernels[st.node]->output_run_of_input();
-            const auto out = p.stored.find(st.out[0]);
-            if (run && out != p.stored.end() && out->second.layout == Layout::Plain &&
-                out->second.dtype == in->second.dtype) {
-                offsets = {static_cast<size_t>(*run) * dtype_size(in->second.dtype)};
-            }
+        if (runs.size() != st.out.size() || in == p.stored.end() ||
+            in->second.layout != Layout::Plain) {
+            continue;
         }
-        if (offsets.empty()) continue;
+        bool ok = true;
+        for (const std::string& o : st.out) {
+            const auto out = o.empty() ? p.stored.end() : p.stored.find(o);
+            ok = ok && (o.empty() || (out != p.stored.end() && out->second.layout == Layout::Plain &&
+                                      out->second.dtype == in->second.dtype));
+        }
+        if (!ok) continue;
         auto r = p.aliases.find(st.in[0]);
         const TensorAlias base = r == p.aliases.end() ? TensorAlias{st.in[0], 0} : r->second;
+        const size_t elem = dtype_size(in->second.dtype);
         for (size_t o = 0; o < st.out.size(); ++o) {
-            p.aliases[st.out[o]] = {base.root, base.offset + offsets[o]};
+            if (st.out[o].empty()) continue;
+            p.aliases[st.out[o]] = {base.root, base.offset + static_cast<size_t>(runs[o]) * elem};
         }
         drop[k] = true;
     }
@@ -291,11 +247,12 @@ void alias_concat_inputs(Program& p, const Graph& g,
         auto a = p.aliases.find(name);
         return a == p.aliases.end() ? TensorAlias{name, 0} : a->second;
     };
-    // The steps that write each root (through any of its names).
-    std::unordered_map<std::string, std::vector<size_t>> writers;
-    for (size_t k = 0; k < p.steps.size(); ++k) {
-        for (const auto& o : p.steps[k].out) {
-            if (!o.empty()) writers[root(o).root].push_back(k);
+    // The roots some step writes (through any of their names). Steps run in order, so the
+    // writers of a step's inputs all come before it.
+    std::unordered_set<std::string> written;
+    for (const Step& st : p.steps) {
+        for (const auto& o : st.out) {
+            if (!o.empty()) written.insert(root(o).root);
         }
     }
     std::vector<bool> drop(p.steps.size(), false);
@@ -317,7 +274,7 @@ void alias_concat_inputs(Program& p, const Graph& g,
         if (axis < 0 || axis >= rank) continue;
         bool ok = true;
         for (int64_t d = 0; d < axis; ++d) ok = ok && shape[static_cast<size_t>(d)] == 1;
-        // Each input: the whole of a root that only earlier steps write, plain, once.
+        // Each input: the whole of a root that steps write, plain, once.
         std::vector<std::pair<std::string, size_t>> placed;  // root, offset in the output
         size_t at = 0;
         for (const std::string& x : st.in) {
@@ -325,13 +282,11 @@ void alias_concat_inputs(Program& p, const Graph& g,
             const auto s = x.empty() ? p.stored.end() : p.stored.find(x);
             const TensorAlias r = root(x);
             const auto rs = p.stored.find(r.root);
-            auto w = writers.find(r.root);
             ok = s != p.stored.end() && rs != p.stored.end() && r.offset == 0 &&
                  s->second.layout == Layout::Plain && rs->second.layout == Layout::Plain &&
                  s->second.dtype == out->second.dtype &&
                  shape_numel(rs->second.shape) == shape_numel(s->second.shape) &&
-                 !graph_inputs.count(r.root) && r.root != cat && w != writers.end() &&
-                 !w->second.empty() && w->second.back() < k;
+                 !graph_inputs.count(r.root) && r.root != cat && written.count(r.root);
             for (const auto& [prev, off] : placed) ok = ok && prev != r.root;
             if (ok) placed.emplace_back(r.root, at);
             if (s != p.stored.end()) {
@@ -347,10 +302,7 @@ void alias_concat_inputs(Program& p, const Graph& g,
                 if (a.root == r) a = {cat, a.offset + off};
             }
             p.aliases[r] = {cat, off};
-            auto& w = writers[cat];
-            w.insert(w.end(), writers[r].begin(), writers[r].end());
-            std::sort(w.begin(), w.end());
-            writers.erase(r);
+            written.insert(cat);
         }
         drop[k] = true;
     }

@@ -58,24 +58,21 @@ void plan_in_place_concat(Program& p, const Graph& g,
 void plan_quantized_concat_slices(Program& p, const Graph& g,
                                   const std::unordered_set<std::string>& graph_outputs);
 
-// Copy steps as aliases: a Reshape, Flatten, Squeeze, Unsqueeze or Identity step run by its
-// reference kernel (a byte copy) whose data input is a run-time tensor stored plain, as is its
-// output, only renames bytes; so does a Split whose outputs are consecutive runs of its input's
-// bytes (plain, every dim before the axis 1: the YOLO heads' [1, 4*16 + classes, anchors]), and
-// a step whose reference kernel says its output is one run of its input's elements
-// (Kernel::output_run_of_input: a Slice such as RT-DETR's [1, 8400, 256] -> [1, 300, 256]).
-// Each output becomes a second name for (part of) the input's memory, in p.aliases (chains
-// resolved to the first tensor, offsets added up), and the step goes. Fused programs only: the
-// hooked program keeps every tensor (and every node's step) for observers.
-// `kernels`: the reference kernel of each graph node (may be empty).
-void alias_shape_steps(Program& p, const Graph& g,
-                       const std::vector<std::unique_ptr<Kernel>>& kernels);
+// Copy steps as aliases: a step run by its reference kernel whose kernel says each output is
+// one contiguous run of input 0's elements (Kernel::output_runs_of_input: Reshape, Flatten,
+// Squeeze, Unsqueeze, Identity; a Split with every dim before its axis 1, as the YOLO heads'
+// [1, 64 + classes, anchors]; a Slice such as RT-DETR's [1, 8400, 256] -> [1, 300, 256]), with
+// input and outputs stored plain, only renames bytes. Each output becomes a second name for its
+// run of the input's memory, in p.aliases (chains resolved to the first tensor, offsets added
+// up), and the step goes. `kernels`: the reference kernel of each graph node. Fused programs
+// only: the hooked program keeps every tensor (and every node's step) for observers.
+void alias_copy_steps(Program& p, const std::vector<std::unique_ptr<Kernel>>& kernels);
 
 // Plain Concats whose inputs are consecutive runs of the output's bytes (every dim before the
 // axis 1: YOLO heads' [1, C, anchors] joins, the raw heads' box + class output): when every
 // input is the whole of a tensor that only earlier steps write (not a graph input, each once),
 // each input (with its aliases) becomes an alias of its run of the output, so its producer writes
-// it in place, and the Concat step goes. After alias_shape_steps. Fused programs only.
+// it in place, and the Concat step goes. After alias_copy_steps. Fused programs only.
 void alias_concat_inputs(Program& p, const Graph& g,
                          const std::unordered_set<std::string>& graph_inputs);
 

@@ -52,7 +52,7 @@ struct Program {
     std::unordered_map<std::string, Stored> stored;     // run-time tensors (graph ones and aliases)
     std::unordered_map<std::string, Tensor> constants;  // plan-time NHWC copies of constants
     std::unordered_map<std::string, size_t> slot_of;
-    std::map<std::string, TensorAlias> aliases;  // memory_plan.h alias_shape_steps
+    std::map<std::string, TensorAlias> aliases;  // memory_plan.h alias_copy_steps
     std::vector<MemorySlot> slots;
     size_t arena_bytes = 0;
     std::shared_ptr<Buffer> arena;

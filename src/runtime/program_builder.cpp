@@ -211,7 +211,7 @@ Result<std::unique_ptr<Program>> build_program(const PlannedModel& pm, cpu::CpuB
         fold_splits(p, pm.graph, graph_outputs);
         plan_in_place_concat(p, pm.graph, graph_outputs);
         plan_quantized_concat_slices(p, pm.graph, graph_outputs);
-        alias_shape_steps(p, pm.graph, pm.kernels);
+        alias_copy_steps(p, pm.kernels);
         alias_concat_inputs(p, pm.graph, {input_names.begin(), input_names.end()});
         for (Step& st : p.steps) st.label = step_label(st, p, pm.graph);
     }

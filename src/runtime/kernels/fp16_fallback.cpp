@@ -122,8 +122,8 @@ public:
     }
 
     // Only when the inner kernel reads the node's own inputs (no float16 conversion).
-    std::optional<int64_t> output_run_of_input() const override {
-        return active_ ? std::nullopt : inner_->output_run_of_input();
+    std::vector<int64_t> output_runs_of_input() const override {
+        return active_ ? std::vector<int64_t>{} : inner_->output_runs_of_input();
     }
 
 private:

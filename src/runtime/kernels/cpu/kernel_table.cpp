@@ -315,19 +315,19 @@ const FastEntry kTable[] = {
     {"reduce_mean_last", "ReduceMean float32 over the last axis, keepdims (LayerNorm); plain",
      [](const FastChoice& c) { return is_op(c, "ReduceMean") && single_output(c); },
      [](const FastChoice& c) {
-         return make_reduce_mean_last(c.node, c.opset, c.ins, c.outs[0]);
+         return make_reduce_last(c.node, c.opset, c.ins, c.outs[0]);
      },
      plain_layouts},
     {"reduce_sum_last", "ReduceSum float32 over the last axis, summed in double; plain",
      [](const FastChoice& c) { return is_op(c, "ReduceSum") && single_output(c); },
      [](const FastChoice& c) {
-         return make_reduce_mean_last(c.node, c.opset, c.ins, c.outs[0]);
+         return make_reduce_last(c.node, c.opset, c.ins, c.outs[0]);
      },
      plain_layouts},
     {"reduce_max_last", "ReduceMax float32 over the last axis (vectorized); plain",
      [](const FastChoice& c) { return is_op(c, "ReduceMax") && single_output(c); },
      [](const FastChoice& c) {
-         return make_reduce_mean_last(c.node, c.opset, c.ins, c.outs[0]);
+         return make_reduce_last(c.node, c.opset, c.ins, c.outs[0]);
      },
      plain_layouts},
     {"transpose", "Transpose moving the innermost axis (tiled copy); plain",

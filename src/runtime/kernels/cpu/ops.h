@@ -94,12 +94,12 @@ std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<c
 
 // row_ops.cpp: a 4-D Transpose that only changes the storage layout (perm [0, 2, 3, 1] of an
 // NHWC-stored input to a plain output, to_plain; perm [0, 3, 1, 2] of a plain input to an
-// NHWC-stored output) as a copy; float32 ReduceMean over the last axis with keepdims (ReduceMax
-// too, keepdims or not: make_reduce_mean_last takes both); Pow with
+// NHWC-stored output) as a copy; float32 ReduceMean over the last axis with keepdims, ReduceSum
+// and ReduceMax over the last axis, keepdims or not (make_reduce_last takes all three); Pow with
 // the constant scalar exponent 2; Erf (vectorized).
 bool is_layout_transpose(const Node& node, std::span<const Operand> ins, bool to_plain);
 std::unique_ptr<FastOp> make_layout_transpose(const Node& node, std::span<const Operand> ins);
-std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
+std::unique_ptr<FastOp> make_reduce_last(const Node& node, int64_t opset,
                                               std::span<const Operand> ins, const Operand& out);
 std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
                                         const Operand& out);

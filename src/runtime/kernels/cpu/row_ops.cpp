@@ -51,9 +51,9 @@ private:
 };
 
 // ReduceMean (mean) or ReduceSum (!mean) of each row, summed in double as the reference does.
-class ReduceMeanLastOp final : public FastOp {
+class ReduceSumLastOp final : public FastOp {
 public:
-    ReduceMeanLastOp(int64_t rows, int64_t len, bool mean) : rows_(rows), len_(len), mean_(mean) {}
+    ReduceSumLastOp(int64_t rows, int64_t len, bool mean) : rows_(rows), len_(len), mean_(mean) {}
     Status run(std::span<const Tensor> in, std::span<Tensor> out, const ThreadPool& pool) override {
         const float* x = in[0].data<float>();
         float* y = out[0].data<float>();
@@ -236,7 +236,7 @@ private:
     int64_t rows_, len_;
 };
 
-std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
+std::unique_ptr<FastOp> make_reduce_last(const Node& node, int64_t opset,
                                               std::span<const Operand> ins, const Operand& out) {
     const bool max = node.op_type == "ReduceMax", sum = node.op_type == "ReduceSum";
     if ((node.op_type != "ReduceMean" && !max && !sum) || ins.empty() ||
@@ -269,7 +269,7 @@ std::unique_ptr<FastOp> make_reduce_mean_last(const Node& node, int64_t opset,
     }
     if (out.shape != want || x.back() == 0) return nullptr;
     if (max) return std::make_unique<ReduceMaxLastOp>(shape_numel(want), x.back());
-    return std::make_unique<ReduceMeanLastOp>(shape_numel(want), x.back(), !sum);
+    return std::make_unique<ReduceSumLastOp>(shape_numel(want), x.back(), !sum);
 }
 
 std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,

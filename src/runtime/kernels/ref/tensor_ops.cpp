@@ -101,6 +101,7 @@ public:
         copy_bytes(ctx.inputs[0], ctx.outputs[0]);
         return Status::ok();
     }
+    std::vector<int64_t> output_runs_of_input() const override { return {0}; }
 };
 
 // Shape (opset 1-19): int64 [end - start] holding data.shape[start:end]. start/end (opset 15)
@@ -143,6 +144,7 @@ public:
         copy_bytes(ctx.inputs[0], ctx.outputs[0]);
         return Status::ok();
     }
+    std::vector<int64_t> output_runs_of_input() const override { return {0}; }
 
 protected:
     Status set_output(PrepareContext& ctx, Shape out) {

@@ -191,8 +191,21 @@ public:
             ctx.outputs[i].shape = in.shape;
             ctx.outputs[i].shape[axis_] = sizes[i];
         }
+        // Every dim before the axis 1 (the YOLO heads' [1, 64 + classes, anchors]): each output
+        // is one run of the input.
+        runs_.clear();
+        if (dims_product(in.shape, 0, axis_) == 1) {
+            const int64_t inner = dims_product(in.shape, axis_ + 1, in.shape.size());
+            int64_t at = 0;
+            for (int64_t s : sizes) {
+                runs_.push_back(at);
+                at += s * inner;
+            }
+        }
         return Status::ok();
     }
+
+    std::vector<int64_t> output_runs_of_input() const override { return runs_; }
 
     Status run(RunContext& ctx) override {
         const Tensor& x = ctx.inputs[0];
@@ -219,6 +232,7 @@ public:
 private:
     size_t axis_ = 0;
     std::vector<int64_t> sizes_;
+    std::vector<int64_t> runs_;  // output_runs_of_input()
 };
 
 // Slice (opset 1-19): data, starts, ends, axes?, steps? -> strided sub-tensor. Opset < 10 takes
@@ -308,8 +322,8 @@ public:
         return Status::ok();
     }
 
-    std::optional<int64_t> output_run_of_input() const override {
-        return contiguous_ ? std::optional<int64_t>(offset_) : std::nullopt;
+    std::vector<int64_t> output_runs_of_input() const override {
+        return contiguous_ ? std::vector<int64_t>{offset_} : std::vector<int64_t>{};
     }
 
     Status run(RunContext& ctx) override {
