@@ -212,6 +212,28 @@ def test_bundled_threads_match_one_thread(bundled_int8, tmp_path):
     assert np.array_equal(one, two), np.abs(one - two).max()
 
 
+def test_bundled_direct_kernel_matches_onednn(bundled_int8, tmp_path):
+    """The narrow int8 convs on the direct VNNI kernel (qconv_direct.h) give the outputs of
+    oneDNN's int8 kernels (LOWBIT_QCONV_DIRECT=0) bit for bit, at 1 and 2 threads."""
+    model, x = bundled_int8["model"], bundled_int8["x"]
+    np.save(tmp_path / "x.npy", x)
+    steps = lowbit("smoke", model, "--input", tmp_path / "x.npy", "--runs", 1, "--warmup", 0,
+                   env_extra={"LOWBIT_PROFILE": "1"}).stderr
+    if "AVX-512 VNNI" not in lowbit("--version").stdout.split("compiled for")[1].split("\n")[0]:
+        assert "direct:" not in steps
+        pytest.skip("built without AVX-512 VNNI")
+    assert "direct:avx512_vnni" in steps
+    for threads in (1, 2):
+        outs = {}
+        for direct in ("0", "1"):
+            out = tmp_path / f"d{direct}_{threads}"
+            lowbit("smoke", model, "--input", tmp_path / "x.npy", "--out", out, "--save-outputs",
+                   "--runs", 1, "--warmup", 0, "--threads", threads,
+                   env_extra={"LOWBIT_QCONV_DIRECT": direct})
+            outs[direct] = (out / "outputs" / "0.npy").read_bytes()
+        assert outs["0"] == outs["1"], threads
+
+
 def conv_chains(model):
     """Q/DQ convs whose result ends in a QuantizeLinear: (conv, float inputs, int8 output)."""
     prod = {o: n for n in model.graph.node for o in n.output}

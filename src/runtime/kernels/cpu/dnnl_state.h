@@ -28,6 +28,7 @@ enum class Workspace {
     BlockedSrc,  // a chunk's input reordered for Winograd
     BlockedDst,  // a chunk's Winograd output before the reorder back
     ChunkOut,    // a chunk's conv result when the op writes it only into other tensors
+    PaddedSrc,   // a chunk's input rows, padded, for the direct int8 conv (qconv_direct.h)
     Count,
 };
 

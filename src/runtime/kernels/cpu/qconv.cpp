@@ -31,6 +31,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <numeric>
 #include <tuple>
@@ -39,6 +40,7 @@
 #include "runtime/kernels/cpu/conv_routing.h"
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
+#include "runtime/kernels/cpu/qconv_direct.h"
 #include "runtime/kernels/cpu/qdq_math.h"
 #include "runtime/kernels/cpu/vmath.h"
 
@@ -60,6 +62,8 @@ constexpr double kOpsPerSecond = 200e9;
 // uneven (plan_chunks): measured per-task CPU time at 2 threads, channel chunks beat rows on a
 // 5-row map (3:2 rows, 0.0107 vs 0.0118 ms) but not on 7 or 9 rows (4:3, 5:4).
 constexpr double kMaxRowImbalance = 1.15;
+// The profile's name of the direct kernel (qconv_direct.h).
+constexpr const char* kDirectImpl = "direct:avx512_vnni";
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
@@ -196,6 +200,7 @@ public:
                     impl_);
             }
             plan_chunks(whole);
+            plan_direct(q);
             // The weights in oneDNN's format (the reorder adds the s8-source compensation): the
             // output channels [oc0, oc1) of each distinct slice (output channels are the
             // outermost axis of oihw; channel chunks exist only for group 1).
@@ -215,10 +220,10 @@ public:
         what_ = fmt::format(
             "QConv {} {}x{} s{}{} [{}]{}{}{}", q.w_codes->dtype() == DType::Int4 ? "w4a8" : "int8",
             wt[2], wt[3], h_.stride, group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"),
-            impl_, silu_ ? " +SiLU" : "", residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "",
+            direct_on_ ? kDirectImpl : impl_, silu_ ? " +SiLU" : "", residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "",
             out_q_ ? " ->int8" : " ->f32");
         if (oc_chunks_) what_ += fmt::format(" x{} channel chunks", chunks_.size());
-        if (!edge_impls_.empty()) {
+        if (!edge_impls_.empty() && !direct_on_) {
             what_ += fmt::format(" (some row chunks on {})", fmt::join(edge_impls_, ", "));
         }
         return {};
@@ -244,17 +249,24 @@ public:
                 auto* acc = out_q_ || !routing_.dense() || oc_chunks_
                                 ? static_cast<float*>(dnnl_.data(Workspace::ChunkOut, thread))
                                 : static_cast<float*>(out[0].raw()) + y0;
-                try {
-                    c.src.set_data_handle(const_cast<int8_t*>(x + b * x_image + c.ih0 * x_row));
-                    c.dst.set_data_handle(acc);
-                    auto& stream = dnnl_.streams[t];
-                    part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
-                    execute_conv(part.prim, stream, c.src, weights_[part.wei], c.dst,
-                                 part.scratch[t]);
-                    stream.wait();
-                } catch (const dnnl::error& e) {
-                    failure.record(e);
-                    return;
+                if (direct_on_) {
+                    direct_.run(x + b * x_image, c.oh0, c.oh1, c.oc0, c.oc1, acc,
+                                static_cast<uint8_t*>(dnnl_.data(Workspace::PaddedSrc, thread)));
+                } else {
+                    try {
+                        c.src.set_data_handle(
+                            const_cast<int8_t*>(x + b * x_image + c.ih0 * x_row));
+                        c.dst.set_data_handle(acc);
+                        auto& stream = dnnl_.streams[t];
+                        part.scratch[t].set_data_handle(
+                            dnnl_.data(Workspace::Scratchpad, thread));
+                        execute_conv(part.prim, stream, c.src, weights_[part.wei], c.dst,
+                                     part.scratch[t]);
+                        stream.wait();
+                    } catch (const dnnl::error& e) {
+                        failure.record(e);
+                        return;
+                    }
                 }
                 const int64_t pixels = (c.oh1 - c.oh0) * y_[3];
                 const auto [result, stride] = epilogue(acc, c, pixels, res, y0, out[0], thread);
@@ -475,6 +487,23 @@ private:
         ranges_ = {{0, {0, y_[1]}}};
     }
 
+    // The direct VNNI kernel (qconv_direct.h) instead of oneDNN's where the conv fits it (its
+    // limits are where it measured faster); the chunks stay as planned, since it takes any
+    // rows and any range of output channels from a multiple of 16 on. The environment variable
+    // LOWBIT_QCONV_DIRECT=0 keeps oneDNN's kernels (for comparisons).
+    void plan_direct(const QuantConvSpec& q) {
+        const char* env = std::getenv("LOWBIT_QCONV_DIRECT");
+        if (group_ != 1 || (env != nullptr && std::string(env) == "0")) return;
+        if (!direct_.init(x_, y_[1], static_cast<const int8_t*>(q.w_codes->raw()), h_, w_,
+                          scales_)) {
+            return;
+        }
+        direct_on_ = true;
+        int64_t max_rows = 0;
+        for (const Chunk& c : chunks_) max_rows = std::max(max_rows, c.oh1 - c.oh0);
+        dnnl_.reserve(Workspace::PaddedSrc, direct_.scratch_bytes(max_rows));
+    }
+
     // `n` ranges of output channels over all rows, multiples of 16 channels (oneDNN's block)
     // but the last. False (nothing planned) when a chunk's primitive would use another
     // implementation than the whole conv's.
@@ -583,6 +612,8 @@ private:
     std::vector<memory> weights_;  // one per wei_slices_ entry
     std::vector<Part> parts_;
     std::vector<Chunk> chunks_;
+    DirectInt8Conv direct_;
+    bool direct_on_ = false;  // the sums come from direct_, not oneDNN (plan_direct)
     int64_t max_rows_ = 0;
     ConvRouting routing_;  // split ranges and concat slices of the result
     std::map<size_t, std::pair<int64_t, int64_t>> ranges_;  // output -> its channels [c0, c1)
