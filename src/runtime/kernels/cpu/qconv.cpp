@@ -58,6 +58,14 @@ constexpr double kChunkAccBytes = 256.0 * 1024;
 // 800e9 most of them ran as one chunk, on one thread).
 constexpr double kMinChunkSeconds = 20e-6;
 constexpr double kOpsPerSecond = 200e9;
+// The epilogue's cost per output value (bias, quantization; SiLU adds most of it), measured in
+// a microbenchmark of epilogue_run over L2-resident sums on this machine: 0.3 ns without SiLU,
+// 0.45-1.0 ns with it (the machine's speed changes from hour to hour). Depthwise convs are
+// mostly epilogue (9 multiply-adds an output): counting only the multiply-adds left each
+// depthwise int8 conv of the bundled YOLOv10m as one chunk, so at 2 threads they took as long
+// as at one (0.57 ms a run for the 18 of them) while the other thread waited.
+constexpr double kEpilogueSeconds = 0.25e-9;
+constexpr double kSiluSeconds = 0.4e-9;
 // Row chunks whose busiest thread has this much more than an even share of the rows count as
 // uneven (plan_chunks): measured per-task CPU time at 2 threads, channel chunks beat rows on a
 // 5-row map (3:2 rows, 0.0107 vs 0.0118 ms) but not on 7 or 9 rows (4:3, 5:4).
@@ -422,14 +430,18 @@ private:
     // range of output channels per thread instead (make_oc_chunks).
     void plan_chunks(const dnnl::convolution_forward::primitive_desc& whole) {
         const int64_t oh = y_[2];
-        const double acc_bytes = 4.0 * static_cast<double>(y_[1] * oh * y_[3]);
-        const double ops = 2.0 * static_cast<double>(y_[1] * oh * y_[3]) *
-                           static_cast<double>(x_[1] / group_ * h_.k * w_.k);
+        const double outputs = static_cast<double>(y_[1] * oh * y_[3]);
+        const double acc_bytes = 4.0 * outputs;
         const int64_t t = n_threads_;
+        // At one thread the chunks only keep the sums in L2 (fewer calls cost less), so the
+        // epilogue counts only when the chunks are shared among threads.
+        const double seconds =
+            2.0 * outputs * static_cast<double>(x_[1] / group_ * h_.k * w_.k) / kOpsPerSecond +
+            (t > 1 ? outputs * (kEpilogueSeconds + (silu_ ? kSiluSeconds : 0.0)) : 0.0);
         int64_t n =
             std::max<int64_t>(t, static_cast<int64_t>(std::ceil(acc_bytes / kChunkAccBytes)));
         n = std::min<int64_t>(
-            n, std::max<int64_t>(1, static_cast<int64_t>(ops / kOpsPerSecond / kMinChunkSeconds)));
+            n, std::max<int64_t>(1, static_cast<int64_t>(seconds / kMinChunkSeconds)));
         n = std::clamp<int64_t>(n, 1, oh);
         if (t > 1 && n > t) n = n / t * t;
         // Small layers (20-40 us modelled; the narrow YOLOs' 10x10 to 80x80 maps) got a single
@@ -441,7 +453,7 @@ private:
         // rows); its 24-channel 80x80 conv (too narrow for channel chunks) 0.20 -> 0.10 ms.
         // Where the rows do not divide evenly (maps of a few rows), ranges of output channels
         // over all rows (make_oc_chunks).
-        if (t > 1 && n < t && ops / kOpsPerSecond >= kMinChunkSeconds) {
+        if (t > 1 && n < t && seconds >= kMinChunkSeconds) {
             const int64_t rows = std::min(t, oh);
             const double share = static_cast<double>((oh + rows - 1) / rows) *
                                  static_cast<double>(t) / static_cast<double>(oh);
