@@ -65,8 +65,10 @@ float reference(const Conv& c, int64_t oy, int64_t ox, int64_t oc) {
             const int64_t iy = oy * g.sh - g.pt + ky, ix = ox * g.sw - g.pl + kx;
             if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
             for (int64_t ci = 0; ci < g.c; ++ci) {
-                sum += int32_t{c.x[static_cast<size_t>((iy * g.w + ix) * g.c + ci)]} *
-                       int32_t{c.weights[static_cast<size_t>(((oc * g.c + ci) * g.kh + ky) * g.kw + kx)]};
+                sum +=
+                    int32_t{c.x[static_cast<size_t>((iy * g.w + ix) * g.c + ci)]} *
+                    int32_t{
+                        c.weights[static_cast<size_t>(((oc * g.c + ci) * g.kh + ky) * g.kw + kx)]};
             }
         }
     }
@@ -86,7 +88,8 @@ void expect_exact(const Conv& c, int64_t oh0, int64_t oh1, int64_t oc0, int64_t 
     for (int64_t oy = oh0; oy < oh1; ++oy) {
         for (int64_t ox = 0; ox < ow; ++ox) {
             for (int64_t oc = oc0; oc < oc1; ++oc) {
-                const float got = out[static_cast<size_t>(((oy - oh0) * ow + ox) * width + oc - oc0)];
+                const float got =
+                    out[static_cast<size_t>(((oy - oh0) * ow + ox) * width + oc - oc0)];
                 const float want = reference(c, oy, ox, oc);
                 if (std::bit_cast<uint32_t>(got) != std::bit_cast<uint32_t>(want) && ++wrong <= 3) {
                     ADD_FAILURE() << "pixel (" << oy << ", " << ox << ") channel " << oc << ": "
@@ -108,8 +111,30 @@ TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
     if (!have_kernel()) GTEST_SKIP() << "built without AVX-512 VNNI";
     const Geometry cases[] = {
         // The bundled YOLOv10m's stem and model.1 (3 -> 12 and 12 -> 24, 3x3 s2, pads 1).
-        {.c = 3, .m = 12, .h = 33, .w = 31, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
-        {.c = 12, .m = 24, .h = 20, .w = 41, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
+        {.c = 3,
+         .m = 12,
+         .h = 33,
+         .w = 31,
+         .kh = 3,
+         .kw = 3,
+         .sh = 2,
+         .sw = 2,
+         .pt = 1,
+         .pl = 1,
+         .pb = 1,
+         .pr = 1},
+        {.c = 12,
+         .m = 24,
+         .h = 20,
+         .w = 41,
+         .kh = 3,
+         .kw = 3,
+         .sh = 2,
+         .sw = 2,
+         .pt = 1,
+         .pl = 1,
+         .pb = 1,
+         .pr = 1},
         // 1x1: 4-byte groups of whole channels, 1 to 4 blocks, partial last blocks.
         {.c = 24, .m = 24, .h = 9, .w = 23, .kh = 1, .kw = 1},
         {.c = 5, .m = 40, .h = 7, .w = 17, .kh = 1, .kw = 1},
@@ -121,7 +146,18 @@ TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
         {.c = 1, .m = 16, .h = 9, .w = 31, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
         // 5x5, 1x3, stride 2 x 1, asymmetric and large padding, no padding.
         {.c = 4, .m = 20, .h = 12, .w = 14, .kh = 5, .kw = 5, .pt = 2, .pl = 0, .pb = 3, .pr = 4},
-        {.c = 9, .m = 33, .h = 10, .w = 15, .kh = 1, .kw = 3, .sh = 2, .sw = 1, .pt = 0, .pl = 1, .pb = 0, .pr = 2},
+        {.c = 9,
+         .m = 33,
+         .h = 10,
+         .w = 15,
+         .kh = 1,
+         .kw = 3,
+         .sh = 2,
+         .sw = 1,
+         .pt = 0,
+         .pl = 1,
+         .pb = 0,
+         .pr = 2},
         {.c = 8, .m = 8, .h = 6, .w = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 2},
     };
     uint32_t seed = 10;
@@ -131,14 +167,15 @@ TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
         const Conv c = make_conv(g, seed++);
         expect_exact(c, 0, c.h.out, 0, g.m);
         if (c.h.out > 2) expect_exact(c, 1, c.h.out - 1, 0, g.m);  // a band of rows
-        if (g.m > 16) expect_exact(c, 0, c.h.out, 16, g.m);     // channels from 16 on
+        if (g.m > 16) expect_exact(c, 0, c.h.out, 16, g.m);        // channels from 16 on
         if (g.m > 32) expect_exact(c, 0, 1, 16, 32);
     }
 }
 
 TEST(QConvDirect, ExtremeCodesAndInt4Weights) {
     if (!have_kernel()) GTEST_SKIP() << "built without AVX-512 VNNI";
-    const Geometry g{.c = 28, .m = 32, .h = 5, .w = 18, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
+    const Geometry g{
+        .c = 28, .m = 32, .h = 5, .w = 18, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
     // Every input and weight -128: 252 products of 16384, the largest sum (4128768).
     Conv c = make_conv(g, 3);
     std::fill(c.x.begin(), c.x.end(), int8_t{-128});
@@ -159,8 +196,8 @@ TEST(QConvDirect, RefusesWhatItDoesNotCover) {
         return k.init({1, g.c, g.h, g.w}, g.m, c.weights.data(), c.h, c.w, c.scales);
     };
     EXPECT_TRUE(fits({.c = 28, .m = 64, .h = 4, .w = 4, .kh = 3, .kw = 3}));
-    EXPECT_FALSE(fits({.c = 29, .m = 64, .h = 4, .w = 4, .kh = 3, .kw = 3}));   // 66 groups
-    EXPECT_FALSE(fits({.c = 16, .m = 65, .h = 4, .w = 4, .kh = 1, .kw = 1}));   // 5 blocks
+    EXPECT_FALSE(fits({.c = 29, .m = 64, .h = 4, .w = 4, .kh = 3, .kw = 3}));     // 66 groups
+    EXPECT_FALSE(fits({.c = 16, .m = 65, .h = 4, .w = 4, .kh = 1, .kw = 1}));     // 5 blocks
     EXPECT_FALSE(fits({.c = 16, .m = 16, .h = 6, .w = 6, .kh = 3, .kw = 3}, 2));  // dilated
 }
 

@@ -32,7 +32,9 @@ constexpr int64_t kMaxGroups = 64;
 
 // Pixels a call computes at once for nb blocks: the accumulators (P * nb), the block's weights
 // (nb) and a broadcast fit the 32 registers.
-constexpr int pixels_for(int nb) { return nb == 1 ? 16 : nb == 2 ? 10 : nb == 3 ? 7 : 5; }
+constexpr int pixels_for(int nb) {
+    return nb == 1 ? 16 : nb == 2 ? 10 : nb == 3 ? 7 : 5;
+}
 
 // P consecutive output pixels of one row, output blocks [0, NB) of the weights at `w`. in: the
 // first pixel's first tap in the padded rows (pixels `step` bytes apart, rows `row_bytes`).
@@ -74,8 +76,8 @@ void dot_pixels(const uint8_t* in, int64_t step, int64_t row_bytes, int64_t kh, 
     }
 }
 
-using DotFn = void (*)(const uint8_t*, int64_t, int64_t, int64_t, int64_t, const int32_t*,
-                       int64_t, const int32_t*, const float*, float*, int64_t, __mmask16);
+using DotFn = void (*)(const uint8_t*, int64_t, int64_t, int64_t, int64_t, const int32_t*, int64_t,
+                       const int32_t*, const float*, float*, int64_t, __mmask16);
 
 // kDot[nb - 1][n - 1] computes n pixels (n <= pixels_for(nb); the rest are null).
 template <int NB, size_t... N>
@@ -97,7 +99,8 @@ void to_unsigned(const int8_t* x, uint8_t* y, int64_t n) {
     }
     if (i < n) {
         const __mmask64 m = (~0ULL) >> (64 - (n - i));
-        _mm512_mask_storeu_epi8(y + i, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip));
+        _mm512_mask_storeu_epi8(y + i, m,
+                                _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, x + i), flip));
     }
 }
 #pragma GCC diagnostic pop
@@ -150,7 +153,8 @@ bool DirectInt8Conv::init(const Shape& x, int64_t m, const int8_t* w, const Wind
             wpack_[static_cast<size_t>(g * blocks_ + b)].v[lane] = static_cast<int32_t>(four);
         }
         comp_[static_cast<size_t>(b)].v[lane] = 128 * sum;
-        scale_[static_cast<size_t>(b)].v[lane] = std::bit_cast<int32_t>(scales[static_cast<size_t>(oc)]);
+        scale_[static_cast<size_t>(b)].v[lane] =
+            std::bit_cast<int32_t>(scales[static_cast<size_t>(oc)]);
     }
     return true;
 #endif
@@ -192,8 +196,7 @@ void DirectInt8Conv::run(const int8_t* x, int64_t oh0, int64_t oh1, int64_t oc0,
         for (int64_t ox = 0; ox < ow_; ox += p) {
             const int64_t n = std::min(p, ow_ - ox);
             dot[static_cast<size_t>(n - 1)](row + ox * step, step, row_bytes_, h_.k, per_row, w,
-                                            16 * blocks_, comp, scale, o + ox * width, width,
-                                            last);
+                                            16 * blocks_, comp, scale, o + ox * width, width, last);
         }
     }
 #else

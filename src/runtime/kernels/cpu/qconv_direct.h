@@ -43,11 +43,11 @@ public:
 private:
     int64_t c_ = 0, ih_ = 0, iw_ = 0, oh_ = 0, ow_ = 0, m_ = 0;
     Window h_, w_;
-    int64_t run_bytes_ = 0;   // kw * C rounded up to a multiple of 4
-    int64_t groups_ = 0;      // 4-byte groups a pixel: kh * run_bytes_ / 4
-    int64_t pad_cols_ = 0;    // padded row width in pixels
-    int64_t row_bytes_ = 0;   // padded row stride in bytes
-    int64_t blocks_ = 0;      // output channel blocks of 16
+    int64_t run_bytes_ = 0;  // kw * C rounded up to a multiple of 4
+    int64_t groups_ = 0;     // 4-byte groups a pixel: kh * run_bytes_ / 4
+    int64_t pad_cols_ = 0;   // padded row width in pixels
+    int64_t row_bytes_ = 0;  // padded row stride in bytes
+    int64_t blocks_ = 0;     // output channel blocks of 16
     struct alignas(64) Lanes {
         int32_t v[16];
     };
