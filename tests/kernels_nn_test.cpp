@@ -666,5 +666,55 @@ TEST(KernelsNn, DepthToSpaceModesAndInverse) {
     EXPECT_EQ(values<float>(run_one(back)), values<float>(x));
 }
 
+// GridSample's reference on coordinates with no pixel (infinite, or beyond int64 once
+// denormalized, which padding "zeros" keeps): every mode and padding gives a defined value
+// (converting them to an index was undefined behaviour, which the sanitizer build aborts on).
+// Zeros: taps read 0, an infinite coordinate's weights are NaN (so NaN), a huge one's 0;
+// nearest zeros 0 for both. Border: the edge pixel. Reflection: an infinite coordinate is
+// NaN, a huge finite one some pixel of the image. A NaN coordinate stays NaN everywhere.
+TEST(KernelsNn, GridSampleCoordinatesWithoutAPixel) {
+    const Tensor x = f32({1, 1, 2, 3}, {1, 2, 3, 4, 5, 6});
+    const float inf = std::numeric_limits<float>::infinity();
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    // (x, y) points: +inf, -inf, 1e30, -1e30 in x (y = 0), and NaN.
+    const Tensor grid =
+        f32({1, 1, 5, 2}, {inf, 0.0f, -inf, 0.0f, 1e30f, 0.0f, -1e30f, 0.0f, nan, 0.0f});
+    for (const char* mode : {"nearest", "bilinear", "bicubic"}) {
+        for (const char* pad : {"zeros", "border", "reflection"}) {
+            SCOPED_TRACE(std::string(mode) + " " + pad);
+            KernelCall c{"GridSample", {x, grid}};
+            c.opset = 16;
+            c.attrs = {{"mode", attr_s(mode)}, {"padding_mode", attr_s(pad)},
+                       {"align_corners", attr_i(0)}};
+            const std::vector<float> y = values<float>(run_one(c));
+            ASSERT_EQ(y.size(), 5u);
+            EXPECT_TRUE(std::isnan(y[4]));
+            const std::string p = pad, m = mode;
+            if (p == "zeros" && m == "nearest") {
+                for (int i = 0; i < 4; ++i) EXPECT_EQ(y[static_cast<size_t>(i)], 0.0f) << i;
+            } else if (p == "zeros") {
+                EXPECT_TRUE(std::isnan(y[0]) && std::isnan(y[1]));
+                EXPECT_EQ(y[2], 0.0f);
+                EXPECT_EQ(y[3], 0.0f);
+            } else if (p == "border") {
+                // y = 0 (align_corners 0, H = 2) is halfway between the rows: bilinear
+                // averages the edge column's two pixels, nearest rounds to row 0 (half to even).
+                const float right = m == "nearest" ? 3.0f : 4.5f;
+                const float left = m == "nearest" ? 1.0f : 2.5f;
+                if (m != "bicubic") {
+                    EXPECT_FLOAT_EQ(y[0], right);
+                    EXPECT_FLOAT_EQ(y[2], right);
+                    EXPECT_FLOAT_EQ(y[1], left);
+                    EXPECT_FLOAT_EQ(y[3], left);
+                }
+                for (int i = 0; i < 4; ++i) EXPECT_TRUE(std::isfinite(y[static_cast<size_t>(i)]));
+            } else {
+                EXPECT_TRUE(std::isnan(y[0]) && std::isnan(y[1]));
+                EXPECT_TRUE(std::isfinite(y[2]) && std::isfinite(y[3]));
+            }
+        }
+    }
+}
+
 }  // namespace
 }  // namespace lowbit::test

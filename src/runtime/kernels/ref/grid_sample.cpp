@@ -10,8 +10,16 @@
 //   4. taps: nearest one, (bi)linear floor(x) and floor(x)+1 with weights 1-f, f, (bi)cubic
 //      floor(x)-1 .. floor(x)+2 with Keys' kernel (a = -0.75); a tap outside the image reads 0
 //      ("zeros"), the clamped pixel ("border") or the reflected one ("reflection").
+// A coordinate that is infinite or beyond int64 after step 3 (padding "zeros" keeps it as it
+// is) has no pixel: each of its taps reads 0, and its weights come from the same arithmetic
+// (an infinite coordinate gives NaN weights, so NaN; a huge finite one 0). Under "reflection"
+// an infinite coordinate reflects to NaN, and the point is NaN. The fast kernel
+// (kernels/cpu/grid_sample.cpp) gives the same results; converting such a float to int64
+// would be undefined behaviour.
 // float32 only.
 #include <cmath>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "core/thread_pool.h"
@@ -24,22 +32,38 @@ namespace {
 enum class GsMode { Nearest, Linear, Cubic };
 enum class GsPad { Zeros, Border, Reflection };
 
+// No pixel index: the tap of a coordinate that is infinite or beyond int64.
+constexpr int64_t kNoIndex = std::numeric_limits<int64_t>::min();
+
+int64_t index_of(float f) {
+    return std::isfinite(f) && std::fabs(f) < 9.0e18f ? static_cast<int64_t>(f) : kNoIndex;
+}
+
+// i + d, or no index.
+int64_t offset(int64_t i, int64_t d) { return i == kNoIndex ? kNoIndex : i + d; }
+
+// x reflected into [lo, hi]: n = the whole ranges between x and the nearer bound, r the rest.
+// Beyond 2^62 ranges (where n would not fit an int64) the parity and rest come from fmod.
 float gs_reflect(float x, float lo, float hi) {
     const float range = hi - lo;
     if (range <= 0) return lo;
-    if (x < lo) {
-        const float dx = lo - x;
-        const auto n = static_cast<int64_t>(dx / range);
-        const float r = dx - static_cast<float>(n) * range;
-        return n % 2 == 0 ? lo + r : hi - r;
+    if (!std::isfinite(x)) return std::nanf("");
+    if (x >= lo && x <= hi) return x;
+    const float dx = x < lo ? lo - x : x - hi;
+    const float q = dx / range;
+    bool even = true;
+    float r = 0;
+    if (q < 0x1p62f) {
+        const auto n = static_cast<int64_t>(q);
+        r = dx - static_cast<float>(n) * range;
+        even = n % 2 == 0;
+    } else {
+        const float m = std::fmod(dx, 2 * range);
+        even = m < range;
+        r = even ? m : m - range;
     }
-    if (x > hi) {
-        const float dx = x - hi;
-        const auto n = static_cast<int64_t>(dx / range);
-        const float r = dx - static_cast<float>(n) * range;
-        return n % 2 == 0 ? hi - r : lo + r;
-    }
-    return x;
+    if (x < lo) return even ? lo + r : hi - r;
+    return even ? hi - r : lo + r;
 }
 
 void cubic_coeffs(float x, float c[4]) {
@@ -140,6 +164,7 @@ private:
 
     // Step 4: the index a tap reads, or -1 for a zero.
     int64_t tap(int64_t i, int64_t len) const {
+        if (i == kNoIndex) return -1;
         if (i >= 0 && i < len) return i;
         if (pad_ == GsPad::Zeros) return -1;
         if (pad_ == GsPad::Border) return i < 0 ? 0 : len - 1;
@@ -163,16 +188,18 @@ private:
         }
         fx = fold(fx, W);
         fy = fold(fy, H);
+        if (std::isnan(fx) || std::isnan(fy)) return std::nanf("");  // an infinite one reflected
         if (mode_ == GsMode::Nearest) {
-            return pixel(img, H, W, static_cast<int64_t>(fy), static_cast<int64_t>(fx));
+            return pixel(img, H, W, index_of(fy), index_of(fx));
         }
         const float x0f = std::floor(fx), y0f = std::floor(fy);
-        const auto x0 = static_cast<int64_t>(x0f), y0 = static_cast<int64_t>(y0f);
+        const int64_t x0 = index_of(x0f), y0 = index_of(y0f);
         if (mode_ == GsMode::Linear) {
             const float dx = fx - x0f, dy = fy - y0f;
-            const float top = (1 - dx) * pixel(img, H, W, y0, x0) + dx * pixel(img, H, W, y0, x0 + 1);
+            const int64_t x1 = offset(x0, 1), y1 = offset(y0, 1);
+            const float top = (1 - dx) * pixel(img, H, W, y0, x0) + dx * pixel(img, H, W, y0, x1);
             const float bot =
-                (1 - dx) * pixel(img, H, W, y0 + 1, x0) + dx * pixel(img, H, W, y0 + 1, x0 + 1);
+                (1 - dx) * pixel(img, H, W, y1, x0) + dx * pixel(img, H, W, y1, x1);
             return (1 - dy) * top + dy * bot;
         }
         float cx[4], cy[4];
@@ -181,7 +208,9 @@ private:
         float acc = 0;
         for (int i = 0; i < 4; ++i) {
             float row = 0;
-            for (int j = 0; j < 4; ++j) row += cx[j] * pixel(img, H, W, y0 - 1 + i, x0 - 1 + j);
+            for (int j = 0; j < 4; ++j) {
+                row += cx[j] * pixel(img, H, W, offset(y0, i - 1), offset(x0, j - 1));
+            }
             acc += cy[i] * row;
         }
         return acc;
