@@ -139,7 +139,11 @@ TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
         {.c = 24, .m = 24, .h = 9, .w = 23, .kh = 1, .kw = 1},
         {.c = 5, .m = 40, .h = 7, .w = 17, .kh = 1, .kw = 1},
         {.c = 64, .m = 64, .h = 5, .w = 11, .kh = 1, .kw = 1},
-        {.c = 256, .m = 1, .h = 3, .w = 6, .kh = 1, .kw = 1},
+        {.c = 256, .m = 8, .h = 3, .w = 6, .kh = 1, .kw = 1},
+        // 5 to 9 blocks on small maps, computed 4 blocks at a time: 9 blocks with 2 lanes of the
+        // last used, 5 blocks.
+        {.c = 12, .m = 130, .h = 11, .w = 15, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
+        {.c = 72, .m = 72, .h = 10, .w = 10, .kh = 1, .kw = 1},
         // 3x3 same padding, every tail length of 16/10/7/5-pixel groups across these widths.
         {.c = 24, .m = 24, .h = 8, .w = 19, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
         {.c = 7, .m = 48, .h = 6, .w = 13, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
@@ -196,8 +200,13 @@ TEST(QConvDirect, RefusesWhatItDoesNotCover) {
         return k.init({1, g.c, g.h, g.w}, g.m, c.weights.data(), c.h, c.w, c.scales);
     };
     EXPECT_TRUE(fits({.c = 28, .m = 64, .h = 4, .w = 4, .kh = 3, .kw = 3}));
-    EXPECT_FALSE(fits({.c = 29, .m = 64, .h = 4, .w = 4, .kh = 3, .kw = 3}));     // 66 groups
-    EXPECT_FALSE(fits({.c = 16, .m = 65, .h = 4, .w = 4, .kh = 1, .kw = 1}));     // 5 blocks
+    EXPECT_FALSE(fits({.c = 29, .m = 64, .h = 4, .w = 4, .kh = 3, .kw = 3}));  // 66 groups
+    EXPECT_TRUE(fits({.c = 144, .m = 144, .h = 40, .w = 40, .kh = 1, .kw = 1}));
+    EXPECT_FALSE(fits({.c = 144, .m = 144, .h = 41, .w = 40, .kh = 1, .kw = 1}));  // pixels
+    EXPECT_FALSE(fits({.c = 148, .m = 80, .h = 10, .w = 10, .kh = 1, .kw = 1}));   // 37 groups
+    EXPECT_FALSE(fits({.c = 16, .m = 145, .h = 10, .w = 10, .kh = 1, .kw = 1}));   // 10 blocks
+    EXPECT_TRUE(fits({.c = 16, .m = 8, .h = 4, .w = 4, .kh = 1, .kw = 1}));
+    EXPECT_FALSE(fits({.c = 16, .m = 7, .h = 4, .w = 4, .kh = 1, .kw = 1}));      // 7 of 16 lanes
     EXPECT_FALSE(fits({.c = 16, .m = 16, .h = 6, .w = 6, .kh = 3, .kw = 3}, 2));  // dilated
 }
 

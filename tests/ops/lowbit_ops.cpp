@@ -288,7 +288,8 @@ std::vector<OpCase> qconv_cases() {
     v.push_back(qconv_case({.c = 16, .m = 16, .h = 21, .w = 21, .k = 3, .residual = true}, false,
                            false, seed += 10));
     // Narrow convs on the direct VNNI kernel (qconv_direct.h): a 3-channel stem, 12 -> 24
-    // stride 2 at one thread, three blocks of output channels with a partial last one.
+    // stride 2 at one thread, three blocks of output channels with a partial last one, nine
+    // blocks on a 10x10 map.
     v.push_back(qconv_case({.c = 3, .m = 12, .h = 33, .w = 31, .k = 3, .stride = 2, .silu = true},
                            true, false, seed += 10));
     v.push_back(qconv_case({.c = 12, .m = 24, .h = 41, .w = 39, .k = 3, .stride = 2, .silu = true,
@@ -297,6 +298,8 @@ std::vector<OpCase> qconv_cases() {
     v.push_back(qconv_case({.c = 20, .m = 40, .h = 13, .w = 23, .k = 1, .silu = true,
                             .residual = true},
                            true, true, seed += 10));
+    v.push_back(qconv_case({.c = 72, .m = 144, .h = 10, .w = 10, .k = 1, .silu = true}, true,
+                           false, seed += 10));
     constexpr DType kF8 = DType::Float8E4M3FN;
     v.push_back(qconv_case({.c = 16, .m = 32, .h = 20, .w = 20, .k = 3, .silu = true}, true,
                            false, seed += 10, kF8));

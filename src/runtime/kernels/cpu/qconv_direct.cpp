@@ -14,14 +14,25 @@
 namespace lowbit::cpu {
 namespace {
 
-// At most 4 blocks of 16 output channels (the accumulators of a few pixels stay in the 32
-// vector registers) and 64 4-byte groups a pixel (a 3x3 conv of 28 input channels, a 1x1 of
-// 256); wider convs are oneDNN's. Measured per step on the bundled YOLOv10m (paired profiles,
-// 1 and 2 threads): convs up to 54 groups ran as fast or faster here (model.1, 12 -> 24
-// channels 3x3 s2: 0.30 -> 0.22 ms at 2 threads), 3x3 convs of 48 input channels (108 groups)
-// 0.045 -> 0.070 ms slower than oneDNN's AMX kernels.
+// Where this kernel measured faster than oneDNN's (paired per-step profiles of the bundled
+// YOLOv10m's int8 convs, 1 and 2 threads, each conv on either kernel in alternate runs):
+//  - up to 4 blocks of 16 output channels and 64 4-byte groups a pixel (a 3x3 conv of 28 input
+//    channels, a 1x1 of 256): the stem (3 channels) and the 12- to 24-channel layers, e.g.
+//    model.1 (12 -> 24, 3x3 s2) 0.30 -> 0.22 ms at 2 threads; 3x3 convs of 48 input channels
+//    (108 groups) were slower (0.045 -> 0.070 ms) than oneDNN's AMX kernels;
+//  - 5 to 9 blocks (up to 144 channels) where the work per call is small, maps of at most
+//    1600 pixels with at most 36 groups: the 1x1 convs on 10x10 maps took 0.006-0.012 ms less
+//    each (of 0.02-0.035), 96 -> 96 channels at 20x20 up to 0.010 less; 1x1 convs of 192 and
+//    240 input channels (48 and 60 groups) at 20x20 took up to 0.020 ms more at one thread;
+//  - at least half of the lanes used: YOLOv10m's DFL conv (16 -> 1 channel over 4 x 8400
+//    pixels) took 0.08 ms more with 1 of 16 lanes.
 constexpr int64_t kMaxBlocks = 4;
 constexpr int64_t kMaxGroups = 64;
+constexpr int64_t kMaxWideBlocks = 9;
+constexpr int64_t kMaxWideGroups = 36;
+constexpr int64_t kMaxWidePixels = 1600;
+// Blocks one call of dot_pixels computes (their accumulators fill the registers).
+constexpr int64_t kDotBlocks = 4;
 
 #if LOWBIT_DIRECT_VNNI
 // GCC 12 reports its own _mm512_undefined_* inside these intrinsics as "(maybe) uninitialized"
@@ -84,7 +95,7 @@ template <int NB, size_t... N>
 constexpr std::array<DotFn, 16> dot_table(std::index_sequence<N...>) {
     return {&dot_pixels<NB, static_cast<int>(N) + 1>...};
 }
-constexpr std::array<std::array<DotFn, 16>, kMaxBlocks> kDot = {
+constexpr std::array<std::array<DotFn, 16>, kDotBlocks> kDot = {
     dot_table<1>(std::make_index_sequence<pixels_for(1)>()),
     dot_table<2>(std::make_index_sequence<pixels_for(2)>()),
     dot_table<3>(std::make_index_sequence<pixels_for(3)>()),
@@ -129,7 +140,11 @@ bool DirectInt8Conv::init(const Shape& x, int64_t m, const int8_t* w, const Wind
     blocks_ = (m + 15) / 16;
     run_bytes_ = (w_.k * c_ + 3) / 4 * 4;
     groups_ = h_.k * run_bytes_ / 4;
-    if (blocks_ > kMaxBlocks || groups_ > kMaxGroups || oh_ < 1 || ow_ < 1) return false;
+    if (oh_ < 1 || ow_ < 1 || 2 * m < 16 * blocks_) return false;
+    const bool narrow = blocks_ <= kMaxBlocks && groups_ <= kMaxGroups;
+    const bool small = blocks_ <= kMaxWideBlocks && groups_ <= kMaxWideGroups &&
+                       oh_ * ow_ <= kMaxWidePixels;
+    if (!narrow && !small) return false;
     pad_cols_ = std::max(w_.pad_begin + iw_, (ow_ - 1) * w_.stride + w_.k);
     // 4 bytes of slack: a pixel's last group may read up to 3 bytes past its run.
     row_bytes_ = (pad_cols_ * c_ + 4 + 63) / 64 * 64;
@@ -182,21 +197,28 @@ void DirectInt8Conv::run(const int8_t* x, int64_t oh0, int64_t oh1, int64_t oc0,
         to_unsigned(x + iy * body, d + left, body);
         std::memset(d + left + body, 0x80, static_cast<size_t>(row_bytes_ - left - body));
     }
-    const int64_t b0 = oc0 / 16, b1 = (oc1 + 15) / 16, nb = b1 - b0, width = oc1 - oc0;
-    const auto last = static_cast<__mmask16>(0xffffu >> (16 * b1 - oc1));
-    const int32_t* w = wpack_[static_cast<size_t>(b0)].v;
-    const int32_t* comp = comp_[static_cast<size_t>(b0)].v;
-    const auto* scale = reinterpret_cast<const float*>(scale_[static_cast<size_t>(b0)].v);
-    const auto& dot = kDot[static_cast<size_t>(nb - 1)];
-    const int64_t p = pixels_for(static_cast<int>(nb));
+    const int64_t b0 = oc0 / 16, b1 = (oc1 + 15) / 16, width = oc1 - oc0;
     const int64_t step = w_.stride * c_, per_row = run_bytes_ / 4;
     for (int64_t oy = oh0; oy < oh1; ++oy) {
         const uint8_t* row = scratch + (oy - oh0) * h_.stride * row_bytes_;
         float* o = out + (oy - oh0) * ow_ * width;
-        for (int64_t ox = 0; ox < ow_; ox += p) {
-            const int64_t n = std::min(p, ow_ - ox);
-            dot[static_cast<size_t>(n - 1)](row + ox * step, step, row_bytes_, h_.k, per_row, w,
-                                            16 * blocks_, comp, scale, o + ox * width, width, last);
+        // kDotBlocks blocks at a time.
+        for (int64_t g = b0; g < b1; g += kDotBlocks) {
+            const int64_t nb = std::min(kDotBlocks, b1 - g);
+            const auto last =
+                g + nb == b1 ? static_cast<__mmask16>(0xffffu >> (16 * b1 - oc1)) : __mmask16(0xffff);
+            const int32_t* w = wpack_[static_cast<size_t>(g)].v;
+            const int32_t* comp = comp_[static_cast<size_t>(g)].v;
+            const auto* scale = reinterpret_cast<const float*>(scale_[static_cast<size_t>(g)].v);
+            const auto& dot = kDot[static_cast<size_t>(nb - 1)];
+            const int64_t p = pixels_for(static_cast<int>(nb));
+            float* og = o + 16 * (g - b0);
+            for (int64_t ox = 0; ox < ow_; ox += p) {
+                const int64_t n = std::min(p, ow_ - ox);
+                dot[static_cast<size_t>(n - 1)](row + ox * step, step, row_bytes_, h_.k, per_row,
+                                                w, 16 * blocks_, comp, scale, og + ox * width,
+                                                width, last);
+            }
         }
     }
 #else
