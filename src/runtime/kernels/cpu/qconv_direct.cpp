@@ -142,8 +142,8 @@ bool DirectInt8Conv::init(const Shape& x, int64_t m, const int8_t* w, const Wind
     groups_ = h_.k * run_bytes_ / 4;
     if (oh_ < 1 || ow_ < 1 || 2 * m < 16 * blocks_) return false;
     const bool narrow = blocks_ <= kMaxBlocks && groups_ <= kMaxGroups;
-    const bool small = blocks_ <= kMaxWideBlocks && groups_ <= kMaxWideGroups &&
-                       oh_ * ow_ <= kMaxWidePixels;
+    const bool small =
+        blocks_ <= kMaxWideBlocks && groups_ <= kMaxWideGroups && oh_ * ow_ <= kMaxWidePixels;
     if (!narrow && !small) return false;
     pad_cols_ = std::max(w_.pad_begin + iw_, (ow_ - 1) * w_.stride + w_.k);
     // 4 bytes of slack: a pixel's last group may read up to 3 bytes past its run.
@@ -205,8 +205,8 @@ void DirectInt8Conv::run(const int8_t* x, int64_t oh0, int64_t oh1, int64_t oc0,
         // kDotBlocks blocks at a time.
         for (int64_t g = b0; g < b1; g += kDotBlocks) {
             const int64_t nb = std::min(kDotBlocks, b1 - g);
-            const auto last =
-                g + nb == b1 ? static_cast<__mmask16>(0xffffu >> (16 * b1 - oc1)) : __mmask16(0xffff);
+            const auto last = g + nb == b1 ? static_cast<__mmask16>(0xffffu >> (16 * b1 - oc1))
+                                           : __mmask16(0xffff);
             const int32_t* w = wpack_[static_cast<size_t>(g)].v;
             const int32_t* comp = comp_[static_cast<size_t>(g)].v;
             const auto* scale = reinterpret_cast<const float*>(scale_[static_cast<size_t>(g)].v);
@@ -215,9 +215,9 @@ void DirectInt8Conv::run(const int8_t* x, int64_t oh0, int64_t oh1, int64_t oc0,
             float* og = o + 16 * (g - b0);
             for (int64_t ox = 0; ox < ow_; ox += p) {
                 const int64_t n = std::min(p, ow_ - ox);
-                dot[static_cast<size_t>(n - 1)](row + ox * step, step, row_bytes_, h_.k, per_row,
-                                                w, 16 * blocks_, comp, scale, og + ox * width,
-                                                width, last);
+                dot[static_cast<size_t>(n - 1)](row + ox * step, step, row_bytes_, h_.k, per_row, w,
+                                                16 * blocks_, comp, scale, og + ox * width, width,
+                                                last);
             }
         }
     }
