@@ -16,6 +16,9 @@
 // their codes are int8 codes in [-8, 7], and the int32 sums stay exact. Only exact int8
 // kernels are used: without VNNI/AMX oneDNN sums pairs of u8*s8 products in int16 with
 // saturation, so the factory refuses such kernels (and reference implementations) and says why.
+// Narrow convs take their sums from lowbit's direct VNNI kernel instead (qconv_direct.h, where
+// it measured faster than oneDNN's): exact int32 sums scaled the same way, so the same bits;
+// their weights are then packed for it only.
 //
 // Threads and cache: the output rows are cut into chunks (each a one-thread primitive on a
 // band of rows, as conv.cpp does); a chunk's float32 sums go to a per-thread buffer sized to
@@ -211,8 +214,10 @@ public:
             plan_direct(q);
             // The weights in oneDNN's format (the reorder adds the s8-source compensation): the
             // output channels [oc0, oc1) of each distinct slice (output channels are the
-            // outermost axis of oihw; channel chunks exist only for group 1).
+            // outermost axis of oihw; channel chunks exist only for group 1). Not needed when
+            // the direct kernel sums.
             const int64_t per = wt[1] * wt[2] * wt[3];  // one byte per code (INT4 included)
+            if (direct_on_) wei_slices_.clear();
             for (const WeiSlice& w : wei_slices_) {
                 memory::dims dims = wei_dims_;
                 if (group_ == 1) dims[0] = w.oc1 - w.oc0;
@@ -228,8 +233,8 @@ public:
         what_ = fmt::format(
             "QConv {} {}x{} s{}{} [{}]{}{}{}", q.w_codes->dtype() == DType::Int4 ? "w4a8" : "int8",
             wt[2], wt[3], h_.stride, group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"),
-            direct_on_ ? kDirectImpl : impl_, silu_ ? " +SiLU" : "", residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "",
-            out_q_ ? " ->int8" : " ->f32");
+            direct_on_ ? kDirectImpl : impl_, silu_ ? " +SiLU" : "",
+            residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "", out_q_ ? " ->int8" : " ->f32");
         if (oc_chunks_) what_ += fmt::format(" x{} channel chunks", chunks_.size());
         if (!edge_impls_.empty() && !direct_on_) {
             what_ += fmt::format(" (some row chunks on {})", fmt::join(edge_impls_, ", "));
