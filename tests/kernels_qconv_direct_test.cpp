@@ -24,6 +24,22 @@ struct Geometry {
     int64_t c, m, h, w, kh, kw, sh = 1, sw = 1, pt = 0, pl = 0, pb = 0, pr = 0;
 };
 
+// A 3x3 conv with padding 1 on every side.
+Geometry pad1_3x3(int64_t c, int64_t m, int64_t h, int64_t w, int64_t stride = 1) {
+    return {.c = c,
+            .m = m,
+            .h = h,
+            .w = w,
+            .kh = 3,
+            .kw = 3,
+            .sh = stride,
+            .sw = stride,
+            .pt = 1,
+            .pl = 1,
+            .pb = 1,
+            .pr = 1};
+}
+
 Window window(int64_t in, int64_t k, int64_t stride, int64_t pb, int64_t pe) {
     Window a;
     a.in = in;
@@ -109,32 +125,11 @@ bool have_kernel() {
 
 TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
     if (!have_kernel()) GTEST_SKIP() << "built without AVX-512 VNNI";
+    // clang-format off (one conv a line)
     const Geometry cases[] = {
         // The bundled YOLOv10m's stem and model.1 (3 -> 12 and 12 -> 24, 3x3 s2, pads 1).
-        {.c = 3,
-         .m = 12,
-         .h = 33,
-         .w = 31,
-         .kh = 3,
-         .kw = 3,
-         .sh = 2,
-         .sw = 2,
-         .pt = 1,
-         .pl = 1,
-         .pb = 1,
-         .pr = 1},
-        {.c = 12,
-         .m = 24,
-         .h = 20,
-         .w = 41,
-         .kh = 3,
-         .kw = 3,
-         .sh = 2,
-         .sw = 2,
-         .pt = 1,
-         .pl = 1,
-         .pb = 1,
-         .pr = 1},
+        pad1_3x3(3, 12, 33, 31, 2),
+        pad1_3x3(12, 24, 20, 41, 2),
         // 1x1: 4-byte groups of whole channels, 1 to 4 blocks, partial last blocks.
         {.c = 24, .m = 24, .h = 9, .w = 23, .kh = 1, .kw = 1},
         {.c = 5, .m = 40, .h = 7, .w = 17, .kh = 1, .kw = 1},
@@ -142,12 +137,12 @@ TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
         {.c = 256, .m = 8, .h = 3, .w = 6, .kh = 1, .kw = 1},
         // 5 to 9 blocks on small maps, computed 4 blocks at a time: 9 blocks with 2 lanes of the
         // last used, 5 blocks.
-        {.c = 12, .m = 130, .h = 11, .w = 15, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
+        pad1_3x3(12, 130, 11, 15),
         {.c = 72, .m = 72, .h = 10, .w = 10, .kh = 1, .kw = 1},
         // 3x3 same padding, every tail length of 16/10/7/5-pixel groups across these widths.
-        {.c = 24, .m = 24, .h = 8, .w = 19, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
-        {.c = 7, .m = 48, .h = 6, .w = 13, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
-        {.c = 1, .m = 16, .h = 9, .w = 31, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1},
+        pad1_3x3(24, 24, 8, 19),
+        pad1_3x3(7, 48, 6, 13),
+        pad1_3x3(1, 16, 9, 31),
         // 5x5, 1x3, stride 2 x 1, asymmetric and large padding, no padding.
         {.c = 4, .m = 20, .h = 12, .w = 14, .kh = 5, .kw = 5, .pt = 2, .pl = 0, .pb = 3, .pr = 4},
         {.c = 9,
@@ -164,6 +159,7 @@ TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
          .pr = 2},
         {.c = 8, .m = 8, .h = 6, .w = 6, .kh = 3, .kw = 3, .sh = 1, .sw = 2},
     };
+    // clang-format on
     uint32_t seed = 10;
     for (const Geometry& g : cases) {
         SCOPED_TRACE("c " + std::to_string(g.c) + " m " + std::to_string(g.m) + " k " +
@@ -178,8 +174,7 @@ TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
 
 TEST(QConvDirect, ExtremeCodesAndInt4Weights) {
     if (!have_kernel()) GTEST_SKIP() << "built without AVX-512 VNNI";
-    const Geometry g{
-        .c = 28, .m = 32, .h = 5, .w = 18, .kh = 3, .kw = 3, .pt = 1, .pl = 1, .pb = 1, .pr = 1};
+    const Geometry g = pad1_3x3(28, 32, 5, 18);
     // Every input and weight -128: 252 products of 16384, the largest sum (4128768).
     Conv c = make_conv(g, 3);
     std::fill(c.x.begin(), c.x.end(), int8_t{-128});
