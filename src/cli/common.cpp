@@ -22,21 +22,17 @@ int env_profile_level() {
     return std::atoi(e) > 1 ? 2 : 1;
 }
 
-bool env_conv_winograd() {
-    const char* e = std::getenv("LOWBIT_CONV_WINOGRAD");
-    return e == nullptr || std::string(e) != "0";
-}
-
-// LOWBIT_LOWP_KERNELS=0: Q/DQ graphs run as their float simulation (no int8 kernels).
-bool env_lowp_kernels() {
-    const char* e = std::getenv("LOWBIT_LOWP_KERNELS");
+// An on/off switch that only "0" turns off.
+bool env_on(const char* name) {
+    const char* e = std::getenv(name);
     return e == nullptr || std::string(e) != "0";
 }
 
 }  // namespace
 
 pipeline::EngineSwitches engine_switches_from_env() {
-    return {env_profile_level(), env_conv_winograd(), env_lowp_kernels()};
+    return {env_profile_level(), env_on("LOWBIT_CONV_WINOGRAD"), env_on("LOWBIT_LOWP_KERNELS"),
+            env_on("LOWBIT_QCONV_DIRECT")};
 }
 
 Result<LoadedModel> open_model(const std::string& path, const ExecutorOptions& opts) {

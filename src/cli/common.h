@@ -28,7 +28,8 @@ struct LoadedModel {
 
 // The executor's environment switches, read here and nowhere else in lowbit:
 // LOWBIT_PROFILE=1 (or 2) sets the profile level, LOWBIT_CONV_WINOGRAD=0 turns Winograd convs
-// off, LOWBIT_LOWP_KERNELS=0 runs Q/DQ graphs as their float simulation (no int8 kernels).
+// off, LOWBIT_LOWP_KERNELS=0 runs Q/DQ graphs as their float simulation (no int8 kernels),
+// LOWBIT_QCONV_DIRECT=0 runs every int8 conv on oneDNN's kernels (ExecutorOptions::int8_direct).
 // Every command hands them to its job, which applies them to each executor it makes (the
 // calibration run's included), so `LOWBIT_PROFILE=1 lowbit <cmd>` profiles them all.
 pipeline::EngineSwitches engine_switches_from_env();

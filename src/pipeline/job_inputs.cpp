@@ -22,6 +22,7 @@ void apply_engine_switches(const EngineSwitches& e, ExecutorOptions& eo) {
     eo.profile = e.profile;
     eo.conv_winograd = e.conv_winograd;
     eo.lowp_kernels = e.lowp_kernels;
+    eo.int8_direct = e.int8_direct;
 }
 
 void apply_engine_switches(const EngineSwitches& e, calib::CalibRunOptions& ro) {

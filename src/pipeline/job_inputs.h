@@ -32,6 +32,7 @@ struct EngineSwitches {
     int profile = 0;            // ExecutorOptions::profile
     bool conv_winograd = true;  // ExecutorOptions::conv_winograd
     bool lowp_kernels = true;   // ExecutorOptions::lowp_kernels (LOWBIT_LOWP_KERNELS)
+    bool int8_direct = true;    // ExecutorOptions::int8_direct (LOWBIT_QCONV_DIRECT)
 };
 void apply_engine_switches(const EngineSwitches& e, ExecutorOptions& eo);
 void apply_engine_switches(const EngineSwitches& e, calib::CalibRunOptions& ro);

@@ -58,7 +58,7 @@ Status Executor::Impl::init(const Model& model, const ExecutorOptions& opts, boo
     LOWBIT_TRY(plan_model(model, opts.input_shapes, pool, m));
     if (!reference_only) {
         backend = std::make_unique<cpu::CpuBackend>(pool.size(), opts.conv_winograd,
-                                                    opts.lowp_kernels);
+                                                    opts.lowp_kernels, opts.int8_direct);
     }
     keep_tensors = keep;
     ProgramKind kind{!reference_only, !reference_only && !keep_tensors, !keep_tensors,

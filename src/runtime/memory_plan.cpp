@@ -302,8 +302,8 @@ void alias_concat_inputs(Program& p, const Graph& g,
                 if (a.root == r) a = {cat, a.offset + off};
             }
             p.aliases[r] = {cat, off};
-            written.insert(cat);
         }
+        written.insert(cat);
         drop[k] = true;
     }
     drop_steps(p, drop);

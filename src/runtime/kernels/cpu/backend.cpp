@@ -23,10 +23,11 @@ bool is_layout_blind_op(const std::string& op_type) {
     return std::find(kOps.begin(), kOps.end(), op_type) != kOps.end();
 }
 
-CpuBackend::CpuBackend(int n_threads, bool conv_winograd, bool lowp)
+CpuBackend::CpuBackend(int n_threads, bool conv_winograd, bool lowp, bool int8_direct)
     : n_threads_(n_threads), dnnl_(std::make_unique<DnnlState>(n_threads)) {
     dnnl_->conv_winograd = conv_winograd;
     dnnl_->lowp = lowp;
+    dnnl_->int8_direct = int8_direct;
 }
 
 CpuBackend::~CpuBackend() = default;

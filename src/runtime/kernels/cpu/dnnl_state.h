@@ -40,6 +40,7 @@ struct DnnlState {
     dnnl::engine engine{dnnl::engine::kind::cpu, 0};
     bool conv_winograd = true;  // ExecutorOptions::conv_winograd
     bool lowp = true;           // ExecutorOptions::lowp_kernels
+    bool int8_direct = true;    // ExecutorOptions::int8_direct
     std::vector<dnnl::stream> streams;  // one per pool thread
 
     void reserve(Workspace w, size_t bytes) {

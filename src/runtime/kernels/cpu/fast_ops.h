@@ -209,8 +209,9 @@ struct ConvFusion {
 class CpuBackend {
 public:
     // conv_winograd: ExecutorOptions::conv_winograd; lowp: ExecutorOptions::lowp_kernels
-    // (float16 convs on bf16 kernels).
-    explicit CpuBackend(int n_threads, bool conv_winograd = true, bool lowp = true);
+    // (float16 convs on bf16 kernels); int8_direct: ExecutorOptions::int8_direct.
+    explicit CpuBackend(int n_threads, bool conv_winograd = true, bool lowp = true,
+                        bool int8_direct = true);
     ~CpuBackend();
     CpuBackend(const CpuBackend&) = delete;
     CpuBackend& operator=(const CpuBackend&) = delete;

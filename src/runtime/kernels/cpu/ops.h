@@ -100,7 +100,7 @@ std::unique_ptr<FastOp> make_gemm(DnnlState& dnnl, const Node& node, std::span<c
 bool is_layout_transpose(const Node& node, std::span<const Operand> ins, bool to_plain);
 std::unique_ptr<FastOp> make_layout_transpose(const Node& node, std::span<const Operand> ins);
 std::unique_ptr<FastOp> make_reduce_last(const Node& node, int64_t opset,
-                                              std::span<const Operand> ins, const Operand& out);
+                                         std::span<const Operand> ins, const Operand& out);
 std::unique_ptr<FastOp> make_pow_square(const Node& node, std::span<const Operand> ins,
                                         const Operand& out);
 std::unique_ptr<FastOp> make_erf(const Node& node, std::span<const Operand> ins);

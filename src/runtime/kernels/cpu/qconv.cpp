@@ -34,7 +34,6 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstdlib>
 #include <map>
 #include <numeric>
 #include <tuple>
@@ -506,11 +505,10 @@ private:
 
     // The direct VNNI kernel (qconv_direct.h) instead of oneDNN's where the conv fits it (its
     // limits are where it measured faster); the chunks stay as planned, since it takes any
-    // rows and any range of output channels from a multiple of 16 on. The environment variable
-    // LOWBIT_QCONV_DIRECT=0 keeps oneDNN's kernels (for comparisons).
+    // rows and any range of output channels from a multiple of 16 on. ExecutorOptions::
+    // int8_direct false keeps oneDNN's kernels (for comparisons).
     void plan_direct(const QuantConvSpec& q) {
-        const char* env = std::getenv("LOWBIT_QCONV_DIRECT");
-        if (group_ != 1 || (env != nullptr && std::string(env) == "0")) return;
+        if (group_ != 1 || !dnnl_.int8_direct) return;
         if (!direct_.init(x_, y_[1], static_cast<const int8_t*>(q.w_codes->raw()), h_, w_,
                           scales_)) {
             return;

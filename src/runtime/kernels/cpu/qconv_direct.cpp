@@ -130,32 +130,28 @@ bool DirectInt8Conv::init(const Shape& x, int64_t m, const int8_t* w, const Wind
         return false;
     }
     c_ = x[1];
-    ih_ = x[2];
-    iw_ = x[3];
-    m_ = m;
     h_ = h;
     w_ = wd;
-    oh_ = h.out;
-    ow_ = wd.out;
     blocks_ = (m + 15) / 16;
     run_bytes_ = (w_.k * c_ + 3) / 4 * 4;
-    groups_ = h_.k * run_bytes_ / 4;
-    if (oh_ < 1 || ow_ < 1 || 2 * m < 16 * blocks_) return false;
-    const bool narrow = blocks_ <= kMaxBlocks && groups_ <= kMaxGroups;
+    const int64_t groups = h_.k * run_bytes_ / 4;  // 4-byte groups a pixel
+    if (h_.out < 1 || w_.out < 1 || 2 * m < 16 * blocks_) return false;
+    const bool narrow = blocks_ <= kMaxBlocks && groups <= kMaxGroups;
     const bool small =
-        blocks_ <= kMaxWideBlocks && groups_ <= kMaxWideGroups && oh_ * ow_ <= kMaxWidePixels;
+        blocks_ <= kMaxWideBlocks && groups <= kMaxWideGroups && h_.out * w_.out <= kMaxWidePixels;
     if (!narrow && !small) return false;
-    pad_cols_ = std::max(w_.pad_begin + iw_, (ow_ - 1) * w_.stride + w_.k);
-    // 4 bytes of slack: a pixel's last group may read up to 3 bytes past its run.
-    row_bytes_ = (pad_cols_ * c_ + 4 + 63) / 64 * 64;
+    // Padded row width in pixels; 4 bytes of slack: a pixel's last group may read up to 3 bytes
+    // past its run.
+    const int64_t pad_cols = std::max(w_.pad_begin + w_.in, (w_.out - 1) * w_.stride + w_.k);
+    row_bytes_ = (pad_cols * c_ + 4 + 63) / 64 * 64;
     const int64_t per_row = run_bytes_ / 4;
-    wpack_.assign(static_cast<size_t>(groups_ * blocks_), Lanes{});
+    wpack_.assign(static_cast<size_t>(groups * blocks_), Lanes{});
     comp_.assign(static_cast<size_t>(blocks_), Lanes{});
     scale_.assign(static_cast<size_t>(blocks_), Lanes{});
     for (int64_t oc = 0; oc < m; ++oc) {
         const int64_t b = oc / 16, lane = oc % 16;
         int32_t sum = 0;
-        for (int64_t g = 0; g < groups_; ++g) {
+        for (int64_t g = 0; g < groups; ++g) {
             const int64_t kh = g / per_row;
             uint32_t four = 0;
             for (int64_t byte = 0; byte < 4; ++byte) {
@@ -185,11 +181,11 @@ void DirectInt8Conv::run(const int8_t* x, int64_t oh0, int64_t oh1, int64_t oc0,
     // The input rows the chunk reads, padded on every side with code 0 (byte 128).
     const int64_t first = oh0 * h_.stride - h_.pad_begin;
     const int64_t rows = (oh1 - oh0 - 1) * h_.stride + h_.k;
-    const int64_t left = w_.pad_begin * c_, body = iw_ * c_;
+    const int64_t left = w_.pad_begin * c_, body = w_.in * c_;
     for (int64_t r = 0; r < rows; ++r) {
         uint8_t* d = scratch + r * row_bytes_;
         const int64_t iy = first + r;
-        if (iy < 0 || iy >= ih_) {
+        if (iy < 0 || iy >= h_.in) {
             std::memset(d, 0x80, static_cast<size_t>(row_bytes_));
             continue;
         }
@@ -201,7 +197,7 @@ void DirectInt8Conv::run(const int8_t* x, int64_t oh0, int64_t oh1, int64_t oc0,
     const int64_t step = w_.stride * c_, per_row = run_bytes_ / 4;
     for (int64_t oy = oh0; oy < oh1; ++oy) {
         const uint8_t* row = scratch + (oy - oh0) * h_.stride * row_bytes_;
-        float* o = out + (oy - oh0) * ow_ * width;
+        float* o = out + (oy - oh0) * w_.out * width;
         // kDotBlocks blocks at a time.
         for (int64_t g = b0; g < b1; g += kDotBlocks) {
             const int64_t nb = std::min(kDotBlocks, b1 - g);
@@ -213,8 +209,8 @@ void DirectInt8Conv::run(const int8_t* x, int64_t oh0, int64_t oh1, int64_t oc0,
             const auto& dot = kDot[static_cast<size_t>(nb - 1)];
             const int64_t p = pixels_for(static_cast<int>(nb));
             float* og = o + 16 * (g - b0);
-            for (int64_t ox = 0; ox < ow_; ox += p) {
-                const int64_t n = std::min(p, ow_ - ox);
+            for (int64_t ox = 0; ox < w_.out; ox += p) {
+                const int64_t n = std::min(p, w_.out - ox);
                 dot[static_cast<size_t>(n - 1)](row + ox * step, step, row_bytes_, h_.k, per_row, w,
                                                 16 * blocks_, comp, scale, og + ox * width, width,
                                                 last);

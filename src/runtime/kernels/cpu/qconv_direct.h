@@ -1,7 +1,6 @@
-// Direct int8 conv sums for narrow convs (AVX-512 VNNI), the part of qconv.cpp's step that
-// oneDNN's kernels do poorly on narrow layers: on the bundled YOLOv10m (12-96 channels) its AMX
-// and VNNI convs ran 40-70 G multiply-adds a second where the layers' arithmetic allows several
-// times that, the stem (3 input channels) and model.1 (12 -> 24) slowest.
+// Direct int8 conv sums for narrow convs (AVX-512 VNNI): the part of qconv.cpp's step that
+// oneDNN's kernels did more slowly on the bundled YOLOv10m's narrow layers (per-step paired
+// profiles; where and by how much is with the limits in qconv_direct.cpp).
 //
 // Layout: the input is NHWC int8 codes; one output pixel's taps along a kernel row are
 // kw * C consecutive bytes, so a pixel's sum is a dot product of kh runs of kw * C bytes (each
@@ -26,8 +25,9 @@ class DirectInt8Conv {
 public:
     // x: the input shape [N, C, H, W] (stored NHWC); m: output channels; w: the weights' codes,
     // [m, C, kh, kw] (oihw, int8 or int4 held a byte each); scales: one per output channel.
-    // False when the conv does not fit this kernel (groups, dilation, too many output channels
-    // or taps) or the build has no VNNI: the caller keeps oneDNN's kernel then.
+    // False when the conv is not one this kernel measured faster on (the limits in
+    // qconv_direct.cpp: output channels, taps, map size, lanes used), is dilated, or the build
+    // has no VNNI: the caller keeps oneDNN's kernel then.
     bool init(const Shape& x, int64_t m, const int8_t* w, const Window& h, const Window& wd,
               const std::vector<float>& scales);
 
@@ -41,11 +41,9 @@ public:
              uint8_t* scratch) const;
 
 private:
-    int64_t c_ = 0, ih_ = 0, iw_ = 0, oh_ = 0, ow_ = 0, m_ = 0;
-    Window h_, w_;
+    int64_t c_ = 0;          // input channels
+    Window h_, w_;           // rows and columns: input and output sizes, window, padding
     int64_t run_bytes_ = 0;  // kw * C rounded up to a multiple of 4
-    int64_t groups_ = 0;     // 4-byte groups a pixel: kh * run_bytes_ / 4
-    int64_t pad_cols_ = 0;   // padded row width in pixels
     int64_t row_bytes_ = 0;  // padded row stride in bytes
     int64_t blocks_ = 0;     // output channel blocks of 16
     struct alignas(64) Lanes {

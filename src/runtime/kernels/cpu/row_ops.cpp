@@ -237,7 +237,7 @@ private:
 };
 
 std::unique_ptr<FastOp> make_reduce_last(const Node& node, int64_t opset,
-                                              std::span<const Operand> ins, const Operand& out) {
+                                         std::span<const Operand> ins, const Operand& out) {
     const bool max = node.op_type == "ReduceMax", sum = node.op_type == "ReduceSum";
     if ((node.op_type != "ReduceMean" && !max && !sum) || ins.empty() ||
         ins[0].dtype != DType::Float32 ||
