@@ -53,8 +53,9 @@ struct ExecutorOptions {
     // sensitivity need that). (The CLI turns it off for LOWBIT_LOWP_KERNELS=0.)
     bool lowp_kernels = true;
     // Narrow int8 convs sum on lowbit's direct VNNI kernel where it measured faster than
-    // oneDNN's (kernels/cpu/qconv_direct.h; the same bits either way); false keeps oneDNN's for
-    // every int8 conv. (The CLI turns it off for LOWBIT_QCONV_DIRECT=0.)
+    // oneDNN's (kernels/cpu/qconv_direct.h), depthwise ones on its direct depthwise kernel
+    // (qconv_dw.h; the same bits either way); false keeps oneDNN's for every int8 conv. (The
+    // CLI turns it off for LOWBIT_QCONV_DIRECT=0.)
     bool int8_direct = true;
 };
 

@@ -330,6 +330,15 @@ std::vector<OpCase> qconv_cases() {
     v.push_back(
         qconv_case({.c = 16, .m = 16, .h = 40, .w = 33, .k = 3, .silu = true, .residual = true},
                    true, true, seed += 10, kI8, true));
+    // Depthwise convs: stride 2 with a partial block of channels at one thread (YOLOv10's
+    // SCDown; oneDNN's kernel), a 5x5 window with an int8 residual (the direct depthwise
+    // kernel, qconv_dw.h).
+    v.push_back(qconv_case({.c = 40, .m = 40, .h = 19, .w = 21, .k = 3, .stride = 2, .group = 40,
+                            .bias = false, .threads = 1},
+                           true, false, seed += 10));
+    v.push_back(qconv_case({.c = 36, .m = 36, .h = 15, .w = 17, .k = 5, .group = 36, .silu = true,
+                            .residual = true},
+                           true, true, seed += 10));
     return v;
 }
 

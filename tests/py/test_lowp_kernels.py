@@ -213,8 +213,9 @@ def test_bundled_threads_match_one_thread(bundled_int8, tmp_path):
 
 
 def test_bundled_direct_kernel_matches_onednn(bundled_int8, tmp_path):
-    """The narrow int8 convs on the direct VNNI kernel (qconv_direct.h) give the outputs of
-    oneDNN's int8 kernels (LOWBIT_QCONV_DIRECT=0) bit for bit, at 1 and 2 threads."""
+    """The narrow int8 convs on the direct VNNI kernel (qconv_direct.h) and the depthwise ones
+    on the direct depthwise kernel (qconv_dw.h) give the outputs of oneDNN's int8 kernels
+    (LOWBIT_QCONV_DIRECT=0) bit for bit, at 1 and 2 threads."""
     model, x = bundled_int8["model"], bundled_int8["x"]
     np.save(tmp_path / "x.npy", x)
     steps = lowbit("smoke", model, "--input", tmp_path / "x.npy", "--runs", 1, "--warmup", 0,
@@ -223,6 +224,7 @@ def test_bundled_direct_kernel_matches_onednn(bundled_int8, tmp_path):
         assert "direct:" not in steps
         pytest.skip("built without AVX-512 VNNI")
     assert "direct:avx512_vnni" in steps
+    assert "dw [direct_dw:avx512]" in steps
     for threads in (1, 2):
         outs = {}
         for direct in ("0", "1"):

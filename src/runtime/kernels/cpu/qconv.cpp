@@ -17,8 +17,9 @@
 // kernels are used: without VNNI/AMX oneDNN sums pairs of u8*s8 products in int16 with
 // saturation, so the factory refuses such kernels (and reference implementations) and says why.
 // Narrow convs take their sums from lowbit's direct VNNI kernel instead (qconv_direct.h, where
-// it measured faster than oneDNN's): exact int32 sums scaled the same way, so the same bits;
-// their weights are then packed for it only.
+// it measured faster than oneDNN's), depthwise convs from its direct depthwise kernel
+// (qconv_dw.h): exact sums scaled the same way, so the same bits; their weights are then
+// packed for that kernel only.
 //
 // Threads and cache: the output rows are cut into chunks (each a one-thread primitive on a
 // band of rows, as conv.cpp does); a chunk's float32 sums go to a per-thread buffer sized to
@@ -43,6 +44,7 @@
 #include "runtime/kernels/cpu/dnnl_state.h"
 #include "runtime/kernels/cpu/ops.h"
 #include "runtime/kernels/cpu/qconv_direct.h"
+#include "runtime/kernels/cpu/qconv_dw.h"
 #include "runtime/kernels/cpu/qdq_math.h"
 #include "runtime/kernels/cpu/vmath.h"
 
@@ -72,8 +74,9 @@ constexpr double kSiluSeconds = 0.4e-9;
 // uneven (plan_chunks): measured per-task CPU time at 2 threads, channel chunks beat rows on a
 // 5-row map (3:2 rows, 0.0107 vs 0.0118 ms) but not on 7 or 9 rows (4:3, 5:4).
 constexpr double kMaxRowImbalance = 1.15;
-// The profile's name of the direct kernel (qconv_direct.h).
+// The profile's names of the direct kernels (qconv_direct.h, qconv_dw.h).
 constexpr const char* kDirectImpl = "direct:avx512_vnni";
+constexpr const char* kDirectDwImpl = "direct_dw:avx512";
 
 struct Chunk {
     int64_t oh0 = 0, oh1 = 0;  // output rows
@@ -104,8 +107,8 @@ struct EpilogueArgs {
 // n consecutive values: a[i] is the sum, bias[i] its channel's bias, r[i] its residual, y[i]
 // its result (float32, may be a itself, or int8 codes). kRes: 0 none, 1 float32, 2 int8 codes.
 template <bool kBias, bool kSilu, int kRes, bool kOutQ>
-void epilogue_run(const EpilogueArgs& e, const float* a, const float* bias, const void* r,
-                  void* y, int64_t n) {
+void epilogue_run(const EpilogueArgs& e, const float* a, const float* bias, const void* r, void* y,
+                  int64_t n) {
     int64_t i = 0;
 #if defined(__AVX512F__)
     for (; i < n; i += 16) {
@@ -149,8 +152,8 @@ using EpilogueFn = void (*)(const EpilogueArgs&, const float*, const float*, con
 // The instance for a step's flags: index bias + 2 silu + 4 residual + 12 out_q.
 template <size_t... I>
 constexpr std::array<EpilogueFn, sizeof...(I)> epilogue_table(std::index_sequence<I...>) {
-    return {&epilogue_run<(I & 1) != 0, (I & 2) != 0, static_cast<int>((I / 4) % 3),
-                          (I / 12) != 0>...};
+    return {
+        &epilogue_run<(I & 1) != 0, (I & 2) != 0, static_cast<int>((I / 4) % 3), (I / 12) != 0>...};
 }
 
 EpilogueFn pick_epilogue(bool bias, bool silu, int residual, bool out_q) {
@@ -183,8 +186,8 @@ public:
             const Tensor& b = *ins[2].constant;
             bias_.assign(b.data<float>(), b.data<float>() + b.numel());
         }
-        epilogue_ = pick_epilogue(!bias_.empty(), silu_, residual_ ? (residual_q_ ? 2 : 1) : 0,
-                                  out_q_);
+        epilogue_ =
+            pick_epilogue(!bias_.empty(), silu_, residual_ ? (residual_q_ ? 2 : 1) : 0, out_q_);
         epi_args_ = EpilogueArgs(r_scale_, y_scale_);
         // A whole chunk's sums are one run of pixels x channels: the bias repeated over a run
         // of whole pixels that is also a whole number of vectors (and at least 256 values).
@@ -216,7 +219,7 @@ public:
             // outermost axis of oihw; channel chunks exist only for group 1). Not needed when
             // the direct kernel sums.
             const int64_t per = wt[1] * wt[2] * wt[3];  // one byte per code (INT4 included)
-            if (direct_on_) wei_slices_.clear();
+            if (direct_on_ || dw_on_) wei_slices_.clear();
             for (const WeiSlice& w : wei_slices_) {
                 memory::dims dims = wei_dims_;
                 if (group_ == 1) dims[0] = w.oc1 - w.oc0;
@@ -232,10 +235,13 @@ public:
         what_ = fmt::format(
             "QConv {} {}x{} s{}{} [{}]{}{}{}", q.w_codes->dtype() == DType::Int4 ? "w4a8" : "int8",
             wt[2], wt[3], h_.stride, group_ == 1 ? "" : (group_ == x_[1] ? " dw" : " grouped"),
-            direct_on_ ? kDirectImpl : impl_, silu_ ? " +SiLU" : "",
-            residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "", out_q_ ? " ->int8" : " ->f32");
+            direct_on_ ? kDirectImpl
+            : dw_on_   ? kDirectDwImpl
+                       : impl_,
+            silu_ ? " +SiLU" : "", residual_ ? (residual_q_ ? " +Add(q)" : " +Add") : "",
+            out_q_ ? " ->int8" : " ->f32");
         if (oc_chunks_) what_ += fmt::format(" x{} channel chunks", chunks_.size());
-        if (!edge_impls_.empty() && !direct_on_) {
+        if (!edge_impls_.empty() && !direct_on_ && !dw_on_) {
             what_ += fmt::format(" (some row chunks on {})", fmt::join(edge_impls_, ", "));
         }
         return {};
@@ -264,14 +270,15 @@ public:
                 if (direct_on_) {
                     direct_.run(x + b * x_image, c.oh0, c.oh1, c.oc0, c.oc1, acc,
                                 static_cast<uint8_t*>(dnnl_.data(Workspace::PaddedSrc, thread)));
+                } else if (dw_on_) {
+                    dw_.run(x + b * x_image, c.oh0, c.oh1, c.oc0, c.oc1, acc,
+                            dnnl_.data(Workspace::PaddedSrc, thread));
                 } else {
                     try {
-                        c.src.set_data_handle(
-                            const_cast<int8_t*>(x + b * x_image + c.ih0 * x_row));
+                        c.src.set_data_handle(const_cast<int8_t*>(x + b * x_image + c.ih0 * x_row));
                         c.dst.set_data_handle(acc);
                         auto& stream = dnnl_.streams[t];
-                        part.scratch[t].set_data_handle(
-                            dnnl_.data(Workspace::Scratchpad, thread));
+                        part.scratch[t].set_data_handle(dnnl_.data(Workspace::Scratchpad, thread));
                         execute_conv(part.prim, stream, c.src, weights_[part.wei], c.dst,
                                      part.scratch[t]);
                         stream.wait();
@@ -507,16 +514,21 @@ private:
     // limits are where it measured faster); the chunks stay as planned, since it takes any
     // rows and any range of output channels from a multiple of 16 on. ExecutorOptions::
     // int8_direct false keeps oneDNN's kernels (for comparisons).
+    // Depthwise convs (one input channel a group, as many outputs as inputs) take the direct
+    // depthwise kernel (qconv_dw.h) the same way.
     void plan_direct(const QuantConvSpec& q) {
-        if (group_ != 1 || !dnnl_.int8_direct) return;
-        if (!direct_.init(x_, y_[1], static_cast<const int8_t*>(q.w_codes->raw()), h_, w_,
-                          scales_)) {
-            return;
-        }
-        direct_on_ = true;
+        if (!dnnl_.int8_direct) return;
+        const auto* codes = static_cast<const int8_t*>(q.w_codes->raw());
         int64_t max_rows = 0;
         for (const Chunk& c : chunks_) max_rows = std::max(max_rows, c.oh1 - c.oh0);
-        dnnl_.reserve(Workspace::PaddedSrc, direct_.scratch_bytes(max_rows));
+        if (group_ == 1 && direct_.init(x_, y_[1], codes, h_, w_, scales_)) {
+            direct_on_ = true;
+            dnnl_.reserve(Workspace::PaddedSrc, direct_.scratch_bytes(max_rows));
+        } else if (group_ > 1 && group_ == x_[1] && y_[1] == x_[1] &&
+                   dw_.init(x_, codes, h_, w_, scales_)) {
+            dw_on_ = true;
+            dnnl_.reserve(Workspace::PaddedSrc, dw_.scratch_bytes(max_rows));
+        }
     }
 
     // `n` ranges of output channels over all rows, multiples of 16 channels (oneDNN's block)
@@ -623,12 +635,14 @@ private:
     };
     std::vector<WeiSlice> wei_slices_;
     std::vector<std::string> edge_impls_;  // other exact int8 kernels some row chunks run on
-    bool oc_chunks_ = false;       // chunks are ranges of output channels (make_oc_chunks)
-    std::vector<memory> weights_;  // one per wei_slices_ entry
+    bool oc_chunks_ = false;               // chunks are ranges of output channels (make_oc_chunks)
+    std::vector<memory> weights_;          // one per wei_slices_ entry
     std::vector<Part> parts_;
     std::vector<Chunk> chunks_;
     DirectInt8Conv direct_;
     bool direct_on_ = false;  // the sums come from direct_, not oneDNN (plan_direct)
+    DirectInt8Dw dw_;
+    bool dw_on_ = false;  // the sums come from dw_ (plan_direct)
     int64_t max_rows_ = 0;
     ConvRouting routing_;  // split ranges and concat slices of the result
     std::map<size_t, std::pair<int64_t, int64_t>> ranges_;  // output -> its channels [c0, c1)
