@@ -91,10 +91,12 @@ float reference(const Conv& c, int64_t oy, int64_t ox, int64_t oc) {
     return static_cast<float>(sum) * c.scales[static_cast<size_t>(oc)];
 }
 
-// Runs rows [oh0, oh1) and channels [oc0, oc1) and compares every value's bits.
+// Runs rows [oh0, oh1) and channels [oc0, oc1) and compares every value's bits (limits as
+// against a non-AMX oneDNN kernel, the wider ones).
 void expect_exact(const Conv& c, int64_t oh0, int64_t oh1, int64_t oc0, int64_t oc1) {
     DirectInt8Conv k;
-    ASSERT_TRUE(k.init({1, c.g.c, c.g.h, c.g.w}, c.g.m, c.weights.data(), c.h, c.w, c.scales));
+    ASSERT_TRUE(
+        k.init({1, c.g.c, c.g.h, c.g.w}, c.g.m, c.weights.data(), c.h, c.w, c.scales, false));
     const int64_t width = oc1 - oc0, ow = c.w.out;
     std::vector<float> out(static_cast<size_t>((oh1 - oh0) * ow * width), -1.0f);
     // The scratch buffer starts dirty: every byte the kernel reads must be its own.
@@ -120,7 +122,7 @@ void expect_exact(const Conv& c, int64_t oh0, int64_t oh1, int64_t oc0, int64_t 
 bool have_kernel() {
     DirectInt8Conv k;
     const Conv c = make_conv({.c = 4, .m = 16, .h = 4, .w = 4, .kh = 1, .kw = 1}, 1);
-    return k.init({1, 4, 4, 4}, 16, c.weights.data(), c.h, c.w, c.scales);
+    return k.init({1, 4, 4, 4}, 16, c.weights.data(), c.h, c.w, c.scales, true);
 }
 
 TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
@@ -139,6 +141,12 @@ TEST(QConvDirect, SumsMatchTheIntegerReferenceBitForBit) {
         // last used, 5 blocks.
         pad1_3x3(12, 130, 11, 15),
         {.c = 72, .m = 72, .h = 10, .w = 10, .kh = 1, .kw = 1},
+        // Many groups (taken only where oneDNN has no AMX): the full-width YOLOv10m's head conv
+        // (576 -> 64, 1296 groups) on a smaller map, 1x1 288 -> 144, 3x3 100 -> 40 (225 groups:
+        // a pixel's run of 300 bytes, exactly 75 groups a kernel row).
+        pad1_3x3(576, 64, 5, 7),
+        {.c = 288, .m = 144, .h = 6, .w = 9, .kh = 1, .kw = 1},
+        pad1_3x3(100, 40, 7, 12),
         // 3x3 same padding, every tail length of 16/10/7/5-pixel groups across these widths.
         pad1_3x3(24, 24, 8, 19),
         pad1_3x3(7, 48, 6, 13),
@@ -188,12 +196,13 @@ TEST(QConvDirect, ExtremeCodesAndInt4Weights) {
 
 TEST(QConvDirect, RefusesWhatItDoesNotCover) {
     if (!have_kernel()) GTEST_SKIP() << "built without AVX-512 VNNI";
-    const auto fits = [](const Geometry& g, int64_t dilation = 1) {
+    const auto fits = [](const Geometry& g, int64_t dilation = 1, bool versus_amx = true) {
         Conv c = make_conv(g, 5);
         c.h.dilation = dilation;
         DirectInt8Conv k;
-        return k.init({1, g.c, g.h, g.w}, g.m, c.weights.data(), c.h, c.w, c.scales);
+        return k.init({1, g.c, g.h, g.w}, g.m, c.weights.data(), c.h, c.w, c.scales, versus_amx);
     };
+    const auto fits_no_amx = [&](const Geometry& g) { return fits(g, 1, false); };
     EXPECT_TRUE(fits({.c = 28, .m = 64, .h = 4, .w = 4, .kh = 3, .kw = 3}));
     EXPECT_FALSE(fits({.c = 29, .m = 64, .h = 4, .w = 4, .kh = 3, .kw = 3}));  // 66 groups
     EXPECT_TRUE(fits({.c = 144, .m = 144, .h = 40, .w = 40, .kh = 1, .kw = 1}));
@@ -203,6 +212,13 @@ TEST(QConvDirect, RefusesWhatItDoesNotCover) {
     EXPECT_TRUE(fits({.c = 16, .m = 8, .h = 4, .w = 4, .kh = 1, .kw = 1}));
     EXPECT_FALSE(fits({.c = 16, .m = 7, .h = 4, .w = 4, .kh = 1, .kw = 1}));      // 7 of 16 lanes
     EXPECT_FALSE(fits({.c = 16, .m = 16, .h = 6, .w = 6, .kh = 3, .kw = 3}, 2));  // dilated
+    // Without AMX on oneDNN's side, 5 to 9 blocks take any number of groups on small maps, but
+    // not more blocks or pixels, and the narrow limits are the same.
+    EXPECT_TRUE(fits_no_amx({.c = 148, .m = 80, .h = 10, .w = 10, .kh = 1, .kw = 1}));
+    EXPECT_TRUE(fits_no_amx({.c = 576, .m = 64, .h = 42, .w = 42, .kh = 3, .kw = 3}));  // 1600
+    EXPECT_FALSE(fits_no_amx({.c = 576, .m = 64, .h = 43, .w = 42, .kh = 3, .kw = 3}));
+    EXPECT_FALSE(fits_no_amx({.c = 16, .m = 145, .h = 10, .w = 10, .kh = 1, .kw = 1}));
+    EXPECT_FALSE(fits_no_amx({.c = 29, .m = 64, .h = 43, .w = 42, .kh = 3, .kw = 3}));
 }
 
 }  // namespace

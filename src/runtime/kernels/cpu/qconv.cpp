@@ -521,7 +521,8 @@ private:
         const auto* codes = static_cast<const int8_t*>(q.w_codes->raw());
         int64_t max_rows = 0;
         for (const Chunk& c : chunks_) max_rows = std::max(max_rows, c.oh1 - c.oh0);
-        if (group_ == 1 && direct_.init(x_, y_[1], codes, h_, w_, scales_)) {
+        const bool amx = impl_.find("amx") != std::string::npos;
+        if (group_ == 1 && direct_.init(x_, y_[1], codes, h_, w_, scales_, amx)) {
             direct_on_ = true;
             dnnl_.reserve(Workspace::PaddedSrc, direct_.scratch_bytes(max_rows));
         } else if (group_ > 1 && group_ == x_[1] && y_[1] == x_[1] &&

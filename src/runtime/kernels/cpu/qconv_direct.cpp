@@ -26,10 +26,19 @@ namespace {
 //    240 input channels (48 and 60 groups) at 20x20 took up to 0.020 ms more at one thread;
 //  - at least half of the lanes used: YOLOv10m's DFL conv (16 -> 1 channel over 4 x 8400
 //    pixels) took 0.08 ms more with 1 of 16 lanes.
+// Those were against oneDNN's AMX kernels (Sapphire Rapids). Where oneDNN has no AMX (Zen 4:
+// its int8 kernels run on AVX-512 VNNI, as this one does), the 5- to 9-block rule takes any
+// number of groups: on Zen 4, paired per-step profiles (4 to 8 rounds of each setting), every
+// conv it adds was faster, at 1 and 2 threads: the bundled model's 3x3 convs of 48 to 144 input
+// channels on 10x10 to 40x40 maps and 1x1 convs of 192 to 288 on 10x10 and 20x20 (27 steps,
+// 0.089 ms a run less at 1 thread, 0.063 at 2), the full-width model's head convs (3x3 384 -> 64
+// on 40x40 1.74 -> 1.61 ms, 576 -> 64 on 20x20 0.68 -> 0.60 at 1 thread). Wider or larger convs
+// stay with oneDNN there too: 1x1 convs of 288 to 576 channels on 20x20 took 3-9 % more at 2
+// threads, 3x3 convs on 160x160 1-2 % more.
 constexpr int64_t kMaxBlocks = 4;
 constexpr int64_t kMaxGroups = 64;
 constexpr int64_t kMaxWideBlocks = 9;
-constexpr int64_t kMaxWideGroups = 36;
+constexpr int64_t kMaxWideGroups = 36;  // against AMX only
 constexpr int64_t kMaxWidePixels = 1600;
 // Blocks one call of dot_pixels computes (their accumulators fill the registers).
 constexpr int64_t kDotBlocks = 4;
@@ -120,9 +129,9 @@ void to_unsigned(const int8_t* x, uint8_t* y, int64_t n) {
 }  // namespace
 
 bool DirectInt8Conv::init(const Shape& x, int64_t m, const int8_t* w, const Window& h,
-                          const Window& wd, const std::vector<float>& scales) {
+                          const Window& wd, const std::vector<float>& scales, bool versus_amx) {
 #if !LOWBIT_DIRECT_VNNI
-    (void)x, (void)m, (void)w, (void)h, (void)wd, (void)scales;
+    (void)x, (void)m, (void)w, (void)h, (void)wd, (void)scales, (void)versus_amx;
     return false;
 #else
     if (x.size() != 4 || h.dilation != 1 || wd.dilation != 1 || m < 1 ||
@@ -137,8 +146,8 @@ bool DirectInt8Conv::init(const Shape& x, int64_t m, const int8_t* w, const Wind
     const int64_t groups = h_.k * run_bytes_ / 4;  // 4-byte groups a pixel
     if (h_.out < 1 || w_.out < 1 || 2 * m < 16 * blocks_) return false;
     const bool narrow = blocks_ <= kMaxBlocks && groups <= kMaxGroups;
-    const bool small =
-        blocks_ <= kMaxWideBlocks && groups <= kMaxWideGroups && h_.out * w_.out <= kMaxWidePixels;
+    const bool small = blocks_ <= kMaxWideBlocks && (!versus_amx || groups <= kMaxWideGroups) &&
+                       h_.out * w_.out <= kMaxWidePixels;
     if (!narrow && !small) return false;
     // Padded row width in pixels; 4 bytes of slack: a pixel's last group may read up to 3 bytes
     // past its run.

@@ -27,9 +27,10 @@ public:
     // [m, C, kh, kw] (oihw, int8 or int4 held a byte each); scales: one per output channel.
     // False when the conv is not one this kernel measured faster on (the limits in
     // qconv_direct.cpp: output channels, taps, map size, lanes used), is dilated, or the build
-    // has no VNNI: the caller keeps oneDNN's kernel then.
+    // has no VNNI: the caller keeps oneDNN's kernel then. versus_amx: oneDNN's kernel for the
+    // conv is an AMX one (the limits are tighter against it).
     bool init(const Shape& x, int64_t m, const int8_t* w, const Window& h, const Window& wd,
-              const std::vector<float>& scales);
+              const std::vector<float>& scales, bool versus_amx);
 
     // Bytes of the per-thread buffer for a chunk of `rows` output rows.
     size_t scratch_bytes(int64_t rows) const;
