@@ -853,6 +853,30 @@ std::vector<OpCase> plain_cases() {
         c.call.n_threads = threads;
         v.push_back(c);
     }
+    // One row (batch-1 heads, lowbit's own matrix-vector loops): B^T with K = 15 * 64 + 2 * 16
+    // + 8 (every step of the row loop; MobileNetV3-Large's first head is 1x960 by 1280x960^T),
+    // B [K, N] with a partial last block of 128 columns, A^T [K, 1]; at 1 and 2 threads
+    // (column chunks).
+    for (int threads : {1, 2}) {
+        OpCase c = simple("Gemm", "gemm",
+                          {rnd({1, 1000}, 55), rnd({301, 1000}, 56), rnd({301}, 57)},
+                          {{"transB", attr_i(1)}},
+                          fmt::format("1x1000 by constant 301x1000^T + bias 301 t{}", threads),
+                          kAccumulation);
+        c.call.constant_inputs = {1, 2};
+        c.call.n_threads = threads;
+        v.push_back(c);
+        c = simple("Gemm", "gemm", {rnd({1, 700}, 58), rnd({700, 419}, 59), rnd({1, 419}, 60)}, {},
+                   fmt::format("1x700 by 700x419 + C 1x419 t{}", threads), kAccumulation);
+        c.call.constant_inputs = {2};
+        c.call.n_threads = threads;
+        v.push_back(c);
+        c = simple("Gemm", "gemm", {rnd({300, 1}, 61), rnd({300, 37}, 62)},
+                   {{"transA", attr_i(1)}}, fmt::format("300x1^T by 300x37, no C t{}", threads),
+                   kAccumulation);
+        c.call.n_threads = threads;
+        v.push_back(c);
+    }
     // ConvNeXt's LayerNorm over channels and GELU (Erf chain) in NHWC-transposed tensors.
     {
         OpCase c = simple("Transpose", "transpose_layout", {rnd({2, 12, 7, 9}, 70)},
