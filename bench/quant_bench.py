@@ -4,7 +4,9 @@
 For each model (default: the bundled model, and tests/models/full/yolov10m.onnx when present):
   1. `lowbit quantize MODEL --mode int8` and `--mode fp8`, calibrated on the bundled calibration
      list (assets/calib/calib100.txt, the first --calib-max images): the Q/DQ files both engines
-     then run;
+     then run; and `--mode int8 --placement all` ("int8-all": every Conv quantized, also those
+     ModelOpt's rules keep in float for TensorRT, such as the bundled model's 12-channel convs),
+     which only lowbit runs;
   2. for each thread count and each of --reps repetitions, every (engine, variant) pair is timed
      once, in an order that rotates from rep to rep, so that load from other processes on a
      shared machine hits all of them alike:
@@ -41,13 +43,16 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "assets" / "shapes-yolov10m-w0p1875-raw.onnx"
 FULL = ROOT / "tests" / "models" / "full" / "yolov10m.onnx"
 CALIB_LIST = ROOT / "assets" / "calib" / "calib100.txt"
-VARIANTS = ["fp32", "int8", "fp8"]
+VARIANTS = ["fp32", "int8", "fp8", "int8-all"]
+LOWBIT_ONLY = {"int8-all"}
 
 # (name, numerator (engine, variant), denominator, target for the full-width model, for the
 # bundled model); None: the issue states no target.
 RATIOS = [
     ("lowbit INT8 / lowbit FP32", ("lowbit", "int8"), ("lowbit", "fp32"), 0.4, 0.5),
     ("lowbit FP8 / lowbit FP32", ("lowbit", "fp8"), ("lowbit", "fp32"), 0.7, None),
+    ("lowbit INT8 all-placement / lowbit FP32", ("lowbit", "int8-all"), ("lowbit", "fp32"), None,
+     None),
     ("lowbit INT8 / ORT INT8", ("lowbit", "int8"), ("ort", "int8"), 0.4, None),
     ("lowbit FP32 / ORT FP32", ("lowbit", "fp32"), ("ort", "fp32"), None, None),
     ("ORT INT8 / ORT FP32", ("ort", "int8"), ("ort", "fp32"), None, None),
@@ -66,14 +71,15 @@ def run(args, what):
     return r
 
 
-def quantize(lowbit, model, mode, out, imgsz, calib_max, threads):
+def quantize(lowbit, model, mode, out, imgsz, calib_max, threads, placement="modelopt"):
     """The Q/DQ file of `model`, reused when it exists and is newer than the model and lowbit."""
     if out.exists() and out.stat().st_mtime > max(model.stat().st_mtime,
                                                    Path(lowbit).stat().st_mtime):
         return out
     t0 = time.perf_counter()
     run([lowbit, "quantize", model, "--mode", mode, "--calib-list", CALIB_LIST, "--imgsz", imgsz,
-         "--calib-max", calib_max, "--threads", threads, "--out", out], f"quantize {mode}")
+         "--calib-max", calib_max, "--threads", threads, "--placement", placement, "--out", out],
+        f"quantize {mode}")
     print(f"  quantized {model.name} to {mode} in {time.perf_counter() - t0:.1f} s -> {out}",
           flush=True)
     return out
@@ -123,6 +129,8 @@ def bench_model(a, model, work):
     for mode in ("int8", "fp8"):
         files[mode] = quantize(a.lowbit, model, mode, work / f"{stem}-{mode}.onnx", shape[-1],
                                a.calib_max, max(a.threads))
+    files["int8-all"] = quantize(a.lowbit, model, "int8", work / f"{stem}-int8-all.onnx",
+                                 shape[-1], a.calib_max, max(a.threads), placement="all")
     x = np.random.default_rng(a.seed).random(shape, dtype=np.float32)
     x_path = work / f"{stem}-x.npy"
     np.save(x_path, x)
@@ -132,6 +140,9 @@ def bench_model(a, model, work):
     for threads in a.threads:
         sessions, levels = {}, {}
         for v in VARIANTS:
+            if v in LOWBIT_ONLY:
+                sessions[v] = None
+                continue
             sess, level, refusals = ort_session(files[v], threads)
             sessions[v], levels[v] = sess, level
             for msg in refusals:
@@ -180,7 +191,8 @@ def print_tables(results):
     for r in results:
         print(f"\n### {Path(r['model']).name} ({r['kind']}), {r['threads']} thread(s), "
               f"{r['reps']} reps x {r['runs']} runs\n")
-        print("| engine | FP32 ms | INT8 ms | FP8 ms |\n|---|---:|---:|---:|")
+        print("| engine | FP32 ms | INT8 ms | FP8 ms | INT8 all-placement ms |\n"
+              "|---|---:|---:|---:|---:|")
         for e in ("lowbit", "ort"):
             cells = [f"{r['median_ms'][k]:.2f}" if k in r["median_ms"] else "-"
                      for k in (f"{e} {v}" for v in VARIANTS)]
