@@ -1,6 +1,6 @@
 """bench/quant_bench.py runs end to end on the bundled model (one rep, one run, one thread): it
-quantizes to INT8 and FP8, times every (engine, variant) pair and prints the ratio table with the
-issue's targets. Timing values are not checked (tests never assert wall time), only that each was
+quantizes to INT8, FP8 and INT8 with --placement all (timed in lowbit only), times every (engine,
+variant) pair and prints the ratio table with the issue's targets. Timing values are not checked (tests never assert wall time), only that each was
 measured and the ratios are the ratios of the per-rep times.
 """
 import json
@@ -36,12 +36,24 @@ def test_quant_bench_smoke(tmp_path):
     res = json.loads(out.read_text())
     assert len(res) == 1 and res[0]["kind"] == "bundled" and res[0]["threads"] == 1
     t = res[0]["times_ms"]
-    for v in ("fp32", "int8", "fp8"):
+    for v in ("fp32", "int8", "fp8", "int8-all"):
         assert len(t[f"lowbit {v}"]) == 1 and t[f"lowbit {v}"][0] > 0
     assert len(t["ort int8"]) == 1 and len(t["ort fp32"]) == 1
+    assert "ort int8-all" not in t
     q = {x["ratio"]: x for x in res[0]["ratios"]}
     assert q["lowbit INT8 / lowbit FP32"]["median"] == pytest.approx(
         t["lowbit int8"][0] / t["lowbit fp32"][0])
     assert q["lowbit INT8 / lowbit FP32"]["target"] == 0.5
+    assert q["lowbit INT8 all-placement / lowbit FP32"]["median"] == pytest.approx(
+        t["lowbit int8-all"][0] / t["lowbit fp32"][0])
     assert (tmp_path / "work" / "shapes-yolov10m-w0p1875-raw-int8.onnx").exists()
     assert (tmp_path / "work" / "shapes-yolov10m-w0p1875-raw-fp8.onnx").exists()
+    # --placement all quantizes the 12-channel convs the default placement keeps in float.
+    def convs_with_int8_weights(path):
+        onnx = pytest.importorskip("onnx")
+        m = onnx.load(str(path))
+        deq = {n.output[0] for n in m.graph.node if n.op_type == "DequantizeLinear"}
+        return sum(1 for n in m.graph.node if n.op_type == "Conv" and n.input[1] in deq)
+    work = tmp_path / "work"
+    assert convs_with_int8_weights(work / "shapes-yolov10m-w0p1875-raw-int8-all.onnx") > \
+        convs_with_int8_weights(work / "shapes-yolov10m-w0p1875-raw-int8.onnx")
