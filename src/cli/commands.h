@@ -18,6 +18,7 @@ void add_all_commands(CLI::App& app, CommandFn& run);
 
 void add_info_command(CLI::App& app, CommandFn& run);
 void add_smoke_command(CLI::App& app, CommandFn& run);
+void add_latency_command(CLI::App& app, CommandFn& run);
 void add_cocoeval_command(CLI::App& app, CommandFn& run);
 void add_calib_command(CLI::App& app, CommandFn& run);
 void add_eval_command(CLI::App& app, CommandFn& run);

@@ -37,6 +37,20 @@ struct SmokeJob {
 };
 Status run_job(const SmokeJob& o, std::FILE* out);
 
+// `lowbit latency`: models timed in one process in interleaved rounds (node_latency.h
+// measure_interleaved); per model the whole-run time statistics, per later model its time over
+// the first model's, round by round. JSON to the stream.
+struct LatencyJob {
+    std::vector<std::string> models;
+    std::vector<std::string> input_shapes;  // NAME:D0,D1,..., for every model
+    int rounds = 20;
+    int warmup = 2;
+    int warm_runs = 1;  // untimed runs of a model right before each of its timed runs
+    int threads = 0;
+    EngineSwitches engine;
+};
+Status run_job(const LatencyJob& o, std::FILE* out);
+
 // `lowbit calib`: image list or folder -> letterboxed float32 [N,3,S,S] .npy.
 struct CalibJob {
     std::string list;

@@ -66,6 +66,10 @@ struct LatencyOptions {
     // measure_interleaved: round r starts with model r mod n (A B C, B C A, ...), so that no
     // model always runs right after the same one.
     bool rotate = false;
+    // measure_interleaved: untimed runs of a model right before each of its timed runs, so that
+    // the timed run finds the caches holding its own weights and buffers (as when it runs back
+    // to back) rather than the previous model's.
+    int turn_warmup = 0;
     // measure_interleaved: the input shapes of model i (its symbolic inputs) in place of
     // exec.input_shapes, for models that run at different sizes (missing: exec.input_shapes).
     std::vector<std::map<std::string, Shape>> model_input_shapes;

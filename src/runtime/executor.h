@@ -117,6 +117,10 @@ public:
     // The latest run's steps with their wall times (ExecutorOptions::step_times; empty when off
     // or before the first run). Runs through hooks (observer, override) are not timed.
     std::vector<StepTime> step_times() const;
+    // The same wall times alone, in step order, without building names (nothing allocated: a
+    // timing loop reads this between runs so that its own allocations do not move the runs'
+    // output buffers onto fresh pages).
+    const std::vector<double>& step_ms() const;
 
     // Peak bytes of the intermediate-tensor arena (what `lowbit info` reports).
     size_t peak_activation_bytes() const;

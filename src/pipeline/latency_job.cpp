@@ -1,0 +1,111 @@
+// `lowbit latency M1 M2 ...`: which of these models is faster on this machine, measured so that
+// the machine's slow phases hit all of them alike. Every model is loaded and planned once, then
+// each round times every model once (node_latency.h measure_interleaved, the order rotating:
+// A B C, B C A, ...) on a constant input, after untimed warm-up rounds; by default each timed
+// run follows an untimed run of the same model, so that it finds its own weights in the caches
+// as when it runs back to back (timed right after a 12 ms FP32 run, the bundled INT8 model took
+// 7.1 ms instead of 6.7-6.9). A model's latency is the
+// statistics of its whole-run times (eval/latency.h, as `eval` reports them); a later model's
+// time relative to the first one is taken round by round (its run over the first model's run of
+// the same round), so that a ratio is never made of times minutes apart.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "core/progress.h"
+#include "eval/latency.h"
+#include "onnx/model_io.h"
+#include "pipeline/job_inputs.h"
+#include "pipeline/jobs.h"
+#include "pipeline/node_latency.h"
+
+namespace lowbit::pipeline {
+
+Status run_job(const LatencyJob& o, std::FILE* out) {
+    if (o.models.empty()) return invalid("latency: give at least one model");
+    if (o.rounds < 1) return invalid("--rounds {}: at least 1", o.rounds);
+    if (o.warmup < 0) return invalid("--warmup {}: must not be negative", o.warmup);
+    if (o.warm_runs < 0) return invalid("--warm-runs {}: must not be negative", o.warm_runs);
+    if (o.threads < 0) return invalid("--threads {}: must not be negative", o.threads);
+    auto shapes = parse_input_shapes(o.input_shapes);
+    if (!shapes) return shapes.status();
+
+    std::vector<Model> models;
+    models.reserve(o.models.size());
+    for (const std::string& path : o.models) {
+        auto m = load_model(path);
+        if (!m) return m.status();
+        models.push_back(std::move(m).value());
+    }
+    std::vector<const Model*> ptrs;
+    for (const Model& m : models) ptrs.push_back(&m);
+
+    LatencyOptions lo;
+    lo.runs = o.rounds;
+    lo.warmup = o.warmup;
+    lo.rotate = true;
+    lo.turn_warmup = o.warm_runs;
+    lo.exec.n_threads = o.threads;
+    lo.exec.input_shapes = *shapes;
+    apply_engine_switches(o.engine, lo.exec);
+    Progress progress("latency", o.warmup + o.rounds, "round");
+    lo.progress = &progress;
+    auto timed = measure_interleaved(ptrs, {}, lo);
+    progress.finish();
+    if (!timed) return timed.status().with_context("latency");
+
+    const std::vector<double>& first = (*timed)[0].run_samples_ms;
+    nlohmann::ordered_json j;
+    j["rounds"] = o.rounds;
+    j["warmup_rounds"] = o.warmup;
+    j["warm_runs"] = o.warm_runs;
+    j["threads"] = o.threads;
+    j["input"] = "constant 0.5 (float inputs; other types 0)";
+    j["models"] = nlohmann::ordered_json::array();
+    for (size_t i = 0; i < models.size(); ++i) {
+        const std::vector<double>& ms = (*timed)[i].run_samples_ms;
+        nlohmann::ordered_json m;
+        m["model"] = o.models[i];
+        nlohmann::ordered_json lat;
+        set_latency_fields(lat, latency_stats_ms(ms));
+        m["latency"] = lat;
+        if (i > 0) {
+            // Per round: this model's run over the first model's run of the same round. The
+            // statistics of those ratios (median, its interval, ...) come from the same code as
+            // the times' (the fields keep their _ms names there).
+            std::vector<double> ratio;
+            for (size_t r = 0; r < ms.size(); ++r) ratio.push_back(ms[r] / first[r]);
+            const LatencyStats s = latency_stats_ms(ratio);
+            nlohmann::ordered_json q;
+            q["median"] = s.median_ms;
+            q["median_ci"] = {s.median_ci_low_ms, s.median_ci_high_ms};
+            q["median_ci_level"] = s.median_ci_level;
+            q["min"] = *std::min_element(ratio.begin(), ratio.end());
+            q["max"] = *std::max_element(ratio.begin(), ratio.end());
+            q["per_round"] = ratio;
+            m["ratio_to_first"] = q;
+        }
+        j["models"].push_back(m);
+    }
+    const std::string text = j.dump(2) + "\n";
+    std::fwrite(text.data(), 1, text.size(), out);
+    // A readable summary on stderr (stdout is the JSON).
+    for (size_t i = 0; i < models.size(); ++i) {
+        const LatencyStats s = latency_stats_ms((*timed)[i].run_samples_ms);
+        std::string rel;
+        if (i > 0) {
+            const auto& q = j["models"][i]["ratio_to_first"];
+            rel = fmt::format("  x{:.3f} of the first (95% interval {:.3f}..{:.3f})",
+                              q["median"].get<double>(), q["median_ci"][0].get<double>(),
+                              q["median_ci"][1].get<double>());
+        }
+        std::fprintf(stderr, "lowbit latency: %s: median %.3f ms (%.3f..%.3f)%s\n",
+                     o.models[i].c_str(), s.median_ms, s.median_ci_low_ms, s.median_ci_high_ms,
+                     rel.c_str());
+    }
+    return Status::ok();
+}
+
+}  // namespace lowbit::pipeline
