@@ -7,19 +7,24 @@ For each model (default: the bundled model, and tests/models/full/yolov10m.onnx 
      then run; and `--mode int8 --placement all` ("int8-all": every Conv quantized, also those
      ModelOpt's rules keep in float for TensorRT, such as the bundled model's 12-channel convs),
      which only lowbit runs;
-  2. for each thread count and each of --reps repetitions, every (engine, variant) pair is timed
-     once, in an order that rotates from rep to rep, so that load from other processes on a
-     shared machine hits all of them alike:
-       - lowbit: `lowbit smoke FILE --input x.npy --runs R --warmup W --threads T`, the median of
-         its R timed runs (latency.times_ms of the JSON it prints; load and planning untimed);
+  2. for each thread count and each of --reps repetitions, lowbit (all its variants at once) and
+     every ORT variant are timed once, in an order that rotates from rep to rep, so that load
+     from other processes on a shared machine hits all of them alike:
+       - lowbit: `lowbit latency FP32 INT8 FP8 INT8-ALL --rounds R --warmup W --threads T`: the
+         four models in one process, each round timing each once (after an untimed run of the
+         same model, so its own weights are in the caches), on a constant input; per variant the
+         median of its R runs, and per variant its runs over FP32's of the same round;
        - ORT:    one InferenceSession per file and thread count (CPU EP, ORT_ENABLE_ALL, its
          int8 kernels on the same Q/DQ file, intra_op_num_threads=T, sequential), W warm-up
          runs, then the median of R timed `run` calls;
-  3. a ratio (say lowbit INT8 / lowbit FP32) is taken within each rep, from timings minutes
-     apart at most, and the table gives the median over reps with the range [min, max], next to
-     the target of issue 12 where it states one (full-width model: INT8/FP32 <= 0.4, FP8/FP32 <=
-     0.7, lowbit INT8 / ORT INT8 <= 0.4; bundled model: INT8/FP32 <= 0.5).
-The input is a seeded image-like tensor in [0, 1). Where ORT refuses a file at ORT_ENABLE_ALL
+  3. a ratio is taken within each rep: between two lowbit variants the median of the per-round
+     ratios of that rep's `lowbit latency` call (runs milliseconds apart), else the quotient of
+     the two medians (timings minutes apart at most); the table gives the median over reps with
+     the range [min, max], next to the target of issue 12 where it states one (full-width model:
+     INT8/FP32 <= 0.4, FP8/FP32 <= 0.7, lowbit INT8 / ORT INT8 <= 0.4; bundled model: INT8/FP32
+     <= 0.5).
+ORT's input is a seeded image-like tensor in [0, 1), lowbit's a constant 0.5 (`lowbit latency`;
+neither engine's kernels depend on the values). Where ORT refuses a file at ORT_ENABLE_ALL
 (its optimizer rejects some FP8 Q/DQ patterns), the bench retries at ORT_ENABLE_BASIC, then with
 optimizations off, and says so in the table. On a shared machine, report ratios from one run only.
 
@@ -85,10 +90,15 @@ def quantize(lowbit, model, mode, out, imgsz, calib_max, threads, placement="mod
     return out
 
 
-def lowbit_time(lowbit, model, x_path, threads, runs, warmup):
-    r = run([lowbit, "smoke", model, "--input", x_path, "--runs", runs, "--warmup", warmup,
-             "--threads", threads], "lowbit smoke")
-    return statistics.median(json.loads(r.stdout)["latency"]["times_ms"])
+def lowbit_times(lowbit, files, threads, runs, warmup):
+    """{variant: (median ms, median per-round ratio to the first variant or None)}: every lowbit
+    variant in one `lowbit latency` call, interleaved round by round."""
+    names = list(files)
+    r = run([lowbit, "latency", *[files[v] for v in names], "--rounds", runs, "--warmup", warmup,
+             "--threads", threads], "lowbit latency")
+    models = json.loads(r.stdout)["models"]
+    return {v: (m["latency"]["median_ms"], m.get("ratio_to_first", {}).get("median"))
+            for v, m in zip(names, models)}
 
 
 def ort_session(model, threads):
@@ -132,8 +142,6 @@ def bench_model(a, model, work):
     files["int8-all"] = quantize(a.lowbit, model, "int8", work / f"{stem}-int8-all.onnx",
                                  shape[-1], a.calib_max, max(a.threads), placement="all")
     x = np.random.default_rng(a.seed).random(shape, dtype=np.float32)
-    x_path = work / f"{stem}-x.npy"
-    np.save(x_path, x)
     feed = {inp.name: x}
 
     results = []
@@ -150,17 +158,22 @@ def bench_model(a, model, work):
         pairs = [(e, v) for v in VARIANTS for e in ("lowbit", "ort")
                  if e == "lowbit" or sessions[v] is not None]
         times = {p: [] for p in pairs}
+        # Per rep, a lowbit variant's runs over lowbit FP32's of the same rounds.
+        lowbit_ratio = {v: [] for v in VARIANTS}
+        blocks = ["lowbit"] + [v for v in VARIANTS if sessions[v] is not None]
         for rep in range(a.reps):
-            k = rep % len(pairs)
-            order = pairs[k:] + pairs[:k]
+            k = rep % len(blocks)
+            order = blocks[k:] + blocks[:k]
             if rep % 2 == 1:
                 order.reverse()
-            for e, v in order:
-                if e == "lowbit":
-                    ms = lowbit_time(a.lowbit, files[v], x_path, threads, a.runs, a.warmup)
+            for b in order:
+                if b == "lowbit":
+                    for v, (ms, ratio) in lowbit_times(a.lowbit, files, threads, a.runs,
+                                                       a.warmup).items():
+                        times[("lowbit", v)].append(ms)
+                        lowbit_ratio[v].append(1.0 if ratio is None else ratio)
                 else:
-                    ms = ort_time(sessions[v], feed, a.runs, a.warmup)
-                times[(e, v)].append(ms)
+                    times[("ort", b)].append(ort_time(sessions[b], feed, a.runs, a.warmup))
             print(f"  {stem} T={threads} rep {rep + 1}/{a.reps}: " + ", ".join(
                 f"{e} {v} {times[(e, v)][-1]:.1f}" for e, v in pairs) + " ms", flush=True)
         del sessions
@@ -171,7 +184,10 @@ def bench_model(a, model, work):
         for name, num, den, full_target, bundled_target in RATIOS:
             if num not in times or den not in times:
                 continue
-            per_rep = [n / d for n, d in zip(times[num], times[den])]
+            if num[0] == "lowbit" and den == ("lowbit", "fp32"):
+                per_rep = lowbit_ratio[num[1]]
+            else:
+                per_rep = [n / d for n, d in zip(times[num], times[den])]
             target = bundled_target if bundled else full_target
             med = statistics.median(per_rep)
             ratios.append({"ratio": name, "median": med, "min": min(per_rep),

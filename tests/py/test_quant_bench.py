@@ -1,7 +1,9 @@
 """bench/quant_bench.py runs end to end on the bundled model (one rep, one run, one thread): it
 quantizes to INT8, FP8 and INT8 with --placement all (timed in lowbit only), times every (engine,
-variant) pair and prints the ratio table with the issue's targets. Timing values are not checked (tests never assert wall time), only that each was
-measured and the ratios are the ratios of the per-rep times.
+variant) pair and prints the ratio table with the issue's targets. Timing values are not checked
+(tests never assert wall time), only that each was measured and the ratios are the ratios of the
+per-rep times (with one run a rep, lowbit's per-round ratios from `lowbit latency` are exactly
+those).
 """
 import json
 import os
