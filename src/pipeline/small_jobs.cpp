@@ -38,7 +38,9 @@ std::vector<std::string> schemes_files(const std::vector<int>& ks) {
 
 // compare --interleave-rounds: every variant's model timed on this machine in interleaved
 // rounds (node_latency.h measure_interleaved: a constant input of the evaluated size, warm-up
-// rounds first); each model's whole-run times replace its results file's latency.
+// rounds first, each timed run right after an untimed run of the same model, so that it finds
+// its own weights in the caches as when it runs back to back, not the previous variant's); each
+// model's whole-run times replace its results file's latency.
 Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJob& o) {
     std::vector<Model> models;
     models.reserve(variants.size());
@@ -47,6 +49,7 @@ Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJ
     lo.warmup = 2;
     lo.exec.n_threads = o.threads;
     lo.rotate = true;
+    lo.turn_warmup = 1;
     for (const report::Variant& v : variants) {
         const std::optional<std::string> path = report::variant_onnx_file(v);
         if (!path) {
@@ -88,9 +91,10 @@ Status retime_interleaved(std::vector<report::Variant>& variants, const CompareJ
         v.latency_samples = s.samples;
         v.round_ms = (*timed)[i].run_samples_ms;
         v.latency_source = fmt::format(
-            "{} interleaved rounds of every variant's model (one run each a round, the order "
-            "rotating, after 2 warm-up rounds), {}, constant input; the samples are whole-model "
-            "run times, and two variants compare round by round",
+            "{} interleaved rounds of every variant's model (one timed run each a round, right "
+            "after an untimed one of the same model, the order rotating, after 2 warm-up rounds), "
+            "{}, constant input; the samples are whole-model run times, and two variants compare "
+            "round by round",
             o.interleave_rounds,
             o.threads == 1 ? "1 thread"
                            : (o.threads > 1 ? fmt::format("{} threads", o.threads) : "all cores"));
