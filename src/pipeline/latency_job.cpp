@@ -4,10 +4,10 @@
 // A B C, B C A, ...) on a constant input, after untimed warm-up rounds; by default each timed
 // run follows an untimed run of the same model, so that it finds its own weights in the caches
 // as when it runs back to back (timed right after a 12 ms FP32 run, the bundled INT8 model took
-// 7.1 ms instead of 6.7-6.9). A model's latency is the
-// statistics of its whole-run times (eval/latency.h, as `eval` reports them); a later model's
-// time relative to the first one is taken round by round (its run over the first model's run of
-// the same round), so that a ratio is never made of times minutes apart.
+// 7.1 ms instead of 6.7-6.9). A model's latency is the statistics of its whole-run times
+// (eval/latency.h, as `eval` reports them); a later model's time relative to the first one is
+// taken round by round (its run over the first model's run of the same round), so that a ratio
+// is never made of times minutes apart.
 #include <fmt/format.h>
 
 #include <algorithm>
