@@ -64,47 +64,38 @@ Status run_job(const LatencyJob& o, std::FILE* out) {
     j["threads"] = o.threads;
     j["input"] = "constant 0.5 (float inputs; other types 0)";
     j["models"] = nlohmann::ordered_json::array();
+    std::string summary;  // readable, for stderr (stdout is the JSON)
     for (size_t i = 0; i < models.size(); ++i) {
         const std::vector<double>& ms = (*timed)[i].run_samples_ms;
+        const LatencyStats s = latency_stats_ms(ms);
         nlohmann::ordered_json m;
         m["model"] = o.models[i];
-        nlohmann::ordered_json lat;
-        set_latency_fields(lat, latency_stats_ms(ms));
-        m["latency"] = lat;
+        set_latency_fields(m["latency"], s);
+        summary += fmt::format("lowbit latency: {}: median {:.3f} ms ({:.3f}..{:.3f})", o.models[i],
+                               s.median_ms, s.median_ci_low_ms, s.median_ci_high_ms);
         if (i > 0) {
             // Per round: this model's run over the first model's run of the same round. The
-            // statistics of those ratios (median, its interval, ...) come from the same code as
-            // the times' (the fields keep their _ms names there).
+            // statistics of those ratios (median, its interval) come from the same code as the
+            // times' (the fields keep their _ms names there).
             std::vector<double> ratio;
             for (size_t r = 0; r < ms.size(); ++r) ratio.push_back(ms[r] / first[r]);
-            const LatencyStats s = latency_stats_ms(ratio);
-            nlohmann::ordered_json q;
-            q["median"] = s.median_ms;
-            q["median_ci"] = {s.median_ci_low_ms, s.median_ci_high_ms};
-            q["median_ci_level"] = s.median_ci_level;
-            q["min"] = *std::min_element(ratio.begin(), ratio.end());
-            q["max"] = *std::max_element(ratio.begin(), ratio.end());
-            q["per_round"] = ratio;
-            m["ratio_to_first"] = q;
+            const LatencyStats q = latency_stats_ms(ratio);
+            const auto [lo_it, hi_it] = std::minmax_element(ratio.begin(), ratio.end());
+            m["ratio_to_first"] = {{"median", q.median_ms},
+                                   {"median_ci", {q.median_ci_low_ms, q.median_ci_high_ms}},
+                                   {"median_ci_level", q.median_ci_level},
+                                   {"min", *lo_it},
+                                   {"max", *hi_it},
+                                   {"per_round", ratio}};
+            summary += fmt::format("  x{:.3f} of the first (95% interval {:.3f}..{:.3f})",
+                                   q.median_ms, q.median_ci_low_ms, q.median_ci_high_ms);
         }
-        j["models"].push_back(m);
+        summary += "\n";
+        j["models"].push_back(std::move(m));
     }
     const std::string text = j.dump(2) + "\n";
     std::fwrite(text.data(), 1, text.size(), out);
-    // A readable summary on stderr (stdout is the JSON).
-    for (size_t i = 0; i < models.size(); ++i) {
-        const LatencyStats s = latency_stats_ms((*timed)[i].run_samples_ms);
-        std::string rel;
-        if (i > 0) {
-            const auto& q = j["models"][i]["ratio_to_first"];
-            rel = fmt::format("  x{:.3f} of the first (95% interval {:.3f}..{:.3f})",
-                              q["median"].get<double>(), q["median_ci"][0].get<double>(),
-                              q["median_ci"][1].get<double>());
-        }
-        std::fprintf(stderr, "lowbit latency: %s: median %.3f ms (%.3f..%.3f)%s\n",
-                     o.models[i].c_str(), s.median_ms, s.median_ci_low_ms, s.median_ci_high_ms,
-                     rel.c_str());
-    }
+    std::fputs(summary.c_str(), stderr);
     return Status::ok();
 }
 
