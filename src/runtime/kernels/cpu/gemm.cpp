@@ -11,13 +11,15 @@
 // more rows; matmul.cpp) and B at least 256 KiB or ~20 us of work per chunk; else one call.
 //
 // One row (batch 1, the common case of a classifier head) is a matrix-vector product that
-// reads all of B once: with AVX-512 it runs on lowbit's own loops (gemv_*, below), which stream
-// B at the memory's speed. oneDNN's matmul took 0.40-0.45 ms for each of MobileNetV3-Large's
-// two heads (960 x 1280 and 1280 x 1000, 4.9 and 5.1 MB: 11-13 GB/s, where this machine reads
-// 22 GB/s from DRAM and about 90 from its L3), a seventh of the model's run at one thread.
+// reads all of B once: with AVX-512 it runs on lowbit's own loops (gemv_*, below). On Zen 4,
+// one thread, MobileNetV3-Large's two heads (960 x 1280 and 1280 x 1000, 4.9 and 5.1 MB) took
+// 0.40-0.48 ms each on oneDNN's matmul (11-13 GB/s; a plain read loop streams 22 GB/s from
+// DRAM there) and 0.21-0.31 ms on these loops, alternating calls (README, Model zoo).
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <tuple>
+#include <utility>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -35,6 +37,12 @@ using DT = dnnl::memory::data_type;
 using Tag = dnnl::memory::format_tag;
 
 #if LOWBIT_GEMV
+// GCC 12 reports its own _mm512_undefined_* inside _mm512_reduce_add_ps as "(maybe)
+// uninitialized" (GCC bug 105593), as in vmath.h.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
 // The first `n` lanes of a 16-float vector.
 __mmask16 lanes(int64_t n) {
     return static_cast<__mmask16>((1u << n) - 1);
@@ -70,7 +78,8 @@ void gemv_rows(const float* a, const float* bt, int64_t k, const float* bias, fl
 }
 
 // y[j0, j1) = a . b[:, j0:j1] (+ bias): B stored [K, N] (row stride n), so each a[i] scales
-// one row piece; 128 columns (8 accumulators) at a time, the last block masked.
+// one row piece; 128 columns (8 accumulators) at a time, the last block masked. (No zoo model
+// has such a head, PyTorch exports Linear as B^T, so this one was not timed.)
 void gemv_cols(const float* a, const float* b, int64_t k, int64_t n, const float* bias, float* y,
                int64_t j0, int64_t j1) {
     for (int64_t c = j0; c < j1; c += 128) {
@@ -83,27 +92,17 @@ void gemv_cols(const float* a, const float* b, int64_t k, int64_t n, const float
             m[v] = left >= 16 ? __mmask16(0xffff) : left > 0 ? lanes(left) : __mmask16(0);
             s[v] = bias ? _mm512_maskz_loadu_ps(m[v], bias + c + 16 * v) : _mm512_setzero_ps();
         }
-        if (vecs == 8) {
-            for (int64_t i = 0; i < k; ++i) {
-                const __m512 x = _mm512_set1_ps(a[i]);
-                const float* r = b + i * n + c;
-#pragma GCC unroll 8
-                for (int v = 0; v < 8; ++v) {
-                    s[v] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], r + 16 * v), x, s[v]);
-                }
-            }
-        } else {
-            for (int64_t i = 0; i < k; ++i) {
-                const __m512 x = _mm512_set1_ps(a[i]);
-                const float* r = b + i * n + c;
-                for (int64_t v = 0; v < vecs; ++v) {
-                    s[v] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], r + 16 * v), x, s[v]);
-                }
+        for (int64_t i = 0; i < k; ++i) {
+            const __m512 x = _mm512_set1_ps(a[i]);
+            const float* r = b + i * n + c;
+            for (int64_t v = 0; v < vecs; ++v) {
+                s[v] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m[v], r + 16 * v), x, s[v]);
             }
         }
         for (int64_t v = 0; v < vecs; ++v) _mm512_mask_storeu_ps(y + c + 16 * v, m[v], s[v]);
     }
 }
+#pragma GCC diagnostic pop
 #endif
 
 class GemmOp final : public FastOp {
@@ -126,15 +125,15 @@ public:
             pieces = std::min<int64_t>(n_threads, n / 16);
         }
         pieces = std::max<int64_t>(pieces, 1);
+        // Column chunk i of `pieces`: [c0, c1), multiples of 16 but the last end.
+        const auto chunk = [&](int64_t i) {
+            return std::pair<int64_t, int64_t>{
+                pieces == 1 ? 0 : n / 16 * i / pieces * 16,
+                i + 1 == pieces ? n : n / 16 * (i + 1) / pieces * 16};
+        };
 #if LOWBIT_GEMV
         if (m == 1) {
-            gemv_ = true;
-            for (int64_t i = 0; i < pieces; ++i) {
-                Part p;
-                p.c0 = pieces == 1 ? 0 : n / 16 * i / pieces * 16;
-                p.c1 = i + 1 == pieces ? n : n / 16 * (i + 1) / pieces * 16;
-                parts_.push_back(std::move(p));
-            }
+            for (int64_t i = 0; i < pieces; ++i) gemv_chunks_.push_back(chunk(i));
             what_ = fmt::format("Gemm 1x{}x{}{} [gemv:avx512]{}", k, n, tb_ ? " B^T" : "",
                                 pieces > 1 ? fmt::format(" x{} column chunks", pieces) : "");
             return true;
@@ -149,8 +148,7 @@ public:
         std::string impl;
         for (int64_t i = 0; i < pieces; ++i) {
             Part p;
-            p.c0 = pieces == 1 ? 0 : n / 16 * i / pieces * 16;
-            p.c1 = i + 1 == pieces ? n : n / 16 * (i + 1) / pieces * 16;
+            std::tie(p.c0, p.c1) = chunk(i);
             const int64_t w = p.c1 - p.c0;
             const memory::desc b_md({k, w}, DT::f32, tb_ ? memory::dims{1, k} : memory::dims{n, 1});
             const memory::desc y_md({m, w}, DT::f32, memory::dims{n, 1});
@@ -191,19 +189,19 @@ public:
         const auto* bias = has_bias_ ? static_cast<const float*>(in[2].raw()) : nullptr;
         auto* y = static_cast<float*>(out[0].raw());
 #if LOWBIT_GEMV
-        if (gemv_) {
+        if (!gemv_chunks_.empty()) {
             auto part = [&](int64_t i, int) {
-                const Part& p = parts_[static_cast<size_t>(i)];
+                const auto [c0, c1] = gemv_chunks_[static_cast<size_t>(i)];
                 if (tb_) {
-                    gemv_rows(a, b, k_, bias, y, p.c0, p.c1);
+                    gemv_rows(a, b, k_, bias, y, c0, c1);
                 } else {
-                    gemv_cols(a, b, k_, n_, bias, y, p.c0, p.c1);
+                    gemv_cols(a, b, k_, n_, bias, y, c0, c1);
                 }
             };
-            if (parts_.size() == 1) {
+            if (gemv_chunks_.size() == 1) {
                 part(0, 0);
             } else {
-                pool.run(static_cast<int64_t>(parts_.size()), part);
+                pool.run(static_cast<int64_t>(gemv_chunks_.size()), part);
             }
             return Status::ok();
         }
@@ -255,7 +253,8 @@ private:
     DnnlState& dnnl_;
     std::string what_;
     bool has_bias_ = false, tb_ = false;
-    bool gemv_ = false;  // one row: gemv_rows / gemv_cols instead of oneDNN (no primitives)
+    // One row: the column chunks gemv_rows / gemv_cols compute instead of oneDNN (no parts_).
+    std::vector<std::pair<int64_t, int64_t>> gemv_chunks_;
     int64_t k_ = 0, n_ = 0;
     std::vector<Part> parts_;
 };
