@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "assets" / "shapes-yolov10m-w0p1875-raw.onnx"
 FULL = ROOT / "tests" / "models" / "full" / "yolov10m.onnx"
 CALIB_LIST = ROOT / "assets" / "calib" / "calib100.txt"
-VARIANTS = ["fp32", "int8", "fp8", "int8-all"]
+VARIANTS = ["fp32", "int8", "fp8", "int8-all"]  # fp32 first: lowbit's ratios are to it
 LOWBIT_ONLY = {"int8-all"}
 
 # (name, numerator (engine, variant), denominator, target for the full-width model, for the
@@ -91,14 +91,13 @@ def quantize(lowbit, model, mode, out, imgsz, calib_max, threads, placement="mod
 
 
 def lowbit_times(lowbit, files, threads, runs, warmup):
-    """{variant: (median ms, median per-round ratio to the first variant or None)}: every lowbit
-    variant in one `lowbit latency` call, interleaved round by round."""
-    names = list(files)
-    r = run([lowbit, "latency", *[files[v] for v in names], "--rounds", runs, "--warmup", warmup,
-             "--threads", threads], "lowbit latency")
+    """{variant: (median ms, median per-round ratio to FP32)}: every lowbit variant in one
+    `lowbit latency` call, interleaved round by round, FP32 first (the ratios are to it)."""
+    r = run([lowbit, "latency", *[files[v] for v in VARIANTS], "--rounds", runs, "--warmup",
+             warmup, "--threads", threads], "lowbit latency")
     models = json.loads(r.stdout)["models"]
-    return {v: (m["latency"]["median_ms"], m.get("ratio_to_first", {}).get("median"))
-            for v, m in zip(names, models)}
+    return {v: (m["latency"]["median_ms"], m.get("ratio_to_first", {}).get("median", 1.0))
+            for v, m in zip(VARIANTS, models)}
 
 
 def ort_session(model, threads):
@@ -171,7 +170,7 @@ def bench_model(a, model, work):
                     for v, (ms, ratio) in lowbit_times(a.lowbit, files, threads, a.runs,
                                                        a.warmup).items():
                         times[("lowbit", v)].append(ms)
-                        lowbit_ratio[v].append(1.0 if ratio is None else ratio)
+                        lowbit_ratio[v].append(ratio)
                 else:
                     times[("ort", b)].append(ort_time(sessions[b], feed, a.runs, a.warmup))
             print(f"  {stem} T={threads} rep {rep + 1}/{a.reps}: " + ", ".join(
