@@ -10,9 +10,9 @@ For each model (default: the bundled model, and tests/models/full/yolov10m.onnx 
   2. for each thread count and each of --reps repetitions, lowbit (all its variants at once) and
      every ORT variant are timed once, in an order that rotates from rep to rep, so that load
      from other processes on a shared machine hits all of them alike:
-       - lowbit: `lowbit latency FP32 INT8 FP8 INT8-ALL --rounds R --warmup W --threads T`: the
-         four models in one process, each round timing each once (after an untimed run of the
-         same model, so its own weights are in the caches), on a constant input; per variant the
+       - lowbit: `lowbit latency FP32 INT8 FP8 INT8-ALL --input X --rounds R --warmup W
+         --threads T`: the four models in one process, each round timing each once (after an
+         untimed run of the same model, so its own weights are in the caches); per variant the
          median of its R runs, and per variant its runs over FP32's of the same round;
        - ORT:    one InferenceSession per file and thread count (CPU EP, ORT_ENABLE_ALL, its
          int8 kernels on the same Q/DQ file, intra_op_num_threads=T, sequential), W warm-up
@@ -23,8 +23,11 @@ For each model (default: the bundled model, and tests/models/full/yolov10m.onnx 
      the range [min, max], next to the target of issue 12 where it states one (full-width model:
      INT8/FP32 <= 0.4, FP8/FP32 <= 0.7, lowbit INT8 / ORT INT8 <= 0.4; bundled model: INT8/FP32
      <= 0.5).
-ORT's input is a seeded image-like tensor in [0, 1), lowbit's a constant 0.5 (`lowbit latency`;
-neither engine's kernels depend on the values). Where ORT refuses a file at ORT_ENABLE_ALL
+Both engines time the same input X: the first image of the bundled val set (assets/val/images,
+not a calibration image), letterboxed to the model's input size by `lowbit calib` (a seeded
+uniform [0, 1) tensor where the input is not [1, 3, S, S]). lowbit's int8 epilogue takes a little
+longer on values near a rounding boundary (qdq_math.h silu_quantize16_s32), so a real image times
+it as it runs. Where ORT refuses a file at ORT_ENABLE_ALL
 (its optimizer rejects some FP8 Q/DQ patterns), the bench retries at ORT_ENABLE_BASIC, then with
 optimizations off, and says so in the table. On a shared machine, report ratios from one run only.
 
@@ -48,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "assets" / "shapes-yolov10m-w0p1875-raw.onnx"
 FULL = ROOT / "tests" / "models" / "full" / "yolov10m.onnx"
 CALIB_LIST = ROOT / "assets" / "calib" / "calib100.txt"
+VAL_IMAGES = ROOT / "assets" / "val" / "images"
 VARIANTS = ["fp32", "int8", "fp8", "int8-all"]  # fp32 first: lowbit's ratios are to it
 LOWBIT_ONLY = {"int8-all"}
 
@@ -90,11 +94,23 @@ def quantize(lowbit, model, mode, out, imgsz, calib_max, threads, placement="mod
     return out
 
 
-def lowbit_times(lowbit, files, threads, runs, warmup):
+def timing_input(lowbit, shape, work, seed):
+    """The .npy both engines time: the first val image letterboxed by `lowbit calib` for a
+    [1, 3, S, S] input, else a seeded uniform [0, 1) tensor."""
+    out = work / ("input-" + "x".join(map(str, shape)) + ".npy")
+    if len(shape) == 4 and shape[:2] == [1, 3] and shape[2] == shape[3]:
+        run([lowbit, "calib", "--images", VAL_IMAGES, "--max-images", 1, "--imgsz", shape[2],
+             "--threads", 1, "--out", out], "lowbit calib (timing input)")
+    else:
+        np.save(out, np.random.default_rng(seed).random(shape, dtype=np.float32))
+    return out
+
+
+def lowbit_times(lowbit, files, x_file, threads, runs, warmup):
     """{variant: (median ms, median per-round ratio to FP32)}: every lowbit variant in one
     `lowbit latency` call, interleaved round by round, FP32 first (the ratios are to it)."""
-    r = run([lowbit, "latency", *[files[v] for v in VARIANTS], "--rounds", runs, "--warmup",
-             warmup, "--threads", threads], "lowbit latency")
+    r = run([lowbit, "latency", *[files[v] for v in VARIANTS], "--input", x_file, "--rounds",
+             runs, "--warmup", warmup, "--threads", threads], "lowbit latency")
     models = json.loads(r.stdout)["models"]
     return {v: (m["latency"]["median_ms"], m.get("ratio_to_first", {}).get("median", 1.0))
             for v, m in zip(VARIANTS, models)}
@@ -140,7 +156,11 @@ def bench_model(a, model, work):
                                a.calib_max, max(a.threads))
     files["int8-all"] = quantize(a.lowbit, model, "int8", work / f"{stem}-int8-all.onnx",
                                  shape[-1], a.calib_max, max(a.threads), placement="all")
-    x = np.random.default_rng(a.seed).random(shape, dtype=np.float32)
+    x_file = timing_input(a.lowbit, shape, work, a.seed)
+    x = np.load(x_file)
+    if list(x.shape) != shape or x.dtype != np.float32:
+        sys.exit(f"timing input {x_file}: {x.dtype} {list(x.shape)}, the model needs float32 "
+                 f"{shape}")
     feed = {inp.name: x}
 
     results = []
@@ -167,7 +187,7 @@ def bench_model(a, model, work):
                 order.reverse()
             for b in order:
                 if b == "lowbit":
-                    for v, (ms, ratio) in lowbit_times(a.lowbit, files, threads, a.runs,
+                    for v, (ms, ratio) in lowbit_times(a.lowbit, files, x_file, threads, a.runs,
                                                        a.warmup).items():
                         times[("lowbit", v)].append(ms)
                         lowbit_ratio[v].append(ratio)
@@ -195,6 +215,7 @@ def bench_model(a, model, work):
         results.append({
             "model": str(model), "kind": "bundled" if bundled else "full-width",
             "threads": threads, "reps": a.reps, "runs": a.runs, "warmup": a.warmup,
+            "input": str(x_file),
             "ort_levels": levels,
             "median_ms": {f"{e} {v}": statistics.median(t) for (e, v), t in times.items()},
             "times_ms": {f"{e} {v}": t for (e, v), t in times.items()},
@@ -235,7 +256,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5, help="timed runs per measurement")
     ap.add_argument("--warmup", type=int, default=2, help="untimed runs per measurement")
     ap.add_argument("--calib-max", type=int, default=32, help="calibration images used")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=0,
+                    help="seed of the timing input where the model's input is not an image")
     ap.add_argument("--work", type=Path,
                     help="keep the quantized files here (reused while newer than model and "
                          "lowbit); default: a temporary folder")

@@ -14,7 +14,8 @@ void add_latency_command(CLI::App& app, CommandFn& run) {
         "latency",
         "Time models against each other on this machine: each is loaded and planned once, then "
         "every round times each model once (the order rotating: A B C, B C A, ...) on a constant "
-        "input, so that a slow phase of the machine hits all of them alike. Prints JSON: each "
+        "input (or --input), so that a slow phase of the machine hits all of them alike. Prints "
+        "JSON: each "
         "model's whole-run latency (median, its 95% interval, p10/p90, spread, every sample) and, "
         "for every model after the first, its time over the first model's, round by round (median, "
         "95% interval, range). E.g. `lowbit latency fp32.onnx int8.onnx --threads 1`.");
@@ -35,6 +36,12 @@ void add_latency_command(CLI::App& app, CommandFn& run) {
         ->check(CLI::NonNegativeNumber);
     sub->add_option("--threads", o->threads, "Threads (default: all cores)")
         ->check(CLI::NonNegativeNumber);
+    sub->add_option("--input", o->inputs,
+                    "Input .npy file, once per graph input, in order, fed to every model "
+                    "(default: a constant 0.5); a symbolic dimension takes the file's size. The "
+                    "int8 kernels' time depends a little on the values: a real image (`lowbit "
+                    "calib`) times them as they run")
+        ->check(CLI::ExistingFile);
     sub->add_option("--input-shape", o->input_shapes,
                     "Fix an input's shape, NAME:D0,D1,... (applies to every model)");
     sub->callback([o, &run] {

@@ -42,6 +42,7 @@ Status run_job(const SmokeJob& o, std::FILE* out);
 // the first model's, round by round. JSON to the stream.
 struct LatencyJob {
     std::vector<std::string> models;
+    std::vector<std::string> inputs;        // .npy per graph input, for every model (none: 0.5)
     std::vector<std::string> input_shapes;  // NAME:D0,D1,..., for every model
     int rounds = 20;
     int warmup = 2;

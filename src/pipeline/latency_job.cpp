@@ -1,7 +1,8 @@
 // `lowbit latency M1 M2 ...`: which of these models is faster on this machine, measured so that
 // the machine's slow phases hit all of them alike. Every model is loaded and planned once, then
 // each round times every model once (node_latency.h measure_interleaved, the order rotating:
-// A B C, B C A, ...) on a constant input, after untimed warm-up rounds; by default each timed
+// A B C, B C A, ...) on a constant input or the --input files, after untimed warm-up rounds
+// (the files' shapes fix the models' symbolic input dims, as in `smoke`); by default each timed
 // run follows an untimed run of the same model, so that it finds its own weights in the caches
 // as when it runs back to back (timed right after a 12 ms FP32 run, the bundled INT8 model took
 // 7.1 ms instead of 6.7-6.9). A model's latency is the statistics of its whole-run times
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/progress.h"
+#include "data/npy.h"
 #include "eval/latency.h"
 #include "onnx/model_io.h"
 #include "pipeline/job_inputs.h"
@@ -41,6 +43,33 @@ Status run_job(const LatencyJob& o, std::FILE* out) {
     }
     std::vector<const Model*> ptrs;
     for (const Model& m : models) ptrs.push_back(&m);
+    std::vector<Tensor> files;
+    for (const std::string& f : o.inputs) {
+        auto t = read_npy(f);
+        if (!t) return t.status();
+        files.push_back(std::move(t).value());
+    }
+    // Per model: the --input-shape map, plus each file's shape for an input the model leaves
+    // symbolic (a fixed input must match its file, which measure_interleaved checks).
+    std::vector<std::map<std::string, Shape>> model_shapes(models.size(), *shapes);
+    for (size_t i = 0; i < models.size() && !files.empty(); ++i) {
+        std::vector<const ValueInfo*> ins;
+        for (const ValueInfo& vi : models[i].graph.inputs) {
+            if (!models[i].graph.initializer(vi.name)) ins.push_back(&vi);
+        }
+        if (ins.size() != files.size()) {
+            return invalid("{}: has {} input(s), but --input was given {} time(s)", o.models[i],
+                           ins.size(), files.size());
+        }
+        for (size_t k = 0; k < ins.size(); ++k) {
+            const bool fixed =
+                ins[k]->has_shape && std::all_of(ins[k]->dims.begin(), ins[k]->dims.end(),
+                                                 [](const auto& d) { return d.is_fixed(); });
+            if (!fixed && !shapes->count(ins[k]->name)) {
+                model_shapes[i][ins[k]->name] = files[k].shape();
+            }
+        }
+    }
 
     LatencyOptions lo;
     lo.runs = o.rounds;
@@ -49,6 +78,9 @@ Status run_job(const LatencyJob& o, std::FILE* out) {
     lo.turn_warmup = o.warm_runs;
     lo.exec.n_threads = o.threads;
     lo.exec.input_shapes = *shapes;
+    lo.model_input_shapes = model_shapes;
+    lo.inputs = files;
+    lo.names = o.models;
     apply_engine_switches(o.engine, lo.exec);
     Progress progress("latency", o.warmup + o.rounds, "round");
     lo.progress = &progress;
@@ -62,7 +94,11 @@ Status run_job(const LatencyJob& o, std::FILE* out) {
     j["warmup_rounds"] = o.warmup;
     j["warm_runs"] = o.warm_runs;
     j["threads"] = o.threads;
-    j["input"] = "constant 0.5 (float inputs; other types 0)";
+    if (files.empty()) {
+        j["input"] = "constant 0.5 (float inputs; other types 0)";
+    } else {
+        j["input"] = o.inputs;
+    }
     j["models"] = nlohmann::ordered_json::array();
     std::string summary;  // readable, for stderr (stdout is the JSON)
     for (size_t i = 0; i < models.size(); ++i) {

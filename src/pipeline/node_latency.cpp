@@ -1,5 +1,7 @@
 #include "pipeline/node_latency.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
 #include <unordered_map>
@@ -159,7 +161,29 @@ Result<std::vector<NodeLatency>> measure_interleaved(
         ExecutorOptions eo_i = eo;
         if (i < o.model_input_shapes.size()) eo_i.input_shapes = o.model_input_shapes[i];
         LOWBIT_ASSIGN(t[i].ex, Executor::create(*models[i], eo_i));
-        for (const TensorDesc& d : t[i].ex->inputs()) {
+        const std::vector<TensorDesc>& wanted = t[i].ex->inputs();
+        if (!o.inputs.empty()) {
+            const std::string name = i < o.names.size()
+                                         ? o.names[i]
+                                         : fmt::format("model {} of {}", i + 1, models.size());
+            if (o.inputs.size() != wanted.size()) {
+                return invalid("{}: has {} input(s), {} input tensor(s) given", name,
+                               wanted.size(), o.inputs.size());
+            }
+            for (size_t k = 0; k < wanted.size(); ++k) {
+                const Tensor& x = o.inputs[k];
+                if (x.dtype() != wanted[k].dtype || x.shape() != wanted[k].shape) {
+                    return invalid(
+                        "{}: input '{}' needs {} {}, the input given is {} {} (give one of that "
+                        "shape)",
+                        name, wanted[k].name, dtype_name(wanted[k].dtype),
+                        shape_str(wanted[k].shape), dtype_name(x.dtype()), shape_str(x.shape()));
+                }
+            }
+            t[i].in = o.inputs;  // shares the buffers (the executors only read them)
+            continue;
+        }
+        for (const TensorDesc& d : wanted) {
             Tensor x(d.dtype, d.shape);
             // The values do not change which kernels run; a mid-grey image is a valid input.
             if (d.dtype == DType::Float32) {

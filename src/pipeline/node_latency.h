@@ -73,10 +73,17 @@ struct LatencyOptions {
     // measure_interleaved: the input shapes of model i (its symbolic inputs) in place of
     // exec.input_shapes, for models that run at different sizes (missing: exec.input_shapes).
     std::vector<std::map<std::string, Shape>> model_input_shapes;
+    // measure_interleaved: every model's inputs, in the order of its executor's inputs (each must
+    // have that input's dtype and planned shape); empty: a constant input (0.5 for float32, else
+    // 0). The int8 epilogue's time depends a little on the values (qdq_math.h
+    // silu_quantize16_s32 redoes the vectors with a value near a rounding boundary).
+    std::vector<Tensor> inputs;
+    // measure_interleaved: the models' names, for error messages (missing: "model i of n").
+    std::vector<std::string> names;
 };
 
 // Runs `model` warmup + runs times on a constant input of its planned shape (exec.input_shapes
-// for symbolic inputs) and returns stepwise_latency of the timed runs.
+// for symbolic inputs), or on o.inputs, and returns stepwise_latency of the timed runs.
 Result<NodeLatency> measure_node_latency(const Model& model,
                                          const std::set<std::string>& candidates,
                                          const LatencyOptions& o);

@@ -84,3 +84,30 @@ def test_a_file_that_is_not_onnx_fails_naming_it(tmp_path):
     r = latency(MODEL, str(bad), "--rounds", "1")
     assert r.returncode == 2, r.stderr  # a bad input file is a usage error, as in `smoke`
     assert "not-a-model.onnx" in r.stderr and r.stdout == ""
+
+
+def test_input_files_feed_every_model(tmp_path):
+    # A seeded image-like input of the bundled model's shape, fed to both models; the JSON names
+    # the file where it said "constant" before.
+    x = np.random.default_rng(3).random((1, 3, 320, 320), dtype=np.float32)
+    f = tmp_path / "x.npy"
+    np.save(f, x)
+    r = latency(MODEL, E2E, "--input", str(f), "--rounds", "2", "--warmup", "0", "--threads", "1")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(r.stdout)
+    assert j["input"] == [str(f)]
+    assert all(len(m["latency"]["times_ms"]) == 2 for m in j["models"])
+    r = latency(MODEL, "--rounds", "1", "--threads", "1")
+    assert json.loads(r.stdout)["input"].startswith("constant")
+
+
+def test_input_files_of_the_wrong_shape_or_count_fail_naming_them(tmp_path):
+    f = tmp_path / "small.npy"
+    np.save(f, np.zeros((1, 3, 64, 64), dtype=np.float32))
+    r = latency(MODEL, "--input", str(f), "--rounds", "1")
+    assert r.returncode == 2 and r.stdout == ""
+    assert "[1,3,320,320]" in r.stderr and "[1,3,64,64]" in r.stderr and MODEL in r.stderr
+    r = latency(MODEL, "--input", str(f), "--input", str(f), "--rounds", "1")
+    assert r.returncode == 2 and "--input was given 2 time(s)" in r.stderr
+    r = latency(MODEL, "--input", str(tmp_path / "missing.npy"), "--rounds", "1")
+    assert r.returncode == 2 and "missing.npy" in r.stderr

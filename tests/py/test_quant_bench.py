@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 LOWBIT = os.environ.get("LOWBIT_BIN", "")
@@ -37,6 +38,10 @@ def test_quant_bench_smoke(tmp_path):
     assert "| lowbit INT8 / lowbit FP32 |" in r.stdout and "<= 0.5" in r.stdout
     res = json.loads(out.read_text())
     assert len(res) == 1 and res[0]["kind"] == "bundled" and res[0]["threads"] == 1
+    # Both engines timed the first val image, letterboxed (its grey 114 border and real content).
+    x = np.load(res[0]["input"])
+    assert x.shape == (1, 3, 320, 320) and x.dtype == np.float32
+    assert np.isclose(x, 114 / 255).any() and x.std() > 0.05 and 0 <= x.min() and x.max() <= 1
     t = res[0]["times_ms"]
     for v in ("fp32", "int8", "fp8", "int8-all"):
         assert len(t[f"lowbit {v}"]) == 1 and t[f"lowbit {v}"][0] > 0
