@@ -90,11 +90,8 @@ struct Chunk {
 // quantization in registers, in the graph's order, with the float32 operations of vmath.h's
 // silu_f32 and qdq_math.h's quantize_s8 (an int8 residual is one fused multiply-add, code *
 // scale + value, as GCC contracted the separate loop this replaced), so each value is the
-// same bits as in separate passes. With SiLU and int8 codes out, the codes come from
-// qdq_math.h's silu_quantize16_s32: a coarse SiLU wherever it settles every lane's rounding,
-// the same codes as the precise SiLU's, in about 20% less time a value (the bundled YOLOv10m's
-// stem 0.32-0.34 -> 0.28 ms a run). The sums are read once from the chunk buffer and the result
-// written once.
+// same bits as in separate passes. The sums are read once from the chunk buffer and the
+// result written once.
 // The step's scales, with the output scale's vector form made once at plan time (the epilogue
 // runs once a pixel for channel chunks).
 struct EpilogueArgs {
@@ -104,7 +101,6 @@ struct EpilogueArgs {
 #if defined(__AVX512F__)
     QScale16 ys{y_scale};
     __m512 rs = _mm512_set1_ps(r_scale);
-    SiluCodes silu_codes{ys};  // the coarse SiLU's error bound (silu_quantize16_s32)
 #endif
 };
 
@@ -119,25 +115,13 @@ void epilogue_run(const EpilogueArgs& e, const float* a, const float* bias, cons
         const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(m, a + i);
         if constexpr (kBias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + i));
-        // The residual, added to SiLU's result (before the output quantization).
-        const auto add_residual = [&](__m512 x) {
-            if constexpr (kRes == 1) {
-                return _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, static_cast<const float*>(r) + i));
-            } else if constexpr (kRes == 2) {
-                const __m128i codes = _mm_maskz_loadu_epi8(m, static_cast<const int8_t*>(r) + i);
-                return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), e.rs, x);
-            } else {
-                return x;
-            }
-        };
-        if constexpr (kSilu && kOutQ) {
-            _mm512_mask_cvtsepi32_storeu_epi8(
-                static_cast<int8_t*>(y) + i, m,
-                silu_quantize16_s32(v, e.ys, e.silu_codes, add_residual));
-            continue;
-        }
         if constexpr (kSilu) v = _mm512_mul_ps(v, sigmoid512(v));
-        v = add_residual(v);
+        if constexpr (kRes == 1) {
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, static_cast<const float*>(r) + i));
+        } else if constexpr (kRes == 2) {
+            const __m128i codes = _mm_maskz_loadu_epi8(m, static_cast<const int8_t*>(r) + i);
+            v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(codes)), e.rs, v);
+        }
         if constexpr (kOutQ) {
             _mm512_mask_cvtsepi32_storeu_epi8(static_cast<int8_t*>(y) + i, m,
                                               quantize16_s32(v, e.ys));

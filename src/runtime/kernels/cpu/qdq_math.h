@@ -8,8 +8,6 @@
 #include <cmath>
 #include <cstdint>
 
-#include "runtime/kernels/cpu/vmath.h"
-
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -47,46 +45,6 @@ inline __m512i quantize16_s32(__m512 v, const QScale16& vs) {
     // max(NaN, -128) is -128 (the second operand), as the reference maps NaN.
     r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-128.0f)), _mm512_set1_ps(127.0f));
     return _mm512_cvtps_epi32(r);
-}
-
-// quantize16_s32's codes for a value v known here only as an approximation: t = w * (1/s) for a
-// w within err of v, room = 0.5 - 2^-10 - err / s (per lane). True, with the codes in *q, when
-// every lane of t is more than 2^-10 + err / s from a half-integer; false (a NaN, an infinity,
-// or a lane near a tie) when the caller has to compute v and call quantize16_s32. Why the codes
-// then equal quantize16_s32(v): where |t| < 2^11, t is within err / s + 2^-11 of the float32
-// quotient v / s (the product's and the quotient's roundings, as in quantize16_s32) plus 2^-12
-// for one more rounding of w and of v (a residual added to each), less than the distance to the
-// boundary; where |t| >= 2^11 both saturate, to the same side.
-inline bool quantize16_settled(__m512 t, __m512 room, __m512i* q) {
-    constexpr int kRound = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-    *q = _mm512_cvt_roundps_epi32(t, kRound);
-    const __m512 dist = _mm512_abs_ps(_mm512_sub_ps(t, _mm512_cvtepi32_ps(*q)));
-    return _mm512_cmp_ps_mask(dist, room, _CMP_LT_OQ) == 0xffff;
-}
-
-// The codes of SiLU (plus a residual) quantized: quantize16_s32(add(x * sigmoid512(x))) bit for
-// bit, taken from the coarse SiLU (vmath.h silu512_coarse, 11 vector operations to 17) wherever
-// that settles every lane (quantize16_settled), else from the precise one: on the bundled
-// YOLOv10m's int8 convs, 95% of the vectors take the coarse path. add(v) adds the residual (the
-// identity without one); it is called on both SiLUs' values, so it must round the same way each
-// time (an add or a fused multiply-add). SiluCodes holds the error bound in codes: the coarse
-// SiLU's kSiluCoarseRel * |SiLU| / s, plus kSiluCoarseAbs / s in the room (NaN when 1 / s is not
-// normal: every vector then takes the precise path).
-struct SiluCodes {
-    explicit SiluCodes(const QScale16& vs)
-        : rel_q(_mm512_mul_ps(_mm512_set1_ps(kSiluCoarseRel), vs.inv)),
-          room(_mm512_fnmadd_ps(_mm512_set1_ps(kSiluCoarseAbs), vs.inv,
-                                _mm512_set1_ps(0.5f - 0x1p-10f))) {}
-    __m512 rel_q, room;
-};
-
-template <class Add>
-inline __m512i silu_quantize16_s32(__m512 x, const QScale16& vs, const SiluCodes& sc, Add add) {
-    const __m512 c = silu512_coarse(x);
-    const __m512 room = _mm512_fnmadd_ps(_mm512_abs_ps(c), sc.rel_q, sc.room);
-    __m512i q;
-    if (quantize16_settled(_mm512_mul_ps(add(c), vs.inv), room, &q)) return q;
-    return quantize16_s32(add(_mm512_mul_ps(x, sigmoid512(x))), vs);
 }
 #endif
 

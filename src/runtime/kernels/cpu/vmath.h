@@ -7,9 +7,7 @@
 // error about 2^-28 before rounding). Sigmoid (and so SiLU, the activation after nearly every
 // YOLO conv, where it is a third to a half of an int8 conv step) takes its exp(-x) from a
 // shorter form of the same scheme (exp_neg512). Both stay within 1e-6 relative of the
-// reference kernels' std::exp-based results, far inside the 1e-4 the cross-checks allow. A
-// coarse SiLU (silu512_coarse, about 1e-4 relative) serves the int8 epilogue, which redoes the
-// few values whose rounding it cannot settle with the precise one.
+// reference kernels' std::exp-based results, far inside the 1e-4 the cross-checks allow.
 //
 // With AVX-512 the loops process 16 lanes at a time with a masked tail; without it they fall
 // back to std::exp, so the library still builds with -DLOWBIT_NATIVE=OFF.
@@ -94,38 +92,6 @@ inline __m512 sigmoid512(__m512 x) {
     // 1/d by rcp14 plus one Newton-Raphson step: y' = y * (2 - d * y).
     const __m512 y = _mm512_rcp14_ps(d);
     return _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0f)));
-}
-
-// SiLU to about 1e-4 relative, for callers that only need to know which side of a rounding
-// boundary a value lies on and redo the few values near one with x * sigmoid512(x) (qconv.cpp's
-// int8 epilogue, through qdq_math.h quantize16_settled). The scheme of exp_neg512 cut down:
-// ln 2 in one float32 constant, exp(-u) from a degree-3 near-minimax relative fit on
-// [-ln2/2, ln2/2] (7.5e-5 relative with its float32 coefficients, fitted as exp_neg512's), and
-// the reciprocal of 1 + exp(-x) from vrcp14ps alone (2^-14 relative): 11 vector operations to
-// SiLU's 17. kSiluCoarseRel and kSiluCoarseAbs bound its distance from x * sigmoid512(x) for
-// every float32 x (the bound checked on every float32 bit pattern once, and on a sample of them
-// in kernels_vmath_test.cpp): |coarse - silu| <= kSiluCoarseRel * |coarse| + kSiluCoarseAbs. NaN
-// gives NaN; the infinities give an infinity or NaN.
-constexpr float kSiluCoarseRel = 1.5e-4f;
-constexpr float kSiluCoarseAbs = 1e-36f;
-
-inline __m512 silu512_coarse(__m512 x) {
-#if defined(__AVX512DQ__)
-    const __m512 s = _mm512_range_ps(x, _mm512_set1_ps(88.0f), 0x2);
-#else
-    const __m512 s =
-        _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-88.0f));
-#endif
-    const __m512 shifter = _mm512_set1_ps(12582912.0f);  // 1.5 * 2^23
-    const __m512 n = _mm512_sub_ps(
-        _mm512_fnmadd_ps(s, _mm512_set1_ps(1.44269504088896341f), shifter), shifter);
-    const __m512 u = _mm512_fmadd_ps(n, _mm512_set1_ps(0.693147182464599609375f), s);
-    __m512 p = _mm512_set1_ps(-0.16566729545593262f);
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(0.5049682259559631f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(-1.00016450881958f));
-    p = _mm512_fmadd_ps(p, u, _mm512_set1_ps(0.9999279379844666f));
-    const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), _mm512_scalef_ps(p, n));
-    return _mm512_mul_ps(x, _mm512_rcp14_ps(d));
 }
 
 // out[i] = exp(in[i]); in and out may alias.
