@@ -25,9 +25,10 @@ For each model (default: the bundled model, and tests/models/full/yolov10m.onnx 
      <= 0.5).
 Both engines time the same input X: the first image of the bundled val set (assets/val/images,
 not a calibration image), letterboxed to the model's input size by `lowbit calib` (a seeded
-uniform [0, 1) tensor where the input is not [1, 3, S, S]). lowbit's int8 epilogue takes a little
-longer on values near a rounding boundary (qdq_math.h silu_quantize16_s32), so a real image times
-it as it runs. Where ORT refuses a file at ORT_ENABLE_ALL
+uniform [0, 1) tensor where the input is not [1, 3, S, S]): a kernel whose speed depends on the
+values is timed as it runs (session 15 tried an int8 epilogue with a fast path for values far
+from a rounding tie; on a constant input it looked faster, on this image it was not). Where ORT
+refuses a file at ORT_ENABLE_ALL
 (its optimizer rejects some FP8 Q/DQ patterns), the bench retries at ORT_ENABLE_BASIC, then with
 optimizations off, and says so in the table. On a shared machine, report ratios from one run only.
 

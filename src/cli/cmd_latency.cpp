@@ -38,9 +38,9 @@ void add_latency_command(CLI::App& app, CommandFn& run) {
         ->check(CLI::NonNegativeNumber);
     sub->add_option("--input", o->inputs,
                     "Input .npy file, once per graph input, in order, fed to every model "
-                    "(default: a constant 0.5); a symbolic dimension takes the file's size. The "
-                    "int8 kernels' time depends a little on the values: a real image (`lowbit "
-                    "calib`) times them as they run")
+                    "(default: a constant 0.5, a flat grey image); a symbolic dimension takes the "
+                    "file's size. A real image (`lowbit calib --max-images 1`) times any kernel "
+                    "whose speed depends on the values as it runs")
         ->check(CLI::ExistingFile);
     sub->add_option("--input-shape", o->input_shapes,
                     "Fix an input's shape, NAME:D0,D1,... (applies to every model)");

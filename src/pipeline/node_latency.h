@@ -75,8 +75,8 @@ struct LatencyOptions {
     std::vector<std::map<std::string, Shape>> model_input_shapes;
     // measure_interleaved: every model's inputs, in the order of its executor's inputs (each must
     // have that input's dtype and planned shape); empty: a constant input (0.5 for float32, else
-    // 0). The int8 epilogue's time depends a little on the values (qdq_math.h
-    // silu_quantize16_s32 redoes the vectors with a value near a rounding boundary).
+    // 0). A kernel whose time depends on the values (as an int8 epilogue with a fast path for
+    // values far from a rounding tie would) is timed as it runs on a real image.
     std::vector<Tensor> inputs;
     // measure_interleaved: the models' names, for error messages (missing: "model i of n").
     std::vector<std::string> names;
