@@ -670,6 +670,26 @@ std::vector<OpCase> nhwc_cases() {
         c.stored = {Layout::Nhwc, Layout::Nhwc};
         v.push_back(c);
     }
+    // Plain Concats along an axis with a dim > 1 before it: the YOLO head's per-level anchors
+    // [1, 144, A_i] along 2, a last-axis concat of three, int8 along 1 of a batch of 3, a rank-5
+    // middle axis, an empty input. (Along axis 0, or with only 1s before the axis, the
+    // reference step stays: the planner concatenates those in place.)
+    v.push_back(simple("Concat", "concat_plain",
+                       {rnd({1, 144, 400}, 26), rnd({1, 144, 100}, 27), rnd({1, 144, 25}, 37)},
+                       {{"axis", attr_i(2)}}, "plain axis 2 of 400+100+25 anchors", kExact));
+    v.push_back(simple("Concat", "concat_plain",
+                       {rnd({2, 3, 5}, 28), rnd({2, 3, 1}, 29), rnd({2, 3, 7}, 30)},
+                       {{"axis", attr_i(-1)}}, "plain axis -1 of 5+1+7", kExact));
+    v.push_back(simple("Concat", "concat_plain",
+                       {random_tensor(DType::Int8, {3, 2, 17}, 31),
+                        random_tensor(DType::Int8, {3, 5, 17}, 32)},
+                       {{"axis", attr_i(1)}}, "plain axis 1 int8 2+5 rows, batch 3", kExact));
+    v.push_back(simple("Concat", "concat_plain",
+                       {rnd({2, 3, 4, 5, 6}, 33), rnd({2, 3, 2, 5, 6}, 34)},
+                       {{"axis", attr_i(2)}}, "plain rank 5 axis 2 of 4+2", kExact));
+    v.push_back(simple("Concat", "concat_plain",
+                       {rnd({2, 0, 3}, 35), rnd({2, 4, 3}, 36)},
+                       {{"axis", attr_i(1)}}, "plain axis 1 of an empty input and 4", kExact));
     {
         OpCase c = simple("Split", "split_nhwc", {rnd({1, 24, 9, 7}, 25), i64({2}, {8, 16})},
                           {{"axis", attr_i(1)}}, "axis 1 into 8+16 channels 9x7", kExact);

@@ -245,6 +245,14 @@ const FastEntry kTable[] = {
      },
      [](const FastChoice& c) { return make_concat_nhwc(c.node, c.ins, c.outs[0]); },
      all_nhwc_layouts},
+    {"concat_plain", "Concat of plain inputs along an axis with a dim > 1 before it, any dtype (block copies)",
+     [](const FastChoice& c) {
+         return is_op(c, "Concat") && single_output(c) && !c.fusion.any() &&
+                std::all_of(c.ins.begin(), c.ins.end(),
+                            [](const Operand& o) { return o.layout == Layout::Plain; });
+     },
+     [](const FastChoice& c) { return make_concat_plain(c.node, c.ins, c.outs[0]); },
+     plain_layouts},
     {"split_nhwc", "Split on channels of an NHWC input, any dtype",
      [](const FastChoice& c) { return is_op(c, "Split") && !c.fusion.any() && c.nhwc_in(0); },
      [](const FastChoice& c) { return make_split_nhwc(c.node, c.ins, c.outs); },

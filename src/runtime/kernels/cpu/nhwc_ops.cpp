@@ -111,12 +111,18 @@ private:
     std::vector<std::vector<ConcatSlice>> slices_;
 };
 
+// Concat along the channels of NHWC tensors: per pixel, each input's run of channels. A plain
+// Concat along any axis is the same copy (make_concat_plain): per index of the dims before the
+// axis ("pixels"), each input's block of its axis extent times the dims after it ("channels");
+// `plain_axis` >= 0 names that axis for the profile.
 class ConcatNhwcOp final : public FastOp {
 public:
-    ConcatNhwcOp(std::vector<int64_t> channels, int64_t pixels, size_t elem)
+    ConcatNhwcOp(std::vector<int64_t> channels, int64_t pixels, size_t elem,
+                 int64_t plain_axis = -1)
         : channels_(std::move(channels)),
           pixels_(pixels),
           elem_(elem),
+          plain_axis_(plain_axis),
           in_place_(channels_.size(), false) {
         for (int64_t c : channels_) total_ += c;
     }
@@ -131,7 +137,8 @@ public:
                           [&](int64_t p0, int64_t p1) {
                               int64_t off = 0;
                               for (size_t k = 0; k < channels_.size(); ++k) {
-                                  if (!in_place_[k]) {
+                                  // (An empty input's tensor may have no buffer.)
+                                  if (!in_place_[k] && channels_[k] > 0) {
                                       copy_channel_rows(
                                           static_cast<const char*>(in[k].raw()) +
                                               p0 * channels_[k] * static_cast<int64_t>(elem_),
@@ -146,12 +153,15 @@ public:
     }
 
     bool set_input_in_place(size_t in) override {
-        if (in >= in_place_.size()) return false;
+        if (in >= in_place_.size() || plain_axis_ >= 0) return false;
         in_place_[in] = true;
         return true;
     }
 
     std::string describe() const override {
+        if (plain_axis_ >= 0) {
+            return fmt::format("Concat axis {} x{} [plain]", plain_axis_, channels_.size());
+        }
         const auto n = std::count(in_place_.begin(), in_place_.end(), false);
         return fmt::format(
             "Concat(C) x{} [nhwc]{}", channels_.size(),
@@ -164,6 +174,7 @@ private:
     std::vector<int64_t> channels_;
     int64_t pixels_;
     size_t elem_;
+    int64_t plain_axis_;
     int64_t total_ = 0;
     std::vector<bool> in_place_;
 };
@@ -563,6 +574,37 @@ std::unique_ptr<FastOp> make_concat_nhwc(const Node& node, std::span<const Opera
     if (elem == 0) return nullptr;
     return std::make_unique<ConcatNhwcOp>(std::move(channels),
                                           out.shape[0] * out.shape[2] * out.shape[3], elem);
+}
+
+std::unique_ptr<FastOp> make_concat_plain(const Node& node, std::span<const Operand> ins,
+                                          const Operand& out) {
+    const auto rank = static_cast<int64_t>(out.shape.size());
+    if (rank == 0 || ins.empty() || !node.has_attr("axis")) return nullptr;
+    int64_t axis = node.attr_int("axis", 0);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) return nullptr;
+    int64_t outer = 1, inner = 1;
+    for (int64_t d = 0; d < axis; ++d) outer *= out.shape[static_cast<size_t>(d)];
+    // With only 1s before the axis each input is one block of the output: the reference step,
+    // which memory_plan.cpp alias_concat_inputs turns into producers writing their blocks in
+    // place, is better there.
+    if (outer == 1) return nullptr;
+    for (int64_t d = axis + 1; d < rank; ++d) inner *= out.shape[static_cast<size_t>(d)];
+    std::vector<int64_t> blocks;
+    int64_t extent = 0;
+    for (const Operand& o : ins) {
+        if (o.dtype != out.dtype || static_cast<int64_t>(o.shape.size()) != rank) return nullptr;
+        for (int64_t d = 0; d < rank; ++d) {
+            if (d != axis && o.shape[static_cast<size_t>(d)] != out.shape[static_cast<size_t>(d)]) {
+                return nullptr;
+            }
+        }
+        extent += o.shape[static_cast<size_t>(axis)];
+        blocks.push_back(o.shape[static_cast<size_t>(axis)] * inner);
+    }
+    const size_t elem = dtype_size(out.dtype);
+    if (elem == 0 || extent != out.shape[static_cast<size_t>(axis)]) return nullptr;
+    return std::make_unique<ConcatNhwcOp>(std::move(blocks), outer, elem, axis);
 }
 
 std::unique_ptr<FastOp> make_split_nhwc(const Node& node, std::span<const Operand> ins,

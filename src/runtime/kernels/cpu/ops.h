@@ -145,6 +145,11 @@ std::unique_ptr<FastOp> make_transpose(const Node& node, std::span<const Operand
 // Concat / Split on axis 1 (channels), any dtype.
 std::unique_ptr<FastOp> make_concat_nhwc(const Node& node, std::span<const Operand> ins,
                                          const Operand& out);
+// Concat of plain tensors along an axis with a dim > 1 before it, any dtype: per index of the
+// dims before the axis, each input's block copied (null when the shapes do not concatenate, or
+// every dim before the axis is 1: the planner's in-place concat takes those).
+std::unique_ptr<FastOp> make_concat_plain(const Node& node, std::span<const Operand> ins,
+                                          const Operand& out);
 std::unique_ptr<FastOp> make_split_nhwc(const Node& node, std::span<const Operand> ins,
                                         std::span<const Operand> outs);
 // MaxPool (float32, no Indices output).
