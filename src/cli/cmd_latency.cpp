@@ -15,10 +15,10 @@ void add_latency_command(CLI::App& app, CommandFn& run) {
         "Time models against each other on this machine: each is loaded and planned once, then "
         "every round times each model once (the order rotating: A B C, B C A, ...) on a constant "
         "input (or --input), so that a slow phase of the machine hits all of them alike. Prints "
-        "JSON: each "
-        "model's whole-run latency (median, its 95% interval, p10/p90, spread, every sample) and, "
-        "for every model after the first, its time over the first model's, round by round (median, "
-        "95% interval, range). E.g. `lowbit latency fp32.onnx int8.onnx --threads 1`.");
+        "JSON: each model's whole-run latency (median, its 95% interval, p10/p90, spread, every "
+        "sample) and, for every model after the first, its time over the first model's, round by "
+        "round (median, 95% interval, range). E.g. `lowbit latency fp32.onnx int8.onnx "
+        "--threads 1`.");
     sub->add_option("models", o->models, "ONNX models; ratios are against the first")
         ->required()
         ->check(CLI::ExistingFile);
