@@ -436,6 +436,27 @@ TEST(ExecutorFast, PlainConcatInputsWrittenInPlace) {
     expect_aliased_matches_reference(b.model(), 5, 1);  // three Reshapes, two Concats
 }
 
+// A plain Concat along an axis with a dim > 1 before it (the YOLO heads' per-level anchors,
+// [1, 8, A_i] along 2) runs as block copies (concat_plain), one whose dims before the axis are
+// all 1 stays a reference step for the in-place plan above (here: it has a graph input), and
+// both match the reference kernels at 2 and 1 threads.
+TEST(ExecutorFast, PlainConcatAlongAnInnerAxis) {
+    Builder b;
+    const std::string x = b.input("x", {1, 8, 12, 10});
+    const std::string a = b.op("Reshape", {b.conv(x, 8, 8, 3), b.init(i64_tensor({1, 8, 120}))});
+    const std::string s = b.op("Reshape", {b.conv(x, 8, 8, 3, 2), b.init(i64_tensor({1, 8, 30}))});
+    const std::string g = b.op("Reshape", {x, b.init(i64_tensor({1, 8, 120}))});
+    b.output(b.op("Sigmoid", {b.op("Concat", {a, s, a}, {{"axis", Attr::make_int(2)}})}));
+    b.output(b.op("Concat", {a, g}, {{"axis", Attr::make_int(1)}}));
+    EXPECT_LT(compare(b.model()), kTol);
+    EXPECT_LT(compare(b.model(), 1), kTol);
+    auto fast = make(b.model(), false);
+    ASSERT_TRUE(fast);
+    const auto& kernels = fast->kernel_report().kernels;
+    EXPECT_EQ(kernels.count("concat_plain") ? kernels.at("concat_plain") : 0, 1);
+    EXPECT_EQ(kernels.count("reference") ? kernels.at("reference") : 0, 1);
+}
+
 // Producers write their Concat slices in place; inputs that are also read elsewhere, graph
 // outputs, repeated inputs, graph inputs (reordered) and constants must all still come out right.
 TEST(ExecutorFast, ConcatInPlaceEdgeCases) {

@@ -105,6 +105,11 @@ std::string ValueInfo::shape_str() const {
     return s + "]";
 }
 
+bool ValueInfo::fixed_shape() const {
+    return has_shape &&
+           std::all_of(dims.begin(), dims.end(), [](const Dim& d) { return d.is_fixed(); });
+}
+
 const Tensor* Graph::initializer(const std::string& n) const {
     for (const auto& [k, t] : initializers) {
         if (k == n) return &t;
@@ -135,6 +140,14 @@ const ValueInfo* Graph::find_input(const std::string& n) const {
         if (v.name == n) return &v;
     }
     return nullptr;
+}
+
+std::vector<const ValueInfo*> Graph::data_inputs() const {
+    std::vector<const ValueInfo*> out;
+    for (const auto& v : inputs) {
+        if (!initializer(v.name)) out.push_back(&v);
+    }
+    return out;
 }
 
 int64_t Model::default_opset() const {

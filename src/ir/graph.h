@@ -89,6 +89,8 @@ struct ValueInfo {
     std::string opaque_type;
 
     std::string shape_str() const;
+    // Rank known and every dimension a fixed size (nothing for a caller to choose).
+    bool fixed_shape() const;
 };
 
 struct Graph {
@@ -108,6 +110,8 @@ struct Graph {
     void set_initializer(const std::string& name, Tensor t);  // add or replace
     bool remove_initializer(const std::string& name);
     const ValueInfo* find_input(const std::string& name) const;
+    // The inputs a run feeds: graph inputs that are not initializers, in order.
+    std::vector<const ValueInfo*> data_inputs() const;
 };
 
 struct OpsetId {

@@ -147,15 +147,12 @@ Result<std::map<std::string, Shape>> parse_input_shapes(const std::vector<std::s
 }
 
 const ValueInfo* image_input(const Model& m) {
-    for (const ValueInfo& vi : m.graph.inputs) {
-        if (!m.graph.initializer(vi.name)) return &vi;
-    }
-    return nullptr;
+    const std::vector<const ValueInfo*> ins = m.graph.data_inputs();
+    return ins.empty() ? nullptr : ins.front();
 }
 
 bool fixed_image_shape(const ValueInfo* in) {
-    if (!in || !in->has_shape || in->dims.size() != 4) return false;
-    return std::all_of(in->dims.begin(), in->dims.end(), [](const Dim& d) { return d.is_fixed(); });
+    return in && in->dims.size() == 4 && in->fixed_shape();
 }
 
 int64_t image_size_for(const Model& m, int64_t requested) {

@@ -53,19 +53,13 @@ Status run_job(const LatencyJob& o, std::FILE* out) {
     // symbolic (a fixed input must match its file, which measure_interleaved checks).
     std::vector<std::map<std::string, Shape>> model_shapes(models.size(), *shapes);
     for (size_t i = 0; i < models.size() && !files.empty(); ++i) {
-        std::vector<const ValueInfo*> ins;
-        for (const ValueInfo& vi : models[i].graph.inputs) {
-            if (!models[i].graph.initializer(vi.name)) ins.push_back(&vi);
-        }
+        const std::vector<const ValueInfo*> ins = models[i].graph.data_inputs();
         if (ins.size() != files.size()) {
             return invalid("{}: has {} input(s), but --input was given {} time(s)", o.models[i],
                            ins.size(), files.size());
         }
         for (size_t k = 0; k < ins.size(); ++k) {
-            const bool fixed =
-                ins[k]->has_shape && std::all_of(ins[k]->dims.begin(), ins[k]->dims.end(),
-                                                 [](const auto& d) { return d.is_fixed(); });
-            if (!fixed && !shapes->count(ins[k]->name)) {
+            if (!ins[k]->fixed_shape() && !shapes->count(ins[k]->name)) {
                 model_shapes[i][ins[k]->name] = files[k].shape();
             }
         }

@@ -23,9 +23,7 @@ std::map<std::string, Shape> calibration_input_shapes(const Model& model, const 
     std::map<std::string, Shape> shapes = given;
     for (const auto& vi : model.graph.inputs) {
         if (model.graph.initializer(vi.name) || shapes.count(vi.name)) continue;
-        bool symbolic = !vi.has_shape;
-        for (const auto& d : vi.dims) symbolic = symbolic || !d.is_fixed();
-        if (!symbolic) continue;
+        if (vi.fixed_shape()) continue;
         Shape s{vi.has_shape && vi.dims[0].is_fixed() ? vi.dims[0].value : 1};
         s.insert(s.end(), sample.begin(), sample.end());
         shapes[vi.name] = s;

@@ -115,10 +115,7 @@ Status run_job(const SmokeJob& o, std::FILE* out) {
     if (!shapes) return shapes.status();
 
     // The --input files, read first: a symbolic dimension takes its size from the file.
-    std::vector<const ValueInfo*> graph_inputs;
-    for (const auto& vi : model->graph.inputs) {
-        if (!model->graph.initializer(vi.name)) graph_inputs.push_back(&vi);
-    }
+    const std::vector<const ValueInfo*> graph_inputs = model->graph.data_inputs();
     if (!o.inputs.empty() && o.inputs.size() != graph_inputs.size()) {
         return invalid("--input given {} time(s) but the model has {} input(s)", o.inputs.size(),
                        graph_inputs.size());

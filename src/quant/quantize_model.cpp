@@ -602,9 +602,7 @@ Result<QuantizeResult> quantize_model(const Model& input, calib::CalibSource* so
     if (source) {
         for (const auto& vi : m.graph.inputs) {
             if (m.graph.initializer(vi.name) || shapes.count(vi.name)) continue;
-            bool symbolic = !vi.has_shape;
-            for (const auto& d : vi.dims) symbolic = symbolic || !d.is_fixed();
-            if (!symbolic) continue;
+            if (vi.fixed_shape()) continue;
             Shape s{vi.has_shape && vi.dims[0].is_fixed() ? vi.dims[0].value : 1};
             s.insert(s.end(), source->sample_shape().begin(), source->sample_shape().end());
             shapes[vi.name] = s;
